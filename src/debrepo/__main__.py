@@ -1,0 +1,3 @@
+from debrepo.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The operations behind every command, as plain functions taking Settings.
+
+The CLI (and later the Lambda handler) only turn their input into these calls and
+their results into output. Anything that publishes holds the repository lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+from debrepo.core.indexes import sort_records
+from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
+from debrepo.core.plan import pool_files_for
+from debrepo.core.records import Provenance, staging_prefix_for
+from debrepo.errors import ConfigError, PackageNotFoundError
+from debrepo.factory import open_object_store, open_signer, open_store
+from debrepo.locking import local_lock
+from debrepo.model import PackageRecord, make_package_id
+from debrepo.packages_config import PackageConfig, load_package_configs
+from debrepo.ports import MetadataStore, ObjectStore
+from debrepo.services.ingest import IngestItem, ingest_files
+from debrepo.services.publish import Publisher, PublishReport
+from debrepo.services.repo_package import RepoPackageTemplates, build_repo_package, template_dir_for
+from debrepo.services.verify import VerifyReport, verify_repository
+from debrepo.settings import Settings
+from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
+from debrepo.versions import latest
+
+log = logging.getLogger("debrepo")
+
+Progress = Callable[[str, int, int], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Workspace:
+    """The backends one command works with, opened on first use."""
+
+    settings: Settings
+    progress: Progress | None = None
+
+    @cached_property
+    def store(self) -> MetadataStore:
+        return open_store(self.settings.store)
+
+    @cached_property
+    def repo(self) -> ObjectStore:
+        return open_object_store(self.settings.repo, "repository")
+
+    @cached_property
+    def staging(self) -> ObjectStore:
+        return open_object_store(self.settings.staging, "staging area")
+
+    @cached_property
+    def signer(self) -> OpenPGPSigner:
+        return open_signer(self.settings)
+
+    @cached_property
+    def configs(self) -> dict[str, PackageConfig]:
+        if not self.settings.config_dir.is_dir():
+            log.debug("no package configuration at %s", self.settings.config_dir)
+            return {}
+        return load_package_configs(self.settings.config_dir)
+
+    @contextmanager
+    def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
+        with local_lock(self.settings.home / "publish.lock", wait_seconds=wait_seconds):
+            yield
+
+    def publisher(self) -> Publisher:
+        return Publisher(
+            store=self.store,
+            repo=self.repo,
+            staging=self.staging,
+            signer=self.signer,
+            settings=self.settings,
+            configs=self.configs,
+            progress=self.progress,
+        )
+
+
+@dataclass
+class AddResult:
+    records: list[PackageRecord]
+    report: PublishReport | None = None
+    staged_keys: list[str] = field(default_factory=list)
+
+
+def _staged_keys(ws: Workspace, records: Sequence[PackageRecord]) -> list[str]:
+    return [
+        staging_key(
+            staging_prefix_for(r.package_name, ws.configs.get(r.package_name)), r.actual_filename
+        )
+        for r in records
+    ]
+
+
+def add_packages(
+    ws: Workspace,
+    paths: Sequence[Path],
+    *,
+    publish: bool = True,
+    now: datetime | None = None,
+    wait_seconds: float = 0.0,
+    file_progress: Callable[[int], None] | None = None,
+) -> AddResult:
+    """Ingest .deb files (all or none), then publish unless told not to."""
+    now = now or utc_now()
+    items = [
+        IngestItem(path, Provenance(deb_url=path.resolve().as_uri(), package_type="manual"))
+        for path in paths
+    ]
+    with ws.lock(wait_seconds):
+        records = ingest_files(
+            items,
+            store=ws.store,
+            staging=ws.staging,
+            configs=ws.configs,
+            now=now,
+            progress=file_progress,
+        )
+        result = AddResult(records, staged_keys=_staged_keys(ws, records))
+        if publish:
+            result.report = ws.publisher().publish(now=now, trusted_staged=result.staged_keys)
+    return result
+
+
+def rebuild(
+    ws: Workspace, *, now: datetime | None = None, wait_seconds: float = 0.0
+) -> PublishReport:
+    """Regenerate every index from the store alone and re-sign (the seed's force rebuild).
+
+    Reads no .deb: pool files already published are taken as they are; only versions
+    whose pool file is missing are copied from the staging area.
+    """
+    with ws.lock(wait_seconds):
+        return ws.publisher().publish(now=now or utc_now())
+
+
+def build_kiro_repo(
+    ws: Workspace,
+    *,
+    version: str,
+    repo_url: str | None = None,
+    publish_after: bool = True,
+    now: datetime | None = None,
+    output: Path | None = None,
+    wait_seconds: float = 0.0,
+) -> AddResult:
+    """Build kiro-repo_<version>_all.deb, stage it, record it and (by default) publish."""
+    now = now or utc_now()
+    config = ws.configs.get(CONVENIENCE_PACKAGE)
+    if config is None:
+        raise ConfigError(
+            f"{ws.settings.config_dir / 'kiro-repo.yaml'}: kiro-repo is not configured"
+        )
+    templates = RepoPackageTemplates.load(template_dir_for(config, ws.settings.config_dir))
+    settings = ws.settings
+    data = build_repo_package(
+        version=version,
+        repo_url=repo_url or settings.public_url,
+        suite=settings.suite,
+        component=settings.component,
+        key_name=settings.key_name,
+        public_key=ws.signer.public_key_binary(),
+        fingerprint=ws.signer.fingerprint,
+        config=config,
+        templates=templates,
+        built_at=now,
+    )
+    filename = f"{CONVENIENCE_PACKAGE}_{version.split(':', 1)[-1]}_all.deb"
+    if output is not None:
+        output.write_bytes(data)
+    with tempfile.TemporaryDirectory(prefix="debrepo-build-") as scratch:
+        built = Path(scratch) / filename
+        built.write_bytes(data)
+        key = staging_key(staging_prefix_for(CONVENIENCE_PACKAGE, config), filename)
+        provenance = Provenance(
+            deb_url=f"{ws.staging.description.rstrip('/')}/{key}",
+            package_type=config.source.type,
+            expected_name=CONVENIENCE_PACKAGE,
+            expected_version=version,
+            notes=f"APT source for {repo_url or settings.public_url}",
+        )
+        with ws.lock(wait_seconds):
+            records = ingest_files(
+                [IngestItem(built, provenance)],
+                store=ws.store,
+                staging=ws.staging,
+                configs=ws.configs,
+                now=now,
+            )
+            result = AddResult(records, staged_keys=_staged_keys(ws, records))
+            if publish_after:
+                result.report = ws.publisher().publish(now=now, trusted_staged=result.staged_keys)
+    return result
+
+
+def list_packages(ws: Workspace, package_name: str | None = None) -> list[PackageRecord]:
+    records = ws.store.by_name(package_name) if package_name else ws.store.all()
+
+    return sort_records(records)
+
+
+def find_package(ws: Workspace, package_name: str, version: str | None = None) -> PackageRecord:
+    """One version, or the latest of a package when no version is given."""
+    if version is None and "#" in package_name:
+        package_name, version = package_name.split("#", 1)
+    if version is not None:
+        record = ws.store.get(make_package_id(package_name, version))
+    else:
+        record = latest(ws.store.by_name(package_name), lambda r: r.version)
+    if record is None:
+        wanted = f"{package_name} {version}" if version else package_name
+        raise PackageNotFoundError(f"{wanted} is not in the store {ws.store.description}")
+    return record
+
+
+def remove_package(
+    ws: Workspace,
+    package_name: str,
+    version: str,
+    *,
+    publish_after: bool = True,
+    now: datetime | None = None,
+    wait_seconds: float = 0.0,
+) -> tuple[PackageRecord, PublishReport | None]:
+    """Delete a version from the store, republish, then delete its pool and staged file.
+
+    The files go only after the new indices no longer name them, so no client is sent
+    to a missing file by a Release it can already see.
+    """
+    with ws.lock(wait_seconds):
+        record = find_package(ws, package_name, version)
+        ws.store.delete(record.package_id)
+        report = None
+        if publish_after:
+            report = ws.publisher().publish(now=now or utc_now())
+            (pool_file,) = pool_files_for([record], ws.settings.component)
+            ws.repo.delete(pool_file.key)
+            ws.staging.delete(_staged_keys(ws, [record])[0])
+    return record, report
+
+
+def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -> VerifyReport:
+    signer = ws.signer if ws.settings.key_file.exists() else None
+    return verify_repository(
+        store=ws.store,
+        repo=ws.repo,
+        settings=ws.settings,
+        signer=signer,
+        now=now or utc_now(),
+        check_pool_hashes=not quick,
+        progress=ws.progress,
+    )
+
+
+def generate_key(ws: Workspace, *, force: bool = False) -> OpenPGPSigner:
+    """Create the signing key file (refusing to replace one unless `force`)."""
+    path = ws.settings.key_file
+    if path.exists() and not force:
+        raise ConfigError(
+            f"{path}: a signing key already exists; pass --force to replace it (clients "
+            "that trust the old key will reject the repository until they get the new one)"
+        )
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = generate_secret_key(ws.settings.key_user_id)
+    temp = path.with_name(f".tmp-{path.name}")
+    temp.touch(mode=0o600)
+    temp.write_bytes(secret)
+    temp.replace(path)
+    return OpenPGPSigner(secret, source=str(path))

@@ -1,0 +1,501 @@
+"""The `debrepo` command line: parse arguments, call `debrepo.app`, print the result.
+
+Errors are one line on stderr and a non-zero exit status (2 for usage and
+configuration, 1 for everything else); `-v` adds the traceback of unexpected ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from debrepo import __version__
+from debrepo.errors import DebrepoError
+
+if TYPE_CHECKING:
+    from debrepo.app import Workspace
+    from debrepo.model import PackageRecord
+    from debrepo.services.publish import PublishReport
+
+log = logging.getLogger("debrepo")
+
+GLOBAL_OPTIONS = (
+    (
+        "--home",
+        "home",
+        "Working folder for the embedded default [env DEBREPO_HOME; default .debrepo]",
+    ),
+    (
+        "--settings",
+        "settings_file",
+        "Settings file (YAML) [env DEBREPO_SETTINGS; default ./debrepo.yaml]",
+    ),
+    (
+        "--store",
+        "store",
+        "Metadata store URL, e.g. sqlite:///srv/debrepo/metadata.db [env DEBREPO_STORE]",
+    ),
+    ("--repo", "repo", "Published repository URL, e.g. file:///srv/repo [env DEBREPO_REPO]"),
+    ("--staging", "staging", "Staging area URL (never public) [env DEBREPO_STAGING]"),
+    ("--key-file", "key_file", "Signing key file [env DEBREPO_KEY_FILE]"),
+    (
+        "--config-dir",
+        "config_dir",
+        "Package definitions folder [env DEBREPO_CONFIG_DIR; default config/packages]",
+    ),
+    (
+        "--public-url",
+        "public_url",
+        "URL clients use to reach the repository [env DEBREPO_PUBLIC_URL]",
+    ),
+    ("--origin", "origin", "Release Origin [env DEBREPO_ORIGIN]"),
+    ("--label", "label", "Release Label [env DEBREPO_LABEL]"),
+    ("--suite", "suite", "Release Suite [env DEBREPO_SUITE; default stable]"),
+    ("--codename", "codename", "Release Codename [env DEBREPO_CODENAME; default stable]"),
+    (
+        "--components",
+        "components",
+        "Components, comma separated [env DEBREPO_COMPONENTS; default main]",
+    ),
+    (
+        "--architectures",
+        "architectures",
+        "Architectures, comma separated [env DEBREPO_ARCHITECTURES; default amd64]",
+    ),
+    ("--valid-days", "valid_days", "Days until Valid-Until [env DEBREPO_VALID_DAYS; default 7]"),
+)
+
+
+class Output:
+    """Human output on stdout; progress bars on stderr only when it is a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.interactive = sys.stderr.isatty() and not quiet
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message)
+
+    @contextmanager
+    def progress(
+        self, description: str, total: int | None = None
+    ) -> Iterator[Callable[[int], None]]:
+        if not self.interactive or (total is not None and total < 2):
+            yield lambda _n: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    def phase_progress(self) -> Callable[[str, int, int], None] | None:
+        """A (phase, done, total) callback drawing one bar per phase, or None."""
+        if not self.interactive:
+            return None
+        from rich.progress import Progress, TaskID
+
+        bars: dict[str, TaskID] = {}
+        progress = Progress(transient=True)
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                if not bars:
+                    progress.start()
+                bars[phase] = progress.add_task(phase, total=total)
+            progress.update(bars[phase], completed=done)
+            if all(t.finished for t in progress.tasks):
+                progress.stop()
+
+        return update
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"debrepo: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _workspace(ctx: click.Context) -> Workspace:
+    from debrepo.app import Workspace
+    from debrepo.settings import load_settings
+
+    state: dict[str, Any] = ctx.ensure_object(dict)
+    if "workspace" not in state:
+        settings = load_settings(state["flags"])
+        state["workspace"] = Workspace(settings, progress=state["output"].phase_progress())
+    workspace: Workspace = state["workspace"]
+    return workspace
+
+
+def _output(ctx: click.Context) -> Output:
+    output: Output = ctx.ensure_object(dict)["output"]
+    return output
+
+
+def _report(out: Output, report: PublishReport | None, ws: Workspace) -> None:
+    if report is None:
+        return
+    out.say(f"published {ws.settings.repo}: {report.summary()}")
+    if report.convenience_version:
+        out.say(f"kiro-repo.deb is kiro-repo {report.convenience_version}")
+
+
+def _record_json(record: PackageRecord) -> dict[str, Any]:
+    item = record.to_item()
+    item["control_fields"] = dict(record.control_fields)
+    return item
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="debrepo")
+@click.option("-v", "--verbose", count=True, help="More detail (twice: debug log and tracebacks).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Run a signed, multi-package APT repository from a metadata store.
+
+    The embedded default keeps everything under .debrepo/: the SQLite store, the
+    staging area, the signing key (generated on first use) and the published folder.
+    """
+    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(
+        level=level, format="debrepo: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+    ctx.ensure_object(dict).update(flags=flags, output=Output(quiet), verbose=verbose)
+
+
+for _flag, _name, _help in reversed(GLOBAL_OPTIONS):
+    cli = click.option(_flag, _name, default=None, help=_help)(cli)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--no-publish", is_flag=True, help="Only stage and record; publish later with `rebuild`."
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another publisher to finish.",
+)
+@click.pass_context
+def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_seconds: float) -> None:
+    """Add .deb files to the store and publish them (all of them, or none)."""
+    from debrepo.app import add_packages
+
+    ws, out = _workspace(ctx), _output(ctx)
+    with out.progress("reading packages", len(files)) as advance:
+        result = add_packages(
+            ws,
+            list(files),
+            publish=not no_publish,
+            wait_seconds=wait_seconds,
+            file_progress=advance,
+        )
+    for record in result.records[:20]:
+        out.say(f"added {record.package_name} {record.version} ({record.architecture})")
+    if len(result.records) > 20:
+        out.say(f"added {len(result.records) - 20} more")
+    _report(out, result.report, ws)
+
+
+@cli.command()
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another publisher to finish.",
+)
+@click.pass_context
+def rebuild(ctx: click.Context, wait_seconds: float) -> None:
+    """Regenerate and re-sign every index from the store alone (force rebuild)."""
+    from debrepo.app import rebuild as rebuild_repository
+
+    ws = _workspace(ctx)
+    _report(_output(ctx), rebuild_repository(ws, wait_seconds=wait_seconds), ws)
+
+
+@cli.command("build-repo-package")
+@click.option(
+    "--version", "version", required=True, help="Version of kiro-repo to build, e.g. 1.2.0."
+)
+@click.option(
+    "--repo-url",
+    default=None,
+    help="Repository URL the package points apt at [default: --public-url].",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the .deb here.",
+)
+@click.option("--no-publish", is_flag=True, help="Only stage and record it.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another publisher to finish.",
+)
+@click.pass_context
+def build_repo_package(
+    ctx: click.Context,
+    version: str,
+    repo_url: str | None,
+    output: Path | None,
+    no_publish: bool,
+    wait_seconds: float,
+) -> None:
+    """Build kiro-repo_<VERSION>_all.deb, stage and record it, then publish."""
+    from debrepo.app import build_kiro_repo
+
+    ws, out = _workspace(ctx), _output(ctx)
+    result = build_kiro_repo(
+        ws,
+        version=version,
+        repo_url=repo_url,
+        publish_after=not no_publish,
+        output=output,
+        wait_seconds=wait_seconds,
+    )
+    record = result.records[0]
+    out.say(
+        f"built {record.actual_filename} ({record.file_size} bytes, sha256 {record.sha256_hash})"
+    )
+    _report(out, result.report, ws)
+
+
+@cli.command("list")
+@click.option("--package", "package_name", default=None, help="Only this package.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_command(ctx: click.Context, package_name: str | None, as_json: bool) -> None:
+    """List the package versions in the store."""
+    from debrepo.app import list_packages
+
+    records = list_packages(_workspace(ctx), package_name)
+    if as_json:
+        click.echo(json.dumps([_record_json(r) for r in records], indent=2))
+        return
+    if not records:
+        _output(ctx).say("the store holds no packages")
+        return
+    width = max(len(r.package_name) for r in records)
+    vwidth = max(len(r.version) for r in records)
+    for r in records:
+        click.echo(
+            f"{r.package_name:<{width}}  {r.version:<{vwidth}}  {r.architecture:<6}  "
+            f"{r.file_size:>11}  {r.package_type}"
+        )
+
+
+@cli.command()
+@click.argument("package")
+@click.argument("version", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def show(ctx: click.Context, package: str, version: str | None, as_json: bool) -> None:
+    """Show one version (the latest when VERSION is omitted), as its Packages entry."""
+    from debrepo.app import find_package
+    from debrepo.core.indexes import render_stanza
+
+    ws = _workspace(ctx)
+    record = find_package(ws, package, version)
+    if as_json:
+        click.echo(json.dumps(_record_json(record), indent=2))
+        return
+    click.echo(render_stanza(record, ws.settings.component), nl=False)
+    extras = {
+        "Origin-URL": record.deb_url,
+        "Package-Type": record.package_type,
+        "Published": record.pub_date,
+        "Processed": record.processed_timestamp,
+        "Notes": record.notes,
+    }
+    for key, value in extras.items():
+        if value:
+            click.echo(f"X-Debrepo-{key}: {value}")
+
+
+@cli.command()
+@click.argument("package")
+@click.argument("version")
+@click.option("--no-publish", is_flag=True, help="Only delete from the store.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another publisher to finish.",
+)
+@click.pass_context
+def remove(
+    ctx: click.Context, package: str, version: str, no_publish: bool, yes: bool, wait_seconds: float
+) -> None:
+    """Remove one version from the store and the published repository."""
+    from debrepo.app import remove_package
+
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"remove {package} {version} from the store and the repository?", abort=True)
+    ws = _workspace(ctx)
+    record, report = remove_package(
+        ws, package, version, publish_after=not no_publish, wait_seconds=wait_seconds
+    )
+    _output(ctx).say(f"removed {record.package_name} {record.version}")
+    _report(_output(ctx), report, ws)
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Check pool file sizes only, not their checksums.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def verify(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Check the published repository against the store; exit 1 on any problem."""
+    from debrepo.app import verify as verify_repository
+
+    ws = _workspace(ctx)
+    report = verify_repository(ws, quick=quick)
+    if as_json:
+        click.echo(json.dumps(asdict(report) | {"ok": report.ok}, indent=2))
+    else:
+        for warning in report.warnings:
+            click.echo(f"debrepo: warning: {warning}", err=True)
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+        _output(ctx).say(
+            f"{'OK' if report.ok else 'FAILED'}: {report.packages_checked} package(s), "
+            f"{report.files_checked} index file(s) checked in {ws.settings.repo}"
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--bind", "host", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
+)
+@click.option(
+    "--port", default=8080, show_default=True, type=int, help="Port (0 picks a free one)."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the published folder over HTTP on 127.0.0.1 (for apt on this machine)."""
+    from debrepo.objects.filesystem import FilesystemObjectStore
+    from debrepo.serve import make_server
+
+    ws = _workspace(ctx)
+    repo = ws.repo
+    if not isinstance(repo, FilesystemObjectStore):
+        _fail(f"serve works on a local folder; {ws.settings.repo} is not one", 2)
+    server = make_server(repo.root, host, port)
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    click.echo(
+        f"serving {repo.root} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", err=True
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.group()
+def key() -> None:
+    """Manage the signing key."""
+
+
+@key.command("generate")
+@click.option("--force", is_flag=True, help="Replace an existing key.")
+@click.pass_context
+def key_generate(ctx: click.Context, force: bool) -> None:
+    """Generate a new Ed25519 signing key at --key-file."""
+    from debrepo.app import generate_key
+
+    ws = _workspace(ctx)
+    signer = generate_key(ws, force=force)
+    _output(ctx).say(
+        f"generated signing key {signer.fingerprint.upper()} at {ws.settings.key_file}"
+    )
+    _output(ctx).say("run `debrepo rebuild` to publish the new public key and re-sign")
+
+
+@key.command("export")
+@click.option("--armor/--binary", default=True, show_default=True, help="ASCII-armoured or binary.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File (default stdout).",
+)
+@click.pass_context
+def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
+    """Export the public key (what clients put in /usr/share/keyrings/)."""
+    ws = _workspace(ctx)
+    data = ws.signer.public_key_armored() if armor else ws.signer.public_key_binary()
+    if output:
+        output.write_bytes(data)
+    elif armor:
+        click.echo(data.decode(), nl=False)
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@key.command("show")
+@click.pass_context
+def key_show(ctx: click.Context) -> None:
+    """Print the signing key's fingerprint and file."""
+    ws = _workspace(ctx)
+    click.echo(f"{ws.signer.fingerprint.upper()}  {ws.settings.key_file}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning DebrepoError into one line and an exit code."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="debrepo",
+            standalone_mode=False,
+        )
+    except click.exceptions.Abort:
+        _fail("aborted", 1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DebrepoError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
+
+
+if __name__ == "__main__":
+    main()

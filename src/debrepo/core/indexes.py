@@ -1,0 +1,291 @@
+"""Packages and Release rendering: same records in, same bytes out.
+
+Stanzas are written in apt's field order with deb822's formatting rules; the property
+tests check the output against `debian.deb822` byte for byte and against
+`apt-ftparchive` / `dpkg-scanpackages` field for field. Formatting is done here rather
+than through `Deb822.dump()` because the latter costs ~45 µs per stanza, which is most
+of a rebuild of a 10,000-package repository; parsing (control files, published
+indices) does go through deb822.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from debrepo.core.control import field_rank
+from debrepo.core.layout import pool_path
+from debrepo.model import PackageRecord
+from debrepo.versions import version_key
+
+# xz: LZMA2 in fast mode. On a 10,000-package index (mostly hex digests, which do not
+# compress) preset 6 takes ~2.6 s and saves ~20 %; this takes ~0.3 s.
+XZ_FILTERS: Sequence[Mapping[str, int]] = (
+    {
+        "id": lzma.FILTER_LZMA2,
+        "preset": 0,
+        "mode": lzma.MODE_FAST,
+        "mf": lzma.MF_HC3,
+        "nice_len": 16,
+        "depth": 1,
+        "dict_size": 1 << 20,
+    },
+)
+GZIP_LEVEL = 6
+HASH_FIELDS = (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA512", "sha512"))
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Size and the four checksums a Release file lists for an index."""
+
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    sha512: str
+
+    def get(self, hash_name: str) -> str:
+        value: str = getattr(self, hash_name)
+        return value
+
+
+def digest_of(data: bytes) -> Digest:
+    return Digest(
+        size=len(data),
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        sha512=hashlib.sha512(data).hexdigest(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFile:
+    """An index under `dists/<suite>/`; `data` is None when reused unchanged from before."""
+
+    path: str
+    digest: Digest
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseInfo:
+    """What the Release file says about the repository besides its checksums."""
+
+    origin: str
+    label: str
+    suite: str
+    codename: str
+    version: str
+    architectures: tuple[str, ...]
+    components: tuple[str, ...]
+    description: str
+    valid_for: timedelta
+
+
+def format_paragraph(fields: Iterable[tuple[str, str]]) -> str:
+    """One control paragraph, exactly as `Deb822.dump()` writes it (no blank line after)."""
+    return "".join(
+        f"{name}:{value}\n" if not value or value[0] == "\n" else f"{name}: {value}\n"
+        for name, value in fields
+    )
+
+
+def stanza_fields(record: PackageRecord, component: str) -> list[tuple[str, str]]:
+    """The fields of a record's Packages stanza, in apt's order."""
+    fields: list[tuple[str, str]] = [
+        ("Package", record.package_name),
+        ("Version", record.version),
+        ("Architecture", record.architecture),
+        ("Maintainer", record.maintainer),
+        ("Filename", pool_path(component, record.package_name, record.actual_filename)),
+        ("Size", str(record.file_size)),
+        ("MD5sum", record.md5_hash),
+        ("SHA1", record.sha1_hash),
+        ("SHA256", record.sha256_hash),
+        ("Description", record.description),
+    ]
+    if record.priority:
+        fields.append(("Priority", record.priority))
+    if record.section:
+        fields.append(("Section", record.section))
+    if record.installed_size is not None:
+        fields.append(("Installed-Size", str(record.installed_size)))
+    if record.depends:
+        fields.append(("Depends", record.depends))
+    if record.sha512_hash:
+        fields.append(("SHA512", record.sha512_hash))
+    if record.homepage:
+        fields.append(("Homepage", record.homepage))
+    fields.extend(record.control_fields)
+    fields.sort(key=lambda item: field_rank(item[0]))
+    return fields
+
+
+def render_stanza(record: PackageRecord, component: str) -> str:
+    return format_paragraph(stanza_fields(record, component))
+
+
+def sort_records(records: Iterable[PackageRecord]) -> list[PackageRecord]:
+    """Deterministic order: package name, then Debian version order, then architecture."""
+    by_name: dict[str, list[PackageRecord]] = defaultdict(list)
+    for record in records:
+        by_name[record.package_name].append(record)
+    ordered: list[PackageRecord] = []
+    for name in sorted(by_name):
+        group = by_name[name]
+        if len(group) > 1:
+            group.sort(key=lambda r: (version_key(r.version), r.architecture, r.version))
+        ordered.extend(group)
+    return ordered
+
+
+def records_for_architecture(
+    records: Iterable[PackageRecord], architecture: str
+) -> list[PackageRecord]:
+    """Records apt on `architecture` may install: its own and `Architecture: all`."""
+    return [r for r in records if r.architecture in (architecture, "all")]
+
+
+def render_packages(sorted_records: Sequence[PackageRecord], component: str) -> bytes:
+    """A Packages file: stanzas separated by one blank line, in the given order."""
+    return "\n".join(render_stanza(r, component) for r in sorted_records).encode("utf-8")
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """gzip with mtime 0 and no file name, so the same input gives the same bytes."""
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def xz_bytes(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=XZ_FILTERS)
+
+
+def build_indices(
+    records: Iterable[PackageRecord],
+    info: ReleaseInfo,
+    previous: Mapping[str, Digest] | None = None,
+) -> list[IndexFile]:
+    """Every Packages, Packages.gz and Packages.xz of the repository.
+
+    `previous` maps index paths to the digests of the published Release. Where a
+    Packages file's bytes are unchanged, its compressed forms are reused from there
+    rather than compressed again (compression output is deterministic, so the bytes
+    would be the same).
+    """
+    previous = previous or {}
+    ordered = sort_records(records)
+    plain: list[tuple[str, bytes]] = []
+    for component in info.components:
+        for architecture in info.architectures:
+            chosen = (
+                records_for_architecture(ordered, architecture)
+                if component == info.components[0]
+                else []
+            )
+            directory = f"{component}/binary-{architecture}"
+            plain.append((f"{directory}/Packages", render_packages(chosen, component)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        plain_digests = list(pool.map(digest_of, (data for _, data in plain)))
+        jobs = []
+        for (path, data), digest in zip(plain, plain_digests, strict=True):
+            reused = (
+                previous.get(path) == digest
+                and previous.get(path + ".gz") is not None
+                and previous.get(path + ".xz") is not None
+            )
+            jobs.append((path, data, digest, reused))
+        compressed = {
+            (path, suffix): pool.submit(compress, data)
+            for path, data, _, reused in jobs
+            if not reused
+            for suffix, compress in ((".gz", gzip_bytes), (".xz", xz_bytes))
+        }
+        compressed_digests = {
+            key: pool.submit(digest_of, f.result()) for key, f in compressed.items()
+        }
+
+        indices: list[IndexFile] = []
+        for path, data, digest, reused in jobs:
+            indices.append(IndexFile(path, digest, data))
+            for suffix in (".gz", ".xz"):
+                if reused:
+                    indices.append(IndexFile(path + suffix, previous[path + suffix], None))
+                else:
+                    key = (path, suffix)
+                    indices.append(
+                        IndexFile(
+                            path + suffix,
+                            compressed_digests[key].result(),
+                            compressed[key].result(),
+                        )
+                    )
+    return indices
+
+
+def rfc1123(moment: datetime) -> str:
+    """`Tue, 24 Nov 2026 10:00:00 +0000`, independent of the locale."""
+    moment = moment.astimezone(UTC)
+    return (
+        f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
+        f"{moment.year:04d} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} +0000"
+    )
+
+
+def render_release(info: ReleaseInfo, indices: Sequence[IndexFile], now: datetime) -> bytes:
+    """The Release file (seed Properties 13, 14) with Acquire-By-Hash."""
+    now = now.astimezone(UTC).replace(microsecond=0)
+    fields = [
+        ("Origin", info.origin),
+        ("Label", info.label),
+        ("Suite", info.suite),
+        ("Version", info.version),
+        ("Codename", info.codename),
+        ("Date", rfc1123(now)),
+        ("Valid-Until", rfc1123(now + info.valid_for)),
+        ("Acquire-By-Hash", "yes"),
+        ("Architectures", " ".join(info.architectures)),
+        ("Components", " ".join(info.components)),
+        ("Description", info.description),
+    ]
+    ordered = sorted(indices, key=lambda index: index.path)
+    width = max((len(str(i.digest.size)) for i in ordered), default=1)
+    for field_name, hash_name in HASH_FIELDS:
+        lines = "".join(
+            f"\n {index.digest.get(hash_name)} {index.digest.size:>{width}} {index.path}"
+            for index in ordered
+        )
+        fields.append((field_name, lines))
+    return format_paragraph(fields).encode("utf-8")
+
+
+def parse_release_digests(release: bytes) -> dict[str, Digest]:
+    """Index path -> Digest from a Release file (entries missing any hash are left out)."""
+    sizes: dict[str, int] = {}
+    hashes: dict[str, dict[str, str]] = defaultdict(dict)
+    current: str | None = None
+    names = dict(HASH_FIELDS)
+    for line in release.decode("utf-8", "replace").splitlines():
+        if line and not line[0].isspace():
+            name, _, rest = line.partition(":")
+            current = names.get(name.strip()) if not rest.strip() else None
+            continue
+        parts = line.split()
+        if current and len(parts) == 3 and parts[1].isdigit():
+            hashes[parts[2]][current] = parts[0]
+            sizes[parts[2]] = int(parts[1])
+    return {
+        path: Digest(sizes[path], h["md5"], h["sha1"], h["sha256"], h["sha512"])
+        for path, h in hashes.items()
+        if len(h) == 4
+    }

@@ -1,0 +1,70 @@
+"""The instructions page at the repository root."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from debrepo.core.layout import CONVENIENCE_COPY
+from debrepo.model import PackageRecord
+
+
+def render_index_html(
+    *,
+    public_url: str,
+    label: str,
+    suite: str,
+    component: str,
+    keyring_name: str,
+    fingerprint: str,
+    latest: Sequence[PackageRecord],
+) -> bytes:
+    """Install instructions: get kiro-repo.deb, install it, apt update, apt install kiro."""
+    url = escape(public_url.rstrip("/"))
+    keyring = escape(keyring_name)
+    rows = "\n".join(
+        f"      <tr><td>{escape(r.package_name)}</td><td>{escape(r.version)}</td>"
+        f"<td>{escape(r.architecture)}</td><td>{escape(r.description.splitlines()[0])}</td></tr>"
+        for r in latest
+    )
+    manual = (
+        f"Types: deb\nURIs: {url}\nSuites: {escape(suite)}\nComponents: {escape(component)}\n"
+        f"Signed-By: /usr/share/keyrings/{escape(keyring_name)}.gpg"
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{escape(label)} APT repository</title>
+  <style>
+    body {{ font-family: sans-serif; max-width: 50rem; margin: 2rem auto; padding: 0 1rem; }}
+    pre {{ background: #f4f4f4; padding: 1rem; overflow-x: auto; }}
+    td, th {{ padding: 0.2rem 0.8rem; text-align: left; }}
+  </style>
+</head>
+<body>
+  <h1>{escape(label)} APT repository</h1>
+  <h2>Install</h2>
+  <p>Download the repository package, install it, then install Kiro:</p>
+  <pre>curl -fsSLO {url}/{CONVENIENCE_COPY}
+sudo apt install ./{CONVENIENCE_COPY}
+sudo apt update
+sudo apt install kiro</pre>
+  <p>The repository package adds <code>/etc/apt/sources.list.d/kiro.sources</code> and the
+  signing key <code>/usr/share/keyrings/{escape(keyring_name)}.gpg</code>, and keeps both up
+  to date with <code>apt upgrade</code>.</p>
+  <h2>Set up by hand</h2>
+  <pre>curl -fsSL {url}/{keyring}.gpg | sudo tee /usr/share/keyrings/{keyring}.gpg &gt;/dev/null
+sudo tee /etc/apt/sources.list.d/kiro.sources &lt;&lt;'EOF'
+{manual}
+EOF</pre>
+  <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>
+  <h2>Packages</h2>
+  <table>
+    <tr><th>Package</th><th>Latest version</th><th>Architecture</th><th>Description</th></tr>
+{rows}
+  </table>
+</body>
+</html>
+"""
+    return page.encode("utf-8")

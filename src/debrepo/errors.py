@@ -1,0 +1,79 @@
+"""Every failure debrepo reports derives from DebrepoError.
+
+The message of each error is one line that names the file, field, package or URL at
+fault and, where there is one, what to do about it. The CLI prints it as is and exits
+non-zero; nothing catches a DebrepoError to carry on with half a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DebrepoError(Exception):
+    """Root of every error debrepo raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(DebrepoError):
+    """A settings value or a package configuration file is missing or malformed."""
+
+    exit_code = 2
+
+
+class InvalidPackageError(DebrepoError):
+    """A file offered as a .deb is not one, is truncated, or contradicts its metadata."""
+
+
+class RecordValidationError(DebrepoError):
+    """A package record lacks required fields or carries malformed ones."""
+
+    def __init__(self, package_id: str, problems: Sequence[str]) -> None:
+        self.package_id = package_id
+        self.problems = tuple(problems)
+        super().__init__(f"package record {package_id!r} is incomplete: {'; '.join(problems)}")
+
+
+class DuplicatePackageError(DebrepoError):
+    """A package version is already in the store; published versions are immutable."""
+
+    def __init__(self, package_id: str) -> None:
+        self.package_id = package_id
+        name, _, version = package_id.partition("#")
+        super().__init__(
+            f"{name} {version} is already in the store (package_id {package_id!r}); "
+            "published versions are immutable, build a new version instead"
+        )
+
+
+class PackageNotFoundError(DebrepoError):
+    """A command names a package version that is not in the store."""
+
+
+class StoreError(DebrepoError):
+    """The metadata store could not be read or written."""
+
+
+class ObjectStoreError(DebrepoError):
+    """The published repository or the staging area could not be read or written."""
+
+
+class SigningError(DebrepoError):
+    """The signing key is missing, unreadable, too weak, or signing failed."""
+
+
+class PublishError(DebrepoError):
+    """A publish was refused before anything visible to clients changed."""
+
+
+class LockError(DebrepoError):
+    """Another publisher holds the repository lock."""
+
+
+class VerificationError(DebrepoError):
+    """The published repository does not agree with the store."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"{len(self.problems)} problem(s) found: " + "; ".join(self.problems[:5]))

@@ -1,0 +1,52 @@
+"""One publisher at a time on the embedded default: an advisory lock on a local file.
+
+The kernel drops a `flock` when its holder exits, so a crashed publisher never leaves
+the repository locked. The file records who holds the lock, for the error message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from debrepo.errors import LockError
+
+POLL_SECONDS = 0.1
+
+
+@contextmanager
+def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold an exclusive lock on `path`; LockError after `wait_seconds` of waiting."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = path.read_text(encoding="utf-8", errors="replace").strip() or "unknown"
+                    raise LockError(
+                        f"another debrepo process is publishing ({holder}); lock {path}; "
+                        "retry when it has finished, or pass --wait SECONDS"
+                    ) from None
+                time.sleep(POLL_SECONDS)
+        since = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+        owner = f"pid {os.getpid()} on {socket.gethostname()} since {since}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, owner.encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,256 @@
+"""PackageRecord: one package version as the metadata store keeps it.
+
+The attribute names and the item shape (`to_item` / `from_item`) are the seed's
+DynamoDB attribute schema, plus what a force rebuild needs to reproduce a Packages
+stanza byte for byte without opening the .deb: `installed_size`, `sha512_hash` and
+`control_fields` (every other field of the .deb's control file, in file order).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from debrepo.core.control import (
+    architecture_problem,
+    field_value_problem,
+    package_name_problem,
+    pool_filename_problem,
+    version_problem,
+)
+from debrepo.errors import RecordValidationError
+
+# Property 2 of the seed: every stored package carries these.
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "package_name",
+    "version",
+    "architecture",
+    "deb_url",
+    "actual_filename",
+    "file_size",
+    "md5_hash",
+    "sha1_hash",
+    "sha256_hash",
+    "section",
+    "priority",
+    "maintainer",
+    "homepage",
+    "description",
+    "pub_date",
+    "processed_timestamp",
+    "package_type",
+)
+# Present in every record, but a .deb outside config/packages/ may leave them empty:
+# dpkg-scanpackages then omits the field, and so do we.
+MAY_BE_EMPTY = frozenset({"section", "priority", "homepage"})
+OPTIONAL_TEXT_FIELDS: tuple[str, ...] = ("depends", "certificate_url", "signature_url", "notes")
+
+_HEX_DIGITS = {"md5_hash": 32, "sha1_hash": 40, "sha256_hash": 64, "sha512_hash": 128}
+_HEX = {name: re.compile(f"[0-9a-f]{{{digits}}}") for name, digits in _HEX_DIGITS.items()}
+# Fields rendered into the Packages stanza; their values must be valid deb822 values.
+_STANZA_TEXT_FIELDS = {
+    "section": "Section",
+    "priority": "Priority",
+    "maintainer": "Maintainer",
+    "homepage": "Homepage",
+    "description": "Description",
+    "depends": "Depends",
+}
+
+
+def make_package_id(package_name: str, version: str) -> str:
+    """The store's partition key, `"{package_name}#{version}"`."""
+    return f"{package_name}#{version}"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    """Complete metadata of one package version; immutable once stored."""
+
+    package_name: str
+    version: str
+    architecture: str
+    section: str
+    priority: str
+    maintainer: str
+    homepage: str
+    description: str
+    deb_url: str
+    actual_filename: str
+    file_size: int
+    md5_hash: str
+    sha1_hash: str
+    sha256_hash: str
+    pub_date: str
+    processed_timestamp: str
+    package_type: str
+    depends: str | None = None
+    certificate_url: str | None = None
+    signature_url: str | None = None
+    notes: str | None = None
+    installed_size: int | None = None
+    sha512_hash: str | None = None
+    control_fields: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def package_id(self) -> str:
+        return make_package_id(self.package_name, self.version)
+
+    def to_item(self) -> dict[str, Any]:
+        """The store item: seed attribute names, numbers as int, absent optionals omitted."""
+        item: dict[str, Any] = {"package_id": self.package_id}
+        for name in REQUIRED_FIELDS:
+            item[name] = getattr(self, name)
+        for name in (*OPTIONAL_TEXT_FIELDS, "installed_size", "sha512_hash"):
+            value = getattr(self, name)
+            if value is not None:
+                item[name] = value
+        if self.control_fields:
+            item["control_fields"] = [[k, v] for k, v in self.control_fields]
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> PackageRecord:
+        """Build a record from a store item; RecordValidationError names every bad field."""
+        problems = item_problems(item)
+        if problems:
+            raise RecordValidationError(_item_id(item), problems)
+        return cls._from_valid_item(item)
+
+    @classmethod
+    def _from_valid_item(cls, item: Mapping[str, Any]) -> PackageRecord:
+        control = item.get("control_fields") or ()
+        installed = item.get("installed_size")
+        return cls(
+            package_name=item["package_name"],
+            version=item["version"],
+            architecture=item["architecture"],
+            section=item["section"],
+            priority=item["priority"],
+            maintainer=item["maintainer"],
+            homepage=item["homepage"],
+            description=item["description"],
+            deb_url=item["deb_url"],
+            actual_filename=item["actual_filename"],
+            file_size=int(item["file_size"]),
+            md5_hash=item["md5_hash"],
+            sha1_hash=item["sha1_hash"],
+            sha256_hash=item["sha256_hash"],
+            pub_date=item["pub_date"],
+            processed_timestamp=item["processed_timestamp"],
+            package_type=item["package_type"],
+            depends=item.get("depends"),
+            certificate_url=item.get("certificate_url"),
+            signature_url=item.get("signature_url"),
+            notes=item.get("notes"),
+            installed_size=None if installed is None else int(installed),
+            sha512_hash=item.get("sha512_hash"),
+            control_fields=tuple((str(k), str(v)) for k, v in control),
+        )
+
+    def validate(self) -> PackageRecord:
+        """Return self, or raise RecordValidationError listing every problem."""
+        problems = item_problems(self.to_item())
+        if problems:
+            raise RecordValidationError(self.package_id, problems)
+        return self
+
+    def with_changes(self, **changes: Any) -> PackageRecord:
+        return replace(self, **changes)
+
+
+def _item_id(item: Mapping[str, Any]) -> str:
+    package_id = item.get("package_id")
+    if isinstance(package_id, str) and package_id:
+        return package_id
+    return make_package_id(str(item.get("package_name", "?")), str(item.get("version", "?")))
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer from int or an integral Decimal (DynamoDB numbers), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return None
+
+
+def item_problems(item: Mapping[str, Any]) -> list[str]:
+    """Every missing or malformed field of a store item, by name; empty when valid."""
+    problems: list[str] = []
+    missing = [
+        name
+        for name in REQUIRED_FIELDS
+        if item.get(name) is None or (item.get(name) == "" and name not in MAY_BE_EMPTY)
+    ]
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    for name in REQUIRED_FIELDS:
+        value = item.get(name)
+        if value is None or name == "file_size":
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{name} must be text, not {type(value).__name__}")
+    for name in OPTIONAL_TEXT_FIELDS:
+        value = item.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{name} must be text, not {type(value).__name__}")
+    if problems:
+        return problems
+
+    name, version = item["package_name"], item["version"]
+    for check, value in (
+        (package_name_problem, name),
+        (version_problem, version),
+        (architecture_problem, item["architecture"]),
+        (pool_filename_problem, item["actual_filename"]),
+    ):
+        problem = check(value)
+        if problem:
+            problems.append(problem)
+    package_id = item.get("package_id")
+    if package_id is not None and package_id != make_package_id(name, version):
+        problems.append(
+            f"package_id {package_id!r} does not match {make_package_id(name, version)!r}"
+        )
+
+    size = _as_int(item["file_size"])
+    if size is None or size < 0:
+        problems.append(f"file_size must be a non-negative integer, not {item['file_size']!r}")
+    installed = item.get("installed_size")
+    if installed is not None and ((_as_int(installed) or -1) < 0):
+        problems.append(f"installed_size must be a non-negative integer, not {installed!r}")
+    for field_name, pattern in _HEX.items():
+        value = item.get(field_name)
+        if value is None and field_name == "sha512_hash":
+            continue
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            problems.append(f"{field_name} must be {_HEX_DIGITS[field_name]} lowercase hex digits")
+    for field_name, stanza_name in _STANZA_TEXT_FIELDS.items():
+        value = item.get(field_name)
+        if value:
+            problem = field_value_problem(stanza_name, value)
+            if problem:
+                problems.append(f"{field_name}: {problem}")
+    control = item.get("control_fields")
+    if control is not None:
+        if not isinstance(control, list | tuple):
+            problems.append("control_fields must be a list of [name, value] pairs")
+        else:
+            for pair in control:
+                if (
+                    not isinstance(pair, list | tuple)
+                    or len(pair) != 2
+                    or not all(isinstance(part, str) for part in pair)
+                ):
+                    problems.append("control_fields must be a list of [name, value] pairs")
+                    break
+                problem = field_value_problem(pair[0], pair[1])
+                if problem:
+                    problems.append(f"control_fields: {problem}")
+    return problems

@@ -1,0 +1,1 @@
+"""Object store backends: a local folder (embedded default)."""

@@ -1,0 +1,108 @@
+"""The small interfaces between the pure core and the outside world.
+
+One class per backend implements each of them (store/, objects/, signing/); services
+take them as arguments, so tests and the Lambda can hand in any implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from debrepo.core.layout import Delivery
+from debrepo.errors import RecordValidationError
+from debrepo.model import PackageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every complete record at one moment, and the incomplete items left out."""
+
+    records: list[PackageRecord]
+    skipped: list[RecordValidationError]
+
+
+class MetadataStore(Protocol):
+    """The single source of truth for package versions (seed "Query Patterns")."""
+
+    description: str
+
+    def put(self, record: PackageRecord) -> None:
+        """Store a new version; DuplicatePackageError if its package_id exists."""
+
+    def put_many(self, records: Iterable[PackageRecord]) -> None:
+        """Store several new versions in one transaction: all of them or none."""
+
+    def get(self, package_id: str) -> PackageRecord | None: ...
+
+    def exists(self, package_id: str) -> bool: ...
+
+    def all(self) -> list[PackageRecord]:
+        """Every complete record; incomplete ones are skipped with a warning naming fields."""
+
+    def snapshot(self) -> Snapshot:
+        """Like `all`, also reporting what was skipped; one read of the store."""
+
+    def incomplete(self) -> list[RecordValidationError]: ...
+
+    def by_name(self, package_name: str) -> list[PackageRecord]: ...
+
+    def latest(self, package_name: str) -> PackageRecord | None: ...
+
+    def delete(self, package_id: str) -> bool:
+        """Remove a version; False if it was not there."""
+
+    def package_ids(self) -> set[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    """A tree of objects addressed by '/'-separated keys (a folder, an S3 prefix)."""
+
+    description: str
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is no such object."""
+
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Stream an object's bytes; ObjectStoreError if it does not exist."""
+
+    def put(self, key: str, data: bytes, delivery: Delivery) -> None:
+        """Write atomically: readers see the old object or the new one, never a part."""
+
+    def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
+        """Write a local file's bytes atomically; `move` lets the store take the file."""
+
+    def copy_from(self, source: ObjectStore, source_key: str, key: str, delivery: Delivery) -> None:
+        """Copy an object from `source` (possibly this store) to `key`, atomically."""
+
+    def same_bytes(self, key: str, data: bytes) -> bool:
+        """Whether the object at `key` exists and holds exactly `data`."""
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+
+class Signer(Protocol):
+    """Makes the InRelease and Release.gpg signatures."""
+
+    fingerprint: str
+
+    def clearsign(self, data: bytes) -> bytes: ...
+
+    def detached_signature(self, data: bytes) -> bytes: ...
+
+    def public_key_binary(self) -> bytes: ...
+
+    def public_key_armored(self) -> bytes: ...

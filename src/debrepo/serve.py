@@ -1,0 +1,59 @@
+"""`debrepo serve`: the published folder over HTTP on the loopback interface only.
+
+Meant for trying the repository with apt on the same machine and for tests; in
+production the folder (or the S3 bucket) sits behind a real web server or CDN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from debrepo.core.layout import delivery_for
+from debrepo.errors import ConfigError
+
+log = logging.getLogger("debrepo.serve")
+
+
+class RepositoryRequestHandler(SimpleHTTPRequestHandler):
+    """Static files with the Content-Type and Cache-Control the S3 backend would set."""
+
+    def guess_type(self, path: str | Any) -> str:
+        relative = Path(str(path)).relative_to(Path(self.directory)).as_posix()
+        return delivery_for(relative or "index.html").content_type
+
+    def end_headers(self) -> None:
+        relative = self.path.split("?", 1)[0].lstrip("/") or "index.html"
+        self.send_header("Cache-Control", delivery_for(relative).cache_control)
+        super().end_headers()
+
+    def list_directory(self, path: str | Any) -> None:
+        self.send_error(404, "Not Found")
+        return None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
+    """An HTTP server for `root`, bound to a loopback address only."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(
+            f"--bind {host}: debrepo serve only listens on loopback addresses (127.0.0.1, ::1); "
+            "publish the folder with a web server for other machines"
+        )
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no published repository here yet; run `debrepo rebuild` first")
+    handler = partial(RepositoryRequestHandler, directory=str(root))
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

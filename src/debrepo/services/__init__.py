@@ -1,0 +1,1 @@
+"""Workflows built from the core and the ports: ingest, publish, verify, build kiro-repo."""

@@ -1,0 +1,148 @@
+"""kiro-repo: the package that points apt at this repository.
+
+It installs `/etc/apt/sources.list.d/<name>.sources` (deb822, with `Signed-By:`) and
+the repository's public key `/usr/share/keyrings/<name>-archive-keyring.gpg`, built
+from the templates in `templates/kiro-repo/` with the repository URL as a parameter.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from string import Template
+from urllib.parse import urlparse
+
+from debrepo.core.control import version_problem
+from debrepo.core.debwriter import DebMember, build_deb, installed_size_kib
+from debrepo.core.layout import CONVENIENCE_PACKAGE
+from debrepo.errors import ConfigError
+from debrepo.packages_config import PackageConfig
+
+TEMPLATE_FILES = ("kiro.sources", "description", "copyright", "changelog", "lintian-overrides")
+
+
+@dataclass(frozen=True, slots=True)
+class RepoPackageTemplates:
+    sources: str
+    description: str
+    copyright: str
+    changelog: str
+    lintian_overrides: str
+
+    @classmethod
+    def load(cls, directory: Path) -> RepoPackageTemplates:
+        texts = {}
+        for name in TEMPLATE_FILES:
+            path = directory / name
+            try:
+                texts[name] = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"{path}: cannot read the kiro-repo template: {exc.strerror}"
+                ) from None
+        return cls(
+            sources=texts["kiro.sources"],
+            description=texts["description"],
+            copyright=texts["copyright"],
+            changelog=texts["changelog"],
+            lintian_overrides=texts["lintian-overrides"],
+        )
+
+
+def template_dir_for(config: PackageConfig, config_dir: Path) -> Path:
+    """The template directory named in the config, relative to the project root."""
+    relative = (
+        config.build.template_dir
+        if config.build and config.build.template_dir
+        else "templates/kiro-repo/"
+    )
+    path = Path(relative)
+    return path if path.is_absolute() else config_dir.parent.parent / path
+
+
+def _fill(template: str, values: dict[str, str], name: str) -> str:
+    try:
+        return Template(template).substitute(values)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"kiro-repo template {name}: unknown or malformed placeholder {exc}"
+        ) from None
+
+
+def build_repo_package(
+    *,
+    version: str,
+    repo_url: str,
+    suite: str,
+    component: str,
+    key_name: str,
+    public_key: bytes,
+    fingerprint: str,
+    config: PackageConfig,
+    templates: RepoPackageTemplates,
+    built_at: datetime,
+) -> bytes:
+    """The kiro-repo .deb (pure: same arguments, same bytes)."""
+    if problem := version_problem(version):
+        raise ConfigError(f"--version: {problem}")
+    parsed = urlparse(repo_url)
+    if parsed.scheme not in ("http", "https", "file") or (
+        parsed.scheme != "file" and not parsed.netloc
+    ):
+        raise ConfigError(f"--repo-url: {repo_url!r} is not an http(s) or file URL")
+    if any(c.isspace() for c in repo_url):
+        raise ConfigError(f"--repo-url: {repo_url!r} contains whitespace")
+    keyring_path = f"/usr/share/keyrings/{key_name}-archive-keyring.gpg"
+    values = {
+        "version": version,
+        "repo_url": repo_url.rstrip("/"),
+        "suite": suite,
+        "component": component,
+        "keyring_path": keyring_path,
+        "maintainer": config.maintainer,
+        "homepage": config.homepage,
+        "fingerprint": fingerprint.upper(),
+        "date": format_datetime(built_at.astimezone(UTC)),
+        "year": str(built_at.astimezone(UTC).year),
+        "key_name": key_name,
+    }
+    doc = f"usr/share/doc/{CONVENIENCE_PACKAGE}"
+    changelog = _fill(templates.changelog, values, "changelog").encode("utf-8")
+    members = [
+        DebMember(
+            f"etc/apt/sources.list.d/{key_name}.sources",
+            _fill(templates.sources, values, "kiro.sources").encode(),
+        ),
+        DebMember(keyring_path.lstrip("/"), public_key),
+        DebMember(f"{doc}/copyright", _fill(templates.copyright, values, "copyright").encode()),
+        DebMember(f"{doc}/changelog.gz", gzip.compress(changelog, compresslevel=9, mtime=0)),
+        DebMember(
+            f"usr/share/lintian/overrides/{CONVENIENCE_PACKAGE}",
+            _fill(templates.lintian_overrides, values, "lintian-overrides").encode(),
+        ),
+    ]
+    extended = [
+        (" " + line) if line.strip() else " ."
+        for line in _fill(templates.description, values, "description").strip("\n").split("\n")
+    ]
+    control = [
+        ("Package", CONVENIENCE_PACKAGE),
+        ("Version", version),
+        ("Architecture", "all"),
+        ("Multi-Arch", "foreign"),
+        ("Priority", config.priority),
+        ("Section", config.section),
+        ("Maintainer", config.maintainer),
+        ("Installed-Size", str(installed_size_kib(members))),
+        ("Homepage", config.homepage),
+        ("Description", "\n".join([config.description.splitlines()[0], *extended])),
+    ]
+    return build_deb(
+        control,
+        members,
+        mtime=int(built_at.timestamp()),
+        conffiles=[f"/etc/apt/sources.list.d/{key_name}.sources"],
+    )

@@ -1,0 +1,292 @@
+"""Verification: does the published repository say exactly what the store says?
+
+Checks the signatures (InRelease, Release.gpg) against the published key, the key
+against the signing key, Valid-Until, every file the Release lists (size and all four
+checksums, plain and by-hash), that each Packages file is exactly what the store
+renders to, every pool file, and the convenience copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from debrepo.core.indexes import (
+    HASH_FIELDS,
+    records_for_architecture,
+    render_packages,
+    sort_records,
+)
+from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
+from debrepo.core.plan import newest_convenience_package, pool_files_for
+from debrepo.errors import DebrepoError, VerificationError
+from debrepo.model import PackageRecord
+from debrepo.ports import MetadataStore, ObjectStore, Signer
+from debrepo.settings import Settings
+from debrepo.signing.openpgp import verify_clearsigned, verify_detached
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class VerifyReport:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files_checked: int = 0
+    packages_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _hash_object(repo: ObjectStore, key: str) -> tuple[int, dict[str, str]]:
+    hashers = {name: hashlib.new(name) for name in ("md5", "sha1", "sha256", "sha512")}
+    size = 0
+    with repo.open(key) as reader:
+        while chunk := reader.read(CHUNK):
+            size += len(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    return size, {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
+    from debian import deb822  # deferred: only needed to explain a mismatch
+
+    def stanzas(data: bytes) -> dict[str, dict[str, str]]:
+        found = {}
+        for paragraph in deb822.Packages.iter_paragraphs(data.decode("utf-8", "replace")):
+            found[f"{paragraph.get('Package')}#{paragraph.get('Version')}"] = dict(paragraph)
+        return found
+
+    have, want = stanzas(published), stanzas(expected)
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    if missing:
+        return f"{where} lacks {', '.join(missing[:5])}"
+    if extra:
+        return f"{where} lists {', '.join(extra[:5])}, which the store does not hold"
+    for package_id in sorted(want):
+        if have[package_id] != want[package_id]:
+            fields = sorted(
+                k
+                for k in set(want[package_id]) | set(have[package_id])
+                if want[package_id].get(k) != have[package_id].get(k)
+            )
+            return (
+                f"{where}: the entry of {package_id} differs from the store in {', '.join(fields)}"
+            )
+    return f"{where} differs from what the store renders to (ordering or formatting)"
+
+
+def verify_repository(
+    *,
+    store: MetadataStore,
+    repo: ObjectStore,
+    settings: Settings,
+    signer: Signer | None,
+    now: datetime,
+    check_pool_hashes: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> VerifyReport:
+    """Compare the published tree with the store; problems are listed, not raised."""
+    report = VerifyReport()
+    problems = report.problems
+    dists = f"dists/{settings.suite}"
+    snapshot = store.snapshot()
+    records = snapshot.records
+    for skipped in snapshot.skipped:
+        report.warnings.append(
+            f"store item {skipped.package_id} is incomplete and not published: "
+            + "; ".join(skipped.problems)
+        )
+
+    keyring = f"{settings.keyring_name}.gpg"
+    public_key = repo.get(keyring)
+    release = repo.get(f"{dists}/Release")
+    inrelease = repo.get(f"{dists}/InRelease")
+    release_sig = repo.get(f"{dists}/Release.gpg")
+    for key, value in (
+        (keyring, public_key),
+        (f"{dists}/Release", release),
+        (f"{dists}/InRelease", inrelease),
+        (f"{dists}/Release.gpg", release_sig),
+    ):
+        if value is None:
+            problems.append(f"{key} is missing from {repo.description}")
+    if public_key is None or release is None:
+        return report
+
+    if signer is not None and public_key != signer.public_key_binary():
+        problems.append(
+            f"{keyring} is not the public part of the signing key {signer.fingerprint.upper()}"
+        )
+    if inrelease is not None:
+        try:
+            signed = verify_clearsigned(inrelease, public_key)
+            if signed.rstrip(b"\n") != release.rstrip(b"\n"):
+                problems.append(f"{dists}/InRelease and {dists}/Release say different things")
+        except VerificationError as exc:
+            problems.extend(f"{dists}/{p}" for p in exc.problems)
+    if release_sig is not None:
+        try:
+            verify_detached(release, release_sig, public_key)
+        except VerificationError as exc:
+            problems.extend(f"{dists}/{p}" for p in exc.problems)
+
+    fields = _release_fields(release)
+    valid_until = fields.get("Valid-Until")
+    if not valid_until:
+        problems.append(f"{dists}/Release has no Valid-Until")
+    else:
+        try:
+            if parsedate_to_datetime(valid_until) <= now.astimezone(UTC):
+                problems.append(f"{dists}/Release expired at {valid_until}; run `debrepo rebuild`")
+        except (TypeError, ValueError):
+            problems.append(f"{dists}/Release has an unreadable Valid-Until {valid_until!r}")
+
+    listed = _listed_files(release)
+    for path, expected in sorted(listed.items()):
+        key = f"{dists}/{path}"
+        if repo.stat(key) is None:
+            problems.append(f"{key} is listed in Release but missing")
+            continue
+        size, digests = _hash_object(repo, key)
+        report.files_checked += 1
+        if size != int(expected["size"]) or any(digests[h] != expected.get(h) for h in digests):
+            problems.append(f"{key} does not match its size and checksums in Release")
+            continue
+        directory = key.rsplit("/", 1)[0]
+        for hash_dir, hash_name in HASH_DIRECTORIES.items():
+            by_hash = f"{directory}/by-hash/{hash_dir}/{digests[hash_name]}"
+            if repo.stat(by_hash) is None:
+                problems.append(f"{by_hash} (by-hash copy of {key}) is missing")
+
+    ordered = sort_records(records)
+    for component in settings.components:
+        for architecture in settings.architectures:
+            base = f"{component}/binary-{architecture}/Packages"
+            published = repo.get(f"{dists}/{base}")
+            if published is None:
+                problems.append(f"{dists}/{base} is missing")
+                continue
+            chosen = (
+                records_for_architecture(ordered, architecture)
+                if component == settings.component
+                else []
+            )
+            rendered = render_packages(chosen, component)
+            if published != rendered:
+                problems.append(_describe_difference(published, rendered, f"{dists}/{base}"))
+            for suffix, decompress in ((".gz", gzip.decompress), (".xz", lzma.decompress)):
+                compressed = repo.get(f"{dists}/{base}{suffix}")
+                if compressed is None:
+                    problems.append(f"{dists}/{base}{suffix} is missing")
+                    continue
+                try:
+                    if decompress(compressed) != published:
+                        problems.append(
+                            f"{dists}/{base}{suffix} does not hold the same index as {base}"
+                        )
+                except (OSError, EOFError, lzma.LZMAError):
+                    problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
+
+    _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
+    _verify_convenience(records, repo, settings, report)
+    return report
+
+
+def _release_fields(release: bytes) -> dict[str, str]:
+    fields = {}
+    for line in release.decode("utf-8", "replace").splitlines():
+        if line and not line[0].isspace() and ":" in line:
+            name, _, value = line.partition(":")
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _listed_files(release: bytes) -> dict[str, dict[str, str]]:
+    listed: dict[str, dict[str, str]] = {}
+    names = dict(HASH_FIELDS)
+    current = None
+    for line in release.decode("utf-8", "replace").splitlines():
+        if line and not line[0].isspace():
+            name, _, rest = line.partition(":")
+            current = names.get(name.strip()) if not rest.strip() else None
+            continue
+        parts = line.split()
+        if current and len(parts) == 3:
+            entry = listed.setdefault(parts[2], {"size": parts[1]})
+            entry[current] = parts[0]
+    return listed
+
+
+def _verify_pool(
+    records: list[PackageRecord],
+    repo: ObjectStore,
+    settings: Settings,
+    report: VerifyReport,
+    check_hashes: bool,
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    try:
+        pool_files = pool_files_for(records, settings.component)
+    except DebrepoError as exc:
+        report.problems.append(str(exc))
+        return
+    for done, pool_file in enumerate(pool_files, start=1):
+        record = pool_file.record
+        report.packages_checked += 1
+        info = repo.stat(pool_file.key)
+        if info is None:
+            report.problems.append(f"{pool_file.key} ({record.package_id}) is missing")
+        elif info.size != record.file_size:
+            report.problems.append(
+                f"{pool_file.key} is {info.size} bytes, the store says {record.file_size}"
+            )
+        elif check_hashes:
+            _, digests = _hash_object(repo, pool_file.key)
+            wanted = {
+                "md5": record.md5_hash,
+                "sha1": record.sha1_hash,
+                "sha256": record.sha256_hash,
+                "sha512": record.sha512_hash,
+            }
+            wrong = [name for name, value in wanted.items() if value and digests[name] != value]
+            if wrong:
+                report.problems.append(
+                    f"{pool_file.key} does not match the stored "
+                    + ", ".join(n.upper() for n in wrong)
+                )
+        if progress:
+            progress("pool", done, len(pool_files))
+
+
+def _verify_convenience(
+    records: list[PackageRecord], repo: ObjectStore, settings: Settings, report: VerifyReport
+) -> None:
+    newest = (
+        newest_convenience_package(pool_files_for(records, settings.component)) if records else None
+    )
+    info = repo.stat(CONVENIENCE_COPY)
+    if newest is None:
+        if info is not None:
+            report.problems.append(f"{CONVENIENCE_COPY} exists but the store holds no kiro-repo")
+        return
+    if info is None:
+        report.problems.append(
+            f"{CONVENIENCE_COPY} is missing (newest kiro-repo is {newest.record.version})"
+        )
+        return
+    _, digests = _hash_object(repo, CONVENIENCE_COPY)
+    if digests["sha256"] != newest.record.sha256_hash:
+        report.problems.append(
+            f"{CONVENIENCE_COPY} is not kiro-repo {newest.record.version} ({newest.key})"
+        )
+    report.files_checked += 1

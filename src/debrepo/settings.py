@@ -1,0 +1,241 @@
+"""One frozen Settings object, resolved as: command-line flag > environment > file > default.
+
+Every environment variable debrepo reads is named in `ENVIRONMENT` below. The settings
+file is YAML with the same flat keys as `Settings` (see README, "Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from debrepo.core.control import architecture_problem
+from debrepo.errors import ConfigError
+
+ENVIRONMENT: dict[str, str] = {
+    "home": "DEBREPO_HOME",
+    "settings_file": "DEBREPO_SETTINGS",
+    "store": "DEBREPO_STORE",
+    "repo": "DEBREPO_REPO",
+    "staging": "DEBREPO_STAGING",
+    "key_file": "DEBREPO_KEY_FILE",
+    "config_dir": "DEBREPO_CONFIG_DIR",
+    "public_url": "DEBREPO_PUBLIC_URL",
+    "origin": "DEBREPO_ORIGIN",
+    "label": "DEBREPO_LABEL",
+    "suite": "DEBREPO_SUITE",
+    "codename": "DEBREPO_CODENAME",
+    "components": "DEBREPO_COMPONENTS",
+    "architectures": "DEBREPO_ARCHITECTURES",
+    "description": "DEBREPO_DESCRIPTION",
+    "release_version": "DEBREPO_RELEASE_VERSION",
+    "valid_days": "DEBREPO_VALID_DAYS",
+    "by_hash_keep": "DEBREPO_BY_HASH_KEEP",
+    "key_name": "DEBREPO_KEY_NAME",
+    "key_user_id": "DEBREPO_KEY_USER_ID",
+}
+DEFAULT_SETTINGS_FILE = "debrepo.yaml"
+MIN_BY_HASH_GENERATIONS = 3
+
+_SUITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_COMPONENT_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
+_KEY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]*")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how the repository describes itself."""
+
+    home: Path
+    store: str
+    repo: str
+    staging: str
+    key_file: Path
+    config_dir: Path
+    public_url: str
+    origin: str
+    label: str
+    suite: str
+    codename: str
+    components: tuple[str, ...]
+    architectures: tuple[str, ...]
+    description: str
+    release_version: str
+    valid_days: float
+    by_hash_keep: int
+    key_name: str
+    key_user_id: str
+
+    @property
+    def component(self) -> str:
+        """The component packages are published into (the first one listed)."""
+        return self.components[0]
+
+    @property
+    def keyring_name(self) -> str:
+        return f"{self.key_name}-archive-keyring"
+
+
+def _defaults(home: Path) -> dict[str, Any]:
+    return {
+        "store": f"sqlite://{home / 'metadata.db'}",
+        "repo": f"file://{home / 'repo'}",
+        "staging": f"file://{home}",
+        "key_file": str(home / "keys" / "signing-key.asc"),
+        "config_dir": "config/packages",
+        "public_url": "http://127.0.0.1:8080",
+        "origin": "Kiro",
+        "label": "Kiro",
+        "suite": "stable",
+        "codename": "stable",
+        "components": "main",
+        "architectures": "amd64",
+        "description": "Kiro IDE APT repository",
+        "release_version": "1.0",
+        "valid_days": "7",
+        "by_hash_keep": "3",
+        "key_name": "kiro",
+        "key_user_id": "Kiro Repository Signing Key <support@kiro.dev>",
+    }
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read settings file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(map(str, data)) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return data
+
+
+def _split_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part for part in re.split(r"[\s,]+", str(value)) if part)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings; ConfigError names the flag, variable or file key at fault."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+
+    def pick_raw(name: str) -> tuple[Any, str] | None:
+        if name in flags:
+            return flags[name], f"option --{name.replace('_', '-')}"
+        variable = ENVIRONMENT.get(name)
+        if variable and environ.get(variable):
+            return environ[variable], f"environment variable {variable}"
+        return None
+
+    settings_file: Path | None = None
+    chosen = pick_raw("settings_file")
+    if chosen:
+        settings_file = (cwd / str(chosen[0])).resolve()
+        if not settings_file.is_file():
+            raise ConfigError(f"{settings_file}: settings file not found ({chosen[1]})")
+    elif (cwd / DEFAULT_SETTINGS_FILE).is_file():
+        settings_file = cwd / DEFAULT_SETTINGS_FILE
+    file_values = _read_settings_file(settings_file) if settings_file else {}
+
+    def pick(name: str, defaults: Mapping[str, Any]) -> tuple[Any, str]:
+        chosen = pick_raw(name)
+        if chosen:
+            return chosen
+        if name in file_values and file_values[name] is not None:
+            return file_values[name], f"{settings_file}: {name}"
+        return defaults.get(name), f"default {name}"
+
+    home_value, _ = pick("home", {"home": ".debrepo"})
+    home = (cwd / str(home_value)).resolve()
+    defaults = _defaults(home)
+    raw = {name: pick(name, defaults) for name in defaults}
+
+    def text(name: str) -> str:
+        value, where = raw[name]
+        if not isinstance(value, str | int | float) or not str(value).strip():
+            raise ConfigError(f"{where} must be non-empty text")
+        return str(value).strip()
+
+    suite, codename = text("suite"), text("codename")
+    for name, value in (("suite", suite), ("codename", codename)):
+        if not _SUITE_RE.fullmatch(value):
+            raise ConfigError(f"{raw[name][1]}: {value!r} is not a valid {name} name")
+    components = _split_list(raw["components"][0])
+    if not components or not all(_COMPONENT_RE.fullmatch(c) for c in components):
+        raise ConfigError(f"{raw['components'][1]}: components must be names such as 'main'")
+    architectures = _split_list(raw["architectures"][0])
+    if not architectures:
+        raise ConfigError(f"{raw['architectures'][1]}: list at least one architecture")
+    for arch in architectures:
+        problem = architecture_problem(arch)
+        if problem or arch in ("all", "any", "source"):
+            reason = problem or f"{arch!r} is not a binary architecture"
+            raise ConfigError(f"{raw['architectures'][1]}: {reason}")
+    try:
+        valid_days = float(text("valid_days"))
+    except ValueError:
+        raise ConfigError(f"{raw['valid_days'][1]} must be a number of days") from None
+    if not 0 < valid_days <= 3650:
+        raise ConfigError(f"{raw['valid_days'][1]} must be between 0 and 3650 days")
+    try:
+        by_hash_keep = int(text("by_hash_keep"))
+    except ValueError:
+        raise ConfigError(f"{raw['by_hash_keep'][1]} must be a whole number") from None
+    if by_hash_keep < MIN_BY_HASH_GENERATIONS:
+        raise ConfigError(
+            f"{raw['by_hash_keep'][1]} must keep at least {MIN_BY_HASH_GENERATIONS} generations"
+        )
+    public_url = text("public_url").rstrip("/")
+    if urlparse(public_url).scheme not in ("http", "https") or not urlparse(public_url).netloc:
+        raise ConfigError(f"{raw['public_url'][1]}: {public_url!r} is not an http(s) URL")
+    key_name = text("key_name")
+    if not _KEY_NAME_RE.fullmatch(key_name):
+        raise ConfigError(f"{raw['key_name'][1]}: {key_name!r} is not a valid keyring name")
+    for name in ("origin", "label", "description", "release_version", "key_user_id"):
+        if "\n" in text(name):
+            raise ConfigError(f"{raw[name][1]} must be a single line")
+
+    return Settings(
+        home=home,
+        store=text("store"),
+        repo=text("repo"),
+        staging=text("staging"),
+        key_file=(cwd / text("key_file")).resolve(),
+        config_dir=(cwd / text("config_dir")).resolve(),
+        public_url=public_url,
+        origin=text("origin"),
+        label=text("label"),
+        suite=suite,
+        codename=codename,
+        components=components,
+        architectures=architectures,
+        description=text("description"),
+        release_version=text("release_version"),
+        valid_days=valid_days,
+        by_hash_keep=by_hash_keep,
+        key_name=key_name,
+        key_user_id=text("key_user_id"),
+    )

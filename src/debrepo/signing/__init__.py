@@ -1,0 +1,1 @@
+"""OpenPGP signing of Release files."""

@@ -1,0 +1,173 @@
+"""OpenPGP signing with Sequoia (pysequoia), so no `gpg` binary is ever needed.
+
+The AWS Lambda Python runtime ships no gpg, and calling one means managing a
+GNUPGHOME, an agent and a keyring on a read-only filesystem. pysequoia is the Python
+binding of Sequoia-PGP, published as manylinux wheels with the library compiled in:
+key generation, clear-signing (InRelease), detached signatures (Release.gpg) and
+verification run in-process. apt verifies the result with gpgv or sqv.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import pysequoia as sq
+from pysequoia import packet as sq_packet
+
+from debrepo.errors import SigningError, VerificationError
+
+log = logging.getLogger("debrepo.signing")
+
+_EDDSA = {"EdDSA", "Ed25519", "Ed448"}
+_RSA = {"RSAEncryptSign", "RSASign"}
+_STRONG_HASHES = {"SHA256", "SHA384", "SHA512", "SHA3_256", "SHA3_512"}
+MIN_RSA_BITS = 3072
+
+
+def _reason(exc: BaseException) -> str:
+    """Sequoia's error text without the Rust backtrace it may carry."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _enum_name(value: object) -> str:
+    return str(value).rsplit(".", 1)[-1]
+
+
+def generate_secret_key(user_id: str) -> bytes:
+    """A new ASCII-armoured Ed25519 secret key (OpenPGP v4, readable by gpgv and sqv)."""
+    tsk = sq.Tsk.generate(user_id, profile=sq.Profile.RFC4880, cipher_suite=sq.CipherSuite.Cv25519)
+    return str(tsk).encode("ascii")
+
+
+class OpenPGPSigner:
+    """Signs Release files with one OpenPGP secret key held in memory."""
+
+    def __init__(self, secret_key: bytes, *, source: str) -> None:
+        self.source = source
+        try:
+            self._tsk = sq.Tsk.from_bytes(secret_key)
+        except Exception as exc:  # pysequoia raises plain RuntimeError/ValueError
+            raise SigningError(
+                f"{source} is not an OpenPGP secret key ({_reason(exc)}); "
+                "run `debrepo key generate` or point DEBREPO_KEY_FILE at one"
+            ) from None
+        try:
+            self._signer = self._tsk.signer()
+        except Exception as exc:
+            raise SigningError(
+                f"{source}: no usable signing key ({_reason(exc)}); keys protected by a "
+                "passphrase are not supported, export the key without one"
+            ) from None
+        self._cert = self._tsk.extract_certificate()
+        self.fingerprint = self._cert.fingerprint
+        self._check_strength()
+
+    def _check_strength(self) -> None:
+        probe = sq.Sig.from_bytes(self.detached_signature(b"debrepo key check\n"))
+        algorithm = _enum_name(probe.key_algorithm)
+        digest = _enum_name(probe.hash_algorithm)
+        if digest not in _STRONG_HASHES:
+            raise SigningError(
+                f"{self.source}: signatures use {digest}; SHA-256 or stronger is required"
+            )
+        if algorithm in _EDDSA:
+            return
+        if algorithm not in _RSA:
+            raise SigningError(
+                f"{self.source}: signing key uses {algorithm}; use Ed25519 or RSA of "
+                f"at least {MIN_RSA_BITS} bits"
+            )
+        for packet in sq_packet.PacketPile.from_bytes(bytes(self._cert)):
+            if packet.fingerprint == probe.issuer_fingerprint:
+                body = packet.body
+                bits = int.from_bytes(body[6:8], "big") if len(body) > 8 else 0
+                if bits < MIN_RSA_BITS:
+                    raise SigningError(
+                        f"{self.source}: RSA signing key has {bits} bits; at least "
+                        f"{MIN_RSA_BITS} are required"
+                    )
+                return
+        raise SigningError(f"{self.source}: cannot find the key that made the probe signature")
+
+    def clearsign(self, data: bytes) -> bytes:
+        try:
+            return bytes(sq.sign(self._signer, data, mode=sq.SignatureMode.CLEAR))
+        except Exception as exc:
+            raise SigningError(f"clear-signing with {self.source} failed: {_reason(exc)}") from None
+
+    def detached_signature(self, data: bytes) -> bytes:
+        try:
+            return bytes(sq.sign(self._signer, data, mode=sq.SignatureMode.DETACHED, armor=True))
+        except Exception as exc:
+            raise SigningError(f"signing with {self.source} failed: {_reason(exc)}") from None
+
+    def public_key_binary(self) -> bytes:
+        return bytes(self._cert)
+
+    def public_key_armored(self) -> bytes:
+        return str(self._cert).encode("ascii")
+
+
+def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
+    """The signer for the key at `path`; a new Ed25519 key is generated there if absent.
+
+    The key file is written with mode 0600 in a 0700 directory, atomically.
+    """
+    if not path.exists():
+        secret = generate_secret_key(user_id)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            temp = path.with_name(f".tmp-{secrets.token_hex(6)}-{path.name}")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secret)
+            os.replace(temp, path)
+        except OSError as exc:
+            raise SigningError(
+                f"{path}: cannot write the new signing key: {exc.strerror}"
+            ) from None
+        signer = OpenPGPSigner(secret, source=str(path))
+        log.warning("generated a new signing key %s at %s", signer.fingerprint.upper(), path)
+        return signer
+    try:
+        secret = path.read_bytes()
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read the signing key: {exc.strerror}") from None
+    return OpenPGPSigner(secret, source=str(path))
+
+
+def _certificate(public_key: bytes) -> sq.Cert:
+    try:
+        return sq.Cert.from_bytes(public_key)
+    except Exception as exc:
+        raise VerificationError(
+            [f"published key is not an OpenPGP certificate ({_reason(exc)})"]
+        ) from None
+
+
+def verify_clearsigned(signed: bytes, public_key: bytes) -> bytes:
+    """The signed text of an InRelease file, if `public_key` made a valid signature."""
+    cert = _certificate(public_key)
+    try:
+        result = sq.verify(bytes=signed, store=lambda _ids: [cert])
+    except Exception as exc:
+        raise VerificationError([f"InRelease signature does not verify ({_reason(exc)})"]) from None
+    if not result.valid_sigs or result.bytes is None:
+        raise VerificationError(["InRelease carries no valid signature"])
+    return bytes(result.bytes)
+
+
+def verify_detached(data: bytes, signature: bytes, public_key: bytes) -> None:
+    """Raise VerificationError unless `signature` is a valid signature of `data`."""
+    cert = _certificate(public_key)
+    try:
+        sig = sq.Sig.from_bytes(signature)
+        result = sq.verify(bytes=data, store=lambda _ids: [cert], signature=sig)
+    except Exception as exc:
+        raise VerificationError([f"Release.gpg does not verify Release ({_reason(exc)})"]) from None
+    if not result.valid_sigs:
+        raise VerificationError(["Release.gpg carries no valid signature"])

@@ -1,0 +1,1 @@
+"""Metadata store backends: SQLite (embedded default)."""

@@ -1,0 +1,140 @@
+"""SQLite metadata store: the embedded default, one file under `.debrepo/`.
+
+One row per package version, one column per attribute of the seed's schema. Writes
+run in a single transaction (all records of an `add` or none); the table has no
+UPDATE path, so a stored version never changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from debrepo.errors import DuplicatePackageError, StoreError
+from debrepo.store.base import BaseMetadataStore
+
+COLUMNS: tuple[str, ...] = (
+    "package_id",
+    "package_name",
+    "version",
+    "architecture",
+    "section",
+    "priority",
+    "maintainer",
+    "homepage",
+    "description",
+    "depends",
+    "deb_url",
+    "actual_filename",
+    "file_size",
+    "installed_size",
+    "md5_hash",
+    "sha1_hash",
+    "sha256_hash",
+    "sha512_hash",
+    "certificate_url",
+    "signature_url",
+    "notes",
+    "pub_date",
+    "processed_timestamp",
+    "package_type",
+    "control_fields",
+)
+_INTEGER = {"file_size", "installed_size"}
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS packages (
+    package_id TEXT PRIMARY KEY NOT NULL,
+    {", ".join(f"{c} {'INTEGER' if c in _INTEGER else 'TEXT'}" for c in COLUMNS[1:])}
+);
+CREATE INDEX IF NOT EXISTS packages_by_name ON packages (package_name);
+"""
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM packages"  # noqa: S608 - constant column names
+_INSERT = f"INSERT INTO packages ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
+
+
+class SqliteMetadataStore(BaseMetadataStore):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite://{path}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def _to_item(row: tuple[Any, ...]) -> dict[str, Any]:
+        item = {name: value for name, value in zip(COLUMNS, row, strict=True) if value is not None}
+        control = item.get("control_fields")
+        if control is not None:
+            try:
+                item["control_fields"] = json.loads(control)
+            except ValueError:
+                item["control_fields"] = control  # left malformed: validation names it
+        return item
+
+    def _items(self, package_name: str | None = None) -> Iterator[Mapping[str, Any]]:
+        try:
+            if package_name is None:
+                rows = self._db.execute(_SELECT + " ORDER BY package_id").fetchall()
+            else:
+                rows = self._db.execute(
+                    _SELECT + " WHERE package_name = ? ORDER BY package_id", (package_name,)
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+        return (self._to_item(row) for row in rows)
+
+    def _item(self, package_id: str) -> Mapping[str, Any] | None:
+        try:
+            row = self._db.execute(_SELECT + " WHERE package_id = ?", (package_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+        return None if row is None else self._to_item(row)
+
+    def package_ids(self) -> set[str]:
+        try:
+            return {row[0] for row in self._db.execute("SELECT package_id FROM packages")}
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+
+    def _insert(self, items: list[dict[str, Any]]) -> None:
+        rows = []
+        for item in items:
+            values = dict(item)
+            if "control_fields" in values:
+                values["control_fields"] = json.dumps(values["control_fields"])
+            rows.append(tuple(values.get(c) for c in COLUMNS))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    try:
+                        self._db.execute(_INSERT, row)
+                    except sqlite3.IntegrityError:
+                        raise DuplicatePackageError(str(row[0])) from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+
+    def _delete(self, package_id: str) -> bool:
+        try:
+            with self._db:
+                cursor = self._db.execute(
+                    "DELETE FROM packages WHERE package_id = ?", (package_id,)
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+        return cursor.rowcount > 0
