@@ -105,6 +105,20 @@ def _staged_keys(ws: Workspace, records: Sequence[PackageRecord]) -> list[str]:
     ]
 
 
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; a directory stands for the .deb files directly inside it, sorted."""
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix == ".deb" and p.is_file())
+            if not found:
+                raise ConfigError(f"{path}: directory holds no .deb files")
+            expanded.extend(found)
+        else:
+            expanded.append(path)
+    return expanded
+
+
 def add_packages(
     ws: Workspace,
     paths: Sequence[Path],
@@ -118,7 +132,7 @@ def add_packages(
     now = now or utc_now()
     items = [
         IngestItem(path, Provenance(deb_url=path.resolve().as_uri(), package_type="manual"))
-        for path in paths
+        for path in expand_paths(paths)
     ]
     with ws.lock(wait_seconds):
         records = ingest_files(

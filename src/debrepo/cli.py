@@ -186,7 +186,7 @@ for _flag, _name, _help in reversed(GLOBAL_OPTIONS):
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--no-publish", is_flag=True, help="Only stage and record; publish later with `rebuild`."
 )
@@ -200,7 +200,7 @@ for _flag, _name, _help in reversed(GLOBAL_OPTIONS):
 )
 @click.pass_context
 def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_seconds: float) -> None:
-    """Add .deb files to the store and publish them (all of them, or none)."""
+    """Add .deb files (or folders of them) and publish them: all of them, or none."""
     from debrepo.app import add_packages
 
     ws, out = _workspace(ctx), _output(ctx)
