@@ -201,13 +201,14 @@ for _flag, _name, _help in reversed(GLOBAL_OPTIONS):
 @click.pass_context
 def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_seconds: float) -> None:
     """Add .deb files (or folders of them) and publish them: all of them, or none."""
-    from debrepo.app import add_packages
+    from debrepo.app import add_packages, expand_paths
 
     ws, out = _workspace(ctx), _output(ctx)
-    with out.progress("reading packages", len(files)) as advance:
+    paths = expand_paths(files)
+    with out.progress("reading packages", len(paths)) as advance:
         result = add_packages(
             ws,
-            list(files),
+            paths,
             publish=not no_publish,
             wait_seconds=wait_seconds,
             file_progress=advance,
