@@ -25,7 +25,7 @@ from debrepo.locking import local_lock
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig, load_package_configs
 from debrepo.ports import MetadataStore, ObjectStore
-from debrepo.services.ingest import IngestItem, ingest_files
+from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from debrepo.services.publish import Publisher, PublishReport
 from debrepo.services.repo_package import RepoPackageTemplates, build_repo_package, template_dir_for
 from debrepo.services.verify import VerifyReport, verify_repository
@@ -93,14 +93,12 @@ class Workspace:
 class AddResult:
     records: list[PackageRecord]
     report: PublishReport | None = None
-    staged_keys: list[str] = field(default_factory=list)
+    written_keys: list[str] = field(default_factory=list)
 
 
-def _staged_keys(ws: Workspace, records: Sequence[PackageRecord]) -> list[str]:
+def _keys(ws: Workspace, destination: Destination, records: Sequence[PackageRecord]) -> list[str]:
     return [
-        staging_key(
-            staging_prefix_for(r.package_name, ws.configs.get(r.package_name)), r.actual_filename
-        )
+        destination.key_for(r.package_name, r.actual_filename, ws.configs.get(r.package_name))
         for r in records
     ]
 
@@ -135,17 +133,19 @@ def add_packages(
         for path in expand_paths(paths)
     ]
     with ws.lock(wait_seconds):
+        destination = Destination("pool", ws.settings.component)
         records = ingest_files(
             items,
             store=ws.store,
-            staging=ws.staging,
+            target=ws.repo,
+            destination=destination,
             configs=ws.configs,
             now=now,
             progress=file_progress,
         )
-        result = AddResult(records, staged_keys=_staged_keys(ws, records))
+        result = AddResult(records, written_keys=_keys(ws, destination, records))
         if publish:
-            result.report = ws.publisher().publish(now=now, trusted_staged=result.staged_keys)
+            result.report = ws.publisher().publish(now=now, just_written=result.written_keys)
     return result
 
 
@@ -207,16 +207,18 @@ def build_kiro_repo(
             notes=f"APT source for {repo_url or settings.public_url}",
         )
         with ws.lock(wait_seconds):
+            destination = Destination("staging", settings.component)
             records = ingest_files(
                 [IngestItem(built, provenance)],
                 store=ws.store,
-                staging=ws.staging,
+                target=ws.staging,
+                destination=destination,
                 configs=ws.configs,
                 now=now,
             )
-            result = AddResult(records, staged_keys=_staged_keys(ws, records))
+            result = AddResult(records, written_keys=_keys(ws, destination, records))
             if publish_after:
-                result.report = ws.publisher().publish(now=now, trusted_staged=result.staged_keys)
+                result.report = ws.publisher().publish(now=now, just_written=result.written_keys)
     return result
 
 
@@ -262,7 +264,8 @@ def remove_package(
             report = ws.publisher().publish(now=now or utc_now())
             (pool_file,) = pool_files_for([record], ws.settings.component)
             ws.repo.delete(pool_file.key)
-            ws.staging.delete(_staged_keys(ws, [record])[0])
+            staged = Destination("staging", ws.settings.component)
+            ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report
 
 

@@ -16,6 +16,7 @@ import lzma
 import os
 import tarfile
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +85,14 @@ class _Hashes:
 class _Source:
     """A forward-only reader that hashes (and copies) every byte exactly once."""
 
-    def __init__(self, handle: BinaryIO, hashes: _Hashes, sink: BinaryIO | None) -> None:
+    def __init__(
+        self, handle: BinaryIO, hashes: _Hashes, sink: BinaryIO | None, *, defer_sink: bool = False
+    ) -> None:
         self._handle = handle
         self._hashes = hashes
         self._sink = sink
+        # Chunks read before the sink is known (it may depend on the control file).
+        self._held: list[bytes] | None = [] if defer_sink else None
         self._buffer = b""
         self._offset = 0
         self.consumed = 0
@@ -100,7 +105,17 @@ class _Source:
             self._hashes.update(chunk)
             if self._sink is not None:
                 self._sink.write(chunk)
+            elif self._held is not None:
+                self._held.append(chunk)
         return chunk
+
+    def attach(self, sink: BinaryIO | None) -> None:
+        """Start copying: write what was read so far, then every later chunk."""
+        held, self._held = self._held or [], None
+        self._sink = sink
+        if sink is not None:
+            for chunk in held:
+                sink.write(chunk)
 
     def _available(self) -> int:
         return len(self._buffer) - self._offset
@@ -188,15 +203,25 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
     raise InvalidPackageError(f"{source}: {member_name} holds no control file")
 
 
+CopyOpener = Callable[[list[tuple[str, str]]], BinaryIO | None]
+
+
 def inspect_deb(
-    path: Path, *, copy_to: BinaryIO | None = None, name: str | None = None
+    path: Path,
+    *,
+    copy_to: BinaryIO | None = None,
+    open_copy: CopyOpener | None = None,
+    name: str | None = None,
 ) -> DebInspection:
     """Read `path` once: control fields, size and checksums; optionally copy its bytes.
 
+    The copy goes to `copy_to`, or to what `open_copy(control_fields)` returns once the
+    control file has been read (so the copy can be named after the package it holds).
     Raises InvalidPackageError naming the file for anything that is not a complete,
     well-formed binary package.
     """
     source = name or path.name
+    control: list[tuple[str, str]] | None = None
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -207,23 +232,28 @@ def inspect_deb(
         except OSError:
             parallel = False
         hashes = _Hashes(parallel)
+        stream = _Source(handle, hashes, copy_to, defer_sink=open_copy is not None)
+
+        def on_control(member: str, raw: bytes) -> None:
+            nonlocal control
+            text = _control_text(_decompress_control(member, raw, source), member, source)
+            control = parse_control(text, source=source)
+            if open_copy is not None:
+                stream.attach(open_copy(control))
+
         try:
-            stream = _Source(handle, hashes, copy_to)
-            control_member, control_raw, has_data = _walk_ar(stream, source)
+            has_data = _walk_ar(stream, source, on_control)
             stream.drain()
         except OSError as exc:
             raise InvalidPackageError(f"{path}: cannot read: {exc.strerror}") from None
         finally:
             hashes.close()
-    if control_member is None or control_raw is None:
+    if control is None:
         raise InvalidPackageError(f"{source}: not a binary package (no control.tar member)")
     if not has_data:
         raise InvalidPackageError(f"{source}: not a binary package (no data.tar member)")
-    text = _control_text(
-        _decompress_control(control_member, control_raw, source), control_member, source
-    )
     return DebInspection(
-        control=parse_control(text, source=source),
+        control=control,
         facts=FileFacts(
             size=stream.size,
             md5=hashes.md5.hexdigest(),
@@ -234,11 +264,11 @@ def inspect_deb(
     )
 
 
-def _walk_ar(stream: _Source, source: str) -> tuple[str | None, bytes | None, bool]:
+def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], None]) -> bool:
+    """Walk the ar members, handing the control member to `on_control`; True if data seen."""
     if stream.read(len(AR_MAGIC)) != AR_MAGIC:
         raise InvalidPackageError(f"{source}: not a Debian package (no ar archive signature)")
     control_member: str | None = None
-    control_raw: bytes | None = None
     has_data = False
     index = 0
     while True:
@@ -283,6 +313,7 @@ def _walk_ar(stream: _Source, source: str) -> tuple[str | None, bytes | None, bo
                     f"{source}: truncated .deb ({member} declares {size} bytes, "
                     f"the file ends after {len(control_raw)})"
                 )
+            on_control(member, control_raw)
         else:
             if member.startswith("data.tar"):
                 if control_member is None:
@@ -297,4 +328,4 @@ def _walk_ar(stream: _Source, source: str) -> tuple[str | None, bytes | None, bo
         if size % 2 and stream.read(1) not in (b"\n", b""):
             raise InvalidPackageError(f"{source}: corrupt .deb (bad ar padding after {member!r})")
         index += 1
-    return control_member, control_raw, has_data
+    return has_data

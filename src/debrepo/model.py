@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from debrepo.core.control import (
+    ARCH_RE,
+    FIELD_NAME_RE,
+    FIELD_VALUE_RE,
+    NAME_RE,
+    POOL_FILENAME_RE,
+    VERSION_RE,
     architecture_problem,
     field_value_problem,
     package_name_problem,
@@ -61,14 +66,23 @@ _STANZA_TEXT_FIELDS = {
 }
 
 
+_IDENTITY_RE = re.compile(
+    " ".join(f"(?:{r.pattern})" for r in (NAME_RE, VERSION_RE, ARCH_RE, POOL_FILENAME_RE))
+)
+_CHECKSUMS_RE = re.compile(r"[0-9a-f]{32} [0-9a-f]{40} [0-9a-f]{64} (?:[0-9a-f]{128})?")
+
+
 def make_package_id(package_name: str, version: str) -> str:
     """The store's partition key, `"{package_name}#{version}"`."""
     return f"{package_name}#{version}"
 
 
-@dataclass(frozen=True, slots=True)
-class PackageRecord:
-    """Complete metadata of one package version; immutable once stored."""
+class PackageRecord(NamedTuple):
+    """Complete metadata of one package version; immutable once stored.
+
+    A NamedTuple rather than a frozen dataclass: a rebuild builds one record per
+    stored version, and positional tuple construction is ten times cheaper.
+    """
 
     package_name: str
     version: str
@@ -93,7 +107,7 @@ class PackageRecord:
     notes: str | None = None
     installed_size: int | None = None
     sha512_hash: str | None = None
-    control_fields: tuple[tuple[str, str], ...] = field(default=())
+    control_fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def package_id(self) -> str:
@@ -115,51 +129,121 @@ class PackageRecord:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> PackageRecord:
         """Build a record from a store item; RecordValidationError names every bad field."""
+        try:
+            record = cls._from_item_as_is(item)
+        except (KeyError, TypeError, ValueError):
+            record = None
+        if record is not None and record.plainly_valid():
+            return record
         problems = item_problems(item)
         if problems:
             raise RecordValidationError(_item_id(item), problems)
-        return cls._from_valid_item(item)
+        # Valid, but in a form the quick check does not take (e.g. DynamoDB's Decimal).
+        installed = item.get("installed_size")
+        return cls._from_item_as_is(item)._replace(
+            file_size=int(item["file_size"]),
+            installed_size=None if installed is None else int(installed),
+        )
 
     @classmethod
-    def _from_valid_item(cls, item: Mapping[str, Any]) -> PackageRecord:
+    def _from_item_as_is(cls, item: Mapping[str, Any]) -> PackageRecord:
         control = item.get("control_fields") or ()
-        installed = item.get("installed_size")
         return cls(
-            package_name=item["package_name"],
-            version=item["version"],
-            architecture=item["architecture"],
-            section=item["section"],
-            priority=item["priority"],
-            maintainer=item["maintainer"],
-            homepage=item["homepage"],
-            description=item["description"],
-            deb_url=item["deb_url"],
-            actual_filename=item["actual_filename"],
-            file_size=int(item["file_size"]),
-            md5_hash=item["md5_hash"],
-            sha1_hash=item["sha1_hash"],
-            sha256_hash=item["sha256_hash"],
-            pub_date=item["pub_date"],
-            processed_timestamp=item["processed_timestamp"],
-            package_type=item["package_type"],
-            depends=item.get("depends"),
-            certificate_url=item.get("certificate_url"),
-            signature_url=item.get("signature_url"),
-            notes=item.get("notes"),
-            installed_size=None if installed is None else int(installed),
-            sha512_hash=item.get("sha512_hash"),
-            control_fields=tuple((str(k), str(v)) for k, v in control),
+            item["package_name"],
+            item["version"],
+            item["architecture"],
+            item["section"],
+            item["priority"],
+            item["maintainer"],
+            item["homepage"],
+            item["description"],
+            item["deb_url"],
+            item["actual_filename"],
+            item["file_size"],
+            item["md5_hash"],
+            item["sha1_hash"],
+            item["sha256_hash"],
+            item["pub_date"],
+            item["processed_timestamp"],
+            item["package_type"],
+            item.get("depends"),
+            item.get("certificate_url"),
+            item.get("signature_url"),
+            item.get("notes"),
+            item.get("installed_size"),
+            item.get("sha512_hash"),
+            tuple((k, v) for k, v in control),
         )
+
+    def plainly_valid(self) -> bool:
+        """A quick yes for the usual, valid record, at a fraction of `item_problems`' cost.
+
+        False means "look closer", not "invalid": `item_problems` then decides and
+        explains. Every stored record passes through here on each publish.
+        """
+        # Typed as object: a store may hand back anything, whatever the annotations say.
+        required: tuple[object, ...] = (
+            self.package_name, self.version, self.architecture, self.maintainer,
+            self.description, self.deb_url, self.actual_filename, self.md5_hash,
+            self.sha1_hash, self.sha256_hash, self.pub_date, self.processed_timestamp,
+            self.package_type,
+        )  # fmt: skip
+        for value in required:
+            if type(value) is not str or not value:
+                return False
+        one_line: tuple[object, ...] = (self.section, self.priority, self.homepage)
+        for value in (*one_line, self.depends):
+            if value is not None and (type(value) is not str or "\n" in value or "\r" in value):
+                return False
+        if None in one_line:
+            return False
+        optional: tuple[object, ...] = (self.certificate_url, self.signature_url, self.notes)
+        for value in optional:
+            if value is not None and type(value) is not str:
+                return False
+        if "\n" in self.maintainer or "\r" in self.maintainer:
+            return False
+        version, filename = self.version, self.actual_filename
+        size, installed, sha512 = self.file_size, self.installed_size, self.sha512_hash
+        if sha512 is not None and type(sha512) is not str:
+            return False
+        # One regex call for the identity and one for the checksums (none may hold a space).
+        if not (
+            len(version) <= 256
+            and len(filename) <= 255
+            and ".." not in filename
+            and _IDENTITY_RE.fullmatch(
+                f"{self.package_name} {version} {self.architecture} {filename}"
+            )
+            and type(size) is int
+            and size >= 0
+            and (installed is None or (type(installed) is int and installed >= 0))
+            and _CHECKSUMS_RE.fullmatch(
+                f"{self.md5_hash} {self.sha1_hash} {self.sha256_hash} {sha512 or ''}"
+            )
+            and FIELD_VALUE_RE.fullmatch(self.description)
+        ):
+            return False
+        for pair in self.control_fields:
+            if type(pair) is not tuple or len(pair) != 2:
+                return False
+            key, value = pair
+            if type(key) is not str or type(value) is not str:
+                return False
+            if not (FIELD_NAME_RE.fullmatch(key) and FIELD_VALUE_RE.fullmatch(value)):
+                return False
+        return True
 
     def validate(self) -> PackageRecord:
         """Return self, or raise RecordValidationError listing every problem."""
-        problems = item_problems(self.to_item())
-        if problems:
-            raise RecordValidationError(self.package_id, problems)
+        if not self.plainly_valid():
+            problems = item_problems(self.to_item())
+            if problems:
+                raise RecordValidationError(self.package_id, problems)
         return self
 
     def with_changes(self, **changes: Any) -> PackageRecord:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 def _item_id(item: Mapping[str, Any]) -> str:

@@ -72,22 +72,33 @@ APT_PACKAGES_FIELD_ORDER: tuple[str, ...] = (
 _FIELD_RANK = {name.lower(): rank for rank, name in enumerate(APT_PACKAGES_FIELD_ORDER)}
 
 # Fields a repository computes itself; a .deb that carries them does not get to decide.
+# A field value deb822 can write: continuation lines start with a space or tab, none
+# is empty, nothing ends in a newline.
+FIELD_VALUE_RE = re.compile(r"[^\n\r]*(?:\n[ \t][^\n\r]*)*")
+
 REPOSITORY_FIELDS = frozenset(
     f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5")
 )
 
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-_ARCH_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+ARCH_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# Debian policy 5.6.12 in one expression: a colon only after a numeric epoch, a hyphen
+# only before a revision (split at the last hyphen), upstream starting with a digit.
+VERSION_RE = re.compile(
+    r"(?:[0-9]+:(?:[0-9][A-Za-z0-9.+~:-]*-[A-Za-z0-9.+~]+|[0-9][A-Za-z0-9.+~:]*)"
+    r"|[0-9][A-Za-z0-9.+~-]*-[A-Za-z0-9.+~]+|[0-9][A-Za-z0-9.+~]*)"
+)
 _EPOCH_RE = re.compile(r"[0-9]+")
 _UPSTREAM_RE = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
 _REVISION_RE = re.compile(r"[A-Za-z0-9.+~]+")
-_FIELD_NAME_RE = re.compile(r"[!-9;-~][!-9;-~]*")  # printable ASCII except ':'
-_POOL_FILENAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.deb")
+# Printable ASCII except ':', not starting with '#' or '-' (deb822).
+FIELD_NAME_RE = re.compile(r"[!\"$-,.-9;-~][!-9;-~]*")
+POOL_FILENAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.deb")
 
 
 def package_name_problem(name: str) -> str | None:
     """Why `name` is not a valid Debian binary package name, or None if it is."""
-    if not _NAME_RE.fullmatch(name):
+    if not NAME_RE.fullmatch(name):
         return (
             f"{name!r} is not a Debian package name (lowercase letters, digits, '+', '-', '.'; "
             "at least two characters, starting with a letter or digit)"
@@ -97,6 +108,8 @@ def package_name_problem(name: str) -> str | None:
 
 def version_problem(version: str) -> str | None:
     """Why `version` is not a valid Debian version (policy 5.6.12), or None if it is."""
+    if len(version) <= 256 and VERSION_RE.fullmatch(version):
+        return None
     if not version or len(version) > 256:
         return f"{version!r} is not a Debian version (empty or too long)"
     epoch, colon, rest = version.partition(":")
@@ -117,19 +130,19 @@ def version_problem(version: str) -> str | None:
             f"{version!r} is not a Debian version (the upstream part must start with a digit "
             "and hold only letters, digits, '.', '+', '~', '-' and ':')"
         )
-    return None
+    return f"{version!r} is not a Debian version"
 
 
 def architecture_problem(architecture: str) -> str | None:
     """Why `architecture` is not a Debian architecture name, or None if it is."""
-    if not _ARCH_RE.fullmatch(architecture):
+    if not ARCH_RE.fullmatch(architecture):
         return f"{architecture!r} is not a Debian architecture name (such as amd64, arm64, all)"
     return None
 
 
 def pool_filename_problem(filename: str) -> str | None:
     """Why `filename` must not become the last component of a pool path, or None."""
-    if len(filename) > 255 or ".." in filename or not _POOL_FILENAME_RE.fullmatch(filename):
+    if len(filename) > 255 or ".." in filename or not POOL_FILENAME_RE.fullmatch(filename):
         return (
             f"{filename!r} is not a safe .deb file name (letters, digits, '.', '_', '+', '~', "
             "'-', ending in .deb, no '..')"
@@ -160,7 +173,7 @@ def field_value_problem(name: str, value: str) -> str | None:
     The rules are deb822's (`Deb822.validate_input`): no blank continuation lines, every
     continuation line starts with whitespace, and the field name is printable ASCII.
     """
-    if not _FIELD_NAME_RE.fullmatch(name):
+    if not FIELD_NAME_RE.fullmatch(name):
         return f"field name {name!r} is not printable ASCII without ':'"
     if value.endswith("\n") or "\r" in value:
         return f"field {name} ends with a newline or holds a carriage return"

@@ -132,7 +132,44 @@ def stanza_fields(record: PackageRecord, component: str) -> list[tuple[str, str]
 
 
 def render_stanza(record: PackageRecord, component: str) -> str:
-    return format_paragraph(stanza_fields(record, component))
+    """A record's Packages stanza (no trailing blank line)."""
+    if record.control_fields:
+        return format_paragraph(stanza_fields(record, component))
+    return _render_plain_stanza(record, component)
+
+
+def _render_plain_stanza(r: PackageRecord, component: str) -> str:
+    """`format_paragraph(stanza_fields(r))` for a record without extra control fields.
+
+    Written out in apt's order because it is the inner loop of every rebuild; the
+    unit tests hold it equal to the general path.
+    """
+    name = r.package_name
+    parts = [f"Package: {name}\nArchitecture: {r.architecture}\nVersion: {r.version}\n"]
+    if r.priority:
+        parts.append(f"Priority: {r.priority}\n")
+    if r.section:
+        parts.append(f"Section: {r.section}\n")
+    parts.append(f"Maintainer: {r.maintainer}\n")
+    if r.installed_size is not None:
+        parts.append(f"Installed-Size: {r.installed_size}\n")
+    if r.depends:
+        parts.append(f"Depends: {r.depends}\n")
+    parts.append(
+        f"Filename: pool/{component}/{name[0]}/{name}/{r.actual_filename}\nSize: {r.file_size}\n"
+        f"MD5sum: {r.md5_hash}\nSHA1: {r.sha1_hash}\nSHA256: {r.sha256_hash}\n"
+    )
+    if r.sha512_hash:
+        parts.append(f"SHA512: {r.sha512_hash}\n")
+    if r.homepage:
+        parts.append(f"Homepage: {r.homepage}\n")
+    description = r.description
+    parts.append(
+        f"Description:{description}\n"
+        if description[:1] == "\n"
+        else f"Description: {description}\n"
+    )
+    return "".join(parts)
 
 
 def sort_records(records: Iterable[PackageRecord]) -> list[PackageRecord]:

@@ -7,6 +7,7 @@ the new one, never a part. Temporary names start with `.tmp-` and are never list
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -28,36 +29,45 @@ class FilesystemObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = str(root)
+        self._root = str(root)
+        self._known_dirs: set[str] = set()
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ObjectStoreError(f"{root}: cannot create directory: {exc.strerror}") from None
 
-    def path_for(self, key: str) -> Path:
-        """The local path of `key`; refuses keys that could leave the root."""
-        parts = key.split("/")
+    def _local(self, key: str) -> str:
+        """The local path of `key` as text; refuses keys that could leave the root."""
         if (
             not key
-            or key.startswith("/")
+            or key[0] == "/"
             or "\\" in key
             or "\x00" in key
-            or any(part in ("", ".", "..") for part in parts)
+            or "//" in key
+            or key[-1] == "/"
+            or any(part in (".", "..") for part in key.split("/"))
         ):
             raise ObjectStoreError(f"{key!r} is not a safe object key under {self.root}")
-        return self.root.joinpath(*parts)
+        return f"{self._root}/{key}"
+
+    def path_for(self, key: str) -> Path:
+        """The local path of `key`; refuses keys that could leave the root."""
+        return Path(self._local(key))
 
     # -- reading --------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
+        path = self._local(key)
         try:
-            return self.path_for(key).read_bytes()
+            with open(path, "rb") as handle:
+                return handle.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ObjectStoreError(f"{self.path_for(key)}: cannot read: {exc.strerror}") from None
+            raise ObjectStoreError(f"{path}: cannot read: {exc.strerror}") from None
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            return ObjectInfo(key, self.path_for(key).stat().st_size)
+            return ObjectInfo(key, os.stat(self._local(key)).st_size)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -97,36 +107,57 @@ class FilesystemObjectStore:
                     continue
 
     # -- writing --------------------------------------------------------------------
-    def _temp_for(self, target: Path) -> Path:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ObjectStoreError(
-                f"{target.parent}: cannot create directory: {exc.strerror}"
-            ) from None
-        return target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
+    def _temp_for(self, target: str) -> str:
+        directory, name = target.rsplit("/", 1)
+        if directory not in self._known_dirs:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise ObjectStoreError(
+                    f"{directory}: cannot create directory: {exc.strerror}"
+                ) from None
+            self._known_dirs.add(directory)
+        return f"{directory}/{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
 
-    def _commit(self, temp: Path, target: Path) -> None:
+    @staticmethod
+    def _discard(temp: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+    def _commit(self, temp: str, target: str) -> None:
         try:
             os.replace(temp, target)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
 
+    # -- two-step writes, for writers in other processes ------------------------------
+    def reserve(self, key: str) -> str:
+        """A temporary path next to `key` (its directory created) to write into."""
+        return self._temp_for(self._local(key))
+
+    def commit_reserved(self, temp: str, key: str) -> None:
+        """Move a file written at a `reserve`d path into place, atomically."""
+        os.chmod(temp, 0o644)
+        self._commit(temp, self._local(key))
+
+    def discard_reserved(self, temp: str) -> None:
+        self._discard(temp)
+
     def put(self, key: str, data: bytes, delivery: Delivery) -> None:
-        target = self.path_for(key)
+        target = self._local(key)
         temp = self._temp_for(target)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
         self._commit(temp, target)
 
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
-        target = self.path_for(key)
+        target = self._local(key)
         temp = self._temp_for(target)
         try:
             if move:
@@ -137,43 +168,46 @@ class FilesystemObjectStore:
                     if exc.errno != errno.EXDEV:
                         raise
                     shutil.copyfile(path, temp)
-                    path.unlink()
+                    os.unlink(path)
             else:
                 shutil.copyfile(path, temp)
                 os.chmod(temp, 0o644)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write from {path}: {exc.strerror}") from None
         self._commit(temp, target)
 
     def copy_from(self, source: ObjectStore, source_key: str, key: str, delivery: Delivery) -> None:
-        target = self.path_for(key)
+        target = self._local(key)
         temp = self._temp_for(target)
         try:
             if isinstance(source, FilesystemObjectStore):
-                origin = source.path_for(source_key)
-                if not origin.is_file():
-                    raise ObjectStoreError(f"{origin}: no such file")
+                origin = source._local(source_key)
                 try:
                     # Pool and staging files are never modified in place (every write is
                     # a new inode), so sharing the inode is as safe as a copy and free.
                     os.link(origin, temp)
+                except FileNotFoundError:
+                    raise ObjectStoreError(f"{origin}: no such file") from None
                 except OSError:
                     shutil.copyfile(origin, temp)
                     os.chmod(temp, 0o644)
             else:
-                with source.open(source_key) as reader, temp.open("wb") as writer:
+                with source.open(source_key) as reader, open(temp, "wb") as writer:
                     shutil.copyfileobj(reader, writer, COPY_CHUNK)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot copy {source_key}: {exc.strerror}") from None
         except BaseException:
-            temp.unlink(missing_ok=True)
+            self._discard(temp)
             raise
         self._commit(temp, target)
 
     def delete(self, key: str) -> None:
+        path = self._local(key)
         try:
-            self.path_for(key).unlink(missing_ok=True)
+            os.unlink(path)
+        except FileNotFoundError:
+            return
         except OSError as exc:
-            raise ObjectStoreError(f"{self.path_for(key)}: cannot delete: {exc.strerror}") from None
+            raise ObjectStoreError(f"{path}: cannot delete: {exc.strerror}") from None

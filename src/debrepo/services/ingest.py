@@ -1,12 +1,18 @@
-"""Ingest: .deb files in, records in the store and files in the staging area out.
+"""Ingest: .deb files in, records in the store and the files where they belong.
 
-All or nothing: every file is read and checked first (in worker processes when there
-are many), and only when all of them are good are they moved into staging and their
-records written, in one transaction. A bad file changes nothing.
+A file is read exactly once: while it is hashed and checked, its bytes are copied to a
+temporary name next to its destination (the pool, or the staging area for packages the
+build script makes), named after the package its control file declares. All or
+nothing: only when every file of the batch is good are the copies moved into place
+and the records written, in one transaction. A bad file changes nothing.
+
+Large batches are read by worker processes; each file costs a directory and a file
+creation whatever the language, so spreading them over the cores is what pays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -15,10 +21,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO, Literal
 
-from debrepo.core.layout import DEB_CONTENT_TYPE, SHORT_LIVED, Delivery, staging_key
+from debrepo.core.control import (
+    architecture_problem,
+    canonical_filename,
+    field_lookup,
+    package_name_problem,
+    version_problem,
+)
+from debrepo.core.layout import DEB_CONTENT_TYPE, SHORT_LIVED, Delivery, pool_path, staging_key
 from debrepo.core.records import Provenance, build_record, staging_prefix_for
-from debrepo.debfile import DebInspection, inspect_deb
+from debrepo.debfile import inspect_deb
 from debrepo.errors import DuplicatePackageError, InvalidPackageError
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
@@ -38,105 +52,187 @@ class IngestItem:
     provenance: Provenance
 
 
-def _inspect(job: tuple[str, str]) -> tuple[DebInspection | None, str | None]:
-    """Worker: inspect one .deb, copying it to `temp`; errors come back as text."""
-    path, temp = job
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where ingested files go: the repository's pool, or the staging area."""
+
+    kind: Literal["pool", "staging"]
+    component: str
+
+    def key_for(self, name: str, filename: str, config: PackageConfig | None) -> str:
+        if self.kind == "pool":
+            return pool_path(self.component, name, filename)
+        return staging_key(staging_prefix_for(name, config), filename)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    configs: dict[str, PackageConfig]
+    now: datetime
+    destination: Destination
+    local_root: str | None  # the target store's folder, when workers can write into it
+    scratch: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    record: PackageRecord | None
+    error: str | None
+    key: str = ""
+    copy: str = ""
+
+
+_worker_context: _Context | None = None
+
+
+def _init_worker(context: _Context) -> None:
+    global _worker_context  # one context per worker process
+    _worker_context = context
+
+
+def _examine(job: tuple[int, IngestItem]) -> _Outcome:
+    """Read one .deb, copying it next to its destination, and build its record."""
+    index, item = job
+    context = _worker_context
+    assert context is not None
+    local = FilesystemObjectStore(Path(context.local_root)) if context.local_root else None
+    placed: dict[str, str] = {}
+    handles: list[BinaryIO] = []
+
+    def open_copy(control: list[tuple[str, str]]) -> BinaryIO:
+        name = field_lookup(control, "Package") or ""
+        version = field_lookup(control, "Version") or ""
+        architecture = field_lookup(control, "Architecture") or ""
+        for problem in (
+            package_name_problem(name),
+            version_problem(version),
+            architecture_problem(architecture),
+        ):
+            if problem:
+                raise InvalidPackageError(f"{item.path}: control file: {problem}")
+        filename = canonical_filename(name, version, architecture)
+        placed["key"] = context.destination.key_for(name, filename, context.configs.get(name))
+        placed["copy"] = (
+            local.reserve(placed["key"]) if local else os.path.join(context.scratch, f"{index}.deb")
+        )
+        handle = open(placed["copy"], "wb")  # noqa: SIM115 - closed in the finally below
+        handles.append(handle)
+        return handle
+
     try:
-        with open(temp, "wb") as copy:  # noqa: PTH123 - hot path, avoid Path overhead
-            return inspect_deb(Path(path), copy_to=copy), None
+        inspection = inspect_deb(item.path, open_copy=open_copy, name=str(item.path))
     except InvalidPackageError as exc:
-        return None, str(exc)
+        _discard(placed.get("copy"))
+        return _Outcome(None, str(exc))
     except OSError as exc:
-        return None, f"{path}: cannot copy: {exc.strerror}"
+        _discard(placed.get("copy"))
+        return _Outcome(None, f"{item.path}: cannot copy: {exc.strerror}")
+    finally:
+        for handle in handles:
+            handle.close()
+    name = field_lookup(inspection.control, "Package") or ""
+    try:
+        record = build_record(
+            inspection.control,
+            inspection.facts,
+            item.provenance,
+            context.configs.get(name),
+            processed_at=context.now,
+            source=str(item.path),
+        )
+    except InvalidPackageError as exc:
+        _discard(placed.get("copy"))
+        return _Outcome(None, str(exc))
+    return _Outcome(record, None, placed["key"], placed["copy"])
 
 
-def _scratch_parent(staging: ObjectStore) -> Path | None:
-    # Same filesystem as staging, so moving a checked file into place is a rename.
-    return staging.root if isinstance(staging, FilesystemObjectStore) else None
+def _discard(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _examine_all(
+    items: Sequence[IngestItem], context: _Context, progress: Callable[[int], None] | None
+) -> list[_Outcome]:
+    jobs = list(enumerate(items))
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_FROM or workers < 2:
+        _init_worker(context)
+        outcomes = []
+        for job in jobs:
+            outcomes.append(_examine(job))
+            if progress:
+                progress(1)
+        return outcomes
+    outcomes = []
+    chunk = max(1, len(jobs) // (workers * 8))
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(context,)) as pool:
+        for outcome in pool.map(_examine, jobs, chunksize=chunk):
+            outcomes.append(outcome)
+            if progress:
+                progress(1)
+    return outcomes
 
 
 def ingest_files(
     items: Sequence[IngestItem],
     *,
     store: MetadataStore,
-    staging: ObjectStore,
+    target: ObjectStore,
+    destination: Destination,
     configs: dict[str, PackageConfig],
     now: datetime,
     progress: Callable[[int], None] | None = None,
 ) -> list[PackageRecord]:
-    """Check, stage and record every file, or raise and change nothing."""
+    """Check, place and record every file, or raise and change nothing."""
     if not items:
         return []
-    scratch = Path(tempfile.mkdtemp(prefix=".tmp-ingest-", dir=_scratch_parent(staging)))
+    local_root = str(target.root) if isinstance(target, FilesystemObjectStore) else None
+    scratch = tempfile.mkdtemp(prefix="debrepo-ingest-")
+    outcomes: list[_Outcome] = []
+    committed = False
     try:
-        jobs = [(str(item.path), str(scratch / f"{index}.deb")) for index, item in enumerate(items)]
-        results: list[tuple[DebInspection | None, str | None]] = []
-        if len(jobs) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-            workers = min(os.cpu_count() or 1, 8)
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(
-                    _inspect, jobs, chunksize=max(1, len(jobs) // (workers * 8))
-                ):
-                    results.append(result)
-                    if progress:
-                        progress(1)
-        else:
-            for job in jobs:
-                results.append(_inspect(job))
-                if progress:
-                    progress(1)
+        context = _Context(configs, now, destination, local_root, scratch)
+        outcomes = _examine_all(items, context, progress)
 
         errors: list[str] = []
-        records: list[PackageRecord] = []
         existing = store.package_ids()
         seen: dict[str, Path] = {}
-        for item, (inspection, error) in zip(items, results, strict=True):
-            if error is not None or inspection is None:
-                errors.append(error or f"{item.path}: unreadable")
-                continue
-            name = dict((k.lower(), v) for k, v in inspection.control).get("package", "")
-            try:
-                record = build_record(
-                    inspection.control,
-                    inspection.facts,
-                    item.provenance,
-                    configs.get(name),
-                    processed_at=now,
-                    source=str(item.path),
-                )
-            except InvalidPackageError as exc:
-                errors.append(str(exc))
-                continue
-            if record.package_id in existing:
+        for item, outcome in zip(items, outcomes, strict=True):
+            record = outcome.record
+            if record is None:
+                errors.append(outcome.error or f"{item.path}: unreadable")
+            elif record.package_id in existing:
                 errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
-                continue
-            if record.package_id in seen:
+            elif record.package_id in seen:
                 errors.append(
                     f"{item.path}: {record.package_name} {record.version} "
                     f"is also in {seen[record.package_id]}"
                 )
-                continue
-            seen[record.package_id] = item.path
-            records.append(record)
+            else:
+                seen[record.package_id] = item.path
         if errors:
-            more = (
-                f" (and {len(errors) - MAX_LISTED_ERRORS} more)"
-                if len(errors) > MAX_LISTED_ERRORS
-                else ""
-            )
+            more = len(errors) - MAX_LISTED_ERRORS
             raise InvalidPackageError(
-                "; ".join(errors[:MAX_LISTED_ERRORS]) + more + "; nothing was added"
+                "; ".join(errors[:MAX_LISTED_ERRORS])
+                + (f" (and {more} more)" if more > 0 else "")
+                + "; nothing was added"
             )
 
-        # Files first, then records: a crash in between leaves an unreferenced staged
-        # file (harmless, overwritten by a retry), never a record without its file.
-        # With no errors, records[i] came from items[i], whose copy is jobs[i][1].
-        for record, (_, copy) in zip(records, jobs, strict=True):
-            prefix = staging_prefix_for(record.package_name, configs.get(record.package_name))
-            staging.put_file(
-                staging_key(prefix, record.actual_filename), Path(copy), STAGING_DELIVERY, move=True
-            )
+        # Files first, then records: a crash in between leaves an unreferenced file
+        # (invisible to apt, replaced by a retry), never a record without its file.
+        for outcome in outcomes:
+            if isinstance(target, FilesystemObjectStore):
+                target.commit_reserved(outcome.copy, outcome.key)
+            else:
+                target.put_file(outcome.key, Path(outcome.copy), STAGING_DELIVERY, move=True)
+        committed = True
+        records = [outcome.record for outcome in outcomes if outcome.record is not None]
         store.put_many(records)
         return records
     finally:
+        if not committed:
+            for outcome in outcomes:
+                _discard(outcome.copy or None)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -159,9 +159,12 @@ class Publisher:
         self.configs = configs
         self.progress = progress
 
-    def publish(self, *, now: datetime, trusted_staged: Iterable[str] = ()) -> PublishReport:
-        """Publish the store's current contents; `trusted_staged` skips re-hashing
-        staged files this process has just written and checked."""
+    def publish(self, *, now: datetime, just_written: Iterable[str] = ()) -> PublishReport:
+        """Publish the store's current contents.
+
+        `just_written` names pool or staging keys this process has just written from
+        checked bytes; they are neither looked up nor hashed again.
+        """
         report = PublishReport()
         snapshot = self.store.snapshot()
         report.packages = len(snapshot.records)
@@ -184,7 +187,7 @@ class Publisher:
             public_url=self.settings.public_url,
             keyring_name=self.settings.keyring_name,
         )
-        self._place_pool_files(plan, state, report, set(trusted_staged))
+        self._place_pool_files(plan, state, report, set(just_written))
         self._write_indices(plan, report)
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report)
@@ -211,10 +214,20 @@ class Publisher:
             expected = (record.file_size, record.sha256_hash)
             if state.pool.get(pool_file.key) == expected:
                 continue
-            info = self.repo.stat(pool_file.key)
-            if info is not None and info.size == record.file_size:
+            if pool_file.key in trusted:
                 state.pool[pool_file.key] = expected
                 continue
+            if self._staged_key(pool_file) not in trusted:
+                # Not published by us as far as the state knows: believe a file already
+                # there only if its bytes are the recorded ones.
+                info = self.repo.stat(pool_file.key)
+                if (
+                    info is not None
+                    and info.size == record.file_size
+                    and _sha256_of(self.repo, pool_file.key) == expected
+                ):
+                    state.pool[pool_file.key] = expected
+                    continue
             missing.append(pool_file)
 
         problems: list[str] = []

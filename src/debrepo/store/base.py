@@ -66,7 +66,7 @@ class BaseMetadataStore:
                 records.append(PackageRecord.from_item(item))
             except RecordValidationError as exc:
                 skipped.append(exc)
-                _warn_skipped(exc)
+                warn_skipped(exc)
         return Snapshot(records, skipped)
 
     def by_name(self, package_name: str) -> list[PackageRecord]:
@@ -95,10 +95,10 @@ class BaseMetadataStore:
             try:
                 yield PackageRecord.from_item(item)
             except RecordValidationError as exc:
-                _warn_skipped(exc)
+                warn_skipped(exc)
 
 
-def _warn_skipped(exc: RecordValidationError) -> None:
+def warn_skipped(exc: RecordValidationError) -> None:
     log.warning(
         "skipping incomplete package record %s: %s",
         exc.package_id,

@@ -7,14 +7,17 @@ UPDATE path, so a stored version never changes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from debrepo.errors import DuplicatePackageError, StoreError
-from debrepo.store.base import BaseMetadataStore
+from debrepo.errors import DuplicatePackageError, RecordValidationError, StoreError
+from debrepo.model import PackageRecord, item_problems
+from debrepo.ports import Snapshot
+from debrepo.store.base import BaseMetadataStore, warn_skipped
 
 COLUMNS: tuple[str, ...] = (
     "package_id",
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS packages (
 );
 CREATE INDEX IF NOT EXISTS packages_by_name ON packages (package_name);
 """
+# Columns in PackageRecord's field order, so a row becomes a record positionally.
+_RECORD_COLUMNS = PackageRecord._fields
+_SELECT_RECORDS = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM packages ORDER BY package_id"  # noqa: S608
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM packages"  # noqa: S608 - constant column names
 _INSERT = f"INSERT INTO packages ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 
@@ -71,17 +77,6 @@ class SqliteMetadataStore(BaseMetadataStore):
     def close(self) -> None:
         self._db.close()
 
-    @staticmethod
-    def _to_item(row: tuple[Any, ...]) -> dict[str, Any]:
-        item = {name: value for name, value in zip(COLUMNS, row, strict=True) if value is not None}
-        control = item.get("control_fields")
-        if control is not None:
-            try:
-                item["control_fields"] = json.loads(control)
-            except ValueError:
-                item["control_fields"] = control  # left malformed: validation names it
-        return item
-
     def _items(self, package_name: str | None = None) -> Iterator[Mapping[str, Any]]:
         try:
             if package_name is None:
@@ -92,14 +87,54 @@ class SqliteMetadataStore(BaseMetadataStore):
                 ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
-        return (self._to_item(row) for row in rows)
+        return (self._row_item(row, COLUMNS) for row in rows)
+
+    def snapshot(self) -> Snapshot:
+        """All records, built straight from rows: the hot path of every publish."""
+        try:
+            rows = self._db.execute(_SELECT_RECORDS).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+        records: list[PackageRecord] = []
+        skipped: list[RecordValidationError] = []
+        make = PackageRecord._make
+        for row in rows:
+            control = row[-1]  # control_fields is the record's last field
+            try:
+                pairs = () if control is None else tuple((k, v) for k, v in json.loads(control))
+                record = make((*row[:-1], pairs))
+                if record.plainly_valid():
+                    records.append(record)
+                    continue
+            except (ValueError, TypeError):
+                pass
+            item = self._row_item(row)
+            problems = item_problems(item)
+            if problems:
+                package_id = f"{item.get('package_name')}#{item.get('version')}"
+                skipped.append(RecordValidationError(package_id, problems))
+                warn_skipped(skipped[-1])
+            else:
+                records.append(PackageRecord.from_item(item))
+        return Snapshot(records, skipped)
+
+    @staticmethod
+    def _row_item(
+        row: tuple[Any, ...], columns: tuple[str, ...] = _RECORD_COLUMNS
+    ) -> dict[str, Any]:
+        """A row as a store item; control_fields left as text if it is not JSON."""
+        item = {name: value for name, value in zip(columns, row, strict=True) if value is not None}
+        if "control_fields" in item:
+            with contextlib.suppress(ValueError):  # item_problems names it
+                item["control_fields"] = json.loads(item["control_fields"])
+        return item
 
     def _item(self, package_id: str) -> Mapping[str, Any] | None:
         try:
             row = self._db.execute(_SELECT + " WHERE package_id = ?", (package_id,)).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
-        return None if row is None else self._to_item(row)
+        return None if row is None else self._row_item(row, COLUMNS)
 
     def package_ids(self) -> set[str]:
         try:

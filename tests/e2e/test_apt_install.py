@@ -1,0 +1,161 @@
+"""A new user's path, end to end, with the real CLI and the real apt.
+
+`debrepo serve`, `debrepo build-repo-package`, `debrepo add` and `debrepo verify` run as
+subprocesses with their own `--home`; apt-get runs in an isolated root and installs
+kiro-repo, then switches to the sources file kiro-repo installed and resolves a
+dependency between two packages added with `debrepo add`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+from pathlib import Path
+
+import pytest
+from debian import deb822
+
+from tests.conftest import DebFactory
+from tests.e2e.aptenv import (
+    AptEnv,
+    DebrepoCli,
+    assert_clean_update,
+    serve_cli,
+    wait_until_later_second,
+)
+
+pytestmark = pytest.mark.e2e
+
+KEYRING_PATH = "/usr/share/keyrings/kiro-archive-keyring.gpg"
+SOURCES_PATH = "/etc/apt/sources.list.d/kiro.sources"
+BINARY_DIR = "dists/stable/main/binary-amd64"
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> DebrepoCli:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    return DebrepoCli(home=tmp_path / "home", cwd=cwd)
+
+
+def _fetch(url: str) -> tuple[bytes, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read(), response.headers.get("Content-Type", "")
+
+
+def test_new_user_installs_kiro_repo_then_packages_with_dependencies(
+    tmp_path: Path, cli: DebrepoCli, make_deb: DebFactory
+) -> None:
+    with serve_cli(cli, tmp_path / "logs") as server:
+        # 1. Build and publish kiro-repo pointing at the running server.
+        built = cli.run("--public-url", server.url, "build-repo-package", "--version", "1.0.0")
+        assert "built kiro-repo_1.0.0_all.deb" in built.stdout, built.describe()
+        assert "kiro-repo.deb is kiro-repo 1.0.0" in built.stdout, built.describe()
+        published_key = (cli.repo_dir / "kiro-archive-keyring.gpg").read_bytes()
+        exported_key = tmp_path / "exported.gpg"
+        cli.run("key", "export", "--binary", "--output", exported_key)
+        assert exported_key.read_bytes() == published_key
+
+        # The convenience copy the instructions page tells users to download.
+        convenience, content_type = _fetch(f"{server.url}/kiro-repo.deb")
+        assert content_type == "application/vnd.debian.binary-package"
+        pool_file = cli.repo_dir / "pool/main/k/kiro-repo/kiro-repo_1.0.0_all.deb"
+        assert convenience == pool_file.read_bytes()
+
+        # 2. apt trusts the published key through signed-by, and nothing else.
+        apt = AptEnv(tmp_path / "aptroot")
+        apt.use_source(server.url, cli.repo_dir / "kiro-archive-keyring.gpg")
+        assert_clean_update(apt.update())
+        install = apt.install("kiro-repo")
+        assert install.returncode == 0, install.describe()
+        assert install.problems() == [], install.describe()
+        assert apt.installed() == {"kiro-repo": "1.0.0"}
+
+        sources_text = apt.path(SOURCES_PATH).read_text()
+        sources = deb822.Deb822(sources_text)
+        assert dict(sources) == {
+            "Types": "deb",
+            "URIs": server.url,
+            "Suites": "stable",
+            "Components": "main",
+            "Signed-By": KEYRING_PATH,
+        }
+        assert apt.path(KEYRING_PATH).read_bytes() == published_key
+
+        # 3. From now on apt uses only what kiro-repo installed. Signed-By is an absolute
+        #    path apt does not resolve inside Dir, so point it at the keyring in the root.
+        apt.sources_list.unlink()
+        apt.path(SOURCES_PATH).write_text(
+            sources_text.replace(f"Signed-By: {KEYRING_PATH}", f"Signed-By: {apt.path(KEYRING_PATH)}")
+        )
+
+        # 4. Two more packages: an Architecture: all library and an amd64 tool needing it.
+        library = make_deb(
+            "libkiro-greeting",
+            "1.2-1",
+            "all",
+            description="greeting data for kiro tools\n Shared data files.",
+        )
+        tool = make_deb(
+            "kiro-hello",
+            "0.9.1",
+            "amd64",
+            extra_fields=[("Depends", "libkiro-greeting (>= 1.2)")],
+            description="says hello\n A tool that needs libkiro-greeting.",
+        )
+        wait_until_later_second(cli.repo_dir / "dists/stable/InRelease")
+        added = cli.run("--public-url", server.url, "add", library, tool)
+        assert "added libkiro-greeting 1.2-1 (all)" in added.stdout, added.describe()
+        assert "added kiro-hello 0.9.1 (amd64)" in added.stdout, added.describe()
+
+        assert_clean_update(apt.update())
+        install = apt.install("kiro-hello")
+        assert install.returncode == 0, install.describe()
+        assert install.problems() == [], install.describe()
+        assert apt.installed() == {
+            "kiro-repo": "1.0.0",
+            "kiro-hello": "0.9.1",
+            "libkiro-greeting": "1.2-1",
+        }
+        assert apt.path("/usr/share/doc/kiro-hello/README").read_text() == "kiro-hello 0.9.1\n"
+        assert apt.path("/usr/share/doc/libkiro-greeting/README").is_file()
+        # apt pulled the library in to satisfy Depends (marked automatically installed).
+        states = list(
+            deb822.Deb822.iter_paragraphs(
+                (tmp_path / "aptroot/var/lib/apt/extended_states").read_text()
+            )
+        )
+        auto = {p["Package"] for p in states if p.get("Auto-Installed") == "1"}
+        assert auto == {"libkiro-greeting"}
+
+        requests = server.requests()
+
+    # 5. What apt fetched: every index by hash, nothing missing, the pool files.
+    assert requests, "the server recorded no requests"
+    failed = [r for r in requests if r.status >= 400]
+    assert failed == [], failed
+    index_requests = [r.path for r in requests if f"/{BINARY_DIR}/" in r.path]
+    assert index_requests, [r.path for r in requests]
+    not_by_hash = [
+        p
+        for p in index_requests
+        if not p.startswith((f"/{BINARY_DIR}/by-hash/SHA512/", f"/{BINARY_DIR}/by-hash/SHA256/"))
+    ]
+    assert not_by_hash == [], index_requests
+    assert len(set(index_requests)) >= 2, "the index changed, apt should have fetched it again"
+    # The last index apt fetched is the one the current Release names.
+    last_hash = index_requests[-1].rsplit("/", 1)[-1]
+    current = {
+        hashlib.new(algorithm, (cli.repo_dir / BINARY_DIR / name).read_bytes()).hexdigest()
+        for name in ("Packages", "Packages.gz", "Packages.xz")
+        for algorithm in ("sha256", "sha512")
+    }
+    assert last_hash in current
+    fetched = {r.path for r in requests}
+    assert "/dists/stable/InRelease" in fetched
+    assert "/pool/main/k/kiro-repo/kiro-repo_1.0.0_all.deb" in fetched
+    assert "/pool/main/k/kiro-hello/kiro-hello_0.9.1_amd64.deb" in fetched
+    assert "/pool/main/l/libkiro-greeting/libkiro-greeting_1.2-1_all.deb" in fetched
+
+    verified = cli.run("verify")
+    assert verified.stdout.startswith("OK: 3 package(s)"), verified.describe()

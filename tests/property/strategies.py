@@ -1,0 +1,492 @@
+"""Hypothesis strategies for the property tests: Debian names, versions, package records,
+field lists, Release descriptions and package configuration mappings.
+
+Everything here is written from Debian policy and the seed's schema, not from debrepo's
+own validation code, so the tests can disagree with it.
+
+Two corners of the Debian grammar are left out of the general strategies by default:
+`..` inside a package name or version, and `:` inside the upstream part of a version
+(after an epoch). Both are valid Debian, but give a pool file name debrepo refuses;
+`test_property_22_*` in test_index_properties.py covers them on their own, so one
+known gap does not mask every other property.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import strategies as st
+
+from debrepo.core.indexes import ReleaseInfo
+from debrepo.model import PackageRecord
+
+KNOWN_PACKAGES = ("kiro", "kiro-repo", "kiro-cli")
+CONVENIENCE_PACKAGE = "kiro-repo"
+ARCHITECTURES = ("amd64", "arm64", "all", "i386", "armhf", "riscv64", "ppc64el", "s390x")
+BINARY_ARCHITECTURES = tuple(a for a in ARCHITECTURES if a != "all")
+PACKAGE_TYPES = ("external_download", "build_script", "github_release", "manual")
+PRIORITIES = ("required", "important", "standard", "optional", "extra")
+SECTIONS = ("editors", "misc", "devel", "utils", "net", "libs", "contrib/misc", "non-free/net")
+
+# Seed "Attribute Schema" / Property 2: what every stored package carries.
+SEED_REQUIRED_FIELDS = (
+    "package_name",
+    "version",
+    "architecture",
+    "deb_url",
+    "actual_filename",
+    "file_size",
+    "md5_hash",
+    "sha1_hash",
+    "sha256_hash",
+    "section",
+    "priority",
+    "maintainer",
+    "homepage",
+    "description",
+    "pub_date",
+    "processed_timestamp",
+    "package_type",
+)
+# Seed Property 8: the fields of every Packages entry.
+SEED_STANZA_FIELDS = (
+    "Package",
+    "Version",
+    "Architecture",
+    "Maintainer",
+    "Section",
+    "Priority",
+    "Homepage",
+    "Description",
+    "Filename",
+    "Size",
+    "MD5sum",
+    "SHA1",
+    "SHA256",
+)
+# Fields a Packages stanza takes from named record attributes or computes itself;
+# a record's extra control fields never repeat them.
+STANZA_OWNED_FIELDS = frozenset(
+    name.lower()
+    for name in (
+        *SEED_STANZA_FIELDS,
+        "Depends",
+        "Installed-Size",
+        "SHA512",
+        "Description-md5",
+    )
+)
+# Real control fields a .deb may carry besides the ones above.
+EXTRA_FIELD_NAMES = (
+    "Multi-Arch",
+    "Recommends",
+    "Suggests",
+    "Conflicts",
+    "Breaks",
+    "Replaces",
+    "Provides",
+    "Pre-Depends",
+    "Enhances",
+    "Source",
+    "Built-Using",
+    "Essential",
+    "Original-Maintainer",
+    "Bugs",
+    "Tag",
+    "Origin",
+    "X-Kiro-Channel",
+)
+
+# -- names and versions (Debian policy 5.6.1, 5.6.12) ------------------------------------
+
+_NAME_START = string.ascii_lowercase + string.digits
+_NAME_REST = _NAME_START + "+.-"
+_VERSION_CHARS = string.ascii_letters + string.digits + ".+~"
+
+
+def package_names(*, allow_double_dot: bool = False) -> st.SearchStrategy[str]:
+    """Binary package names `[a-z0-9][a-z0-9+.-]+`, often the seed's own packages."""
+    generated = st.builds(
+        str.__add__, st.sampled_from(_NAME_START), st.text(_NAME_REST, min_size=1, max_size=20)
+    )
+    if not allow_double_dot:
+        generated = generated.filter(lambda name: ".." not in name)
+    return st.one_of(st.sampled_from(KNOWN_PACKAGES), generated)
+
+
+def _realistic_upstream() -> st.SearchStrategy[str]:
+    numbers = st.lists(st.integers(0, 30), min_size=1, max_size=4).map(
+        lambda parts: ".".join(map(str, parts))
+    )
+    suffix = st.sampled_from(
+        ("", "", "~rc1", "~rc2", "~beta1", "~~", "~", "+git20240101", "+dfsg", "a", "+b1", ".0")
+    )
+    return st.builds(str.__add__, numbers, suffix)
+
+
+@st.composite
+def _versions(draw: st.DrawFn, allow_upstream_colon: bool) -> str:
+    epoch = draw(st.none() | st.integers(0, 30))
+    revision = draw(
+        st.none()
+        | st.sampled_from(("1", "2", "0ubuntu1", "1+deb12u1", "1~bpo1"))
+        | st.text(_VERSION_CHARS, min_size=1, max_size=6)
+    )
+    chars = _VERSION_CHARS
+    if revision is not None:
+        chars += "-"  # a hyphen in upstream needs a revision after the last one
+    if epoch is not None and allow_upstream_colon:
+        chars += ":"  # a colon in upstream needs an epoch before the first one
+    upstream = draw(
+        _realistic_upstream()
+        | st.builds(str.__add__, st.sampled_from(string.digits), st.text(chars, max_size=10))
+    )
+    version = upstream
+    if epoch is not None:
+        version = f"{epoch}:{version}"
+    if revision is not None:
+        version = f"{version}-{revision}"
+    return version
+
+
+def debian_versions(
+    *, allow_double_dot: bool = False, allow_upstream_colon: bool = False
+) -> st.SearchStrategy[str]:
+    """Valid Debian versions: `[epoch:]upstream[-revision]`, with `~`, `+`, letters."""
+    strategy = _versions(allow_upstream_colon)
+    if not allow_double_dot:
+        strategy = strategy.filter(lambda version: ".." not in version)
+    return strategy
+
+
+def version_without_epoch(version: str) -> str:
+    """What dpkg puts in a .deb file name: the version after the epoch, if any."""
+    epoch, colon, rest = version.partition(":")
+    return rest if colon else version
+
+
+def deb_filename(name: str, version: str, architecture: str) -> str:
+    return f"{name}_{version_without_epoch(version)}_{architecture}.deb"
+
+
+# -- text values --------------------------------------------------------------------------
+
+# Letters, digits, punctuation, symbols and spaces in any script; no control characters
+# or line separators, so what deb822 writes is what apt and deb822 read back.
+_TEXT = st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs"))
+
+
+def single_line(*, max_size: int = 40) -> st.SearchStrategy[str]:
+    """A non-empty one-line value without surrounding whitespace."""
+    return st.text(_TEXT, min_size=1, max_size=max_size).map(str.strip).filter(bool)
+
+
+@st.composite
+def multiline_values(draw: st.DrawFn, *, first_line_empty: bool = False) -> str:
+    """A deb822 multi-line value: a first line, then lines indented by one space."""
+    first = "" if first_line_empty else draw(single_line(max_size=60))
+    body = draw(
+        st.lists(
+            st.one_of(st.just("."), single_line(max_size=50)).map(lambda line: " " + line)
+            | single_line(max_size=50).map(lambda line: "   " + line),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    return "\n".join([first, *body])
+
+
+def descriptions() -> st.SearchStrategy[str]:
+    """Package descriptions in deb822 form: "synopsis\\n extended\\n ."."""
+    return single_line(max_size=60) | multiline_values()
+
+
+def field_values() -> st.SearchStrategy[str]:
+    return st.one_of(
+        single_line(),
+        multiline_values(),
+        multiline_values(first_line_empty=True),  # Conffiles-style, value starts on line two
+    )
+
+
+# Policy 5.1: US-ASCII without control characters, space and ':'; not starting with '#'
+# or '-'.
+_FIELD_NAME_START = "".join(
+    chr(c) for c in range(0x21, 0x7F) if chr(c) not in ":#-"
+)
+_FIELD_NAME_REST = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != ":")
+
+
+def field_names() -> st.SearchStrategy[str]:
+    generated = st.builds(
+        str.__add__,
+        st.sampled_from(_FIELD_NAME_START),
+        st.text(_FIELD_NAME_REST, max_size=15),
+    )
+    return st.sampled_from(EXTRA_FIELD_NAMES) | generated
+
+
+def extra_control_fields(max_size: int = 4) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
+    """Other fields of a .deb's control file: unique names, none a stanza computes."""
+    return st.lists(
+        st.tuples(field_names().filter(lambda n: n.lower() not in STANZA_OWNED_FIELDS), field_values()),
+        max_size=max_size,
+        unique_by=lambda pair: pair[0].lower(),
+    ).map(tuple)
+
+
+def field_lists() -> st.SearchStrategy[list[tuple[str, str]]]:
+    """Any valid control paragraph as (name, value) pairs: unique names, deb822 values."""
+    value = st.one_of(
+        field_values(),
+        st.just(""),
+        st.text(_TEXT, max_size=20),  # surrounding spaces are kept by both writers
+    )
+    return st.lists(
+        st.tuples(field_names(), value), max_size=12, unique_by=lambda pair: pair[0].lower()
+    )
+
+
+# -- record attributes ------------------------------------------------------------------
+
+
+def hex_digests(digits: int) -> st.SearchStrategy[str]:
+    return st.binary(min_size=digits // 2, max_size=digits // 2).map(bytes.hex)
+
+
+_HOST_LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=10)
+hosts = st.builds(
+    lambda labels, tld: ".".join([*labels, tld]),
+    st.lists(_HOST_LABEL, min_size=1, max_size=3),
+    st.sampled_from(("dev", "com", "org", "example")),
+)
+urls = st.builds(
+    lambda scheme, host, path: f"{scheme}://{host}/{path}",
+    st.sampled_from(("https", "http")),
+    hosts,
+    st.text(string.ascii_letters + string.digits + "-_./", max_size=30),
+)
+maintainers = st.builds(
+    lambda name, local, host: f"{name} <{local}@{host}>",
+    single_line(max_size=30).filter(lambda name: "<" not in name and ">" not in name),
+    st.text(string.ascii_lowercase + string.digits + "._+-", min_size=1, max_size=12),
+    hosts,
+)
+sections = st.sampled_from(SECTIONS) | st.from_regex(
+    r"\A([a-z0-9-]{1,8}/)?[a-z0-9+.-]{1,12}\Z"
+)
+
+
+@st.composite
+def relations(draw: st.DrawFn) -> str:
+    """A Depends value: `a (>= 1.0), b | c`."""
+
+    def one() -> str:
+        name = draw(package_names())
+        if draw(st.booleans()):
+            operator = draw(st.sampled_from(("<<", "<=", "=", ">=", ">>")))
+            return f"{name} ({operator} {draw(debian_versions())})"
+        return name
+
+    groups = []
+    for _ in range(draw(st.integers(1, 4))):
+        groups.append(" | ".join(one() for _ in range(draw(st.integers(1, 2)))))
+    return ", ".join(groups)
+
+
+timestamps = st.datetimes(
+    min_value=datetime(2015, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)
+).map(lambda moment: moment.isoformat(timespec="seconds").replace("+00:00", "Z"))
+# Free text the store must keep exactly, though no index shows it.
+any_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+
+
+@st.composite
+def package_records(
+    draw: st.DrawFn,
+    *,
+    names: st.SearchStrategy[str] | None = None,
+    versions: st.SearchStrategy[str] | None = None,
+    architectures: st.SearchStrategy[str] | None = None,
+) -> PackageRecord:
+    """A complete, valid PackageRecord as the seed's schema describes it."""
+    name = draw(names if names is not None else package_names())
+    version = draw(versions if versions is not None else debian_versions())
+    architecture = draw(
+        architectures if architectures is not None else st.sampled_from(ARCHITECTURES)
+    )
+    return PackageRecord(
+        package_name=name,
+        version=version,
+        architecture=architecture,
+        section=draw(sections),
+        priority=draw(st.sampled_from(PRIORITIES)),
+        maintainer=draw(maintainers),
+        homepage=draw(urls),
+        description=draw(descriptions()),
+        deb_url=draw(urls | any_text),
+        actual_filename=deb_filename(name, version, architecture),
+        file_size=draw(st.integers(0, 2**40)),
+        md5_hash=draw(hex_digests(32)),
+        sha1_hash=draw(hex_digests(40)),
+        sha256_hash=draw(hex_digests(64)),
+        pub_date=draw(timestamps),
+        processed_timestamp=draw(timestamps),
+        package_type=draw(st.sampled_from(PACKAGE_TYPES)),
+        depends=draw(st.none() | relations()),
+        certificate_url=draw(st.none() | urls),
+        signature_url=draw(st.none() | urls),
+        notes=draw(st.none() | any_text),
+        installed_size=draw(st.none() | st.integers(0, 10**8)),
+        sha512_hash=draw(st.none() | hex_digests(128)),
+        control_fields=draw(extra_control_fields()),
+    )
+
+
+def record_lists(
+    *, min_size: int = 0, max_size: int = 8, **record_options: Any
+) -> st.SearchStrategy[list[PackageRecord]]:
+    """Records one store can hold and one repository can publish together: unique
+    package_id (the store's key) and unique pool file name."""
+    return st.lists(
+        package_records(**record_options),
+        min_size=min_size,
+        max_size=max_size,
+        unique_by=(lambda r: r.package_id, lambda r: r.actual_filename),
+    )
+
+
+def with_content(record: PackageRecord, content: bytes) -> PackageRecord:
+    """The record of a .deb whose bytes are `content`: size and checksums computed here."""
+    return record.with_changes(
+        file_size=len(content),
+        md5_hash=hashlib.md5(content).hexdigest(),
+        sha1_hash=hashlib.sha1(content).hexdigest(),
+        sha256_hash=hashlib.sha256(content).hexdigest(),
+        sha512_hash=hashlib.sha512(content).hexdigest(),
+    )
+
+
+# -- Release ------------------------------------------------------------------------------
+
+suite_names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,12}\Z")
+component_names = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,10}\Z")
+moments = st.builds(
+    lambda naive, offset_minutes: naive.replace(
+        tzinfo=timezone(timedelta(minutes=offset_minutes))
+    ),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
+    st.integers(-14 * 60, 14 * 60),
+)
+
+
+@st.composite
+def release_infos(draw: st.DrawFn) -> ReleaseInfo:
+    return ReleaseInfo(
+        origin=draw(single_line()),
+        label=draw(single_line()),
+        suite=draw(suite_names),
+        codename=draw(suite_names),
+        version=draw(single_line(max_size=10)),
+        architectures=tuple(
+            draw(st.lists(st.sampled_from(BINARY_ARCHITECTURES), min_size=1, max_size=4, unique=True))
+        ),
+        components=tuple(
+            draw(st.lists(component_names, min_size=1, max_size=3, unique=True))
+        ),
+        description=draw(single_line()),
+        valid_for=timedelta(days=draw(st.floats(min_value=0.01, max_value=3650))),
+    )
+
+
+# -- package configuration files (seed "Package Configuration Files") --------------------
+
+SOURCE_REQUIREMENTS = {
+    "external_download": ("metadata_endpoint",),
+    "build_script": ("staging_prefix",),
+    "github_release": ("repository", "asset_pattern"),
+}
+CONFIG_REQUIRED_KEYS = (
+    "package_name",
+    "description",
+    "maintainer",
+    "homepage",
+    "section",
+    "priority",
+    "architecture",
+    "source",
+)
+
+_REPO_PART = st.text(string.ascii_letters + string.digits + "_.-", min_size=1, max_size=12).filter(
+    lambda part: part not in (".", "..")
+)
+
+
+@st.composite
+def source_configs(draw: st.DrawFn) -> dict[str, str]:
+    kind = draw(st.sampled_from(sorted(SOURCE_REQUIREMENTS)))
+    source = {"type": kind}
+    if kind == "external_download":
+        source["metadata_endpoint"] = draw(urls)
+    elif kind == "build_script":
+        parts = draw(st.lists(_REPO_PART, min_size=1, max_size=3))
+        source["staging_prefix"] = "/".join(parts) + "/"
+    else:
+        source["repository"] = f"{draw(_REPO_PART)}/{draw(_REPO_PART)}"
+        source["asset_pattern"] = draw(single_line(max_size=30))
+    return source
+
+
+@st.composite
+def config_descriptions(draw: st.DrawFn) -> str:
+    """Free text as written in YAML: a summary line, then paragraphs."""
+    lines = [draw(single_line(max_size=60))]
+    for line in draw(st.lists(single_line(max_size=60) | st.just(""), max_size=4)):
+        lines.append(line)
+    while lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines)
+
+
+@st.composite
+def package_config_mappings(draw: st.DrawFn) -> dict[str, Any]:
+    """The mapping of a valid config/packages/<name>.yaml."""
+    data: dict[str, Any] = {
+        "package_name": draw(package_names()),
+        "description": draw(config_descriptions()),
+        "maintainer": draw(maintainers),
+        "homepage": draw(urls),
+        "section": draw(sections),
+        "priority": draw(st.sampled_from(PRIORITIES)),
+        "architecture": draw(st.sampled_from(ARCHITECTURES)),
+        "source": draw(source_configs()),
+    }
+    if draw(st.booleans()):
+        data["depends"] = draw(relations())
+    if draw(st.booleans()):
+        data["additional_files"] = draw(
+            st.lists(st.sampled_from(("certificate", "signature")), unique=True)
+        )
+    if draw(st.booleans()):
+        data["build"] = {
+            "script_path": "scripts/" + draw(_REPO_PART) + ".sh",
+            "template_dir": "templates/" + draw(_REPO_PART) + "/",
+        }
+    return data
+
+
+# Any value YAML can hold, to put where a field should be.
+yaml_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(_TEXT, max_size=20)
+    | st.dates(),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(string.ascii_lowercase + "_", max_size=8), inner, max_size=3),
+    max_leaves=6,
+)

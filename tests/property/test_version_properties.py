@@ -1,0 +1,168 @@
+"""Seed Properties 6 and 19: version ordering, judged by real dpkg.
+
+dpkg runs from one shell per example (see oracles.dpkg_compare_many), which keeps a
+hundred examples of a handful of comparisons each within a few seconds.
+"""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from debrepo.core.indexes import sort_records
+from debrepo.model import PackageRecord
+from debrepo.store.sqlite import SqliteMetadataStore
+from debrepo.versions import compare_versions, latest, version_key
+from tests.property.oracles import dpkg_compare_many, scratch_dir
+from tests.property.strategies import (
+    deb_filename,
+    debian_versions,
+    package_names,
+    package_records,
+    record_lists,
+)
+
+# Comparisons may use the whole Debian grammar; nothing here becomes a file name.
+any_versions = debian_versions(allow_double_dot=True, allow_upstream_colon=True)
+
+
+@st.composite
+def neighbours(draw: st.DrawFn) -> tuple[str, str]:
+    """A version and a close relative: where ordering rules are subtle."""
+    version = draw(any_versions)
+    has_epoch = ":" in version
+    has_revision = "-" in version
+    edits = [
+        version + "~",
+        version + "~~",
+        version + "+1",
+        version + ".0",
+        version + "a",
+        version.replace("~", "", 1),
+        version.replace(".", "..", 1),
+    ]
+    if not has_epoch:
+        edits += ["0:" + version, "1:" + version]
+        if ":" not in version:
+            edits.append(version.replace("1", "01"))
+    if not has_revision:
+        edits += [version + "-0", version + "-1", version + "-~"]
+    else:
+        edits.append(version + "+b1")
+    other = draw(st.sampled_from(edits))
+    if draw(st.booleans()):
+        return version, other
+    return other, version
+
+
+def dpkg_valid(version: str) -> bool:
+    """The edits above can leave the grammar (e.g. "-~" after a revision); keep valid ones."""
+    if not version or not version[0].isdigit() and ":" not in version:
+        return False
+    epoch, colon, rest = version.partition(":")
+    if colon and not epoch.isdigit():
+        return False
+    upstream = rest if colon else version
+    if "-" in upstream:
+        upstream, _, revision = upstream.rpartition("-")
+        if not revision:
+            return False
+    return bool(upstream) and upstream[0].isdigit()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(any_versions, any_versions)
+        | neighbours().filter(lambda pair: all(map(dpkg_valid, pair))),
+        min_size=1,
+        max_size=10,
+    )
+)
+@example(pairs=[("1.2.3", "1.2.4"), ("1.9.0", "1.10.0"), ("1.0~rc1", "1.0"), ("1:0.1", "9.9")])
+def test_property_19_version_comparison_matches_dpkg(pairs: list[tuple[str, str]]) -> None:
+    """Feature: unified-multi-package-repo, Property 19: Semantic Version Comparison
+
+    For any two Debian versions, compare_versions orders them exactly as
+    `dpkg --compare-versions` does (1.2.3 < 1.2.4, 1.9.0 < 1.10.0, 1.0~rc1 < 1.0,
+    1:0.1 > 9.9), and antisymmetrically.
+    """
+    for (left, right), expected in zip(pairs, dpkg_compare_many(pairs), strict=True):
+        assert compare_versions(left, right) == expected, (left, right)
+        assert compare_versions(right, left) == -expected, (right, left)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    left=st.lists(st.integers(0, 10**9), min_size=1, max_size=5),
+    right=st.lists(st.integers(0, 10**9), min_size=1, max_size=5),
+)
+@example(left=[1, 2, 3], right=[1, 2, 4])
+@example(left=[1, 9, 0], right=[1, 10, 0])
+@example(left=[1, 0], right=[1, 0, 0])
+def test_property_19_dotted_numbers_compare_component_wise(
+    left: list[int], right: list[int]
+) -> None:
+    """Feature: unified-multi-package-repo, Property 19: Semantic Version Comparison
+
+    Dotted numeric versions compare number by number (1.9.0 < 1.10.0), as a tuple of
+    integers does, never as text.
+    """
+    a, b = ".".join(map(str, left)), ".".join(map(str, right))
+    expected = (left > right) - (left < right)
+    assert compare_versions(a, b) == expected
+    assert (version_key(a) < version_key(b)) == (left < right)
+
+
+def dpkg_table(versions: list[str]) -> dict[tuple[str, str], int]:
+    pairs = [(a, b) for i, a in enumerate(versions) for b in versions[i + 1 :]]
+    table = {(v, v): 0 for v in versions}
+    for (a, b), result in zip(pairs, dpkg_compare_many(pairs), strict=True):
+        table[a, b], table[b, a] = result, -result
+    return table
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=package_names(),
+    versions=st.lists(debian_versions(), min_size=1, max_size=6, unique=True),
+    template=package_records(),
+    others=record_lists(max_size=4),
+)
+def test_property_6_latest_version_identification(
+    name: str, versions: list[str], template: PackageRecord, others: list[PackageRecord]
+) -> None:
+    """Feature: unified-multi-package-repo, Property 6: Latest Version Identification
+
+    Among the stored versions of one package (next to other packages), the store's
+    `latest` is a version no other version exceeds according to dpkg; the pure `latest`
+    agrees, and the repository order lists that package's versions ascending by dpkg.
+    """
+    records = [
+        template.with_changes(
+            package_name=name,
+            version=version,
+            actual_filename=deb_filename(name, version, template.architecture),
+        )
+        for version in versions
+    ]
+    others = [r for r in others if r.package_name != name]
+    table = dpkg_table(versions)
+    highest = {v for v in versions if all(table[v, other] >= 0 for other in versions)}
+
+    with scratch_dir() as directory:
+        store = SqliteMetadataStore(directory / "metadata.db")
+        try:
+            store.put_many([*others, *records])
+            chosen = store.latest(name)
+        finally:
+            store.close()
+    assert chosen is not None
+    assert chosen.version in highest, (chosen.version, highest)
+    pure = latest(records, lambda r: r.version)
+    assert pure is not None and pure.version in highest
+
+    ordered = [r.version for r in sort_records([*others, *records]) if r.package_name == name]
+    assert sorted(ordered) == sorted(versions)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        assert table[before, after] <= 0, (before, after)

@@ -1,0 +1,380 @@
+"""cli.py: every command's happy path, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from debrepo import __version__
+from debrepo.cli import main
+from debrepo.locking import local_lock
+from tests.conftest import CONFIG_DIR, PROJECT_ROOT, deb_bytes
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def error_line(self) -> str:
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, self.err
+        assert lines[0].startswith("debrepo: error: "), self.err
+        return lines[0]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run(tmp_path, home, monkeypatch, capsys):
+    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str, base: bool = True) -> Result:
+        argv = ["--home", str(home), "--config-dir", str(CONFIG_DIR)] if base else []
+        try:
+            main([*argv, *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def debs(tmp_path: Path) -> Path:
+    directory = tmp_path / "incoming"
+    directory.mkdir()
+    (directory / "alpha_1.0_amd64.deb").write_bytes(deb_bytes("alpha", "1.0"))
+    (directory / "beta_2.0-1_all.deb").write_bytes(deb_bytes("beta", "2.0-1", "all"))
+    (directory / "notes.txt").write_text("not a package", encoding="utf-8")
+    return directory
+
+
+def test_version(run):
+    result = run("--version", base=False)
+    assert result.code == 0
+    assert __version__ in result.out
+
+
+def test_help_lists_every_command(run):
+    result = run("--help", base=False)
+    assert result.code == 0
+    for command in ("add", "rebuild", "build-repo-package", "list", "show", "remove", "verify"):
+        assert command in result.out
+
+
+def test_add_a_file_and_publish(run, debs):
+    result = run("add", str(debs / "alpha_1.0_amd64.deb"))
+    assert result.code == 0, result.err
+    assert "added alpha 1.0 (amd64)" in result.out
+    assert "published" in result.out
+    assert "1 package(s) published" in result.out
+
+
+def test_add_a_folder(run, debs, home):
+    result = run("add", str(debs))
+    assert result.code == 0, result.err
+    assert "added alpha 1.0 (amd64)" in result.out
+    assert "added beta 2.0-1 (all)" in result.out
+    assert (home / "repo/pool/main/b/beta/beta_2.0-1_all.deb").is_file()
+
+
+def test_add_without_publishing_then_rebuild(run, debs, home):
+    assert run("add", "--no-publish", str(debs)).code == 0
+    assert not (home / "repo/dists/stable/InRelease").exists()
+    result = run("rebuild")
+    assert result.code == 0, result.err
+    assert "2 package(s) published" in result.out
+    assert (home / "repo/dists/stable/InRelease").is_file()
+
+
+def test_quiet_prints_nothing(run, debs):
+    result = run("-q", "add", str(debs))
+    assert (result.code, result.out) == (0, "")
+
+
+def test_add_many_files_summarises(run, tmp_path):
+    directory = tmp_path / "many"
+    directory.mkdir()
+    for i in range(22):
+        (directory / f"p{i:02d}.deb").write_bytes(deb_bytes(f"p{i:02d}", "1.0"))
+    result = run("add", "--no-publish", str(directory))
+    assert result.code == 0, result.err
+    assert result.out.count("added p") == 20
+    assert "added 2 more" in result.out
+
+
+def test_add_a_duplicate_fails_with_one_line(run, debs):
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    result = run("add", str(debs / "alpha_1.0_amd64.deb"))
+    assert result.code == 1
+    assert "alpha 1.0 is already in the store" in result.error_line
+
+
+def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
+    broken = tmp_path / "broken.deb"
+    broken.write_bytes(b"garbage")
+    result = run("add", str(broken))
+    assert result.code == 1
+    assert "broken.deb: not a Debian package" in result.error_line
+    assert "nothing was added" in result.error_line
+
+
+def test_add_a_missing_file(run, tmp_path):
+    result = run("add", str(tmp_path / "absent.deb"))
+    assert result.code == 1
+    assert "absent.deb" in result.error_line
+
+
+def test_add_an_empty_folder_is_a_config_error(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("add", str(tmp_path / "empty"))
+    assert result.code == 2
+    assert "directory holds no .deb files" in result.error_line
+
+
+def test_add_while_another_process_publishes(run, debs, home):
+    with local_lock(home / "publish.lock"):
+        result = run("add", str(debs / "alpha_1.0_amd64.deb"))
+    assert result.code == 1
+    assert f"another debrepo process is publishing (pid {os.getpid()} on" in result.error_line
+    assert run("list", "--json").out.strip() == "[]"
+
+
+def test_build_repo_package(run, tmp_path, home):
+    output = tmp_path / "kiro-repo.deb"
+    result = run(
+        "build-repo-package",
+        "--version",
+        "1.0",
+        "--repo-url",
+        "https://apt.example.com",
+        "--output",
+        str(output),
+    )
+    assert result.code == 0, result.err
+    assert "built kiro-repo_1.0_all.deb" in result.out
+    assert "kiro-repo.deb is kiro-repo 1.0" in result.out
+    assert (home / "repo/kiro-repo.deb").read_bytes() == output.read_bytes()
+
+
+def test_build_repo_package_bad_version(run):
+    result = run("build-repo-package", "--version", "not a version")
+    assert result.code == 2
+    assert "--version:" in result.error_line
+
+
+def test_list_and_list_json(run, debs):
+    empty = run("list")
+    assert (empty.code, empty.out.strip()) == (0, "the store holds no packages")
+    run("add", str(debs))
+    result = run("list")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        ["alpha", "1.0", "amd64"],
+        ["beta", "2.0-1", "all"],
+    ]
+    as_json = json.loads(run("list", "--json").out)
+    assert [item["package_id"] for item in as_json] == ["alpha#1.0", "beta#2.0-1"]
+    assert as_json[0]["sha256_hash"] and as_json[0]["file_size"] > 0
+    only = json.loads(run("list", "--package", "beta", "--json").out)
+    assert [item["package_id"] for item in only] == ["beta#2.0-1"]
+
+
+def test_show(run, debs):
+    run("add", str(debs))
+    result = run("show", "beta")
+    assert result.code == 0
+    assert "Package: beta\n" in result.out
+    assert "Version: 2.0-1\n" in result.out
+    assert "Filename: pool/main/b/beta/beta_2.0-1_all.deb\n" in result.out
+    assert "X-Debrepo-Package-Type: manual" in result.out
+    by_id = run("show", "alpha#1.0")
+    assert "Package: alpha\n" in by_id.out
+    as_json = json.loads(run("show", "alpha", "1.0", "--json").out)
+    assert as_json["package_id"] == "alpha#1.0"
+    assert isinstance(as_json["control_fields"], dict)
+
+
+def test_show_unknown_package(run):
+    result = run("show", "nothing", "1.0")
+    assert result.code == 1
+    assert "nothing 1.0 is not in the store" in result.error_line
+
+
+def test_remove(run, debs, home):
+    run("add", str(debs))
+    result = run("remove", "alpha", "1.0", "--yes")
+    assert result.code == 0, result.err
+    assert "removed alpha 1.0" in result.out
+    assert not (home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb").exists()
+    assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["beta#2.0-1"]
+
+
+def test_remove_unknown_version(run, debs):
+    run("add", str(debs))
+    result = run("remove", "alpha", "9.9", "--yes")
+    assert result.code == 1
+    assert "alpha 9.9 is not in the store" in result.error_line
+
+
+def test_verify(run, debs, home):
+    run("add", str(debs))
+    result = run("verify")
+    assert result.code == 0, result.err
+    assert result.out.startswith("OK: 2 package(s)")
+    as_json = json.loads(run("verify", "--json").out)
+    assert as_json["ok"] is True
+    assert as_json["problems"] == []
+
+    (home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb").unlink()
+    failed = run("verify", "--quick")
+    assert failed.code == 1
+    assert failed.out.startswith("FAILED")
+    assert "problem: pool/main/a/alpha/alpha_1.0_amd64.deb (alpha#1.0) is missing" in failed.err
+    failed_json = run("verify", "--json")
+    assert failed_json.code == 1
+    assert json.loads(failed_json.out)["ok"] is False
+
+
+def test_verify_prints_store_warnings(run, debs, home):
+    import sqlite3
+
+    run("add", str(debs))
+    connection = sqlite3.connect(home / "metadata.db")
+    with connection:
+        connection.execute(
+            "INSERT INTO packages (package_id, package_name, version) VALUES ('old#1', 'old', '1')"
+        )
+    connection.close()
+    result = run("verify")
+    assert result.code == 0
+    assert "debrepo: warning: store item old#1 is incomplete" in result.err
+
+
+def test_key_generate_export_show(run, tmp_path, home):
+    generated = run("key", "generate")
+    assert generated.code == 0, generated.err
+    assert "generated signing key" in generated.out
+    key_file = home / "keys" / "signing-key.asc"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+    again = run("key", "generate")
+    assert again.code == 2
+    assert "a signing key already exists; pass --force" in again.error_line
+    old = key_file.read_bytes()
+    assert run("key", "generate", "--force").code == 0
+    assert key_file.read_bytes() != old
+
+    shown = run("key", "show")
+    fingerprint, path = shown.out.split()
+    assert len(fingerprint) == 40 and fingerprint == fingerprint.upper()
+    assert path == str(key_file)
+
+    armored = run("key", "export")
+    assert armored.out.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    binary = tmp_path / "key.gpg"
+    assert run("key", "export", "--binary", "--output", str(binary)).code == 0
+    assert binary.read_bytes()[:1] != b"-"
+    import pysequoia as sq
+
+    assert sq.Cert.from_bytes(binary.read_bytes()).fingerprint.upper() == fingerprint
+
+
+def test_key_export_to_a_missing_folder(run, tmp_path):
+    result = run("key", "export", "--output", str(tmp_path / "no" / "such" / "key.asc"))
+    assert result.code == 1
+    assert str(tmp_path / "no" / "such" / "key.asc") in result.error_line
+
+
+def test_garbage_key_file(run, tmp_path):
+    key = tmp_path / "bad.asc"
+    key.write_text("garbage", encoding="utf-8")
+    result = run("--key-file", str(key), "key", "show")
+    assert result.code == 1
+    assert "is not an OpenPGP secret key" in result.error_line
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--valid-days", "soon", "list"), "option --valid-days must be a number of days"),
+        (("--public-url", "ftp://x", "list"), "option --public-url: 'ftp://x' is not an http"),
+        (("--architectures", "all", "rebuild"), "'all' is not a binary architecture"),
+        (("--store", "dynamodb://table", "list"), "the dynamodb backend is not part of this build"),
+        (("--store", "postgres://db", "list"), "expected sqlite:///path/to/metadata.db"),
+        (("--repo", "s3://bucket", "rebuild"), "the s3 backend is not part of this build"),
+        (("--repo", "ftp://host/x", "rebuild"), "expected file:///path/to/folder"),
+        (("--settings", "absent.yaml", "list"), "settings file not found"),
+    ],
+)
+def test_configuration_errors_exit_2(run, args, fragment):
+    result = run(*args)
+    assert result.code == 2
+    assert fragment in result.error_line
+
+
+def test_environment_configuration_error_names_the_variable(run, monkeypatch):
+    monkeypatch.setenv("DEBREPO_BY_HASH_KEEP", "1")
+    result = run("list")
+    assert result.code == 2
+    assert "environment variable DEBREPO_BY_HASH_KEEP" in result.error_line
+
+
+def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home):
+    result = run("--config-dir", str(tmp_path / "nowhere"), "list")
+    assert result.code == 0
+
+
+def test_usage_errors_exit_2(run):
+    assert run("frobnicate").code == 2
+    assert run("add").code == 2
+    assert run("list", "--no-such-option").code == 2
+
+
+def test_serve_refuses_a_public_address(run, home):
+    result = run("serve", "--bind", "0.0.0.0", "--port", "0")
+    assert result.code == 2
+    assert "--bind 0.0.0.0" in result.error_line
+    assert "loopback" in result.error_line
+
+
+def test_serve_without_a_published_repository(run, home):
+    result = run("serve", "--port", "0")
+    assert result.code == 2
+    assert "no published repository here yet" in result.error_line
+
+
+def test_entry_point_in_a_subprocess(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    environment["DEBREPO_VALID_DAYS"] = "never"
+    completed = subprocess.run(
+        [sys.executable, "-m", "debrepo", "--config-dir", str(CONFIG_DIR), "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "debrepo: error: environment variable DEBREPO_VALID_DAYS must be a number of days\n"
+    )
+    assert completed.stdout == ""
+    assert PROJECT_ROOT.is_dir()

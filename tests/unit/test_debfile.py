@@ -1,0 +1,329 @@
+"""debfile.py: reading .deb files in one pass, and refusing anything that is not one."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from debrepo import debfile
+from debrepo.debfile import CONTROL_LIMIT, PARALLEL_FROM, inspect_deb
+from debrepo.errors import InvalidPackageError
+from tests.tools import require_tool
+from tests.unit.helpers import (
+    ar_archive,
+    ar_member,
+    compress_control,
+    control_text,
+    hand_made_deb,
+    tar_bytes,
+)
+
+
+def write(tmp_path: Path, data: bytes, name: str = "pkg.deb") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def refused(tmp_path: Path, data: bytes) -> str:
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(write(tmp_path, data))
+    message = str(caught.value)
+    assert message.startswith("pkg.deb: "), message
+    assert "\n" not in message
+    return message
+
+
+def expected_facts(data: bytes) -> dict[str, object]:
+    return {
+        "size": len(data),
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha1": hashlib.sha1(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha512": hashlib.sha512(data).hexdigest(),
+    }
+
+
+def facts_of(inspection) -> dict[str, object]:
+    facts = inspection.facts
+    return {
+        "size": facts.size,
+        "md5": facts.md5,
+        "sha1": facts.sha1,
+        "sha256": facts.sha256,
+        "sha512": facts.sha512,
+    }
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "zst", "none"])
+def test_control_archive_in_every_compression(tmp_path, kind):
+    data = hand_made_deb(control=control_text("hello", "2:1.0-3", "arm64"), kind=kind)
+    inspection = inspect_deb(write(tmp_path, data))
+    fields = dict(inspection.control)
+    assert fields["Package"] == "hello"
+    assert fields["Version"] == "2:1.0-3"
+    assert fields["Architecture"] == "arm64"
+    assert fields["Description"] == "a hand-made package\n built byte by byte."
+    assert facts_of(inspection) == expected_facts(data)
+
+
+@pytest.mark.parametrize("compressor", ["gzip", "xz", "zstd", "none"])
+def test_packages_built_by_dpkg_deb(tmp_path, compressor):
+    dpkg_deb = require_tool("dpkg-deb")
+    root = tmp_path / "root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "usr/share/doc/tool").mkdir(parents=True)
+    (root / "usr/share/doc/tool/README").write_text("tool\n", encoding="utf-8")
+    (root / "DEBIAN/control").write_text(
+        "Package: tool\nVersion: 0.9-1\nArchitecture: all\n"
+        "Maintainer: Tool Maker <tool@example.com>\nDepends: libc6 (>= 2.31)\n"
+        "Description: a tool\n made by dpkg-deb.\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / f"tool-{compressor}.deb"
+    subprocess.run(
+        [dpkg_deb, "--root-owner-group", f"-Z{compressor}", "--build", str(root), str(output)],
+        check=True,
+        capture_output=True,
+    )
+    inspection = inspect_deb(output)
+    assert dict(inspection.control)["Depends"] == "libc6 (>= 2.31)"
+    assert dict(inspection.control)["Package"] == "tool"
+    assert facts_of(inspection) == expected_facts(output.read_bytes())
+
+
+def test_control_file_without_leading_dot_slash(tmp_path):
+    tar = tar_bytes([("control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    data = ar_archive([("debian-binary", b"2.0\n"), (member, compressed), ("data.tar", b"x")])
+    assert dict(inspect_deb(write(tmp_path, data)).control)["Package"] == "hello"
+
+
+def test_missing_data_member(tmp_path):
+    tar = tar_bytes([("./control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    data = ar_archive([("debian-binary", b"2.0\n"), (member, compressed)])
+    assert "no data.tar member" in refused(tmp_path, data)
+
+
+def test_missing_control_member(tmp_path):
+    data = ar_archive([("debian-binary", b"2.0\n"), ("something", b"x")])
+    assert "no control.tar member" in refused(tmp_path, data)
+
+
+def test_data_before_control(tmp_path):
+    tar = tar_bytes([("./control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    data = ar_archive([("debian-binary", b"2.0\n"), ("data.tar.xz", b"x"), (member, compressed)])
+    assert "data.tar comes before control.tar" in refused(tmp_path, data)
+
+
+def test_first_member_must_be_debian_binary(tmp_path):
+    tar = tar_bytes([("./control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    data = ar_archive([(member, compressed), ("debian-binary", b"2.0\n"), ("data.tar", b"x")])
+    assert "first member is 'control.tar.gz'" in refused(tmp_path, data)
+
+
+@pytest.mark.parametrize("content", [b"3.0\n", b"1.0\n", b""])
+def test_bad_debian_binary(tmp_path, content):
+    assert "unsupported .deb format" in refused(tmp_path, hand_made_deb(debian_binary=content))
+
+
+def test_not_an_ar_archive(tmp_path):
+    assert "no ar archive signature" in refused(tmp_path, b"PK\x03\x04 this is a zip")
+
+
+def test_empty_file(tmp_path):
+    assert "no ar archive signature" in refused(tmp_path, b"")
+
+
+def test_truncated_in_the_middle_of_the_data_member(tmp_path):
+    data = hand_made_deb(data=b"d" * 5000)
+    message = refused(tmp_path, data[:-1000])
+    assert "truncated .deb (data.tar.xz declares 5000 bytes" in message
+
+
+def test_truncated_control_member(tmp_path):
+    data = hand_made_deb()
+    cut = data.index(b"control.tar.gz") + 60 + 10
+    assert "truncated .deb (control.tar.gz declares" in refused(tmp_path, data[:cut])
+
+
+def test_truncated_debian_binary(tmp_path):
+    data = b"!<arch>\n" + ar_member("debian-binary", b"2.0\n")[:62]
+    assert "truncated .deb (in debian-binary)" in refused(tmp_path, data)
+
+
+def test_truncated_ar_header(tmp_path):
+    data = hand_made_deb()
+    assert "bad ar header after" in refused(tmp_path, data + b"data.tar.gz     0 ")
+
+
+def test_bad_size_in_ar_header(tmp_path):
+    header = f"{'debian-binary':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{'4x':<10}`\n".encode()
+    data = b"!<arch>\n" + header + b"2.0\n"
+    assert "bad size in ar header of 'debian-binary'" in refused(tmp_path, data)
+
+
+def test_bad_ar_padding(tmp_path):
+    tar = tar_bytes([("./control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    data = (
+        b"!<arch>\n"
+        + ar_member("debian-binary", b"2.0\n")
+        + ar_member(member, compressed)
+        + ar_member("data.tar", b"odd")[:-1]
+        + b"X"
+        + ar_member("extra", b"xx")
+    )
+    assert "bad ar padding after 'data.tar'" in refused(tmp_path, data)
+
+
+def test_unsupported_control_compression(tmp_path):
+    data = ar_archive(
+        [("debian-binary", b"2.0\n"), ("control.tar.bz2", b"BZh9"), ("data.tar", b"x")]
+    )
+    assert "unsupported control archive 'control.tar.bz2'" in refused(tmp_path, data)
+
+
+def test_oversized_control_member_is_refused_before_reading_it(tmp_path):
+    header_only = ar_member("control.tar.gz", b"", size=CONTROL_LIMIT + 1)
+    data = b"!<arch>\n" + ar_member("debian-binary", b"2.0\n") + header_only
+    assert "control.tar.gz is larger than 64 MiB" in refused(tmp_path, data)
+
+
+def test_control_member_that_expands_beyond_the_limit(tmp_path):
+    bomb = gzip.compress(b"\0" * (CONTROL_LIMIT + 2), compresslevel=1)
+    data = ar_archive([("debian-binary", b"2.0\n"), ("control.tar.gz", bomb), ("data.tar", b"x")])
+    assert "control.tar.gz expands beyond 64 MiB" in refused(tmp_path, data)
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "zst"])
+def test_corrupt_control_compression(tmp_path, kind):
+    member, _ = compress_control(b"", kind)
+    data = ar_archive(
+        [("debian-binary", b"2.0\n"), (member, b"garbage, not compressed"), ("data.tar", b"x")]
+    )
+    assert f"{member} is corrupt" in refused(tmp_path, data)
+
+
+def test_control_archive_that_is_not_a_tar(tmp_path):
+    data = ar_archive(
+        [("debian-binary", b"2.0\n"), ("control.tar", b"x" * 1024), ("data.tar", b"x")]
+    )
+    assert "control.tar" in refused(tmp_path, data)
+
+
+def test_control_archive_without_control_file(tmp_path):
+    tar = tar_bytes([("./md5sums", b"")])
+    member, compressed = compress_control(tar, "xz")
+    data = ar_archive([("debian-binary", b"2.0\n"), (member, compressed), ("data.tar", b"x")])
+    assert "control.tar.xz holds no control file" in refused(tmp_path, data)
+
+
+def test_non_utf8_control_file(tmp_path):
+    control = control_text().replace(b"Test Maintainer", b"Test M\xe4intainer")
+    assert "control file is not valid UTF-8" in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_duplicate_control_fields(tmp_path):
+    control = control_text() + b"Version: 2.0\n"
+    assert "repeats the field 'version'" in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_control_file_with_two_paragraphs(tmp_path):
+    control = control_text() + b"\nPackage: other\n"
+    assert "exactly one paragraph, found 2" in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_control_file_missing_version(tmp_path):
+    control = b"Package: hello\nArchitecture: all\nDescription: x\n"
+    assert "control file lacks Version" in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_control_file_with_a_line_that_is_not_a_field(tmp_path):
+    control = control_text() + b"garbage line\n"
+    assert "is not 'Field: value'" in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_unreadable_path(tmp_path):
+    with pytest.raises(InvalidPackageError, match=r"cannot read"):
+        inspect_deb(tmp_path / "absent.deb")
+
+
+def test_error_names_the_given_name(tmp_path):
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(write(tmp_path, b"nope"), name="https://example.com/x.deb")
+    assert str(caught.value).startswith("https://example.com/x.deb: ")
+
+
+def large_deb(size: int) -> bytes:
+    """A .deb whose data member is `size` bytes of noise, with a member after it."""
+    noise = random.Random(20261124).randbytes(size)
+    tar = tar_bytes([("./control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    return ar_archive(
+        [
+            ("debian-binary", b"2.0\n"),
+            (member, compressed),
+            ("data.tar.xz", noise),
+            ("_extra", b"trailing member"),
+        ]
+    )
+
+
+def test_parallel_hashing_of_a_large_file(tmp_path, monkeypatch):
+    data = large_deb(PARALLEL_FROM + 3 * 1024 * 1024 + 1)
+    assert len(data) > PARALLEL_FROM
+    modes: list[bool] = []
+    original = debfile._Hashes
+
+    class Recording(original):  # type: ignore[misc, valid-type]
+        def __init__(self, parallel: bool) -> None:
+            modes.append(parallel)
+            super().__init__(parallel)
+
+    monkeypatch.setattr(debfile, "_Hashes", Recording)
+    sink = io.BytesIO()
+    inspection = inspect_deb(write(tmp_path, data), copy_to=sink)
+    assert modes == [True]
+    assert facts_of(inspection) == expected_facts(data)
+    assert sink.getvalue() == data
+    assert dict(inspection.control)["Package"] == "hello"
+
+
+def test_small_file_hashes_serially_and_copies_exactly(tmp_path, monkeypatch):
+    data = large_deb(2 * 1024 * 1024 + 7)
+    assert len(data) < PARALLEL_FROM
+    modes: list[bool] = []
+    original = debfile._Hashes
+
+    class Recording(original):  # type: ignore[misc, valid-type]
+        def __init__(self, parallel: bool) -> None:
+            modes.append(parallel)
+            super().__init__(parallel)
+
+    monkeypatch.setattr(debfile, "_Hashes", Recording)
+    sink = io.BytesIO()
+    inspection = inspect_deb(write(tmp_path, data), copy_to=sink)
+    assert modes == [False]
+    assert facts_of(inspection) == expected_facts(data)
+    assert sink.getvalue() == data
+
+
+def test_copy_to_a_real_file(tmp_path, make_deb):
+    source = make_deb("copyme", "1.0")
+    target = tmp_path / "copy.deb"
+    with target.open("wb") as sink:
+        inspect_deb(source, copy_to=sink)
+    assert target.read_bytes() == source.read_bytes()
+    assert os.path.getsize(target) == os.path.getsize(source)
+

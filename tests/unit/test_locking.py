@@ -1,0 +1,142 @@
+"""locking.py: one publisher at a time, across processes; a dead holder frees the lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from debrepo.errors import LockError
+from debrepo.locking import local_lock
+
+HOLDER = """
+import sys
+from pathlib import Path
+from debrepo.locking import local_lock
+
+with local_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.readline()
+print("released", flush=True)
+"""
+
+
+class Holder:
+    """Another process holding the lock until told to let go (or killed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.strip() == "held", line
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def release(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "released"
+        self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def lock_path(tmp_path: Path) -> Path:
+    return tmp_path / "home" / "publish.lock"
+
+
+@pytest.fixture
+def holder(lock_path: Path) -> Iterator[Holder]:
+    started = Holder(lock_path)
+    yield started
+    started.close()
+
+
+def test_second_holder_gets_lock_error_naming_the_holder(holder, lock_path):
+    with pytest.raises(LockError) as caught, local_lock(lock_path):
+        pass
+    message = str(caught.value)
+    assert f"pid {holder.pid} on " in message
+    assert str(lock_path) in message
+    assert "--wait" in message
+
+
+def test_short_wait_still_fails_while_held(holder, lock_path):
+    with pytest.raises(LockError), local_lock(lock_path, wait_seconds=0.3):
+        pass
+
+
+def test_wait_blocks_until_the_holder_releases(holder, lock_path):
+    acquired = threading.Event()
+    failure: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            with local_lock(lock_path, wait_seconds=60):
+                acquired.set()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        assert not acquired.wait(0.5), "the lock was granted while another process held it"
+        holder.release()
+        assert acquired.wait(30)
+    finally:
+        thread.join(30)
+    assert failure == []
+
+
+def test_killed_holder_releases_the_lock(holder, lock_path):
+    holder.kill()
+    with local_lock(lock_path):
+        content = lock_path.read_text(encoding="utf-8")
+    assert content.startswith(f"pid {os.getpid()} on ")
+
+
+def test_lock_records_the_holder_and_clears_it_on_release(lock_path):
+    with local_lock(lock_path):
+        text = lock_path.read_text(encoding="utf-8")
+        assert text.startswith(f"pid {os.getpid()} on ")
+        assert " since " in text
+    assert lock_path.read_text(encoding="utf-8") == ""
+    with local_lock(lock_path):
+        pass
+
+
+def test_lock_released_when_the_body_raises(lock_path):
+    with pytest.raises(RuntimeError), local_lock(lock_path):
+        raise RuntimeError("publish failed")
+    with local_lock(lock_path):
+        pass
+
+
+def test_holder_without_a_record_is_unknown(holder, lock_path):
+    lock_path.write_text("", encoding="utf-8")
+    with pytest.raises(LockError, match=r"\(unknown\)"), local_lock(lock_path):
+        pass

@@ -1,0 +1,276 @@
+"""objects/filesystem.py: safe keys, atomic writes, listing, copying between stores."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from debrepo.core.layout import delivery_for
+from debrepo.errors import ObjectStoreError
+from debrepo.objects import filesystem
+from debrepo.objects.filesystem import FilesystemObjectStore
+from debrepo.ports import ObjectInfo
+
+DELIVERY = delivery_for("pool/main/h/hello/hello_1.0_amd64.deb")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemObjectStore:
+    return FilesystemObjectStore(tmp_path / "root")
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
+
+
+UNSAFE_KEYS = [
+    "",
+    "/etc/passwd",
+    "..",
+    "../outside",
+    "a/../../outside",
+    "a//b",
+    "a/",
+    "./a",
+    "a/./b",
+    "a\x00b",
+    "a\\..\\b",
+]
+
+
+@pytest.mark.parametrize("key", UNSAFE_KEYS)
+def test_unsafe_keys_are_refused_by_every_operation(store, tmp_path, key):
+    operations = [
+        lambda: store.get(key),
+        lambda: store.stat(key),
+        lambda: store.put(key, b"x", DELIVERY),
+        lambda: store.delete(key),
+        lambda: store.same_bytes(key, b"x"),
+        lambda: store.copy_from(store, "safe", key, DELIVERY),
+    ]
+    for operation in operations:
+        with pytest.raises(ObjectStoreError) as caught:
+            operation()
+        assert "is not a safe object key" in str(caught.value)
+    with pytest.raises(ObjectStoreError), store.open(key):
+        pass
+    assert not (tmp_path / "outside").exists()
+
+
+def test_put_get_stat_round_trip(store):
+    store.put("dists/stable/Release", b"Origin: Test\n", DELIVERY)
+    assert store.get("dists/stable/Release") == b"Origin: Test\n"
+    assert store.stat("dists/stable/Release") == ObjectInfo("dists/stable/Release", 13)
+    with store.open("dists/stable/Release") as handle:
+        assert handle.read() == b"Origin: Test\n"
+
+
+def test_put_replaces_atomically_and_leaves_no_temporary_files(store):
+    store.put("a/b/file", b"old", DELIVERY)
+    before = os.stat(store.root / "a/b/file").st_ino
+    store.put("a/b/file", b"new contents", DELIVERY)
+    assert store.get("a/b/file") == b"new contents"
+    assert os.stat(store.root / "a/b/file").st_ino != before
+    assert temp_files(store.root) == []
+    assert stat.S_IMODE(os.stat(store.root / "a/b/file").st_mode) & 0o044 == 0o044
+
+
+def test_failed_write_leaves_no_temporary_file(store, monkeypatch):
+    def failing_replace(src, dst):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filesystem.os, "replace", failing_replace)
+    with pytest.raises(ObjectStoreError) as caught:
+        store.put("dir/file", b"data", DELIVERY)
+    assert "cannot write" in str(caught.value)
+    assert str(store.root / "dir/file") in str(caught.value)
+    assert temp_files(store.root) == []
+    assert store.get("dir/file") is None
+
+
+def test_missing_objects(store):
+    assert store.get("nothing/here") is None
+    assert store.stat("nothing/here") is None
+    assert store.same_bytes("nothing/here", b"") is False
+    with pytest.raises(ObjectStoreError, match=r"no such file"), store.open("nothing/here"):
+        pass
+
+
+def test_key_below_a_file_is_missing_not_an_error(store):
+    store.put("file", b"x", DELIVERY)
+    assert store.get("file/below") is None
+    assert store.stat("file/below") is None
+
+
+def test_reading_a_directory_is_an_error(store):
+    store.put("dir/file", b"x", DELIVERY)
+    with pytest.raises(ObjectStoreError, match=r"cannot read"):
+        store.get("dir")
+    with pytest.raises(ObjectStoreError, match=r"cannot read"), store.open("dir"):
+        pass
+
+
+def test_list_skips_temporary_files_and_filters_by_prefix(store):
+    store.put("dists/stable/Release", b"r", DELIVERY)
+    store.put("dists/stable/main/binary-amd64/Packages", b"pp", DELIVERY)
+    store.put("pool/main/h/hello/hello_1.0_amd64.deb", b"deb", DELIVERY)
+    (store.root / "dists/stable/.tmp-abc123-Release").write_bytes(b"half written")
+    everything = {info.key: info.size for info in store.list("")}
+    assert everything == {
+        "dists/stable/Release": 1,
+        "dists/stable/main/binary-amd64/Packages": 2,
+        "pool/main/h/hello/hello_1.0_amd64.deb": 3,
+    }
+    assert [info.key for info in store.list("pool/")] == ["pool/main/h/hello/hello_1.0_amd64.deb"]
+    assert list(store.list("absent/")) == []
+
+
+def test_same_bytes(store):
+    store.put("k", b"abc", DELIVERY)
+    assert store.same_bytes("k", b"abc")
+    assert not store.same_bytes("k", b"abd")
+    assert not store.same_bytes("k", b"abcd")
+
+
+def test_delete(store):
+    store.put("a/b", b"x", DELIVERY)
+    store.delete("a/b")
+    assert store.get("a/b") is None
+    store.delete("a/b")
+    store.delete("never/existed")
+
+
+def test_delete_a_directory_is_an_error(store):
+    store.put("a/b", b"x", DELIVERY)
+    with pytest.raises(ObjectStoreError, match=r"cannot delete"):
+        store.delete("a")
+
+
+def test_copy_from_another_store_shares_the_inode(tmp_path, store):
+    staging = FilesystemObjectStore(tmp_path / "staging")
+    staging.put("staging/hello/hello_1.0_amd64.deb", b"package bytes", DELIVERY)
+    store.copy_from(staging, "staging/hello/hello_1.0_amd64.deb", "pool/hello.deb", DELIVERY)
+    assert store.get("pool/hello.deb") == b"package bytes"
+    source = os.stat(staging.root / "staging/hello/hello_1.0_amd64.deb")
+    target = os.stat(store.root / "pool/hello.deb")
+    assert source.st_ino == target.st_ino
+    assert temp_files(store.root) == []
+
+
+def test_copy_from_falls_back_to_copying(tmp_path, store, monkeypatch):
+    staging = FilesystemObjectStore(tmp_path / "staging")
+    staging.put("s/file.deb", b"bytes to copy", DELIVERY)
+
+    def no_link(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(filesystem.os, "link", no_link)
+    store.copy_from(staging, "s/file.deb", "pool/file.deb", DELIVERY)
+    assert store.get("pool/file.deb") == b"bytes to copy"
+    target = os.stat(store.root / "pool/file.deb")
+    assert target.st_ino != os.stat(staging.root / "s/file.deb").st_ino
+    assert stat.S_IMODE(target.st_mode) == 0o644
+
+
+def test_copy_from_missing_source(tmp_path, store):
+    staging = FilesystemObjectStore(tmp_path / "staging")
+    with pytest.raises(ObjectStoreError, match=r"no such file"):
+        store.copy_from(staging, "s/absent.deb", "pool/file.deb", DELIVERY)
+    assert store.get("pool/file.deb") is None
+    assert temp_files(store.root) == []
+
+
+def test_copy_within_the_same_store(store):
+    store.put("pool/a.deb", b"A", DELIVERY)
+    store.copy_from(store, "pool/a.deb", "kiro-repo.deb", DELIVERY)
+    assert store.get("kiro-repo.deb") == b"A"
+
+
+class StreamingStore:
+    """An object store that is not a folder (as S3 would be): only `open` streams bytes."""
+
+    description = "memory"
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    @contextmanager
+    def open(self, key: str):
+        if key not in self.objects:
+            raise ObjectStoreError(f"{key}: no such object")
+        yield io.BytesIO(self.objects[key])
+
+
+def test_copy_from_a_non_filesystem_store_streams(store):
+    payload = os.urandom(3 * filesystem.COPY_CHUNK + 5)
+    store.copy_from(StreamingStore({"x.deb": payload}), "x.deb", "pool/x.deb", DELIVERY)
+    assert store.get("pool/x.deb") == payload
+    assert temp_files(store.root) == []
+
+
+def test_copy_from_a_non_filesystem_store_missing_object(store):
+    with pytest.raises(ObjectStoreError, match=r"no such object"):
+        store.copy_from(StreamingStore({}), "x.deb", "pool/x.deb", DELIVERY)
+    assert temp_files(store.root) == []
+    assert store.get("pool/x.deb") is None
+
+
+def test_put_file_copies(tmp_path, store):
+    source = tmp_path / "local.deb"
+    source.write_bytes(b"local")
+    store.put_file("pool/local.deb", source, DELIVERY)
+    assert store.get("pool/local.deb") == b"local"
+    assert source.exists()
+
+
+def test_put_file_moves(tmp_path, store):
+    source = tmp_path / "root" / "scratch.deb"
+    source.write_bytes(b"moved")
+    os.chmod(source, 0o600)
+    store.put_file("pool/moved.deb", source, DELIVERY, move=True)
+    assert store.get("pool/moved.deb") == b"moved"
+    assert not source.exists()
+    assert stat.S_IMODE(os.stat(store.root / "pool/moved.deb").st_mode) == 0o644
+
+
+def test_put_file_move_across_filesystems(tmp_path, store, monkeypatch):
+    source = tmp_path / "elsewhere.deb"
+    source.write_bytes(b"across devices")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(src) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(filesystem.os, "replace", replace)
+    store.put_file("pool/x.deb", source, DELIVERY, move=True)
+    assert store.get("pool/x.deb") == b"across devices"
+    assert not source.exists()
+    assert temp_files(store.root) == []
+
+
+def test_put_file_missing_source(tmp_path, store):
+    with pytest.raises(ObjectStoreError) as caught:
+        store.put_file("pool/x.deb", tmp_path / "absent.deb", DELIVERY)
+    assert "cannot write from" in str(caught.value)
+    assert temp_files(store.root) == []
+
+
+def test_root_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(ObjectStoreError, match=r"cannot create directory"):
+        FilesystemObjectStore(blocker / "root")
+
+
+def test_key_whose_parent_is_a_file_cannot_be_written(store):
+    store.put("a", b"file", DELIVERY)
+    with pytest.raises(ObjectStoreError, match=r"cannot create directory"):
+        store.put("a/b", b"x", DELIVERY)

@@ -1,0 +1,266 @@
+"""packages_config.py: every validation rule names the file and the field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from debrepo.errors import ConfigError
+from debrepo.packages_config import (
+    description_as_field,
+    load_package_config,
+    load_package_configs,
+    parse_package_config,
+)
+from tests.conftest import CONFIG_DIR
+
+ORIGIN = "config/packages/demo.yaml"
+VALID: dict[str, object] = {
+    "package_name": "demo",
+    "description": "Demo tool",
+    "maintainer": "Demo Team <demo@example.com>",
+    "homepage": "https://example.com/demo",
+    "section": "devel",
+    "priority": "optional",
+    "architecture": "amd64",
+    "source": {"type": "external_download", "metadata_endpoint": "https://example.com/meta.json"},
+}
+
+
+def config_text(**changes: object) -> str:
+    data = copy.deepcopy(VALID)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def problem(**changes: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_package_config(config_text(**changes), ORIGIN)
+    message = str(caught.value)
+    assert message.startswith(ORIGIN + ":"), message
+    return message
+
+
+def test_valid_config_parses():
+    config = parse_package_config(config_text(), ORIGIN)
+    assert config.package_name == "demo"
+    assert config.source.type == "external_download"
+    assert config.source.metadata_endpoint == "https://example.com/meta.json"
+    assert config.source.staging_prefix is None
+    assert config.origin == ORIGIN
+    assert config.additional_files == ()
+    assert config.build is None
+    assert config.depends is None
+
+
+def test_the_shipped_configs_load():
+    configs = load_package_configs(CONFIG_DIR)
+    assert set(configs) == {"kiro", "kiro-repo", "kiro-cli"}
+    assert configs["kiro-repo"].source.staging_prefix == "staging/kiro-repo/"
+    assert configs["kiro-repo"].build is not None
+    assert configs["kiro-repo"].build.template_dir == "templates/kiro-repo/"
+    assert configs["kiro"].additional_files == ("certificate", "signature")
+    assert configs["kiro-cli"].source.repository == "kiro-dev/kiro-cli"
+    assert configs["kiro-cli"].depends == "kiro (>= 1.0)"
+
+
+def test_unknown_fields_are_named():
+    message = problem(colour="blue", arch="amd64")
+    assert "unknown field(s): arch, colour" in message
+
+
+def test_unknown_fields_in_source_and_build():
+    source = {"type": "build_script", "staging_prefix": "staging/demo/", "bucket": "x"}
+    message = problem(source=source, build={"script_path": "a.sh", "shell": "bash"})
+    assert "unknown field(s) in source: bucket" in message
+    assert "unknown field(s) in build: shell" in message
+
+
+def test_missing_required_fields_are_listed():
+    message = problem(homepage=None, priority=None)
+    assert "missing required field(s): homepage, priority" in message
+
+
+@pytest.mark.parametrize(
+    "maintainer",
+    ["demo@example.com", "Demo Team", "Demo Team <demo>", "<demo@example.com>", "A <b@c> <d@e>"],
+)
+def test_bad_maintainer(maintainer):
+    assert "field maintainer must look like 'Name <email@example.com>'" in problem(
+        maintainer=maintainer
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("package_name", "Demo", "field package_name:"),
+        ("architecture", "x86_64", "field architecture:"),
+        ("homepage", "example.com", "field homepage must be an http(s) URL"),
+        ("section", "Dev Tools", "is not a Debian section"),
+        ("priority", "urgent", "field priority must be one of required, important"),
+        ("description", "   ", "field description must be non-empty text"),
+        ("description", 42, "field description must be non-empty text"),
+        ("depends", "libc6\nlibssl3", "field depends must be one line of text"),
+        ("depends", ["libc6"], "field depends must be one line of text"),
+        ("additional_files", ["certificate", "manual"], "field additional_files must be a list"),
+        ("additional_files", "certificate", "field additional_files must be a list"),
+        ("build", "scripts/build.sh", "field build must be a mapping"),
+        ("source", "external_download", "field source must be a mapping with a type"),
+    ],
+)
+def test_field_rules(field, value, fragment):
+    assert fragment in problem(**{field: value})
+
+
+def test_description_with_carriage_return_is_refused():
+    assert "field description:" in problem(description="Demo\rtool\nmore")
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ({"metadata_endpoint": "https://x"}, "missing required field source.type"),
+        ({"type": "ftp_mirror"}, "field source.type 'ftp_mirror' is not one of external_download"),
+        ({"type": "external_download"}, "requires field source.metadata_endpoint"),
+        ({"type": "build_script"}, "source.type build_script requires field source.staging_prefix"),
+        ({"type": "github_release"}, "requires field source.repository"),
+        ({"type": "github_release"}, "requires field source.asset_pattern"),
+        (
+            {"type": "external_download", "metadata_endpoint": "file:///etc/passwd"},
+            "field source.metadata_endpoint must be an http(s) URL",
+        ),
+        (
+            {"type": "github_release", "repository": "just-a-name", "asset_pattern": "*.deb"},
+            "field source.repository must look like 'owner/name'",
+        ),
+        (
+            {"type": "github_release", "repository": "a/b", "asset_pattern": ""},
+            "field source.asset_pattern must be non-empty text",
+        ),
+    ],
+)
+def test_source_rules(source, fragment):
+    assert fragment in problem(source=source)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["/srv/staging/demo/", "staging/../../etc/", "../outside/", "staging/demo", "staging/a/.."],
+)
+def test_staging_prefix_must_stay_inside_the_staging_area(prefix):
+    message = problem(source={"type": "build_script", "staging_prefix": prefix})
+    assert "field source.staging_prefix must be a relative prefix ending in '/'" in message
+
+
+def test_each_source_type_with_its_keys_parses():
+    for source in (
+        {"type": "build_script", "staging_prefix": "staging/demo/"},
+        {"type": "github_release", "repository": "owner/demo", "asset_pattern": "demo_*.deb"},
+    ):
+        config = parse_package_config(config_text(source=source), ORIGIN)
+        assert config.source.type == source["type"]
+
+
+def test_all_problems_are_reported_at_once():
+    message = problem(maintainer="nobody", priority="urgent", colour="blue")
+    assert message.count(ORIGIN) == 3
+
+
+def test_not_yaml_names_line_and_column():
+    with pytest.raises(ConfigError) as caught:
+        parse_package_config("package_name: demo\nsource: [unclosed\n", ORIGIN)
+    assert caught.value.args[0].startswith(f"{ORIGIN}: not valid YAML at line ")
+
+
+def test_not_a_mapping():
+    with pytest.raises(ConfigError, match=r"expected a mapping of fields, found list"):
+        parse_package_config("- a\n- b\n", ORIGIN)
+
+
+def test_multi_line_description_becomes_a_deb822_field():
+    text = config_text(description="Demo tool\nDoes things.\n\nIn two paragraphs.\n")
+    config = parse_package_config(text, ORIGIN)
+    assert config.description == "Demo tool\nDoes things.\n\nIn two paragraphs."
+    assert config.stanza_description == "Demo tool\n Does things.\n .\n In two paragraphs."
+
+
+def test_block_scalar_description():
+    text = config_text(description=None) + "description: |\n  Synopsis line\n  Extended text.\n"
+    config = parse_package_config(text, ORIGIN)
+    assert config.stanza_description == "Synopsis line\n Extended text."
+
+
+def test_description_as_field_single_line():
+    assert description_as_field("  Just a synopsis  \n") == "Just a synopsis"
+
+
+def write_config(directory: Path, filename: str, **changes: object) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    path.write_text(config_text(**changes), encoding="utf-8")
+    return path
+
+
+def test_file_name_must_match_package_name(tmp_path):
+    path = write_config(tmp_path, "other.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_package_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:")
+    assert "package_name 'demo' must match the file name (demo.yaml)" in message
+
+
+def test_errors_from_a_file_name_the_file(tmp_path):
+    path = write_config(tmp_path, "demo.yaml", maintainer="nobody")
+    with pytest.raises(ConfigError) as caught:
+        load_package_config(path)
+    assert str(caught.value).startswith(f"{path}: field maintainer")
+
+
+def test_unreadable_package_file(tmp_path):
+    path = tmp_path / "demo.yaml"
+    path.write_bytes(b"package_name: d\xe9mo\n")
+    with pytest.raises(ConfigError, match=r"cannot read package configuration"):
+        load_package_config(path)
+
+
+def test_duplicate_package_across_files(tmp_path):
+    first = write_config(tmp_path, "demo.yaml")
+    second = write_config(tmp_path, "demo.yml")
+    with pytest.raises(ConfigError) as caught:
+        load_package_configs(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{second}:")
+    assert f"package demo is already defined in {first}" in message
+
+
+def test_load_directory_by_package_name(tmp_path):
+    write_config(tmp_path, "demo.yaml")
+    write_config(tmp_path, "tool.yaml", package_name="tool")
+    (tmp_path / "README.md").write_text("not a config", encoding="utf-8")
+    assert sorted(load_package_configs(tmp_path)) == ["demo", "tool"]
+
+
+def test_missing_directory(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConfigError) as caught:
+        load_package_configs(missing)
+    message = str(caught.value)
+    assert message.startswith(f"{missing}:")
+    assert "DEBREPO_CONFIG_DIR" in message
+
+
+@pytest.mark.parametrize("prefix", ["staging//demo/", "./staging/demo/"])
+def test_staging_prefix_with_empty_or_dot_component_is_refused_at_load(prefix):
+    # The staging area refuses such keys at `add` time ("not a safe object key"); the
+    # configuration should be refused when it is read, naming the file and the field.
+    message = problem(source={"type": "build_script", "staging_prefix": prefix})
+    assert "source.staging_prefix" in message

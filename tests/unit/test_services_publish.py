@@ -1,0 +1,371 @@
+"""services/publish.py: incremental, safely ordered publishing from one store snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from debrepo import app
+from debrepo.errors import PackageNotFoundError, PublishError
+from debrepo.services.publish import STATE_KEY, PublishReport, PublishState
+from tests.conftest import FIXED_NOW, settings_for
+from tests.unit.helpers import repo_keys, tree
+
+DISTS = "dists/stable"
+BINARY = f"{DISTS}/main/binary-amd64"
+RELEASE_FILES = [f"{DISTS}/Release.gpg", f"{DISTS}/Release", f"{DISTS}/InRelease"]
+
+
+def at(hours: int):
+    return FIXED_NOW + timedelta(hours=hours)
+
+
+def by_hash_keys(ws) -> set[str]:
+    return repo_keys(ws.repo, f"{BINARY}/by-hash/")
+
+
+def add(ws, make_deb, name: str, version: str = "1.0", hours: int = 0, **kwargs):
+    return app.add_packages(ws, [make_deb(name, version, **kwargs)], now=at(hours))
+
+
+class RecordingStore:
+    """Wraps an object store and records every write and delete, in order."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.events: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def put(self, key, data, delivery):
+        self.events.append(("put", key))
+        self.inner.put(key, data, delivery)
+
+    def put_file(self, key, path, delivery, *, move=False):
+        self.events.append(("put", key))
+        self.inner.put_file(key, path, delivery, move=move)
+
+    def copy_from(self, source, source_key, key, delivery):
+        self.events.append(("copy", key))
+        origin = source.inner if isinstance(source, RecordingStore) else source
+        self.inner.copy_from(origin, source_key, key, delivery)
+
+    def delete(self, key):
+        self.events.append(("delete", key))
+        self.inner.delete(key)
+
+
+def record_repo(ws) -> RecordingStore:
+    recording = RecordingStore(ws.repo)
+    ws.__dict__["repo"] = recording
+    return recording
+
+
+def test_second_publish_with_nothing_changed_rewrites_only_the_release_files(workspace, make_deb):
+    first = add(workspace, make_deb, "alpha")
+    assert first.report is not None
+    pool = workspace.repo.root / "pool/main/a/alpha/alpha_1.0_amd64.deb"
+    before = os.stat(pool)
+    contents = tree(workspace.repo.root)
+
+    report = app.rebuild(workspace, now=at(1))
+
+    assert report.written == RELEASE_FILES
+    assert report.pool_copied == []
+    assert report.deleted == []
+    assert report.unchanged > 0
+    after = os.stat(pool)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    changed = {k for k, v in tree(workspace.repo.root).items() if contents.get(k) != v}
+    assert changed == set(RELEASE_FILES)
+
+
+def test_publish_writes_in_the_order_clients_can_bear(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    for hours in (1, 2, 3):
+        app.add_packages(workspace, [make_deb(f"pkg{hours}", "1.0")], publish=False, now=at(hours))
+        if hours < 3:
+            app.rebuild(workspace, now=at(hours))
+    recording = record_repo(workspace)
+    report = app.rebuild(workspace, now=at(4))
+    events = recording.events
+
+    def positions(predicate):
+        return [i for i, (_, key) in enumerate(events) if predicate(key)]
+
+    pool = positions(lambda k: k.startswith("pool/"))
+    by_hash = [i for i, (kind, key) in enumerate(events) if kind != "delete" and "/by-hash/" in key]
+    plain = positions(lambda k: k.startswith(f"{BINARY}/Packages"))
+    release = [events.index(("put", key)) for key in RELEASE_FILES]
+    deletes = [i for i, (kind, _) in enumerate(events) if kind == "delete"]
+
+    assert pool and by_hash and plain and deletes
+    assert max(pool) < min(by_hash)
+    assert max(by_hash) < min(plain)
+    assert max(plain) < release[0] < release[1] < release[2]
+    assert min(deletes) > release[2]
+    assert report.deleted and all("/by-hash/" in key for key in report.deleted)
+
+
+def test_by_hash_generations_are_kept_then_deleted(workspace, make_deb):
+    assert workspace.settings.by_hash_keep == 3
+    add(workspace, make_deb, "alpha", hours=0)
+    first = by_hash_keys(workspace)
+    assert len(first) == 6  # Packages, .gz and .xz, by SHA256 and by SHA512
+
+    add(workspace, make_deb, "beta", hours=1)
+    second = by_hash_keys(workspace) - first
+    report = add(workspace, make_deb, "gamma", hours=2).report
+    third = by_hash_keys(workspace) - first - second
+    assert report is not None and report.deleted == []
+    assert len(second) == len(third) == 6
+    assert by_hash_keys(workspace) == first | second | third
+
+    report = add(workspace, make_deb, "delta", hours=3).report
+    assert report is not None
+    assert sorted(report.deleted) == sorted(first)
+    remaining = by_hash_keys(workspace)
+    assert remaining.isdisjoint(first)
+    assert second | third <= remaining
+    assert len(remaining) == 18
+
+    report = add(workspace, make_deb, "epsilon", hours=4).report
+    assert report is not None and sorted(report.deleted) == sorted(second)
+    assert app.verify(workspace, now=at(4)).ok
+
+
+def test_more_generations_kept_when_configured(tmp_path, make_deb):
+    ws = app.Workspace(settings_for(tmp_path / "home", by_hash_keep="4"))
+    for hours, name in enumerate(("alpha", "beta", "gamma", "delta")):
+        report = add(ws, make_deb, name, hours=hours).report
+        assert report is not None and report.deleted == []
+    report = add(ws, make_deb, "epsilon", hours=5).report
+    assert report is not None and len(report.deleted) == 6
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [b"{this is not json", b"[]", b"null", b'{"version": 1, "pool": []}'],
+    ids=["not-json", "list", "null", "pool-not-a-mapping"],
+)
+def test_corrupt_publisher_state_still_publishes_and_keeps_unknown_by_hash_files(
+    workspace, make_deb, caplog, corrupt
+):
+    for hours, name in enumerate(("alpha", "beta", "gamma")):
+        add(workspace, make_deb, name, hours=hours)
+    known = by_hash_keys(workspace)
+    workspace.staging.put(STATE_KEY, corrupt, None)
+
+    with caplog.at_level(logging.WARNING, logger="debrepo.publish"):
+        report = add(workspace, make_deb, "delta", hours=3).report
+    assert "unreadable" in caplog.text
+    assert report is not None
+    assert report.deleted == []
+    assert report.pool_copied == ["pool/main/d/delta/delta_1.0_amd64.deb"]
+    assert known < by_hash_keys(workspace)
+    assert app.verify(workspace, now=at(3)).ok
+    assert PublishState.from_json(workspace.staging.get(STATE_KEY)).generations
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"version": 99, "generations": []}',
+        b'{"version": 1, "pool": {"k": [1]}}',
+        b'{"version": 1, "generations": 5}',
+        b"[1, 2]",
+        b'"text"',
+    ],
+)
+def test_unreadable_state_starts_afresh(raw, caplog):
+    with caplog.at_level(logging.WARNING, logger="debrepo.publish"):
+        state = PublishState.from_json(raw)
+    assert state == PublishState()
+    assert "unreadable" in caplog.text
+
+
+def test_state_round_trip():
+    state = PublishState([["a", "b"], ["c"]], {"pool/x.deb": (3, "ab")}, "cd")
+    assert PublishState.from_json(state.to_json()) == state
+    assert PublishState.from_json(None) == PublishState()
+
+
+def test_state_lost_pool_files_are_checked_not_copied_again(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    workspace.staging.delete(STATE_KEY)
+    report = app.rebuild(workspace, now=at(1))
+    assert report.pool_copied == []
+    assert app.verify(workspace, now=at(1)).ok
+
+
+def test_missing_staged_file_refuses_the_publish_and_changes_nothing(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
+    staged = "staging/beta/beta_2.0_amd64.deb"
+    assert workspace.staging.stat(staged) is not None
+    workspace.staging.delete(staged)
+    before = tree(workspace.repo.root)
+
+    with pytest.raises(PublishError) as caught:
+        app.rebuild(workspace, now=at(2))
+
+    message = str(caught.value)
+    assert "beta#2.0" in message
+    assert staged in message
+    assert "nothing was published" in message
+    assert tree(workspace.repo.root) == before
+
+
+def test_missing_staged_file_on_a_first_publish_leaves_no_release(workspace, make_deb):
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=FIXED_NOW)
+    workspace.staging.delete("staging/beta/beta_2.0_amd64.deb")
+    with pytest.raises(PublishError):
+        app.rebuild(workspace, now=at(1))
+    assert workspace.repo.stat(f"{DISTS}/InRelease") is None
+    assert workspace.repo.stat(f"{DISTS}/Release") is None
+    assert list(workspace.repo.list("")) == []
+
+
+def test_staged_file_that_differs_from_the_record_refuses_the_publish(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
+    staged = workspace.staging.root / "staging/beta/beta_2.0_amd64.deb"
+    data = bytearray(staged.read_bytes())
+    data[-1] ^= 0xFF
+    staged.write_bytes(bytes(data))
+    before = tree(workspace.repo.root)
+
+    with pytest.raises(PublishError) as caught:
+        app.rebuild(workspace, now=at(2))
+
+    message = str(caught.value)
+    assert "beta#2.0" in message
+    assert "does not match the stored size and SHA256" in message
+    assert tree(workspace.repo.root) == before
+
+
+def test_many_problems_are_summarised(workspace, make_deb):
+    debs = [make_deb(f"pkg{i}", "1.0") for i in range(7)]
+    app.add_packages(workspace, debs, publish=False, now=FIXED_NOW)
+    for i in range(7):
+        workspace.staging.delete(f"staging/pkg{i}/pkg{i}_1.0_amd64.deb")
+    with pytest.raises(PublishError, match=r"\(and 2 more\); nothing was published"):
+        app.rebuild(workspace, now=at(1))
+
+
+def test_remove_deletes_the_pool_file_only_after_republishing(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    pool_key = "pool/main/b/beta/beta_2.0_amd64.deb"
+    recording = record_repo(workspace)
+
+    record, report = app.remove_package(workspace, "beta", "2.0", now=at(2))
+
+    assert record.package_id == "beta#2.0"
+    assert report is not None and report.packages == 1
+    events = recording.events
+    assert events.index(("delete", pool_key)) > events.index(("put", f"{DISTS}/InRelease"))
+    assert workspace.repo.stat(pool_key) is None
+    assert workspace.staging.stat("staging/beta/beta_2.0_amd64.deb") is None
+    packages = workspace.repo.get(f"{BINARY}/Packages")
+    assert packages is not None and b"Package: beta" not in packages
+    assert app.verify(workspace, now=at(2)).ok
+
+
+def test_remove_without_publishing_keeps_the_published_files(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    before = tree(workspace.repo.root)
+    _, report = app.remove_package(workspace, "alpha", "1.0", publish_after=False, now=at(1))
+    assert report is None
+    assert tree(workspace.repo.root) == before
+    assert workspace.store.get("alpha#1.0") is None
+
+
+def test_remove_unknown_version(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    with pytest.raises(PackageNotFoundError, match=r"alpha 9.9 is not in the store"):
+        app.remove_package(workspace, "alpha", "9.9", now=at(1))
+
+
+def test_deleted_pool_file_is_restored_by_rebuild(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    pool_key = "pool/main/a/alpha/alpha_1.0_amd64.deb"
+    original = workspace.repo.get(pool_key)
+    workspace.repo.delete(pool_key)
+
+    app.rebuild(workspace, now=at(1))
+
+    assert workspace.repo.get(pool_key) == original
+    assert app.verify(workspace, now=at(1)).ok
+
+
+def test_deleted_by_hash_file_of_the_current_generation_is_recreated(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    victim = sorted(k for k in by_hash_keys(workspace) if "/SHA256/" in k)[0]
+    workspace.repo.delete(victim)
+    report = app.rebuild(workspace, now=at(1))
+    assert victim in report.written
+    assert app.verify(workspace, now=at(1)).ok
+
+
+def test_convenience_copy_follows_the_newest_kiro_repo(workspace):
+    app.build_kiro_repo(workspace, version="1.0", now=FIXED_NOW)
+    newest = app.build_kiro_repo(workspace, version="1.10", now=at(1))
+    older_pool = "pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
+    newest_pool = "pool/main/k/kiro-repo/kiro-repo_1.10_all.deb"
+    assert newest.report is not None and newest.report.convenience_version == "1.10"
+    assert workspace.repo.get("kiro-repo.deb") == workspace.repo.get(newest_pool)
+
+    unchanged = app.rebuild(workspace, now=at(2))
+    assert "kiro-repo.deb" not in unchanged.written
+
+    app.remove_package(workspace, "kiro-repo", "1.10", now=at(3))
+    assert workspace.repo.get("kiro-repo.deb") == workspace.repo.get(older_pool)
+
+    _, report = app.remove_package(workspace, "kiro-repo", "1.0", now=at(4))
+    assert report is not None and "kiro-repo.deb" in report.deleted
+    assert workspace.repo.stat("kiro-repo.deb") is None
+    assert report.convenience_version is None
+
+
+def test_incomplete_store_rows_are_skipped_and_reported(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    connection = sqlite3.connect(workspace.store.path)
+    with connection:
+        connection.execute(
+            "INSERT INTO packages (package_id, package_name, version) VALUES (?, ?, ?)",
+            ("legacy#0.9", "legacy", "0.9"),
+        )
+    connection.close()
+    report = app.rebuild(workspace, now=at(1))
+    assert report.packages == 1
+    assert report.skipped_incomplete == ["legacy#0.9"]
+    assert "1 incomplete record(s) skipped" in report.summary()
+
+
+def test_publish_report_summary():
+    report = PublishReport(
+        packages=2, pool_copied=["p"], written=["a", "b"], unchanged=4, deleted=["d"]
+    )
+    summary = report.summary()
+    assert summary.startswith("2 package(s) published, 1 pool file(s) added, 2 file(s) written")
+    assert "4 unchanged" in summary
+    assert "1 old by-hash file(s) removed" in summary
+
+
+def test_published_files_match_the_store(workspace, make_deb):
+    result = add(workspace, make_deb, "alpha")
+    record = result.records[0]
+    pool = workspace.repo.get("pool/main/a/alpha/alpha_1.0_amd64.deb")
+    assert pool is not None
+    assert hashlib.sha256(pool).hexdigest() == record.sha256_hash
+    assert len(pool) == record.file_size
+    assert workspace.repo.stat(STATE_KEY) is None
+    assert Path(workspace.staging.root, STATE_KEY).is_file()

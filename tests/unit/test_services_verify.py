@@ -1,0 +1,295 @@
+"""services/verify.py: every way the published repository can disagree with the store."""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from debrepo import app
+from debrepo.services.verify import verify_repository
+from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
+from tests.conftest import FIXED_NOW
+
+DISTS = "dists/stable"
+BINARY = f"{DISTS}/main/binary-amd64"
+ALPHA_POOL = "pool/main/a/alpha/alpha_1.0_amd64.deb"
+
+
+@pytest.fixture
+def published(workspace, make_deb):
+    debs = [make_deb("alpha", "1.0"), make_deb("beta", "2.0-1", "all")]
+    app.add_packages(workspace, debs, now=FIXED_NOW)
+    report = app.verify(workspace, now=FIXED_NOW)
+    assert report.ok, report.problems
+    return workspace
+
+
+def problems(ws, **kwargs) -> list[str]:
+    report = app.verify(ws, now=kwargs.pop("now", FIXED_NOW), **kwargs)
+    assert not report.ok
+    return report.problems
+
+
+def replace_object(ws, key: str, data: bytes) -> None:
+    ws.repo.put(key, data, None)
+
+
+def sql(ws, statement: str, *args: object) -> None:
+    connection = sqlite3.connect(ws.store.path)
+    with connection:
+        connection.execute(statement, args)
+    connection.close()
+
+
+def test_clean_repository_counts_what_it_checked(published):
+    report = app.verify(published, now=FIXED_NOW)
+    assert report.ok
+    assert report.packages_checked == 2
+    assert report.files_checked == 3
+    assert report.warnings == []
+
+
+def test_listed_file_missing(published):
+    published.repo.delete(f"{BINARY}/Packages.gz")
+    found = problems(published)
+    assert f"{BINARY}/Packages.gz is listed in Release but missing" in found
+    assert f"{BINARY}/Packages.gz is missing" in found
+
+
+def test_listed_file_with_the_wrong_size(published):
+    data = published.repo.get(f"{BINARY}/Packages.xz")
+    replace_object(published, f"{BINARY}/Packages.xz", data + b"\0")
+    found = problems(published)
+    assert f"{BINARY}/Packages.xz does not match its size and checksums in Release" in found
+
+
+def test_by_hash_copy_missing(published):
+    by_hash = sorted(k.key for k in published.repo.list(f"{BINARY}/by-hash/SHA512/"))
+    published.repo.delete(by_hash[0])
+    (found,) = problems(published)
+    assert found.startswith(f"{by_hash[0]} (by-hash copy of {BINARY}/Packages")
+    assert found.endswith("is missing")
+
+
+def test_store_changed_behind_the_published_index_names_package_and_field(published):
+    sql(
+        published,
+        "UPDATE packages SET maintainer = ? WHERE package_id = ?",
+        "Someone Else <else@example.com>",
+        "alpha#1.0",
+    )
+    (found,) = problems(published)
+    assert found == f"{BINARY}/Packages: the entry of alpha#1.0 differs from the store in Maintainer"
+
+
+def test_edited_packages_file_names_package_and_field(published):
+    packages = published.repo.get(f"{BINARY}/Packages")
+    edited = packages.replace(b"Version: 2.0-1\n", b"Version: 2.0-1\nX-Injected: yes\n")
+    replace_object(published, f"{BINARY}/Packages", edited)
+    found = problems(published)
+    assert f"{BINARY}/Packages does not match its size and checksums in Release" in found
+    assert f"{BINARY}/Packages: the entry of beta#2.0-1 differs from the store in X-Injected" in (
+        found
+    )
+    assert f"{BINARY}/Packages.gz does not hold the same index as main/binary-amd64/Packages" in (
+        found
+    )
+
+
+def test_version_in_store_but_not_published(published, make_deb):
+    app.add_packages(published, [make_deb("gamma", "3.0")], publish=False, now=FIXED_NOW)
+    found = problems(published)
+    assert f"{BINARY}/Packages lacks gamma#3.0" in found
+    assert "pool/main/g/gamma/gamma_3.0_amd64.deb (gamma#3.0) is missing" in found
+
+
+def test_version_published_but_not_in_store(published):
+    app.remove_package(published, "alpha", "1.0", publish_after=False)
+    found = problems(published)
+    assert f"{BINARY}/Packages lists alpha#1.0, which the store does not hold" in found
+
+
+def test_reordered_packages_file(published):
+    packages = published.repo.get(f"{BINARY}/Packages")
+    first, second = packages.split(b"\n\n")
+    replace_object(published, f"{BINARY}/Packages", second.rstrip(b"\n") + b"\n\n" + first)
+    found = problems(published)
+    assert any("differs from what the store renders to (ordering or formatting)" in p for p in found)
+
+
+def test_compressed_index_with_other_content(published):
+    replace_object(published, f"{BINARY}/Packages.gz", gzip.compress(b"Package: other\n"))
+    found = problems(published)
+    assert f"{BINARY}/Packages.gz does not hold the same index as main/binary-amd64/Packages" in (
+        found
+    )
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".xz"])
+def test_compressed_index_that_cannot_be_decompressed(published, suffix):
+    replace_object(published, f"{BINARY}/Packages{suffix}", b"not compressed at all")
+    found = problems(published)
+    assert f"{BINARY}/Packages{suffix} cannot be decompressed" in found
+
+
+def test_xz_index_with_other_content(published):
+    replace_object(published, f"{BINARY}/Packages.xz", lzma.compress(b""))
+    found = problems(published)
+    assert f"{BINARY}/Packages.xz does not hold the same index as main/binary-amd64/Packages" in (
+        found
+    )
+
+
+def test_expired_valid_until(published):
+    assert app.verify(published, now=FIXED_NOW + timedelta(days=6)).ok
+    (found,) = problems(published, now=FIXED_NOW + timedelta(days=7, seconds=1))
+    assert found.startswith(f"{DISTS}/Release expired at ")
+    assert "debrepo rebuild" in found
+
+
+def test_release_without_valid_until(published):
+    release = published.repo.get(f"{DISTS}/Release")
+    lines = [line for line in release.split(b"\n") if not line.startswith(b"Valid-Until:")]
+    replace_object(published, f"{DISTS}/Release", b"\n".join(lines))
+    found = problems(published)
+    assert f"{DISTS}/Release has no Valid-Until" in found
+    assert any(p.startswith(f"{DISTS}/Release.gpg") for p in found)
+    assert f"{DISTS}/InRelease and {DISTS}/Release say different things" in found
+
+
+def test_release_with_unreadable_valid_until(published):
+    release = published.repo.get(f"{DISTS}/Release")
+    start = release.index(b"Valid-Until: ") + len(b"Valid-Until: ")
+    end = release.index(b"\n", start)
+    replace_object(published, f"{DISTS}/Release", release[:start] + b"someday" + release[end:])
+    found = problems(published)
+    assert f"{DISTS}/Release has an unreadable Valid-Until 'someday'" in found
+
+
+def test_convenience_copy_is_not_the_newest_kiro_repo(published):
+    app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
+    app.build_kiro_repo(published, version="1.1", now=FIXED_NOW)
+    assert app.verify(published, now=FIXED_NOW).ok
+    older = published.repo.get("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb")
+    replace_object(published, "kiro-repo.deb", older)
+    (found,) = problems(published)
+    assert found == "kiro-repo.deb is not kiro-repo 1.1 (pool/main/k/kiro-repo/kiro-repo_1.1_all.deb)"
+
+
+def test_convenience_copy_missing(published):
+    app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
+    published.repo.delete("kiro-repo.deb")
+    (found,) = problems(published)
+    assert found == "kiro-repo.deb is missing (newest kiro-repo is 1.0)"
+
+
+def test_convenience_copy_without_kiro_repo_in_the_store(published):
+    replace_object(published, "kiro-repo.deb", b"stray")
+    (found,) = problems(published)
+    assert found == "kiro-repo.deb exists but the store holds no kiro-repo"
+
+
+def test_pool_file_corrupted_in_place(published):
+    data = bytearray(published.repo.get(ALPHA_POOL))
+    data[len(data) // 2] ^= 0x01
+    replace_object(published, ALPHA_POOL, bytes(data))
+    (found,) = problems(published)
+    assert found == f"{ALPHA_POOL} does not match the stored MD5, SHA1, SHA256, SHA512"
+    assert app.verify(published, quick=True, now=FIXED_NOW).ok
+
+
+def test_pool_file_of_the_wrong_size(published):
+    data = published.repo.get(ALPHA_POOL)
+    replace_object(published, ALPHA_POOL, data[:-10])
+    (found,) = problems(published, quick=True)
+    assert found == f"{ALPHA_POOL} is {len(data) - 10} bytes, the store says {len(data)}"
+
+
+def test_pool_file_missing(published):
+    published.repo.delete(ALPHA_POOL)
+    (found,) = problems(published)
+    assert found == f"{ALPHA_POOL} (alpha#1.0) is missing"
+
+
+def test_tampered_inrelease(published):
+    inrelease = published.repo.get(f"{DISTS}/InRelease")
+    replace_object(published, f"{DISTS}/InRelease", inrelease.replace(b"Label: Kiro", b"Label: Evil"))
+    found = problems(published)
+    assert any(p.startswith(f"{DISTS}/InRelease") for p in found)
+
+
+def test_garbage_release_signature(published):
+    replace_object(published, f"{DISTS}/Release.gpg", b"not a signature")
+    (found,) = problems(published)
+    assert found.startswith(f"{DISTS}/Release.gpg does not verify Release")
+
+
+@pytest.mark.parametrize("name", ["InRelease", "Release.gpg"])
+def test_missing_signature_file(published, name):
+    published.repo.delete(f"{DISTS}/{name}")
+    found = problems(published)
+    assert f"{DISTS}/{name} is missing from {published.repo.description}" in found
+
+
+def test_missing_release_stops_early(published):
+    published.repo.delete(f"{DISTS}/Release")
+    assert problems(published) == [f"{DISTS}/Release is missing from {published.repo.description}"]
+
+
+def test_published_key_is_not_the_signing_key(published):
+    other = OpenPGPSigner(generate_secret_key("Other <other@example.com>"), source="other")
+    replace_object(published, "kiro-archive-keyring.gpg", other.public_key_binary())
+    found = problems(published)
+    assert any(
+        p.startswith("kiro-archive-keyring.gpg is not the public part of the signing key")
+        for p in found
+    )
+    assert any(p.startswith(f"{DISTS}/InRelease") for p in found)
+
+
+def test_no_signing_key_file_skips_the_key_comparison(published):
+    published.settings.key_file.unlink()
+    assert app.verify(published, now=FIXED_NOW).ok
+
+
+def test_incomplete_store_items_are_warnings(published):
+    sql(
+        published,
+        "INSERT INTO packages (package_id, package_name, version) VALUES (?, ?, ?)",
+        "legacy#0.9",
+        "legacy",
+        "0.9",
+    )
+    report = app.verify(published, now=FIXED_NOW)
+    assert report.ok
+    (warning,) = report.warnings
+    assert warning.startswith("store item legacy#0.9 is incomplete and not published: missing")
+
+
+def test_nothing_published_yet(workspace):
+    report = verify_repository(
+        store=workspace.store,
+        repo=workspace.repo,
+        settings=workspace.settings,
+        signer=None,
+        now=FIXED_NOW,
+    )
+    assert not report.ok
+    assert len(report.problems) == 4
+
+
+def test_progress_reports_each_pool_file(published):
+    calls = []
+    verify_repository(
+        store=published.store,
+        repo=published.repo,
+        settings=published.settings,
+        signer=published.signer,
+        now=FIXED_NOW,
+        progress=lambda phase, done, total: calls.append((phase, done, total)),
+    )
+    assert calls == [("pool", 1, 2), ("pool", 2, 2)]

@@ -1,0 +1,232 @@
+"""settings.py: flag > environment > file > default, and errors that name their source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from debrepo.errors import ConfigError
+from debrepo.settings import ENVIRONMENT, load_settings
+
+
+def write_settings(directory: Path, values: dict[str, object], name: str = "debrepo.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+# Each kind of value: (name, (flag, environment, file) raw values, the same values as read back)
+KINDS = [
+    ("origin", ("FlagOrigin", "EnvOrigin", "FileOrigin"), ("FlagOrigin", "EnvOrigin", "FileOrigin")),
+    ("valid_days", ("2.5", "3", 4), (2.5, 3.0, 4.0)),
+    ("by_hash_keep", ("5", "6", 7), (5, 6, 7)),
+    (
+        "architectures",
+        ("arm64", "i386,riscv64", ["armhf", "s390x"]),
+        (("arm64",), ("i386", "riscv64"), ("armhf", "s390x")),
+    ),
+    (
+        "public_url",
+        ("https://flag.example", "https://env.example", "https://file.example"),
+        ("https://flag.example", "https://env.example", "https://file.example"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "raw", "read"), KINDS, ids=[k[0] for k in KINDS])
+def test_precedence_flag_over_environment_over_file_over_default(tmp_path, name, raw, read):
+    flag, env, file = raw
+    write_settings(tmp_path, {name: file})
+    environ = {ENVIRONMENT[name]: env}
+
+    def value(flags, environ):
+        return getattr(load_settings(flags, environ=environ, cwd=tmp_path), name)
+
+    assert value({name: flag}, environ) == read[0]
+    assert value({}, environ) == read[1]
+    assert value({}, {}) == read[2]
+    (tmp_path / "debrepo.yaml").unlink()
+    assert value({}, {}) not in read
+
+
+def test_defaults_without_any_configuration(tmp_path):
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    home = tmp_path / ".debrepo"
+    assert settings.home == home
+    assert settings.store == f"sqlite://{home / 'metadata.db'}"
+    assert settings.repo == f"file://{home / 'repo'}"
+    assert settings.key_file == home / "keys" / "signing-key.asc"
+    assert settings.config_dir == tmp_path / "config" / "packages"
+    assert (settings.suite, settings.codename, settings.components) == ("stable", "stable", ("main",))
+    assert settings.architectures == ("amd64",)
+    assert settings.component == "main"
+    assert settings.keyring_name == "kiro-archive-keyring"
+
+
+def test_path_values_follow_the_same_precedence(tmp_path):
+    write_settings(tmp_path, {"home": "from-file", "key_file": "file.asc"})
+    from_file = load_settings({}, environ={}, cwd=tmp_path)
+    assert from_file.home == tmp_path / "from-file"
+    assert from_file.key_file == tmp_path / "file.asc"
+    assert from_file.store.endswith(str(tmp_path / "from-file" / "metadata.db"))
+
+    environ = {"DEBREPO_HOME": "from-env", "DEBREPO_KEY_FILE": "env.asc"}
+    from_env = load_settings({}, environ=environ, cwd=tmp_path)
+    assert (from_env.home, from_env.key_file) == (tmp_path / "from-env", tmp_path / "env.asc")
+
+    flags = {"home": "from-flag", "key_file": "flag.asc"}
+    from_flag = load_settings(flags, environ=environ, cwd=tmp_path)
+    assert (from_flag.home, from_flag.key_file) == (tmp_path / "from-flag", tmp_path / "flag.asc")
+
+
+def test_empty_environment_variable_and_none_flag_are_ignored(tmp_path):
+    settings = load_settings(
+        {"origin": None, "components": ()}, environ={"DEBREPO_ORIGIN": ""}, cwd=tmp_path
+    )
+    assert settings.origin == "Kiro"
+    assert settings.components == ("main",)
+
+
+def test_settings_file_named_by_environment_variable(tmp_path):
+    (tmp_path / "conf").mkdir()
+    write_settings(tmp_path / "conf", {"label": "Elsewhere"}, name="custom.yaml")
+    write_settings(tmp_path, {"label": "Default file"})
+    environ = {"DEBREPO_SETTINGS": "conf/custom.yaml"}
+    assert load_settings({}, environ=environ, cwd=tmp_path).label == "Elsewhere"
+    assert load_settings({}, environ={}, cwd=tmp_path).label == "Default file"
+    flags = {"settings_file": "debrepo.yaml"}
+    assert load_settings(flags, environ=environ, cwd=tmp_path).label == "Default file"
+
+
+def test_settings_environment_variable_naming_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={"DEBREPO_SETTINGS": "absent.yaml"}, cwd=tmp_path)
+    message = str(caught.value)
+    assert str(tmp_path / "absent.yaml") in message
+    assert "DEBREPO_SETTINGS" in message
+    assert "not found" in message
+
+
+def test_settings_option_naming_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"option --settings-file"):
+        load_settings({"settings_file": "absent.yaml"}, environ={}, cwd=tmp_path)
+
+
+def test_unknown_keys_in_settings_file_are_listed(tmp_path):
+    path = write_settings(tmp_path, {"origin": "ok", "orgin": "typo", "colour": "blue"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:")
+    assert "colour, orgin" in message
+    assert "origin," not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("origin: [unclosed\n", "not valid YAML at line"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_malformed_settings_file(tmp_path, content, fragment):
+    path = tmp_path / "debrepo.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert str(path) in str(caught.value)
+    assert fragment in str(caught.value)
+
+
+def test_empty_settings_file_means_defaults(tmp_path):
+    (tmp_path / "debrepo.yaml").write_text("# nothing set\n", encoding="utf-8")
+    assert load_settings({}, environ={}, cwd=tmp_path).origin == "Kiro"
+
+
+def test_settings_path_that_is_a_directory(tmp_path):
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"settings_file": "dir.yaml"}, environ={}, cwd=tmp_path)
+    assert f"{tmp_path / 'dir.yaml'}: settings file not found (option --settings-file)" == str(
+        caught.value
+    )
+
+
+def test_settings_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "debrepo.yaml"
+    path.write_bytes(b"origin: caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert str(path) in str(caught.value)
+
+
+def test_null_in_settings_file_falls_back_to_default(tmp_path):
+    write_settings(tmp_path, {"origin": None})
+    assert load_settings({}, environ={}, cwd=tmp_path).origin == "Kiro"
+
+
+BAD_VALUES = [
+    ("valid_days", "soon", "must be a number of days"),
+    ("valid_days", "0", "must be between 0 and 3650 days"),
+    ("valid_days", "4000", "must be between 0 and 3650 days"),
+    ("by_hash_keep", "2.5", "must be a whole number"),
+    ("by_hash_keep", "2", "must keep at least 3 generations"),
+    ("public_url", "ftp://example.com", "is not an http(s) URL"),
+    ("public_url", "http://", "is not an http(s) URL"),
+    ("key_name", "Kiro Keys", "is not a valid keyring name"),
+    ("suite", "stable/updates", "is not a valid suite name"),
+    ("codename", "-bad", "is not a valid codename name"),
+    ("components", "Main", "components must be names such as 'main'"),
+    ("architectures", "all", "'all' is not a binary architecture"),
+    ("architectures", "AMD64", "is not a Debian architecture name"),
+    ("architectures", " , ", "list at least one architecture"),
+    ("origin", "two\nlines", "must be a single line"),
+    ("label", "   ", "must be non-empty text"),
+]
+
+
+def _sources(tmp_path: Path, name: str, value: str) -> list[tuple[dict, dict, str]]:
+    return [
+        ({name: value}, {}, f"option --{name.replace('_', '-')}"),
+        ({}, {ENVIRONMENT[name]: value}, f"environment variable {ENVIRONMENT[name]}"),
+        ({}, {}, f"{tmp_path / 'debrepo.yaml'}: {name}"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), BAD_VALUES)
+def test_every_validation_error_names_its_source(tmp_path, name, value, reason):
+    write_settings(tmp_path, {name: value})
+    for flags, environ, where in _sources(tmp_path, name, value):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(flags, environ=environ, cwd=tmp_path)
+        message = str(caught.value)
+        assert where in message, (where, message)
+        assert reason in message, (reason, message)
+        assert "\n" not in message.replace(repr(value), "")
+
+
+def test_file_value_of_wrong_type_names_the_key(tmp_path):
+    path = write_settings(tmp_path, {"origin": {"nested": "mapping"}})
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert f"{path}: origin must be non-empty text" in str(caught.value)
+
+
+def test_lists_from_file_and_text(tmp_path):
+    write_settings(tmp_path, {"components": ["main", "contrib"], "architectures": "amd64 arm64"})
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    assert settings.components == ("main", "contrib")
+    assert settings.component == "main"
+    assert settings.architectures == ("amd64", "arm64")
+
+
+def test_public_url_trailing_slash_removed(tmp_path):
+    settings = load_settings({"public_url": "https://apt.example.com/"}, environ={}, cwd=tmp_path)
+    assert settings.public_url == "https://apt.example.com"
+
+
+def test_every_setting_has_one_environment_variable():
+    assert all(variable.startswith("DEBREPO_") for variable in ENVIRONMENT.values())
+    assert len(set(ENVIRONMENT.values())) == len(ENVIRONMENT)

@@ -1,0 +1,208 @@
+"""signing/openpgp.py: key files, key strength, and signatures gpgv accepts."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pysequoia as sq
+import pytest
+
+from debrepo.errors import SigningError, VerificationError
+from debrepo.signing.openpgp import (
+    OpenPGPSigner,
+    generate_secret_key,
+    load_or_create_signer,
+    verify_clearsigned,
+    verify_detached,
+)
+from tests.tools import require_tool
+
+USER_ID = "Test Repository <repo@example.com>"
+RELEASE = b"Origin: Test\nLabel: Test\nSuite: stable\nDate: Tue, 24 Nov 2026 12:00:00 +0000\n"
+
+
+def secret_key(cipher_suite: sq.CipherSuite) -> bytes:
+    tsk = sq.Tsk.generate(USER_ID, profile=sq.Profile.RFC4880, cipher_suite=cipher_suite)
+    return str(tsk).encode("ascii")
+
+
+@pytest.fixture(scope="module")
+def signer() -> OpenPGPSigner:
+    return OpenPGPSigner(generate_secret_key(USER_ID), source="test key")
+
+
+@pytest.fixture(scope="module")
+def rsa3072_key() -> bytes:
+    return secret_key(sq.CipherSuite.RSA3k)
+
+
+def test_new_key_is_private_in_a_private_directory(tmp_path):
+    path = tmp_path / "home" / "keys" / "signing-key.asc"
+    signer = load_or_create_signer(path, USER_ID)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert path.read_bytes().startswith(b"-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    assert [p.name for p in path.parent.iterdir()] == ["signing-key.asc"]
+    assert len(signer.fingerprint) == 40
+
+
+def test_existing_key_is_loaded_not_replaced(tmp_path):
+    path = tmp_path / "keys" / "signing-key.asc"
+    first = load_or_create_signer(path, USER_ID)
+    content = path.read_bytes()
+    second = load_or_create_signer(path, USER_ID)
+    assert second.fingerprint == first.fingerprint
+    assert path.read_bytes() == content
+
+
+def test_generated_key_logs_its_fingerprint(tmp_path, caplog):
+    signer = load_or_create_signer(tmp_path / "k.asc", USER_ID)
+    assert signer.fingerprint.upper() in caplog.text
+
+
+def test_garbage_key_file_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "signing-key.asc"
+    path.write_bytes(b"this is not a key\n")
+    with pytest.raises(SigningError) as caught:
+        load_or_create_signer(path, USER_ID)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not an OpenPGP secret key")
+    assert "debrepo key generate" in message
+    assert "DEBREPO_KEY_FILE" in message
+    assert "\n" not in message
+
+
+def test_public_key_is_not_a_signing_key(tmp_path, signer):
+    path = tmp_path / "public.asc"
+    path.write_bytes(signer.public_key_armored())
+    with pytest.raises(SigningError) as caught:
+        load_or_create_signer(path, USER_ID)
+    assert str(path) in str(caught.value)
+
+
+def test_key_path_that_is_a_directory(tmp_path):
+    (tmp_path / "keydir").mkdir()
+    with pytest.raises(SigningError, match=r"cannot read the signing key"):
+        load_or_create_signer(tmp_path / "keydir", USER_ID)
+
+
+def test_key_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(SigningError, match=r"cannot write the new signing key"):
+        load_or_create_signer(blocker / "keys" / "k.asc", USER_ID)
+
+
+def test_rsa_2048_key_is_refused():
+    with pytest.raises(SigningError) as caught:
+        OpenPGPSigner(secret_key(sq.CipherSuite.RSA2k), source="weak.asc")
+    message = str(caught.value)
+    assert message.startswith("weak.asc: ")
+    assert "2048" in message
+    assert "3072" in message
+
+
+def test_rsa_3072_key_is_accepted(rsa3072_key):
+    signer = OpenPGPSigner(rsa3072_key, source="rsa.asc")
+    signature = signer.detached_signature(RELEASE)
+    verify_detached(RELEASE, signature, signer.public_key_binary())
+
+
+def test_ecdsa_key_is_refused():
+    with pytest.raises(SigningError) as caught:
+        OpenPGPSigner(secret_key(sq.CipherSuite.P256), source="ecdsa.asc")
+    assert "use Ed25519 or RSA of at least 3072 bits" in str(caught.value)
+
+
+def test_public_key_forms(signer):
+    armored = signer.public_key_armored()
+    binary = signer.public_key_binary()
+    assert armored.startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert not binary.startswith(b"-----")
+    assert sq.Cert.from_bytes(binary).fingerprint == signer.fingerprint
+    assert sq.Cert.from_bytes(armored).fingerprint == signer.fingerprint
+    assert b"PRIVATE" not in armored
+
+
+def gpgv(tmp_path: Path, keyring: bytes, *files: Path) -> subprocess.CompletedProcess[str]:
+    binary = require_tool("gpgv")
+    ring = tmp_path / "keyring.gpg"
+    ring.write_bytes(keyring)
+    return subprocess.run(
+        [binary, "--keyring", str(ring), *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(params=["ed25519", "rsa3072"])
+def any_signer(request, signer, rsa3072_key) -> OpenPGPSigner:
+    if request.param == "ed25519":
+        return signer
+    return OpenPGPSigner(rsa3072_key, source="rsa.asc")
+
+
+def test_clearsigned_release_verifies_with_gpgv(tmp_path, any_signer):
+    inrelease = tmp_path / "InRelease"
+    inrelease.write_bytes(any_signer.clearsign(RELEASE))
+    assert inrelease.read_bytes().startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
+    result = gpgv(tmp_path, any_signer.public_key_binary(), inrelease)
+    assert result.returncode == 0, result.stderr
+    assert "Good signature" in result.stderr
+    assert verify_clearsigned(inrelease.read_bytes(), any_signer.public_key_binary()).rstrip(
+        b"\n"
+    ) == RELEASE.rstrip(b"\n")
+
+
+def test_detached_signature_verifies_with_gpgv(tmp_path, any_signer):
+    release, signature = tmp_path / "Release", tmp_path / "Release.gpg"
+    release.write_bytes(RELEASE)
+    signature.write_bytes(any_signer.detached_signature(RELEASE))
+    result = gpgv(tmp_path, any_signer.public_key_binary(), signature, release)
+    assert result.returncode == 0, result.stderr
+    verify_detached(RELEASE, signature.read_bytes(), any_signer.public_key_binary())
+
+
+def test_tampered_clearsigned_text_fails(tmp_path, signer):
+    signed = signer.clearsign(RELEASE)
+    tampered = signed.replace(b"Suite: stable", b"Suite: stabl3")
+    assert tampered != signed
+    path = tmp_path / "InRelease"
+    path.write_bytes(tampered)
+    assert gpgv(tmp_path, signer.public_key_binary(), path).returncode != 0
+    with pytest.raises(VerificationError):
+        verify_clearsigned(tampered, signer.public_key_binary())
+
+
+def test_tampered_release_fails_detached_verification(tmp_path, signer):
+    signature = signer.detached_signature(RELEASE)
+    tampered = RELEASE + b"Codename: other\n"
+    release, sig = tmp_path / "Release", tmp_path / "Release.gpg"
+    release.write_bytes(tampered)
+    sig.write_bytes(signature)
+    assert gpgv(tmp_path, signer.public_key_binary(), sig, release).returncode != 0
+    with pytest.raises(VerificationError) as caught:
+        verify_detached(tampered, signature, signer.public_key_binary())
+    assert "Release.gpg" in str(caught.value)
+
+
+def test_signature_by_another_key_fails(signer):
+    other = OpenPGPSigner(generate_secret_key(USER_ID), source="other")
+    with pytest.raises(VerificationError):
+        verify_clearsigned(other.clearsign(RELEASE), signer.public_key_binary())
+    with pytest.raises(VerificationError):
+        verify_detached(RELEASE, other.detached_signature(RELEASE), signer.public_key_binary())
+
+
+def test_garbage_public_key_and_signature(signer):
+    with pytest.raises(VerificationError, match=r"not an OpenPGP certificate"):
+        verify_clearsigned(signer.clearsign(RELEASE), b"garbage")
+    with pytest.raises(VerificationError, match=r"not an OpenPGP certificate"):
+        verify_detached(RELEASE, signer.detached_signature(RELEASE), b"garbage")
+    with pytest.raises(VerificationError, match=r"Release.gpg does not verify"):
+        verify_detached(RELEASE, b"not a signature", signer.public_key_binary())
+    with pytest.raises(VerificationError, match=r"InRelease"):
+        verify_clearsigned(RELEASE, signer.public_key_binary())

@@ -1,0 +1,230 @@
+"""store/sqlite.py and store/base.py: immutable versions, skipped incomplete rows, latest."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from debrepo.errors import DuplicatePackageError, RecordValidationError, StoreError
+from debrepo.store.sqlite import SqliteMetadataStore
+from tests.unit.helpers import make_record
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store" / "metadata.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    opened = SqliteMetadataStore(db_path)
+    yield opened
+    opened.close()
+
+
+def raw_insert(path: Path, **columns: object) -> None:
+    """Insert a row behind the store's back, as another tool or an old version might."""
+    connection = sqlite3.connect(path)
+    with connection:
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        connection.execute(
+            f"INSERT INTO packages ({names}) VALUES ({marks})",  # noqa: S608 - test data
+            tuple(columns.values()),
+        )
+    connection.close()
+
+
+def test_put_get_round_trip(store):
+    record = make_record("hello", "1.0", depends="libc6", control_fields=(("Multi-Arch", "same"),))
+    store.put(record)
+    assert store.get("hello#1.0") == record
+    assert store.exists("hello#1.0")
+    assert not store.exists("hello#2.0")
+    assert store.get("hello#2.0") is None
+    assert store.package_ids() == {"hello#1.0"}
+    assert store.all() == [record]
+
+
+def test_store_survives_reopening(db_path):
+    first = SqliteMetadataStore(db_path)
+    first.put(make_record("hello", "1.0"))
+    first.close()
+    second = SqliteMetadataStore(db_path)
+    assert second.get("hello#1.0") == make_record("hello", "1.0")
+    assert second.description == f"sqlite://{db_path}"
+    second.close()
+
+
+def test_duplicate_is_refused_and_the_stored_version_unchanged(store):
+    original = make_record("hello", "1.0")
+    store.put(original)
+    with pytest.raises(DuplicatePackageError) as caught:
+        store.put(make_record("hello", "1.0", maintainer="Someone Else <else@example.com>"))
+    assert caught.value.package_id == "hello#1.0"
+    assert "hello 1.0 is already in the store" in str(caught.value)
+    assert store.get("hello#1.0") == original
+
+
+def test_put_many_is_all_or_nothing_against_the_store(store):
+    store.put(make_record("hello", "1.0"))
+    batch = [make_record("alpha", "1.0"), make_record("hello", "1.0"), make_record("beta", "1.0")]
+    with pytest.raises(DuplicatePackageError):
+        store.put_many(batch)
+    assert store.package_ids() == {"hello#1.0"}
+
+
+def test_put_many_is_all_or_nothing_within_the_batch(store):
+    batch = [make_record("alpha", "1.0"), make_record("beta", "1.0"), make_record("alpha", "1.0")]
+    with pytest.raises(DuplicatePackageError):
+        store.put_many(batch)
+    assert store.package_ids() == set()
+    store.put_many(batch[:2])
+    assert store.package_ids() == {"alpha#1.0", "beta#1.0"}
+
+
+def test_put_many_validates_every_record_before_writing(store):
+    bad = make_record("beta", "1.0", md5_hash="not-hex")
+    with pytest.raises(RecordValidationError) as caught:
+        store.put_many([make_record("alpha", "1.0"), bad])
+    assert "md5_hash must be 32 lowercase hex digits" in str(caught.value)
+    assert store.package_ids() == set()
+
+
+def test_put_many_of_nothing(store):
+    store.put_many([])
+    assert store.all() == []
+
+
+def test_incomplete_rows_are_skipped_with_a_warning_naming_the_fields(store, db_path, caplog):
+    store.put(make_record("hello", "1.0"))
+    raw_insert(
+        db_path,
+        package_id="legacy#0.9",
+        package_name="legacy",
+        version="0.9",
+        architecture="amd64",
+        file_size=10,
+    )
+    with caplog.at_level(logging.WARNING, logger="debrepo.store"):
+        snapshot = store.snapshot()
+    assert [r.package_id for r in snapshot.records] == ["hello#1.0"]
+    assert [e.package_id for e in snapshot.skipped] == ["legacy#0.9"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "legacy#0.9" in warnings[0]
+    for field in ("deb_url", "actual_filename", "md5_hash", "sha256_hash", "maintainer"):
+        assert field in warnings[0]
+    assert "package_name" not in warnings[0].split("missing", 1)[1]
+
+    assert [r.package_id for r in store.all()] == ["hello#1.0"]
+    assert store.get("hello#1.0") is not None
+    with pytest.raises(RecordValidationError):
+        store.get("legacy#0.9")
+    assert store.exists("legacy#0.9")
+    assert store.package_ids() == {"hello#1.0", "legacy#0.9"}
+
+
+def test_incomplete_lists_every_problem(store, db_path):
+    item = make_record("broken", "1.0").to_item()
+    item["sha256_hash"] = "ABC"
+    item["control_fields"] = "not json"
+    del item["homepage"]
+    raw_insert(db_path, **item)
+    store.put(make_record("hello", "1.0"))
+    found = store.incomplete()
+    assert [e.package_id for e in found] == ["broken#1.0"]
+    problems = "; ".join(found[0].problems)
+    assert "missing homepage" in problems
+    assert str(found[0]).startswith("package record 'broken#1.0' is incomplete")
+
+
+def test_malformed_values_are_named(store, db_path):
+    item = make_record("broken", "1.0").to_item()
+    item["sha256_hash"] = "ABC"
+    item["control_fields"] = '[["Multi-Arch"]]'
+    raw_insert(db_path, **item)
+    (error,) = store.incomplete()
+    problems = "; ".join(error.problems)
+    assert "sha256_hash must be 64 lowercase hex digits" in problems
+    assert "control_fields must be a list of [name, value] pairs" in problems
+
+
+def test_by_name_skips_incomplete_rows(store, db_path, caplog):
+    store.put_many([make_record("hello", "1.0"), make_record("hello", "1.1"), make_record("x1")])
+    raw_insert(db_path, package_id="hello#0.1", package_name="hello", version="0.1")
+    with caplog.at_level(logging.WARNING, logger="debrepo.store"):
+        versions = [r.version for r in store.by_name("hello")]
+    assert sorted(versions) == ["1.0", "1.1"]
+    assert any("hello#0.1" in r.getMessage() for r in caplog.records)
+    assert store.by_name("absent") == []
+
+
+def test_latest_uses_debian_version_ordering(store):
+    store.put_many(
+        [
+            make_record("kiro", "1.9.0"),
+            make_record("kiro", "1.10.0"),
+            make_record("kiro", "1.10.0~rc1"),
+            make_record("other", "99"),
+        ]
+    )
+    latest = store.latest("kiro")
+    assert latest is not None and latest.version == "1.10.0"
+    store.put(make_record("kiro", "1:0.1"))
+    latest = store.latest("kiro")
+    assert latest is not None and latest.version == "1:0.1"
+    assert store.latest("absent") is None
+
+
+def test_latest_prefers_revision_and_release_over_prerelease(store):
+    store.put_many([make_record("tool", "2.0~beta2"), make_record("tool", "2.0~beta10")])
+    assert store.latest("tool").version == "2.0~beta10"
+    store.put(make_record("tool", "2.0-1"))
+    assert store.latest("tool").version == "2.0-1"
+
+
+def test_delete(store):
+    store.put_many([make_record("hello", "1.0"), make_record("hello", "2.0")])
+    assert store.delete("hello#1.0") is True
+    assert store.delete("hello#1.0") is False
+    assert store.package_ids() == {"hello#2.0"}
+    store.put(make_record("hello", "1.0"))
+    assert store.package_ids() == {"hello#1.0", "hello#2.0"}
+
+
+def test_corrupt_database_file_names_the_path(db_path):
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"this is not an SQLite database, just some text " * 100)
+    with pytest.raises(StoreError) as caught:
+        SqliteMetadataStore(db_path)
+    assert str(db_path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_path_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(StoreError) as caught:
+        SqliteMetadataStore(blocker / "metadata.db")
+    assert str(blocker / "metadata.db") in str(caught.value)
+
+
+def test_table_gone_after_opening_is_a_store_error(store, db_path):
+    connection = sqlite3.connect(db_path)
+    connection.execute("DROP TABLE packages")
+    connection.commit()
+    connection.close()
+    for operation in (
+        store.all,
+        store.package_ids,
+        lambda: store.get("x#1"),
+        lambda: store.delete("x#1"),
+        lambda: store.put(make_record("hello", "1.0")),
+    ):
+        with pytest.raises(StoreError) as caught:
+            operation()
+        assert str(db_path) in str(caught.value)
