@@ -86,7 +86,9 @@ def test_new_user_installs_kiro_repo_then_packages_with_dependencies(
         #    path apt does not resolve inside Dir, so point it at the keyring in the root.
         apt.sources_list.unlink()
         apt.path(SOURCES_PATH).write_text(
-            sources_text.replace(f"Signed-By: {KEYRING_PATH}", f"Signed-By: {apt.path(KEYRING_PATH)}")
+            sources_text.replace(
+                f"Signed-By: {KEYRING_PATH}", f"Signed-By: {apt.path(KEYRING_PATH)}"
+            )
         )
 
         # 4. Two more packages: an Architecture: all library and an amd64 tool needing it.

@@ -127,9 +127,7 @@ def test_tampered_packages_index_is_refused_by_apt_and_named_by_verify(
         assert xz_sha512 not in release  # the tampered file is not what the Release names
         fetched = [p for p in server.paths(None) if "/by-hash/" in p]
         assert len(fetched) == 1 and "/by-hash/SHA512/" in fetched[0], fetched
-        _assert_fetch_failed(
-            result, fetched[0].lstrip("/"), "File has unexpected size"
-        )
+        _assert_fetch_failed(result, fetched[0].lstrip("/"), "File has unexpected size")
         assert "Mirror sync in progress?" in result.output
         assert _downloaded_indices(by_hash) == []
 

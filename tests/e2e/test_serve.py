@@ -14,9 +14,7 @@ from tests.e2e.aptenv import AptEnv, DebrepoCli, assert_clean_update, serve_cli
 pytestmark = pytest.mark.e2e
 
 
-def test_republish_within_the_same_second_reaches_apt(
-    tmp_path: Path, make_deb: DebFactory
-) -> None:
+def test_republish_within_the_same_second_reaches_apt(tmp_path: Path, make_deb: DebFactory) -> None:
     """apt asks for InRelease with If-Modified-Since; a Release published again within the
     same wall-clock second (a script running `debrepo add` twice on a fast machine) must
     still be served, not answered with 304 Not Modified. The second publish's time is

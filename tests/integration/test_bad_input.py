@@ -143,9 +143,7 @@ def test_broken_package_config_is_named(
     assert_rejected(result, 2, str(config_dir / "kiro.yaml"), fragment)
 
 
-def test_broken_kiro_repo_config_stops_build_repo_package(
-    repo: DebrepoCli, tmp_path: Path
-) -> None:
+def test_broken_kiro_repo_config_stops_build_repo_package(repo: DebrepoCli, tmp_path: Path) -> None:
     config_dir = _config_copy(
         tmp_path, "kiro-repo.yaml", lambda text: text.replace("section: misc\n", "")
     )
