@@ -33,6 +33,7 @@ import os
 import platform
 import pstats
 import random
+import resource
 import shlex
 import shutil
 import statistics
@@ -60,6 +61,9 @@ ARCH = "amd64"
 GPG_USER_ID = "debrepo benchmark <bench@example.invalid>"
 MIB = 1 << 20
 TREE_SAMPLE_SECONDS = 0.05
+QUIET_WINDOW_SECONDS = 0.5
+QUIET_CORES = 0.15  # other processes may use this much CPU before a measurement starts
+DISTURBED_CORES = 0.25  # a sample during which others used more is flagged as disturbed
 WARM_UP_PACKAGES = 70  # more than debrepo's threshold for reading files in parallel
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 SYSTEM_PACKAGES = {"reprepro": "reprepro", "aptly": "aptly", "gpg": "gnupg", "gpgv": "gpgv"}
@@ -92,6 +96,42 @@ class Sample:
     tree_rss_kib: int
     cpu_s: float
     steps_run: list[str]
+    other_cores: float = 0.0  # CPU used by processes outside the measurement, in cores
+    waited_s: float = 0.0  # time spent waiting for the machine to go quiet first
+
+    @property
+    def disturbed(self) -> bool:
+        return self.other_cores > DISTURBED_CORES
+
+
+class CpuMeter:
+    """CPU seconds used on the whole machine, and by this process and its children."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    @classmethod
+    def machine(cls) -> float:
+        with Path("/proc/stat").open() as handle:
+            values = [int(v) for v in handle.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = values
+        return (user + nice + system + irq + softirq + steal) / cls.TICK
+
+    @staticmethod
+    def ours() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.machine_start = self.machine()
+        self.ours_start = self.ours()
+
+    def other_cores(self) -> float:
+        """Average number of cores busy with work that is not ours since __init__."""
+        elapsed = time.perf_counter() - self.start
+        other = (self.machine() - self.machine_start) - (self.ours() - self.ours_start)
+        return max(0.0, other) / elapsed if elapsed > 0 else 0.0
 
 
 class TreeSampler:
@@ -159,10 +199,28 @@ class StepFailed(BenchError):
 
 
 class Runner:
-    def __init__(self, work: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(self, work: Path, env: dict[str, str], log: Path, quiet_wait: float) -> None:
         self.work = work
         self.env = env
         self.log = log
+        self.quiet_wait = quiet_wait
+
+    def wait_for_quiet(self) -> float:
+        """Wait (up to --quiet-wait seconds) until other processes leave the CPUs idle."""
+        started = time.perf_counter()
+        announced = False
+        while True:
+            meter = CpuMeter()
+            time.sleep(QUIET_WINDOW_SECONDS)
+            other = meter.other_cores()
+            waited = time.perf_counter() - started - QUIET_WINDOW_SECONDS
+            if other <= QUIET_CORES or waited >= self.quiet_wait:
+                if announced:
+                    say(f"  (waited {waited:.0f} s for other processes to go quiet)")
+                return max(0.0, waited)
+            if not announced:
+                say(f"  other processes are using {other:.1f} cores; waiting for quiet")
+                announced = True
 
     def run_untimed(self, argv: Sequence[str], *, check: bool = True) -> str:
         with self.log.open("ab") as out:
@@ -183,10 +241,15 @@ class Runner:
             raise StepFailed(f"{shlex.join(argv)} exited {done.returncode}: {output}")
         return done.stdout + done.stderr
 
-    def measure(self, steps: Sequence[Step]) -> Sample:
-        """Run the steps in order; wall and CPU times add up, peak RSS is the largest."""
+    def measure(self, steps: Sequence[Step], *, quiet: bool = True) -> Sample:
+        """Run the steps in order; wall and CPU times add up, peak RSS is the largest.
+
+        `quiet=False` is for untimed preparation: no waiting for an idle machine.
+        """
         os.sync()  # earlier writes are flushed before the clock starts, not billed here
-        sample = Sample(0.0, 0, 0, 0.0, [])
+        waited = self.wait_for_quiet() if quiet and self.quiet_wait > 0 else 0.0
+        sample = Sample(0.0, 0, 0, 0.0, [], waited_s=waited)
+        meter = CpuMeter()
         for step in steps:
             if step.skip_if is not None and step.skip_if.exists():
                 continue
@@ -219,6 +282,7 @@ class Runner:
             sample.peak_rss_kib = max(sample.peak_rss_kib, maxrss)
             sample.tree_rss_kib = max(sample.tree_rss_kib, tree, maxrss)
             sample.steps_run.append(step.display)
+        sample.other_cores = meter.other_cores()
         return sample
 
 
@@ -777,7 +841,7 @@ class Result:
     def stats(self) -> dict[str, float | None]:
         if not self.samples:
             return dict.fromkeys(
-                ("median_s", "min_s", "max_s", "peak_mib", "tree_mib", "cpu_s"), None
+                ("median_s", "min_s", "max_s", "peak_mib", "tree_mib", "cpu_s", "disturbed"), None
             )
         walls = [s.wall_s for s in self.samples]
         return {
@@ -787,6 +851,7 @@ class Result:
             "peak_mib": max(s.peak_rss_kib for s in self.samples) / 1024,
             "tree_mib": max(s.tree_rss_kib for s in self.samples) / 1024,
             "cpu_s": statistics.median(s.cpu_s for s in self.samples),
+            "disturbed": sum(s.disturbed for s in self.samples),
         }
 
     def to_json(self) -> dict[str, object]:
@@ -888,9 +953,9 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
     out.append("")
     out.append(
         "| scenario | N | tool | config | median s | min s | max s | peak MiB | tree MiB "
-        "| CPU s | debrepo ÷ this |"
+        "| CPU s | debrepo ÷ this | disturbed |"
     )
-    out.append("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         s = r.stats()
         mine = find(results, r.scenario, r.n, "debrepo")
@@ -903,7 +968,8 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
             f"| {r.scenario} | {n} | {r.tool}{status} | {r.config} | {_fmt(s['median_s'])} | "
             f"{_fmt(s['min_s'])} | {_fmt(s['max_s'])} | {_fmt(s['peak_mib'], 0)} | "
             f"{_fmt(s['tree_mib'], 0)} | {_fmt(s['cpu_s'])} | "
-            f"{_fmt(ratio) if r.scenario != 'd' else '—'} |"
+            f"{_fmt(ratio) if r.scenario != 'd' else '—'} | "
+            f"{s['disturbed'] if s['disturbed'] is not None else '—'}/{len(r.samples)} |"
         )
     rows = report["targets"]
     assert isinstance(rows, list)
@@ -1094,6 +1160,11 @@ class Bench:
             f"  {result.label:<20} {sample.wall_s:8.2f} s  "
             f"peak {sample.peak_rss_kib / 1024:6.0f} MiB  "
             f"tree {sample.tree_rss_kib / 1024:6.0f} MiB"
+            + (
+                f"  DISTURBED: others used {sample.other_cores:.2f} cores"
+                if sample.disturbed
+                else ""
+            )
         )
 
     def check(self, tool: Tool, expected: int, scenario: str) -> None:
@@ -1111,7 +1182,7 @@ class Bench:
         extra, self.debrepo_code = debrepo_source(self.args.debrepo_rev, self.work)
         env.update(extra)
         self.env = env
-        self.runner = Runner(self.work, env, self.log)
+        self.runner = Runner(self.work, env, self.log, self.args.quiet_wait)
         self.fingerprint, self.gpg_keyring = gpg_setup(self.runner, self.work / "gnupg")
         self.debrepo_key = debrepo_key(self.runner, self.work)
         self.debrepo = Debrepo(self.work, self.debrepo_key)
@@ -1129,8 +1200,8 @@ class Bench:
         for tool in self.tools:
             tool.reset()
             try:
-                self.runner.measure(tool.import_steps(deb_dir, debs))
-                self.runner.measure(tool.rebuild_steps())
+                self.runner.measure(tool.import_steps(deb_dir, debs), quiet=False)
+                self.runner.measure(tool.rebuild_steps(), quiet=False)
             except StepFailed as exc:
                 self.problems.append(f"{tool.label}: warm-up failed: {exc}")
                 say(f"  FAILED: {exc}")
@@ -1167,7 +1238,7 @@ class Bench:
             tool.reset()
             tool.broken = None
             try:
-                self.runner.measure(tool.import_steps(deb_dir, debs))
+                self.runner.measure(tool.import_steps(deb_dir, debs), quiet=False)
             except StepFailed as exc:
                 tool.broken = str(exc)
                 self.problems.append(f"{tool.label}: preparing {n} packages: {exc}")
@@ -1239,7 +1310,7 @@ class Bench:
         say(f"profiling debrepo at N={n}")
         for scenario, args in plan:
             if scenario != "a" and not (tool.dists / "InRelease").exists():
-                self.runner.measure(tool.import_steps(deb_dir, debs))
+                self.runner.measure(tool.import_steps(deb_dir, debs), quiet=False)
             out = profiles / f"{scenario}-n{n}.prof"
             argv = [sys.executable, "-m", "cProfile", "-o", str(out), *tool.base()[1:], *args]
             sample = self.runner.measure([Step(argv, shlex.join(argv))])
@@ -1320,6 +1391,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("both", "default", "parity"),
         default="both",
         help="peer configurations to run [both]",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="before each measurement, wait up to this many seconds for other processes "
+        "to leave the CPUs idle (0: do not wait) [120]",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile debrepo for a, b, c (not timed)"

@@ -14,24 +14,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from debrepo.core.indexes import sort_records
 from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
-from debrepo.core.plan import pool_files_for
-from debrepo.core.records import Provenance, staging_prefix_for
 from debrepo.errors import ConfigError, PackageNotFoundError
 from debrepo.factory import open_object_store, open_signer, open_store
 from debrepo.locking import local_lock
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig, load_package_configs
 from debrepo.ports import MetadataStore, ObjectStore
-from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from debrepo.services.publish import Publisher, PublishReport
-from debrepo.services.repo_package import RepoPackageTemplates, build_repo_package, template_dir_for
-from debrepo.services.verify import VerifyReport, verify_repository
 from debrepo.settings import Settings
 from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
 from debrepo.versions import latest
+
+if TYPE_CHECKING:
+    from debrepo.services.ingest import Destination
+    from debrepo.services.verify import VerifyReport
+
+# Commands import what only they use inside their function: `debrepo rebuild` is run
+# from timers and its start-up time is most of its cost.
 
 log = logging.getLogger("debrepo")
 
@@ -84,7 +87,7 @@ class Workspace:
             staging=self.staging,
             signer=self.signer,
             settings=self.settings,
-            configs=self.configs,
+            configs=lambda: self.configs,
             progress=self.progress,
         )
 
@@ -127,6 +130,9 @@ def add_packages(
     file_progress: Callable[[int], None] | None = None,
 ) -> AddResult:
     """Ingest .deb files (all or none), then publish unless told not to."""
+    from debrepo.core.records import Provenance
+    from debrepo.services.ingest import Destination, IngestItem, ingest_files
+
     now = now or utc_now()
     items = [
         IngestItem(path, Provenance(deb_url=path.resolve().as_uri(), package_type="manual"))
@@ -150,15 +156,18 @@ def add_packages(
 
 
 def rebuild(
-    ws: Workspace, *, now: datetime | None = None, wait_seconds: float = 0.0
+    ws: Workspace, *, now: datetime | None = None, wait_seconds: float = 0.0, full: bool = False
 ) -> PublishReport:
     """Regenerate every index from the store alone and re-sign (the seed's force rebuild).
 
-    Reads no .deb: pool files already published are taken as they are; only versions
-    whose pool file is missing are copied from the staging area.
+    Reads no .deb. If the store has not changed since the last publish and the
+    published indices are intact, their bytes would come out the same: only the Release
+    is re-dated and re-signed. `full` renders everything again and also looks every
+    pool file up, copying a missing one back from the staging area (or refusing to
+    publish an index that would name it).
     """
     with ws.lock(wait_seconds):
-        return ws.publisher().publish(now=now or utc_now())
+        return ws.publisher().publish(now=now or utc_now(), check_pool=full, full=full)
 
 
 def build_kiro_repo(
@@ -172,6 +181,14 @@ def build_kiro_repo(
     wait_seconds: float = 0.0,
 ) -> AddResult:
     """Build kiro-repo_<version>_all.deb, stage it, record it and (by default) publish."""
+    from debrepo.core.records import Provenance, staging_prefix_for
+    from debrepo.services.ingest import Destination, IngestItem, ingest_files
+    from debrepo.services.repo_package import (
+        RepoPackageTemplates,
+        build_repo_package,
+        template_dir_for,
+    )
+
     now = now or utc_now()
     config = ws.configs.get(CONVENIENCE_PACKAGE)
     if config is None:
@@ -256,6 +273,9 @@ def remove_package(
     The files go only after the new indices no longer name them, so no client is sent
     to a missing file by a Release it can already see.
     """
+    from debrepo.core.plan import pool_files_for
+    from debrepo.services.ingest import Destination
+
     with ws.lock(wait_seconds):
         record = find_package(ws, package_name, version)
         ws.store.delete(record.package_id)
@@ -270,6 +290,8 @@ def remove_package(
 
 
 def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -> VerifyReport:
+    from debrepo.services.verify import verify_repository
+
     signer = ws.signer if ws.settings.key_file.exists() else None
     return verify_repository(
         store=ws.store,

@@ -92,6 +92,7 @@ class Output:
         if not self.interactive or (total is not None and total < 2):
             yield lambda _n: None
             return
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with Progress(
@@ -99,6 +100,7 @@ class Output:
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
+            console=Console(stderr=True),
             transient=True,
         ) as bar:
             task = bar.add_task(description, total=total)
@@ -108,10 +110,11 @@ class Output:
         """A (phase, done, total) callback drawing one bar per phase, or None."""
         if not self.interactive:
             return None
+        from rich.console import Console
         from rich.progress import Progress, TaskID
 
         bars: dict[str, TaskID] = {}
-        progress = Progress(transient=True)
+        progress = Progress(console=Console(stderr=True), transient=True)
 
         def update(phase: str, done: int, total: int) -> None:
             if phase not in bars:
@@ -181,7 +184,7 @@ def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
     ctx.ensure_object(dict).update(flags=flags, output=Output(quiet), verbose=verbose)
 
 
-for _flag, _name, _help in reversed(GLOBAL_OPTIONS):
+for _flag, _name, _help in GLOBAL_OPTIONS:
     cli = click.option(_flag, _name, default=None, help=_help)(cli)
 
 
@@ -229,13 +232,19 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
     show_default=True,
     help="Seconds to wait for another publisher to finish.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Render every index again and look every pool file up (restoring missing ones "
+    "from the staging area).",
+)
 @click.pass_context
-def rebuild(ctx: click.Context, wait_seconds: float) -> None:
+def rebuild(ctx: click.Context, wait_seconds: float, full: bool) -> None:
     """Regenerate and re-sign every index from the store alone (force rebuild)."""
     from debrepo.app import rebuild as rebuild_repository
 
     ws = _workspace(ctx)
-    _report(_output(ctx), rebuild_repository(ws, wait_seconds=wait_seconds), ws)
+    _report(_output(ctx), rebuild_repository(ws, wait_seconds=wait_seconds, full=full), ws)
 
 
 @cli.command("build-repo-package")
@@ -415,6 +424,13 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     if not isinstance(repo, FilesystemObjectStore):
         _fail(f"serve works on a local folder; {ws.settings.repo} is not one", 2)
     server = make_server(repo.root, host, port)
+    if repo.stat(f"dists/{ws.settings.suite}/InRelease") is None:
+        # Serving first is how one learns the URL to build kiro-repo with (--port 0).
+        click.echo(
+            f"debrepo: warning: nothing is published in {repo.root} yet; files appear as "
+            "soon as you publish (debrepo add / build-repo-package / rebuild)",
+            err=True,
+        )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     click.echo(
         f"serving {repo.root} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", err=True
@@ -484,7 +500,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             prog_name="debrepo",
             standalone_mode=False,
         )
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; a declined confirmation is an Abort too.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _fail("interrupted", 130)
         _fail("aborted", 1)
     except click.ClickException as exc:
         exc.show()

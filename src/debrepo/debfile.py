@@ -14,7 +14,6 @@ import hashlib
 import io
 import lzma
 import os
-import tarfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -182,6 +181,8 @@ def _decompress_control(name: str, raw: bytes, source: str) -> bytes:
 
 
 def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
+    import tarfile  # deferred: only reading a .deb needs it
+
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:

@@ -307,7 +307,8 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
     if size is None or size < 0:
         problems.append(f"file_size must be a non-negative integer, not {item['file_size']!r}")
     installed = item.get("installed_size")
-    if installed is not None and ((_as_int(installed) or -1) < 0):
+    installed_number = None if installed is None else _as_int(installed)
+    if installed is not None and (installed_number is None or installed_number < 0):
         problems.append(f"installed_size must be a non-negative integer, not {installed!r}")
     for field_name, pattern in _HEX.items():
         value = item.get(field_name)

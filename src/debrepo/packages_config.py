@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
-
 from debrepo.core.control import architecture_problem, field_value_problem, package_name_problem
 from debrepo.errors import ConfigError
 
@@ -107,6 +105,8 @@ def _text(
 
 def parse_package_config(text: str, origin: str) -> PackageConfig:
     """Parse and validate one package configuration; `origin` names it in errors."""
+    import yaml  # deferred: ~15 ms of start-up that most commands do not need
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -204,9 +204,14 @@ def _parse_source(raw: Any, origin: str, problems: list[str]) -> SourceConfig | 
     if endpoint and urlparse(endpoint).scheme not in ("http", "https"):
         problems.append(f"{origin}: field source.metadata_endpoint must be an http(s) URL")
     prefix = values["staging_prefix"]
-    if prefix and (prefix.startswith("/") or ".." in prefix.split("/") or not prefix.endswith("/")):
+    if prefix and (
+        prefix.startswith("/")
+        or not prefix.endswith("/")
+        or any(part in ("", ".", "..") for part in prefix[:-1].split("/"))
+    ):
         problems.append(
-            f"{origin}: field source.staging_prefix must be a relative prefix ending in '/'"
+            f"{origin}: field source.staging_prefix must be a relative prefix ending in '/', "
+            "without empty, '.' or '..' parts"
         )
     repository = values["repository"]
     if repository and not _REPOSITORY_RE.fullmatch(repository):

@@ -57,6 +57,9 @@ class MetadataStore(Protocol):
 
     def package_ids(self) -> set[str]: ...
 
+    def revision(self) -> str | None:
+        """A token that changes whenever any record changes; None if the backend cannot tell."""
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:

@@ -22,13 +22,29 @@ log = logging.getLogger("debrepo.serve")
 class RepositoryRequestHandler(SimpleHTTPRequestHandler):
     """Static files with the Content-Type and Cache-Control the S3 backend would set."""
 
+    def send_head(self) -> Any:
+        # Last-Modified has one-second resolution: a republish within the same second
+        # as a client's previous fetch would be answered 304 and the client would keep
+        # the old InRelease. A loopback test server can afford full answers.
+        del self.headers["If-Modified-Since"]
+        return super().send_head()
+
     def guess_type(self, path: str | Any) -> str:
         relative = Path(str(path)).relative_to(Path(self.directory)).as_posix()
         return delivery_for(relative or "index.html").content_type
 
+    _status = 0
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
     def end_headers(self) -> None:
         relative = self.path.split("?", 1)[0].lstrip("/") or "index.html"
-        self.send_header("Cache-Control", delivery_for(relative).cache_control)
+        if self._status == 200:
+            self.send_header("Cache-Control", delivery_for(relative).cache_control)
+        else:
+            self.send_header("Cache-Control", "no-store")  # a 404 today may be a file tomorrow
         super().end_headers()
 
     def list_directory(self, path: str | Any) -> None:

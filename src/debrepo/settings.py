@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
-
 from debrepo.core.control import architecture_problem
 from debrepo.errors import ConfigError
 
@@ -107,10 +105,14 @@ def _defaults(home: Path) -> dict[str, Any]:
 
 
 def _read_settings_file(path: Path) -> dict[str, Any]:
+    import yaml  # deferred: ~15 ms of start-up that most commands do not need
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read settings file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: settings file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

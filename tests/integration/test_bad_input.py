@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ def snapshot(cli: DebrepoCli) -> Snapshot:
         "repo": _files(cli.repo_dir),
         "staging": _files(cli.staging_dir),
         "store": _rows(cli.db_path),
-        "home": sorted(p.name for p in cli.home.iterdir()),
+        # No scratch folders left behind (SQLite's own -wal/-shm files may come and go).
+        "home": sorted(p.name for p in cli.home.iterdir() if not p.name.endswith(("-wal", "-shm"))),
     }
 
 
@@ -69,7 +70,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> DebrepoCli:
 
 
 @pytest.fixture
-def repo(base: DebrepoCli) -> DebrepoCli:
+def repo(base: DebrepoCli) -> Iterator[DebrepoCli]:
     """The shared repository, checked to be unchanged by the test that uses it."""
     before = snapshot(base)
     assert before["repo"] and before["staging"] and before["store"]

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from debian import deb822
 
+from debrepo.model import PackageRecord
 from tests.tools import require_tool
 
 
@@ -43,21 +44,24 @@ def dpkg_compare_many(pairs: Sequence[tuple[str, str]]) -> list[int]:
     return results
 
 
-def dpkg_maximum(versions: Sequence[str]) -> tuple[str, set[str]]:
-    """A highest version by dpkg, and every version dpkg finds equal to it."""
+def dpkg_table(versions: Sequence[str]) -> dict[tuple[str, str], int]:
+    """dpkg's verdict on every ordered pair of `versions`: table[a, b] is -1, 0 or 1."""
     pairs = [(a, b) for i, a in enumerate(versions) for b in versions[i + 1 :]]
-    table: dict[tuple[str, str], int] = {}
+    table = {(v, v): 0 for v in versions}
     for (a, b), result in zip(pairs, dpkg_compare_many(pairs), strict=True):
         table[a, b], table[b, a] = result, -result
-    best = [v for v in versions if all(table.get((v, other), 0) >= 0 for other in versions)]
-    assert best, f"dpkg ordering of {versions} has no maximum"
-    return best[0], set(best)
+    return table
+
+
+def highest(versions: Sequence[str], table: dict[tuple[str, str], int]) -> set[str]:
+    """The versions no other version exceeds (several if dpkg finds them equal)."""
+    return {v for v in versions if all(table[v, other] >= 0 for other in versions)}
 
 
 def gpgv(keyring: Path, *files: Path) -> bytes:
     """Verify with real gpgv against `keyring` (as apt does with signed-by=); return the
     signed text for a clear-signed file."""
-    with tempfile.TemporaryDirectory(prefix="gpgv-home-") as home:
+    with tempfile.TemporaryDirectory(prefix="gpgv-home-", dir=_SCRATCH_PARENT) as home:
         done = subprocess.run(
             [require_tool("gpgv"), "--keyring", str(keyring), "--output", "-", *map(str, files)],
             capture_output=True,
@@ -69,6 +73,18 @@ def gpgv(keyring: Path, *files: Path) -> bytes:
     return done.stdout
 
 
+def apt_sortpkgs(packages: bytes) -> bytes:
+    """A Packages file as apt rewrites it: apt's parser, apt's canonical field order."""
+    with tempfile.NamedTemporaryFile(prefix="Packages-", dir=_SCRATCH_PARENT) as handle:
+        handle.write(packages)
+        handle.flush()
+        done = subprocess.run(
+            [require_tool("apt-sortpkgs"), handle.name], capture_output=True, check=False
+        )
+    assert done.returncode == 0 and not done.stderr, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
 def packages_paragraphs(data: bytes) -> list[dict[str, str]]:
     """The stanzas of a Packages file as deb822 reads them (python parser, no apt_pkg)."""
     text = data.decode("utf-8")
@@ -76,6 +92,34 @@ def packages_paragraphs(data: bytes) -> list[dict[str, str]]:
         dict(paragraph)
         for paragraph in deb822.Packages.iter_paragraphs(text.splitlines(), use_apt_pkg=False)
     ]
+
+
+def expected_stanza(record: PackageRecord, component: str) -> dict[str, str]:
+    """Every field a record's Packages entry must carry, with the value it must have."""
+    name = record.package_name
+    fields = {
+        "Package": name,
+        "Version": record.version,
+        "Architecture": record.architecture,
+        "Maintainer": record.maintainer,
+        "Section": record.section,
+        "Priority": record.priority,
+        "Homepage": record.homepage,
+        "Description": record.description,
+        "Filename": f"pool/{component}/{name[0]}/{name}/{record.actual_filename}",
+        "Size": str(record.file_size),
+        "MD5sum": record.md5_hash,
+        "SHA1": record.sha1_hash,
+        "SHA256": record.sha256_hash,
+    }
+    if record.depends:
+        fields["Depends"] = record.depends
+    if record.installed_size is not None:
+        fields["Installed-Size"] = str(record.installed_size)
+    if record.sha512_hash:
+        fields["SHA512"] = record.sha512_hash
+    fields.update(record.control_fields)
+    return fields
 
 
 def release_fields(data: bytes) -> deb822.Release:
@@ -89,9 +133,8 @@ class ForbiddenRead(AssertionError):
 class ReadGuard:
     """An object store that fails the test when a package file (*.deb) is read.
 
-With `forbid_stat`, even asking whether such a file exists counts as a read (for a
-staging area: a rebuild whose pool is complete has no reason to look there).
-
+    With `forbid_stat`, even asking whether such a file exists counts as a read (for a
+    staging area: a rebuild whose pool is complete has no reason to look there).
     Copying an object within the guarded store itself stays allowed (the convenience
     copy is a server-side copy, not a read of the package); writes and deletes pass
     through. Every violation is also recorded, in case the code under test swallows
@@ -160,8 +203,18 @@ def is_pool_file(key: str) -> bool:
     return key.startswith("pool/") and key.endswith(".deb")
 
 
+def _memory_backed_tmp() -> str | None:
+    """A RAM-backed temporary directory where the system has one: every example creates
+    and removes dozens of directories, which costs far more on a disk."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+_SCRATCH_PARENT = _memory_backed_tmp()
+
+
 @contextmanager
 def scratch_dir() -> Iterator[Path]:
     """A fresh directory per hypothesis example (function fixtures are shared by all)."""
-    with tempfile.TemporaryDirectory(prefix="debrepo-property-") as directory:
-        yield Path(directory)
+    with tempfile.TemporaryDirectory(prefix="debrepo-property-", dir=_SCRATCH_PARENT) as path:
+        yield Path(path)

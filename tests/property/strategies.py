@@ -13,15 +13,22 @@ known gap does not mask every other property.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from hypothesis import Phase
 from hypothesis import strategies as st
 
 from debrepo.core.indexes import ReleaseInfo
 from debrepo.model import PackageRecord
+
+# Hypothesis phases without "explain": after a failure is shrunk, that phase re-runs the
+# test hundreds of times to annotate which inputs mattered, which for the tests that
+# build a repository per example costs minutes instead of seconds.
+PHASES_WITHOUT_EXPLAIN = tuple(phase for phase in Phase if phase is not Phase.explain)
 
 KNOWN_PACKAGES = ("kiro", "kiro-repo", "kiro-cli")
 CONVENIENCE_PACKAGE = "kiro-repo"
@@ -107,6 +114,7 @@ _NAME_REST = _NAME_START + "+.-"
 _VERSION_CHARS = string.ascii_letters + string.digits + ".+~"
 
 
+@functools.cache
 def package_names(*, allow_double_dot: bool = False) -> st.SearchStrategy[str]:
     """Binary package names `[a-z0-9][a-z0-9+.-]+`, often the seed's own packages."""
     generated = st.builds(
@@ -117,6 +125,7 @@ def package_names(*, allow_double_dot: bool = False) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(KNOWN_PACKAGES), generated)
 
 
+@functools.cache
 def _realistic_upstream() -> st.SearchStrategy[str]:
     numbers = st.lists(st.integers(0, 30), min_size=1, max_size=4).map(
         lambda parts: ".".join(map(str, parts))
@@ -127,23 +136,31 @@ def _realistic_upstream() -> st.SearchStrategy[str]:
     return st.builds(str.__add__, numbers, suffix)
 
 
+_EPOCHS = st.none() | st.integers(0, 30)
+_REVISIONS = (
+    st.none()
+    | st.sampled_from(("1", "2", "0ubuntu1", "1+deb12u1", "1~bpo1"))
+    | st.text(_VERSION_CHARS, min_size=1, max_size=6)
+)
+_DIGITS = st.sampled_from(string.digits)
+# Upstream characters after the first digit: a hyphen only when a revision follows
+# (split at the last hyphen), a colon only after an epoch (split at the first colon).
+_UPSTREAM_TAILS = {
+    (hyphen, colon): st.text(
+        _VERSION_CHARS + ("-" if hyphen else "") + (":" if colon else ""), max_size=10
+    )
+    for hyphen in (False, True)
+    for colon in (False, True)
+}
+
+
 @st.composite
 def _versions(draw: st.DrawFn, allow_upstream_colon: bool) -> str:
-    epoch = draw(st.none() | st.integers(0, 30))
-    revision = draw(
-        st.none()
-        | st.sampled_from(("1", "2", "0ubuntu1", "1+deb12u1", "1~bpo1"))
-        | st.text(_VERSION_CHARS, min_size=1, max_size=6)
-    )
-    chars = _VERSION_CHARS
-    if revision is not None:
-        chars += "-"  # a hyphen in upstream needs a revision after the last one
-    if epoch is not None and allow_upstream_colon:
-        chars += ":"  # a colon in upstream needs an epoch before the first one
-    upstream = draw(
-        _realistic_upstream()
-        | st.builds(str.__add__, st.sampled_from(string.digits), st.text(chars, max_size=10))
-    )
+    epoch = draw(_EPOCHS)
+    revision = draw(_REVISIONS)
+    tail = _UPSTREAM_TAILS[revision is not None, epoch is not None and allow_upstream_colon]
+    realistic = draw(st.booleans())
+    upstream = draw(_realistic_upstream()) if realistic else draw(_DIGITS) + draw(tail)
     version = upstream
     if epoch is not None:
         version = f"{epoch}:{version}"
@@ -152,6 +169,7 @@ def _versions(draw: st.DrawFn, allow_upstream_colon: bool) -> str:
     return version
 
 
+@functools.cache
 def debian_versions(
     *, allow_double_dot: bool = False, allow_upstream_colon: bool = False
 ) -> st.SearchStrategy[str]:
@@ -164,7 +182,7 @@ def debian_versions(
 
 def version_without_epoch(version: str) -> str:
     """What dpkg puts in a .deb file name: the version after the epoch, if any."""
-    epoch, colon, rest = version.partition(":")
+    _, colon, rest = version.partition(":")
     return rest if colon else version
 
 
@@ -179,31 +197,35 @@ def deb_filename(name: str, version: str, architecture: str) -> str:
 _TEXT = st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs"))
 
 
-def single_line(*, max_size: int = 40) -> st.SearchStrategy[str]:
+@functools.cache
+def single_line(*, max_size: int = 24) -> st.SearchStrategy[str]:
     """A non-empty one-line value without surrounding whitespace."""
     return st.text(_TEXT, min_size=1, max_size=max_size).map(str.strip).filter(bool)
 
 
-@st.composite
-def multiline_values(draw: st.DrawFn, *, first_line_empty: bool = False) -> str:
-    """A deb822 multi-line value: a first line, then lines indented by one space."""
-    first = "" if first_line_empty else draw(single_line(max_size=60))
-    body = draw(
-        st.lists(
-            st.one_of(st.just("."), single_line(max_size=50)).map(lambda line: " " + line)
-            | single_line(max_size=50).map(lambda line: "   " + line),
-            min_size=1,
-            max_size=5,
-        )
-    )
-    return "\n".join([first, *body])
+_CONTINUATION_LINES = st.lists(
+    st.one_of(st.just("."), single_line(max_size=30)).map(lambda line: " " + line)
+    | single_line(max_size=20).map(lambda line: "   " + line),  # verbatim (indented) text
+    min_size=1,
+    max_size=4,
+)
 
 
+@functools.cache
+def multiline_values(*, first_line_empty: bool = False) -> st.SearchStrategy[str]:
+    """A deb822 multi-line value: a first line, then lines indented by one space
+    (" ." for an empty line). With `first_line_empty` the value starts on line two."""
+    first = st.just("") if first_line_empty else single_line(max_size=30)
+    return st.builds(lambda head, body: "\n".join([head, *body]), first, _CONTINUATION_LINES)
+
+
+@functools.cache
 def descriptions() -> st.SearchStrategy[str]:
     """Package descriptions in deb822 form: "synopsis\\n extended\\n ."."""
-    return single_line(max_size=60) | multiline_values()
+    return single_line(max_size=30) | multiline_values()
 
 
+@functools.cache
 def field_values() -> st.SearchStrategy[str]:
     return st.one_of(
         single_line(),
@@ -214,12 +236,11 @@ def field_values() -> st.SearchStrategy[str]:
 
 # Policy 5.1: US-ASCII without control characters, space and ':'; not starting with '#'
 # or '-'.
-_FIELD_NAME_START = "".join(
-    chr(c) for c in range(0x21, 0x7F) if chr(c) not in ":#-"
-)
+_FIELD_NAME_START = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ":#-")
 _FIELD_NAME_REST = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != ":")
 
 
+@functools.cache
 def field_names() -> st.SearchStrategy[str]:
     generated = st.builds(
         str.__add__,
@@ -229,15 +250,19 @@ def field_names() -> st.SearchStrategy[str]:
     return st.sampled_from(EXTRA_FIELD_NAMES) | generated
 
 
-def extra_control_fields(max_size: int = 4) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
+@functools.cache
+def extra_control_fields(max_size: int = 3) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
     """Other fields of a .deb's control file: unique names, none a stanza computes."""
     return st.lists(
-        st.tuples(field_names().filter(lambda n: n.lower() not in STANZA_OWNED_FIELDS), field_values()),
+        st.tuples(
+            field_names().filter(lambda n: n.lower() not in STANZA_OWNED_FIELDS), field_values()
+        ),
         max_size=max_size,
         unique_by=lambda pair: pair[0].lower(),
     ).map(tuple)
 
 
+@functools.cache
 def field_lists() -> st.SearchStrategy[list[tuple[str, str]]]:
     """Any valid control paragraph as (name, value) pairs: unique names, deb822 values."""
     value = st.one_of(
@@ -253,6 +278,7 @@ def field_lists() -> st.SearchStrategy[list[tuple[str, str]]]:
 # -- record attributes ------------------------------------------------------------------
 
 
+@functools.cache
 def hex_digests(digits: int) -> st.SearchStrategy[str]:
     return st.binary(min_size=digits // 2, max_size=digits // 2).map(bytes.hex)
 
@@ -267,7 +293,7 @@ urls = st.builds(
     lambda scheme, host, path: f"{scheme}://{host}/{path}",
     st.sampled_from(("https", "http")),
     hosts,
-    st.text(string.ascii_letters + string.digits + "-_./", max_size=30),
+    st.text(string.ascii_letters + string.digits + "-_./", max_size=12),
 )
 maintainers = st.builds(
     lambda name, local, host: f"{name} <{local}@{host}>",
@@ -275,33 +301,84 @@ maintainers = st.builds(
     st.text(string.ascii_lowercase + string.digits + "._+-", min_size=1, max_size=12),
     hosts,
 )
-sections = st.sampled_from(SECTIONS) | st.from_regex(
-    r"\A([a-z0-9-]{1,8}/)?[a-z0-9+.-]{1,12}\Z"
+sections = st.sampled_from(SECTIONS) | st.builds(
+    lambda area, name: area + name,
+    st.sampled_from(("", "contrib/", "non-free/", "x-kiro/")),
+    st.text(string.ascii_lowercase + string.digits + "+.-", min_size=1, max_size=12),
 )
 
 
-@st.composite
-def relations(draw: st.DrawFn) -> str:
+_RELATION_NAMES = ("libc6", "libgtk-3-0", "libnss3", "xdg-utils", "python3", "kiro", "zlib1g")
+
+
+@functools.cache
+def relations() -> st.SearchStrategy[str]:
     """A Depends value: `a (>= 1.0), b | c`."""
-
-    def one() -> str:
-        name = draw(package_names())
-        if draw(st.booleans()):
-            operator = draw(st.sampled_from(("<<", "<=", "=", ">=", ">>")))
-            return f"{name} ({operator} {draw(debian_versions())})"
-        return name
-
-    groups = []
-    for _ in range(draw(st.integers(1, 4))):
-        groups.append(" | ".join(one() for _ in range(draw(st.integers(1, 2)))))
-    return ", ".join(groups)
+    relation = st.builds(
+        lambda name, constraint: name + constraint,
+        st.sampled_from(_RELATION_NAMES) | package_names(),
+        st.just("")
+        | st.builds(
+            lambda operator, version: f" ({operator} {version})",
+            st.sampled_from(("<<", "<=", "=", ">=", ">>")),
+            _realistic_upstream(),
+        ),
+    )
+    group = st.lists(relation, min_size=1, max_size=2).map(" | ".join)
+    return st.lists(group, min_size=1, max_size=3).map(", ".join)
 
 
 timestamps = st.datetimes(
     min_value=datetime(2015, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)
 ).map(lambda moment: moment.isoformat(timespec="seconds").replace("+00:00", "Z"))
 # Free text the store must keep exactly, though no index shows it.
-any_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+any_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20)
+
+
+_ARCHITECTURE = st.sampled_from(ARCHITECTURES)
+_PRIORITY = st.sampled_from(PRIORITIES)
+_PACKAGE_TYPE = st.sampled_from(PACKAGE_TYPES)
+_FILE_SIZE = st.integers(0, 2**40)
+_OPTIONAL_INSTALLED_SIZE = st.none() | st.integers(0, 10**8)
+_OPTIONAL_SHA512 = st.none() | hex_digests(128)
+
+# The free-text attributes of a record. "rich" explores any text; "lean" picks from a
+# few realistic values, for tests about identity and counting rather than text, where
+# generating rich text for every record would only cost time.
+_RICH_TEXT = {
+    "section": sections,
+    "maintainer": maintainers,
+    "homepage": urls,
+    "description": descriptions(),
+    "deb_url": urls | any_text,
+    "depends": st.none() | relations(),
+    "certificate_url": st.none() | urls,
+    "signature_url": st.none() | urls,
+    "notes": st.none() | any_text,
+    "control_fields": extra_control_fields(),
+}
+_LEAN_TEXT = {
+    "section": st.sampled_from(SECTIONS),
+    "maintainer": st.sampled_from(
+        ("Kiro Team <support@kiro.dev>", "Jane Doe <jane@example.com>", "Ĵörg Æ <j@x.org>")
+    ),
+    "homepage": st.sampled_from(("https://kiro.dev", "http://example.com/pkg")),
+    "description": st.sampled_from(
+        (
+            "Kiro IDE - AI-powered development environment",
+            "short\n A longer description\n .\n   with a verbatim line",
+            "Kiro CLI\n Command-line tools.",
+        )
+    ),
+    "deb_url": st.sampled_from(("https://download.kiro.dev/linux/kiro.deb", "file:///tmp/x.deb")),
+    "depends": st.sampled_from((None, "libc6 (>= 2.31), xdg-utils | kiro")),
+    "certificate_url": st.sampled_from((None, "https://download.kiro.dev/cert.pem")),
+    "signature_url": st.sampled_from((None, "https://download.kiro.dev/sig.bin")),
+    "notes": st.sampled_from((None, "Release notes\nline two")),
+    "control_fields": st.sampled_from(
+        ((), (("Multi-Arch", "foreign"),), (("Recommends", "git"), ("X-Extra", "a\n b")))
+    ),
+}
 
 
 @st.composite
@@ -311,38 +388,38 @@ def package_records(
     names: st.SearchStrategy[str] | None = None,
     versions: st.SearchStrategy[str] | None = None,
     architectures: st.SearchStrategy[str] | None = None,
+    lean: bool = False,
 ) -> PackageRecord:
     """A complete, valid PackageRecord as the seed's schema describes it."""
     name = draw(names if names is not None else package_names())
     version = draw(versions if versions is not None else debian_versions())
-    architecture = draw(
-        architectures if architectures is not None else st.sampled_from(ARCHITECTURES)
-    )
+    architecture = draw(architectures if architectures is not None else _ARCHITECTURE)
+    text = {key: draw(strategy) for key, strategy in (_LEAN_TEXT if lean else _RICH_TEXT).items()}
     return PackageRecord(
         package_name=name,
         version=version,
         architecture=architecture,
-        section=draw(sections),
-        priority=draw(st.sampled_from(PRIORITIES)),
-        maintainer=draw(maintainers),
-        homepage=draw(urls),
-        description=draw(descriptions()),
-        deb_url=draw(urls | any_text),
+        section=text["section"],
+        priority=draw(_PRIORITY),
+        maintainer=text["maintainer"],
+        homepage=text["homepage"],
+        description=text["description"],
+        deb_url=text["deb_url"],
         actual_filename=deb_filename(name, version, architecture),
-        file_size=draw(st.integers(0, 2**40)),
+        file_size=draw(_FILE_SIZE),
         md5_hash=draw(hex_digests(32)),
         sha1_hash=draw(hex_digests(40)),
         sha256_hash=draw(hex_digests(64)),
         pub_date=draw(timestamps),
         processed_timestamp=draw(timestamps),
-        package_type=draw(st.sampled_from(PACKAGE_TYPES)),
-        depends=draw(st.none() | relations()),
-        certificate_url=draw(st.none() | urls),
-        signature_url=draw(st.none() | urls),
-        notes=draw(st.none() | any_text),
-        installed_size=draw(st.none() | st.integers(0, 10**8)),
-        sha512_hash=draw(st.none() | hex_digests(128)),
-        control_fields=draw(extra_control_fields()),
+        package_type=draw(_PACKAGE_TYPE),
+        depends=text["depends"],
+        certificate_url=text["certificate_url"],
+        signature_url=text["signature_url"],
+        notes=text["notes"],
+        installed_size=draw(_OPTIONAL_INSTALLED_SIZE),
+        sha512_hash=draw(_OPTIONAL_SHA512),
+        control_fields=text["control_fields"],
     )
 
 
@@ -375,30 +452,32 @@ def with_content(record: PackageRecord, content: bytes) -> PackageRecord:
 suite_names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,12}\Z")
 component_names = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,10}\Z")
 moments = st.builds(
-    lambda naive, offset_minutes: naive.replace(
-        tzinfo=timezone(timedelta(minutes=offset_minutes))
-    ),
+    lambda naive, offset_minutes: naive.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))),
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
     st.integers(-14 * 60, 14 * 60),
 )
 
 
+_RELEASE_ARCHITECTURES = st.lists(
+    st.sampled_from(BINARY_ARCHITECTURES), min_size=1, max_size=4, unique=True
+).map(tuple)
+_RELEASE_COMPONENTS = st.lists(component_names, min_size=1, max_size=3, unique=True).map(tuple)
+_VALIDITY = st.floats(min_value=0.01, max_value=3650).map(lambda days: timedelta(days=days))
+
+
 @st.composite
 def release_infos(draw: st.DrawFn) -> ReleaseInfo:
+    """What a Release file says about its repository, as an operator may configure it."""
     return ReleaseInfo(
         origin=draw(single_line()),
         label=draw(single_line()),
         suite=draw(suite_names),
         codename=draw(suite_names),
         version=draw(single_line(max_size=10)),
-        architectures=tuple(
-            draw(st.lists(st.sampled_from(BINARY_ARCHITECTURES), min_size=1, max_size=4, unique=True))
-        ),
-        components=tuple(
-            draw(st.lists(component_names, min_size=1, max_size=3, unique=True))
-        ),
+        architectures=draw(_RELEASE_ARCHITECTURES),
+        components=draw(_RELEASE_COMPONENTS),
         description=draw(single_line()),
-        valid_for=timedelta(days=draw(st.floats(min_value=0.01, max_value=3650))),
+        valid_for=draw(_VALIDITY),
     )
 
 
@@ -425,14 +504,18 @@ _REPO_PART = st.text(string.ascii_letters + string.digits + "_.-", min_size=1, m
 )
 
 
+_SOURCE_TYPE = st.sampled_from(sorted(SOURCE_REQUIREMENTS))
+_PREFIX_PARTS = st.lists(_REPO_PART, min_size=1, max_size=3)
+
+
 @st.composite
 def source_configs(draw: st.DrawFn) -> dict[str, str]:
-    kind = draw(st.sampled_from(sorted(SOURCE_REQUIREMENTS)))
+    kind = draw(_SOURCE_TYPE)
     source = {"type": kind}
     if kind == "external_download":
         source["metadata_endpoint"] = draw(urls)
     elif kind == "build_script":
-        parts = draw(st.lists(_REPO_PART, min_size=1, max_size=3))
+        parts = draw(_PREFIX_PARTS)
         source["staging_prefix"] = "/".join(parts) + "/"
     else:
         source["repository"] = f"{draw(_REPO_PART)}/{draw(_REPO_PART)}"
@@ -440,15 +523,21 @@ def source_configs(draw: st.DrawFn) -> dict[str, str]:
     return source
 
 
+_CONFIG_TEXT_LINES = st.lists(single_line(max_size=40) | st.just(""), max_size=4)
+
+
 @st.composite
 def config_descriptions(draw: st.DrawFn) -> str:
     """Free text as written in YAML: a summary line, then paragraphs."""
-    lines = [draw(single_line(max_size=60))]
-    for line in draw(st.lists(single_line(max_size=60) | st.just(""), max_size=4)):
+    lines = [draw(single_line(max_size=40))]
+    for line in draw(_CONFIG_TEXT_LINES):
         lines.append(line)
     while lines[-1] == "":
         lines.pop()
     return "\n".join(lines)
+
+
+_ADDITIONAL_FILES = st.lists(st.sampled_from(("certificate", "signature")), unique=True)
 
 
 @st.composite
@@ -460,16 +549,14 @@ def package_config_mappings(draw: st.DrawFn) -> dict[str, Any]:
         "maintainer": draw(maintainers),
         "homepage": draw(urls),
         "section": draw(sections),
-        "priority": draw(st.sampled_from(PRIORITIES)),
-        "architecture": draw(st.sampled_from(ARCHITECTURES)),
+        "priority": draw(_PRIORITY),
+        "architecture": draw(_ARCHITECTURE),
         "source": draw(source_configs()),
     }
     if draw(st.booleans()):
         data["depends"] = draw(relations())
     if draw(st.booleans()):
-        data["additional_files"] = draw(
-            st.lists(st.sampled_from(("certificate", "signature")), unique=True)
-        )
+        data["additional_files"] = draw(_ADDITIONAL_FILES)
     if draw(st.booleans()):
         data["build"] = {
             "script_path": "scripts/" + draw(_REPO_PART) + ".sh",
@@ -486,7 +573,9 @@ yaml_values = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(_TEXT, max_size=20)
     | st.dates(),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(string.ascii_lowercase + "_", max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(string.ascii_lowercase + "_", max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )

@@ -10,6 +10,8 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import zstandard
+
 from debrepo.model import PackageRecord
 from debrepo.ports import ObjectStore
 
@@ -51,8 +53,6 @@ def compress_control(tar: bytes, kind: str) -> tuple[str, bytes]:
     if kind == "xz":
         return "control.tar.xz", lzma.compress(tar, format=lzma.FORMAT_XZ)
     if kind == "zst":
-        import zstandard
-
         return "control.tar.zst", zstandard.ZstdCompressor().compress(tar)
     if kind == "none":
         return "control.tar", tar

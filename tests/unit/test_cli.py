@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import http.server
+import io
 import json
 import os
+import pty
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pysequoia as sq
 import pytest
 
 from debrepo import __version__
-from debrepo.cli import main
+from debrepo.cli import Output, main
 from debrepo.locking import local_lock
-from tests.conftest import CONFIG_DIR, PROJECT_ROOT, deb_bytes
+from tests.conftest import CONFIG_DIR, deb_bytes
 
 
 @dataclass
@@ -254,8 +259,6 @@ def test_verify(run, debs, home):
 
 
 def test_verify_prints_store_warnings(run, debs, home):
-    import sqlite3
-
     run("add", str(debs))
     connection = sqlite3.connect(home / "metadata.db")
     with connection:
@@ -292,8 +295,6 @@ def test_key_generate_export_show(run, tmp_path, home):
     binary = tmp_path / "key.gpg"
     assert run("key", "export", "--binary", "--output", str(binary)).code == 0
     assert binary.read_bytes()[:1] != b"-"
-    import pysequoia as sq
-
     assert sq.Cert.from_bytes(binary.read_bytes()).fingerprint.upper() == fingerprint
 
 
@@ -349,16 +350,40 @@ def test_usage_errors_exit_2(run):
 
 
 def test_serve_refuses_a_public_address(run, home):
-    result = run("serve", "--bind", "0.0.0.0", "--port", "0")
+    result = run("serve", "--bind", "0.0.0.0", "--port", "0")  # noqa: S104 - the refusal is what is tested
     assert result.code == 2
     assert "--bind 0.0.0.0" in result.error_line
     assert "loopback" in result.error_line
 
 
-def test_serve_without_a_published_repository(run, home):
+@pytest.fixture
+def stop_serving(monkeypatch):
+    """Make serve_forever return at once, as after Ctrl-C, so a test can never hang."""
+    served: list[tuple[str, int]] = []
+
+    def interrupted(self, poll_interval=0.5):
+        served.append(self.server_address[:2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(http.server.ThreadingHTTPServer, "serve_forever", interrupted)
+    return served
+
+
+def test_serve_until_interrupted(run, debs, home, stop_serving):
+    run("add", str(debs))
     result = run("serve", "--port", "0")
-    assert result.code == 2
-    assert "no published repository here yet" in result.error_line
+    assert result.code == 0, result.err
+    ((host, port),) = stop_serving
+    assert host == "127.0.0.1" and port > 0
+    assert f"serving {home / 'repo'} at http://127.0.0.1:{port}/" in result.err
+
+
+def test_serve_before_anything_is_published_warns_and_serves(run, home, stop_serving):
+    # Serving first is how a user learns the URL to build kiro-repo with.
+    result = run("serve", "--port", "0")
+    assert result.code == 0, result.err
+    assert len(stop_serving) == 1
+    assert f"debrepo: warning: nothing is published in {home / 'repo'} yet" in result.err
 
 
 def test_entry_point_in_a_subprocess(tmp_path):
@@ -377,4 +402,146 @@ def test_entry_point_in_a_subprocess(tmp_path):
         "debrepo: error: environment variable DEBREPO_VALID_DAYS must be a number of days\n"
     )
     assert completed.stdout == ""
-    assert PROJECT_ROOT.is_dir()
+
+
+class Terminal(io.StringIO):
+    """Standard input that claims to be a terminal, with the operator's answers."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_remove_asks_on_a_terminal_and_aborts_on_no(run, debs, monkeypatch):
+    run("add", str(debs))
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    result = run("remove", "alpha", "1.0")
+    assert result.code == 1
+    assert result.err.strip().splitlines()[-1] == "debrepo: error: aborted"
+    assert "remove alpha 1.0 from the store and the repository?" in result.out
+    assert len(json.loads(run("list", "--json").out)) == 2
+
+
+def test_remove_asks_on_a_terminal_and_proceeds_on_yes(run, debs, monkeypatch):
+    run("add", str(debs))
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    result = run("remove", "alpha", "1.0")
+    assert result.code == 0, result.err
+    assert "removed alpha 1.0" in result.out
+
+
+def test_remove_without_publishing(run, debs, home):
+    run("add", str(debs))
+    result = run("remove", "alpha", "1.0", "--yes", "--no-publish")
+    assert result.code == 0
+    assert "published" not in result.out
+    assert (home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb").is_file()
+
+
+def test_interrupt_is_one_line_and_exit_130(run, monkeypatch):
+    # Ctrl-C during a command: the conventional status of a SIGINT death, and one line.
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("debrepo.app.list_packages", interrupted)
+    result = run("list")
+    assert result.code == 130
+    assert result.error_line == "debrepo: error: interrupted"
+
+
+def test_add_works_without_package_definitions(run, debs, tmp_path):
+    result = run("--config-dir", str(tmp_path / "nowhere"), "add", str(debs))
+    assert result.code == 0, result.err
+    assert "added alpha 1.0 (amd64)" in result.out
+
+
+def test_add_with_broken_package_definitions_exits_2(run, debs, tmp_path):
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "alpha.yaml").write_text("package_name: alpha\n", encoding="utf-8")
+    result = run("--config-dir", str(config_dir), "add", str(debs))
+    assert result.code == 2
+    assert f"{config_dir / 'alpha.yaml'}: missing required field(s)" in result.error_line
+
+
+def test_binary_key_export_to_standard_output(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    command = [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home"), "key"]
+    subprocess.run([*command, "generate"], cwd=tmp_path, env=environment, check=True)
+    exported = subprocess.run(
+        [*command, "export", "--binary"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+    )
+    key = (tmp_path / "home/keys/signing-key.asc").read_bytes()
+    secret = sq.Tsk.from_bytes(key).extract_certificate()
+    assert sq.Cert.from_bytes(exported.stdout).fingerprint == secret.fingerprint
+    assert not exported.stdout.startswith(b"-----")
+
+
+def test_progress_bars_stay_off_standard_output(tmp_path, debs):
+    """With stderr on a terminal and stdout redirected, stdout holds only the report."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    controller, terminal = pty.openpty()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home"), "add", str(debs)],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            cwd=tmp_path,
+            env=environment,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert completed.returncode == 0
+    assert completed.stdout.decode().splitlines()[0] == "added alpha 1.0 (amd64)"
+    assert b"\x1b[" not in completed.stdout
+
+
+def test_progress_display_writes_only_to_standard_error(capsys):
+    output = Output(quiet=False)
+    output.interactive = True  # as when standard error is a terminal
+    with output.progress("reading packages", 3) as advance:
+        for _ in range(3):
+            advance(1)
+    update = output.phase_progress()
+    assert update is not None
+    for done in (1, 2):
+        update("pool", done, 2)
+    update("indices", 1, 1)
+    output.say("added alpha 1.0 (amd64)")
+    assert capsys.readouterr().out == "added alpha 1.0 (amd64)\n"
+
+
+def test_no_progress_display_when_not_interactive(capsys):
+    output = Output(quiet=False)
+    assert output.interactive is False
+    assert output.phase_progress() is None
+    with output.progress("reading packages", 10) as advance:
+        advance(10)
+    Output(quiet=True).say("hidden")
+    assert capsys.readouterr().out == ""
+
+
+def test_backends_given_as_plain_paths(run, debs, tmp_path):
+    result = run(
+        "--store",
+        "state/metadata.db",
+        "--repo",
+        "public",
+        "--staging",
+        "private",
+        "--key-file",
+        "keys/repo.asc",
+        "add",
+        str(debs),
+    )
+    assert result.code == 0, result.err
+    assert (tmp_path / "state/metadata.db").is_file()
+    assert (tmp_path / "public/dists/stable/InRelease").is_file()
+    assert (tmp_path / "private/staging/.state/publish-state.json").is_file()
+    assert (tmp_path / "keys/repo.asc").is_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import random
 import subprocess
 from pathlib import Path
@@ -267,7 +266,7 @@ def test_error_names_the_given_name(tmp_path):
 
 def large_deb(size: int) -> bytes:
     """A .deb whose data member is `size` bytes of noise, with a member after it."""
-    noise = random.Random(20261124).randbytes(size)
+    noise = random.Random(20261124).randbytes(size)  # noqa: S311 - test data, not secrets
     tar = tar_bytes([("./control", control_text())])
     member, compressed = compress_control(tar, "gz")
     return ar_archive(
@@ -325,5 +324,34 @@ def test_copy_to_a_real_file(tmp_path, make_deb):
     with target.open("wb") as sink:
         inspect_deb(source, copy_to=sink)
     assert target.read_bytes() == source.read_bytes()
-    assert os.path.getsize(target) == os.path.getsize(source)
+    assert target.stat().st_size == source.stat().st_size
 
+
+def test_copy_opened_after_the_control_file_gets_every_byte(tmp_path):
+    data = large_deb(PARALLEL_FROM + 12345)
+    sinks: list[io.BytesIO] = []
+    seen: list[dict[str, str]] = []
+
+    def open_copy(control):
+        seen.append(dict(control))
+        sinks.append(io.BytesIO())
+        return sinks[-1]
+
+    inspection = inspect_deb(write(tmp_path, data), open_copy=open_copy)
+    assert [fields["Package"] for fields in seen] == ["hello"]
+    assert sinks[0].getvalue() == data
+    assert facts_of(inspection) == expected_facts(data)
+
+
+def test_copy_opener_may_decline(tmp_path):
+    data = hand_made_deb()
+    inspection = inspect_deb(write(tmp_path, data), open_copy=lambda control: None)
+    assert facts_of(inspection) == expected_facts(data)
+
+
+def test_copy_opener_refusing_the_package_stops_the_read(tmp_path):
+    def refuse(control):
+        raise InvalidPackageError("pkg.deb: not wanted here")
+
+    with pytest.raises(InvalidPackageError, match=r"not wanted here"):
+        inspect_deb(write(tmp_path, hand_made_deb()), open_copy=refuse)

@@ -73,12 +73,12 @@ def test_put_get_stat_round_trip(store):
 
 def test_put_replaces_atomically_and_leaves_no_temporary_files(store):
     store.put("a/b/file", b"old", DELIVERY)
-    before = os.stat(store.root / "a/b/file").st_ino
+    before = (store.root / "a/b/file").stat().st_ino
     store.put("a/b/file", b"new contents", DELIVERY)
     assert store.get("a/b/file") == b"new contents"
-    assert os.stat(store.root / "a/b/file").st_ino != before
+    assert (store.root / "a/b/file").stat().st_ino != before
     assert temp_files(store.root) == []
-    assert stat.S_IMODE(os.stat(store.root / "a/b/file").st_mode) & 0o044 == 0o044
+    assert stat.S_IMODE((store.root / "a/b/file").stat().st_mode) & 0o044 == 0o044
 
 
 def test_failed_write_leaves_no_temporary_file(store, monkeypatch):
@@ -157,8 +157,8 @@ def test_copy_from_another_store_shares_the_inode(tmp_path, store):
     staging.put("staging/hello/hello_1.0_amd64.deb", b"package bytes", DELIVERY)
     store.copy_from(staging, "staging/hello/hello_1.0_amd64.deb", "pool/hello.deb", DELIVERY)
     assert store.get("pool/hello.deb") == b"package bytes"
-    source = os.stat(staging.root / "staging/hello/hello_1.0_amd64.deb")
-    target = os.stat(store.root / "pool/hello.deb")
+    source = (staging.root / "staging/hello/hello_1.0_amd64.deb").stat()
+    target = (store.root / "pool/hello.deb").stat()
     assert source.st_ino == target.st_ino
     assert temp_files(store.root) == []
 
@@ -173,8 +173,8 @@ def test_copy_from_falls_back_to_copying(tmp_path, store, monkeypatch):
     monkeypatch.setattr(filesystem.os, "link", no_link)
     store.copy_from(staging, "s/file.deb", "pool/file.deb", DELIVERY)
     assert store.get("pool/file.deb") == b"bytes to copy"
-    target = os.stat(store.root / "pool/file.deb")
-    assert target.st_ino != os.stat(staging.root / "s/file.deb").st_ino
+    target = (store.root / "pool/file.deb").stat()
+    assert target.st_ino != (staging.root / "s/file.deb").stat().st_ino
     assert stat.S_IMODE(target.st_mode) == 0o644
 
 
@@ -236,7 +236,7 @@ def test_put_file_moves(tmp_path, store):
     store.put_file("pool/moved.deb", source, DELIVERY, move=True)
     assert store.get("pool/moved.deb") == b"moved"
     assert not source.exists()
-    assert stat.S_IMODE(os.stat(store.root / "pool/moved.deb").st_mode) == 0o644
+    assert stat.S_IMODE((store.root / "pool/moved.deb").stat().st_mode) == 0o644
 
 
 def test_put_file_move_across_filesystems(tmp_path, store, monkeypatch):
@@ -274,3 +274,31 @@ def test_key_whose_parent_is_a_file_cannot_be_written(store):
     store.put("a", b"file", DELIVERY)
     with pytest.raises(ObjectStoreError, match=r"cannot create directory"):
         store.put("a/b", b"x", DELIVERY)
+
+
+def test_reserved_path_is_written_then_committed(store):
+    temp = store.reserve("pool/main/h/hello/hello_1.0_amd64.deb")
+    assert Path(temp).parent == store.root / "pool/main/h/hello"
+    assert Path(temp).name.startswith(".tmp-")
+    Path(temp).write_bytes(b"written by a worker")
+    Path(temp).chmod(0o600)
+    assert list(store.list("pool/")) == []
+    store.commit_reserved(temp, "pool/main/h/hello/hello_1.0_amd64.deb")
+    assert store.get("pool/main/h/hello/hello_1.0_amd64.deb") == b"written by a worker"
+    mode = (store.root / "pool/main/h/hello/hello_1.0_amd64.deb").stat().st_mode
+    assert stat.S_IMODE(mode) == 0o644
+    assert temp_files(store.root) == []
+
+
+def test_reserved_path_can_be_discarded(store):
+    temp = store.reserve("pool/x.deb")
+    Path(temp).write_bytes(b"abandoned")
+    store.discard_reserved(temp)
+    store.discard_reserved(temp)
+    assert temp_files(store.root) == []
+    assert store.get("pool/x.deb") is None
+
+
+def test_reserve_refuses_unsafe_keys(store):
+    with pytest.raises(ObjectStoreError, match=r"not a safe object key"):
+        store.reserve("../escape.deb")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -72,7 +71,7 @@ def test_second_publish_with_nothing_changed_rewrites_only_the_release_files(wor
     first = add(workspace, make_deb, "alpha")
     assert first.report is not None
     pool = workspace.repo.root / "pool/main/a/alpha/alpha_1.0_amd64.deb"
-    before = os.stat(pool)
+    before = pool.stat()
     contents = tree(workspace.repo.root)
 
     report = app.rebuild(workspace, now=at(1))
@@ -81,35 +80,37 @@ def test_second_publish_with_nothing_changed_rewrites_only_the_release_files(wor
     assert report.pool_copied == []
     assert report.deleted == []
     assert report.unchanged > 0
-    after = os.stat(pool)
+    after = pool.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     changed = {k for k, v in tree(workspace.repo.root).items() if contents.get(k) != v}
     assert changed == set(RELEASE_FILES)
 
 
 def test_publish_writes_in_the_order_clients_can_bear(workspace, make_deb):
-    add(workspace, make_deb, "alpha")
-    for hours in (1, 2, 3):
-        app.add_packages(workspace, [make_deb(f"pkg{hours}", "1.0")], publish=False, now=at(hours))
-        if hours < 3:
-            app.rebuild(workspace, now=at(hours))
+    for hours, name in enumerate(("alpha", "beta", "gamma")):
+        add(workspace, make_deb, name, hours=hours)
+    # kiro-repo waits in the staging area, so this publish copies it into the pool.
+    app.build_kiro_repo(workspace, version="1.0", publish_after=False, now=at(3))
     recording = record_repo(workspace)
     report = app.rebuild(workspace, now=at(4))
     events = recording.events
 
-    def positions(predicate):
-        return [i for i, (_, key) in enumerate(events) if predicate(key)]
+    def positions(kinds: tuple[str, ...], predicate) -> list[int]:
+        return [i for i, (kind, key) in enumerate(events) if kind in kinds and predicate(key)]
 
-    pool = positions(lambda k: k.startswith("pool/"))
-    by_hash = [i for i, (kind, key) in enumerate(events) if kind != "delete" and "/by-hash/" in key]
-    plain = positions(lambda k: k.startswith(f"{BINARY}/Packages"))
+    pool = positions(("copy", "put"), lambda k: k.startswith("pool/"))
+    by_hash = positions(("copy", "put"), lambda k: "/by-hash/" in k)
+    plain = positions(("put",), lambda k: k.startswith(f"{BINARY}/Packages"))
     release = [events.index(("put", key)) for key in RELEASE_FILES]
-    deletes = [i for i, (kind, _) in enumerate(events) if kind == "delete"]
+    convenience = positions(("copy", "put"), lambda k: k == "kiro-repo.deb")
+    deletes = positions(("delete",), lambda k: True)
 
-    assert pool and by_hash and plain and deletes
+    assert report.pool_copied == ["pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"]
+    assert pool and by_hash and plain and convenience and deletes
     assert max(pool) < min(by_hash)
     assert max(by_hash) < min(plain)
     assert max(plain) < release[0] < release[1] < release[2]
+    assert min(convenience) > release[2]
     assert min(deletes) > release[2]
     assert report.deleted and all("/by-hash/" in key for key in report.deleted)
 
@@ -168,7 +169,6 @@ def test_corrupt_publisher_state_still_publishes_and_keeps_unknown_by_hash_files
     assert "unreadable" in caplog.text
     assert report is not None
     assert report.deleted == []
-    assert report.pool_copied == ["pool/main/d/delta/delta_1.0_amd64.deb"]
     assert known < by_hash_keys(workspace)
     assert app.verify(workspace, now=at(3)).ok
     assert PublishState.from_json(workspace.staging.get(STATE_KEY)).generations
@@ -205,27 +205,29 @@ def test_state_lost_pool_files_are_checked_not_copied_again(workspace, make_deb)
     assert app.verify(workspace, now=at(1)).ok
 
 
+KIRO_STAGED = "staging/kiro-repo/kiro-repo_2.0_all.deb"
+
+
 def test_missing_staged_file_refuses_the_publish_and_changes_nothing(workspace, make_deb):
     add(workspace, make_deb, "alpha")
-    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
-    staged = "staging/beta/beta_2.0_amd64.deb"
-    assert workspace.staging.stat(staged) is not None
-    workspace.staging.delete(staged)
+    app.build_kiro_repo(workspace, version="2.0", publish_after=False, now=at(1))
+    assert workspace.staging.stat(KIRO_STAGED) is not None
+    workspace.staging.delete(KIRO_STAGED)
     before = tree(workspace.repo.root)
 
     with pytest.raises(PublishError) as caught:
         app.rebuild(workspace, now=at(2))
 
     message = str(caught.value)
-    assert "beta#2.0" in message
-    assert staged in message
+    assert "kiro-repo#2.0" in message
+    assert KIRO_STAGED in message
     assert "nothing was published" in message
     assert tree(workspace.repo.root) == before
 
 
-def test_missing_staged_file_on_a_first_publish_leaves_no_release(workspace, make_deb):
-    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=FIXED_NOW)
-    workspace.staging.delete("staging/beta/beta_2.0_amd64.deb")
+def test_missing_staged_file_on_a_first_publish_leaves_no_release(workspace):
+    app.build_kiro_repo(workspace, version="2.0", publish_after=False, now=FIXED_NOW)
+    workspace.staging.delete(KIRO_STAGED)
     with pytest.raises(PublishError):
         app.rebuild(workspace, now=at(1))
     assert workspace.repo.stat(f"{DISTS}/InRelease") is None
@@ -235,8 +237,8 @@ def test_missing_staged_file_on_a_first_publish_leaves_no_release(workspace, mak
 
 def test_staged_file_that_differs_from_the_record_refuses_the_publish(workspace, make_deb):
     add(workspace, make_deb, "alpha")
-    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
-    staged = workspace.staging.root / "staging/beta/beta_2.0_amd64.deb"
+    app.build_kiro_repo(workspace, version="2.0", publish_after=False, now=at(1))
+    staged = workspace.staging.root / KIRO_STAGED
     data = bytearray(staged.read_bytes())
     data[-1] ^= 0xFF
     staged.write_bytes(bytes(data))
@@ -246,16 +248,36 @@ def test_staged_file_that_differs_from_the_record_refuses_the_publish(workspace,
         app.rebuild(workspace, now=at(2))
 
     message = str(caught.value)
-    assert "beta#2.0" in message
+    assert "kiro-repo#2.0" in message
     assert "does not match the stored size and SHA256" in message
     assert tree(workspace.repo.root) == before
 
 
-def test_many_problems_are_summarised(workspace, make_deb):
-    debs = [make_deb(f"pkg{i}", "1.0") for i in range(7)]
-    app.add_packages(workspace, debs, publish=False, now=FIXED_NOW)
-    for i in range(7):
-        workspace.staging.delete(f"staging/pkg{i}/pkg{i}_1.0_amd64.deb")
+def test_unpublished_pool_file_lost_refuses_the_publish(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
+    workspace.repo.delete("pool/main/b/beta/beta_2.0_amd64.deb")
+    before = tree(workspace.repo.root)
+    with pytest.raises(PublishError) as caught:
+        app.rebuild(workspace, now=at(2))
+    assert "beta#2.0: pool/main/b/beta/beta_2.0_amd64.deb is not published" in str(caught.value)
+    assert tree(workspace.repo.root) == before
+
+
+def test_pool_file_with_other_bytes_is_replaced_from_staging(workspace):
+    app.build_kiro_repo(workspace, version="2.0", publish_after=False, now=FIXED_NOW)
+    pool_key = "pool/main/k/kiro-repo/kiro-repo_2.0_all.deb"
+    staged = workspace.staging.get(KIRO_STAGED)
+    workspace.repo.put(pool_key, bytes(len(staged)), None)
+    report = app.rebuild(workspace, now=at(1))
+    assert report.pool_copied == [pool_key]
+    assert workspace.repo.get(pool_key) == staged
+
+
+def test_many_problems_are_summarised(workspace):
+    for minor in range(7):
+        app.build_kiro_repo(workspace, version=f"1.{minor}", publish_after=False, now=FIXED_NOW)
+        workspace.staging.delete(f"staging/kiro-repo/kiro-repo_1.{minor}_all.deb")
     with pytest.raises(PublishError, match=r"\(and 2 more\); nothing was published"):
         app.rebuild(workspace, now=at(1))
 
@@ -294,16 +316,30 @@ def test_remove_unknown_version(workspace, make_deb):
         app.remove_package(workspace, "alpha", "9.9", now=at(1))
 
 
-def test_deleted_pool_file_is_restored_by_rebuild(workspace, make_deb):
-    add(workspace, make_deb, "alpha")
-    pool_key = "pool/main/a/alpha/alpha_1.0_amd64.deb"
+def test_deleted_pool_file_is_restored_from_staging_by_rebuild(workspace):
+    app.build_kiro_repo(workspace, version="2.0", now=FIXED_NOW)
+    pool_key = "pool/main/k/kiro-repo/kiro-repo_2.0_all.deb"
     original = workspace.repo.get(pool_key)
     workspace.repo.delete(pool_key)
 
-    app.rebuild(workspace, now=at(1))
+    # A plain rebuild of an unchanged store only re-signs; --full looks the pool up.
+    assert app.rebuild(workspace, now=at(1)).resigned_only
+    assert workspace.repo.get(pool_key) is None
+    app.rebuild(workspace, now=at(2), full=True)
 
     assert workspace.repo.get(pool_key) == original
-    assert app.verify(workspace, now=at(1)).ok
+    assert app.verify(workspace, now=at(2)).ok
+
+
+def test_rebuild_refuses_to_publish_an_index_naming_a_lost_pool_file(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    workspace.repo.delete("pool/main/a/alpha/alpha_1.0_amd64.deb")
+    before = tree(workspace.repo.root)
+
+    with pytest.raises(PublishError, match=r"alpha#1.0"):
+        app.rebuild(workspace, now=at(1), full=True)
+
+    assert tree(workspace.repo.root) == before
 
 
 def test_deleted_by_hash_file_of_the_current_generation_is_recreated(workspace, make_deb):

@@ -192,8 +192,8 @@ def test_build_kiro_repo_records_stages_and_writes_output(workspace, tmp_path):
     assert record.package_id == "kiro-repo#2:3.0"
     assert record.actual_filename == "kiro-repo_3.0_all.deb"
     assert record.package_type == "build_script"
-    assert result.staged_keys == ["staging/kiro-repo/kiro-repo_3.0_all.deb"]
-    assert workspace.staging.get(result.staged_keys[0]) == output.read_bytes()
+    assert workspace.staging.get("staging/kiro-repo/kiro-repo_3.0_all.deb") == output.read_bytes()
+    assert workspace.repo.stat("pool/main/k/kiro-repo/kiro-repo_3.0_all.deb") is None
     assert result.report is None
 
 

@@ -19,7 +19,11 @@ def write_settings(directory: Path, values: dict[str, object], name: str = "debr
 
 # Each kind of value: (name, (flag, environment, file) raw values, the same values as read back)
 KINDS = [
-    ("origin", ("FlagOrigin", "EnvOrigin", "FileOrigin"), ("FlagOrigin", "EnvOrigin", "FileOrigin")),
+    (
+        "origin",
+        ("FlagOrigin", "EnvOrigin", "FileOrigin"),
+        ("FlagOrigin", "EnvOrigin", "FileOrigin"),
+    ),
     ("valid_days", ("2.5", "3", 4), (2.5, 3.0, 4.0)),
     ("by_hash_keep", ("5", "6", 7), (5, 6, 7)),
     (
@@ -59,7 +63,11 @@ def test_defaults_without_any_configuration(tmp_path):
     assert settings.repo == f"file://{home / 'repo'}"
     assert settings.key_file == home / "keys" / "signing-key.asc"
     assert settings.config_dir == tmp_path / "config" / "packages"
-    assert (settings.suite, settings.codename, settings.components) == ("stable", "stable", ("main",))
+    assert (settings.suite, settings.codename, settings.components) == (
+        "stable",
+        "stable",
+        ("main",),
+    )
     assert settings.architectures == ("amd64",)
     assert settings.component == "main"
     assert settings.keyring_name == "kiro-archive-keyring"

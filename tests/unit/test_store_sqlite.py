@@ -1,32 +1,88 @@
-"""store/sqlite.py and store/base.py: immutable versions, skipped incomplete rows, latest."""
+"""store/sqlite.py and store/base.py: immutable versions, skipped incomplete rows, latest.
+
+The behaviour shared by every backend (store/base.py) runs against SQLite and against a
+minimal in-memory backend built on the same base class; SQLite-only concerns (the file,
+its corruption, raw SQL) run against SQLite alone.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import sqlite3
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from debrepo.errors import DuplicatePackageError, RecordValidationError, StoreError
+from debrepo.store.base import BaseMetadataStore
 from debrepo.store.sqlite import SqliteMetadataStore
 from tests.unit.helpers import make_record
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "store" / "metadata.db"
+class MemoryStore(BaseMetadataStore):
+    """The four primitives over a dict; everything else comes from BaseMetadataStore."""
+
+    description = "memory"
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def _items(self, package_name: str | None = None) -> Iterator[Mapping[str, Any]]:
+        return iter(
+            [
+                dict(item)
+                for _, item in sorted(self.items.items())
+                if package_name is None or item.get("package_name") == package_name
+            ]
+        )
+
+    def _item(self, package_id: str) -> Mapping[str, Any] | None:
+        return self.items.get(package_id)
+
+    def _insert(self, items: list[dict[str, Any]]) -> None:
+        ids = [item["package_id"] for item in items]
+        for package_id in ids:
+            if package_id in self.items or ids.count(package_id) > 1:
+                raise DuplicatePackageError(package_id)
+        for item in items:
+            self.items[item["package_id"]] = dict(item)
+
+    def _delete(self, package_id: str) -> bool:
+        return self.items.pop(package_id, None) is not None
 
 
-@pytest.fixture
-def store(db_path: Path):
-    opened = SqliteMetadataStore(db_path)
-    yield opened
-    opened.close()
+class Backend:
+    def __init__(self, kind: str, directory: Path) -> None:
+        self.kind = kind
+        self.path = directory / "store" / "metadata.db"
+        self.store: BaseMetadataStore = (
+            SqliteMetadataStore(self.path) if kind == "sqlite" else MemoryStore()
+        )
+
+    def insert_raw(self, **columns: object) -> None:
+        """Store an item behind the store's back, as another tool or an old version might.
+
+        `control_fields` is given as the JSON text SQLite keeps."""
+        if isinstance(self.store, SqliteMetadataStore):
+            raw_insert(self.path, **columns)
+            return
+        item = {k: v for k, v in columns.items() if v is not None}
+        if isinstance(item.get("control_fields"), str):
+            with contextlib.suppress(ValueError):
+                item["control_fields"] = json.loads(item["control_fields"])
+        assert isinstance(self.store, MemoryStore)
+        self.store.items[str(item["package_id"])] = item
+
+    def close(self) -> None:
+        if isinstance(self.store, SqliteMetadataStore):
+            self.store.close()
 
 
 def raw_insert(path: Path, **columns: object) -> None:
-    """Insert a row behind the store's back, as another tool or an old version might."""
     connection = sqlite3.connect(path)
     with connection:
         names = ", ".join(columns)
@@ -36,6 +92,31 @@ def raw_insert(path: Path, **columns: object) -> None:
             tuple(columns.values()),
         )
     connection.close()
+
+
+def item_columns(record, **changes: object) -> dict[str, object]:
+    item = record.to_item()
+    if "control_fields" in item:
+        item["control_fields"] = json.dumps(item["control_fields"])
+    item.update(changes)
+    return item
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def backend(request, tmp_path: Path) -> Iterator[Backend]:
+    opened = Backend(request.param, tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> BaseMetadataStore:
+    return backend.store
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "db" / "metadata.db"
 
 
 def test_put_get_round_trip(store):
@@ -99,10 +180,9 @@ def test_put_many_of_nothing(store):
     assert store.all() == []
 
 
-def test_incomplete_rows_are_skipped_with_a_warning_naming_the_fields(store, db_path, caplog):
+def test_incomplete_rows_are_skipped_with_a_warning_naming_the_fields(backend, store, caplog):
     store.put(make_record("hello", "1.0"))
-    raw_insert(
-        db_path,
+    backend.insert_raw(
         package_id="legacy#0.9",
         package_name="legacy",
         version="0.9",
@@ -128,34 +208,40 @@ def test_incomplete_rows_are_skipped_with_a_warning_naming_the_fields(store, db_
     assert store.package_ids() == {"hello#1.0", "legacy#0.9"}
 
 
-def test_incomplete_lists_every_problem(store, db_path):
-    item = make_record("broken", "1.0").to_item()
-    item["sha256_hash"] = "ABC"
-    item["control_fields"] = "not json"
-    del item["homepage"]
-    raw_insert(db_path, **item)
+def test_incomplete_names_missing_fields(backend, store):
+    backend.insert_raw(
+        **item_columns(make_record("broken", "1.0"), homepage=None, control_fields="not json")
+    )
     store.put(make_record("hello", "1.0"))
     found = store.incomplete()
     assert [e.package_id for e in found] == ["broken#1.0"]
-    problems = "; ".join(found[0].problems)
-    assert "missing homepage" in problems
+    assert "missing homepage" in "; ".join(found[0].problems)
     assert str(found[0]).startswith("package record 'broken#1.0' is incomplete")
 
 
-def test_malformed_values_are_named(store, db_path):
-    item = make_record("broken", "1.0").to_item()
-    item["sha256_hash"] = "ABC"
-    item["control_fields"] = '[["Multi-Arch"]]'
-    raw_insert(db_path, **item)
+def test_malformed_values_are_named(backend, store):
+    backend.insert_raw(
+        **item_columns(
+            make_record("broken", "1.0"), sha256_hash="ABC", control_fields='[["Multi-Arch"]]'
+        )
+    )
     (error,) = store.incomplete()
     problems = "; ".join(error.problems)
     assert "sha256_hash must be 64 lowercase hex digits" in problems
     assert "control_fields must be a list of [name, value] pairs" in problems
+    assert [e.package_id for e in store.snapshot().skipped] == ["broken#1.0"]
 
 
-def test_by_name_skips_incomplete_rows(store, db_path, caplog):
+def test_a_stored_valid_record_is_not_reported_incomplete(store):
+    # Installed-Size 0 is what dpkg computes for a package that installs no files.
+    store.put(make_record("meta", "1.0", installed_size=0))
+    assert [r.package_id for r in store.all()] == ["meta#1.0"]
+    assert store.incomplete() == []
+
+
+def test_by_name_skips_incomplete_rows(backend, store, caplog):
     store.put_many([make_record("hello", "1.0"), make_record("hello", "1.1"), make_record("x1")])
-    raw_insert(db_path, package_id="hello#0.1", package_name="hello", version="0.1")
+    backend.insert_raw(package_id="hello#0.1", package_name="hello", version="0.1")
     with caplog.at_level(logging.WARNING, logger="debrepo.store"):
         versions = [r.version for r in store.by_name("hello")]
     assert sorted(versions) == ["1.0", "1.1"]
@@ -213,7 +299,8 @@ def test_path_that_cannot_be_created(tmp_path):
     assert str(blocker / "metadata.db") in str(caught.value)
 
 
-def test_table_gone_after_opening_is_a_store_error(store, db_path):
+def test_table_gone_after_opening_is_a_store_error(db_path):
+    store = SqliteMetadataStore(db_path)
     connection = sqlite3.connect(db_path)
     connection.execute("DROP TABLE packages")
     connection.commit()
@@ -221,6 +308,7 @@ def test_table_gone_after_opening_is_a_store_error(store, db_path):
     for operation in (
         store.all,
         store.package_ids,
+        lambda: store.by_name("x1"),
         lambda: store.get("x#1"),
         lambda: store.delete("x#1"),
         lambda: store.put(make_record("hello", "1.0")),
@@ -228,3 +316,4 @@ def test_table_gone_after_opening_is_a_store_error(store, db_path):
         with pytest.raises(StoreError) as caught:
             operation()
         assert str(db_path) in str(caught.value)
+    store.close()

@@ -156,6 +156,18 @@ def canonical_filename(name: str, version: str, architecture: str) -> str:
     return f"{name}_{rest if colon else version}_{architecture}.deb"
 
 
+_CANONICAL_NAMES = {name.lower(): name for name in APT_PACKAGES_FIELD_ORDER}
+
+
+def canonical_field_name(name: str) -> str:
+    """`multi-arch` -> `Multi-Arch`: apt's spelling for fields it knows, else unchanged.
+
+    Field names are case-insensitive, and dpkg-deb accepts any case; dpkg-scanpackages
+    and apt-ftparchive write the canonical spelling, and so do we.
+    """
+    return _CANONICAL_NAMES.get(name.lower(), name)
+
+
 def field_rank(name: str) -> tuple[int, int]:
     """Sort key placing known fields in apt's order and unknown ones after them."""
     rank = _FIELD_RANK.get(name.lower())

@@ -38,6 +38,9 @@ XZ_FILTERS: Sequence[Mapping[str, int]] = (
     },
 )
 GZIP_LEVEL = 6
+# Bump whenever the bytes rendered for the same records change (field order, format,
+# compression settings): published indices made by another version are then redone.
+RENDER_VERSION = "1"
 HASH_FIELDS = (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA512", "sha512"))
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -205,6 +208,16 @@ def gzip_bytes(data: bytes) -> bytes:
 
 def xz_bytes(data: bytes) -> bytes:
     return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=XZ_FILTERS)
+
+
+def index_paths(info: ReleaseInfo) -> list[str]:
+    """Every index path the Release of `info` lists, relative to dists/<suite>/."""
+    return [
+        f"{component}/binary-{architecture}/Packages{suffix}"
+        for component in info.components
+        for architecture in info.architectures
+        for suffix in ("", ".gz", ".xz")
+    ]
 
 
 def build_indices(

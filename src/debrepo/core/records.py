@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from debrepo.core.control import (
     REPOSITORY_FIELDS,
     architecture_problem,
+    canonical_field_name,
     canonical_filename,
     field_lookup,
     package_name_problem,
@@ -135,7 +136,7 @@ def build_record(
             raise InvalidPackageError(f"{source}: Installed-Size {installed_raw!r} is not a number")
         installed_size = int(installed_raw)
     extra = tuple(
-        (key, value)
+        (canonical_field_name(key), value)
         for key, value in control
         if key.lower() not in _NAMED_FIELDS and key.lower() not in REPOSITORY_FIELDS
     )

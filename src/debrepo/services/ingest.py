@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +145,11 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
     return _Outcome(record, None, placed["key"], placed["copy"])
 
 
+def _without_epoch(package_id: str) -> str:
+    name, _, version = package_id.partition("#")
+    return f"{name}#{version.partition(':')[2] or version}"
+
+
 def _discard(path: str | None) -> None:
     if path:
         with contextlib.suppress(FileNotFoundError):
@@ -165,6 +169,8 @@ def _examine_all(
             if progress:
                 progress(1)
         return outcomes
+    from concurrent.futures import ProcessPoolExecutor  # deferred: only large batches fork
+
     outcomes = []
     chunk = max(1, len(jobs) // (workers * 8))
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(context,)) as pool:
@@ -198,20 +204,34 @@ def ingest_files(
 
         errors: list[str] = []
         existing = store.package_ids()
+        # Versions that differ only by epoch share a file name (dpkg drops the epoch):
+        # one must never replace the other's published file.
+        existing_files = {_without_epoch(package_id): package_id for package_id in existing}
         seen: dict[str, Path] = {}
+        seen_files: dict[str, Path] = {}
         for item, outcome in zip(items, outcomes, strict=True):
             record = outcome.record
             if record is None:
                 errors.append(outcome.error or f"{item.path}: unreadable")
-            elif record.package_id in existing:
+                continue
+            same_file = _without_epoch(record.package_id)
+            if record.package_id in existing:
                 errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
             elif record.package_id in seen:
                 errors.append(
                     f"{item.path}: {record.package_name} {record.version} "
                     f"is also in {seen[record.package_id]}"
                 )
+            elif same_file in existing_files or same_file in seen_files:
+                other = existing_files.get(same_file) or str(seen_files[same_file])
+                errors.append(
+                    f"{item.path}: {record.package_name} {record.version} would be published "
+                    f"as {record.actual_filename}, the file of {other}; versions that differ "
+                    "only by epoch cannot share a repository"
+                )
             else:
                 seen[record.package_id] = item.path
+                seen_files[same_file] = item.path
         if errors:
             more = len(errors) - MAX_LISTED_ERRORS
             raise InvalidPackageError(

@@ -16,19 +16,36 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from debrepo.core.indexes import Digest, ReleaseInfo, parse_release_digests
-from debrepo.core.layout import CONVENIENCE_COPY, delivery_for, staging_key
-from debrepo.core.plan import PoolFile, PublicationPlan, PublicKey, plan_publication
-from debrepo.core.records import staging_prefix_for
+from debrepo.core.indexes import (
+    RENDER_VERSION,
+    Digest,
+    IndexFile,
+    ReleaseInfo,
+    index_paths,
+    parse_release_digests,
+    render_release,
+)
+from debrepo.core.layout import (
+    CONVENIENCE_COPY,
+    HASH_DIRECTORIES,
+    INDEX_HTML,
+    by_hash_path,
+    delivery_for,
+    staging_key,
+)
+from debrepo.core.plan import PublicKey
 from debrepo.errors import ObjectStoreError, PublishError
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore, Signer
 from debrepo.settings import Settings
+
+if TYPE_CHECKING:
+    from debrepo.core.plan import PoolFile, PublicationPlan
 
 log = logging.getLogger("debrepo.publish")
 
@@ -49,8 +66,14 @@ class PublishReport:
     deleted: list[str] = field(default_factory=list)
     convenience_version: str | None = None
     release_date: str = ""
+    resigned_only: bool = False
 
     def summary(self) -> str:
+        if self.resigned_only:
+            return (
+                f"{self.packages} package(s), indices unchanged since the last publish; "
+                f"Release re-signed ({self.release_date})"
+            )
         parts = [
             f"{self.packages} package(s) published",
             f"{len(self.pool_copied)} pool file(s) added",
@@ -69,6 +92,11 @@ class PublishState:
     generations: list[list[str]] = field(default_factory=list)
     pool: dict[str, tuple[int, str]] = field(default_factory=dict)
     convenience_sha256: str | None = None
+    # What the published indices were rendered from: the store's revision and a digest
+    # of every setting that shapes them. Equal on the next publish means equal bytes.
+    revision: str | None = None
+    fingerprint: str | None = None
+    skipped: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -77,6 +105,9 @@ class PublishState:
                 "generations": self.generations,
                 "pool": {key: list(value) for key, value in sorted(self.pool.items())},
                 "convenience_sha256": self.convenience_sha256,
+                "revision": self.revision,
+                "fingerprint": self.fingerprint,
+                "skipped": self.skipped,
             },
             separators=(",", ":"),
         ).encode()
@@ -86,15 +117,18 @@ class PublishState:
         if not raw:
             return cls()
         try:
-            data: dict[str, Any] = json.loads(raw)
-            if data.get("version") != STATE_VERSION:
-                raise ValueError("unknown version")
+            data: Any = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError("not a publisher state of this version")
             return cls(
                 generations=[list(map(str, g)) for g in data.get("generations", [])],
                 pool={str(k): (int(v[0]), str(v[1])) for k, v in data.get("pool", {}).items()},
                 convenience_sha256=data.get("convenience_sha256"),
+                revision=data.get("revision"),
+                fingerprint=data.get("fingerprint"),
+                skipped=[str(s) for s in data.get("skipped") or []],
             )
-        except (ValueError, TypeError, KeyError, IndexError):
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             log.warning("publisher state at %s is unreadable; starting afresh", STATE_KEY)
             return cls()
 
@@ -148,7 +182,7 @@ class Publisher:
         staging: ObjectStore,
         signer: Signer,
         settings: Settings,
-        configs: dict[str, PackageConfig],
+        configs: Mapping[str, PackageConfig] | Callable[[], Mapping[str, PackageConfig]],
         progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.store = store
@@ -156,26 +190,56 @@ class Publisher:
         self.staging = staging
         self.signer = signer
         self.settings = settings
-        self.configs = configs
+        # A callable defers reading config/packages until a staged file is needed.
+        self._configs = configs
         self.progress = progress
 
-    def publish(self, *, now: datetime, just_written: Iterable[str] = ()) -> PublishReport:
+    def publish(
+        self,
+        *,
+        now: datetime,
+        just_written: Iterable[str] = (),
+        check_pool: bool = False,
+        full: bool = False,
+    ) -> PublishReport:
         """Publish the store's current contents.
 
         `just_written` names pool or staging keys this process has just written from
-        checked bytes; they are neither looked up nor hashed again.
+        checked bytes; they are neither looked up nor hashed again. `check_pool` looks
+        every pool file up instead of trusting the publisher state (a force rebuild
+        does, so a pool file lost behind debrepo's back is restored or reported).
+
+        When the store has not changed since the last publish (same revision, same
+        settings, same key) and the published indices are intact (their bytes hash to
+        what Release lists), rendering them again would give the same bytes: only the
+        Release is re-dated and re-signed. `full` renders everything regardless.
         """
-        report = PublishReport()
-        snapshot = self.store.snapshot()
-        report.packages = len(snapshot.records)
-        report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state = PublishState.from_json(self.staging.get(STATE_KEY))
-        state_before = state.to_json()
         public_key = PublicKey(
             self.signer.public_key_binary(),
             self.signer.public_key_armored(),
             self.signer.fingerprint,
         )
+        info = release_info(self.settings)
+        revision = self.store.revision()
+        fingerprint = self._fingerprint(info, public_key)
+        if (
+            not full
+            and revision is not None
+            and state.revision == revision
+            and state.fingerprint == fingerprint
+        ):
+            resigned = self._resign_unchanged(info, state, now=now, check_pool=check_pool)
+            if resigned is not None:
+                return resigned
+
+        from debrepo.core.plan import plan_publication  # the full path only
+
+        report = PublishReport()
+        snapshot = self.store.snapshot()
+        report.packages = len(snapshot.records)
+        report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
+        state_before = state.to_json()
         plan = plan_publication(
             snapshot.records,
             release_info(self.settings),
@@ -187,6 +251,8 @@ class Publisher:
             public_url=self.settings.public_url,
             keyring_name=self.settings.keyring_name,
         )
+        if check_pool:
+            state.pool = {k: v for k, v in state.pool.items() if self.repo.stat(k) is not None}
         self._place_pool_files(plan, state, report, set(just_written))
         self._write_indices(plan, report)
         self._write_release(plan, report)
@@ -195,14 +261,80 @@ class Publisher:
             self.repo.delete(key)
             report.deleted.append(key)
         state.generations = [list(g) for g in plan.generations]
+        state.revision, state.fingerprint = revision, fingerprint
+        state.skipped = report.skipped_incomplete
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
+        return report
+
+    def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
+        """Digest of everything besides the records that shapes the published bytes."""
+        shape = {
+            "render": RENDER_VERSION,
+            "release": [
+                info.origin, info.label, info.suite, info.codename, info.version,
+                list(info.architectures), list(info.components), info.description,
+                info.valid_for.total_seconds(),
+            ],
+            "public_url": self.settings.public_url,
+            "keyring": self.settings.keyring_name,
+            "key": public_key.fingerprint,
+            "by_hash_keep": self.settings.by_hash_keep,
+        }  # fmt: skip
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+    def _resign_unchanged(
+        self, info: ReleaseInfo, state: PublishState, *, now: datetime, check_pool: bool
+    ) -> PublishReport | None:
+        """Re-date and re-sign the Release over intact, unchanged indices; None if the
+        published tree is not intact and a full publish is needed."""
+        dists = f"dists/{info.suite}"
+        release = self.repo.get(f"{dists}/Release")
+        if release is None:
+            return None
+        digests = parse_release_digests(release)
+        indices = []
+        for path in index_paths(info):
+            digest = digests.get(path)
+            key = f"{dists}/{path}"
+            data = self.repo.get(key) if digest is not None else None
+            if digest is None or data is None or hashlib.sha256(data).hexdigest() != digest.sha256:
+                return None
+            directory = key.rsplit("/", 1)[0]
+            for hash_dir, hash_name in HASH_DIRECTORIES.items():
+                if self.repo.stat(by_hash_path(directory, hash_dir, digest.get(hash_name))) is None:
+                    return None
+            indices.append(IndexFile(path, digest, None))
+        root_files = [
+            f"{self.settings.keyring_name}.gpg",
+            f"{self.settings.keyring_name}.asc",
+            INDEX_HTML,
+        ]
+        if state.convenience_sha256:
+            root_files.append(CONVENIENCE_COPY)
+        if any(self.repo.stat(key) is None for key in root_files):
+            return None
+        if check_pool and any(self.repo.stat(key) is None for key in state.pool):
+            return None
+        for package_id in state.skipped:
+            log.warning(
+                "skipping incomplete package record %s (unchanged since last publish)", package_id
+            )
+        plan_release = render_release(info, indices, now)
+        report = PublishReport(packages=len(state.pool), resigned_only=True)
+        report.skipped_incomplete = list(state.skipped)
+        report.unchanged = len(indices) + len(root_files)
+        self._write_signed_release(plan_release, f"{dists}/Release", report)
         return report
 
     # -- wave 1: pool ------------------------------------------------------------------
     def _staged_key(self, pool_file: PoolFile) -> str:
         record = pool_file.record
-        prefix = staging_prefix_for(record.package_name, self.configs.get(record.package_name))
+        from debrepo.core.records import staging_prefix_for
+
+        if callable(self._configs):
+            self._configs = self._configs()
+        prefix = staging_prefix_for(record.package_name, self._configs.get(record.package_name))
         return staging_key(prefix, record.actual_filename)
 
     def _place_pool_files(
@@ -299,13 +431,17 @@ class Publisher:
 
     # -- wave 4: the signed Release files, InRelease last ---------------------------------
     def _write_release(self, plan: PublicationPlan, report: PublishReport) -> None:
-        release = plan.release
+        self._write_signed_release(plan.release, plan.release_key, report)
+
+    def _write_signed_release(
+        self, release: bytes, release_key: str, report: PublishReport
+    ) -> None:
         detached = self.signer.detached_signature(release)
         inline = self.signer.clearsign(release)
-        base = plan.release_key.rsplit("/", 1)[0]
+        base = release_key.rsplit("/", 1)[0]
         for key, data in (
             (f"{base}/Release.gpg", detached),
-            (plan.release_key, release),
+            (release_key, release),
             (f"{base}/InRelease", inline),
         ):
             self.repo.put(key, data, delivery_for(key))

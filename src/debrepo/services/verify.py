@@ -61,7 +61,9 @@ def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
 
     def stanzas(data: bytes) -> dict[str, dict[str, str]]:
         found = {}
-        for paragraph in deb822.Packages.iter_paragraphs(data.decode("utf-8", "replace")):
+        for paragraph in deb822.Packages.iter_paragraphs(
+            data.decode("utf-8", "replace"), use_apt_pkg=False
+        ):
             found[f"{paragraph.get('Package')}#{paragraph.get('Version')}"] = dict(paragraph)
         return found
 
@@ -154,19 +156,23 @@ def verify_repository(
     listed = _listed_files(release)
     for path, expected in sorted(listed.items()):
         key = f"{dists}/{path}"
-        if repo.stat(key) is None:
-            problems.append(f"{key} is listed in Release but missing")
-            continue
-        size, digests = _hash_object(repo, key)
-        report.files_checked += 1
-        if size != int(expected["size"]) or any(digests[h] != expected.get(h) for h in digests):
-            problems.append(f"{key} does not match its size and checksums in Release")
-            continue
         directory = key.rsplit("/", 1)[0]
-        for hash_dir, hash_name in HASH_DIRECTORIES.items():
-            by_hash = f"{directory}/by-hash/{hash_dir}/{digests[hash_name]}"
-            if repo.stat(by_hash) is None:
-                problems.append(f"{by_hash} (by-hash copy of {key}) is missing")
+        # apt fetches the by-hash copy named by the strongest hash Release lists, so
+        # each copy is checked as thoroughly as the plain path.
+        copies = [key] + [
+            f"{directory}/by-hash/{hash_dir}/{expected.get(hash_name, '')}"
+            for hash_dir, hash_name in HASH_DIRECTORIES.items()
+        ]
+        for copy in copies:
+            if repo.stat(copy) is None:
+                where = "listed in Release" if copy == key else f"by-hash copy of {key}"
+                problems.append(f"{copy} ({where}) is missing")
+                continue
+            size, digests = _hash_object(repo, copy)
+            report.files_checked += 1
+            if size != int(expected["size"]) or any(digests[h] != expected.get(h) for h in digests):
+                copy_of = "" if copy == key else f" (by-hash copy of {path})"
+                problems.append(f"{copy} does not match its size and checksums in Release{copy_of}")
 
     ordered = sort_records(records)
     for component in settings.components:
@@ -271,9 +277,10 @@ def _verify_pool(
 def _verify_convenience(
     records: list[PackageRecord], repo: ObjectStore, settings: Settings, report: VerifyReport
 ) -> None:
-    newest = (
-        newest_convenience_package(pool_files_for(records, settings.component)) if records else None
-    )
+    try:
+        newest = newest_convenience_package(pool_files_for(records, settings.component))
+    except DebrepoError:
+        return  # two records claiming one pool file: already reported by _verify_pool
     info = repo.stat(CONVENIENCE_COPY)
     if newest is None:
         if info is not None:

@@ -51,6 +51,10 @@ class BaseMetadataStore:
     def exists(self, package_id: str) -> bool:
         return self._item(package_id) is not None
 
+    def revision(self) -> str | None:
+        """A token that changes whenever any record changes; None if unknown."""
+        return None
+
     def package_ids(self) -> set[str]:
         return {str(item.get("package_id")) for item in self._items()}
 

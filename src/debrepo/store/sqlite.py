@@ -53,10 +53,21 @@ CREATE TABLE IF NOT EXISTS packages (
     {", ".join(f"{c} {'INTEGER' if c in _INTEGER else 'TEXT'}" for c in COLUMNS[1:])}
 );
 CREATE INDEX IF NOT EXISTS packages_by_name ON packages (package_name);
-"""
+CREATE TABLE IF NOT EXISTS store_revision (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO store_revision (id, revision) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS packages_inserted AFTER INSERT ON packages
+    BEGIN UPDATE store_revision SET revision = revision + 1; END;
+CREATE TRIGGER IF NOT EXISTS packages_updated AFTER UPDATE ON packages
+    BEGIN UPDATE store_revision SET revision = revision + 1; END;
+CREATE TRIGGER IF NOT EXISTS packages_deleted AFTER DELETE ON packages
+    BEGIN UPDATE store_revision SET revision = revision + 1; END;
+"""  # noqa: S608 - constant column names
 # Columns in PackageRecord's field order, so a row becomes a record positionally.
 _RECORD_COLUMNS = PackageRecord._fields
-_SELECT_RECORDS = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM packages ORDER BY package_id"  # noqa: S608
+_SELECT_RECORDS = f"SELECT package_id, {', '.join(_RECORD_COLUMNS)} FROM packages"  # noqa: S608
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM packages"  # noqa: S608 - constant column names
 _INSERT = f"INSERT INTO packages ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 
@@ -73,6 +84,14 @@ class SqliteMetadataStore(BaseMetadataStore):
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
+
+    def revision(self) -> str | None:
+        """Bumped by triggers on every change to the table, even one made by hand."""
+        try:
+            row = self._db.execute("SELECT revision FROM store_revision WHERE id = 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+        return None if row is None else f"sqlite:{row[0]}"
 
     def close(self) -> None:
         self._db.close()
@@ -98,17 +117,17 @@ class SqliteMetadataStore(BaseMetadataStore):
         records: list[PackageRecord] = []
         skipped: list[RecordValidationError] = []
         make = PackageRecord._make
-        for row in rows:
-            control = row[-1]  # control_fields is the record's last field
+        for package_id, *fields in rows:
+            control = fields[-1]  # control_fields is the record's last field
             try:
                 pairs = () if control is None else tuple((k, v) for k, v in json.loads(control))
-                record = make((*row[:-1], pairs))
-                if record.plainly_valid():
+                record = make((*fields[:-1], pairs))
+                if record.plainly_valid() and package_id == f"{record[0]}#{record[1]}":
                     records.append(record)
                     continue
             except (ValueError, TypeError):
                 pass
-            item = self._row_item(row)
+            item = self._row_item((package_id, *fields), ("package_id", *_RECORD_COLUMNS))
             problems = item_problems(item)
             if problems:
                 package_id = f"{item.get('package_name')}#{item.get('version')}"

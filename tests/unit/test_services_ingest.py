@@ -1,0 +1,222 @@
+"""services/ingest.py: every file checked before anything is placed; all or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from debrepo import app
+from debrepo.core.records import Provenance
+from debrepo.errors import DebrepoError, InvalidPackageError
+from debrepo.services import ingest
+from debrepo.services.ingest import Destination, IngestItem, ingest_files
+from tests.conftest import FIXED_NOW, deb_bytes
+from tests.unit.helpers import repo_keys, tree
+
+
+def everything_under(root: Path) -> list[str]:
+    """Every file under `root`, temporary ones included."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def pool_files(ws) -> list[str]:
+    pool = ws.repo.root / "pool"
+    return everything_under(pool) if pool.exists() else []
+
+
+def test_a_bad_file_adds_nothing(workspace, make_deb, tmp_path):
+    broken = tmp_path / "broken.deb"
+    broken.write_bytes(deb_bytes("broken", "1.0")[:-100])
+    with pytest.raises(InvalidPackageError) as caught:
+        app.add_packages(workspace, [make_deb("alpha", "1.0"), broken], now=FIXED_NOW)
+    message = str(caught.value)
+    assert str(broken) in message
+    assert "truncated" in message
+    assert message.endswith("nothing was added")
+    assert workspace.store.package_ids() == set()
+    assert pool_files(workspace) == []
+
+
+def test_a_bad_file_among_many_adds_nothing(workspace, tmp_path):
+    directory = tmp_path / "many"
+    directory.mkdir()
+    count = ingest.PARALLEL_FROM + 2
+    for i in range(count):
+        (directory / f"pkg{i:03d}_1.0_amd64.deb").write_bytes(deb_bytes(f"pkg{i:03d}", "1.0"))
+    (directory / "zz-broken.deb").write_bytes(b"!<arch>\nnot really")
+    with pytest.raises(InvalidPackageError, match=r"zz-broken.deb"):
+        app.add_packages(workspace, [directory], publish=False, now=FIXED_NOW)
+    assert workspace.store.package_ids() == set()
+    assert pool_files(workspace) == []
+
+    (directory / "zz-broken.deb").unlink()
+    progress: list[int] = []
+    result = app.add_packages(
+        workspace, [directory], publish=False, now=FIXED_NOW, file_progress=progress.append
+    )
+    assert len(result.records) == count
+    assert sum(progress) == count
+    assert len(repo_keys(workspace.repo, "pool/")) == count
+    assert [p for p in pool_files(workspace) if "/.tmp-" in p] == []
+
+
+def test_errors_are_listed_up_to_five(workspace, tmp_path):
+    paths = []
+    for i in range(7):
+        path = tmp_path / f"bad{i}.deb"
+        path.write_bytes(b"junk")
+        paths.append(path)
+    with pytest.raises(InvalidPackageError) as caught:
+        app.add_packages(workspace, paths, now=FIXED_NOW)
+    message = str(caught.value)
+    assert "(and 2 more); nothing was added" in message
+    assert "bad4.deb" in message and "bad5.deb" not in message
+
+
+def test_same_version_twice_in_one_batch(workspace, tmp_path):
+    first, second = tmp_path / "one.deb", tmp_path / "two.deb"
+    first.write_bytes(deb_bytes("alpha", "1.0"))
+    second.write_bytes(deb_bytes("alpha", "1.0", description="other build\n Same version."))
+    with pytest.raises(InvalidPackageError) as caught:
+        app.add_packages(workspace, [first, second], now=FIXED_NOW)
+    assert f"{second}: alpha 1.0 is also in {first}" in str(caught.value)
+    assert pool_files(workspace) == []
+
+
+def test_version_already_in_the_store(workspace, make_deb):
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    published = tree(workspace.repo.root)
+    with pytest.raises(InvalidPackageError, match=r"alpha 1.0 is already in the store"):
+        app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    assert tree(workspace.repo.root) == published
+
+
+def test_invalid_package_name_in_the_control_file(workspace, tmp_path):
+    path = tmp_path / "bad-name.deb"
+    path.write_bytes(deb_bytes("Bad_Name", "1.0"))
+    with pytest.raises(InvalidPackageError) as caught:
+        app.add_packages(workspace, [path], now=FIXED_NOW)
+    assert f"{path}: control file: 'Bad_Name' is not a Debian package name" in str(caught.value)
+    assert pool_files(workspace) == []
+
+
+def test_architecture_must_match_the_package_definition(workspace, tmp_path):
+    path = tmp_path / "kiro.deb"
+    path.write_bytes(deb_bytes("kiro", "1.0", "arm64"))
+    with pytest.raises(InvalidPackageError) as caught:
+        app.add_packages(workspace, [path], now=FIXED_NOW)
+    message = str(caught.value)
+    assert "Architecture 'arm64'" in message
+    assert "kiro.yaml" in message and "'amd64'" in message
+    assert pool_files(workspace) == []
+
+
+def test_defined_package_takes_its_fields_from_the_definition(workspace, tmp_path):
+    path = tmp_path / "kiro.deb"
+    path.write_bytes(
+        deb_bytes("kiro", "1.2.3", extra_fields=[("Depends", "libgtk-3-0"), ("Section", "misc")])
+    )
+    (record,) = app.add_packages(workspace, [path], publish=False, now=FIXED_NOW).records
+    kiro = workspace.configs["kiro"]
+    assert (record.section, record.priority) == (kiro.section, kiro.priority)
+    assert record.maintainer == kiro.maintainer
+    assert record.homepage == kiro.homepage
+    assert record.description == kiro.stanza_description
+    assert record.depends == "libgtk-3-0"
+    assert record.deb_url == path.resolve().as_uri()
+    assert record.processed_timestamp == "2026-11-24T12:00:00Z"
+
+
+def test_source_claims_are_checked_against_the_control_file(workspace, tmp_path):
+    path = tmp_path / "hello.deb"
+    path.write_bytes(deb_bytes("hello", "1.0"))
+    claims = Provenance(
+        deb_url="https://example.com/hello_2.0_amd64.deb",
+        package_type="external_download",
+        expected_name="hello",
+        expected_version="2.0",
+    )
+    with pytest.raises(InvalidPackageError) as caught:
+        ingest_files(
+            [IngestItem(path, claims)],
+            store=workspace.store,
+            target=workspace.staging,
+            destination=Destination("staging", "main"),
+            configs={},
+            now=FIXED_NOW,
+        )
+    assert "control file says Version '1.0', but the source says '2.0'" in str(caught.value)
+    assert workspace.store.package_ids() == set()
+
+
+class ForeignStore:
+    """An object store that is not a local folder (as S3 is): writes go through put_file."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.put_files: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def put_file(self, key, path, delivery, *, move=False):
+        self.put_files.append(key)
+        self.inner.put_file(key, path, delivery, move=move)
+
+
+def test_files_reach_a_store_that_is_not_a_folder(workspace, make_deb):
+    target = ForeignStore(workspace.staging)
+    provenance = Provenance(deb_url="file:///x", package_type="manual")
+    records = ingest_files(
+        [IngestItem(make_deb("alpha", "1.0"), provenance)],
+        store=workspace.store,
+        target=target,
+        destination=Destination("staging", "main"),
+        configs={},
+        now=FIXED_NOW,
+    )
+    assert [r.package_id for r in records] == ["alpha#1.0"]
+    assert target.put_files == ["staging/alpha/alpha_1.0_amd64.deb"]
+    assert (
+        workspace.staging.get("staging/alpha/alpha_1.0_amd64.deb")
+        == make_deb("alpha", "1.0").read_bytes()
+    )
+
+
+def test_nothing_to_ingest(workspace):
+    assert (
+        ingest_files(
+            [],
+            store=workspace.store,
+            target=workspace.repo,
+            destination=Destination("pool", "main"),
+            configs={},
+            now=FIXED_NOW,
+        )
+        == []
+    )
+
+
+def test_epoch_version_does_not_overwrite_a_published_pool_file(workspace, make_deb, tmp_path):
+    # 1.0 and 1:1.0 are different versions with the same Debian file name (dpkg drops
+    # the epoch), so they would share one pool path.
+    app.add_packages(workspace, [make_deb("hello", "1.0")], now=FIXED_NOW)
+    published = tree(workspace.repo.root)
+    epoch = tmp_path / "hello-epoch.deb"
+    epoch.write_bytes(deb_bytes("hello", "1:1.0", description="rebuilt\n With an epoch."))
+
+    with pytest.raises(DebrepoError):
+        app.add_packages(workspace, [epoch], now=FIXED_NOW)
+
+    assert tree(workspace.repo.root) == published
+    assert workspace.store.package_ids() == {"hello#1.0"}
+
+
+def test_epoch_versions_in_one_batch_are_refused(workspace, make_deb, tmp_path):
+    epoch = tmp_path / "hello-epoch.deb"
+    epoch.write_bytes(deb_bytes("hello", "1:1.0"))
+    with pytest.raises(InvalidPackageError):
+        app.add_packages(workspace, [make_deb("hello", "1.0"), epoch], now=FIXED_NOW)
+    assert workspace.store.package_ids() == set()
+    assert pool_files(workspace) == []
