@@ -38,7 +38,7 @@ PACKAGE_TYPES = ("external_download", "build_script", "github_release", "manual"
 PRIORITIES = ("required", "important", "standard", "optional", "extra")
 SECTIONS = ("editors", "misc", "devel", "utils", "net", "libs", "contrib/misc", "non-free/net")
 
-# Seed "Attribute Schema" / Property 2: what every stored package carries.
+# What every stored package carries (seed "Attribute Schema", Property 2).
 SEED_REQUIRED_FIELDS = (
     "package_name",
     "version",
@@ -58,7 +58,7 @@ SEED_REQUIRED_FIELDS = (
     "processed_timestamp",
     "package_type",
 )
-# Seed Property 8: the fields of every Packages entry.
+# The fields of every Packages entry (seed Property 8).
 SEED_STANZA_FIELDS = (
     "Package",
     "Version",

@@ -53,6 +53,18 @@ def assert_config_says(config: PackageConfig, data: dict[str, Any]) -> None:
         assert config.build.template_dir == data["build"]["template_dir"]
 
 
+def assert_well_typed(config: PackageConfig) -> None:
+    """What the parser accepts is usable: every required field non-empty text."""
+    for key in CONFIG_REQUIRED_KEYS:
+        if key != "source":
+            value = getattr(config, key)
+            assert isinstance(value, str) and value.strip(), key
+    assert config.source.type in SOURCE_REQUIREMENTS
+    for key in SOURCE_REQUIREMENTS[config.source.type]:
+        value = getattr(config.source, key)
+        assert isinstance(value, str) and value.strip(), f"source.{key}"
+
+
 @settings(max_examples=100, deadline=None)
 @given(data=package_config_mappings())
 def test_property_21_configuration_file_format(data: dict[str, Any]) -> None:
@@ -77,15 +89,17 @@ def test_property_21_malformed_file_is_a_config_error_naming_the_file(
     """Feature: unified-multi-package-repo, Property 21: Configuration File Format
 
     Whatever a field holds instead of what it should (a number, a list, a date, a
-    mapping, nothing), parsing either accepts the file or fails with a ConfigError that
-    names the file, never with any other exception.
+    mapping, nothing), parsing either fails with a ConfigError that names the file, never
+    with any other exception, or yields a configuration whose required fields are text.
     """
     data[key] = value
     origin = origin_of({})
     try:
-        parse_package_config(dump(data), origin)
+        config = parse_package_config(dump(data), origin)
     except ConfigError as error:
         assert origin in str(error)
+    else:
+        assert_well_typed(config)
 
 
 @settings(max_examples=100, deadline=None)
@@ -93,14 +107,16 @@ def test_property_21_malformed_file_is_a_config_error_naming_the_file(
 def test_property_21_any_text_parses_or_is_a_config_error(text: str) -> None:
     """Feature: unified-multi-package-repo, Property 21: Configuration File Format
 
-    Any text at all, valid YAML or not, is either a valid configuration or a
+    Any text at all, valid YAML or not, is either a usable configuration or a
     ConfigError naming the file; the parser never fails in any other way.
     """
     origin = "config/packages/fuzzed.yaml"
     try:
-        parse_package_config(text, origin)
+        config = parse_package_config(text, origin)
     except ConfigError as error:
         assert origin in str(error)
+    else:
+        assert_well_typed(config)
 
 
 @settings(max_examples=100, deadline=None)

@@ -44,9 +44,7 @@ def neighbours(draw: st.DrawFn) -> tuple[str, str]:
         version.replace(".", "..", 1),
     ]
     if not has_epoch:
-        edits += ["0:" + version, "1:" + version]
-        if ":" not in version:
-            edits.append(version.replace("1", "01"))
+        edits += ["0:" + version, "1:" + version, version.replace("1", "01")]
     if not has_revision:
         edits += [version + "-0", version + "-1", version + "-~"]
     else:

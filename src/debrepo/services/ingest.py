@@ -172,7 +172,7 @@ def _examine_all(
     from concurrent.futures import ProcessPoolExecutor  # deferred: only large batches fork
 
     outcomes = []
-    chunk = max(1, len(jobs) // (workers * 8))
+    chunk = 32  # small chunks keep both workers busy to the end; IPC per chunk is cheap
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(context,)) as pool:
         for outcome in pool.map(_examine, jobs, chunksize=chunk):
             outcomes.append(outcome)
