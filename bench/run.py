@@ -42,7 +42,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
@@ -832,6 +832,7 @@ class Result:
     config: str
     commands: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    discarded: list[Sample] = field(default_factory=list)  # disturbed, measured again
     failed: str | None = None
 
     @property
@@ -862,6 +863,7 @@ class Result:
             "config": self.config,
             "commands": self.commands,
             "samples": [asdict(s) for s in self.samples],
+            "discarded_disturbed_samples": [asdict(s) for s in self.discarded],
             "failed": self.failed,
             **self.stats(),
         }
@@ -949,7 +951,7 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
     out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     code = report["debrepo_code"]
     assert isinstance(code, dict)
-    out.append(f"debrepo code: {code['source']}, HEAD {str(code['commit'])[:12]}")
+    out.append(f"debrepo code: {code['source']}, commit {str(code['commit'])[:12]}")
     out.append("")
     out.append(
         "| scenario | N | tool | config | median s | min s | max s | peak MiB | tree MiB "
@@ -1008,10 +1010,10 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
             hashes = ", ".join(f"{k} ({v})" for k, v in inv["by_hash"].items()) or "none"
             out.append(f"| {label} | {files} | {hashes} | {' '.join(inv['release_checksums'])} |")
     problems = report.get("problems")
-    if problems:
+    if isinstance(problems, list) and problems:
         out.append("")
         out.append("Problems:")
-        out.extend(f"- {p}" for p in problems)  # type: ignore[union-attr]
+        out.extend(f"- {p}" for p in problems)
     return "\n".join(out)
 
 
@@ -1142,30 +1144,50 @@ class Bench:
         self.results.append(result)
         return result
 
-    def timed(self, result: Result, tool: Tool | None, steps: Sequence[Step]) -> None:
-        try:
-            sample = self.runner.measure(steps)
-        except StepFailed as exc:
-            result.failed = str(exc)
-            self.problems.append(f"{result.label}, scenario {result.scenario}: {exc}")
-            say(f"  FAILED: {exc}")
-            if tool is not None:
-                tool.broken = str(exc)
-            return
-        result.samples.append(sample)
-        for display in sample.steps_run:
-            if display not in result.commands:
-                result.commands.append(display)
-        say(
-            f"  {result.label:<20} {sample.wall_s:8.2f} s  "
-            f"peak {sample.peak_rss_kib / 1024:6.0f} MiB  "
-            f"tree {sample.tree_rss_kib / 1024:6.0f} MiB"
-            + (
-                f"  DISTURBED: others used {sample.other_cores:.2f} cores"
-                if sample.disturbed
-                else ""
+    def timed(
+        self,
+        result: Result,
+        tool: Tool | None,
+        prepare: Callable[[], Sequence[Step]],
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        """Measure once; a sample disturbed by other processes is measured again.
+
+        `prepare` runs (untimed) before every attempt and returns the steps to time;
+        `after` runs (untimed) after every successful attempt, e.g. to check the output.
+        """
+        for attempt in range(self.args.retries + 1):
+            steps = prepare()
+            try:
+                sample = self.runner.measure(steps)
+            except StepFailed as exc:
+                result.failed = str(exc)
+                self.problems.append(f"{result.label}, scenario {result.scenario}: {exc}")
+                say(f"  FAILED: {exc}")
+                if tool is not None:
+                    tool.broken = str(exc)
+                return
+            say(
+                f"  {result.label:<20} {sample.wall_s:8.2f} s  "
+                f"peak {sample.peak_rss_kib / 1024:6.0f} MiB  "
+                f"tree {sample.tree_rss_kib / 1024:6.0f} MiB"
+                + (
+                    f"  DISTURBED: others used {sample.other_cores:.2f} cores"
+                    if sample.disturbed
+                    else ""
+                )
             )
-        )
+            if after is not None:
+                after()
+            if sample.disturbed and attempt < self.args.retries:
+                result.discarded.append(sample)
+                say("  measuring again")
+                continue
+            result.samples.append(sample)
+            for display in sample.steps_run:
+                if display not in result.commands:
+                    result.commands.append(display)
+            return
 
     def check(self, tool: Tool, expected: int, scenario: str) -> None:
         for problem in check_published(self.runner, tool, expected):
@@ -1218,11 +1240,18 @@ class Bench:
         for rep in range(self.args.repeat):
             say(f" repetition {rep + 1}/{self.args.repeat}")
             for tool in self.tools:
-                tool.reset()
                 tool.broken = None
-                self.timed(self.record("a", n, tool), tool, tool.import_steps(deb_dir, debs))
-                if not tool.broken:
-                    self.check(tool, n, "a")
+
+                def prepare(tool: Tool = tool) -> list[Step]:
+                    tool.reset()
+                    return tool.import_steps(deb_dir, debs)
+
+                self.timed(
+                    self.record("a", n, tool),
+                    tool,
+                    prepare,
+                    lambda tool=tool: self.check(tool, n, "a"),
+                )
         if n == self.args.bc_size:
             for tool in self.tools:
                 if not tool.broken:
@@ -1254,24 +1283,38 @@ class Bench:
             for tool in self.tools:
                 if tool.broken:
                     continue
-                self.timed(self.record("b", n, tool), tool, tool.rebuild_steps())
-                if not tool.broken:
-                    self.check(tool, n, "b")
+                self.timed(
+                    self.record("b", n, tool),
+                    tool,
+                    tool.rebuild_steps,
+                    lambda tool=tool: self.check(tool, n, "b"),
+                )
 
     def scenario_c(self, n: int) -> None:
+        """Each attempt (retries included) adds a package no repository has seen."""
         self.ensure_state(n)
-        names = [f"extra{rep:03d}" for rep in range(self.args.repeat)]
-        extras = generate_extras(self.work / "debs" / "extra", names)
-        warm(list(extras.values()))
+        extra_dir = self.work / "debs" / "extra"
+        added: dict[str, int] = {}
         say(f"(c) add one new package to {n} and republish")
-        for rep, name in enumerate(names):
-            say(f" repetition {rep + 1}/{self.args.repeat}: {name}")
+
+        def prepare(tool: Tool) -> list[Step]:
+            name = f"extra{added.get(tool.label, 0):03d}"
+            added[tool.label] = added.get(tool.label, 0) + 1
+            deb = generate_extras(extra_dir, [name])[name]
+            warm([deb])
+            return tool.add_one_steps(deb)
+
+        for rep in range(self.args.repeat):
+            say(f" repetition {rep + 1}/{self.args.repeat}")
             for tool in self.tools:
                 if tool.broken:
                     continue
-                self.timed(self.record("c", n, tool), tool, tool.add_one_steps(extras[name]))
-                if not tool.broken:
-                    self.check(tool, n + rep + 1, "c")
+                self.timed(
+                    self.record("c", n, tool),
+                    tool,
+                    lambda tool=tool: prepare(tool),
+                    lambda tool=tool: self.check(tool, n + added[tool.label], "c"),
+                )
         self.state_n = None  # the repositories now hold more than n packages
 
     def scenario_d(self) -> None:
@@ -1286,10 +1329,16 @@ class Bench:
         say(f"(d) ingest one {self.args.big_mib} MiB .deb")
         for rep in range(self.args.repeat):
             say(f" repetition {rep + 1}/{self.args.repeat}")
-            shutil.rmtree(home, ignore_errors=True)
-            home.mkdir(parents=True)
-            self.timed(self.record("d", self.args.big_mib, "debrepo"), None, [add])
-            self.timed(self.record("d", self.args.big_mib, "hashlib baseline"), None, [baseline])
+
+            def empty_home() -> list[Step]:
+                shutil.rmtree(home, ignore_errors=True)
+                home.mkdir(parents=True)
+                return [add]
+
+            self.timed(self.record("d", self.args.big_mib, "debrepo"), None, empty_home)
+            self.timed(
+                self.record("d", self.args.big_mib, "hashlib baseline"), None, lambda: [baseline]
+            )
         shutil.rmtree(home, ignore_errors=True)
 
     def profile(self, n: int, scenarios: Sequence[str]) -> None:
@@ -1398,6 +1447,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=120.0,
         help="before each measurement, wait up to this many seconds for other processes "
         "to leave the CPUs idle (0: do not wait) [120]",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="measure again, up to this many times, when other processes used more than "
+        f"{DISTURBED_CORES} cores during a measurement [2]",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile debrepo for a, b, c (not timed)"

@@ -211,7 +211,6 @@ class PackageRecord(NamedTuple):
         if not (
             len(version) <= 256
             and len(filename) <= 255
-            and ".." not in filename
             and _IDENTITY_RE.fullmatch(
                 f"{self.package_name} {version} {self.architecture} {filename}"
             )

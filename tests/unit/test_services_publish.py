@@ -264,14 +264,24 @@ def test_unpublished_pool_file_lost_refuses_the_publish(workspace, make_deb):
     assert tree(workspace.repo.root) == before
 
 
-def test_pool_file_with_other_bytes_is_replaced_from_staging(workspace):
+def test_pool_file_with_other_bytes_is_not_read_but_verify_names_it(workspace):
+    # A rebuild reads no .deb (seed Property 4): a pool file of the recorded size is
+    # taken as it is. verify hashes it, and deleting it lets rebuild --full restore it.
     app.build_kiro_repo(workspace, version="2.0", publish_after=False, now=FIXED_NOW)
     pool_key = "pool/main/k/kiro-repo/kiro-repo_2.0_all.deb"
     staged = workspace.staging.get(KIRO_STAGED)
     workspace.repo.put(pool_key, bytes(len(staged)), None)
+
     report = app.rebuild(workspace, now=at(1))
+    assert report.pool_copied == []
+    problems = app.verify(workspace, now=at(1)).problems
+    assert any(pool_key in p and "SHA256" in p for p in problems), problems
+
+    workspace.repo.delete(pool_key)
+    report = app.rebuild(workspace, now=at(2), full=True)
     assert report.pool_copied == [pool_key]
     assert workspace.repo.get(pool_key) == staged
+    assert app.verify(workspace, now=at(2)).ok
 
 
 def test_many_problems_are_summarised(workspace):

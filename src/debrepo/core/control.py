@@ -93,7 +93,9 @@ _UPSTREAM_RE = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
 _REVISION_RE = re.compile(r"[A-Za-z0-9.+~]+")
 # Printable ASCII except ':', not starting with '#' or '-' (deb822).
 FIELD_NAME_RE = re.compile(r"[!\"$-,.-9;-~][!-9;-~]*")
-POOL_FILENAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*\.deb")
+# Starts with a letter or digit (so it is never '.' or '..') and holds no '/': a single
+# path component. ':' appears when an upstream version holds one (1:2.0:1-1).
+POOL_FILENAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~:-]*\.deb")
 
 
 def package_name_problem(name: str) -> str | None:
@@ -142,10 +144,10 @@ def architecture_problem(architecture: str) -> str | None:
 
 def pool_filename_problem(filename: str) -> str | None:
     """Why `filename` must not become the last component of a pool path, or None."""
-    if len(filename) > 255 or ".." in filename or not POOL_FILENAME_RE.fullmatch(filename):
+    if len(filename) > 255 or not POOL_FILENAME_RE.fullmatch(filename):
         return (
-            f"{filename!r} is not a safe .deb file name (letters, digits, '.', '_', '+', '~', "
-            "'-', ending in .deb, no '..')"
+            f"{filename!r} is not a safe .deb file name (a letter or digit, then letters, "
+            "digits, '.', '_', '+', '~', ':', '-', ending in .deb)"
         )
     return None
 

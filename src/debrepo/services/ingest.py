@@ -110,7 +110,10 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
             if problem:
                 raise InvalidPackageError(f"{item.path}: control file: {problem}")
         filename = canonical_filename(name, version, architecture)
-        placed["key"] = context.destination.key_for(name, filename, context.configs.get(name))
+        try:
+            placed["key"] = context.destination.key_for(name, filename, context.configs.get(name))
+        except ValueError as exc:
+            raise InvalidPackageError(f"{item.path}: {exc}") from None
         placed["copy"] = (
             local.reserve(placed["key"]) if local else os.path.join(context.scratch, f"{index}.deb")
         )

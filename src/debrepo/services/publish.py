@@ -256,7 +256,7 @@ class Publisher:
         self._place_pool_files(plan, state, report, set(just_written))
         self._write_indices(plan, report)
         self._write_release(plan, report)
-        self._update_convenience_copy(plan, state, report)
+        self._update_convenience_copy(plan, state, report, refresh=full)
         for key in plan.obsolete_by_hash:
             self.repo.delete(key)
             report.deleted.append(key)
@@ -350,14 +350,11 @@ class Publisher:
                 state.pool[pool_file.key] = expected
                 continue
             if self._staged_key(pool_file) not in trusted:
-                # Not published by us as far as the state knows: believe a file already
-                # there only if its bytes are the recorded ones.
+                # Unknown to the state (first publish over an existing pool, lost state,
+                # migrated records): a file of the recorded size is taken as it is. Reading
+                # it would mean downloading every package; `debrepo verify` hashes them.
                 info = self.repo.stat(pool_file.key)
-                if (
-                    info is not None
-                    and info.size == record.file_size
-                    and _sha256_of(self.repo, pool_file.key) == expected
-                ):
+                if info is not None and info.size == record.file_size:
                     state.pool[pool_file.key] = expected
                     continue
             missing.append(pool_file)
@@ -452,7 +449,7 @@ class Publisher:
 
     # -- after InRelease: convenience copy ---------------------------------------------
     def _update_convenience_copy(
-        self, plan: PublicationPlan, state: PublishState, report: PublishReport
+        self, plan: PublicationPlan, state: PublishState, report: PublishReport, *, refresh: bool
     ) -> None:
         source = plan.convenience_source
         if source is None:
@@ -465,7 +462,9 @@ class Publisher:
         report.convenience_version = record.version
         info = self.repo.stat(CONVENIENCE_COPY)
         if (
-            info is not None
+            not refresh
+            and source.key not in report.pool_copied
+            and info is not None
             and info.size == record.file_size
             and state.convenience_sha256 == record.sha256_hash
         ):

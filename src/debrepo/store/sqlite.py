@@ -130,8 +130,7 @@ class SqliteMetadataStore(BaseMetadataStore):
             item = self._row_item((package_id, *fields), ("package_id", *_RECORD_COLUMNS))
             problems = item_problems(item)
             if problems:
-                package_id = f"{item.get('package_name')}#{item.get('version')}"
-                skipped.append(RecordValidationError(package_id, problems))
+                skipped.append(RecordValidationError(str(package_id), problems))
                 warn_skipped(skipped[-1])
             else:
                 records.append(PackageRecord.from_item(item))
