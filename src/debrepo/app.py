@@ -167,7 +167,7 @@ def rebuild(
     publish an index that would name it).
     """
     with ws.lock(wait_seconds):
-        return ws.publisher().publish(now=now or utc_now(), check_pool=full, full=full)
+        return ws.publisher().publish(now=now or utc_now(), full=full)
 
 
 def build_kiro_repo(

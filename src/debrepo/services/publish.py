@@ -199,20 +199,20 @@ class Publisher:
         *,
         now: datetime,
         just_written: Iterable[str] = (),
-        check_pool: bool = False,
         full: bool = False,
     ) -> PublishReport:
         """Publish the store's current contents.
 
         `just_written` names pool or staging keys this process has just written from
-        checked bytes; they are neither looked up nor hashed again. `check_pool` looks
-        every pool file up instead of trusting the publisher state (a force rebuild
-        does, so a pool file lost behind debrepo's back is restored or reported).
+        checked bytes; they are neither looked up nor hashed again.
 
         When the store has not changed since the last publish (same revision, same
         settings, same key) and the published indices are intact (their bytes hash to
         what Release lists), rendering them again would give the same bytes: only the
-        Release is re-dated and re-signed. `full` renders everything regardless.
+        Release is re-dated and re-signed. `full` renders everything regardless, looks
+        every pool file up instead of trusting the publisher state (so one lost behind
+        debrepo's back is restored from staging or reported) and refreshes the
+        convenience copy.
         """
         state = PublishState.from_json(self.staging.get(STATE_KEY))
         public_key = PublicKey(
@@ -229,7 +229,7 @@ class Publisher:
             and state.revision == revision
             and state.fingerprint == fingerprint
         ):
-            resigned = self._resign_unchanged(info, state, now=now, check_pool=check_pool)
+            resigned = self._resign_unchanged(info, state, now=now)
             if resigned is not None:
                 return resigned
 
@@ -242,7 +242,7 @@ class Publisher:
         state_before = state.to_json()
         plan = plan_publication(
             snapshot.records,
-            release_info(self.settings),
+            info,
             now=now,
             previous_digests=_published_digests(self.repo, self.settings.suite),
             previous_generations=state.generations,
@@ -251,7 +251,7 @@ class Publisher:
             public_url=self.settings.public_url,
             keyring_name=self.settings.keyring_name,
         )
-        if check_pool:
+        if full:
             state.pool = {k: v for k, v in state.pool.items() if self.repo.stat(k) is not None}
         self._place_pool_files(plan, state, report, set(just_written))
         self._write_indices(plan, report)
@@ -284,7 +284,7 @@ class Publisher:
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
     def _resign_unchanged(
-        self, info: ReleaseInfo, state: PublishState, *, now: datetime, check_pool: bool
+        self, info: ReleaseInfo, state: PublishState, *, now: datetime
     ) -> PublishReport | None:
         """Re-date and re-sign the Release over intact, unchanged indices; None if the
         published tree is not intact and a full publish is needed."""
@@ -313,8 +313,6 @@ class Publisher:
         if state.convenience_sha256:
             root_files.append(CONVENIENCE_COPY)
         if any(self.repo.stat(key) is None for key in root_files):
-            return None
-        if check_pool and any(self.repo.stat(key) is None for key in state.pool):
             return None
         for package_id in state.skipped:
             log.warning(
