@@ -18,6 +18,12 @@ child, peak RSS is the child's ru_maxrss from os.wait4 (the largest single proce
 among the child and the descendants it waited for), CPU is its user + system time.
 "Tree" RSS is the sum over the whole process tree, sampled every 50 ms. Setup
 (generation, resets, os.sync()) is outside the timed region.
+
+Before each measurement the harness waits until the disk is idle and other processes
+leave the CPUs alone (--quiet-wait); a measurement during which other processes used
+more than a quarter of a core anyway is flagged "disturbed" and taken again
+(--retries). Tools run in turn within each repetition (round robin), so a slow
+period of the machine does not land on one tool only.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ GPG_USER_ID = "debrepo benchmark <bench@example.invalid>"
 MIB = 1 << 20
 TREE_SAMPLE_SECONDS = 0.05
 QUIET_WINDOW_SECONDS = 0.5
+DISK_WINDOW_SECONDS = 0.3
 QUIET_CORES = 0.15  # other processes may use this much CPU before a measurement starts
 DISTURBED_CORES = 0.25  # a sample during which others used more is flagged as disturbed
 WARM_UP_PACKAGES = 70  # more than debrepo's threshold for reading files in parallel
@@ -94,14 +101,31 @@ class Sample:
     wall_s: float
     peak_rss_kib: int
     tree_rss_kib: int
-    cpu_s: float
+    cpu_s: float  # user + system
     steps_run: list[str]
+    system_s: float = 0.0  # of which in the kernel
     other_cores: float = 0.0  # CPU used by processes outside the measurement, in cores
     waited_s: float = 0.0  # time spent waiting for the machine to go quiet first
+    probe_ms: float = 0.0  # a fixed CPU task just before: shows a machine slowing down
 
     @property
     def disturbed(self) -> bool:
         return self.other_cores > DISTURBED_CORES
+
+
+_PROBE_DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+def cpu_probe_ms() -> float:
+    """Milliseconds to SHA-256 16 MiB on one core (the best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        digest = hashlib.sha256()
+        for _ in range(16):
+            digest.update(_PROBE_DATA)
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
 
 
 class CpuMeter:
@@ -204,6 +228,21 @@ class Runner:
         self.env = env
         self.log = log
         self.quiet_wait = quiet_wait
+        self.device = work_device(work)
+
+    def wait_for_disk(self) -> float:
+        """After os.sync(), wait (at most 60 s) until the work folder's disk is idle."""
+        if self.device is None:
+            return 0.0
+        started = time.perf_counter()
+        before = disk_counters(self.device)
+        while time.perf_counter() - started < 60:
+            time.sleep(DISK_WINDOW_SECONDS)
+            now = disk_counters(self.device)
+            if now is None or (now == before and now[0] == 0):
+                break
+            before = now
+        return time.perf_counter() - started
 
     def wait_for_quiet(self) -> float:
         """Wait (up to --quiet-wait seconds) until other processes leave the CPUs idle."""
@@ -247,8 +286,9 @@ class Runner:
         `quiet=False` is for untimed preparation: no waiting for an idle machine.
         """
         os.sync()  # earlier writes are flushed before the clock starts, not billed here
-        waited = self.wait_for_quiet() if quiet and self.quiet_wait > 0 else 0.0
-        sample = Sample(0.0, 0, 0, 0.0, [], waited_s=waited)
+        waited = self.wait_for_disk() if quiet else 0.0
+        waited += self.wait_for_quiet() if quiet and self.quiet_wait > 0 else 0.0
+        sample = Sample(0.0, 0, 0, 0.0, [], waited_s=waited, probe_ms=cpu_probe_ms())
         meter = CpuMeter()
         for step in steps:
             if step.skip_if is not None and step.skip_if.exists():
@@ -279,11 +319,42 @@ class Runner:
             cpu = float(user_text) + float(system_text)
             sample.wall_s += wall
             sample.cpu_s += cpu
+            sample.system_s += float(system_text)
             sample.peak_rss_kib = max(sample.peak_rss_kib, maxrss)
             sample.tree_rss_kib = max(sample.tree_rss_kib, tree, maxrss)
             sample.steps_run.append(step.display)
         sample.other_cores = meter.other_cores()
         return sample
+
+
+def discard(path: Path, work: Path) -> None:
+    """Move a folder out of the way; it is deleted after the run.
+
+    Deleting 10,000 files frees blocks the filesystem may trim (ext4 `discard`) or
+    journal while the next command is being timed; a rename costs nothing.
+    """
+    if path.exists():
+        trash = work / "trash"
+        trash.mkdir(exist_ok=True)
+        path.rename(trash / f"{path.name}-{time.monotonic_ns()}")
+
+
+def empty_trash(work: Path) -> None:
+    shutil.rmtree(work / "trash", ignore_errors=True)
+
+
+def disk_counters(device: str) -> tuple[int, ...] | None:
+    """In-flight I/Os and sectors written and discarded so far on `device`."""
+    try:
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == device:
+            extra = (int(fields[16]),) if len(fields) > 16 else ()
+            return (int(fields[11]), int(fields[9]), *extra)
+    return None
 
 
 def tail(path: Path, lines: int) -> str:
@@ -323,7 +394,7 @@ class Tool:
         raise NotImplementedError
 
     def reset(self) -> None:
-        shutil.rmtree(self.state, ignore_errors=True)
+        discard(self.state, self.work)
         self.state.mkdir(parents=True)
 
     def import_steps(self, deb_dir: Path, debs: Sequence[Path]) -> list[Step]:
@@ -842,7 +913,17 @@ class Result:
     def stats(self) -> dict[str, float | None]:
         if not self.samples:
             return dict.fromkeys(
-                ("median_s", "min_s", "max_s", "peak_mib", "tree_mib", "cpu_s", "disturbed"), None
+                (
+                    "median_s",
+                    "min_s",
+                    "max_s",
+                    "peak_mib",
+                    "tree_mib",
+                    "cpu_s",
+                    "disturbed",
+                    "probe_ms",
+                ),
+                None,
             )
         walls = [s.wall_s for s in self.samples]
         return {
@@ -853,6 +934,7 @@ class Result:
             "tree_mib": max(s.tree_rss_kib for s in self.samples) / 1024,
             "cpu_s": statistics.median(s.cpu_s for s in self.samples),
             "disturbed": sum(s.disturbed for s in self.samples),
+            "probe_ms": statistics.median(s.probe_ms for s in self.samples),
         }
 
     def to_json(self) -> dict[str, object]:
@@ -973,6 +1055,14 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
             f"{_fmt(ratio) if r.scenario != 'd' else '—'} | "
             f"{s['disturbed'] if s['disturbed'] is not None else '—'}/{len(r.samples)} |"
         )
+    probes = [s.probe_ms for r in results for s in r.samples]
+    if probes:
+        out.append("")
+        out.append(
+            f"CPU probe before each measurement (SHA-256 of 16 MiB, one core): "
+            f"{min(probes):.1f}–{max(probes):.1f} ms, median {statistics.median(probes):.1f} ms "
+            "(a wide range means the machine's speed varied during the run)."
+        )
     rows = report["targets"]
     assert isinstance(rows, list)
     if rows:
@@ -1018,6 +1108,13 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
 
 
 # -- machine and versions ------------------------------------------------------------
+
+
+def work_device(work: Path) -> str | None:
+    """The block device (as named in /proc/diskstats) holding the work folder."""
+    dev = work.stat().st_dev
+    link = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    return link.resolve().name if link.exists() else None
 
 
 def machine_info(work: Path) -> dict[str, object]:
@@ -1196,11 +1293,16 @@ class Bench:
 
     def setup(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
+        empty_trash(self.work)
         (self.work / "runs").mkdir(exist_ok=True)
         self.log = self.work / "bench.log"
         self.log.write_text("")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
         env.update(GNUPGHOME=str(self.work / "gnupg"), LC_ALL="C.UTF-8", LANG="C.UTF-8")
+        # Python tools run from cached bytecode, as installed software does, even where
+        # the shell disables .pyc writing; the cache lives under the work folder.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.work / "pycache")
         extra, self.debrepo_code = debrepo_source(self.args.debrepo_rev, self.work)
         env.update(extra)
         self.env = env
@@ -1331,7 +1433,7 @@ class Bench:
             say(f" repetition {rep + 1}/{self.args.repeat}")
 
             def empty_home() -> list[Step]:
-                shutil.rmtree(home, ignore_errors=True)
+                discard(home, self.work)
                 home.mkdir(parents=True)
                 return [add]
 
@@ -1339,7 +1441,7 @@ class Bench:
             self.timed(
                 self.record("d", self.args.big_mib, "hashlib baseline"), None, lambda: [baseline]
             )
-        shutil.rmtree(home, ignore_errors=True)
+        discard(home, self.work)
 
     def profile(self, n: int, scenarios: Sequence[str]) -> None:
         """cProfile of debrepo's main process for a, b, c at N (after the timed runs)."""
@@ -1392,6 +1494,7 @@ class Bench:
         if self.args.profile:
             self.profile(self.args.bc_size, [s for s in scenarios if s in "abc"])
         self.runner.run_untimed(["gpgconf", "--kill", "gpg-agent"], check=False)
+        empty_trash(self.work)
         self.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         order = {"a": 0, "b": 1, "c": 2, "d": 3}
         tools = {"debrepo": 0, "reprepro": 1, "aptly": 2, "hashlib baseline": 3}

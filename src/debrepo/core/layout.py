@@ -52,10 +52,11 @@ def default_staging_prefix(package_name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """HTTP headers a published object is served with."""
+    """HTTP headers a published object is served with, and metadata stored with it."""
 
     content_type: str
     cache_control: str
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 def delivery_for(key: str) -> Delivery:

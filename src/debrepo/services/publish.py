@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -468,10 +468,12 @@ class Publisher:
         ):
             report.unchanged += 1
             return
+        delivery = replace(
+            delivery_for(CONVENIENCE_COPY),
+            metadata=(("package", record.package_name), ("version", record.version)),
+        )
         try:
-            self.repo.copy_from(
-                self.repo, source.key, CONVENIENCE_COPY, delivery_for(CONVENIENCE_COPY)
-            )
+            self.repo.copy_from(self.repo, source.key, CONVENIENCE_COPY, delivery)
         except ObjectStoreError as exc:
             raise PublishError(
                 f"cannot update {CONVENIENCE_COPY} from {source.key}: {exc}"
