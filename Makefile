@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint format bench lambda-package clean
 
 venv: $(STAMP)
 
@@ -42,5 +42,8 @@ format: venv
 bench: venv
 	$(BIN)/python bench/run.py
 
+lambda-package: venv
+	scripts/build-lambda.sh build/debrepo-lambda.zip
+
 clean:
-	rm -rf $(VENV) .debrepo .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) .debrepo build .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

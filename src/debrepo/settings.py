@@ -38,7 +38,13 @@ ENVIRONMENT: dict[str, str] = {
     "by_hash_keep": "DEBREPO_BY_HASH_KEEP",
     "key_name": "DEBREPO_KEY_NAME",
     "key_user_id": "DEBREPO_KEY_USER_ID",
+    "key_secret_id": "DEBREPO_KEY_SECRET_ID",
+    "s3_acl_mode": "DEBREPO_S3_ACL_MODE",
+    "sns_topic_arn": "DEBREPO_SNS_TOPIC_ARN",
+    "cloudfront_distribution_id": "DEBREPO_CLOUDFRONT_DISTRIBUTION_ID",
+    "lock_ttl_seconds": "DEBREPO_LOCK_TTL_SECONDS",
 }
+S3_ACL_MODES = ("bucket-policy", "public-read")
 DEFAULT_SETTINGS_FILE = "debrepo.yaml"
 MIN_BY_HASH_GENERATIONS = 3
 
@@ -70,6 +76,11 @@ class Settings:
     by_hash_keep: int
     key_name: str
     key_user_id: str
+    key_secret_id: str = ""
+    s3_acl_mode: str = "bucket-policy"
+    sns_topic_arn: str = ""
+    cloudfront_distribution_id: str = ""
+    lock_ttl_seconds: int = 1200
 
     @property
     def component(self) -> str:
@@ -101,6 +112,11 @@ def _defaults(home: Path) -> dict[str, Any]:
         "by_hash_keep": "3",
         "key_name": "kiro",
         "key_user_id": "Kiro Repository Signing Key <support@kiro.dev>",
+        "key_secret_id": "",
+        "s3_acl_mode": "bucket-policy",
+        "sns_topic_arn": "",
+        "cloudfront_distribution_id": "",
+        "lock_ttl_seconds": "1200",
     }
 
 
@@ -220,6 +236,26 @@ def load_settings(
         if "\n" in text(name):
             raise ConfigError(f"{raw[name][1]} must be a single line")
 
+    def optional(name: str) -> str:
+        value, where = raw[name]
+        if value is None or value == "":
+            return ""
+        if not isinstance(value, str) or "\n" in value or value != value.strip():
+            raise ConfigError(f"{where} must be one line of text without surrounding spaces")
+        return value
+
+    acl_mode = text("s3_acl_mode")
+    if acl_mode not in S3_ACL_MODES:
+        raise ConfigError(f"{raw['s3_acl_mode'][1]} must be one of {', '.join(S3_ACL_MODES)}")
+    try:
+        lock_ttl = int(text("lock_ttl_seconds"))
+    except ValueError:
+        raise ConfigError(
+            f"{raw['lock_ttl_seconds'][1]} must be a whole number of seconds"
+        ) from None
+    if lock_ttl < 60:
+        raise ConfigError(f"{raw['lock_ttl_seconds'][1]} must be at least 60 seconds")
+
     return Settings(
         home=home,
         store=text("store"),
@@ -240,4 +276,9 @@ def load_settings(
         by_hash_keep=by_hash_keep,
         key_name=key_name,
         key_user_id=text("key_user_id"),
+        key_secret_id=optional("key_secret_id"),
+        s3_acl_mode=acl_mode,
+        sns_topic_arn=optional("sns_topic_arn"),
+        cloudfront_distribution_id=optional("cloudfront_distribution_id"),
+        lock_ttl_seconds=lock_ttl,
     )

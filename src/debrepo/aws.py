@@ -1,0 +1,256 @@
+"""AWS pieces that are not storage: the Lambda's settings, the publish lock, the signing
+key in Secrets Manager, permission checks and CloudFront invalidation.
+
+Every client uses botocore's standard retry mode (3 retries with exponential backoff)
+and honours AWS_ENDPOINT_URL, which is how the tests point them at a local moto server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from debrepo.errors import ConfigError, LockError, SigningError
+from debrepo.settings import Settings, load_settings
+
+log = logging.getLogger("debrepo.aws")
+
+RETRIES = {"mode": "standard", "max_attempts": 4}
+LOCK_ID = "__debrepo__#lock"
+POLL_SECONDS = 2.0
+
+# The Lambda's environment (seed "Updated Main Handler"), mapped onto debrepo settings.
+LAMBDA_ENVIRONMENT = {
+    "S3_BUCKET": "bucket holding the published repository and the staging/ prefix",
+    "S3_PREFIX": "optional key prefix of the published repository inside the bucket",
+    "DYNAMODB_TABLE": "metadata table, kiro-debian-repo-manager-versions-<env>",
+    "AWS_REGION": "region of the bucket, table, topic and secret",
+    "SNS_TOPIC_ARN": "optional topic for new-package and failure notifications",
+    "SIGNING_KEY_SECRET_ID": "Secrets Manager secret holding the armoured OpenPGP secret key",
+    "S3_ACL_MODE": "public-read (objects get the ACL) or bucket-policy (default; no ACLs)",
+    "CLOUDFRONT_DISTRIBUTION_ID": "optional distribution to invalidate after a publish",
+    "PUBLIC_URL": "URL clients use (default https://<bucket>.s3.<region>.amazonaws.com)",
+}
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client with debrepo's retry policy."""
+    import boto3  # deferred: the embedded default never needs it
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=region, config=Config(retries=RETRIES))
+
+
+def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -> Settings:
+    """Settings for the Lambda from its environment; ConfigError names a missing variable."""
+    missing = [name for name in ("S3_BUCKET", "DYNAMODB_TABLE") if not environ.get(name)]
+    if missing:
+        raise ConfigError(
+            f"environment variable(s) {', '.join(missing)} must be set for the Lambda"
+        )
+    bucket, table = environ["S3_BUCKET"], environ["DYNAMODB_TABLE"]
+    prefix = environ.get("S3_PREFIX", "").strip("/")
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    root = task_root or Path(environ.get("LAMBDA_TASK_ROOT") or Path.cwd())
+    flags: dict[str, Any] = {
+        "home": "/tmp/debrepo",  # noqa: S108 - the only writable place in a Lambda
+        "store": f"dynamodb://{table}",
+        "repo": f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
+        "staging": f"s3://{bucket}",
+        "config_dir": str(root / "config" / "packages"),
+        "public_url": environ.get("PUBLIC_URL") or f"https://{bucket}.s3.{region}.amazonaws.com",
+        "key_secret_id": environ.get("SIGNING_KEY_SECRET_ID") or None,
+        "s3_acl_mode": environ.get("S3_ACL_MODE") or None,
+        "sns_topic_arn": environ.get("SNS_TOPIC_ARN") or None,
+        "cloudfront_distribution_id": environ.get("CLOUDFRONT_DISTRIBUTION_ID") or None,
+    }
+    return load_settings(flags, environ=environ, cwd=Path("/tmp"))  # noqa: S108
+
+
+def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
+    """The armoured secret key stored in Secrets Manager; never logged or written out."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = client("secretsmanager", region).get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise SigningError(f"signing key secret {secret_id!r} not found") from None
+        if code in ("AccessDeniedException", "AccessDenied"):
+            raise SigningError(
+                "not allowed to read the signing key: permission "
+                f"secretsmanager:GetSecretValue is missing for {secret_id!r}"
+            ) from None
+        raise SigningError(f"cannot read the signing key secret {secret_id!r}: {code}") from None
+    except BotoCoreError as exc:
+        raise SigningError(f"cannot reach Secrets Manager for {secret_id!r}: {exc}") from None
+    if response.get("SecretString"):
+        return str(response["SecretString"]).encode("utf-8")
+    if response.get("SecretBinary"):
+        return bytes(response["SecretBinary"])
+    raise SigningError(f"signing key secret {secret_id!r} is empty")
+
+
+class DynamoDBLock:
+    """One publisher at a time across machines: a conditional write in the metadata table.
+
+    The lock item names its owner and an expiry; a holder that crashed stops blocking
+    others once its expiry passes. Release deletes the item only if we still own it.
+    """
+
+    def __init__(self, table: str, *, ttl_seconds: int, region: str | None = None) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._client = client("dynamodb", region)
+
+    def _try_acquire(self) -> dict[str, Any] | None:
+        """Take the lock; on failure return the current holder's item."""
+        from botocore.exceptions import ClientError
+
+        now = int(time.time())
+        try:
+            self._client.put_item(
+                TableName=self.table,
+                Item={
+                    "package_id": {"S": LOCK_ID},
+                    "owner": {"S": self.owner},
+                    "acquired_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
+                    "expires_at": {"N": str(now + self.ttl_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(package_id) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise LockError(f"cannot take the publish lock in {self.table}: {exc}") from None
+        holder = self._client.get_item(
+            TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, ConsistentRead=True
+        ).get("Item", {})
+        return dict(holder) or {"owner": {"S": "unknown"}}
+
+    @contextmanager
+    def hold(self, wait_seconds: float = 0.0) -> Iterator[None]:
+        deadline = time.monotonic() + wait_seconds
+        while (holder := self._try_acquire()) is not None:
+            if time.monotonic() >= deadline:
+                owner = holder.get("owner", {}).get("S", "unknown")
+                since = holder.get("acquired_at", {}).get("S", "?")
+                raise LockError(
+                    f"another debrepo process is publishing ({owner} since {since}); lock "
+                    f"{LOCK_ID} in {self.table}; it expires by itself if that process died"
+                )
+            time.sleep(min(POLL_SECONDS, max(0.1, deadline - time.monotonic())))
+        try:
+            yield
+        finally:
+            from botocore.exceptions import ClientError
+
+            try:
+                self._client.delete_item(
+                    TableName=self.table,
+                    Key={"package_id": {"S": LOCK_ID}},
+                    ConditionExpression="#owner = :me",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":me": {"S": self.owner}},
+                )
+            except ClientError as exc:
+                log.warning("publish lock was no longer ours on release: %s", exc)
+
+
+def invalidate_cloudfront(distribution_id: str, paths: Sequence[str]) -> str:
+    """Invalidate the top-level metadata paths; returns the invalidation id."""
+    response = client("cloudfront").create_invalidation(
+        DistributionId=distribution_id,
+        InvalidationBatch={
+            "Paths": {"Quantity": len(paths), "Items": list(paths)},
+            "CallerReference": f"debrepo-{uuid.uuid4().hex}",
+        },
+    )
+    return str(response["Invalidation"]["Id"])
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", "")) or type(exc).__name__
+
+
+def check_access(settings: Settings) -> list[str]:
+    """Prove up front that the credentials reach every resource a run needs.
+
+    Returns what was checked; raises ConfigError naming the first missing permission
+    (or missing resource) rather than failing halfway through a publish.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def bucket_of(url: str) -> str:
+        return url.removeprefix("s3://").split("/", 1)[0]
+
+    checks: list[tuple[str, str, Any]] = []
+    sts = client("sts")
+    checks.append(
+        ("sts:GetCallerIdentity", "the AWS credentials", lambda: sts.get_caller_identity())
+    )
+    s3 = client("s3")
+    for url in dict.fromkeys(u for u in (settings.repo, settings.staging) if u.startswith("s3://")):
+        bucket = bucket_of(url)
+        checks.append(
+            ("s3:ListBucket", f"bucket {bucket}", lambda b=bucket: s3.head_bucket(Bucket=b))
+        )
+    if settings.store.startswith("dynamodb://"):
+        table = settings.store.removeprefix("dynamodb://")
+        dynamodb = client("dynamodb")
+        checks.append(
+            (
+                "dynamodb:DescribeTable",
+                f"table {table}",
+                lambda: dynamodb.describe_table(TableName=table),
+            )
+        )
+    if settings.key_secret_id:
+        secrets = client("secretsmanager")
+        secret = settings.key_secret_id
+        checks.append(
+            (
+                "secretsmanager:DescribeSecret",
+                f"secret {secret}",
+                lambda: secrets.describe_secret(SecretId=secret),
+            )
+        )
+    if settings.sns_topic_arn:
+        sns = client("sns")
+        topic = settings.sns_topic_arn
+        checks.append(
+            (
+                "sns:GetTopicAttributes",
+                f"topic {topic}",
+                lambda: sns.get_topic_attributes(TopicArn=topic),
+            )
+        )
+    done = []
+    for action, what, call in checks:
+        try:
+            call()
+        except ClientError as exc:
+            code = _code(exc)
+            if code in ("404", "NoSuchBucket", "ResourceNotFoundException", "NotFound"):
+                raise ConfigError(f"{what} does not exist (checked with {action})") from None
+            if code in ("403", "AccessDenied", "AccessDeniedException", "AuthorizationError"):
+                raise ConfigError(f"permission {action} is missing for {what}") from None
+            if code in ("InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken"):
+                raise ConfigError(f"the AWS credentials are not valid ({code}, {action})") from None
+            raise ConfigError(f"{action} on {what} failed: {code}") from None
+        except BotoCoreError as exc:
+            raise ConfigError(f"cannot reach AWS for {action} on {what}: {exc}") from None
+        done.append(f"{action} {what}")
+    return done
