@@ -320,7 +320,7 @@ def test_garbage_key_file(run, tmp_path):
         (("--architectures", "all", "rebuild"), "'all' is not a binary architecture"),
         (("--store", "dynamodb://table", "list"), "the dynamodb backend is not part of this build"),
         (("--store", "postgres://db", "list"), "expected sqlite:///path/to/metadata.db"),
-        (("--repo", "s3://bucket", "rebuild"), "the s3 backend is not part of this build"),
+        (("--repo", "s3://", "rebuild"), "repository 's3://': expected s3://bucket/prefix"),
         (("--repo", "ftp://host/x", "rebuild"), "expected file:///path/to/folder"),
         (("--settings", "absent.yaml", "list"), "settings file not found"),
     ],

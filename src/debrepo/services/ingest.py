@@ -29,7 +29,7 @@ from debrepo.core.control import (
     package_name_problem,
     version_problem,
 )
-from debrepo.core.layout import DEB_CONTENT_TYPE, SHORT_LIVED, Delivery, pool_path, staging_key
+from debrepo.core.layout import delivery_for, pool_path, staging_key
 from debrepo.core.records import Provenance, build_record, staging_prefix_for
 from debrepo.debfile import inspect_deb
 from debrepo.errors import DuplicatePackageError, InvalidPackageError
@@ -38,7 +38,6 @@ from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
 
-STAGING_DELIVERY = Delivery(DEB_CONTENT_TYPE, SHORT_LIVED)
 PARALLEL_FROM = 64  # files; below this a process pool costs more than it saves
 MAX_LISTED_ERRORS = 5
 
@@ -249,7 +248,9 @@ def ingest_files(
             if isinstance(target, FilesystemObjectStore):
                 target.commit_reserved(outcome.copy, outcome.key)
             else:
-                target.put_file(outcome.key, Path(outcome.copy), STAGING_DELIVERY, move=True)
+                target.put_file(
+                    outcome.key, Path(outcome.copy), delivery_for(outcome.key), move=True
+                )
         committed = True
         records = [outcome.record for outcome in outcomes if outcome.record is not None]
         store.put_many(records)

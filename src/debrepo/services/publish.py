@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ log = logging.getLogger("debrepo.publish")
 STATE_KEY = "staging/.state/publish-state.json"
 STATE_VERSION = 1
 VERIFY_CHUNK = 1 << 20
+LOOKUPS_BEFORE_LISTING = 50
 
 
 @dataclass
@@ -67,6 +68,7 @@ class PublishReport:
     convenience_version: str | None = None
     release_date: str = ""
     resigned_only: bool = False
+    requests: int | None = None  # requests sent to remote object stores (S3), if any
 
     def summary(self) -> str:
         if self.resigned_only:
@@ -82,6 +84,8 @@ class PublishReport:
         ]
         if self.deleted:
             parts.append(f"{len(self.deleted)} old by-hash file(s) removed")
+        if self.requests is not None:
+            parts.append(f"{self.requests} storage request(s)")
         if self.skipped_incomplete:
             parts.append(f"{len(self.skipped_incomplete)} incomplete record(s) skipped")
         return ", ".join(parts)
@@ -194,7 +198,30 @@ class Publisher:
         self._configs = configs
         self.progress = progress
 
+    def _requests_sent(self) -> int | None:
+        counts = [
+            getattr(store, "request_count", None)
+            for store in {id(self.repo): self.repo, id(self.staging): self.staging}.values()
+        ]
+        numbers = [c for c in counts if isinstance(c, int)]
+        return sum(numbers) if numbers else None
+
     def publish(
+        self,
+        *,
+        now: datetime,
+        just_written: Iterable[str] = (),
+        full: bool = False,
+    ) -> PublishReport:
+        """Publish the store's current contents (see `_publish`), counting remote requests."""
+        before = self._requests_sent()
+        report = self._publish(now=now, just_written=just_written, full=full)
+        after = self._requests_sent()
+        if before is not None and after is not None:
+            report.requests = after - before
+        return report
+
+    def _publish(
         self,
         *,
         now: datetime,
@@ -252,7 +279,8 @@ class Publisher:
             keyring_name=self.settings.keyring_name,
         )
         if full:
-            state.pool = {k: v for k, v in state.pool.items() if self.repo.stat(k) is not None}
+            present = self._pool_sizes(list(state.pool))
+            state.pool = {k: v for k, v in state.pool.items() if present.get(k) == v[0]}
         self._place_pool_files(plan, state, report, set(just_written))
         self._write_indices(plan, report)
         self._write_release(plan, report)
@@ -326,6 +354,22 @@ class Publisher:
         return report
 
     # -- wave 1: pool ------------------------------------------------------------------
+    def _pool_sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """Sizes of the pool objects that exist among `keys`.
+
+        Many keys: one listing of pool/ (one request per 1,000 objects in S3) rather
+        than one lookup each.
+        """
+        if len(keys) > LOOKUPS_BEFORE_LISTING:
+            wanted = set(keys)
+            return {i.key: i.size for i in self.repo.list("pool/") if i.key in wanted}
+        sizes = {}
+        for key in keys:
+            info = self.repo.stat(key)
+            if info is not None:
+                sizes[key] = info.size
+        return sizes
+
     def _staged_key(self, pool_file: PoolFile) -> str:
         record = pool_file.record
         from debrepo.core.records import staging_prefix_for
@@ -338,7 +382,7 @@ class Publisher:
     def _place_pool_files(
         self, plan: PublicationPlan, state: PublishState, report: PublishReport, trusted: set[str]
     ) -> None:
-        missing: list[PoolFile] = []
+        unknown: list[PoolFile] = []
         for pool_file in plan.pool_files:
             record = pool_file.record
             expected = (record.file_size, record.sha256_hash)
@@ -347,15 +391,18 @@ class Publisher:
             if pool_file.key in trusted:
                 state.pool[pool_file.key] = expected
                 continue
-            if self._staged_key(pool_file) not in trusted:
-                # Unknown to the state (first publish over an existing pool, lost state,
-                # migrated records): a file of the recorded size is taken as it is. Reading
-                # it would mean downloading every package; `debrepo verify` hashes them.
-                info = self.repo.stat(pool_file.key)
-                if info is not None and info.size == record.file_size:
-                    state.pool[pool_file.key] = expected
-                    continue
-            missing.append(pool_file)
+            unknown.append(pool_file)
+        # Unknown to the state (first publish over an existing pool, lost state, migrated
+        # records): a file of the recorded size is taken as it is. Reading it would mean
+        # downloading every package; `debrepo verify` hashes them.
+        sizes = self._pool_sizes([f.key for f in unknown if self._staged_key(f) not in trusted])
+        missing: list[PoolFile] = []
+        for pool_file in unknown:
+            record = pool_file.record
+            if sizes.get(pool_file.key) == record.file_size:
+                state.pool[pool_file.key] = (record.file_size, record.sha256_hash)
+            else:
+                missing.append(pool_file)
 
         problems: list[str] = []
         for pool_file in missing:

@@ -1,0 +1,92 @@
+"""Notifications: one per newly published package version, one per failed run.
+
+SNS in AWS (the topic from settings), log lines otherwise. A notification that cannot
+be delivered is logged and never turns a successful publish into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from debrepo.model import PackageRecord
+
+log = logging.getLogger("debrepo.notify")
+
+SUBJECT_LIMIT = 100  # SNS refuses longer subjects
+
+
+class Notifier(Protocol):
+    def package_published(self, record: PackageRecord) -> None: ...
+
+    def run_failed(self, operation: str, message: str) -> None: ...
+
+
+def package_message(record: PackageRecord) -> dict[str, Any]:
+    return {
+        "event": "package_published",
+        "package_id": record.package_id,
+        "package": record.package_name,
+        "version": record.version,
+        "architecture": record.architecture,
+        "size": record.file_size,
+        "sha256": record.sha256_hash,
+        "source": record.deb_url,
+        "package_type": record.package_type,
+        "pub_date": record.pub_date,
+        "notes": record.notes,
+    }
+
+
+class LogNotifier:
+    """Notifications as log lines (the embedded default)."""
+
+    def package_published(self, record: PackageRecord) -> None:
+        log.info(
+            "published %s %s (%s)",
+            record.package_name,
+            record.version,
+            record.architecture,
+            extra={"notification": package_message(record)},
+        )
+
+    def run_failed(self, operation: str, message: str) -> None:
+        log.error("%s failed: %s", operation, message, extra={"operation": operation})
+
+
+class SnsNotifier:
+    """Notifications published to an SNS topic, as JSON with a short subject."""
+
+    def __init__(self, topic_arn: str, region: str | None = None) -> None:
+        from debrepo.aws import client
+
+        self.topic_arn = topic_arn
+        self._sns = client("sns", region)
+
+    def _publish(self, subject: str, message: dict[str, Any]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._sns.publish(
+                TopicArn=self.topic_arn,
+                Subject=subject[:SUBJECT_LIMIT],
+                Message=json.dumps(message, sort_keys=True),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.error("cannot notify %s: %s (%s)", self.topic_arn, exc, subject)
+
+    def package_published(self, record: PackageRecord) -> None:
+        self._publish(
+            f"New package: {record.package_name} {record.version}", package_message(record)
+        )
+
+    def run_failed(self, operation: str, message: str) -> None:
+        self._publish(
+            f"debrepo {operation} failed",
+            {"event": "run_failed", "operation": operation, "error": message},
+        )
+
+
+def notifier_for(topic_arn: str) -> Notifier:
+    return SnsNotifier(topic_arn) if topic_arn else LogNotifier()
