@@ -31,7 +31,9 @@ from debrepo.versions import latest
 
 if TYPE_CHECKING:
     from debrepo.services.ingest import Destination
+    from debrepo.services.sync import PackageNotifier, SyncReport
     from debrepo.services.verify import VerifyReport
+    from debrepo.sources.http import HttpSettings
 
 # Commands import what only they use inside their function: `debrepo rebuild` is run
 # from timers and its start-up time is most of its cost.
@@ -319,3 +321,57 @@ def generate_key(ws: Workspace, *, force: bool = False) -> OpenPGPSigner:
     temp.write_bytes(secret)
     temp.replace(path)
     return OpenPGPSigner(secret, source=str(path))
+
+
+def sync(
+    ws: Workspace,
+    *,
+    dry_run: bool = False,
+    only_package: str | None = None,
+    now: datetime | None = None,
+    wait_seconds: float = 0.0,
+    notifier: PackageNotifier | None = None,
+    http_settings: HttpSettings | None = None,
+) -> SyncReport:
+    """Fetch what is new from every package's source, store it and publish (the seed's
+    Normal Workflow); re-sign an unchanged repository past half its Valid-Until window.
+
+    A dry run asks the sources and reports what would be fetched and published, but
+    downloads, stores, signs and publishes nothing (and so takes no lock).
+    """
+    import os
+
+    from debrepo.notify import notifier_for
+    from debrepo.services.sync import run_sync
+
+    if not ws.configs:
+        raise ConfigError(
+            f"{ws.settings.config_dir}: no package definitions, so nothing to sync; run from "
+            "the project root or set DEBREPO_CONFIG_DIR"
+        )
+    moment = now or utc_now()
+
+    def publish(at: datetime, written: Sequence[str]) -> PublishReport:
+        return ws.publisher().publish(now=at, just_written=written)
+
+    def run() -> SyncReport:
+        return run_sync(
+            store=ws.store,
+            repo=ws.repo,
+            staging=ws.staging,
+            configs=ws.configs,
+            publish=publish,
+            notifier=notifier or notifier_for(ws.settings.sns_topic_arn),
+            now=moment,
+            suite=ws.settings.suite,
+            component=ws.settings.component,
+            dry_run=dry_run,
+            only_package=only_package,
+            environ=os.environ,
+            http_settings=http_settings,
+        )
+
+    if dry_run:
+        return run()
+    with ws.lock(wait_seconds):
+        return run()

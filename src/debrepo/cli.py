@@ -492,6 +492,47 @@ def key_show(ctx: click.Context) -> None:
     click.echo(f"{ws.signer.fingerprint.upper()}  {ws.settings.key_file}")
 
 
+@cli.command()
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Ask the sources and say what would be fetched and published; change nothing.",
+)
+@click.option("--package", "package_name", default=None, help="Only this package.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another publisher to finish.",
+)
+@click.pass_context
+def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_seconds: float) -> None:
+    """Fetch new versions from every package's source, store and publish them.
+
+    With nothing new, publishes only to re-sign a Release past half its Valid-Until
+    window. Exits 1 when every package checked failed.
+    """
+    from debrepo.app import sync as sync_packages
+    from debrepo.services.sync import SyncFailedError
+
+    ws, out = _workspace(ctx), _output(ctx)
+    try:
+        report = sync_packages(
+            ws, dry_run=dry_run, only_package=package_name, wait_seconds=wait_seconds
+        )
+    except SyncFailedError as exc:
+        for outcome in exc.report.packages:
+            out.say(outcome.line())
+        _report(out, exc.report.published, ws)
+        raise
+    for outcome in report.packages:
+        out.say(outcome.line())
+    out.say(report.summary())
+    _report(out, report.published, ws)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: run the CLI, turning DebrepoError into one line and an exit code."""
     try:

@@ -30,19 +30,35 @@ def open_store(url: str) -> MetadataStore:
     if path is not None:
         return SqliteMetadataStore(path)
     scheme = urlparse(url).scheme
+    if scheme == "dynamodb":
+        from debrepo.store.dynamodb import DynamoDBMetadataStore  # boto3 only when asked
+
+        return DynamoDBMetadataStore.from_url(url)
     if scheme in _LATER:
         raise ConfigError(f"store {url!r}: the {scheme} backend is not part of this build")
-    raise ConfigError(f"store {url!r}: expected sqlite:///path/to/metadata.db")
+    raise ConfigError(f"store {url!r}: expected sqlite:///path/to/metadata.db or dynamodb://TABLE")
 
 
 def open_object_store(url: str, role: str) -> ObjectStore:
     path = _local_path(url, "file")
     if path is not None:
         return FilesystemObjectStore(path)
-    scheme = urlparse(url).scheme
+    parsed = urlparse(url)
+    scheme = parsed.scheme
+    if scheme == "s3":
+        import os
+
+        from debrepo.objects.s3 import S3ObjectStore, acl_mode_from  # boto3 only when used
+
+        if not parsed.netloc:
+            raise ConfigError(f"{role} {url!r}: expected s3://bucket/prefix")
+        acl_mode = acl_mode_from(
+            os.environ.get("DEBREPO_S3_ACL_MODE", "bucket-policy"), "DEBREPO_S3_ACL_MODE"
+        )
+        return S3ObjectStore(parsed.netloc, parsed.path.strip("/"), acl_mode=acl_mode)
     if scheme in _LATER:
         raise ConfigError(f"{role} {url!r}: the {scheme} backend is not part of this build")
-    raise ConfigError(f"{role} {url!r}: expected file:///path/to/folder")
+    raise ConfigError(f"{role} {url!r}: expected file:///path/to/folder or s3://bucket/prefix")
 
 
 def open_signer(settings: Settings) -> OpenPGPSigner:

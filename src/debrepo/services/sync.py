@@ -1,0 +1,344 @@
+"""Sync: the seed's Normal Workflow (`debrepo sync`, the scheduled Lambda run).
+
+For each configured package, its source says what the newest upstream version is.
+A version already in the store is skipped without downloading anything (Property 18);
+a new one is downloaded into a scratch folder, checked against what upstream said,
+read once more by ingest (control file against the metadata, then into the pool),
+and recorded. Then the repository is published once for everything new.
+
+Failures stay with their package (seed "Package Handler Error Handling"): each is
+logged with the package's name and reported, the other packages carry on, and the
+run fails only when every package that was checked failed. A failed package leaves
+nothing behind: ingest is all-or-nothing and the scratch folder is always removed.
+
+With nothing new, nothing is published, unless the published Release is past half of
+its Valid-Until window (or missing, or the store holds changes no publish has seen
+yet): then the repository is re-published, which for an unchanged store only re-dates
+and re-signs the Release. A repository without new releases never expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from debrepo.core.indexes import rfc1123
+from debrepo.core.records import Provenance
+from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
+from debrepo.model import PackageRecord, make_package_id
+from debrepo.packages_config import PackageConfig
+from debrepo.ports import MetadataStore, ObjectStore
+from debrepo.services.ingest import Destination, IngestItem, ingest_files
+from debrepo.services.publish import STATE_KEY, PublishReport, PublishState
+from debrepo.sources.base import PackageSource, Release, source_for
+from debrepo.sources.http import HttpClient, HttpSettings
+
+log = logging.getLogger("debrepo.sync")
+
+PublishFn = Callable[[datetime, Sequence[str]], PublishReport]
+MakeSource = Callable[[PackageConfig, HttpClient], PackageSource]
+
+
+class PackageNotifier(Protocol):
+    """Told about every package version a sync has published (SNS, log lines)."""
+
+    def package_published(self, record: PackageRecord) -> None: ...
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    ALREADY_STORED = "already stored"
+    NOTHING_UPSTREAM = "nothing upstream"
+    WOULD_FETCH = "would fetch"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageOutcome:
+    """What the sync did for one configured package."""
+
+    package_name: str
+    source_type: str
+    outcome: Outcome
+    version: str | None = None
+    url: str | None = None
+    message: str = ""
+    record: PackageRecord | None = None
+
+    def line(self) -> str:
+        name = self.package_name
+        if self.outcome is Outcome.NEW:
+            return f"{name}: stored {self.version} from {self.url}"
+        if self.outcome is Outcome.ALREADY_STORED:
+            return f"{name}: {self.version} is already stored; nothing to fetch"
+        if self.outcome is Outcome.WOULD_FETCH:
+            return f"{name}: would fetch {self.version} from {self.url}"
+        if self.outcome is Outcome.NOTHING_UPSTREAM:
+            return f"{name}: nothing to fetch ({self.message})"
+        return f"{name}: failed: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAge:
+    """Date and Valid-Until of a published Release (None where absent or unreadable)."""
+
+    date: datetime | None
+    valid_until: datetime | None
+
+    @classmethod
+    def parse(cls, release: bytes) -> ReleaseAge:
+        found: dict[str, datetime | None] = {"Date": None, "Valid-Until": None}
+        for line in release.decode("utf-8", "replace").splitlines():
+            name, colon, value = line.partition(":")
+            if colon and name in found and value.strip():
+                try:
+                    found[name] = parsedate_to_datetime(value.strip()).astimezone(UTC)
+                except (TypeError, ValueError):
+                    found[name] = None
+        return cls(found["Date"], found["Valid-Until"])
+
+    @property
+    def refresh_after(self) -> datetime | None:
+        """Half-way through the validity window; None if the Release never expires."""
+        if self.valid_until is None:
+            return None
+        if self.date is None:
+            return self.valid_until  # no Date to measure from: treat as due
+        return self.date + (self.valid_until - self.date) / 2
+
+    def stale(self, now: datetime) -> bool:
+        if self.valid_until is not None and self.date is None:
+            return True
+        due = self.refresh_after
+        return due is not None and now >= due
+
+
+@dataclass
+class SyncReport:
+    """Per-package outcomes and what was (or, in a dry run, would be) published."""
+
+    packages: list[PackageOutcome] = field(default_factory=list)
+    dry_run: bool = False
+    release_before: ReleaseAge | None = None
+    publish_reason: str | None = None
+    published: PublishReport | None = None
+    refreshed: bool = False  # published only to renew the Release's Valid-Until
+
+    @property
+    def new_records(self) -> list[PackageRecord]:
+        return [o.record for o in self.packages if o.record is not None]
+
+    @property
+    def failures(self) -> list[PackageOutcome]:
+        return [o for o in self.packages if o.outcome is Outcome.FAILED]
+
+    @property
+    def all_failed(self) -> bool:
+        """Every package that was checked failed (packages with no upstream do not count)."""
+        checked = [o for o in self.packages if o.outcome is not Outcome.NOTHING_UPSTREAM]
+        return bool(checked) and all(o.outcome is Outcome.FAILED for o in checked)
+
+    def summary(self) -> str:
+        if self.dry_run:
+            if self.publish_reason:
+                return f"dry run: would publish ({self.publish_reason}); nothing was changed"
+            return "dry run: nothing new, nothing to publish; nothing was changed"
+        if self.published is None:
+            until = self.release_before.valid_until if self.release_before else None
+            due = self.release_before.refresh_after if self.release_before else None
+            fresh = f"; the Release is valid until {rfc1123(until)}" if until else ""
+            resign = f", re-signed after {rfc1123(due)}" if due else ""
+            return f"nothing new, nothing published{fresh}{resign}"
+        if self.refreshed:
+            return f"nothing new; {self.publish_reason}: Release re-signed and re-published"
+        return f"{self.publish_reason}; published"
+
+
+class SyncFailedError(DebrepoError):
+    """Every package that was checked failed; `report` says how."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self.report = report
+        details = "; ".join(f"{o.package_name}: {o.message}" for o in report.failures)
+        super().__init__(f"sync failed for every package checked: {details}")
+
+
+def select_configs(
+    configs: Mapping[str, PackageConfig], only_package: str | None
+) -> list[PackageConfig]:
+    if only_package is None:
+        return [configs[name] for name in sorted(configs)]
+    if only_package not in configs:
+        known = ", ".join(sorted(configs)) or "none"
+        raise ConfigError(
+            f"package {only_package!r} is not defined in the package configuration "
+            f"(defined: {known})"
+        )
+    return [configs[only_package]]
+
+
+def _provenance(release: Release, config: PackageConfig) -> Provenance:
+    return Provenance(
+        deb_url=release.url,
+        package_type=config.source.type,
+        pub_date=release.pub_date,
+        expected_name=config.package_name,
+        expected_version=release.version,
+        expected_architecture=config.architecture,
+        certificate_url=release.certificate_url,
+        signature_url=release.signature_url,
+        notes=release.notes,
+    )
+
+
+@dataclass
+class _Run:
+    store: MetadataStore
+    repo: ObjectStore
+    configs: Mapping[str, PackageConfig]
+    now: datetime
+    component: str
+    dry_run: bool
+    scratch_root: Path | None
+    written: list[str] = field(default_factory=list)
+
+    def sync_package(self, config: PackageConfig, source: PackageSource) -> PackageOutcome:
+        name, kind = config.package_name, config.source.type
+        release = source.latest()
+        if release is None:
+            return PackageOutcome(name, kind, Outcome.NOTHING_UPSTREAM, message=_idle(kind))
+        if self.store.exists(make_package_id(name, release.version)):
+            return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
+        if self.dry_run:
+            return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
+        destination = Destination("pool", self.component)
+        scratch = Path(tempfile.mkdtemp(prefix=f"debrepo-sync-{name}-", dir=self.scratch_root))
+        try:
+            acquired = source.acquire(release, scratch)
+            try:
+                (record,) = ingest_files(
+                    [IngestItem(acquired.deb_path, _provenance(release, config))],
+                    store=self.store,
+                    target=self.repo,
+                    destination=destination,
+                    configs=dict(self.configs),
+                    now=self.now,
+                )
+            except InvalidPackageError as exc:
+                # Name the download, not the scratch file nobody will find again.
+                raise InvalidPackageError(
+                    str(exc).replace(str(acquired.deb_path), release.url)
+                ) from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.written.append(
+            destination.key_for(record.package_name, record.actual_filename, config)
+        )
+        return PackageOutcome(name, kind, Outcome.NEW, record.version, release.url, record=record)
+
+
+def _idle(kind: str) -> str:
+    if kind == "build_script":
+        return "versions come from the build script: debrepo build-repo-package"
+    return "the source offers no version"
+
+
+def _store_changed_since_publish(store: MetadataStore, staging: ObjectStore) -> bool:
+    revision = store.revision()
+    if revision is None:  # the backend cannot tell; the Valid-Until rule still applies
+        return False
+    return PublishState.from_json(staging.get(STATE_KEY)).revision != revision
+
+
+def run_sync(
+    *,
+    store: MetadataStore,
+    repo: ObjectStore,
+    staging: ObjectStore,
+    configs: Mapping[str, PackageConfig],
+    publish: PublishFn,
+    notifier: PackageNotifier,
+    now: datetime,
+    suite: str,
+    component: str,
+    dry_run: bool = False,
+    only_package: str | None = None,
+    http_settings: HttpSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+    scratch_root: Path | None = None,
+    make_source: MakeSource | None = None,
+) -> SyncReport:
+    """Check every configured package (or `only_package`), store what is new, publish.
+
+    `publish(now, just_written_keys)` is called at most once, and only when something
+    new was stored, the store holds changes no publish has seen, or the published
+    Release is missing or past half of its validity. Raises SyncFailedError (after
+    publishing what needed it) when every package that was checked failed.
+    """
+    selected = select_configs(configs, only_package)
+    environ = os.environ if environ is None else environ
+    report = SyncReport(dry_run=dry_run)
+    run = _Run(store, repo, configs, now, component, dry_run, scratch_root)
+    with HttpClient(http_settings) as http:
+        for config in selected:
+            name = config.package_name
+            try:
+                source = (
+                    make_source(config, http)
+                    if make_source
+                    else source_for(config, http=http, environ=environ)
+                )
+                outcome = run.sync_package(config, source)
+            except DebrepoError as exc:
+                outcome = PackageOutcome(name, config.source.type, Outcome.FAILED, message=str(exc))
+                log.error("%s: sync failed: %s", name, exc, extra={"package": name})
+            except Exception as exc:  # isolate the unexpected too; the traceback goes to the log
+                outcome = PackageOutcome(
+                    name,
+                    config.source.type,
+                    Outcome.FAILED,
+                    message=f"unexpected {type(exc).__name__}: {exc}",
+                )
+                log.exception("%s: sync failed unexpectedly", name, extra={"package": name})
+            else:
+                log.info("%s", outcome.line(), extra={"package": name})
+            report.packages.append(outcome)
+
+    raw_release = repo.get(f"dists/{suite}/Release")
+    report.release_before = ReleaseAge.parse(raw_release) if raw_release is not None else None
+    new = report.new_records
+    would_fetch = [o for o in report.packages if o.outcome is Outcome.WOULD_FETCH]
+    if new or would_fetch:
+        report.publish_reason = f"{len(new) or len(would_fetch)} new version(s)"
+    elif _store_changed_since_publish(store, staging):
+        report.publish_reason = "the store changed since the last publish"
+    elif report.release_before is None:
+        report.publish_reason = "nothing is published yet"
+    elif report.release_before.stale(now):
+        report.refreshed = True
+        due = report.release_before.refresh_after
+        report.publish_reason = (
+            f"the Release is past half of its validity window ({rfc1123(due)})"
+            if due
+            else "the Release has no readable Date"
+        )
+
+    if report.publish_reason and not dry_run:
+        report.published = publish(now, list(run.written))
+        for record in new:
+            try:
+                notifier.package_published(record)
+            except Exception:  # a lost notification must not undo a good publish
+                log.exception("cannot notify about %s", record.package_id)
+    if report.all_failed:
+        raise SyncFailedError(report)
+    return report

@@ -1,0 +1,149 @@
+"""What every package source has in common (seed "Package Handler Interface").
+
+A source answers two questions: what is the newest version upstream (`latest`, cheap,
+no .deb is downloaded), and give me that version's file (`acquire`, into a scratch
+folder the caller owns and removes). `source_for` picks the implementation by the
+package configuration's `source.type`.
+
+Nothing a source reads from upstream becomes a path: the scratch file names are fixed,
+and the pool name comes from the control file ingest validates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from debrepo.core.records import FileFacts
+from debrepo.errors import ConfigError, DebrepoError
+from debrepo.packages_config import PackageConfig
+
+if TYPE_CHECKING:
+    from debrepo.sources.http import HttpClient
+
+HASH_NAMES = ("md5", "sha1", "sha256", "sha512")
+HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+DEB_FILE = "package.deb"
+ADDITIONAL_FILE_LIMIT = 1 << 20  # certificates and signatures are a few KiB
+
+
+class SourceError(DebrepoError):
+    """An upstream source could not be read, or what it served is not what it promised."""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The newest version a source offers, as described upstream (nothing downloaded)."""
+
+    package_name: str
+    version: str
+    url: str
+    pub_date: str | None = None
+    notes: str | None = None
+    certificate_url: str | None = None
+    signature_url: str | None = None
+    expected_size: int | None = None
+    # hash name (md5, sha1, sha256, sha512) -> lowercase hex, as upstream states it
+    expected_hashes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """A release's files, downloaded into a scratch folder and checked against `release`."""
+
+    release: Release
+    deb_path: Path
+    facts: FileFacts
+    certificate_path: Path | None = None
+    signature_path: Path | None = None
+
+
+class PackageSource(Protocol):
+    """Where new versions of one configured package come from."""
+
+    config: PackageConfig
+
+    def latest(self) -> Release | None:
+        """The newest upstream version, or None when this source offers nothing to fetch."""
+
+    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+        """Download `release` into `scratch_dir` and check it against what upstream said."""
+
+
+SourceFactory = Callable[..., PackageSource]
+
+
+def _factories() -> dict[str, SourceFactory]:
+    # Imported here: the implementations import this module.
+    from debrepo.sources.build_script import BuildScriptSource
+    from debrepo.sources.external_download import ExternalDownloadSource
+    from debrepo.sources.github_release import GitHubReleaseSource
+
+    return {
+        "external_download": ExternalDownloadSource,
+        "build_script": BuildScriptSource,
+        "github_release": GitHubReleaseSource,
+    }
+
+
+def source_for(
+    config: PackageConfig,
+    *,
+    http: HttpClient,
+    environ: Mapping[str, str],
+    factories: Mapping[str, SourceFactory] | None = None,
+) -> PackageSource:
+    """The source for `config`; ConfigError naming the configuration file for an unknown type."""
+    known = _factories() if factories is None else factories
+    factory = known.get(config.source.type)
+    if factory is None:
+        raise ConfigError(
+            f"{config.origin or config.package_name}: source.type {config.source.type!r} has no "
+            f"package source; use one of {', '.join(sorted(known))}"
+        )
+    return factory(config, http=http, environ=environ)
+
+
+def check_expected(release: Release, facts: FileFacts) -> None:
+    """SourceError if the downloaded file's size or a checksum differs from upstream's."""
+    if release.expected_size is not None and facts.size != release.expected_size:
+        raise SourceError(
+            f"{release.url}: downloaded {facts.size} bytes, but upstream says "
+            f"{release.expected_size}; the download is incomplete or the file was replaced"
+        )
+    for name in HASH_NAMES:
+        expected = release.expected_hashes.get(name)
+        actual: str = getattr(facts, name)
+        if expected is not None and expected != actual:
+            raise SourceError(
+                f"{release.url}: {name.upper()} of the download is {actual}, but upstream "
+                f"says {expected}; refusing the file"
+            )
+
+
+def download_release(
+    http: HttpClient, release: Release, scratch_dir: Path, *, additional_files: tuple[str, ...]
+) -> Acquired:
+    """Fetch the .deb (and the certificate and signature the config asks for) into scratch.
+
+    The .deb goes to a fixed name; its size and checksums are computed while it streams
+    and compared with whatever upstream stated.
+    """
+    deb = scratch_dir / DEB_FILE
+    facts = http.download(release.url, deb)
+    check_expected(release, facts)
+    extra: dict[str, Path | None] = {"certificate": None, "signature": None}
+    for kind, url in (
+        ("certificate", release.certificate_url),
+        ("signature", release.signature_url),
+    ):
+        if url is None or kind not in additional_files:
+            continue
+        path = scratch_dir / kind
+        size = http.download(url, path, max_bytes=ADDITIONAL_FILE_LIMIT).size
+        if size == 0:
+            raise SourceError(f"{url}: the {kind} file is empty")
+        extra[kind] = path
+    return Acquired(release, deb, facts, extra["certificate"], extra["signature"])

@@ -1,0 +1,179 @@
+"""`source.type: external_download`: a metadata endpoint such as Kiro's (seed "Kiro Package
+Handler").
+
+Two shapes of the endpoint's JSON are understood:
+
+- flat (the seed's): `{"version", "url", "pub_date", "notes", "certificate", "signature"}`;
+- live Kiro: `{"currentRelease": "0.9.2", "releases": [{"updateTo": {"version", "url",
+  "pub_date", "notes", ...}}, ...]}`, taking the release whose version is
+  `currentRelease` (its .deb when several files share the version).
+
+Either may state the file's `size` and checksums (`md5`, `sha1`, `sha256`, `sha512`, or
+the same names with `_hash`), which the download must then match. A relative `url` is
+resolved against the endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from debrepo.core.control import version_problem
+from debrepo.errors import ConfigError
+from debrepo.packages_config import PackageConfig
+from debrepo.sources.base import (
+    HASH_NAMES,
+    HEX_LENGTHS,
+    Acquired,
+    Release,
+    SourceError,
+    download_release,
+)
+from debrepo.sources.http import HttpClient, traversal_problem, url_problem
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
+
+
+def _optional_text(entry: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SourceError(f"{where}: field {key} must be a string, found {_json_type(value)}")
+    return value
+
+
+def _optional_url(entry: Mapping[str, Any], key: str, where: str, base: str) -> str | None:
+    value = _optional_text(entry, key, where)
+    if value is None:
+        return None
+    url = urljoin(base, value.strip())
+    problem = traversal_problem(value.strip()) or url_problem(url)
+    if problem:
+        raise SourceError(f"{where}: field {key}: {problem}")
+    return url
+
+
+def _expected_checksums(entry: Mapping[str, Any], where: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in HASH_NAMES:
+        for key in (name, f"{name}_hash"):
+            value = entry.get(key)
+            if value is None:
+                continue
+            text = value.strip().lower() if isinstance(value, str) else ""
+            if len(text) != HEX_LENGTHS[name] or any(c not in "0123456789abcdef" for c in text):
+                raise SourceError(f"{where}: field {key} is not a {name.upper()} hex digest")
+            if found.setdefault(name, text) != text:
+                raise SourceError(f"{where}: fields {name} and {name}_hash disagree")
+    return found
+
+
+def _expected_size(entry: Mapping[str, Any], where: str) -> int | None:
+    for key in ("size", "file_size"):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SourceError(f"{where}: field {key} must be a whole number of bytes")
+        return value
+    return None
+
+
+def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    current = data.get("currentRelease")
+    if not isinstance(current, str) or not current.strip():
+        raise SourceError(f"{where}: field currentRelease must be a version string")
+    releases = data.get("releases")
+    if not isinstance(releases, list):
+        raise SourceError(f"{where}: field releases must be an array of {{'updateTo': ...}}")
+    candidates = [
+        entry["updateTo"]
+        for entry in releases
+        if isinstance(entry, dict)
+        and isinstance(entry.get("updateTo"), dict)
+        and entry["updateTo"].get("version") == current
+    ]
+    if not candidates:
+        raise SourceError(
+            f"{where}: currentRelease {current!r} is not among the {len(releases)} release(s) "
+            "listed"
+        )
+    debs = [
+        c
+        for c in candidates
+        if isinstance(c.get("url"), str) and urlsplit(c["url"]).path.endswith(".deb")
+    ]
+    if debs:
+        chosen: Mapping[str, Any] = debs[0]
+        return chosen
+    if len(candidates) == 1:
+        only: Mapping[str, Any] = candidates[0]
+        return only
+    raise SourceError(
+        f"{where}: release {current!r} lists {len(candidates)} files and none is a .deb"
+    )
+
+
+def parse_metadata(data: Any, *, endpoint: str, package_name: str) -> Release:
+    """The release the endpoint's JSON describes; SourceError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise SourceError(f"{endpoint}: expected a JSON object, found {_json_type(data)}")
+    entry: Mapping[str, Any] = (
+        _current_release(data, endpoint) if "currentRelease" in data else data
+    )
+    version = entry.get("version")
+    if version is None:
+        raise SourceError(f"{endpoint}: the metadata has no version")
+    if not isinstance(version, str):
+        raise SourceError(
+            f"{endpoint}: field version must be a string, found {_json_type(version)}"
+        )
+    problem = version_problem(version.strip())
+    if problem:
+        raise SourceError(f"{endpoint}: field version: {problem}")
+    if entry.get("url") in (None, ""):
+        raise SourceError(f"{endpoint}: the metadata has no url for version {version.strip()}")
+    url = _optional_url(entry, "url", endpoint, endpoint)
+    assert url is not None
+    return Release(
+        package_name=package_name,
+        version=version.strip(),
+        url=url,
+        pub_date=_optional_text(entry, "pub_date", endpoint),
+        notes=_optional_text(entry, "notes", endpoint),
+        certificate_url=_optional_url(entry, "certificate", endpoint, endpoint),
+        signature_url=_optional_url(entry, "signature", endpoint, endpoint),
+        expected_size=_expected_size(entry, endpoint),
+        expected_hashes=_expected_checksums(entry, endpoint),
+    )
+
+
+class ExternalDownloadSource:
+    """Asks the configured metadata endpoint for the current release and downloads it."""
+
+    def __init__(
+        self, config: PackageConfig, *, http: HttpClient, environ: Mapping[str, str]
+    ) -> None:
+        if not config.source.metadata_endpoint:
+            raise ConfigError(
+                f"{config.origin}: source.type external_download requires source.metadata_endpoint"
+            )
+        self.config = config
+        self.endpoint = config.source.metadata_endpoint
+        self.http = http
+
+    def latest(self) -> Release:
+        data = self.http.get_json(self.endpoint)
+        return parse_metadata(data, endpoint=self.endpoint, package_name=self.config.package_name)
+
+    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+        return download_release(
+            self.http, release, scratch_dir, additional_files=self.config.additional_files
+        )

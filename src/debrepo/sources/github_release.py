@@ -1,0 +1,198 @@
+"""`source.type: github_release`: the newest release of a GitHub repository (kiro-cli).
+
+The releases API (`GET /repos/{owner}/{repo}/releases`) lists releases; drafts and
+pre-releases are ignored and the newest is the one whose tag (without a leading `v`)
+is the highest Debian version. Its one asset matching `asset_pattern` is the .deb.
+When the pattern has a single `*` and what it stands for in the asset's name is a
+Debian version (`kiro-cli_1.2.0-1_amd64.deb`), that is the version; otherwise the tag's.
+The asset's `size` and `digest` (`sha256:...`) are checked after the download, which
+goes through the same client, limits and checks as every other source.
+
+A token from DEBREPO_GITHUB_TOKEN or GITHUB_TOKEN raises the API's rate limit (it is
+sent to the API only, never with the download). DEBREPO_GITHUB_API_URL replaces
+https://api.github.com (GitHub Enterprise, tests).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from debrepo.core.control import version_problem
+from debrepo.errors import ConfigError
+from debrepo.packages_config import PackageConfig
+from debrepo.sources.base import Acquired, Release, SourceError, download_release
+from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
+from debrepo.versions import version_key
+
+API_URL_VARIABLE = "DEBREPO_GITHUB_API_URL"
+TOKEN_VARIABLES = ("DEBREPO_GITHUB_TOKEN", "GITHUB_TOKEN")
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+PER_PAGE = 30
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def tag_version(tag: str) -> str:
+    """`v1.2.0` -> `1.2.0`; other tags as they are."""
+    return tag[1:] if len(tag) > 1 and tag[0] in "vV" and tag[1].isdigit() else tag
+
+
+def version_from_asset(pattern: str, name: str) -> str | None:
+    """What the single `*` of `pattern` stands for in `name`, if it is a Debian version."""
+    if pattern.count("*") != 1 or any(c in pattern for c in "?[]"):
+        return None
+    prefix, suffix = pattern.split("*")
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    candidate = name[len(prefix) : len(name) - len(suffix)]
+    return candidate if candidate and version_problem(candidate) is None else None
+
+
+def _text(entry: Mapping[str, Any], key: str) -> str | None:
+    value = entry.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def choose_release(
+    data: Any, *, repository: str, asset_pattern: str, package_name: str, where: str
+) -> Release:
+    """The newest stable release's matching asset, from the releases API's JSON."""
+    if not isinstance(data, list):
+        raise SourceError(f"{where}: expected a JSON array of releases")
+    stable: list[tuple[str, Mapping[str, Any]]] = []
+    for entry in data:
+        if not isinstance(entry, dict) or entry.get("draft") or entry.get("prerelease"):
+            continue
+        tag = _text(entry, "tag_name")
+        if tag and version_problem(tag_version(tag)) is None:
+            stable.append((tag, entry))
+    if not stable:
+        raise SourceError(
+            f"{where}: {repository} has no published release (drafts, pre-releases and tags "
+            "that are not versions are ignored)"
+        )
+    tag, release = max(stable, key=lambda item: version_key(tag_version(item[0])))
+    assets = [a for a in release.get("assets") or [] if isinstance(a, dict)]
+    names = [name for a in assets if (name := _text(a, "name"))]
+    matching = [a for a in assets if fnmatch.fnmatchcase(_text(a, "name") or "", asset_pattern)]
+    if not matching:
+        listed = ", ".join(names) if names else "none"
+        raise SourceError(
+            f"{where}: release {tag} of {repository} has no asset matching {asset_pattern!r} "
+            f"(assets: {listed})"
+        )
+    if len(matching) > 1:
+        raise SourceError(
+            f"{where}: release {tag} of {repository} has {len(matching)} assets matching "
+            f"{asset_pattern!r}; make source.asset_pattern match exactly one"
+        )
+    asset = matching[0]
+    name = _text(asset, "name") or ""
+    url = _text(asset, "browser_download_url")
+    if url is None:
+        raise SourceError(f"{where}: asset {name} of release {tag} has no browser_download_url")
+    problem = url_problem(url)
+    if problem:
+        raise SourceError(f"{where}: asset {name} of release {tag}: {problem}")
+    size = asset.get("size")
+    expected_size = size if isinstance(size, int) and not isinstance(size, bool) else None
+    expected: dict[str, str] = {}
+    digest = _text(asset, "digest")
+    if digest is not None:
+        kind, _, value = digest.partition(":")
+        if kind == "sha256" and _HEX64.fullmatch(value):
+            expected["sha256"] = value
+    body = _text(release, "body")
+    return Release(
+        package_name=package_name,
+        version=version_from_asset(asset_pattern, name) or tag_version(tag),
+        url=url,
+        pub_date=_text(release, "published_at") or _text(release, "created_at"),
+        notes=body.strip() if body else None,
+        expected_size=expected_size,
+        expected_hashes=expected,
+    )
+
+
+def _rate_limit_message(exc: HttpStatusError, token: bool) -> str | None:
+    """A clear message for GitHub's rate-limit answers, or None for other errors."""
+    if exc.status not in (403, 429):
+        return None
+    hint = "" if token else "; set GITHUB_TOKEN (or DEBREPO_GITHUB_TOKEN) for a higher limit"
+    if exc.headers.get("x-ratelimit-remaining") == "0":
+        reset = exc.headers.get("x-ratelimit-reset", "")
+        when = (
+            datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            if reset.isdigit()
+            else "an unknown time"
+        )
+        return f"{exc.url}: GitHub API rate limit exhausted; it resets at {when}{hint}"
+    if "retry-after" in exc.headers:
+        return (
+            f"{exc.url}: GitHub API secondary rate limit; retry after "
+            f"{exc.headers['retry-after']} seconds{hint}"
+        )
+    return None
+
+
+class GitHubReleaseSource:
+    """The newest stable release of `source.repository`, through the GitHub REST API."""
+
+    def __init__(
+        self, config: PackageConfig, *, http: HttpClient, environ: Mapping[str, str]
+    ) -> None:
+        repository, pattern = config.source.repository, config.source.asset_pattern
+        if not repository or not pattern:
+            raise ConfigError(
+                f"{config.origin}: source.type github_release requires source.repository "
+                "and source.asset_pattern"
+            )
+        self.config = config
+        self.repository = repository
+        self.asset_pattern = pattern
+        self.http = http
+        self.api_url = (environ.get(API_URL_VARIABLE) or DEFAULT_API_URL).rstrip("/")
+        self.token = next((environ[v] for v in TOKEN_VARIABLES if environ.get(v)), None)
+
+    @property
+    def releases_url(self) -> str:
+        return f"{self.api_url}/repos/{self.repository}/releases?per_page={PER_PAGE}"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def latest(self) -> Release:
+        url = self.releases_url
+        try:
+            data = self.http.get_json(url, headers=self._headers())
+        except HttpStatusError as exc:
+            message = _rate_limit_message(exc, self.token is not None)
+            if message:
+                raise SourceError(message) from None
+            if exc.status == 404:
+                raise SourceError(
+                    f"{url}: repository {self.repository} not found (or private: set "
+                    "GITHUB_TOKEN); check source.repository in "
+                    f"{self.config.origin or self.config.package_name}"
+                ) from None
+            raise
+        return choose_release(
+            data,
+            repository=self.repository,
+            asset_pattern=self.asset_pattern,
+            package_name=self.config.package_name,
+            where=url,
+        )
+
+    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+        return download_release(
+            self.http, release, scratch_dir, additional_files=self.config.additional_files
+        )

@@ -1,0 +1,312 @@
+"""One HTTP client for every package source: timeouts, retries, size limits, streaming.
+
+- Connect and read timeouts on every request.
+- Retries with exponential backoff on connection errors, on a connection broken while
+  the body streams (the download restarts from the beginning), and on 429, 500, 502,
+  503 and 504, honouring Retry-After up to `max_retry_after` seconds. All of them share
+  one budget of `retries` per kind.
+- A maximum size, checked against Content-Length before the body is read and again
+  while it streams.
+- Downloads stream to a file, feeding MD5, SHA1, SHA256 and SHA512 in the same pass;
+  peak memory does not depend on the size of the file.
+
+Every failure is a SourceError whose message starts with the URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.response import BaseHTTPResponse
+from urllib3.util import Retry, Timeout
+
+from debrepo import __version__
+from debrepo.core.records import FileFacts
+from debrepo.sources.base import SourceError
+
+log = logging.getLogger("debrepo.sources")
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CHUNK = 1 << 20
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """Limits of the shared HTTP client; the defaults suit a scheduled run."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 4
+    backoff_factor: float = 1.0  # seconds; waits 0, 2, 4, 8... times this (urllib3's formula)
+    backoff_max: float = 60.0
+    max_retry_after: int = 120
+    max_download_bytes: int = 2 << 30  # the kiro .deb is hundreds of MB
+    max_metadata_bytes: int = 16 << 20
+    user_agent: str = f"debrepo/{__version__}"
+
+
+class HttpStatusError(SourceError):
+    """The server answered with a status other than 200."""
+
+    def __init__(self, url: str, status: int, reason: str, headers: Mapping[str, str]) -> None:
+        self.url = url
+        self.status = status
+        self.headers = {key.lower(): value for key, value in headers.items()}
+        super().__init__(f"{url}: HTTP {status} {reason}".rstrip())
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` may not be fetched, or None.
+
+    Only http(s) URLs with a host and without credentials; no path segment may be '.'
+    or '..' or hide a '/' or '\\' behind percent-encoding. Names from URLs never become
+    paths here, but a URL built to climb directories says the metadata is not to be
+    trusted.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"{url!r} is not a URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return f"{url!r} carries credentials; refusing it"
+    return traversal_problem(url)
+
+
+def traversal_problem(reference: str) -> str | None:
+    """Why the path of `reference` (a URL or a relative one) climbs directories, or None."""
+    for segment in urlsplit(reference).path.split("/"):
+        decoded = unquote(segment)
+        if decoded in (".", "..") or any(c in decoded for c in "/\\\x00"):
+            return f"{reference!r} has a path segment {segment!r} that tries to leave its directory"
+    return None
+
+
+class _Checksums:
+    """Size and the four checksums of a stream, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._hashes = (
+            hashlib.md5(usedforsecurity=False),
+            hashlib.sha1(usedforsecurity=False),
+            hashlib.sha256(),
+            hashlib.sha512(),
+        )
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        for digest in self._hashes:
+            digest.update(chunk)
+
+    def facts(self) -> FileFacts:
+        md5, sha1, sha256, sha512 = (digest.hexdigest() for digest in self._hashes)
+        return FileFacts(self.size, md5, sha1, sha256, sha512)
+
+
+def _declared_length(response: BaseHTTPResponse) -> int | None:
+    raw = response.headers.get("Content-Length")
+    if raw is None or not raw.strip().isdigit():
+        return None
+    return int(raw)
+
+
+def _describe(error: BaseException | None) -> str:
+    """urllib3's errors without their repeated tuple wrapping."""
+    if isinstance(error, ProtocolError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, NewConnectionError):
+        return str(error).split(": ", 1)[-1]
+    return str(error)
+
+
+def _attempts(retry: Retry) -> int:
+    """Requests made so far under `retry` (redirects followed are not attempts)."""
+    return 1 + sum(1 for entry in retry.history if entry.redirect_location is None)
+
+
+def _too_large(url: str, limit: int) -> SourceError:
+    return SourceError(f"{url}: larger than the limit of {limit} bytes; refusing to download it")
+
+
+class HttpClient:
+    """A urllib3 PoolManager with debrepo's timeouts, retries and limits."""
+
+    def __init__(self, settings: HttpSettings | None = None) -> None:
+        self.settings = settings or HttpSettings()
+        self._pool = urllib3.PoolManager(
+            timeout=Timeout(connect=self.settings.connect_timeout, read=self.settings.read_timeout)
+        )
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def _retry(self) -> Retry:
+        retries = self.settings.retries
+        return Retry(
+            total=None,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=retries,
+            redirect=MAX_REDIRECTS,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.settings.backoff_factor,
+            backoff_max=self.settings.backoff_max,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+            retry_after_max=self.settings.max_retry_after,
+        )
+
+    def _fetch(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None,
+        consume: Callable[[BaseHTTPResponse], T],
+    ) -> T:
+        """GET `url` and hand a 200 response to `consume`; a body broken off is fetched again."""
+        problem = url_problem(url)
+        if problem:
+            raise SourceError(problem)
+        sent = {"User-Agent": self.settings.user_agent, **(headers or {})}
+        retry = self._retry()
+        while True:
+            try:
+                response = self._pool.request(
+                    "GET", url, headers=sent, retries=retry, preload_content=False
+                )
+            except MaxRetryError as exc:
+                raise SourceError(
+                    f"{url}: cannot fetch it, even after retrying: {_describe(exc.reason)}"
+                ) from None
+            except HTTPError as exc:
+                raise SourceError(f"{url}: {exc}") from None
+            used = response.retries or retry
+            done = False
+            try:
+                self._check_response(url, response, _attempts(used))
+                result = consume(response)
+                done = True
+                return result
+            except (ProtocolError, ReadTimeoutError) as exc:
+                broken: HTTPError = exc
+            finally:
+                if not done:
+                    response.close()
+                response.release_conn()
+            try:
+                retry = used.increment("GET", url, error=broken)
+            except MaxRetryError:
+                raise SourceError(
+                    f"{url}: the connection broke off during the transfer, "
+                    f"{_attempts(used)} attempt(s): {_describe(broken)}"
+                ) from None
+            log.warning("%s: connection broke off (%s); retrying", url, _describe(broken))
+            retry.sleep()
+
+    def _check_response(self, url: str, response: BaseHTTPResponse, attempts: int) -> None:
+        if response.status != 200:
+            after = f" after {attempts} attempts" if attempts > 1 else ""
+            raise HttpStatusError(
+                url, response.status, f"{response.reason or ''}{after}", response.headers
+            )
+        final = response.geturl() or url
+        if urlsplit(url).scheme == "https" and urlsplit(final).scheme != "https":
+            raise SourceError(f"{url}: redirected to {final}, which is not https; refusing it")
+
+    def get_json(
+        self, url: str, *, headers: Mapping[str, str] | None = None, max_bytes: int | None = None
+    ) -> Any:
+        """The decoded JSON document at `url`; SourceError for HTML, bad JSON or a bad status."""
+        limit = self.settings.max_metadata_bytes if max_bytes is None else max_bytes
+
+        def consume(response: BaseHTTPResponse) -> bytes:
+            declared = _declared_length(response)
+            if declared is not None and declared > limit:
+                raise _too_large(url, limit)
+            body = response.read(limit + 1)
+            if len(body) > limit:
+                raise _too_large(url, limit)
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if "html" in content_type or body.lstrip()[:1] == b"<":
+                raise SourceError(
+                    f"{url}: expected JSON but got an HTML page (Content-Type "
+                    f"{content_type or 'not given'}); check the URL"
+                )
+            return body
+
+        body = self._fetch(url, headers, consume)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise SourceError(f"{url}: not valid JSON: {exc}") from None
+
+    def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
+    ) -> FileFacts:
+        """Stream `url` into `dest`, returning its size and four checksums.
+
+        `dest` is removed again if the download fails.
+        """
+        limit = self.settings.max_download_bytes if max_bytes is None else max_bytes
+
+        def consume(response: BaseHTTPResponse) -> FileFacts:
+            declared = _declared_length(response)
+            if declared is not None and declared > limit:
+                raise _too_large(url, limit)
+            checksums = _Checksums()
+            try:
+                with dest.open("wb") as sink:
+                    _stream(response, sink, checksums, url, limit)
+            except OSError as exc:
+                raise SourceError(
+                    f"{url}: cannot write the download to {dest}: {exc.strerror or exc}"
+                ) from None
+            return checksums.facts()
+
+        try:
+            return self._fetch(url, headers, consume)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+
+
+def _stream(
+    response: BaseHTTPResponse, sink: BinaryIO, checksums: _Checksums, url: str, limit: int
+) -> None:
+    while chunk := response.read(CHUNK):
+        checksums.update(chunk)
+        if checksums.size > limit:
+            raise _too_large(url, limit)
+        sink.write(chunk)

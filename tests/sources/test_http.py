@@ -1,0 +1,219 @@
+"""sources/http.py against real servers on 127.0.0.1: checksums, limits, retries, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+from debrepo.sources.base import SourceError
+from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
+from tests.sources.conftest import FAST_HTTP, FlakyServer, Upstream, free_port, kiro_deb
+
+DEB = kiro_deb()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpClient]:
+    with HttpClient(FAST_HTTP) as client:
+        yield client
+
+
+def _sequence(*responses: Response) -> tuple[list[int], object]:
+    """A handler answering with `responses` in turn (the last one from then on)."""
+    calls: list[int] = []
+
+    def handler(_request: Request) -> Response:
+        calls.append(1)
+        return responses[min(len(calls), len(responses)) - 1]
+
+    return calls, handler
+
+
+def test_download_streams_to_the_file_with_all_four_checksums(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    upstream.serve_bytes("/kiro.deb", DEB)
+    dest = tmp_path / "package.deb"
+    facts = http.download(upstream.url("/kiro.deb"), dest)
+    assert dest.read_bytes() == DEB
+    assert facts.size == len(DEB)
+    assert facts.md5 == hashlib.md5(DEB).hexdigest()
+    assert facts.sha1 == hashlib.sha1(DEB).hexdigest()
+    assert facts.sha256 == hashlib.sha256(DEB).hexdigest()
+    assert facts.sha512 == hashlib.sha512(DEB).hexdigest()
+    user_agent = upstream.headers_of("/kiro.deb")[0]["User-Agent"]
+    assert user_agent.startswith("debrepo/")
+
+
+def test_declared_size_over_the_limit_is_refused_before_the_body(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    upstream.serve_bytes("/big.deb", DEB)
+    dest = tmp_path / "package.deb"
+    with (
+        HttpClient(replace(FAST_HTTP, max_download_bytes=1000)) as http,
+        pytest.raises(SourceError, match=r"/big\.deb: larger than the limit of 1000 bytes"),
+    ):
+        http.download(upstream.url("/big.deb"), dest)
+    assert not dest.exists()
+
+
+def test_undeclared_size_over_the_limit_stops_the_stream(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    def endless(_request: Request) -> Response:
+        return Response((b"x" * 4096 for _ in range(1000)), content_type="application/octet-stream")
+
+    upstream.server.expect_request("/endless").respond_with_handler(endless)
+    dest = tmp_path / "package.deb"
+    with (
+        HttpClient(replace(FAST_HTTP, max_download_bytes=50_000)) as http,
+        pytest.raises(SourceError, match="larger than the limit of 50000 bytes"),
+    ):
+        http.download(upstream.url("/endless"), dest)
+    assert not dest.exists()
+
+
+def test_server_errors_are_retried_until_one_succeeds(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    calls, handler = _sequence(
+        Response("busy", status=503), Response("oops", status=500), Response(DEB)
+    )
+    upstream.server.expect_request("/flaky.deb").respond_with_handler(handler)  # type: ignore[arg-type]
+    facts = http.download(upstream.url("/flaky.deb"), tmp_path / "package.deb")
+    assert facts.size == len(DEB)
+    assert len(calls) == 3
+    assert upstream.count("/flaky.deb") == 3
+
+
+def test_persistent_server_errors_fail_after_the_retries(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    upstream.server.expect_request("/down.deb").respond_with_data("oops", status=500)
+    with pytest.raises(HttpStatusError, match=r"/down\.deb: HTTP 500 .*after 3 attempts") as caught:
+        http.download(upstream.url("/down.deb"), tmp_path / "package.deb")
+    assert caught.value.status == 500
+    assert upstream.count("/down.deb") == 3  # 1 + FAST_HTTP.retries
+    assert not (tmp_path / "package.deb").exists()
+
+
+def test_not_found_is_not_retried(http: HttpClient, upstream: Upstream, tmp_path: Path) -> None:
+    upstream.server.expect_request("/gone.deb").respond_with_data("no", status=404)
+    with pytest.raises(HttpStatusError, match=r"/gone\.deb: HTTP 404 NOT FOUND$"):
+        http.download(upstream.url("/gone.deb"), tmp_path / "package.deb")
+    assert upstream.count("/gone.deb") == 1
+
+
+def test_retry_after_is_honoured_up_to_the_configured_maximum(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    # The server asks for an hour; FAST_HTTP caps waits at 1 s (the backoff alone is 0.01 s).
+    calls, handler = _sequence(
+        Response("slow down", status=429, headers={"Retry-After": "3600"}),
+        Response('{"ok": true}', content_type="application/json"),
+    )
+    upstream.server.expect_request("/limited.json").respond_with_handler(handler)  # type: ignore[arg-type]
+    started = time.monotonic()
+    assert http.get_json(upstream.url("/limited.json")) == {"ok": True}
+    elapsed = time.monotonic() - started
+    assert len(calls) == 2
+    assert 0.9 <= elapsed < 10, elapsed
+
+
+def test_a_connection_reset_mid_body_restarts_the_download(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    with FlakyServer(DEB, resets=1) as server:
+        facts = http.download(server.url, tmp_path / "package.deb")
+    assert server.requests == 2
+    assert facts.sha256 == hashlib.sha256(DEB).hexdigest()
+    assert (tmp_path / "package.deb").read_bytes() == DEB
+
+
+def test_connection_resets_every_time_fail_after_the_retries(
+    http: HttpClient, tmp_path: Path
+) -> None:
+    with (
+        FlakyServer(DEB, resets=99) as server,
+        pytest.raises(SourceError, match=r"connection broke off during the transfer, 3 attempt"),
+    ):
+        http.download(server.url, tmp_path / "package.deb")
+    assert server.requests == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_listening_is_a_clear_error(http: HttpClient, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/kiro.deb"
+    with pytest.raises(SourceError, match=r"127\.0\.0\.1:\d+/kiro\.deb: cannot fetch it"):
+        http.download(url, tmp_path / "package.deb")
+
+
+def test_get_json_refuses_html_and_broken_json(http: HttpClient, upstream: Upstream) -> None:
+    upstream.serve_bytes(
+        "/portal", b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html; charset=utf-8"
+    )
+    upstream.serve_bytes("/sneaky", b"  <html>not json</html>", "application/json")
+    upstream.serve_bytes("/broken", b'{"version": "0.9.2",', "application/json")
+    upstream.serve_bytes("/latin1", b'{"notes": "caf\xe9"}', "application/json")
+    with pytest.raises(SourceError, match=r"/portal: expected JSON but got an HTML page"):
+        http.get_json(upstream.url("/portal"))
+    with pytest.raises(SourceError, match=r"/sneaky: expected JSON but got an HTML page"):
+        http.get_json(upstream.url("/sneaky"))
+    with pytest.raises(SourceError, match=r"/broken: not valid JSON: Expecting"):
+        http.get_json(upstream.url("/broken"))
+    with pytest.raises(SourceError, match=r"/latin1: not valid JSON"):
+        http.get_json(upstream.url("/latin1"))
+
+
+def test_get_json_has_its_own_size_limit(http: HttpClient, upstream: Upstream) -> None:
+    upstream.serve_json("/huge.json", {"notes": "x" * 5000})
+    with pytest.raises(SourceError, match="larger than the limit of 1000 bytes"):
+        http.get_json(upstream.url("/huge.json"), max_bytes=1000)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://download.kiro.dev/linux/kiro_0.9.2_amd64.deb", None),
+        ("http://127.0.0.1:8080/a%20b/kiro.deb?x=1", None),
+        ("ftp://download.kiro.dev/kiro.deb", "is not an http(s) URL"),
+        ("https:///kiro.deb", "is not an http(s) URL"),
+        ("https://user:secret@download.kiro.dev/kiro.deb", "carries credentials"),
+        ("https://download.kiro.dev/linux/../../etc/passwd", "tries to leave its directory"),
+        ("https://download.kiro.dev/linux/..%2F..%2Fetc%2Fcron.d%2Fkiro", "tries to leave"),
+        ("https://download.kiro.dev/linux/%2e%2e/kiro.deb", "tries to leave its directory"),
+        ("https://download.kiro.dev/linux/..%5Cwindows.deb", "tries to leave its directory"),
+        ("https://download.kiro.dev/linux/kiro%00.deb", "tries to leave its directory"),
+    ],
+)
+def test_url_problem(url: str, problem: str | None) -> None:
+    found = url_problem(url)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_a_traversal_url_is_never_requested(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    url = upstream.url("/kiro/..%2F..%2Fkiro.deb")
+    with pytest.raises(SourceError, match="tries to leave its directory"):
+        http.download(url, tmp_path / "package.deb")
+    assert upstream.paths() == []
+
+
+def test_a_download_that_cannot_be_written_is_a_source_error(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    upstream.serve_bytes("/kiro.deb", DEB)
+    dest = tmp_path / "missing-folder" / "package.deb"
+    with pytest.raises(SourceError, match=r"/kiro\.deb: cannot write the download to .*"):
+        http.download(upstream.url("/kiro.deb"), dest)

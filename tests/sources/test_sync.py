@@ -1,0 +1,737 @@
+"""`debrepo sync` (services/sync.py through app.sync) against a real upstream on 127.0.0.1.
+
+The upstream serves the Kiro metadata endpoint (both shapes), .deb, certificate and
+signature files, and the recorded GitHub releases response. Bad input of one package
+is a clear error for that package only: the others are stored and published, and the
+failed one leaves nothing in the store, the published tree, the staging area or the
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug import Request, Response
+
+from debrepo import app
+from debrepo.app import Workspace
+from debrepo.errors import ConfigError, PublishError
+from debrepo.model import PackageRecord
+from debrepo.objects.filesystem import FilesystemObjectStore
+from debrepo.services.sync import Outcome, SyncFailedError, SyncReport, run_sync
+from debrepo.sources.base import Acquired, Release, source_for
+from tests.conftest import FIXED_NOW, settings_for
+from tests.e2e.aptenv import AptEnv, assert_clean_update, serve_in_thread, wait_until_later_second
+from tests.sources.conftest import (
+    FAST_HTTP,
+    KIRO_CLI_DEB_PATH,
+    KIRO_DEB_PATH,
+    KIRO_FLAT_DEB_PATH,
+    METADATA_PATH,
+    RELEASES_PATH,
+    FlakyServer,
+    Upstream,
+    kiro_cli_deb,
+    kiro_deb,
+    sha256,
+)
+
+KIRO = kiro_deb()
+KIRO_CLI = kiro_cli_deb()
+PACKAGES = "dists/stable/main/binary-amd64/Packages"
+RELEASE = "dists/stable/Release"
+
+
+def sync(ws: Workspace, **kwargs: Any) -> SyncReport:
+    kwargs.setdefault("now", FIXED_NOW)
+    return app.sync(ws, http_settings=FAST_HTTP, **kwargs)
+
+
+def outcomes(report: SyncReport) -> dict[str, Outcome]:
+    return {o.package_name: o.outcome for o in report.packages}
+
+
+def repo_dir(ws: Workspace) -> Path:
+    assert isinstance(ws.repo, FilesystemObjectStore)
+    return ws.repo.root
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under `root` (hidden ones too) -> SHA256 of its bytes."""
+    if not root.exists():
+        return {}
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() or path.is_symlink()
+    }
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything a sync could leave behind."""
+
+    records: list[dict[str, Any]]
+    skipped: list[str]
+    repo: dict[str, str]
+    staging: dict[str, str]
+    temp: list[str]
+
+
+def state(ws: Workspace, temp: Path) -> State:
+    snapshot = ws.store.snapshot()
+    return State(
+        records=sorted((r.to_item() for r in snapshot.records), key=lambda i: i["package_id"]),
+        skipped=[e.package_id for e in snapshot.skipped],
+        repo=tree(repo_dir(ws)),
+        staging=tree(ws.settings.home / "staging"),
+        temp=sorted(str(p.relative_to(temp)) for p in temp.rglob("*")),
+    )
+
+
+def assert_no_trace_of(ws: Workspace, temp: Path, name: str) -> None:
+    """Nothing of package `name` in store, pool or indices; no temporary file anywhere."""
+    current = state(ws, temp)
+    assert not any(i["package_name"] == name for i in current.records)
+    assert not any(key.startswith(f"pool/main/{name[0]}/{name}/") for key in current.repo)
+    assert not any(".tmp-" in key for key in [*current.repo, *current.staging])
+    assert current.temp == []
+    packages = (repo_dir(ws) / PACKAGES).read_text() if (repo_dir(ws) / PACKAGES).exists() else ""
+    assert f"Package: {name}\n" not in packages
+
+
+# -- the happy path ---------------------------------------------------------------------
+
+
+def test_sync_stores_and_publishes_new_versions_then_fetches_nothing(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    caplog.set_level(logging.INFO)
+
+    report = sync(ws)
+
+    assert outcomes(report) == {
+        "kiro": Outcome.NEW,
+        "kiro-cli": Outcome.NEW,
+        "kiro-repo": Outcome.NOTHING_UPSTREAM,
+    }
+    assert report.publish_reason == "2 new version(s)"
+    assert report.published is not None and not report.refreshed
+    assert ws.store.package_ids() == {"kiro#0.9.2", "kiro-cli#1.2.0"}
+    kiro = ws.store.get("kiro#0.9.2")
+    assert kiro is not None
+    assert kiro.deb_url == upstream.url(KIRO_DEB_PATH)
+    assert kiro.package_type == "external_download"
+    assert kiro.pub_date == "2026-11-18T21:04:11.000Z"
+    assert kiro.notes == "https://kiro.dev/changelog/ide/0-9-2/"
+    assert kiro.processed_timestamp == "2026-11-24T12:00:00Z"
+    assert (kiro.file_size, kiro.sha256_hash) == (len(KIRO), sha256(KIRO))
+    assert kiro.section == "editors"  # from config/packages/kiro.yaml, not the control file
+    cli = ws.store.get("kiro-cli#1.2.0")
+    assert cli is not None
+    assert cli.package_type == "github_release"
+    assert cli.deb_url == upstream.url(KIRO_CLI_DEB_PATH)
+    assert cli.depends == "kiro (>= 1.0)"  # the config's, as the .deb declares none
+    assert cli.pub_date == "2026-11-12T14:20:38Z"
+
+    root = repo_dir(ws)
+    assert (root / "pool/main/k/kiro/kiro_0.9.2_amd64.deb").read_bytes() == KIRO
+    assert (root / "pool/main/k/kiro-cli/kiro-cli_1.2.0_amd64.deb").read_bytes() == KIRO_CLI
+    packages = (root / PACKAGES).read_text()
+    assert "Package: kiro\nArchitecture: amd64\nVersion: 0.9.2\n" in packages
+    assert "Package: kiro-cli\nArchitecture: amd64\nVersion: 1.2.0\n" in packages
+    assert app.verify(ws, now=FIXED_NOW).problems == []
+    notified = [r.getMessage() for r in caplog.records if r.name == "debrepo.notify"]
+    assert len(notified) == 2
+    assert "kiro 0.9.2" in notified[0] and "kiro-cli 1.2.0" in notified[1]
+    assert list(scratch_tmp.iterdir()) == []
+    assert upstream.count(KIRO_DEB_PATH) == upstream.count(KIRO_CLI_DEB_PATH) == 1
+
+    release_before = (root / RELEASE).read_bytes()
+    again = sync(ws, now=FIXED_NOW + timedelta(hours=1))
+
+    assert outcomes(again) == {
+        "kiro": Outcome.ALREADY_STORED,
+        "kiro-cli": Outcome.ALREADY_STORED,
+        "kiro-repo": Outcome.NOTHING_UPSTREAM,
+    }
+    assert again.published is None and again.publish_reason is None
+    assert again.summary() == (
+        "nothing new, nothing published; the Release is valid until "
+        "Tue, 01 Dec 2026 12:00:00 +0000, re-signed after Sat, 28 Nov 2026 00:00:00 +0000"
+    )
+    assert upstream.count(KIRO_DEB_PATH) == upstream.count(KIRO_CLI_DEB_PATH) == 1
+    assert upstream.count(METADATA_PATH) == upstream.count(RELEASES_PATH) == 2
+    assert (root / RELEASE).read_bytes() == release_before
+
+
+def test_flat_metadata_with_certificate_signature_and_checksums(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    metadata = upstream.flat_metadata() | {"sha256": sha256(KIRO), "size": len(KIRO)}
+    upstream.serve_json(METADATA_PATH, metadata)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+    upstream.serve_bytes(f"{KIRO_FLAT_DEB_PATH}.pem", b"-----BEGIN CERTIFICATE-----\n...\n")
+    upstream.serve_bytes(f"{KIRO_FLAT_DEB_PATH}.sig", b"\x89\x01\x33signature")
+
+    report = sync(ws, only_package="kiro")
+
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    record = ws.store.get("kiro#0.9.2")
+    assert record is not None
+    assert record.certificate_url == upstream.url(f"{KIRO_FLAT_DEB_PATH}.pem")
+    assert record.signature_url == upstream.url(f"{KIRO_FLAT_DEB_PATH}.sig")
+    assert record.notes == "Faster indexing of large workspaces; spec sessions survive restarts."
+    assert upstream.paths() == [
+        METADATA_PATH,
+        KIRO_FLAT_DEB_PATH,
+        f"{KIRO_FLAT_DEB_PATH}.pem",
+        f"{KIRO_FLAT_DEB_PATH}.sig",
+    ]
+
+
+def test_a_version_already_stored_is_never_downloaded(
+    ws: Workspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The seed's Property 18 through sync: `P#V` in the store means no download at all."""
+    added = tmp_path / "kiro.deb"
+    added.write_bytes(KIRO)
+    app.add_packages(ws, [added], now=FIXED_NOW)
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+
+    report = sync(ws)
+
+    assert outcomes(report)["kiro"] is Outcome.ALREADY_STORED
+    assert outcomes(report)["kiro-cli"] is Outcome.NEW
+    assert upstream.count(KIRO_DEB_PATH) == 0
+    kiro = ws.store.get("kiro#0.9.2")
+    assert kiro is not None and kiro.package_type == "manual"  # the stored record is untouched
+
+
+# -- bad input: one package fails, the others publish, nothing is left behind -------------
+
+
+def _metadata(upstream: Upstream, **fields: Any) -> None:
+    document = {"version": "0.9.2", "url": upstream.url(KIRO_FLAT_DEB_PATH)} | fields
+    upstream.serve_json(METADATA_PATH, {k: v for k, v in document.items() if v is not None})
+
+
+def _invalid_json(upstream: Upstream, _stack: ExitStack) -> None:
+    upstream.serve_bytes(METADATA_PATH, b'{"currentRelease": "0.9.2", "rel', "application/json")
+
+
+def _missing_version(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, version=None)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
+def _missing_url(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, url=None)
+
+
+def _html(upstream: Upstream, _stack: ExitStack) -> None:
+    page = b"<!DOCTYPE html>\n<html><head><title>Kiro</title></head><body>Download</body></html>"
+    upstream.serve_bytes(METADATA_PATH, page, "text/html; charset=utf-8")
+
+
+def _metadata_404(upstream: Upstream, _stack: ExitStack) -> None:
+    upstream.server.expect_request(METADATA_PATH).respond_with_data("Not Found", status=404)
+
+
+def _deb_500(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream)
+    upstream.server.expect_request(KIRO_FLAT_DEB_PATH).respond_with_data("oops", status=500)
+
+
+def _reset_mid_download(upstream: Upstream, stack: ExitStack) -> None:
+    server = stack.enter_context(FlakyServer(KIRO, resets=1000))
+    _metadata(upstream, url=server.url)
+
+
+def _checksum_mismatch(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, sha256=sha256(b"the file upstream meant to publish"))
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
+def _size_mismatch(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, size=len(KIRO) + 1)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
+def _other_package(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, kiro_deb(name="kiro-nightly"))
+
+
+def _other_version(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, kiro_deb("0.9.1"))
+
+
+def _other_architecture(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, kiro_deb(architecture="arm64"))
+
+
+def _not_a_deb(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream)
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, b"<html>Access denied</html>", "text/html")
+
+
+def _path_traversal(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, url=upstream.url("/kiro-flat/linux/..%2F..%2F..%2Fetc%2Fcron.d%2Fkiro"))
+    upstream.serve_bytes("/etc/cron.d/kiro", KIRO)
+
+
+def _missing_certificate(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, certificate=upstream.url("/kiro-flat/linux/kiro.pem"))
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+    upstream.server.expect_request("/kiro-flat/linux/kiro.pem").respond_with_data("", status=404)
+
+
+BAD_KIRO: list[tuple[str, Callable[[Upstream, ExitStack], None], str]] = [
+    ("invalid JSON", _invalid_json, f"{METADATA_PATH}: not valid JSON: Unterminated string"),
+    ("no version", _missing_version, f"{METADATA_PATH}: the metadata has no version"),
+    ("no URL", _missing_url, f"{METADATA_PATH}: the metadata has no url for version 0.9.2"),
+    (
+        "HTML",
+        _html,
+        f"{METADATA_PATH}: expected JSON but got an HTML page (Content-Type text/html)",
+    ),
+    ("404", _metadata_404, f"{METADATA_PATH}: HTTP 404 NOT FOUND"),
+    ("500", _deb_500, f"{KIRO_FLAT_DEB_PATH}: HTTP 500 INTERNAL SERVER ERROR after 3 attempts"),
+    (
+        "reset",
+        _reset_mid_download,
+        "kiro_0.9.2_amd64.deb: the connection broke off during the transfer, 3 attempt(s): "
+        "Connection broken: ConnectionResetError(104, 'Connection reset by peer')",
+    ),
+    (
+        "checksum",
+        _checksum_mismatch,
+        f"{KIRO_FLAT_DEB_PATH}: SHA256 of the download is {sha256(KIRO)}, but upstream says "
+        f"{sha256(b'the file upstream meant to publish')}; refusing the file",
+    ),
+    ("size", _size_mismatch, f"downloaded {len(KIRO)} bytes, but upstream says {len(KIRO) + 1}"),
+    (
+        "package",
+        _other_package,
+        f"{KIRO_FLAT_DEB_PATH}: control file says Package 'kiro-nightly', but the source says "
+        "'kiro'; nothing was added",
+    ),
+    (
+        "version",
+        _other_version,
+        f"{KIRO_FLAT_DEB_PATH}: control file says Version '0.9.1', but the source says '0.9.2'",
+    ),
+    (
+        "architecture",
+        _other_architecture,
+        f"{KIRO_FLAT_DEB_PATH}: control file says Architecture 'arm64', but the source says "
+        "'amd64'",
+    ),
+    (
+        "not a deb",
+        _not_a_deb,
+        f"{KIRO_FLAT_DEB_PATH}: not a Debian package (no ar archive signature); nothing was added",
+    ),
+    (
+        "traversal",
+        _path_traversal,
+        "has a path segment '..%2F..%2F..%2Fetc%2Fcron.d%2Fkiro' that tries to leave its directory",
+    ),
+    ("certificate", _missing_certificate, "/kiro-flat/linux/kiro.pem: HTTP 404 NOT FOUND"),
+]
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [pytest.param(setup, message, id=name) for name, setup, message in BAD_KIRO],
+)
+def test_bad_kiro_input_fails_kiro_only_and_leaves_nothing_behind(
+    ws: Workspace,
+    upstream: Upstream,
+    scratch_tmp: Path,
+    setup: Callable[[Upstream, ExitStack], None],
+    message: str,
+) -> None:
+    upstream.serve_kiro_cli(KIRO_CLI)
+    with ExitStack() as stack:
+        setup(upstream, stack)
+        report = sync(ws)
+
+        failed = {o.package_name: o.message for o in report.failures}
+        assert list(failed) == ["kiro"]
+        assert message in failed["kiro"]
+        assert outcomes(report)["kiro-cli"] is Outcome.NEW
+        assert report.published is not None
+        assert "Package: kiro-cli\n" in (repo_dir(ws) / PACKAGES).read_text()
+        assert ws.store.package_ids() == {"kiro-cli#1.2.0"}
+        assert_no_trace_of(ws, scratch_tmp, "kiro")
+
+        # Alone, the failing package fails the run, and changes nothing at all.
+        before = state(ws, scratch_tmp)
+        with pytest.raises(SyncFailedError) as caught:
+            sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=1))
+        assert str(caught.value).startswith("sync failed for every package checked: kiro: ")
+        assert state(ws, scratch_tmp) == before
+
+
+def test_checksum_mismatch_names_both_digests(ws: Workspace, upstream: Upstream) -> None:
+    claimed = sha256(b"the file upstream meant to publish")
+    _checksum_mismatch(upstream, ExitStack())
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro")
+    (failure,) = caught.value.report.failures
+    assert failure.message == (
+        f"{upstream.url(KIRO_FLAT_DEB_PATH)}: SHA256 of the download is {sha256(KIRO)}, but "
+        f"upstream says {claimed}; refusing the file"
+    )
+
+
+def test_a_traversal_url_fetches_nothing_and_writes_nowhere(
+    ws: Workspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    _path_traversal(upstream, ExitStack())
+    with pytest.raises(SyncFailedError):
+        sync(ws, only_package="kiro")
+    assert upstream.paths() == [METADATA_PATH]
+    assert not list(tmp_path.rglob("cron.d"))
+
+
+def test_github_release_without_a_matching_asset_fails_kiro_cli_only(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    releases = upstream.github_releases()
+    for release in releases:
+        release["assets"] = [a for a in release["assets"] if not a["name"].endswith("amd64.deb")]
+    upstream.serve_json(RELEASES_PATH, releases)
+
+    report = sync(ws)
+
+    (failure,) = report.failures
+    assert failure.package_name == "kiro-cli"
+    assert failure.message == (
+        f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: release v1.2.0 of "
+        "kiro-dev/kiro-cli has no asset matching 'kiro-cli_*_amd64.deb' (assets: "
+        "kiro-cli_1.2.0_arm64.deb, kiro-cli-1.2.0-x86_64-linux.tar.gz, SHA256SUMS)"
+    )
+    assert outcomes(report)["kiro"] is Outcome.NEW
+    assert ws.store.package_ids() == {"kiro#0.9.2"}
+    assert_no_trace_of(ws, scratch_tmp, "kiro-cli")
+
+
+def test_github_digest_that_does_not_match_the_download(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path
+) -> None:
+    upstream.serve_json(RELEASES_PATH, upstream.github_releases())  # digest as recorded
+    upstream.serve_bytes(KIRO_CLI_DEB_PATH, KIRO_CLI)
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro-cli")
+    (failure,) = caught.value.report.failures
+    assert f"downloaded {len(KIRO_CLI)} bytes, but upstream says 18734112" in failure.message
+    assert_no_trace_of(ws, scratch_tmp, "kiro-cli")
+
+
+def test_github_rate_limit_is_a_clear_message_with_the_reset_time(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    reset = int(datetime(2026, 11, 24, 12, 34, 56, tzinfo=UTC).timestamp())
+    upstream.server.expect_request(RELEASES_PATH).respond_with_json(
+        {"message": "API rate limit exceeded for 127.0.0.1."},
+        status=403,
+        headers={
+            "X-RateLimit-Limit": "60",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset),
+        },
+    )
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro-cli")
+    (failure,) = caught.value.report.failures
+    assert failure.message == (
+        f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: GitHub API rate "
+        "limit exhausted; it resets at 2026-11-24 12:34:56 UTC; set GITHUB_TOKEN (or "
+        "DEBREPO_GITHUB_TOKEN) for a higher limit"
+    )
+    assert upstream.count(RELEASES_PATH) == 1
+
+
+def test_github_token_goes_to_the_api_only(
+    ws: Workspace, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_exampletoken")
+    upstream.serve_kiro_cli(KIRO_CLI)
+    report = sync(ws, only_package="kiro-cli")
+    assert outcomes(report) == {"kiro-cli": Outcome.NEW}
+    (api,) = upstream.headers_of(RELEASES_PATH)
+    assert api["Authorization"] == "Bearer ghp_exampletoken"
+    assert api["Accept"] == "application/vnd.github+json"
+    (download,) = upstream.headers_of(KIRO_CLI_DEB_PATH)
+    assert "Authorization" not in download
+
+
+def _in_turn(*responses: Response) -> Callable[[Request], Response]:
+    calls: list[int] = []
+
+    def handler(_request: Request) -> Response:
+        calls.append(1)
+        return responses[min(len(calls), len(responses)) - 1]
+
+    return handler
+
+
+def test_transient_failures_are_retried(ws: Workspace, upstream: Upstream) -> None:
+    upstream.server.expect_request(METADATA_PATH).respond_with_handler(
+        _in_turn(
+            Response("upstream timeout", status=504),
+            Response(
+                response=b'{"version": "0.9.2", "url": "'
+                + upstream.url(KIRO_FLAT_DEB_PATH).encode()
+                + b'"}',
+                content_type="application/json",
+            ),
+        )
+    )
+    upstream.server.expect_request(KIRO_FLAT_DEB_PATH).respond_with_handler(
+        _in_turn(
+            Response("oops", status=500), Response(KIRO, content_type="application/octet-stream")
+        )
+    )
+    report = sync(ws, only_package="kiro")
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert upstream.paths() == [METADATA_PATH] * 2 + [KIRO_FLAT_DEB_PATH] * 2
+
+
+def test_a_reset_download_is_restarted_and_stored(ws: Workspace, upstream: Upstream) -> None:
+    with FlakyServer(KIRO, resets=1) as server:
+        _metadata(upstream, url=server.url)
+        report = sync(ws, only_package="kiro")
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert server.requests == 2
+    record = ws.store.get("kiro#0.9.2")
+    assert record is not None and record.sha256_hash == sha256(KIRO)
+
+
+def test_every_package_failing_fails_the_run_but_still_publishes_what_is_due(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path
+) -> None:
+    _metadata_404(upstream, ExitStack())
+    upstream.server.expect_request(RELEASES_PATH).respond_with_data("oops", status=502)
+    app.build_kiro_repo(ws, version="1.0.0", publish_after=False, now=FIXED_NOW)
+
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws)
+
+    report = caught.value.report
+    assert sorted(o.package_name for o in report.failures) == ["kiro", "kiro-cli"]
+    assert report.publish_reason == "the store changed since the last publish"
+    assert report.published is not None  # kiro-repo, recorded earlier, went out anyway
+    assert (repo_dir(ws) / "kiro-repo.deb").exists()
+    message = str(caught.value)
+    assert "kiro: " in message and "kiro-cli: " in message and "HTTP 502" in message
+    assert upstream.count(RELEASES_PATH) == 3
+    assert list(scratch_tmp.iterdir()) == []
+
+
+def test_an_unexpected_error_in_one_source_is_isolated(ws: Workspace, upstream: Upstream) -> None:
+    upstream.serve_kiro_live(KIRO)
+
+    class Broken:
+        def __init__(self, config: Any) -> None:
+            self.config = config
+
+        def latest(self) -> Release:
+            raise RuntimeError("bug in a source")
+
+        def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+            raise AssertionError("never called")
+
+    report = run_sync(
+        store=ws.store,
+        repo=ws.repo,
+        staging=ws.staging,
+        configs=ws.configs,
+        publish=lambda now, keys: ws.publisher().publish(now=now, just_written=keys),
+        notifier=_Collect(),
+        now=FIXED_NOW,
+        suite="stable",
+        component="main",
+        http_settings=FAST_HTTP,
+        make_source=lambda config, http: (
+            Broken(config)
+            if config.package_name == "kiro-cli"
+            else source_for(config, http=http, environ={})
+        ),
+    )
+    assert outcomes(report)["kiro"] is Outcome.NEW
+    (failure,) = report.failures
+    assert failure.message == "unexpected RuntimeError: bug in a source"
+
+
+# -- dry run, one package, notifications ---------------------------------------------------
+
+
+def test_dry_run_reports_and_changes_nothing(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+
+    report = sync(ws, dry_run=True)
+
+    assert [o.line() for o in report.packages] == [
+        f"kiro: would fetch 0.9.2 from {upstream.url(KIRO_DEB_PATH)}",
+        f"kiro-cli: would fetch 1.2.0 from {upstream.url(KIRO_CLI_DEB_PATH)}",
+        "kiro-repo: nothing to fetch (versions come from the build script: debrepo "
+        "build-repo-package)",
+    ]
+    assert report.summary() == "dry run: would publish (2 new version(s)); nothing was changed"
+    assert report.published is None
+    assert upstream.paths() == [METADATA_PATH, RELEASES_PATH]
+    assert ws.store.package_ids() == set()
+    assert tree(repo_dir(ws)) == {}
+    assert not ws.settings.key_file.exists()  # not even a signing key was made
+    assert list(scratch_tmp.iterdir()) == []
+
+
+def test_only_one_package(ws: Workspace, upstream: Upstream) -> None:
+    upstream.serve_kiro_cli(KIRO_CLI)
+    report = sync(ws, only_package="kiro-cli")
+    assert outcomes(report) == {"kiro-cli": Outcome.NEW}
+    assert METADATA_PATH not in upstream.paths()
+    with pytest.raises(ConfigError, match=r"package 'kiro-ide' is not defined .*kiro, kiro-cli"):
+        sync(ws, only_package="kiro-ide")
+
+
+class _Collect:
+    def __init__(self, fail: bool = False) -> None:
+        self.records: list[PackageRecord] = []
+        self.fail = fail
+
+    def package_published(self, record: PackageRecord) -> None:
+        self.records.append(record)
+        if self.fail:
+            raise ConnectionError("notification service down")
+
+
+def test_one_notification_per_new_version_and_a_failing_notifier_is_only_logged(
+    ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    notifier = _Collect(fail=True)
+    report = sync(ws, notifier=notifier)
+    assert [r.package_id for r in notifier.records] == ["kiro#0.9.2", "kiro-cli#1.2.0"]
+    assert report.published is not None
+    assert "cannot notify about kiro#0.9.2" in caplog.text
+    quiet = _Collect()
+    sync(ws, notifier=quiet, now=FIXED_NOW + timedelta(minutes=5))
+    assert quiet.records == []
+
+
+# -- the staging area (build_script) --------------------------------------------------------
+
+
+def test_a_staged_version_recorded_without_publishing_is_published_by_sync(
+    ws: Workspace,
+) -> None:
+    app.build_kiro_repo(ws, version="1.0.0", now=FIXED_NOW)
+    app.build_kiro_repo(ws, version="1.1.0", publish_after=False, now=FIXED_NOW)
+    assert not (repo_dir(ws) / "pool/main/k/kiro-repo/kiro-repo_1.1.0_all.deb").exists()
+
+    report = sync(ws, only_package="kiro-repo")
+
+    assert outcomes(report) == {"kiro-repo": Outcome.NOTHING_UPSTREAM}
+    assert report.publish_reason == "the store changed since the last publish"
+    assert report.published is not None
+    pool = repo_dir(ws) / "pool/main/k/kiro-repo/kiro-repo_1.1.0_all.deb"
+    staged = ws.settings.home / "staging/kiro-repo/kiro-repo_1.1.0_all.deb"
+    assert pool.read_bytes() == staged.read_bytes()
+    assert report.published.convenience_version == "1.1.0"
+
+
+def test_a_staged_file_that_differs_from_its_record_is_refused(ws: Workspace) -> None:
+    app.build_kiro_repo(ws, version="1.0.0", publish_after=False, now=FIXED_NOW)
+    staged = ws.settings.home / "staging/kiro-repo/kiro-repo_1.0.0_all.deb"
+    data = bytearray(staged.read_bytes())
+    data[-1] ^= 0xFF
+    staged.write_bytes(bytes(data))
+    with pytest.raises(
+        PublishError, match=r"staged file .* does not match the stored size and SHA256"
+    ):
+        sync(ws, only_package="kiro-repo")
+    assert not (repo_dir(ws) / "pool/main/k/kiro-repo").exists()
+
+
+# -- Valid-Until -------------------------------------------------------------------------------
+
+
+def test_unchanged_repository_is_re_signed_past_half_its_validity(ws: Workspace) -> None:
+    app.build_kiro_repo(ws, version="1.0.0", now=FIXED_NOW)  # Valid-Until: FIXED_NOW + 7 days
+    root = repo_dir(ws)
+    published = tree(root)
+
+    early = sync(ws, only_package="kiro-repo", now=FIXED_NOW + timedelta(days=3, hours=11))
+    assert early.published is None and not early.refreshed
+    assert tree(root) == published
+
+    moment = FIXED_NOW + timedelta(days=3, hours=12)
+    due = sync(ws, only_package="kiro-repo", now=moment)
+
+    assert due.refreshed and due.published is not None and due.published.resigned_only
+    assert due.summary() == (
+        "nothing new; the Release is past half of its validity window "
+        "(Sat, 28 Nov 2026 00:00:00 +0000): Release re-signed and re-published"
+    )
+    release = (root / RELEASE).read_text()
+    assert "Date: Sat, 28 Nov 2026 00:00:00 +0000\n" in release
+    assert "Valid-Until: Sat, 05 Dec 2026 00:00:00 +0000\n" in release
+    changed = {key for key in tree(root) if tree(root)[key] != published.get(key)}
+    assert changed == {RELEASE, "dists/stable/InRelease", "dists/stable/Release.gpg"}
+    assert app.verify(ws, now=moment + timedelta(days=3)).problems == []
+    # Re-signed just now, so the next run has nothing to do again.
+    assert sync(ws, only_package="kiro-repo", now=moment + timedelta(hours=1)).published is None
+
+
+@pytest.mark.e2e
+def test_apt_accepts_the_re_signed_repository_after_refusing_the_expired_one(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    app.build_kiro_repo(ws, version="1.0.0", now=now - timedelta(days=8))
+    root = repo_dir(ws)
+    with serve_in_thread(root) as server:
+        apt = AptEnv(tmp_path / "aptroot")
+        apt.use_source(server.url, root / "kiro-archive-keyring.gpg")
+        expired = apt.update()
+        assert any("is expired" in line for line in expired.lines), expired.describe()
+
+        wait_until_later_second(root / "dists/stable/InRelease")
+        report = sync(ws, only_package="kiro-repo", now=now)
+        assert report.refreshed
+
+        assert_clean_update(apt.update())
+        install = apt.install("kiro-repo")
+        assert install.returncode == 0, install.describe()
+        assert apt.installed() == {"kiro-repo": "1.0.0"}
+
+
+def test_sync_without_package_definitions_is_a_configuration_error(tmp_path: Path) -> None:
+    empty = tmp_path / "config" / "packages"
+    empty.mkdir(parents=True)
+    ws = Workspace(settings_for(tmp_path / "home", config_dir=str(empty)))
+    with pytest.raises(ConfigError, match=r"/config/packages: no package definitions"):
+        sync(ws)
