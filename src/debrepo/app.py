@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from debrepo.core.indexes import sort_records
 from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
 from debrepo.errors import ConfigError, PackageNotFoundError
-from debrepo.factory import open_object_store, open_signer, open_store
-from debrepo.locking import local_lock
+from debrepo.factory import open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig, load_package_configs
 from debrepo.ports import MetadataStore, ObjectStore
@@ -60,11 +59,14 @@ class Workspace:
 
     @cached_property
     def repo(self) -> ObjectStore:
-        return open_object_store(self.settings.repo, "repository")
+        return open_object_store(self.settings.repo, "repository", acl_mode=self._acl_mode())
 
     @cached_property
     def staging(self) -> ObjectStore:
-        return open_object_store(self.settings.staging, "staging area")
+        return open_object_store(self.settings.staging, "staging area", acl_mode=self._acl_mode())
+
+    def _acl_mode(self) -> Literal["public-read", "bucket-policy"]:
+        return "public-read" if self.settings.s3_acl_mode == "public-read" else "bucket-policy"
 
     @cached_property
     def signer(self) -> OpenPGPSigner:
@@ -79,7 +81,7 @@ class Workspace:
 
     @contextmanager
     def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
-        with local_lock(self.settings.home / "publish.lock", wait_seconds=wait_seconds):
+        with open_lock(self.settings)(wait_seconds):
             yield
 
     def publisher(self) -> Publisher:

@@ -1,18 +1,28 @@
-"""Settings and backend URLs in, concrete backends out."""
+"""Settings and backend URLs in, concrete backends out.
+
+`sqlite://PATH` / `dynamodb://TABLE` for the metadata store, `file://PATH` /
+`s3://BUCKET/PREFIX` for the repository and the staging area. AWS modules are imported
+only when an AWS URL asks for them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from debrepo.errors import ConfigError
+from debrepo.locking import local_lock
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.settings import Settings
 from debrepo.signing.openpgp import OpenPGPSigner, load_or_create_signer
 from debrepo.store.sqlite import SqliteMetadataStore
 
-_LATER = {"dynamodb", "s3"}
+AclMode = Literal["public-read", "bucket-policy"]
+Lock = Callable[[float], AbstractContextManager[None]]
 
 
 def _local_path(url: str, scheme: str) -> Path | None:
@@ -29,37 +39,47 @@ def open_store(url: str) -> MetadataStore:
     path = _local_path(url, "sqlite")
     if path is not None:
         return SqliteMetadataStore(path)
-    scheme = urlparse(url).scheme
-    if scheme == "dynamodb":
-        from debrepo.store.dynamodb import DynamoDBMetadataStore  # boto3 only when asked
+    if urlparse(url).scheme == "dynamodb":
+        from debrepo.store.dynamodb import DynamoDBMetadataStore
 
         return DynamoDBMetadataStore.from_url(url)
-    if scheme in _LATER:
-        raise ConfigError(f"store {url!r}: the {scheme} backend is not part of this build")
     raise ConfigError(f"store {url!r}: expected sqlite:///path/to/metadata.db or dynamodb://TABLE")
 
 
-def open_object_store(url: str, role: str) -> ObjectStore:
+def open_object_store(url: str, role: str, *, acl_mode: AclMode = "bucket-policy") -> ObjectStore:
     path = _local_path(url, "file")
     if path is not None:
         return FilesystemObjectStore(path)
     parsed = urlparse(url)
-    scheme = parsed.scheme
-    if scheme == "s3":
-        import os
-
-        from debrepo.objects.s3 import S3ObjectStore, acl_mode_from  # boto3 only when used
+    if parsed.scheme == "s3":
+        from debrepo.objects.s3 import S3ObjectStore
 
         if not parsed.netloc:
             raise ConfigError(f"{role} {url!r}: expected s3://bucket/prefix")
-        acl_mode = acl_mode_from(
-            os.environ.get("DEBREPO_S3_ACL_MODE", "bucket-policy"), "DEBREPO_S3_ACL_MODE"
-        )
         return S3ObjectStore(parsed.netloc, parsed.path.strip("/"), acl_mode=acl_mode)
-    if scheme in _LATER:
-        raise ConfigError(f"{role} {url!r}: the {scheme} backend is not part of this build")
     raise ConfigError(f"{role} {url!r}: expected file:///path/to/folder or s3://bucket/prefix")
 
 
 def open_signer(settings: Settings) -> OpenPGPSigner:
+    """The key from Secrets Manager when a secret is configured, else the key file
+    (generated on first use)."""
+    if settings.key_secret_id:
+        from debrepo.aws import load_secret_key
+
+        secret = load_secret_key(settings.key_secret_id)
+        return OpenPGPSigner(secret, source=f"secret {settings.key_secret_id}")
     return load_or_create_signer(settings.key_file, settings.key_user_id)
+
+
+def open_lock(settings: Settings) -> Lock:
+    """The publish lock: in the DynamoDB table when the store is there, else a local file."""
+    if urlparse(settings.store).scheme == "dynamodb":
+        from debrepo.aws import DynamoDBLock
+
+        table = settings.store.removeprefix("dynamodb://")
+        return DynamoDBLock(table, ttl_seconds=settings.lock_ttl_seconds).hold
+
+    def hold(wait_seconds: float) -> AbstractContextManager[None]:
+        return local_lock(settings.home / "publish.lock", wait_seconds=wait_seconds)
+
+    return hold

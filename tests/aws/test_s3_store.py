@@ -619,20 +619,29 @@ def test_unreachable_endpoint():
 # -- the factory -------------------------------------------------------------------------
 
 
-def test_factory_opens_s3_urls(monkeypatch, bucket):
-    monkeypatch.delenv("DEBREPO_S3_ACL_MODE", raising=False)
+def test_factory_opens_s3_urls(bucket):
     store = open_object_store(f"s3://{bucket}/apt/repo", "repository")
     assert isinstance(store, S3ObjectStore)
     assert (store.bucket, store.prefix, store.acl_mode) == (bucket, "apt/repo/", "bucket-policy")
-    monkeypatch.setenv("DEBREPO_S3_ACL_MODE", "public-read")
-    store = open_object_store(f"s3://{bucket}", "staging area")
+    store = open_object_store(f"s3://{bucket}", "staging area", acl_mode="public-read")
     assert isinstance(store, S3ObjectStore)
     assert (store.prefix, store.acl_mode) == ("", "public-read")
-    monkeypatch.setenv("DEBREPO_S3_ACL_MODE", "private")
-    with pytest.raises(ConfigError, match=r"DEBREPO_S3_ACL_MODE"):
-        open_object_store(f"s3://{bucket}", "repository")
     with pytest.raises(ConfigError, match=r"expected s3://bucket/prefix"):
         open_object_store("s3:///apt", "repository")
+
+
+def test_acl_mode_setting_reaches_the_workspace_stores(bucket, tmp_path):
+    from debrepo.app import Workspace
+    from tests.conftest import settings_for
+
+    public = Workspace(
+        settings_for(tmp_path / "home", repo=f"s3://{bucket}", s3_acl_mode="public-read")
+    )
+    assert isinstance(public.repo, S3ObjectStore) and public.repo.acl_mode == "public-read"
+    default = Workspace(settings_for(tmp_path / "home2", repo=f"s3://{bucket}"))
+    assert isinstance(default.repo, S3ObjectStore) and default.repo.acl_mode == "bucket-policy"
+    with pytest.raises(ConfigError, match=r"s3-acl-mode"):
+        settings_for(tmp_path / "home3", s3_acl_mode="private")
 
 
 # -- publishing into S3 (seed Properties 10-12, 15-17) -----------------------------------

@@ -318,7 +318,7 @@ def test_garbage_key_file(run, tmp_path):
         (("--valid-days", "soon", "list"), "option --valid-days must be a number of days"),
         (("--public-url", "ftp://x", "list"), "option --public-url: 'ftp://x' is not an http"),
         (("--architectures", "all", "rebuild"), "'all' is not a binary architecture"),
-        (("--store", "dynamodb://table", "list"), "the dynamodb backend is not part of this build"),
+        (("--store", "dynamodb://x", "list"), "is not a valid DynamoDB table name"),
         (("--store", "postgres://db", "list"), "expected sqlite:///path/to/metadata.db"),
         (("--repo", "s3://", "rebuild"), "repository 's3://': expected s3://bucket/prefix"),
         (("--repo", "ftp://host/x", "rebuild"), "expected file:///path/to/folder"),

@@ -1,0 +1,112 @@
+"""AWS Lambda entry point (seed "Updated Main Handler"): `debrepo.aws_lambda.handler`.
+
+A scheduled event runs the normal workflow (`sync`: new versions in, publish, keep the
+Release fresh); `{"force_rebuild": true}` regenerates the repository from the store
+alone. Logs are structured JSON for CloudWatch (request id, operation, durations,
+counts) through Powertools' Logger, which debrepo's own loggers are routed into;
+metrics are CloudWatch embedded metrics through Powertools' Metrics. No credential or
+key material is ever logged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+from debrepo.errors import DebrepoError
+
+if TYPE_CHECKING:
+    from debrepo.services.publish import PublishReport
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "debrepo"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "debrepo"))
+copy_config_to_registered_loggers(source_logger=logger, include={"debrepo"})
+
+# What a CDN must not keep serving stale after a publish.
+INVALIDATED_PATHS = ("/dists/*", "/index.html", "/kiro-repo.deb", "/*-archive-keyring.*")
+
+
+def _response(status: int, body: str) -> dict[str, Any]:
+    return {"statusCode": status, "body": body}
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Run one sync, or a force rebuild; never raises (the result says what happened)."""
+    force_rebuild = isinstance(event, dict) and bool(event.get("force_rebuild"))
+    operation = "force_rebuild" if force_rebuild else "sync"
+    logger.append_keys(operation=operation)
+    started = time.monotonic()
+    notifier = None
+    try:
+        from debrepo.app import Workspace, rebuild, sync
+        from debrepo.aws import check_access, invalidate_cloudfront, lambda_settings
+        from debrepo.notify import notifier_for
+
+        settings = lambda_settings(os.environ)
+        notifier = notifier_for(settings.sns_topic_arn)
+        checked = check_access(settings)
+        logger.info("access checked", extra={"checked": checked})
+        workspace = Workspace(settings)
+
+        published: PublishReport | None
+        total: int | None
+        if force_rebuild:
+            report = rebuild(workspace, full=True)
+            published, new_count, total = report, 0, report.packages
+            body = f"Successfully rebuilt repository with {report.packages} packages"
+        else:
+            sync_report = sync(workspace, notifier=notifier)
+            published = sync_report.published
+            new_count = len(sync_report.new_records)
+            total = published.packages if published else None
+            body = (
+                f"Successfully processed {new_count} new packages"
+                if new_count
+                else "No new packages to process"
+            )
+            for outcome in sync_report.packages:
+                logger.info(outcome.line(), extra={"package": outcome.package_name})
+            failed = sync_report.failures
+            metrics.add_metric(name="packages_failed", unit=MetricUnit.Count, value=len(failed))
+            for outcome in failed:
+                notifier.run_failed(f"sync of {outcome.package_name}", outcome.message)
+
+        if published is not None:
+            logger.info(
+                "published",
+                extra={
+                    "summary": published.summary(),
+                    "files_written": len(published.written),
+                    "s3_requests": published.requests,
+                    "release_date": published.release_date,
+                },
+            )
+            if settings.cloudfront_distribution_id and (published.written or published.deleted):
+                invalidation = invalidate_cloudfront(
+                    settings.cloudfront_distribution_id, INVALIDATED_PATHS
+                )
+                logger.info("cloudfront invalidated", extra={"invalidation_id": invalidation})
+        metrics.add_metric(name="packages_processed", unit=MetricUnit.Count, value=new_count)
+        if total is not None:
+            metrics.add_metric(name="total_packages", unit=MetricUnit.Count, value=total)
+        metrics.add_metric(name="operations_completed", unit=MetricUnit.Count, value=1)
+        logger.info(body, extra={"duration_ms": round((time.monotonic() - started) * 1000)})
+        return _response(200, body)
+    except Exception as exc:  # the handler reports every failure as a 500, never raises
+        message = str(exc) if isinstance(exc, DebrepoError) else f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "run failed",
+            extra={"error": message, "duration_ms": round((time.monotonic() - started) * 1000)},
+            exc_info=not isinstance(exc, DebrepoError),
+        )
+        metrics.add_metric(name="operations_failed", unit=MetricUnit.Count, value=1)
+        if notifier is not None:
+            notifier.run_failed(operation, message)
+        return _response(500, f"Error processing repository: {message}")
