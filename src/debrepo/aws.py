@@ -23,7 +23,8 @@ from debrepo.settings import Settings, load_settings
 
 log = logging.getLogger("debrepo.aws")
 
-RETRIES = {"mode": "standard", "max_attempts": 4}
+# The seed's 3 retries with exponential backoff: 4 attempts in all.
+RETRIES = {"mode": "standard", "total_max_attempts": 4}
 LOCK_ID = "__debrepo__#lock"
 POLL_SECONDS = 2.0
 
@@ -46,6 +47,8 @@ def client(service: str, region: str | None = None) -> Any:
     import boto3  # deferred: the embedded default never needs it
     from botocore.config import Config
 
+    # boto3 reads AWS_DEFAULT_REGION only; the Lambda runtime and most CLIs set AWS_REGION.
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return boto3.client(service, region_name=region, config=Config(retries=RETRIES))
 
 

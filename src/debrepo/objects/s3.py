@@ -46,7 +46,7 @@ log = logging.getLogger("debrepo.objects.s3")
 AclMode = Literal["public-read", "bucket-policy"]
 ACL_MODES: tuple[str, ...] = get_args(AclMode)
 
-MAX_RETRIES = 4  # botocore's retries "max_attempts": retries after the first attempt
+MAX_RETRIES = 3  # the seed's 3 retries after the first attempt (botocore "max_attempts")
 PART_SIZE = 8 << 20  # multipart threshold and part size: parts are read from disk one by one
 TRANSFER_CONCURRENCY = 4
 COPY_PART_SIZE = 512 << 20  # parts of a managed copy, used only beyond CopyObject's 5 GB
