@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Build kiro-repo, stage it, record its metadata and rebuild the repository
-# (the seed's "Build Script Workflow"), then check the result.
+# Build kiro-repo, stage it, record its metadata and publish the repository (the seed's
+# "Build Script Workflow"), then check the result.
 #
 #   scripts/build-kiro-repo.sh --version 1.0.0 [--repo-url https://repo.example.com]
+#   scripts/build-kiro-repo.sh --terraform-dir infra/terraform --version 1.0.0 --repo-url URL
 #
-# Extra arguments are passed to `debrepo build-repo-package`. Where things live comes
-# from the usual settings (debrepo.yaml, DEBREPO_* variables); by default everything is
-# under .debrepo/ in the current directory.
+# Where things live comes from the usual settings (debrepo.yaml, DEBREPO_* variables);
+# by default everything is under .debrepo/ in the current directory. With
+# --terraform-dir, the table, bucket and signing-key secret are read from that
+# Terraform state's outputs, as in the seed: the package goes to the bucket's staging/
+# prefix, its record to DynamoDB, and the publish runs under the DynamoDB lock.
+# Other arguments are passed to `debrepo build-repo-package`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,20 +28,37 @@ if [ -z "$debrepo" ]; then
   exit 1
 fi
 
+args=()
 version=""
-for arg in "$@"; do
-  case "$arg" in --version=*) version="${arg#--version=}" ;; esac
-done
-prev=""
-for arg in "$@"; do
-  [ "$prev" = "--version" ] && version="$arg"
-  prev="$arg"
+terraform_dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --terraform-dir) terraform_dir="$2"; shift 2 ;;
+    --terraform-dir=*) terraform_dir="${1#--terraform-dir=}"; shift ;;
+    --version) version="$2"; args+=("$1" "$2"); shift 2 ;;
+    --version=*) version="${1#--version=}"; args+=("$1"); shift ;;
+    *) args+=("$1"); shift ;;
+  esac
 done
 if [ -z "$version" ]; then
-  echo "usage: $0 --version VERSION [--repo-url URL] [other build-repo-package options]" >&2
+  echo "usage: $0 [--terraform-dir DIR] --version VERSION [--repo-url URL] [build-repo-package options]" >&2
   exit 2
 fi
 
+if [ -n "$terraform_dir" ]; then
+  command -v terraform >/dev/null || { echo "build-kiro-repo: terraform is not installed" >&2; exit 1; }
+  output() { terraform -chdir="$terraform_dir" output -raw "$1"; }
+  export DEBREPO_STORE="dynamodb://$(output table)"
+  export DEBREPO_REPO="s3://$(output bucket)"
+  export DEBREPO_STAGING="s3://$(output bucket)"
+  export DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
+  export DEBREPO_SNS_TOPIC_ARN="$(output topic_arn)"
+  export AWS_REGION="${AWS_REGION:-$(output region)}"
+fi
+
 export DEBREPO_CONFIG_DIR="${DEBREPO_CONFIG_DIR:-$root/config/packages}"
-"$debrepo" build-repo-package "$@"
-"$debrepo" verify
+"$debrepo" build-repo-package "${args[@]}"
+case "${DEBREPO_REPO:-}" in
+  s3://*) "$debrepo" verify --quick ;;  # full verification downloads every package
+  *) "$debrepo" verify ;;
+esac

@@ -28,19 +28,6 @@ RETRIES = {"mode": "standard", "total_max_attempts": 4}
 LOCK_ID = "__debrepo__#lock"
 POLL_SECONDS = 2.0
 
-# The Lambda's environment (seed "Updated Main Handler"), mapped onto debrepo settings.
-LAMBDA_ENVIRONMENT = {
-    "S3_BUCKET": "bucket holding the published repository and the staging/ prefix",
-    "S3_PREFIX": "optional key prefix of the published repository inside the bucket",
-    "DYNAMODB_TABLE": "metadata table, kiro-debian-repo-manager-versions-<env>",
-    "AWS_REGION": "region of the bucket, table, topic and secret",
-    "SNS_TOPIC_ARN": "optional topic for new-package and failure notifications",
-    "SIGNING_KEY_SECRET_ID": "Secrets Manager secret holding the armoured OpenPGP secret key",
-    "S3_ACL_MODE": "public-read (objects get the ACL) or bucket-policy (default; no ACLs)",
-    "CLOUDFRONT_DISTRIBUTION_ID": "optional distribution to invalidate after a publish",
-    "PUBLIC_URL": "URL clients use (default https://<bucket>.s3.<region>.amazonaws.com)",
-}
-
 
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client with debrepo's retry policy."""

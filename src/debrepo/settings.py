@@ -45,6 +45,24 @@ ENVIRONMENT: dict[str, str] = {
     "lock_ttl_seconds": "DEBREPO_LOCK_TTL_SECONDS",
 }
 S3_ACL_MODES = ("bucket-policy", "public-read")
+
+# Read by the GitHub releases source (sources/github_release.py).
+GITHUB_API_URL_VARIABLE = "DEBREPO_GITHUB_API_URL"
+GITHUB_TOKEN_VARIABLES = ("DEBREPO_GITHUB_TOKEN", "GITHUB_TOKEN")
+
+# The Lambda's environment (seed "Updated Main Handler"), mapped onto the settings above
+# by debrepo.aws.lambda_settings.
+LAMBDA_ENVIRONMENT = {
+    "S3_BUCKET": "bucket holding the published repository and the staging/ prefix",
+    "S3_PREFIX": "optional key prefix of the published repository inside the bucket",
+    "DYNAMODB_TABLE": "metadata table, kiro-debian-repo-manager-versions-<env>",
+    "AWS_REGION": "region of the bucket, table, topic and secret",
+    "SNS_TOPIC_ARN": "optional topic for new-package and failure notifications",
+    "SIGNING_KEY_SECRET_ID": "Secrets Manager secret holding the armoured OpenPGP secret key",
+    "S3_ACL_MODE": "public-read (objects get the ACL) or bucket-policy (default; no ACLs)",
+    "CLOUDFRONT_DISTRIBUTION_ID": "optional distribution to invalidate after a publish",
+    "PUBLIC_URL": "URL clients use (default https://<bucket>.s3.<region>.amazonaws.com)",
+}
 DEFAULT_SETTINGS_FILE = "debrepo.yaml"
 MIN_BY_HASH_GENERATIONS = 3
 

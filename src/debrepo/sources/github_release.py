@@ -25,12 +25,13 @@ from typing import Any
 from debrepo.core.control import version_problem
 from debrepo.errors import ConfigError
 from debrepo.packages_config import PackageConfig
+from debrepo.settings import GITHUB_API_URL_VARIABLE, GITHUB_TOKEN_VARIABLES
 from debrepo.sources.base import Acquired, Release, SourceError, download_release
 from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
 from debrepo.versions import version_key
 
-API_URL_VARIABLE = "DEBREPO_GITHUB_API_URL"
-TOKEN_VARIABLES = ("DEBREPO_GITHUB_TOKEN", "GITHUB_TOKEN")
+API_URL_VARIABLE = GITHUB_API_URL_VARIABLE
+TOKEN_VARIABLES = GITHUB_TOKEN_VARIABLES
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 PER_PAGE = 30
