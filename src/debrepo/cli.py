@@ -181,6 +181,8 @@ def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
     logging.basicConfig(
         level=level, format="debrepo: %(levelname)s: %(message)s", stream=sys.stderr
     )
+    # urllib3 logs every retry at WARNING; sources already report the outcome per package.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
     ctx.ensure_object(dict).update(flags=flags, output=Output(quiet), verbose=verbose)
 
 
