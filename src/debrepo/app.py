@@ -7,6 +7,7 @@ their results into output. Anything that publishes holds the repository lock.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -115,7 +116,10 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     expanded: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix == ".deb" and p.is_file())
+            with os.scandir(path) as entries:  # d_type: no stat per file
+                found = sorted(
+                    path / e.name for e in entries if e.name.endswith(".deb") and e.is_file()
+                )
             if not found:
                 raise ConfigError(f"{path}: directory holds no .deb files")
             expanded.extend(found)
@@ -138,8 +142,15 @@ def add_packages(
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
 
     now = now or utc_now()
+    resolved: dict[Path, Path] = {}  # each folder resolved once, not each of its files
+
+    def file_url(path: Path) -> str:
+        if path.parent not in resolved:
+            resolved[path.parent] = path.parent.resolve()
+        return (resolved[path.parent] / path.name).as_uri()
+
     items = [
-        IngestItem(path, Provenance(deb_url=path.resolve().as_uri(), package_type="manual"))
+        IngestItem(path, Provenance(deb_url=file_url(path), package_type="manual"))
         for path in expand_paths(paths)
     ]
     with ws.lock(wait_seconds):

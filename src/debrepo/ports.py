@@ -6,7 +6,7 @@ take them as arguments, so tests and the Lambda can hand in any implementation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,9 @@ class ObjectStore(Protocol):
         """The object's bytes, or None if there is no such object."""
 
     def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def stat_many(self, keys: Sequence[str]) -> dict[str, int]:
+        """Sizes of the objects that exist among `keys`, looked up the cheapest way."""
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Stream an object's bytes; ObjectStoreError if it does not exist."""

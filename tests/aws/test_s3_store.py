@@ -861,3 +861,26 @@ def test_publishing_one_new_version_costs_the_same_at_any_size(
     assert counts[100] == counts[1000]
     assert sum(counts[1000].values()) < 40
     assert counts[1000]["ListObjectsV2"] == 0
+
+
+def test_stat_many_lists_once_instead_of_one_head_per_key(store):
+    keys = [f"pool/main/p/pkg{i:03d}/pkg{i:03d}_1.0_all.deb" for i in range(80)]
+    for index, key in enumerate(keys[:60]):
+        store.put(key, bytes(index), delivery_for(key))
+    store.put("dists/stable/Release", b"elsewhere", delivery_for("dists/stable/Release"))
+    store.reset_request_count()
+
+    sizes = store.stat_many(keys)
+
+    assert sizes == {key: index for index, key in enumerate(keys[:60])}
+    assert store.requests_by_operation() == {"ListObjectsV2": 1}
+
+
+def test_stat_many_of_a_few_keys_is_one_head_each(store):
+    store.put("pool/main/a/alpha/alpha_1.0_all.deb", b"abc", delivery_for("x.deb"))
+    store.reset_request_count()
+    sizes = store.stat_many(
+        ["pool/main/a/alpha/alpha_1.0_all.deb", "pool/main/b/beta/beta_1.0_all.deb"]
+    )
+    assert sizes == {"pool/main/a/alpha/alpha_1.0_all.deb": 3}
+    assert store.requests_by_operation() == {"HeadObject": 2}

@@ -302,3 +302,20 @@ def test_reserved_path_can_be_discarded(store):
 def test_reserve_refuses_unsafe_keys(store):
     with pytest.raises(ObjectStoreError, match=r"not a safe object key"):
         store.reserve("../escape.deb")
+
+
+def test_stat_many_gives_sizes_of_the_objects_that_exist(store):
+    store.put("pool/main/a/alpha/alpha_1.0_all.deb", b"12345", delivery_for("x.deb"))
+    store.put("pool/main/b/beta/beta_1.0_all.deb", b"", delivery_for("x.deb"))
+    sizes = store.stat_many(
+        [
+            "pool/main/a/alpha/alpha_1.0_all.deb",
+            "pool/main/b/beta/beta_1.0_all.deb",
+            "pool/main/c/gamma/gamma_1.0_all.deb",
+            "pool/main/a/alpha/alpha_1.0_all.deb/below",
+        ]
+    )
+    assert sizes == {
+        "pool/main/a/alpha/alpha_1.0_all.deb": 5,
+        "pool/main/b/beta/beta_1.0_all.deb": 0,
+    }

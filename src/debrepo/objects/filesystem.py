@@ -12,7 +12,7 @@ import errno
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -70,6 +70,16 @@ class FilesystemObjectStore:
             return ObjectInfo(key, os.stat(self._local(key)).st_size)
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def stat_many(self, keys: Sequence[str]) -> dict[str, int]:
+        """One stat per key: cheaper on a local disk than walking the directories."""
+        sizes = {}
+        for key in keys:
+            try:
+                sizes[key] = os.stat(self._local(key)).st_size
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return sizes
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self._open(key)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import posixpath
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast, get_args
@@ -46,6 +47,7 @@ log = logging.getLogger("debrepo.objects.s3")
 AclMode = Literal["public-read", "bucket-policy"]
 ACL_MODES: tuple[str, ...] = get_args(AclMode)
 
+HEADS_BEFORE_LISTING = 50
 MAX_RETRIES = 3  # the seed's 3 retries after the first attempt (botocore "max_attempts")
 PART_SIZE = 8 << 20  # multipart threshold and part size: parts are read from disk one by one
 TRANSFER_CONCURRENCY = 4
@@ -337,6 +339,21 @@ class S3ObjectStore:
     def stat(self, key: str) -> ObjectInfo | None:
         head = self._head(self._key(key))
         return None if head is None else ObjectInfo(key, int(head["ContentLength"]))
+
+    def stat_many(self, keys: Sequence[str]) -> dict[str, int]:
+        """HEAD per key for a few keys; for many, one listing of their common folder
+        (one request per 1,000 objects instead of one per key)."""
+        if len(keys) <= HEADS_BEFORE_LISTING:
+            sizes = {}
+            for key in keys:
+                info = self.stat(key)
+                if info is not None:
+                    sizes[key] = info.size
+            return sizes
+        folder = posixpath.commonpath([posixpath.dirname(key) for key in keys])
+        wanted = set(keys)
+        listing = self.list(f"{folder}/" if folder else "")
+        return {info.key: info.size for info in listing if info.key in wanted}
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self._open(key)

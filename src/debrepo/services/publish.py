@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,6 @@ log = logging.getLogger("debrepo.publish")
 STATE_KEY = "staging/.state/publish-state.json"
 STATE_VERSION = 1
 VERIFY_CHUNK = 1 << 20
-LOOKUPS_BEFORE_LISTING = 50
 
 
 @dataclass
@@ -279,7 +278,7 @@ class Publisher:
             keyring_name=self.settings.keyring_name,
         )
         if full:
-            present = self._pool_sizes(list(state.pool))
+            present = self.repo.stat_many(list(state.pool))
             state.pool = {k: v for k, v in state.pool.items() if present.get(k) == v[0]}
         self._place_pool_files(plan, state, report, set(just_written))
         self._write_indices(plan, report)
@@ -354,22 +353,6 @@ class Publisher:
         return report
 
     # -- wave 1: pool ------------------------------------------------------------------
-    def _pool_sizes(self, keys: Sequence[str]) -> dict[str, int]:
-        """Sizes of the pool objects that exist among `keys`.
-
-        Many keys: one listing of pool/ (one request per 1,000 objects in S3) rather
-        than one lookup each.
-        """
-        if len(keys) > LOOKUPS_BEFORE_LISTING:
-            wanted = set(keys)
-            return {i.key: i.size for i in self.repo.list("pool/") if i.key in wanted}
-        sizes = {}
-        for key in keys:
-            info = self.repo.stat(key)
-            if info is not None:
-                sizes[key] = info.size
-        return sizes
-
     def _staged_key(self, pool_file: PoolFile) -> str:
         record = pool_file.record
         from debrepo.core.records import staging_prefix_for
@@ -395,7 +378,7 @@ class Publisher:
         # Unknown to the state (first publish over an existing pool, lost state, migrated
         # records): a file of the recorded size is taken as it is. Reading it would mean
         # downloading every package; `debrepo verify` hashes them.
-        sizes = self._pool_sizes([f.key for f in unknown if self._staged_key(f) not in trusted])
+        sizes = self.repo.stat_many([f.key for f in unknown if self._staged_key(f) not in trusted])
         missing: list[PoolFile] = []
         for pool_file in unknown:
             record = pool_file.record
