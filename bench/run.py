@@ -315,6 +315,7 @@ class Runner:
                     + tail(self.log, 25)
                 )
             wall_text, maxrss_text, user_text, system_text = result_file.read_text().split()
+            result_file.unlink()
             wall, maxrss = float(wall_text), int(maxrss_text)
             cpu = float(user_text) + float(system_text)
             sample.wall_s += wall
@@ -411,9 +412,11 @@ class Debrepo(Tool):
     name = "debrepo"
     config = "-"
 
-    def __init__(self, work: Path, key_file: Path) -> None:
+    def __init__(self, work: Path, key_file: Path, env: dict[str, str]) -> None:
         super().__init__(work)
         self.key_file = key_file
+        self.env = env
+        self._full_rebuild: bool | None = None
 
     @property
     def dists(self) -> Path:
@@ -442,6 +445,19 @@ class Debrepo(Tool):
 
     def import_steps(self, deb_dir: Path, debs: Sequence[Path]) -> list[Step]:
         return [self.step("add", self.rel(deb_dir))]
+
+    def has_full_rebuild(self) -> bool:
+        if self._full_rebuild is None:
+            done = subprocess.run(
+                [*self.base(), "rebuild", "--help"],
+                cwd=self.work,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            self._full_rebuild = "--full" in done.stdout
+        return self._full_rebuild
 
     def rebuild_steps(self) -> list[Step]:
         return [self.step("rebuild")]
@@ -972,13 +988,21 @@ def find(results: Sequence[Result], scenario: str, n: int, tool: str) -> Result 
 
 def targets(results: Sequence[Result], bc_size: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for scenario in ("a", "b", "c"):
-        mine = find(results, scenario, bc_size, "debrepo")
+    for scenario, mine in [
+        (r.scenario, r)
+        for r in results
+        if r.scenario in "abc" and r.n == bc_size and r.tool == "debrepo" and r.samples
+    ]:
         peers = peers_of(results, scenario, bc_size)
-        if mine is None or not peers:
+        if not peers:
             continue
         median = mine.stats()["median_s"]
-        row: dict[str, object] = {"scenario": scenario, "n": bc_size, "debrepo_s": median}
+        row: dict[str, object] = {
+            "scenario": scenario,
+            "n": bc_size,
+            "debrepo_config": mine.config,
+            "debrepo_s": median,
+        }
         for config in ("default", "parity", None):
             chosen = [p for p in peers if config is None or p.config == config]
             if not chosen:
@@ -1044,7 +1068,7 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
         s = r.stats()
         mine = find(results, r.scenario, r.n, "debrepo")
         ratio = None
-        if mine is not None and s["median_s"]:
+        if mine is not None and s["median_s"] and (r.tool != "debrepo" or r is mine):
             ratio = (mine.stats()["median_s"] or 0.0) / s["median_s"]
         n = f"{r.n} MiB .deb" if r.scenario == "d" else f"{r.n:,}"
         status = " (FAILED, see Problems)" if r.failed else ""
@@ -1082,8 +1106,9 @@ def markdown(report: dict[str, object], results: Sequence[Result]) -> str:
                     f"{'yes' if row['met'] else 'NO'} |"
                 )
             else:
+                how = f" ({row['debrepo_config']})" if row["debrepo_config"] != "-" else ""
                 out.append(
-                    f"| {row['scenario']}, N={row['n']:,}: {row['target']} | "
+                    f"| {row['scenario']}{how}, N={row['n']:,}: {row['target']} | "
                     f"{_fmt(row['debrepo_s'])} | {row.get('fastest_default', '—')} "
                     f"{_fmt(row.get('fastest_default_s'))} s | "
                     f"{_fmt(row.get('ratio_default'))} | {row.get('fastest_parity', '—')} "
@@ -1265,7 +1290,7 @@ class Bench:
                     tool.broken = str(exc)
                 return
             say(
-                f"  {result.label:<20} {sample.wall_s:8.2f} s  "
+                f"  {result.label:<26} {sample.wall_s:8.2f} s  "
                 f"peak {sample.peak_rss_kib / 1024:6.0f} MiB  "
                 f"tree {sample.tree_rss_kib / 1024:6.0f} MiB"
                 + (
@@ -1309,7 +1334,7 @@ class Bench:
         self.runner = Runner(self.work, env, self.log, self.args.quiet_wait)
         self.fingerprint, self.gpg_keyring = gpg_setup(self.runner, self.work / "gnupg")
         self.debrepo_key = debrepo_key(self.runner, self.work)
-        self.debrepo = Debrepo(self.work, self.debrepo_key)
+        self.debrepo = Debrepo(self.work, self.debrepo_key, self.env)
         self.tools: list[Tool] = [self.debrepo]
         configs = ["default", "parity"] if self.args.variants == "both" else [self.args.variants]
         for config in configs:
@@ -1391,6 +1416,15 @@ class Bench:
                     tool.rebuild_steps,
                     lambda tool=tool: self.check(tool, n, "b"),
                 )
+                if tool is self.debrepo and self.debrepo.has_full_rebuild() and not tool.broken:
+                    # Versions with `rebuild --full` only re-sign when nothing changed;
+                    # --full regenerates every index, which is what the peers do here.
+                    self.timed(
+                        self.record("b", n, "debrepo", "rebuild --full"),
+                        None,
+                        lambda: [self.debrepo.step("rebuild", "--full")],
+                        lambda: self.check(self.debrepo, n, "b"),
+                    )
 
     def scenario_c(self, n: int) -> None:
         """Each attempt (retries included) adds a package no repository has seen."""
@@ -1455,6 +1489,8 @@ class Bench:
             plan.append(("a", ["add", tool.rel(deb_dir)]))
         if "b" in scenarios:
             plan.append(("b", ["rebuild"]))
+            if tool.has_full_rebuild():
+                plan.append(("b-full", ["rebuild", "--full"]))
         if "c" in scenarios:
             plan.append(("c", ["add", tool.rel(extra)]))
         tool.reset()
