@@ -165,6 +165,13 @@ class ReadGuard:
             self._check("stat", key)
         return self.inner.stat(key)
 
+    def stat_many(self, keys: Any) -> dict[str, int]:
+        if self.forbid_stat:
+            for key in keys:
+                self._check("stat", key)
+        result: dict[str, int] = self.inner.stat_many(keys)
+        return result
+
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         self._check("open", key)
         result: AbstractContextManager[BinaryIO] = self.inner.open(key)
