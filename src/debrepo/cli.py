@@ -128,6 +128,16 @@ class Output:
         return update
 
 
+wait_option = click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another publisher to finish.",
+)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"debrepo: error: {message}", err=True)
     sys.exit(code)
@@ -195,14 +205,7 @@ for _flag, _name, _help in GLOBAL_OPTIONS:
 @click.option(
     "--no-publish", is_flag=True, help="Only stage and record; publish later with `rebuild`."
 )
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another publisher to finish.",
-)
+@wait_option
 @click.pass_context
 def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_seconds: float) -> None:
     """Add .deb files (or folders of them) and publish them: all of them, or none."""
@@ -226,14 +229,7 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
 
 
 @cli.command()
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another publisher to finish.",
-)
+@wait_option
 @click.option(
     "--full",
     is_flag=True,
@@ -265,14 +261,7 @@ def rebuild(ctx: click.Context, wait_seconds: float, full: bool) -> None:
     help="Also write the .deb here.",
 )
 @click.option("--no-publish", is_flag=True, help="Only stage and record it.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another publisher to finish.",
-)
+@wait_option
 @click.pass_context
 def build_repo_package(
     ctx: click.Context,
@@ -358,14 +347,7 @@ def show(ctx: click.Context, package: str, version: str | None, as_json: bool) -
 @click.argument("version")
 @click.option("--no-publish", is_flag=True, help="Only delete from the store.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another publisher to finish.",
-)
+@wait_option
 @click.pass_context
 def remove(
     ctx: click.Context, package: str, version: str, no_publish: bool, yes: bool, wait_seconds: float
@@ -501,14 +483,7 @@ def key_show(ctx: click.Context) -> None:
     help="Ask the sources and say what would be fetched and published; change nothing.",
 )
 @click.option("--package", "package_name", default=None, help="Only this package.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another publisher to finish.",
-)
+@wait_option
 @click.pass_context
 def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_seconds: float) -> None:
     """Fetch new versions from every package's source, store and publish them.
