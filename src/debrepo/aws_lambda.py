@@ -10,6 +10,7 @@ key material is ever logged.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,12 @@ from debrepo.errors import DebrepoError
 if TYPE_CHECKING:
     from debrepo.services.publish import PublishReport
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "debrepo"))
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "debrepo")
+logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "debrepo"))
 copy_config_to_registered_loggers(source_logger=logger, include={"debrepo"})
+# The runtime puts its own handler on the root logger: JSON lines only, no plain copies.
+logging.getLogger(SERVICE).propagate = False
 
 # What a CDN must not keep serving stale after a publish.
 INVALIDATED_PATHS = ("/dists/*", "/index.html", "/kiro-repo.deb", "/*-archive-keyring.*")
@@ -43,14 +47,19 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     operation = "force_rebuild" if force_rebuild else "sync"
     logger.append_keys(operation=operation)
     started = time.monotonic()
-    notifier = None
+    from debrepo.notify import Notifier, notifier_for
+
+    notifier: Notifier | None = None
     try:
+        # The topic straight from the environment first, so that even a run whose
+        # settings are unusable (a variable missing) can tell someone.
+        notifier = notifier_for(os.environ.get("SNS_TOPIC_ARN", ""))
         from debrepo.app import Workspace, rebuild, sync
         from debrepo.aws import check_access, invalidate_cloudfront, lambda_settings
-        from debrepo.notify import notifier_for
 
         settings = lambda_settings(os.environ)
-        notifier = notifier_for(settings.sns_topic_arn)
+        if settings.sns_topic_arn != os.environ.get("SNS_TOPIC_ARN", ""):
+            notifier = notifier_for(settings.sns_topic_arn)
         checked = check_access(settings)
         logger.info("access checked", extra={"checked": checked})
         workspace = Workspace(settings)
@@ -71,8 +80,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                 if new_count
                 else "No new packages to process"
             )
-            for outcome in sync_report.packages:
-                logger.info(outcome.line(), extra={"package": outcome.package_name})
             failed = sync_report.failures
             metrics.add_metric(name="packages_failed", unit=MetricUnit.Count, value=len(failed))
             for outcome in failed:
