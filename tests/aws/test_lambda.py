@@ -1218,3 +1218,30 @@ def test_the_deployment_zip_runs_the_handler_from_its_own_contents_alone(
         checked = gpgv(keyring, *signed, home=tmp_path / "gnupg")
         assert checked.returncode == 0, checked.stdout + checked.stderr
     assert list(scratch.iterdir()) == []
+
+
+def test_a_publish_invalidates_the_configured_cloudfront_distribution(
+    deployment: Deployment,
+    upstream: Upstream,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+) -> None:
+    import boto3
+
+    from tests.aws.test_cloudfront import _distribution
+
+    distribution = _distribution(moto_endpoint, deployment.bucket)
+    monkeypatch.setenv("CLOUDFRONT_DISTRIBUTION_ID", distribution)
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+
+    run = invoke({})
+    assert run.result["statusCode"] == 200, run.describe()
+    cloudfront = boto3.client("cloudfront", endpoint_url=moto_endpoint, region_name="us-east-1")
+    invalidations = cloudfront.list_invalidations(DistributionId=distribution)
+    items = invalidations["InvalidationList"].get("Items", [])
+    assert len(items) == 1, invalidations
+    by_message = {r["message"]: r for r in run.records}
+    assert by_message["cloudfront invalidated"]["invalidation_id"] == items[0]["Id"]
