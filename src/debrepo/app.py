@@ -1,6 +1,6 @@
 """The operations behind every command, as plain functions taking Settings.
 
-The CLI (and later the Lambda handler) only turn their input into these calls and
+The CLI and the Lambda handler only turn their input into these calls and
 their results into output. Anything that publishes holds the repository lock.
 """
 
