@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
 from debrepo.errors import ConfigError, PackageNotFoundError
 from debrepo.factory import open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
-from debrepo.packages_config import PackageConfig, load_package_configs
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import Publisher, PublishReport
 from debrepo.settings import Settings
@@ -30,6 +28,7 @@ from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
 from debrepo.versions import latest
 
 if TYPE_CHECKING:
+    from debrepo.packages_config import PackageConfig
     from debrepo.services.ingest import Destination
     from debrepo.services.sync import PackageNotifier, SyncReport
     from debrepo.services.verify import VerifyReport
@@ -78,6 +77,8 @@ class Workspace:
         if not self.settings.config_dir.is_dir():
             log.debug("no package configuration at %s", self.settings.config_dir)
             return {}
+        from debrepo.packages_config import load_package_configs
+
         return load_package_configs(self.settings.config_dir)
 
     @contextmanager
@@ -227,6 +228,8 @@ def build_kiro_repo(
     filename = f"{CONVENIENCE_PACKAGE}_{version.split(':', 1)[-1]}_all.deb"
     if output is not None:
         output.write_bytes(data)
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="debrepo-build-") as scratch:
         built = Path(scratch) / filename
         built.write_bytes(data)

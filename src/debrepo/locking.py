@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
                     ) from None
                 time.sleep(POLL_SECONDS)
         since = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-        owner = f"pid {os.getpid()} on {socket.gethostname()} since {since}"
+        owner = f"pid {os.getpid()} on {os.uname().nodename} since {since}"
         os.ftruncate(fd, 0)
         os.pwrite(fd, owner.encode(), 0)
         try:

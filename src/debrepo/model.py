@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from debrepo.core.control import (
@@ -258,6 +257,8 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
+    from decimal import Decimal  # DynamoDB's numbers; rarely reached
+
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     return None

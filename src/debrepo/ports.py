@@ -65,6 +65,9 @@ class MetadataStore(Protocol):
 class ObjectInfo:
     key: str
     size: int
+    # Changes whenever the object is rewritten (file: mtime and inode; S3: ETag), so a
+    # caller that noted it can tell "untouched since" without reading the bytes.
+    version: str | None = None
 
 
 class ObjectStore(Protocol):

@@ -392,6 +392,7 @@ def test_scheduled_runs_and_a_force_rebuild_publish_a_repository_apt_installs_fr
     # Properties 15-17: where everything is, its Content-Type, public except staging/.
     assert {k for k in keys if k.startswith("staging/")} == {
         "staging/.state/publish-state.json",
+        "staging/.state/publish-pool.json",
         KIRO_REPO_STAGED.format(version="1.0.0"),
     }
     assert {

@@ -40,7 +40,7 @@ from debrepo.factory import open_object_store
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.objects.s3 import PART_SIZE, TRANSFER_CONCURRENCY, S3ObjectStore
 from debrepo.ports import ObjectInfo
-from debrepo.services.publish import STATE_KEY
+from debrepo.services.publish import POOL_STATE_KEY, STATE_KEY
 from tests.conftest import FIXED_NOW, settings_for
 from tests.unit.helpers import make_record
 
@@ -193,12 +193,17 @@ def test_unusable_prefixes_are_refused(bucket, prefix):
 def test_put_get_stat_open_round_trip(store):
     store.put("dists/stable/Release", b"Origin: Test\n", DELIVERY)
     assert store.get("dists/stable/Release") == b"Origin: Test\n"
-    assert store.stat("dists/stable/Release") == ObjectInfo("dists/stable/Release", 13)
+    first = store.stat("dists/stable/Release")
+    assert first is not None and (first.key, first.size) == ("dists/stable/Release", 13)
     with store.open("dists/stable/Release") as handle:
         assert handle.read(7) == b"Origin:"
         assert handle.read() == b" Test\n"
     store.put("dists/stable/Release", b"replaced", DELIVERY)
     assert store.get("dists/stable/Release") == b"replaced"
+    # The version (ETag) tells a rewrite apart without reading the object.
+    second = store.stat("dists/stable/Release")
+    assert second is not None and second.version and first.version
+    assert second.version != first.version
 
 
 def test_every_write_carries_its_delivery(store, s3_client, bucket, tmp_path):
@@ -685,6 +690,7 @@ def test_publish_places_every_key_where_the_seed_says(tmp_path, bucket, s3_clien
         "staging/kiro-repo/kiro-repo_1.1_all.deb",
         "staging/kiro-repo/kiro-repo_1.0.5_all.deb",
         STATE_KEY,
+        POOL_STATE_KEY,
     }
     assert ws.settings.keyring_name == "kiro-archive-keyring"
     for key in repo_keys:
@@ -809,12 +815,17 @@ def test_nothing_changed_uploads_only_the_release_files(tmp_path, bucket, make_d
     # Publisher state lost: every pool file is looked up (HEAD), none is uploaded again,
     # and no index whose bytes are the same is rewritten.
     ws.staging.delete(STATE_KEY)
+    ws.staging.delete(POOL_STATE_KEY)
     recorder.clear()
     report = app.rebuild(ws, now=at(6))
     assert report.pool_copied == []
     assert sorted(recorder.writes()) == sorted(
         [("PutObject", f"apt/{key}") for key in RELEASE_FILES]
-        + [("CopyObject", "apt/kiro-repo.deb"), ("PutObject", STATE_KEY)]
+        + [
+            ("CopyObject", "apt/kiro-repo.deb"),
+            ("PutObject", STATE_KEY),
+            ("PutObject", POOL_STATE_KEY),
+        ]
     )
     pool_requests = [s.operation for s in recorder.sent if s.key.startswith("apt/pool/")]
     assert pool_requests == ["HeadObject"] * 5

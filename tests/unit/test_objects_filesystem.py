@@ -15,7 +15,6 @@ from debrepo.core.layout import delivery_for
 from debrepo.errors import ObjectStoreError
 from debrepo.objects import filesystem
 from debrepo.objects.filesystem import FilesystemObjectStore
-from debrepo.ports import ObjectInfo
 
 DELIVERY = delivery_for("pool/main/h/hello/hello_1.0_amd64.deb")
 
@@ -66,9 +65,15 @@ def test_unsafe_keys_are_refused_by_every_operation(store, tmp_path, key):
 def test_put_get_stat_round_trip(store):
     store.put("dists/stable/Release", b"Origin: Test\n", DELIVERY)
     assert store.get("dists/stable/Release") == b"Origin: Test\n"
-    assert store.stat("dists/stable/Release") == ObjectInfo("dists/stable/Release", 13)
+    first = store.stat("dists/stable/Release")
+    assert first is not None and (first.key, first.size) == ("dists/stable/Release", 13)
     with store.open("dists/stable/Release") as handle:
         assert handle.read() == b"Origin: Test\n"
+    assert store.stat("dists/stable/Release") == first  # reading changes nothing
+    store.put("dists/stable/Release", b"Origin: Tess\n", DELIVERY)  # same size
+    second = store.stat("dists/stable/Release")
+    assert second is not None and second.size == 13
+    assert second.version != first.version
 
 
 def test_put_replaces_atomically_and_leaves_no_temporary_files(store):

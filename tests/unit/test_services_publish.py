@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from datetime import timedelta
@@ -12,7 +13,7 @@ import pytest
 
 from debrepo import app
 from debrepo.errors import PackageNotFoundError, PublishError
-from debrepo.services.publish import STATE_KEY, PublishReport, PublishState
+from debrepo.services.publish import POOL_STATE_KEY, STATE_KEY, PublishReport, PublishState
 from tests.conftest import FIXED_NOW, settings_for
 from tests.unit.helpers import repo_keys, tree
 
@@ -192,14 +193,80 @@ def test_unreadable_state_starts_afresh(raw, caplog):
 
 
 def test_state_round_trip():
-    state = PublishState([["a", "b"], ["c"]], {"pool/x.deb": (3, "ab")}, "cd")
+    state = PublishState(
+        generations=[["a", "b"], ["c"]],
+        pool_count=1,
+        convenience_sha256="cd",
+        revision="7",
+        fingerprint="f",
+        skipped=["old#1"],
+        index_stamps={"dists/stable/main/binary-amd64/Packages": (10, "123-4")},
+    )
     assert PublishState.from_json(state.to_json()) == state
     assert PublishState.from_json(None) == PublishState()
+
+    with_pool = PublishState(pool={"pool/x.deb": (3, "ab")})
+    assert PublishState.pool_from_json(with_pool.pool_to_json()) == {"pool/x.deb": (3, "ab")}
+    assert PublishState.from_json(with_pool.to_json()).pool_count == 1
+
+
+def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_deb):
+    """Version 1 kept the pool map inside the state; it is still trusted, then split."""
+    add(workspace, make_deb, "alpha")
+    pool = PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY))
+    assert list(pool) == ["pool/main/a/alpha/alpha_1.0_amd64.deb"]
+    old = {"version": 1, "generations": [], "pool": {k: list(v) for k, v in pool.items()}}
+    workspace.staging.put(STATE_KEY, json.dumps(old).encode(), None)
+    workspace.staging.delete(POOL_STATE_KEY)
+    looked_up = []
+    stat_many = workspace.repo.stat_many
+    workspace.repo.stat_many = lambda keys: looked_up.extend(keys) or stat_many(keys)
+
+    report = app.rebuild(workspace, now=at(1))
+
+    assert not report.resigned_only  # no revision in a version 1 state
+    assert looked_up == []  # the pool map was trusted, not checked again
+    assert PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY)) == pool
+    assert PublishState.from_json(workspace.staging.get(STATE_KEY)).pool_count == 1
+    assert app.verify(workspace, now=at(1)).ok
+
+
+def test_resigning_does_not_read_indices_untouched_since_they_were_published(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    read = []
+    get = workspace.repo.get
+    workspace.repo.get = lambda key: read.append(key) or get(key)
+
+    report = app.rebuild(workspace, now=at(1))
+
+    assert report.resigned_only
+    assert not [key for key in read if "/Packages" in key]
+    assert app.verify(workspace, now=at(1)).ok
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz", ".xz"])
+def test_an_index_rewritten_behind_debrepos_back_is_repaired_by_rebuild(
+    workspace, make_deb, suffix
+):
+    add(workspace, make_deb, "alpha")
+    key = f"{BINARY}/Packages{suffix}"
+    original = workspace.repo.get(key)
+    assert original is not None
+    # Same size, other bytes: the size alone would not tell.
+    Path(workspace.repo.root, key).write_bytes(bytes(b ^ 0x20 for b in original))
+
+    report = app.rebuild(workspace, now=at(1))
+
+    assert not report.resigned_only
+    assert key in report.written
+    assert workspace.repo.get(key) == original
+    assert app.verify(workspace, now=at(1)).ok
 
 
 def test_state_lost_pool_files_are_checked_not_copied_again(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     workspace.staging.delete(STATE_KEY)
+    workspace.staging.delete(POOL_STATE_KEY)
     report = app.rebuild(workspace, now=at(1))
     assert report.pool_copied == []
     assert app.verify(workspace, now=at(1)).ok

@@ -10,12 +10,10 @@ indices) does go through deb822.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import lzma
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -203,6 +201,8 @@ def render_packages(sorted_records: Sequence[PackageRecord], component: str) -> 
 
 def gzip_bytes(data: bytes) -> bytes:
     """gzip with mtime 0 and no file name, so the same input gives the same bytes."""
+    import gzip
+
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
@@ -232,6 +232,8 @@ def build_indices(
     rather than compressed again (compression output is deterministic, so the bytes
     would be the same).
     """
+    from concurrent.futures import ThreadPoolExecutor  # not needed to re-sign only
+
     previous = previous or {}
     ordered = sort_records(records)
     plain: list[tuple[str, bytes]] = []

@@ -51,6 +51,15 @@ def default_staging_prefix(package_name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicKey:
+    """The signing key's public part, as published at the repository root."""
+
+    binary: bytes
+    armored: bytes
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """HTTP headers a published object is served with, and metadata stored with it."""
 

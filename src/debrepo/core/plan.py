@@ -30,6 +30,7 @@ from debrepo.core.layout import (
     CONVENIENCE_PACKAGE,
     HASH_DIRECTORIES,
     INDEX_HTML,
+    PublicKey,
     by_hash_path,
     dist_dir,
     pool_path,
@@ -61,13 +62,6 @@ class ByHashFile:
     key: str
     data: bytes | None
     plain_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKey:
-    binary: bytes
-    armored: bytes
-    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)

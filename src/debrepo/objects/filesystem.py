@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -67,9 +66,10 @@ class FilesystemObjectStore:
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            return ObjectInfo(key, os.stat(self._local(key)).st_size)
+            info = os.stat(self._local(key))
         except (FileNotFoundError, NotADirectoryError):
             return None
+        return ObjectInfo(key, info.st_size, f"{info.st_mtime_ns}-{info.st_ino}")
 
     def stat_many(self, keys: Sequence[str]) -> dict[str, int]:
         """One stat per key: cheaper on a local disk than walking the directories."""
@@ -127,7 +127,7 @@ class FilesystemObjectStore:
                     f"{directory}: cannot create directory: {exc.strerror}"
                 ) from None
             self._known_dirs.add(directory)
-        return f"{directory}/{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
+        return f"{directory}/{TEMP_PREFIX}{os.urandom(6).hex()}-{name}"
 
     @staticmethod
     def _discard(temp: str) -> None:

@@ -338,7 +338,9 @@ class S3ObjectStore:
 
     def stat(self, key: str) -> ObjectInfo | None:
         head = self._head(self._key(key))
-        return None if head is None else ObjectInfo(key, int(head["ContentLength"]))
+        if head is None:
+            return None
+        return ObjectInfo(key, int(head["ContentLength"]), head.get("ETag"))
 
     def stat_many(self, keys: Sequence[str]) -> dict[str, int]:
         """HEAD per key for a few keys; for many, one listing of their common folder

@@ -6,9 +6,11 @@ Release, InRelease last), skips what has not changed, and only then removes old
 by-hash generations. Anything that would make the new Release name a missing or
 wrong file is detected before the first write a client could see.
 
-Publisher state (by-hash generations, pool files known to be present) is kept in the
-staging area, which is never public. It is a cache: if it is lost, the next publish
-checks the pool object by object and keeps every by-hash file it does not know about.
+Publisher state (by-hash generations, what the indices were rendered from, pool files
+known to be present) is kept in the staging area, which is never public. It is a
+cache: if it is lost, the next publish checks the pool object by object and keeps
+every by-hash file it does not know about. The pool map, which grows with the
+repository, is a separate object, so a publish that only re-signs never reads it.
 """
 
 from __future__ import annotations
@@ -34,23 +36,24 @@ from debrepo.core.layout import (
     CONVENIENCE_COPY,
     HASH_DIRECTORIES,
     INDEX_HTML,
+    PublicKey,
     by_hash_path,
     delivery_for,
     staging_key,
 )
-from debrepo.core.plan import PublicKey
 from debrepo.errors import ObjectStoreError, PublishError
-from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore, Signer
 from debrepo.settings import Settings
 
 if TYPE_CHECKING:
     from debrepo.core.plan import PoolFile, PublicationPlan
+    from debrepo.packages_config import PackageConfig
 
 log = logging.getLogger("debrepo.publish")
 
 STATE_KEY = "staging/.state/publish-state.json"
-STATE_VERSION = 1
+POOL_STATE_KEY = "staging/.state/publish-pool.json"
+STATE_VERSION = 2
 VERIFY_CHUNK = 1 << 20
 
 
@@ -93,27 +96,54 @@ class PublishReport:
 @dataclass
 class PublishState:
     generations: list[list[str]] = field(default_factory=list)
-    pool: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # Pool key -> (size, SHA256) of files known to be published. None until loaded
+    # (see `pool_from_json`); a version 1 state carried it inline.
+    pool: dict[str, tuple[int, str]] | None = None
+    pool_count: int = 0
     convenience_sha256: str | None = None
     # What the published indices were rendered from: the store's revision and a digest
     # of every setting that shapes them. Equal on the next publish means equal bytes.
     revision: str | None = None
     fingerprint: str | None = None
     skipped: list[str] = field(default_factory=list)
+    # Index key -> (size, ObjectInfo.version) right after it was published: still equal
+    # means untouched since, without reading it.
+    index_stamps: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(
             {
                 "version": STATE_VERSION,
                 "generations": self.generations,
-                "pool": {key: list(value) for key, value in sorted(self.pool.items())},
+                "pool_count": len(self.pool) if self.pool is not None else self.pool_count,
                 "convenience_sha256": self.convenience_sha256,
                 "revision": self.revision,
                 "fingerprint": self.fingerprint,
                 "skipped": self.skipped,
+                "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
             },
             separators=(",", ":"),
         ).encode()
+
+    def pool_to_json(self) -> bytes:
+        pool = self.pool or {}
+        return json.dumps(
+            {"version": STATE_VERSION, "pool": {k: list(v) for k, v in sorted(pool.items())}},
+            separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def pool_from_json(raw: bytes | None) -> dict[str, tuple[int, str]]:
+        if not raw:
+            return {}
+        try:
+            data: Any = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError("not a pool map of this version")
+            return {str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()}
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            log.warning("pool map at %s is unreadable; checking the pool", POOL_STATE_KEY)
+            return {}
 
     @classmethod
     def from_json(cls, raw: bytes | None) -> PublishState:
@@ -121,15 +151,23 @@ class PublishState:
             return cls()
         try:
             data: Any = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-                raise ValueError("not a publisher state of this version")
+            if not isinstance(data, dict) or data.get("version") not in (1, STATE_VERSION):
+                raise ValueError("not a publisher state of a known version")
+            pool = None
+            if data["version"] == 1:  # written by an earlier debrepo: the pool map inline
+                pool = {str(k): (int(v[0]), str(v[1])) for k, v in data.get("pool", {}).items()}
             return cls(
                 generations=[list(map(str, g)) for g in data.get("generations", [])],
-                pool={str(k): (int(v[0]), str(v[1])) for k, v in data.get("pool", {}).items()},
+                pool=pool,
+                pool_count=len(pool) if pool is not None else int(data.get("pool_count", 0)),
                 convenience_sha256=data.get("convenience_sha256"),
                 revision=data.get("revision"),
                 fingerprint=data.get("fingerprint"),
                 skipped=[str(s) for s in data.get("skipped") or []],
+                index_stamps={
+                    str(k): (int(v[0]), str(v[1]))
+                    for k, v in (data.get("index_stamps") or {}).items()
+                },
             )
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             log.warning("publisher state at %s is unreadable; starting afresh", STATE_KEY)
@@ -148,20 +186,6 @@ def release_info(settings: Settings) -> ReleaseInfo:
         description=settings.description,
         valid_for=timedelta(days=settings.valid_days),
     )
-
-
-def _published_digests(repo: ObjectStore, suite: str) -> dict[str, Digest]:
-    """Digests of the published indices that are still there with the listed size."""
-    raw = repo.get(f"dists/{suite}/Release")
-    if raw is None:
-        return {}
-    digests = parse_release_digests(raw)
-    present = {}
-    for path, digest in digests.items():
-        info = repo.stat(f"dists/{suite}/{path}")
-        if info is not None and info.size == digest.size:
-            present[path] = digest
-    return present
 
 
 def _sha256_of(store: ObjectStore, key: str) -> tuple[int, str]:
@@ -266,11 +290,16 @@ class Publisher:
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
+        pool_before: bytes | None = None  # a version 1 state carried the pool map inline
+        pool = state.pool
+        if pool is None:
+            pool_before = self.staging.get(POOL_STATE_KEY)
+            pool = state.pool = PublishState.pool_from_json(pool_before)
         plan = plan_publication(
             snapshot.records,
             info,
             now=now,
-            previous_digests=_published_digests(self.repo, self.settings.suite),
+            previous_digests=self._published_digests(state),
             previous_generations=state.generations,
             keep_generations=self.settings.by_hash_keep,
             public_key=public_key,
@@ -278,10 +307,11 @@ class Publisher:
             keyring_name=self.settings.keyring_name,
         )
         if full:
-            present = self.repo.stat_many(list(state.pool))
-            state.pool = {k: v for k, v in state.pool.items() if present.get(k) == v[0]}
-        self._place_pool_files(plan, state, report, set(just_written))
+            present = self.repo.stat_many(list(pool))
+            pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
+        self._place_pool_files(plan, pool, report, set(just_written))
         self._write_indices(plan, report)
+        state.index_stamps = self._index_stamps(plan.index_keys)
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
         for key in plan.obsolete_by_hash:
@@ -290,9 +320,43 @@ class Publisher:
         state.generations = [list(g) for g in plan.generations]
         state.revision, state.fingerprint = revision, fingerprint
         state.skipped = report.skipped_incomplete
+        if state.pool_to_json() != pool_before:
+            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
+
+    def _published_digests(self, state: PublishState) -> dict[str, Digest]:
+        """Digests of the published indices that still have the bytes Release lists
+        (whose compressed forms the plan may then reuse instead of compressing again)."""
+        dists = f"dists/{self.settings.suite}"
+        raw = self.repo.get(f"{dists}/Release")
+        if raw is None:
+            return {}
+        return {
+            path: digest
+            for path, digest in parse_release_digests(raw).items()
+            if self._index_intact(f"{dists}/{path}", digest, state)
+        }
+
+    def _index_stamps(self, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+        stamps = {}
+        for key in keys:
+            info = self.repo.stat(key)
+            if info is not None and info.version is not None:
+                stamps[key] = (info.size, info.version)
+        return stamps
+
+    def _index_intact(self, key: str, digest: Digest, state: PublishState) -> bool:
+        """Whether the published index `key` still has the bytes `digest` describes:
+        untouched since this publisher wrote it, or else hashed again."""
+        stamp = state.index_stamps.get(key)
+        if stamp is not None:
+            info = self.repo.stat(key)
+            if info is not None and (info.size, info.version) == stamp:
+                return info.size == digest.size
+        data = self.repo.get(key)
+        return data is not None and hashlib.sha256(data).hexdigest() == digest.sha256
 
     def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
         """Digest of everything besides the records that shapes the published bytes."""
@@ -324,8 +388,7 @@ class Publisher:
         for path in index_paths(info):
             digest = digests.get(path)
             key = f"{dists}/{path}"
-            data = self.repo.get(key) if digest is not None else None
-            if digest is None or data is None or hashlib.sha256(data).hexdigest() != digest.sha256:
+            if digest is None or not self._index_intact(key, digest, state):
                 return None
             directory = key.rsplit("/", 1)[0]
             for hash_dir, hash_name in HASH_DIRECTORIES.items():
@@ -346,7 +409,7 @@ class Publisher:
                 "skipping incomplete package record %s (unchanged since last publish)", package_id
             )
         plan_release = render_release(info, indices, now)
-        report = PublishReport(packages=len(state.pool), resigned_only=True)
+        report = PublishReport(packages=state.pool_count, resigned_only=True)
         report.skipped_incomplete = list(state.skipped)
         report.unchanged = len(indices) + len(root_files)
         self._write_signed_release(plan_release, f"{dists}/Release", report)
@@ -363,16 +426,20 @@ class Publisher:
         return staging_key(prefix, record.actual_filename)
 
     def _place_pool_files(
-        self, plan: PublicationPlan, state: PublishState, report: PublishReport, trusted: set[str]
+        self,
+        plan: PublicationPlan,
+        pool: dict[str, tuple[int, str]],
+        report: PublishReport,
+        trusted: set[str],
     ) -> None:
         unknown: list[PoolFile] = []
         for pool_file in plan.pool_files:
             record = pool_file.record
             expected = (record.file_size, record.sha256_hash)
-            if state.pool.get(pool_file.key) == expected:
+            if pool.get(pool_file.key) == expected:
                 continue
             if pool_file.key in trusted:
-                state.pool[pool_file.key] = expected
+                pool[pool_file.key] = expected
                 continue
             unknown.append(pool_file)
         # Unknown to the state (first publish over an existing pool, lost state, migrated
@@ -383,7 +450,7 @@ class Publisher:
         for pool_file in unknown:
             record = pool_file.record
             if sizes.get(pool_file.key) == record.file_size:
-                state.pool[pool_file.key] = (record.file_size, record.sha256_hash)
+                pool[pool_file.key] = (record.file_size, record.sha256_hash)
             else:
                 missing.append(pool_file)
 
@@ -418,13 +485,13 @@ class Publisher:
                 pool_file.key,
                 delivery_for(pool_file.key),
             )
-            state.pool[pool_file.key] = (pool_file.record.file_size, pool_file.record.sha256_hash)
+            pool[pool_file.key] = (pool_file.record.file_size, pool_file.record.sha256_hash)
             report.pool_copied.append(pool_file.key)
             if self.progress:
                 self.progress("pool", done, len(missing))
         live = {f.key for f in plan.pool_files}
-        for key in [k for k in state.pool if k not in live]:
-            del state.pool[key]
+        for key in [k for k in pool if k not in live]:
+            del pool[key]
 
     # -- waves 2 and 3: by-hash, plain indices, root files -------------------------------
     def _put_if_changed(self, key: str, data: bytes, report: PublishReport) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
 import pysequoia as sq
@@ -121,7 +120,7 @@ def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
         secret = generate_secret_key(user_id)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temp = path.with_name(f".tmp-{secrets.token_hex(6)}-{path.name}")
+            temp = path.with_name(f".tmp-{os.urandom(6).hex()}-{path.name}")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(secret)
