@@ -437,11 +437,16 @@ class Debrepo(Tool):
         (keys / "signing-key.asc").chmod(0o600)
 
     def base(self) -> list[str]:
-        return [sys.executable, "-m", "debrepo", "--home", self.rel(self.state)]
+        # The `debrepo` script pip installs next to the interpreter, as users run it
+        # (PYTHONPATH still selects the code of --debrepo-rev); `python -m` without one.
+        script = Path(sys.executable).with_name("debrepo")
+        launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "debrepo"]
+        return [*launcher, "--home", self.rel(self.state)]
 
     def step(self, *args: str) -> Step:
         argv = [*self.base(), *args]
-        return Step(argv, shlex.join(["python", *argv[1:]]))
+        shown = ["debrepo"] if argv[1] != "-m" else ["python", "-m", "debrepo"]
+        return Step(argv, shlex.join([*shown, *argv[len(argv) - len(args) - 2 :]]))
 
     def import_steps(self, deb_dir: Path, debs: Sequence[Path]) -> list[Step]:
         return [self.step("add", self.rel(deb_dir))]

@@ -11,7 +11,6 @@ indices) does go through deb822.
 from __future__ import annotations
 
 import hashlib
-import lzma
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,17 +23,7 @@ from debrepo.versions import version_key
 
 # xz: LZMA2 in fast mode. On a 10,000-package index (mostly hex digests, which do not
 # compress) preset 6 takes ~2.6 s and saves ~20 %; this takes ~0.3 s.
-XZ_FILTERS: Sequence[Mapping[str, int]] = (
-    {
-        "id": lzma.FILTER_LZMA2,
-        "preset": 0,
-        "mode": lzma.MODE_FAST,
-        "mf": lzma.MF_HC3,
-        "nice_len": 16,
-        "depth": 1,
-        "dict_size": 1 << 20,
-    },
-)
+XZ_LZMA2_OPTIONS = {"preset": 0, "nice_len": 16, "depth": 1, "dict_size": 1 << 20}
 GZIP_LEVEL = 6
 # Bump whenever the bytes rendered for the same records change (field order, format,
 # compression settings): published indices made by another version are then redone.
@@ -207,7 +196,11 @@ def gzip_bytes(data: bytes) -> bytes:
 
 
 def xz_bytes(data: bytes) -> bytes:
-    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=XZ_FILTERS)
+    import lzma  # only when an index is compressed
+
+    lzma2 = {"id": lzma.FILTER_LZMA2, "mode": lzma.MODE_FAST, "mf": lzma.MF_HC3}
+    filters = [{**lzma2, **XZ_LZMA2_OPTIONS}]
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=filters)
 
 
 def index_paths(info: ReleaseInfo) -> list[str]:

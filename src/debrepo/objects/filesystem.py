@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -167,6 +166,8 @@ class FilesystemObjectStore:
         self._commit(temp, target)
 
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
+        import shutil  # not at module level: `debrepo rebuild` starts faster without it
+
         target = self._local(key)
         temp = self._temp_for(target)
         try:
@@ -188,6 +189,8 @@ class FilesystemObjectStore:
         self._commit(temp, target)
 
     def copy_from(self, source: ObjectStore, source_key: str, key: str, delivery: Delivery) -> None:
+        import shutil
+
         target = self._local(key)
         temp = self._temp_for(target)
         try:
