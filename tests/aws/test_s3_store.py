@@ -808,9 +808,13 @@ def test_nothing_changed_uploads_only_the_release_files(tmp_path, bucket, make_d
     recorder = Recorder(ws.repo, ws.staging)  # type: ignore[arg-type]
 
     report = app.rebuild(ws, now=at(5))
+    assert report.resigned_only
     assert report.written == RELEASE_FILES
     assert recorder.writes() == [("PutObject", f"apt/{key}") for key in RELEASE_FILES]
     assert not any(s.key.startswith("apt/pool/") for s in recorder.sent)
+    # The indices' ETags, recorded when they were published, vouch for them: no download.
+    index_reads = {(s.operation, s.key) for s in recorder.sent if "/Packages" in s.key}
+    assert index_reads and {op for op, _ in index_reads} == {"HeadObject"}
 
     # Publisher state lost: every pool file is looked up (HEAD), none is uploaded again,
     # and no index whose bytes are the same is rewritten.
