@@ -1,6 +1,6 @@
 locals {
   name       = "kiro-debian-repo-manager-${var.env}"
-  table_name = "kiro-debian-repo-manager-versions-${var.env}"
+  table_name = var.table_name != "" ? var.table_name : "kiro-debian-repo-manager-versions-${var.env}"
   # What clients may read; staging/ is never among them.
   public_objects = [
     "dists/*",

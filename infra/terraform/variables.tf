@@ -14,6 +14,12 @@ variable "bucket_name" {
   type        = string
 }
 
+variable "table_name" {
+  description = "Name of the metadata table (key package_id). Empty: kiro-debian-repo-manager-versions-<env>. Set another name when a table of the old schema (key version) already has that one; see `debrepo migrate-table`."
+  type        = string
+  default     = ""
+}
+
 variable "acl_mode" {
   description = "bucket-policy (ACLs disabled, public read by bucket policy) or public-read (objects carry the public-read ACL)."
   type        = string

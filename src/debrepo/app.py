@@ -30,6 +30,7 @@ from debrepo.versions import latest
 if TYPE_CHECKING:
     from debrepo.packages_config import PackageConfig
     from debrepo.services.ingest import Destination
+    from debrepo.services.migrate import MigrationReport
     from debrepo.services.sync import PackageNotifier, SyncReport
     from debrepo.services.verify import VerifyReport
     from debrepo.sources.http import HttpSettings
@@ -391,3 +392,72 @@ def sync(
         return run()
     with ws.lock(wait_seconds):
         return run()
+
+
+def migrate_table(
+    ws: Workspace,
+    *,
+    old_table: str,
+    backup_file: Path | None,
+    dry_run: bool = False,
+    default_package: str = "kiro",
+    publish_after: bool = True,
+    now: datetime | None = None,
+    wait_seconds: float = 0.0,
+    http_settings: HttpSettings | None = None,
+) -> tuple[MigrationReport, PublishReport | None]:
+    """The seed's one-time migration: back up the old-schema table, then download, check
+    and store every version it lists that the store lacks, and publish once.
+
+    The old table is only read. Every old item is checked before anything is fetched; a
+    version whose download fails its old size or checksums is reported, the others go
+    on. A dry run scans, backs up (if asked) and reports, and changes nothing.
+    """
+    from debrepo.services.migrate import (
+        OldTable,
+        migrate_versions,
+        plan_migration,
+        write_backup,
+    )
+
+    if backup_file is None and not dry_run:
+        raise ConfigError("--backup-file is required to migrate (a dry run may go without)")
+    table = OldTable.from_environment(old_table, os.environ)
+    table.check_schema()
+    items = table.scan()
+    if backup_file is not None:
+        write_backup(items, backup_file)
+        log.info("backed up %d old item(s) to %s", len(items), backup_file)
+    report = plan_migration(items, store=ws.store, default_package=default_package)
+    report.backup_file = str(backup_file) if backup_file is not None else None
+    if dry_run:
+        return report, None
+    moment = now or utc_now()
+    with ws.lock(wait_seconds):
+        written = migrate_versions(
+            report,
+            store=ws.store,
+            repo=ws.repo,
+            staging=ws.staging,
+            configs=ws.configs,
+            component=ws.settings.component,
+            now=moment,
+            http_settings=http_settings,
+            progress=ws.progress,
+        )
+        published = None
+        if publish_after and report.migrated:
+            published = ws.publisher().publish(now=moment, just_written=written)
+    return report, published
+
+
+def restore_table(table_name: str, backup_file: Path) -> int:
+    """Write every item of a migration backup back into an old-schema table, as it was;
+    returns how many. Items already there are replaced by their backed-up state."""
+    from debrepo.services.migrate import OldTable, read_backup
+
+    items = read_backup(backup_file)
+    table = OldTable.from_environment(table_name, os.environ)
+    table.check_schema()
+    table.put_all(items)
+    return len(items)

@@ -510,6 +510,89 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
     _report(out, report.published, ws)
 
 
+@cli.command("migrate-table")
+@click.option(
+    "--from-table",
+    "old_table",
+    required=True,
+    help="The old-schema DynamoDB table (one item per version, keyed by `version`); only read.",
+)
+@click.option(
+    "--backup-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every old item here (JSONL) before anything else; must not exist. "
+    "Required unless --dry-run.",
+)
+@click.option("--dry-run", is_flag=True, help="Scan, back up if asked, report; change nothing.")
+@click.option(
+    "--package-name",
+    default="kiro",
+    show_default=True,
+    help="Package of old items that name none.",
+)
+@click.option("--no-publish", is_flag=True, help="Only store the versions; publish later.")
+@wait_option
+@click.pass_context
+def migrate_table(
+    ctx: click.Context,
+    old_table: str,
+    backup_file: Path | None,
+    dry_run: bool,
+    package_name: str,
+    no_publish: bool,
+    wait_seconds: float,
+) -> None:
+    """Move the versions of an old-schema DynamoDB table into the store (one-time).
+
+    Each version is downloaded again from its deb_url, checked against the old size and
+    checksums, and stored with its old dates, notes and URLs. Versions already in the
+    store are skipped, so running it again finishes an interrupted migration. Exits 1
+    if any version failed.
+    """
+    from debrepo.app import migrate_table as migrate
+
+    ws, out = _workspace(ctx), _output(ctx)
+    report, published = migrate(
+        ws,
+        old_table=old_table,
+        backup_file=backup_file,
+        dry_run=dry_run,
+        default_package=package_name,
+        publish_after=not no_publish,
+        wait_seconds=wait_seconds,
+    )
+    if report.backup_file:
+        out.say(f"backed up {report.old_items} old item(s) to {report.backup_file}")
+    for old in report.to_migrate:
+        if dry_run:
+            out.say(f"would migrate {old.package_name} {old.version} from {old.deb_url}")
+    for record in report.migrated:
+        out.say(f"migrated {record.package_name} {record.version}")
+    for package_id, error in report.failed:
+        click.echo(f"debrepo: error: {package_id}: {error}", err=True)
+    out.say(report.summary())
+    _report(out, published, ws)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command("restore-table")
+@click.option(
+    "--backup-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A backup written by migrate-table.",
+)
+@click.option("--table", "table_name", required=True, help="The old-schema table to write into.")
+@click.pass_context
+def restore_table(ctx: click.Context, backup_file: Path, table_name: str) -> None:
+    """Put the items of a migrate-table backup back into an old-schema table."""
+    from debrepo.app import restore_table as restore
+
+    count = restore(table_name, backup_file)
+    _output(ctx).say(f"restored {count} item(s) from {backup_file} into {table_name}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: run the CLI, turning DebrepoError into one line and an exit code."""
     try:

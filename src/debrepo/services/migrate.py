@@ -1,0 +1,408 @@
+"""One-time move from the old DynamoDB schema (one Kiro version per item, keyed by
+`version`) into debrepo's store (keyed by `package_id`), with a JSONL backup and a
+restore.
+
+A table's key cannot change in place, so the old table is only ever read: the new
+records go to the configured store (the table Terraform creates), and the old table
+stays as it was until the operator removes it. The backup keeps every old item in
+DynamoDB's own JSON (with type descriptors), so a restore writes back exactly what was
+read.
+
+Old items hold the download URL, size and three checksums, but not what a complete
+record needs (SHA512, Installed-Size, the control file's other fields). Each version is
+therefore downloaded again from its `deb_url`, checked against the old size and
+checksums, and ingested like any other .deb, keeping the old item's `pub_date`,
+`processed_timestamp`, `notes` and URLs. Versions already in the store are skipped, so
+an interrupted migration is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from debrepo.core.layout import CONVENIENCE_PACKAGE
+from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError, StoreError
+from debrepo.model import PackageRecord, make_package_id
+from debrepo.ports import MetadataStore, ObjectStore
+
+log = logging.getLogger("debrepo.migrate")
+
+OLD_KEY = "version"
+DEFAULT_PACKAGE = "kiro"
+OLD_HASHES = (("md5_hash", "md5"), ("sha1_hash", "sha1"), ("sha256_hash", "sha256"))
+BATCH_LIMIT = 25  # items per BatchWriteItem
+UNPROCESSED_RETRIES = 8
+
+
+class MigrationError(DebrepoError):
+    """The old table, an old item or a backup file cannot be used as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class OldVersion:
+    """What an old-schema item says about one version."""
+
+    package_name: str
+    version: str
+    deb_url: str
+    file_size: int | None
+    hashes: Mapping[str, str]
+    pub_date: str | None = None
+    processed_at: datetime | None = None
+    certificate_url: str | None = None
+    signature_url: str | None = None
+    notes: str | None = None
+
+    @property
+    def package_id(self) -> str:
+        return make_package_id(self.package_name, self.version)
+
+
+@dataclass
+class MigrationReport:
+    dry_run: bool
+    old_items: int = 0
+    backup_file: str | None = None
+    already_migrated: list[str] = field(default_factory=list)
+    to_migrate: list[OldVersion] = field(default_factory=list)
+    migrated: list[PackageRecord] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (package_id, error)
+
+    def summary(self) -> str:
+        if self.dry_run:
+            return (
+                f"dry run: {self.old_items} old item(s), {len(self.to_migrate)} to migrate, "
+                f"{len(self.already_migrated)} already in the store; nothing was changed"
+            )
+        parts = [
+            f"{self.old_items} old item(s)",
+            f"{len(self.migrated)} migrated",
+            f"{len(self.already_migrated)} already in the store",
+        ]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return ", ".join(parts)
+
+
+# -- the old table ----------------------------------------------------------------------
+
+
+class OldTable:
+    """Reads (and, for a restore, writes) a table of the old schema."""
+
+    def __init__(self, table_name: str, *, region: str | None = None, session: Any = None):
+        from debrepo.store.dynamodb import _client, _Table, table_name_problem
+
+        problem = table_name_problem(table_name)
+        if problem:
+            raise ConfigError(f"old table: {problem}")
+        self.table_name = table_name
+        self._table = _Table(_client(region, None, session, table_name=table_name), table_name)
+
+    @classmethod
+    def from_environment(cls, table_name: str, environ: Mapping[str, str]) -> OldTable:
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+        return cls(table_name, region=region)
+
+    def check_schema(self) -> None:
+        """MigrationError unless the table is keyed by `version` alone (the old schema)."""
+        described = self._table.call("describe_table", TableName=self.table_name)["Table"]
+        keys = [k.get("AttributeName") for k in described.get("KeySchema", ())]
+        if keys != [OLD_KEY]:
+            raise MigrationError(
+                f"DynamoDB table {self.table_name} is keyed by {', '.join(map(str, keys))}, "
+                f"not by {OLD_KEY!r}: it is not a table of the old schema"
+            )
+
+    def scan(self) -> list[dict[str, Any]]:
+        """Every item, in DynamoDB's JSON, page after page, strongly consistent."""
+        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._table.call("scan", **request)
+            items.extend(page.get("Items", ()))
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return items
+            request["ExclusiveStartKey"] = last
+
+    def put_all(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Write `items` as they are, 25 per request, retrying what DynamoDB leaves over."""
+        for start in range(0, len(items), BATCH_LIMIT):
+            batch = items[start : start + BATCH_LIMIT]
+            pending = [{"PutRequest": {"Item": dict(item)}} for item in batch]
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                answer = self._table.call(
+                    "batch_write_item", RequestItems={self.table_name: pending}
+                )
+                pending = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+                if not pending:
+                    break
+                if attempt == UNPROCESSED_RETRIES:
+                    raise StoreError(
+                        f"DynamoDB table {self.table_name}: {len(pending)} item(s) still "
+                        f"unprocessed after {UNPROCESSED_RETRIES} retries; run the restore again"
+                    )
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+
+
+# -- old items (pure) -------------------------------------------------------------------
+
+
+def _text(item: Mapping[str, Any], name: str, where: str, *, required: bool) -> str | None:
+    value = item.get(name)
+    if value is None or value == "":
+        if required:
+            raise MigrationError(f"{where}: field {name} is missing")
+        return None
+    if not isinstance(value, str):
+        raise MigrationError(f"{where}: field {name} is not text")
+    return value
+
+
+def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersion:
+    """An old item (plain values) as an OldVersion; MigrationError naming the field."""
+    from decimal import Decimal
+
+    from debrepo.sources.http import url_problem
+
+    version = item.get(OLD_KEY)
+    if not isinstance(version, str) or not version:
+        raise MigrationError(f"old item {dict(item)!r:.120}: field {OLD_KEY} is missing")
+    where = f"old item {version}"
+    name = _text(item, "package_name", where, required=False) or default_package
+    deb_url = _text(item, "deb_url", where, required=True)
+    assert deb_url is not None
+    problem = url_problem(deb_url)
+    if problem:
+        raise MigrationError(f"{where}: field deb_url: {problem}")
+    size = item.get("file_size")
+    if size is not None:
+        if isinstance(size, Decimal) and size == size.to_integral_value():
+            size = int(size)
+        if isinstance(size, str) and size.isdigit():
+            size = int(size)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise MigrationError(f"{where}: field file_size is not a size in bytes")
+    hashes = {}
+    for attribute, hash_name in OLD_HASHES:
+        value = _text(item, attribute, where, required=False)
+        if value is not None:
+            hashes[hash_name] = value.lower()
+    if "sha256" not in hashes:
+        raise MigrationError(
+            f"{where}: field sha256_hash is missing; the download could not be checked"
+        )
+    processed = _text(item, "processed_timestamp", where, required=False)
+    processed_at = None
+    if processed is not None:
+        try:
+            processed_at = datetime.fromisoformat(processed.replace("Z", "+00:00"))
+        except ValueError:
+            raise MigrationError(f"{where}: field processed_timestamp is not a date") from None
+        if processed_at.tzinfo is None:
+            processed_at = processed_at.replace(tzinfo=UTC)
+    return OldVersion(
+        package_name=name,
+        version=version,
+        deb_url=deb_url,
+        file_size=size,
+        hashes=hashes,
+        pub_date=_text(item, "pub_date", where, required=False),
+        processed_at=processed_at,
+        certificate_url=_text(item, "certificate_url", where, required=False),
+        signature_url=_text(item, "signature_url", where, required=False),
+        notes=_text(item, "notes", where, required=False),
+    )
+
+
+# -- the backup -------------------------------------------------------------------------
+
+
+def write_backup(items: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """One old item per line, in DynamoDB's JSON; never replaces an existing file.
+
+    Written under a temporary name, flushed to disk, read back and only then given its
+    name, so a file at `path` is always a complete backup.
+    """
+    if path.exists():
+        raise MigrationError(f"{path}: already exists; choose a new backup file name")
+    directory = path.parent
+    if not directory.is_dir():
+        raise MigrationError(f"{path}: folder {directory} does not exist")
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for item in items:
+                handle.write(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if len(read_backup(Path(temp))) != len(items):
+            raise MigrationError(f"{path}: the backup read back differs from what was written")
+        os.link(temp, path)  # fails rather than replace a file created meanwhile
+    except OSError as exc:
+        raise MigrationError(f"{path}: cannot write the backup: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temp).unlink()
+
+
+def read_backup(path: Path) -> list[dict[str, Any]]:
+    """The items of a backup file; MigrationError naming the line that is not one."""
+    from debrepo.store.dynamodb import _plain
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise MigrationError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise MigrationError(f"{path}: not a text file") from None
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not item:
+                raise ValueError("not an item")
+            for value in item.values():
+                _plain(value)  # every attribute in DynamoDB's JSON
+            version = item.get(OLD_KEY, {}).get("S")
+        except (ValueError, TypeError, AttributeError, StoreError) as exc:
+            raise MigrationError(f"{path}:{number}: not an item in DynamoDB JSON ({exc})") from None
+        if not version:
+            raise MigrationError(f"{path}:{number}: the item has no {OLD_KEY} (a string)")
+        items.append(item)
+    return items
+
+
+# -- the migration ----------------------------------------------------------------------
+
+
+def plan_migration(
+    old_items: Sequence[Mapping[str, Any]], *, store: MetadataStore, default_package: str
+) -> MigrationReport:
+    """What a migration would do; MigrationError listing every unusable old item."""
+    from debrepo.store.dynamodb import _plain
+
+    report = MigrationReport(dry_run=True, old_items=len(old_items))
+    existing = store.package_ids()
+    problems: list[str] = []
+    seen: set[str] = set()
+    for raw in old_items:
+        try:
+            old = parse_old_item(
+                {k: _plain(v) for k, v in raw.items()}, default_package=default_package
+            )
+        except (MigrationError, StoreError) as exc:
+            problems.append(str(exc))
+            continue
+        if old.package_id in seen:
+            problems.append(f"old item {old.version}: {old.package_id} appears twice")
+            continue
+        seen.add(old.package_id)
+        if old.package_id in existing:
+            report.already_migrated.append(old.package_id)
+        else:
+            report.to_migrate.append(old)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise MigrationError("; ".join(problems[:5]) + more + "; nothing was migrated")
+    report.to_migrate.sort(key=lambda o: o.package_id)
+    return report
+
+
+def migrate_versions(
+    report: MigrationReport,
+    *,
+    store: MetadataStore,
+    repo: ObjectStore,
+    staging: ObjectStore,
+    configs: Mapping[str, Any],
+    component: str,
+    now: datetime,
+    http_settings: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[str]:
+    """Download, check and ingest every planned version, one at a time; returns the
+    keys written. A version that fails is reported and the others go on."""
+    from debrepo.core.records import Provenance
+    from debrepo.services.ingest import Destination, IngestItem, ingest_files
+    from debrepo.sources.base import Release, SourceError, download_release
+    from debrepo.sources.http import HttpClient
+
+    report.dry_run = False
+    written: list[str] = []
+    scratch_root = Path(tempfile.mkdtemp(prefix="debrepo-migrate-"))
+    try:
+        with HttpClient(http_settings) as http:
+            for done, old in enumerate(report.to_migrate, start=1):
+                config = configs.get(old.package_name)
+                staged = old.package_name == CONVENIENCE_PACKAGE
+                target = staging if staged else repo
+                destination = Destination("staging" if staged else "pool", component)
+                release = Release(
+                    package_name=old.package_name,
+                    version=old.version,
+                    url=old.deb_url,
+                    pub_date=old.pub_date,
+                    notes=old.notes,
+                    certificate_url=old.certificate_url,
+                    signature_url=old.signature_url,
+                    expected_size=old.file_size,
+                    expected_hashes=dict(old.hashes),
+                )
+                scratch = Path(tempfile.mkdtemp(dir=scratch_root))
+                try:
+                    acquired = download_release(http, release, scratch, additional_files=())
+                    provenance = Provenance(
+                        deb_url=old.deb_url,
+                        package_type=config.source.type if config else "external_download",
+                        pub_date=old.pub_date,
+                        expected_name=old.package_name,
+                        expected_version=old.version,
+                        expected_architecture=config.architecture if config else None,
+                        certificate_url=old.certificate_url,
+                        signature_url=old.signature_url,
+                        notes=old.notes,
+                    )
+                    (record,) = ingest_files(
+                        [IngestItem(acquired.deb_path, provenance)],
+                        store=store,
+                        target=target,
+                        destination=destination,
+                        configs=dict(configs),
+                        now=old.processed_at or now,
+                    )
+                except (SourceError, InvalidPackageError, StoreError) as exc:
+                    message = str(exc).replace(str(scratch), old.deb_url)
+                    log.error("cannot migrate %s: %s", old.package_id, message)
+                    report.failed.append((old.package_id, message))
+                else:
+                    report.migrated.append(record)
+                    if not staged:
+                        written.append(record_key(record, component))
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+                if progress:
+                    progress("migrate", done, len(report.to_migrate))
+    finally:
+        shutil.rmtree(scratch_root, ignore_errors=True)
+    return written
+
+
+def record_key(record: PackageRecord, component: str) -> str:
+    from debrepo.core.layout import pool_path
+
+    return pool_path(component, record.package_name, record.actual_filename)

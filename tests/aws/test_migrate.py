@@ -1,0 +1,308 @@
+"""The one-time migration from the old DynamoDB schema: a real old-schema table on the moto
+server, the .debs served by a local HTTP server, the new records in a DynamoDB table made
+as Terraform makes it, and the published result checked by `debrepo verify`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from debrepo import app, cli
+from debrepo.app import Workspace
+from debrepo.errors import ConfigError
+from debrepo.services.migrate import MigrationError, parse_old_item, read_backup
+from debrepo.store.dynamodb import create_table
+from tests.conftest import FIXED_NOW, settings_for
+from tests.sources.conftest import kiro_deb
+
+VERSIONS = ("0.9.2", "0.10.1", "0.11.0")
+
+
+def old_item(version: str, deb: bytes, url: str, **overrides: Any) -> dict[str, Any]:
+    """An item as the seed's old code wrote it (DynamoDB JSON)."""
+    item: dict[str, Any] = {
+        "version": {"S": version},
+        "deb_url": {"S": url},
+        "actual_filename": {"S": f"kiro_{version}_amd64.deb"},
+        "file_size": {"N": str(len(deb))},
+        "md5_hash": {"S": hashlib.md5(deb).hexdigest()},
+        "sha1_hash": {"S": hashlib.sha1(deb).hexdigest()},
+        "sha256_hash": {"S": hashlib.sha256(deb).hexdigest()},
+        "pub_date": {"S": "2025-07-14"},
+        "processed_timestamp": {"S": f"2025-07-{10 + VERSIONS.index(version):02d}T08:00:00Z"},
+        "notes": {"S": f"Kiro {version}"},
+    }
+    for key, value in overrides.items():
+        if value is None:
+            item.pop(key, None)
+        else:
+            item[key] = value
+    return item
+
+
+@pytest.fixture
+def debs() -> dict[str, bytes]:
+    return {version: kiro_deb(version) for version in VERSIONS}
+
+
+@pytest.fixture
+def old_table(dynamodb_client, unique_name, httpserver_ipv4: HTTPServer, debs) -> str:
+    """An old-schema table listing VERSIONS, each served by the local HTTP server."""
+    name = f"{unique_name}-old"
+    dynamodb_client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "version", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "version", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for version, deb in debs.items():
+        path = f"/kiro/{version}/kiro_{version}_amd64.deb"
+        httpserver_ipv4.expect_request(path).respond_with_data(deb)
+        dynamodb_client.put_item(
+            TableName=name, Item=old_item(version, deb, httpserver_ipv4.url_for(path))
+        )
+    return name
+
+
+@pytest.fixture
+def ws(tmp_path: Path, unique_name: str) -> Workspace:
+    table = f"{unique_name}-new"
+    create_table(table)
+    return Workspace(settings_for(tmp_path / "home", store=f"dynamodb://{table}"))
+
+
+def downloads(server: HTTPServer) -> list[str]:
+    return [request.path for request, _ in server.log if request.path.endswith(".deb")]
+
+
+def scan(dynamodb_client, table: str) -> list[dict[str, Any]]:
+    items = dynamodb_client.scan(TableName=table, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda item: item["version"]["S"])
+
+
+def test_dry_run_backs_up_and_changes_nothing(ws, old_table, tmp_path, httpserver_ipv4):
+    backup = tmp_path / "backup.jsonl"
+    report, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=backup, dry_run=True, now=FIXED_NOW
+    )
+    assert published is None
+    assert report.old_items == 3
+    assert sorted(old.version for old in report.to_migrate) == sorted(VERSIONS)
+    assert [json.loads(line)["version"]["S"] for line in backup.read_text().splitlines()]
+    assert len(read_backup(backup)) == 3
+    assert ws.store.all() == []
+    assert downloads(httpserver_ipv4) == []
+    assert "nothing was changed" in report.summary()
+
+
+def test_migration_stores_complete_records_keeps_the_old_facts_and_publishes(
+    ws, old_table, tmp_path, dynamodb_client, debs, httpserver_ipv4
+):
+    before = scan(dynamodb_client, old_table)
+    backup = tmp_path / "backup.jsonl"
+
+    report, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=backup, now=FIXED_NOW
+    )
+
+    assert not report.failed
+    assert sorted(r.version for r in report.migrated) == sorted(VERSIONS)
+    assert published is not None and published.packages == 3
+    for version, deb in debs.items():
+        record = ws.store.get(f"kiro#{version}")
+        assert record is not None
+        assert record.sha512_hash == hashlib.sha512(deb).hexdigest()
+        assert record.file_size == len(deb)
+        assert record.installed_size is not None
+        assert record.deb_url.endswith(f"/kiro/{version}/kiro_{version}_amd64.deb")
+        assert record.pub_date == "2025-07-14"
+        assert record.notes == f"Kiro {version}"
+        # processed_timestamp is the old item's, not the time of the migration
+        assert record.processed_timestamp.startswith(f"2025-07-{10 + VERSIONS.index(version)}")
+        # the config's metadata, as for any kiro version (seed: "from config")
+        assert record.homepage == "https://kiro.dev"
+    assert scan(dynamodb_client, old_table) == before  # the old table is only read
+    assert read_backup(backup) == before
+    assert app.verify(ws, now=FIXED_NOW).ok
+    assert ws.store.latest("kiro").version == "0.11.0"  # type: ignore[union-attr]
+
+    # Running it again migrates nothing and downloads nothing.
+    fetched = len(downloads(httpserver_ipv4))
+    again, published_again = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "backup-2.jsonl", now=FIXED_NOW
+    )
+    assert again.migrated == [] and published_again is None
+    assert sorted(again.already_migrated) == sorted(f"kiro#{v}" for v in VERSIONS)
+    assert len(downloads(httpserver_ipv4)) == fetched
+
+
+def test_a_version_whose_download_differs_fails_alone(
+    ws, old_table, tmp_path, dynamodb_client, httpserver_ipv4
+):
+    wrong = "0" * 64
+    dynamodb_client.update_item(
+        TableName=old_table,
+        Key={"version": {"S": "0.10.1"}},
+        UpdateExpression="SET sha256_hash = :h",
+        ExpressionAttributeValues={":h": {"S": wrong}},
+    )
+    report, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", now=FIXED_NOW
+    )
+    assert [package_id for package_id, _ in report.failed] == ["kiro#0.10.1"]
+    error = report.failed[0][1]
+    assert "SHA256" in error and wrong in error and "/kiro/0.10.1/" in error
+    assert sorted(r.version for r in report.migrated) == ["0.11.0", "0.9.2"]
+    assert ws.store.get("kiro#0.10.1") is None
+    assert published is not None and published.packages == 2
+    assert app.verify(ws, now=FIXED_NOW).ok
+
+
+def test_unusable_old_items_stop_everything_before_any_download(
+    ws, old_table, tmp_path, dynamodb_client, httpserver_ipv4
+):
+    dynamodb_client.put_item(
+        TableName=old_table,
+        Item={"version": {"S": "0.12.0"}, "sha256_hash": {"S": "ab" * 32}},
+    )
+    backup = tmp_path / "b.jsonl"
+    with pytest.raises(MigrationError, match=r"old item 0\.12\.0: field deb_url is missing"):
+        app.migrate_table(ws, old_table=old_table, backup_file=backup, now=FIXED_NOW)
+    assert len(read_backup(backup)) == 4  # the backup was taken first, and kept
+    assert downloads(httpserver_ipv4) == []
+    assert ws.store.all() == []
+
+
+def test_the_new_table_is_refused_as_the_old_one(ws, tmp_path):
+    new_table = ws.settings.store.removeprefix("dynamodb://")
+    with pytest.raises(MigrationError, match=r"keyed by package_id, not by 'version'"):
+        app.migrate_table(ws, old_table=new_table, backup_file=tmp_path / "b.jsonl")
+    assert not (tmp_path / "b.jsonl").exists()
+
+
+def test_a_real_migration_needs_a_backup_file_that_does_not_exist(ws, old_table, tmp_path):
+    with pytest.raises(ConfigError, match=r"--backup-file is required"):
+        app.migrate_table(ws, old_table=old_table, backup_file=None)
+    existing = tmp_path / "existing.jsonl"
+    existing.write_text("keep me\n")
+    with pytest.raises(MigrationError, match=r"existing\.jsonl: already exists"):
+        app.migrate_table(ws, old_table=old_table, backup_file=existing)
+    assert existing.read_text() == "keep me\n"
+    assert ws.store.all() == []
+
+
+def test_restore_puts_back_exactly_what_was_backed_up(ws, old_table, tmp_path, dynamodb_client):
+    backup = tmp_path / "b.jsonl"
+    app.migrate_table(ws, old_table=old_table, backup_file=backup, dry_run=True)
+    before = scan(dynamodb_client, old_table)
+    for item in before:
+        dynamodb_client.delete_item(TableName=old_table, Key={"version": item["version"]})
+    dynamodb_client.update_item(
+        TableName=old_table,
+        Key={"version": {"S": "0.9.2"}},
+        UpdateExpression="SET notes = :n",
+        ExpressionAttributeValues={":n": {"S": "edited after the backup"}},
+    )
+
+    assert app.restore_table(old_table, backup) == 3
+
+    assert scan(dynamodb_client, old_table) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json\n", r"b\.jsonl:1: not an item"),
+        ('{"version": {"S": "1.0"}}\n[1]\n', r"b\.jsonl:2: not an item"),
+        ('{"version": {"N": "1"}}\n', r"b\.jsonl:1: the item has no version"),
+        ('{"version": {"Q": "1"}}\n', r"b\.jsonl:1: not an item"),
+    ],
+)
+def test_a_damaged_backup_is_refused_naming_the_line(
+    old_table, tmp_path, dynamodb_client, content, message
+):
+    backup = tmp_path / "b.jsonl"
+    backup.write_text(content)
+    before = scan(dynamodb_client, old_table)
+    with pytest.raises(MigrationError, match=message):
+        app.restore_table(old_table, backup)
+    assert scan(dynamodb_client, old_table) == before
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"deb_url": "https://x/k.deb", "sha256_hash": "a" * 64}, r"field version is missing"),
+        ({"version": "1.0", "sha256_hash": "a" * 64}, r"old item 1\.0: field deb_url is missing"),
+        (
+            {"version": "1.0", "deb_url": "file:///etc/passwd", "sha256_hash": "a" * 64},
+            r"old item 1\.0: field deb_url",
+        ),
+        ({"version": "1.0", "deb_url": "https://x/k.deb"}, r"field sha256_hash is missing"),
+        (
+            {"version": "1.0", "deb_url": "https://x/k.deb", "sha256_hash": "a", "file_size": -1},
+            r"field file_size is not a size",
+        ),
+        (
+            {
+                "version": "1.0",
+                "deb_url": "https://x/k.deb",
+                "sha256_hash": "a",
+                "processed_timestamp": "yesterday",
+            },
+            r"field processed_timestamp is not a date",
+        ),
+    ],
+)
+def test_old_items_are_checked_field_by_field(item, message):
+    with pytest.raises(MigrationError, match=message):
+        parse_old_item(item, default_package="kiro")
+
+
+def test_cli_dry_run_then_migrate(ws, old_table, tmp_path, capsys):
+    home = tmp_path / "home"
+    base = ["--home", str(home), "--store", ws.settings.store]
+    cli.main([*base, "migrate-table", "--from-table", old_table, "--dry-run"])
+    out = capsys.readouterr().out
+    assert "would migrate kiro 0.11.0 from http://" in out
+    assert "dry run: 3 old item(s), 3 to migrate" in out
+
+    backup = tmp_path / "cli-backup.jsonl"
+    cli.main([*base, "migrate-table", "--from-table", old_table, "--backup-file", str(backup)])
+    out = capsys.readouterr().out
+    assert f"backed up 3 old item(s) to {backup}" in out
+    assert "migrated kiro 0.9.2" in out
+    assert "3 migrated" in out
+    assert "published" in out
+
+
+def test_cli_missing_backup_file_is_a_usage_error(ws, old_table, tmp_path, capsys):
+    with pytest.raises(SystemExit) as ended:
+        base = ["--home", str(tmp_path / "home"), "--store", ws.settings.store]
+        cli.main([*base, "migrate-table", "--from-table", old_table])
+    assert ended.value.code == 2
+    assert "--backup-file is required" in capsys.readouterr().err
+
+
+def test_cli_exits_1_naming_the_version_that_failed(
+    ws, old_table, tmp_path, dynamodb_client, capsys
+):
+    dynamodb_client.update_item(
+        TableName=old_table,
+        Key={"version": {"S": "0.9.2"}},
+        UpdateExpression="SET file_size = :s",
+        ExpressionAttributeValues={":s": {"N": "12"}},
+    )
+    with pytest.raises(SystemExit) as ended:
+        base = ["--home", str(tmp_path / "home"), "--store", ws.settings.store]
+        backup = ["--backup-file", str(tmp_path / "b.jsonl")]
+        cli.main([*base, "migrate-table", "--from-table", old_table, *backup])
+    assert ended.value.code == 1
+    captured = capsys.readouterr()
+    assert "debrepo: error: kiro#0.9.2: " in captured.err and "12" in captured.err
+    assert "2 migrated" in captured.out and "1 failed" in captured.out
