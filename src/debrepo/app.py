@@ -438,7 +438,6 @@ def migrate_table(
             report,
             store=ws.store,
             repo=ws.repo,
-            staging=ws.staging,
             configs=ws.configs,
             component=ws.settings.component,
             now=moment,

@@ -245,14 +245,32 @@ def test_a_damaged_backup_is_refused_naming_the_line(
         ),
         ({"version": "1.0", "deb_url": "https://x/k.deb"}, r"field sha256_hash is missing"),
         (
-            {"version": "1.0", "deb_url": "https://x/k.deb", "sha256_hash": "a", "file_size": -1},
+            {"version": "1.0", "deb_url": "https://x/k.deb", "sha256_hash": "xyz"},
+            r"field sha256_hash is not 64 hex digits",
+        ),
+        (
+            {
+                "version": "1.0",
+                "deb_url": "https://x/k.deb",
+                "sha256_hash": "a" * 64,
+                "md5_hash": "a",
+            },
+            r"field md5_hash is not 32 hex digits",
+        ),
+        (
+            {
+                "version": "1.0",
+                "deb_url": "https://x/k.deb",
+                "sha256_hash": "a" * 64,
+                "file_size": -1,
+            },
             r"field file_size is not a size",
         ),
         (
             {
                 "version": "1.0",
                 "deb_url": "https://x/k.deb",
-                "sha256_hash": "a",
+                "sha256_hash": "a" * 64,
                 "processed_timestamp": "yesterday",
             },
             r"field processed_timestamp is not a date",

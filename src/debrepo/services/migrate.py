@@ -29,18 +29,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from debrepo.core.layout import CONVENIENCE_PACKAGE
 from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError, StoreError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
+
+if TYPE_CHECKING:
+    from debrepo.packages_config import PackageConfig
+    from debrepo.sources.http import HttpSettings
 
 log = logging.getLogger("debrepo.migrate")
 
 OLD_KEY = "version"
 DEFAULT_PACKAGE = "kiro"
-OLD_HASHES = (("md5_hash", "md5"), ("sha1_hash", "sha1"), ("sha256_hash", "sha256"))
+OLD_HASHES = (("md5_hash", "md5", 32), ("sha1_hash", "sha1", 40), ("sha256_hash", "sha256", 64))
 BATCH_LIMIT = 25  # items per BatchWriteItem
 UNPROCESSED_RETRIES = 8
 
@@ -196,10 +199,14 @@ def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersi
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise MigrationError(f"{where}: field file_size is not a size in bytes")
     hashes = {}
-    for attribute, hash_name in OLD_HASHES:
+    for attribute, hash_name, digits in OLD_HASHES:
         value = _text(item, attribute, where, required=False)
-        if value is not None:
-            hashes[hash_name] = value.lower()
+        if value is None:
+            continue
+        value = value.lower()
+        if len(value) != digits or value.strip("0123456789abcdef"):
+            raise MigrationError(f"{where}: field {attribute} is not {digits} hex digits")
+        hashes[hash_name] = value
     if "sha256" not in hashes:
         raise MigrationError(
             f"{where}: field sha256_hash is missing; the download could not be checked"
@@ -328,11 +335,10 @@ def migrate_versions(
     *,
     store: MetadataStore,
     repo: ObjectStore,
-    staging: ObjectStore,
-    configs: Mapping[str, Any],
+    configs: Mapping[str, PackageConfig],
     component: str,
     now: datetime,
-    http_settings: Any = None,
+    http_settings: HttpSettings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[str]:
     """Download, check and ingest every planned version, one at a time; returns the
@@ -349,9 +355,6 @@ def migrate_versions(
         with HttpClient(http_settings) as http:
             for done, old in enumerate(report.to_migrate, start=1):
                 config = configs.get(old.package_name)
-                staged = old.package_name == CONVENIENCE_PACKAGE
-                target = staging if staged else repo
-                destination = Destination("staging" if staged else "pool", component)
                 release = Release(
                     package_name=old.package_name,
                     version=old.version,
@@ -380,8 +383,8 @@ def migrate_versions(
                     (record,) = ingest_files(
                         [IngestItem(acquired.deb_path, provenance)],
                         store=store,
-                        target=target,
-                        destination=destination,
+                        target=repo,
+                        destination=Destination("pool", component),
                         configs=dict(configs),
                         now=old.processed_at or now,
                     )
@@ -391,8 +394,7 @@ def migrate_versions(
                     report.failed.append((old.package_id, message))
                 else:
                     report.migrated.append(record)
-                    if not staged:
-                        written.append(record_key(record, component))
+                    written.append(record_key(record, component))
                 finally:
                     shutil.rmtree(scratch, ignore_errors=True)
                 if progress:
