@@ -178,6 +178,7 @@ def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersi
     """An old item (plain values) as an OldVersion; MigrationError naming the field."""
     from decimal import Decimal
 
+    from debrepo.core.control import package_name_problem, version_problem
     from debrepo.sources.http import url_problem
 
     version = item.get(OLD_KEY)
@@ -185,6 +186,12 @@ def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersi
         raise MigrationError(f"old item {dict(item)!r:.120}: field {OLD_KEY} is missing")
     where = f"old item {version}"
     name = _text(item, "package_name", where, required=False) or default_package
+    for field_name, problem in (
+        (OLD_KEY, version_problem(version)),
+        ("package_name", package_name_problem(name)),
+    ):
+        if problem:
+            raise MigrationError(f"{where}: field {field_name}: {problem}")
     deb_url = _text(item, "deb_url", where, required=True)
     assert deb_url is not None
     problem = url_problem(deb_url)
@@ -326,7 +333,9 @@ def plan_migration(
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise MigrationError("; ".join(problems[:5]) + more + "; nothing was migrated")
-    report.to_migrate.sort(key=lambda o: o.package_id)
+    from debrepo.versions import version_key
+
+    report.to_migrate.sort(key=lambda o: (o.package_name, version_key(o.version)))
     return report
 
 
