@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +331,50 @@ def test_cli_exits_1_naming_the_version_that_failed(
     captured = capsys.readouterr()
     assert "debrepo: error: kiro#0.9.2: " in captured.err and "12" in captured.err
     assert "2 migrated" in captured.out and "1 failed" in captured.out
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "migrate-dynamodb-schema.sh"
+
+
+def run_script(tmp_path: Path, store: str, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ,
+        "DEBREPO": str(Path(sys.executable).with_name("debrepo")),
+        "DEBREPO_HOME": str(tmp_path / "home"),
+        "DEBREPO_STORE": store,
+    }
+    return subprocess.run(
+        [str(SCRIPT), *args], cwd=tmp_path, env=environ, capture_output=True, text=True
+    )
+
+
+def test_the_seed_style_script_backs_up_migrates_verifies_and_restores(
+    ws, old_table, tmp_path, dynamodb_client
+):
+    before = scan(dynamodb_client, old_table)
+    dry = run_script(tmp_path, ws.settings.store, "--from-table", old_table, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: 3 old item(s), 3 to migrate" in dry.stdout
+    assert list(tmp_path.glob("backup-*.jsonl")) == []
+
+    done = run_script(tmp_path, ws.settings.store, "--from-table", old_table)
+    assert done.returncode == 0, done.stderr
+    (backup,) = tmp_path.glob(f"backup-{old_table}-*.jsonl")
+    assert read_backup(backup) == before
+    assert "3 migrated" in done.stdout
+    assert "OK: 3 package(s)" in done.stdout  # debrepo verify ran on the result
+
+    for item in before:
+        dynamodb_client.delete_item(TableName=old_table, Key={"version": item["version"]})
+    restored = run_script(
+        tmp_path, ws.settings.store, "--restore", "--from-table", old_table,
+        "--backup-file", str(backup),
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert scan(dynamodb_client, old_table) == before
+
+
+def test_the_script_needs_an_environment_or_a_table(tmp_path):
+    ended = run_script(tmp_path, "dynamodb://unused")
+    assert ended.returncode == 2
+    assert "usage:" in ended.stderr
