@@ -200,7 +200,7 @@ def test_state_round_trip():
         revision="7",
         fingerprint="f",
         skipped=["old#1"],
-        index_stamps={"dists/stable/main/binary-amd64/Packages": (10, "123-4")},
+        index_stamps={"dists/stable/main/binary-amd64/Packages": (10, "123-4", "ab" * 32)},
     )
     assert PublishState.from_json(state.to_json()) == state
     assert PublishState.from_json(None) == PublishState()
@@ -241,6 +241,29 @@ def test_resigning_does_not_read_indices_untouched_since_they_were_published(wor
 
     assert report.resigned_only
     assert not [key for key in read if "/Packages" in key]
+    assert app.verify(workspace, now=at(1)).ok
+
+
+def test_a_release_rewritten_behind_debrepos_back_is_not_re_signed_as_it_is(
+    workspace, make_deb
+):
+    """The indices are untouched, but Release now lists other bytes of the same size:
+    re-signing that Release would sign wrong hashes, so everything is rendered again."""
+    add(workspace, make_deb, "alpha")
+    release_path = Path(workspace.repo.root, DISTS, "Release")
+    release = release_path.read_text()
+    packages = workspace.repo.get(f"{BINARY}/Packages")
+    assert packages is not None
+    real = hashlib.sha256(packages).hexdigest()
+    fake = hashlib.sha256(b"other bytes").hexdigest()
+    assert real in release
+    release_path.write_text(release.replace(real, fake))
+
+    report = app.rebuild(workspace, now=at(1))
+
+    assert not report.resigned_only
+    republished = release_path.read_text()
+    assert real in republished and fake not in republished
     assert app.verify(workspace, now=at(1)).ok
 
 

@@ -106,9 +106,9 @@ class PublishState:
     revision: str | None = None
     fingerprint: str | None = None
     skipped: list[str] = field(default_factory=list)
-    # Index key -> (size, ObjectInfo.version) right after it was published: still equal
-    # means untouched since, without reading it.
-    index_stamps: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # Index key -> (size, ObjectInfo.version, SHA256) right after it was published: the
+    # same size and version mean untouched since, without reading it.
+    index_stamps: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -165,8 +165,9 @@ class PublishState:
                 fingerprint=data.get("fingerprint"),
                 skipped=[str(s) for s in data.get("skipped") or []],
                 index_stamps={
-                    str(k): (int(v[0]), str(v[1]))
+                    str(k): (int(v[0]), str(v[1]), str(v[2]))
                     for k, v in (data.get("index_stamps") or {}).items()
+                    if isinstance(v, list) and len(v) == 3
                 },
             )
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
@@ -311,7 +312,7 @@ class Publisher:
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
         self._place_pool_files(plan, pool, report, set(just_written))
         self._write_indices(plan, report)
-        state.index_stamps = self._index_stamps(plan.index_keys)
+        state.index_stamps = self._index_stamps(plan)
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
         for key in plan.obsolete_by_hash:
@@ -339,21 +340,21 @@ class Publisher:
             if self._index_intact(f"{dists}/{path}", digest, state)
         }
 
-    def _index_stamps(self, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+    def _index_stamps(self, plan: PublicationPlan) -> dict[str, tuple[int, str, str]]:
         stamps = {}
-        for key in keys:
+        for key, index in zip(plan.index_keys, plan.indices, strict=True):
             info = self.repo.stat(key)
             if info is not None and info.version is not None:
-                stamps[key] = (info.size, info.version)
+                stamps[key] = (info.size, info.version, index.digest.sha256)
         return stamps
 
     def _index_intact(self, key: str, digest: Digest, state: PublishState) -> bool:
         """Whether the published index `key` still has the bytes `digest` describes:
         untouched since this publisher wrote it, or else hashed again."""
         stamp = state.index_stamps.get(key)
-        if stamp is not None:
+        if stamp is not None and stamp[2] == digest.sha256:
             info = self.repo.stat(key)
-            if info is not None and (info.size, info.version) == stamp:
+            if info is not None and (info.size, info.version) == stamp[:2]:
                 return info.size == digest.size
         data = self.repo.get(key)
         return data is not None and hashlib.sha256(data).hexdigest() == digest.sha256
