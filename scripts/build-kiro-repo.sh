@@ -47,13 +47,20 @@ fi
 
 if [ -n "$terraform_dir" ]; then
   command -v terraform >/dev/null || { echo "build-kiro-repo: terraform is not installed" >&2; exit 1; }
+  # Assigned before exported: `export X="$(...)"` would hide a failing terraform.
   output() { terraform -chdir="$terraform_dir" output -raw "$1"; }
-  export DEBREPO_STORE="dynamodb://$(output table)"
-  export DEBREPO_REPO="s3://$(output bucket)"
-  export DEBREPO_STAGING="s3://$(output bucket)"
-  export DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
-  export DEBREPO_SNS_TOPIC_ARN="$(output topic_arn)"
-  export AWS_REGION="${AWS_REGION:-$(output region)}"
+  DEBREPO_STORE="dynamodb://$(output table)"
+  export DEBREPO_STORE
+  DEBREPO_REPO="s3://$(output bucket)"
+  export DEBREPO_REPO
+  DEBREPO_STAGING="s3://$(output bucket)"
+  export DEBREPO_STAGING
+  DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
+  export DEBREPO_KEY_SECRET_ID
+  DEBREPO_SNS_TOPIC_ARN="$(output topic_arn)"
+  export DEBREPO_SNS_TOPIC_ARN
+  AWS_REGION="${AWS_REGION:-$(output region)}"
+  export AWS_REGION
 fi
 
 export DEBREPO_CONFIG_DIR="${DEBREPO_CONFIG_DIR:-$root/config/packages}"

@@ -63,6 +63,10 @@ fi
 old_table="${old_table:-kiro-debian-repo-manager-versions-$env_name}"
 
 if [ -n "$restore" ]; then
+  if [ -n "$dry_run" ]; then
+    echo "migrate-dynamodb-schema: --restore has no --dry-run; it writes the backup into $old_table" >&2
+    exit 2
+  fi
   if [ -z "$backup_file" ]; then
     echo "migrate-dynamodb-schema: --restore needs --backup-file" >&2
     exit 2
@@ -72,12 +76,18 @@ fi
 
 if [ -n "$terraform_dir" ]; then
   command -v terraform >/dev/null || { echo "migrate-dynamodb-schema: terraform is not installed" >&2; exit 1; }
+  # Assigned before exported: `export X="$(...)"` would hide a failing terraform.
   output() { terraform -chdir="$terraform_dir" output -raw "$1"; }
-  export DEBREPO_STORE="dynamodb://$(output table)"
-  export DEBREPO_REPO="s3://$(output bucket)"
-  export DEBREPO_STAGING="s3://$(output bucket)"
-  export DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
-  export AWS_REGION="${AWS_REGION:-$(output region)}"
+  DEBREPO_STORE="dynamodb://$(output table)"
+  export DEBREPO_STORE
+  DEBREPO_REPO="s3://$(output bucket)"
+  export DEBREPO_REPO
+  DEBREPO_STAGING="s3://$(output bucket)"
+  export DEBREPO_STAGING
+  DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
+  export DEBREPO_KEY_SECRET_ID
+  AWS_REGION="${AWS_REGION:-$(output region)}"
+  export AWS_REGION
 fi
 
 if [ -z "$dry_run" ] && [ -z "$backup_file" ]; then

@@ -401,6 +401,7 @@ def migrate_table(
     backup_file: Path | None,
     dry_run: bool = False,
     default_package: str = "kiro",
+    skip_versions: Sequence[str] = (),
     publish_after: bool = True,
     now: datetime | None = None,
     wait_seconds: float = 0.0,
@@ -411,7 +412,8 @@ def migrate_table(
 
     The old table is only read. Every old item is checked before anything is fetched; a
     version whose download fails its old size or checksums is reported, the others go
-    on. A dry run scans, backs up (if asked) and reports, and changes nothing.
+    on; `skip_versions` are left out (e.g. a version whose download is gone for good).
+    A dry run scans, backs up (if asked) and reports, and changes nothing.
     """
     from debrepo.services.migrate import (
         OldTable,
@@ -428,24 +430,31 @@ def migrate_table(
     if backup_file is not None:
         write_backup(items, backup_file)
         log.info("backed up %d old item(s) to %s", len(items), backup_file)
-    report = plan_migration(items, store=ws.store, default_package=default_package)
+    report = plan_migration(
+        items, store=ws.store, default_package=default_package, skip=skip_versions
+    )
     report.backup_file = str(backup_file) if backup_file is not None else None
     if dry_run:
         return report, None
+    if publish_after:
+        ws.signer  # noqa: B018 - a missing or unreadable key fails now, not after the downloads
     moment = now or utc_now()
-    with ws.lock(wait_seconds):
-        written = migrate_versions(
-            report,
-            store=ws.store,
-            repo=ws.repo,
-            configs=ws.configs,
-            component=ws.settings.component,
-            now=moment,
-            http_settings=http_settings,
-            progress=ws.progress,
-        )
-        published = None
-        if publish_after and report.migrated:
+    written = migrate_versions(
+        report,
+        store=ws.store,
+        repo=ws.repo,
+        configs=ws.configs,
+        component=ws.settings.component,
+        now=moment,
+        lock=lambda: ws.lock(wait_seconds),
+        http_settings=http_settings,
+        progress=ws.progress,
+    )
+    published = None
+    if publish_after:
+        # Also when nothing was migrated this time: a run that stored every version but
+        # failed to publish is finished by running it again.
+        with ws.lock(wait_seconds):
             published = ws.publisher().publish(now=moment, just_written=written)
     return report, published
 

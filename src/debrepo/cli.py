@@ -530,6 +530,13 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
     show_default=True,
     help="Package of old items that name none.",
 )
+@click.option(
+    "--skip",
+    "skip_versions",
+    multiple=True,
+    metavar="VERSION",
+    help="Leave this old version out (repeatable), e.g. one whose download is gone.",
+)
 @click.option("--no-publish", is_flag=True, help="Only store the versions; publish later.")
 @wait_option
 @click.pass_context
@@ -539,6 +546,7 @@ def migrate_table(
     backup_file: Path | None,
     dry_run: bool,
     package_name: str,
+    skip_versions: tuple[str, ...],
     no_publish: bool,
     wait_seconds: float,
 ) -> None:
@@ -558,6 +566,7 @@ def migrate_table(
         backup_file=backup_file,
         dry_run=dry_run,
         default_package=package_name,
+        skip_versions=skip_versions,
         publish_after=not no_publish,
         wait_seconds=wait_seconds,
     )

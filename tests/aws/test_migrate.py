@@ -139,19 +139,24 @@ def test_migration_stores_complete_records_keeps_the_old_facts_and_publishes(
     again, published_again = app.migrate_table(
         ws, old_table=old_table, backup_file=tmp_path / "backup-2.jsonl", now=FIXED_NOW
     )
-    assert again.migrated == [] and published_again is None
+    assert again.migrated == []
+    assert published_again is not None and published_again.resigned_only
     assert sorted(again.already_migrated) == sorted(f"kiro#{v}" for v in VERSIONS)
     assert len(downloads(httpserver_ipv4)) == fetched
 
 
+@pytest.mark.parametrize(
+    ("attribute", "digits"), [("md5_hash", 32), ("sha1_hash", 40), ("sha256_hash", 64)]
+)
 def test_a_version_whose_download_differs_fails_alone(
-    ws, old_table, tmp_path, dynamodb_client, httpserver_ipv4
+    ws, old_table, tmp_path, dynamodb_client, httpserver_ipv4, attribute, digits
 ):
-    wrong = "0" * 64
+    wrong = "0" * digits
     dynamodb_client.update_item(
         TableName=old_table,
         Key={"version": {"S": "0.10.1"}},
-        UpdateExpression="SET sha256_hash = :h",
+        UpdateExpression="SET #a = :h",
+        ExpressionAttributeNames={"#a": attribute},
         ExpressionAttributeValues={":h": {"S": wrong}},
     )
     report, published = app.migrate_table(
@@ -159,7 +164,8 @@ def test_a_version_whose_download_differs_fails_alone(
     )
     assert [package_id for package_id, _ in report.failed] == ["kiro#0.10.1"]
     error = report.failed[0][1]
-    assert "SHA256" in error and wrong in error and "/kiro/0.10.1/" in error
+    assert attribute.split("_")[0].upper() in error and wrong in error
+    assert "/kiro/0.10.1/" in error
     assert sorted(r.version for r in report.migrated) == ["0.11.0", "0.9.2"]
     assert ws.store.get("kiro#0.10.1") is None
     assert published is not None and published.packages == 2
@@ -224,6 +230,14 @@ def test_restore_puts_back_exactly_what_was_backed_up(ws, old_table, tmp_path, d
         ('{"version": {"S": "1.0"}}\n[1]\n', r"b\.jsonl:2: not an item"),
         ('{"version": {"N": "1"}}\n', r"b\.jsonl:1: the item has no version"),
         ('{"version": {"Q": "1"}}\n', r"b\.jsonl:1: not an item"),
+        ('{"version": {"S": "1"}, "file_size": {"N": "abc"}}\n', r"b\.jsonl:1: .*not a number"),
+        ('{"version": {"S": 5}}\n', r"b\.jsonl:1: not an item"),
+        ('{"version": {"S": "1"}, "tags": {"SS": "ab"}}\n', r"b\.jsonl:1: not an item"),
+        ('{"version": {"S": "1"}, "blob": {"B": "%%%"}}\n', r"b\.jsonl:1: .*not base64"),
+        (
+            '{"version": {"S": "1.0"}}\n{"version": {"S": "2.0"}}\n{"version": {"S": "1.0"}}\n',
+            r"b\.jsonl:3: version 1\.0 is also on line 1",
+        ),
     ],
 )
 def test_a_damaged_backup_is_refused_naming_the_line(
@@ -378,3 +392,111 @@ def test_the_script_needs_an_environment_or_a_table(tmp_path):
     ended = run_script(tmp_path, "dynamodb://unused")
     assert ended.returncode == 2
     assert "usage:" in ended.stderr
+
+
+def test_a_run_that_stored_everything_but_did_not_publish_is_finished_by_a_re_run(
+    ws, old_table, tmp_path
+):
+    first, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "b1.jsonl", publish_after=False
+    )
+    assert len(first.migrated) == 3 and published is None
+    assert ws.repo.stat("dists/stable/InRelease") is None
+
+    again, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "b2.jsonl", now=FIXED_NOW
+    )
+    assert again.migrated == [] and len(again.already_migrated) == 3
+    assert published is not None and published.packages == 3
+    assert app.verify(ws, now=FIXED_NOW).ok
+
+
+def test_skipped_versions_are_left_out_and_unknown_ones_refused(
+    ws, old_table, tmp_path, dynamodb_client, httpserver_ipv4
+):
+    dynamodb_client.update_item(
+        TableName=old_table,
+        Key={"version": {"S": "0.10.1"}},
+        UpdateExpression="REMOVE deb_url",
+    )
+    with pytest.raises(MigrationError, match=r"--skip 9\.9: no such version"):
+        app.migrate_table(
+            ws, old_table=old_table, backup_file=None, dry_run=True, skip_versions=["9.9"]
+        )
+
+    report, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", skip_versions=["0.10.1"]
+    )
+    assert report.skipped == ["0.10.1"] and not report.failed
+    assert published is not None and published.packages == 2
+    assert sorted(r.version for r in report.migrated) == ["0.11.0", "0.9.2"]
+    assert "1 skipped" in report.summary()
+    assert not any("/0.10.1/" in path for path in downloads(httpserver_ipv4))
+
+
+def test_a_version_added_meanwhile_counts_as_migrated(ws, old_table, tmp_path, debs):
+    """A scheduled sync may store a version between the plan and its turn."""
+    from debrepo.services.migrate import OldTable, migrate_versions, plan_migration
+
+    table = OldTable(old_table)
+    report = plan_migration(table.scan(), store=ws.store, default_package="kiro")
+    deb = tmp_path / "kiro_0.10.1_amd64.deb"
+    deb.write_bytes(debs["0.10.1"])
+    app.add_packages(ws, [deb], now=FIXED_NOW)
+
+    migrate_versions(
+        report,
+        store=ws.store,
+        repo=ws.repo,
+        configs=ws.configs,
+        component="main",
+        now=FIXED_NOW,
+        lock=lambda: ws.lock(0),
+    )
+
+    assert report.failed == []
+    assert report.already_migrated == ["kiro#0.10.1"]
+    assert sorted(r.version for r in report.migrated) == ["0.11.0", "0.9.2"]
+
+
+def test_binary_attributes_survive_backup_and_restore(ws, old_table, tmp_path, dynamodb_client):
+    dynamodb_client.update_item(
+        TableName=old_table,
+        Key={"version": {"S": "0.9.2"}},
+        UpdateExpression="SET certificate_der = :b, extra_blobs = :s",
+        ExpressionAttributeValues={":b": {"B": b"\x00\xffkiro"}, ":s": {"BS": [b"a", b"\x01"]}},
+    )
+    before = scan(dynamodb_client, old_table)
+    backup = tmp_path / "b.jsonl"
+    app.migrate_table(ws, old_table=old_table, backup_file=backup, dry_run=True)
+    assert read_backup(backup) == before
+    for item in before:
+        dynamodb_client.delete_item(TableName=old_table, Key={"version": item["version"]})
+
+    app.restore_table(old_table, backup)
+
+    assert scan(dynamodb_client, old_table) == before
+
+
+def test_the_script_refuses_restore_with_dry_run(tmp_path):
+    ended = run_script(tmp_path, "dynamodb://unused", "--restore", "--env", "dev", "--dry-run")
+    assert ended.returncode == 2
+    assert "--restore has no --dry-run" in ended.stderr
+
+
+def test_the_script_stops_when_terraform_fails(tmp_path, old_table):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "terraform").write_text("#!/bin/sh\necho 'No outputs found' >&2\nexit 1\n")
+    (fake / "terraform").chmod(0o755)
+    environ_path = f"{fake}:{os.environ['PATH']}"
+    ended = subprocess.run(
+        [str(SCRIPT), "--from-table", old_table, "--terraform-dir", str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": environ_path, "DEBREPO_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+    )
+    assert ended.returncode != 0
+    assert "No outputs found" in ended.stderr
+    assert list(tmp_path.glob("backup-*.jsonl")) == []  # stopped before debrepo ran

@@ -244,9 +244,7 @@ def test_resigning_does_not_read_indices_untouched_since_they_were_published(wor
     assert app.verify(workspace, now=at(1)).ok
 
 
-def test_a_release_rewritten_behind_debrepos_back_is_not_re_signed_as_it_is(
-    workspace, make_deb
-):
+def test_a_release_rewritten_behind_debrepos_back_is_not_re_signed_as_it_is(workspace, make_deb):
     """The indices are untouched, but Release now lists other bytes of the same size:
     re-signing that Release would sign wrong hashes, so everything is rendered again."""
     add(workspace, make_deb, "alpha")

@@ -18,6 +18,7 @@ an interrupted migration is finished by running it again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -26,12 +27,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError, StoreError
+from debrepo.errors import ConfigError, DebrepoError, LockError, StoreError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 
@@ -78,21 +80,26 @@ class MigrationReport:
     old_items: int = 0
     backup_file: str | None = None
     already_migrated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # versions left out on request
     to_migrate: list[OldVersion] = field(default_factory=list)
     migrated: list[PackageRecord] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (package_id, error)
 
     def summary(self) -> str:
         if self.dry_run:
+            skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
             return (
                 f"dry run: {self.old_items} old item(s), {len(self.to_migrate)} to migrate, "
-                f"{len(self.already_migrated)} already in the store; nothing was changed"
+                f"{len(self.already_migrated)} already in the store{skipped}; "
+                "nothing was changed"
             )
         parts = [
             f"{self.old_items} old item(s)",
             f"{len(self.migrated)} migrated",
             f"{len(self.already_migrated)} already in the store",
         ]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         return ", ".join(parts)
@@ -227,6 +234,13 @@ def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersi
             raise MigrationError(f"{where}: field processed_timestamp is not a date") from None
         if processed_at.tzinfo is None:
             processed_at = processed_at.replace(tzinfo=UTC)
+    links = {}
+    for attribute in ("certificate_url", "signature_url"):
+        link = _text(item, attribute, where, required=False)
+        problem = url_problem(link) if link is not None else None
+        if problem:
+            raise MigrationError(f"{where}: field {attribute}: {problem}")
+        links[attribute] = link
     return OldVersion(
         package_name=name,
         version=version,
@@ -235,13 +249,80 @@ def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersi
         hashes=hashes,
         pub_date=_text(item, "pub_date", where, required=False),
         processed_at=processed_at,
-        certificate_url=_text(item, "certificate_url", where, required=False),
-        signature_url=_text(item, "signature_url", where, required=False),
+        certificate_url=links["certificate_url"],
+        signature_url=links["signature_url"],
         notes=_text(item, "notes", where, required=False),
     )
 
 
 # -- the backup -------------------------------------------------------------------------
+
+
+def _to_json(value: Any) -> Any:
+    """An attribute value from boto3 (bytes for binaries) as JSON (base64 for them)."""
+    ((kind, data),) = value.items()
+    if kind == "B":
+        return {kind: base64.b64encode(bytes(data)).decode("ascii")}
+    if kind == "BS":
+        return {kind: [base64.b64encode(bytes(b)).decode("ascii") for b in data]}
+    if kind == "L":
+        return {kind: [_to_json(v) for v in data]}
+    if kind == "M":
+        return {kind: {k: _to_json(v) for k, v in data.items()}}
+    return value
+
+
+def _number(text: Any) -> str:
+    from decimal import Decimal, InvalidOperation
+
+    if not isinstance(text, str):
+        raise ValueError(f"number {text!r} is not a string")
+    try:
+        if not Decimal(text).is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a number") from None
+    return text
+
+
+def _binary(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError(f"binary {text!r} is not base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(f"{text[:20]!r} is not base64") from None
+
+
+def _text_value(text: Any) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a string")
+    return text
+
+
+def _from_json(value: Any) -> dict[str, Any]:
+    """A backed-up attribute value, checked, in the form boto3 writes (bytes for binaries)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(f"{value!r:.60} is not an attribute value")
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return {kind: _text_value(data)}
+    if kind == "N":
+        return {kind: _number(data)}
+    if kind == "B":
+        return {kind: _binary(data)}
+    if kind == "BOOL" and isinstance(data, bool):
+        return value
+    if kind == "NULL" and data is True:
+        return value
+    if kind == "L" and isinstance(data, list):
+        return {kind: [_from_json(v) for v in data]}
+    if kind == "M" and isinstance(data, dict):
+        return {kind: {_text_value(k): _from_json(v) for k, v in data.items()}}
+    if kind in ("SS", "NS", "BS") and isinstance(data, list) and data:
+        convert = {"SS": _text_value, "NS": _number, "BS": _binary}[kind]
+        return {kind: [convert(v) for v in data]}
+    raise ValueError(f"{value!r:.60} is not an attribute value")
 
 
 def write_backup(items: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -259,10 +340,11 @@ def write_backup(items: Sequence[Mapping[str, Any]], path: Path) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for item in items:
-                handle.write(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n")
+                line = {name: _to_json(value) for name, value in item.items()}
+                handle.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        if len(read_backup(Path(temp))) != len(items):
+        if read_backup(Path(temp)) != [dict(item) for item in items]:
             raise MigrationError(f"{path}: the backup read back differs from what was written")
         os.link(temp, path)  # fails rather than replace a file created meanwhile
     except OSError as exc:
@@ -273,9 +355,8 @@ def write_backup(items: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 
 def read_backup(path: Path) -> list[dict[str, Any]]:
-    """The items of a backup file; MigrationError naming the line that is not one."""
-    from debrepo.store.dynamodb import _plain
-
+    """The items of a backup file, checked whole before any is used; MigrationError
+    naming the line that is not an item, or a version that appears twice."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -283,20 +364,25 @@ def read_backup(path: Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise MigrationError(f"{path}: not a text file") from None
     items = []
+    lines_of: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            if not isinstance(item, dict) or not item:
+            raw = json.loads(line)
+            if not isinstance(raw, dict) or not raw:
                 raise ValueError("not an item")
-            for value in item.values():
-                _plain(value)  # every attribute in DynamoDB's JSON
-            version = item.get(OLD_KEY, {}).get("S")
-        except (ValueError, TypeError, AttributeError, StoreError) as exc:
+            item = {_text_value(name): _from_json(value) for name, value in raw.items()}
+        except ValueError as exc:
             raise MigrationError(f"{path}:{number}: not an item in DynamoDB JSON ({exc})") from None
+        version = item.get(OLD_KEY, {}).get("S")
         if not version:
             raise MigrationError(f"{path}:{number}: the item has no {OLD_KEY} (a string)")
+        if version in lines_of:
+            raise MigrationError(
+                f"{path}:{number}: version {version} is also on line {lines_of[version]}"
+            )
+        lines_of[version] = number
         items.append(item)
     return items
 
@@ -305,16 +391,31 @@ def read_backup(path: Path) -> list[dict[str, Any]]:
 
 
 def plan_migration(
-    old_items: Sequence[Mapping[str, Any]], *, store: MetadataStore, default_package: str
+    old_items: Sequence[Mapping[str, Any]],
+    *,
+    store: MetadataStore,
+    default_package: str,
+    skip: Sequence[str] = (),
 ) -> MigrationReport:
-    """What a migration would do; MigrationError listing every unusable old item."""
+    """What a migration would do; MigrationError listing every unusable old item.
+
+    Old items whose `version` is in `skip` are left out unread."""
     from debrepo.store.dynamodb import _plain
 
     report = MigrationReport(dry_run=True, old_items=len(old_items))
+    listed = {raw.get(OLD_KEY, {}).get("S") for raw in old_items}
+    unknown = [version for version in skip if version not in listed]
+    if unknown:
+        raise MigrationError(
+            f"--skip {', '.join(unknown)}: no such version in the old table; nothing was migrated"
+        )
     existing = store.package_ids()
     problems: list[str] = []
     seen: set[str] = set()
     for raw in old_items:
+        if raw.get(OLD_KEY, {}).get("S") in skip:
+            report.skipped.append(str(raw[OLD_KEY]["S"]))
+            continue
         try:
             old = parse_old_item(
                 {k: _plain(v) for k, v in raw.items()}, default_package=default_package
@@ -347,14 +448,20 @@ def migrate_versions(
     configs: Mapping[str, PackageConfig],
     component: str,
     now: datetime,
+    lock: Callable[[], AbstractContextManager[None]],
     http_settings: HttpSettings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[str]:
     """Download, check and ingest every planned version, one at a time; returns the
-    keys written. A version that fails is reported and the others go on."""
+    keys written. A version that fails is reported and the others go on.
+
+    Downloads (the long part) run outside the repository lock; each version is stored
+    under it, so a scheduled publish can run in between and no lock outlives its lease.
+    A version that appeared in the store meanwhile counts as already migrated.
+    """
     from debrepo.core.records import Provenance
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
-    from debrepo.sources.base import Release, SourceError, download_release
+    from debrepo.sources.base import Release, download_release
     from debrepo.sources.http import HttpClient
 
     report.dry_run = False
@@ -375,29 +482,35 @@ def migrate_versions(
                     expected_size=old.file_size,
                     expected_hashes=dict(old.hashes),
                 )
+                provenance = Provenance(
+                    deb_url=old.deb_url,
+                    package_type=config.source.type if config else "external_download",
+                    pub_date=old.pub_date,
+                    expected_name=old.package_name,
+                    expected_version=old.version,
+                    expected_architecture=config.architecture if config else None,
+                    certificate_url=old.certificate_url,
+                    signature_url=old.signature_url,
+                    notes=old.notes,
+                )
                 scratch = Path(tempfile.mkdtemp(dir=scratch_root))
                 try:
                     acquired = download_release(http, release, scratch, additional_files=())
-                    provenance = Provenance(
-                        deb_url=old.deb_url,
-                        package_type=config.source.type if config else "external_download",
-                        pub_date=old.pub_date,
-                        expected_name=old.package_name,
-                        expected_version=old.version,
-                        expected_architecture=config.architecture if config else None,
-                        certificate_url=old.certificate_url,
-                        signature_url=old.signature_url,
-                        notes=old.notes,
-                    )
-                    (record,) = ingest_files(
-                        [IngestItem(acquired.deb_path, provenance)],
-                        store=store,
-                        target=repo,
-                        destination=Destination("pool", component),
-                        configs=dict(configs),
-                        now=old.processed_at or now,
-                    )
-                except (SourceError, InvalidPackageError, StoreError) as exc:
+                    with lock():
+                        if store.exists(old.package_id):
+                            report.already_migrated.append(old.package_id)
+                            continue
+                        (record,) = ingest_files(
+                            [IngestItem(acquired.deb_path, provenance)],
+                            store=store,
+                            target=repo,
+                            destination=Destination("pool", component),
+                            configs=dict(configs),
+                            now=old.processed_at or now,
+                        )
+                except LockError:
+                    raise  # holds for every version alike: stop, a re-run goes on from here
+                except DebrepoError as exc:
                     message = str(exc).replace(str(scratch), old.deb_url)
                     log.error("cannot migrate %s: %s", old.package_id, message)
                     report.failed.append((old.package_id, message))
@@ -406,8 +519,8 @@ def migrate_versions(
                     written.append(record_key(record, component))
                 finally:
                     shutil.rmtree(scratch, ignore_errors=True)
-                if progress:
-                    progress("migrate", done, len(report.to_migrate))
+                    if progress:
+                        progress("migrate", done, len(report.to_migrate))
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
     return written
