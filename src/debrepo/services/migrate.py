@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("debrepo.migrate")
 
 OLD_KEY = "version"
-DEFAULT_PACKAGE = "kiro"
 OLD_HASHES = (("md5_hash", "md5", 32), ("sha1_hash", "sha1", 40), ("sha256_hash", "sha256", 64))
 BATCH_LIMIT = 25  # items per BatchWriteItem
 UNPROCESSED_RETRIES = 8
