@@ -458,7 +458,6 @@ def migrate_versions(
     under it, so a scheduled publish can run in between and no lock outlives its lease.
     A version that appeared in the store meanwhile counts as already migrated.
     """
-    from debrepo.core.records import Provenance
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
     from debrepo.sources.base import Release, download_release
     from debrepo.sources.http import HttpClient
@@ -481,16 +480,9 @@ def migrate_versions(
                     expected_size=old.file_size,
                     expected_hashes=dict(old.hashes),
                 )
-                provenance = Provenance(
-                    deb_url=old.deb_url,
+                provenance = release.provenance(
                     package_type=config.source.type if config else "external_download",
-                    pub_date=old.pub_date,
-                    expected_name=old.package_name,
-                    expected_version=old.version,
-                    expected_architecture=config.architecture if config else None,
-                    certificate_url=old.certificate_url,
-                    signature_url=old.signature_url,
-                    notes=old.notes,
+                    architecture=config.architecture if config else None,
                 )
                 scratch = Path(tempfile.mkdtemp(dir=scratch_root))
                 try:

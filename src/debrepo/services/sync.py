@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Protocol
 
 from debrepo.core.indexes import rfc1123
-from debrepo.core.records import Provenance
 from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from debrepo.services.publish import STATE_KEY, PublishReport, PublishState
-from debrepo.sources.base import PackageSource, Release, source_for
+from debrepo.sources.base import PackageSource, source_for
 from debrepo.sources.http import HttpClient, HttpSettings
 
 log = logging.getLogger("debrepo.sync")
@@ -186,20 +185,6 @@ def select_configs(
     return [configs[only_package]]
 
 
-def _provenance(release: Release, config: PackageConfig) -> Provenance:
-    return Provenance(
-        deb_url=release.url,
-        package_type=config.source.type,
-        pub_date=release.pub_date,
-        expected_name=config.package_name,
-        expected_version=release.version,
-        expected_architecture=config.architecture,
-        certificate_url=release.certificate_url,
-        signature_url=release.signature_url,
-        notes=release.notes,
-    )
-
-
 @dataclass
 class _Run:
     store: MetadataStore
@@ -226,7 +211,15 @@ class _Run:
             acquired = source.acquire(release, scratch)
             try:
                 (record,) = ingest_files(
-                    [IngestItem(acquired.deb_path, _provenance(release, config))],
+                    [
+                        IngestItem(
+                            acquired.deb_path,
+                            release.provenance(
+                                package_type=config.source.type,
+                                architecture=config.architecture,
+                            ),
+                        )
+                    ],
                     store=self.store,
                     target=self.repo,
                     destination=destination,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from debrepo.core.records import FileFacts
+from debrepo.core.records import FileFacts, Provenance
 from debrepo.errors import ConfigError, DebrepoError
 from debrepo.packages_config import PackageConfig
 
@@ -47,6 +47,20 @@ class Release:
     expected_size: int | None = None
     # hash name (md5, sha1, sha256, sha512) -> lowercase hex, as upstream states it
     expected_hashes: Mapping[str, str] = field(default_factory=dict)
+
+    def provenance(self, *, package_type: str, architecture: str | None) -> Provenance:
+        """Where this release's .deb came from, and what ingesting it must find inside."""
+        return Provenance(
+            deb_url=self.url,
+            package_type=package_type,
+            pub_date=self.pub_date,
+            expected_name=self.package_name,
+            expected_version=self.version,
+            expected_architecture=architecture,
+            certificate_url=self.certificate_url,
+            signature_url=self.signature_url,
+            notes=self.notes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
