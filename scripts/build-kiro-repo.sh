@@ -15,18 +15,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-debrepo="${DEBREPO:-}"
-if [ -z "$debrepo" ]; then
-  if [ -x "$root/.venv/bin/debrepo" ]; then
-    debrepo="$root/.venv/bin/debrepo"
-  else
-    debrepo="$(command -v debrepo || true)"
-  fi
-fi
-if [ -z "$debrepo" ]; then
-  echo "build-kiro-repo: debrepo is not installed; run 'make venv' first" >&2
-  exit 1
-fi
+script=build-kiro-repo
+. "$here/common.sh"
+find_debrepo
 
 args=()
 version=""
@@ -46,26 +37,9 @@ if [ -z "$version" ]; then
 fi
 
 if [ -n "$terraform_dir" ]; then
-  command -v terraform >/dev/null || { echo "build-kiro-repo: terraform is not installed" >&2; exit 1; }
-  # Assigned before exported: `export X="$(...)"` would hide a failing terraform.
-  output() { terraform -chdir="$terraform_dir" output -raw "$1"; }
-  DEBREPO_STORE="dynamodb://$(output table)"
-  export DEBREPO_STORE
-  DEBREPO_REPO="s3://$(output bucket)"
-  export DEBREPO_REPO
-  DEBREPO_STAGING="s3://$(output bucket)"
-  export DEBREPO_STAGING
-  DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
-  export DEBREPO_KEY_SECRET_ID
-  DEBREPO_SNS_TOPIC_ARN="$(output topic_arn)"
-  export DEBREPO_SNS_TOPIC_ARN
-  AWS_REGION="${AWS_REGION:-$(output region)}"
-  export AWS_REGION
+  settings_from_terraform "$terraform_dir"
 fi
 
 export DEBREPO_CONFIG_DIR="${DEBREPO_CONFIG_DIR:-$root/config/packages}"
 "$debrepo" build-repo-package "${args[@]}"
-case "${DEBREPO_REPO:-}" in
-  s3://*) "$debrepo" verify --quick ;;  # full verification downloads every package
-  *) "$debrepo" verify ;;
-esac
+verify_published

@@ -17,18 +17,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-debrepo="${DEBREPO:-}"
-if [ -z "$debrepo" ]; then
-  if [ -x "$root/.venv/bin/debrepo" ]; then
-    debrepo="$root/.venv/bin/debrepo"
-  else
-    debrepo="$(command -v debrepo || true)"
-  fi
-fi
-if [ -z "$debrepo" ]; then
-  echo "migrate-dynamodb-schema: debrepo is not installed; run 'make venv' first" >&2
-  exit 1
-fi
+script=migrate-dynamodb-schema
+. "$here/common.sh"
+find_debrepo
 
 usage="usage: $0 --env ENV [--from-table TABLE] [--terraform-dir DIR] [--dry-run | --backup-file FILE] [--restore]"
 args=()
@@ -75,19 +66,7 @@ if [ -n "$restore" ]; then
 fi
 
 if [ -n "$terraform_dir" ]; then
-  command -v terraform >/dev/null || { echo "migrate-dynamodb-schema: terraform is not installed" >&2; exit 1; }
-  # Assigned before exported: `export X="$(...)"` would hide a failing terraform.
-  output() { terraform -chdir="$terraform_dir" output -raw "$1"; }
-  DEBREPO_STORE="dynamodb://$(output table)"
-  export DEBREPO_STORE
-  DEBREPO_REPO="s3://$(output bucket)"
-  export DEBREPO_REPO
-  DEBREPO_STAGING="s3://$(output bucket)"
-  export DEBREPO_STAGING
-  DEBREPO_KEY_SECRET_ID="$(output signing_key_secret_arn)"
-  export DEBREPO_KEY_SECRET_ID
-  AWS_REGION="${AWS_REGION:-$(output region)}"
-  export AWS_REGION
+  settings_from_terraform "$terraform_dir"
 fi
 
 if [ -z "$dry_run" ] && [ -z "$backup_file" ]; then
@@ -100,8 +79,5 @@ fi
 export DEBREPO_CONFIG_DIR="${DEBREPO_CONFIG_DIR:-$root/config/packages}"
 "$debrepo" migrate-table --from-table "$old_table" "${args[@]}"
 if [ -z "$dry_run" ] && [ -z "$no_publish" ]; then
-  case "${DEBREPO_REPO:-}" in
-    s3://*) "$debrepo" verify --quick ;;  # full verification downloads every package
-    *) "$debrepo" verify ;;
-  esac
+  verify_published
 fi

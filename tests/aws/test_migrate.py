@@ -500,3 +500,44 @@ def test_the_script_stops_when_terraform_fails(tmp_path, old_table):
     assert ended.returncode != 0
     assert "No outputs found" in ended.stderr
     assert list(tmp_path.glob("backup-*.jsonl")) == []  # stopped before debrepo ran
+
+
+def test_the_script_reads_the_new_table_from_terraform_outputs(ws, old_table, tmp_path):
+    # One version already in the new table tells it apart from an empty local store.
+    app.migrate_table(
+        ws,
+        old_table=old_table,
+        backup_file=tmp_path / "first.jsonl",
+        skip_versions=["0.10.1", "0.11.0"],
+        publish_after=False,
+    )
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    new_table = ws.settings.store.removeprefix("dynamodb://")
+    outputs = {
+        "table": new_table,
+        "bucket": "unused-bucket",
+        "signing_key_secret_arn": "unused-secret",
+        "topic_arn": "unused-topic",
+        "region": "us-east-1",
+    }
+    cases = "".join(f"  {name}) printf %s '{value}' ;;\n" for name, value in outputs.items())
+    (fake / "terraform").write_text(
+        f'#!/bin/sh\nfor last in "$@"; do :; done\ncase "$last" in\n{cases}  *) exit 1 ;;\nesac\n'
+    )
+    (fake / "terraform").chmod(0o755)
+    environ = {
+        **os.environ,
+        "PATH": f"{fake}:{os.environ['PATH']}",
+        "DEBREPO_HOME": str(tmp_path / "home"),
+        "DEBREPO": str(Path(sys.executable).with_name("debrepo")),
+    }
+    ended = subprocess.run(
+        [str(SCRIPT), "--from-table", old_table, "--terraform-dir", str(tmp_path), "--dry-run"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "dry run: 3 old item(s), 2 to migrate, 1 already in the store" in ended.stdout
