@@ -2,21 +2,24 @@
 
 A .deb is an ar archive: `debian-binary`, `control.tar[.gz|.xz|.zst]`, then
 `data.tar[...]`. The file is read once, front to back, in 1 MiB chunks; each chunk
-goes to the four hashes (on two threads when the file is large, since hashlib
-releases the GIL) and, optionally, to a copy, while the ar headers and the small
-control member are parsed from the same stream. Peak memory does not depend on the
-size of the file.
+goes to the four hashes and, optionally, to a copy (for a large file, on three threads
+fed through short queues), while the ar headers and the small control member are
+parsed from the same stream. Peak memory does not depend on the size of the file.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import lzma
+import mmap
 import os
+import queue
+import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +30,7 @@ from debrepo.errors import InvalidPackageError
 
 CHUNK = 1 << 20
 PARALLEL_FROM = 4 * CHUNK  # below this, thread hand-offs cost more than they save
+LANE_DEPTH = 8  # chunks queued per thread: smooths hand-offs, bounds memory (~8 MiB)
 CONTROL_LIMIT = 64 << 20  # compressed or not, a control archive is a few KiB in practice
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
@@ -40,58 +44,201 @@ class DebInspection:
     facts: FileFacts
 
 
-class _Hashes:
-    """MD5, SHA1, SHA256 and SHA512 fed chunk by chunk, optionally on two threads."""
+class _CopyFailed(Exception):
+    """The copy could not be written; carries the OSError (a write error, not a read one)."""
 
-    def __init__(self, parallel: bool) -> None:
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _Lane:
+    """A thread applying `work` to every chunk put, in order, through a short queue.
+
+    The first error is kept (later chunks are dropped) so the producer is never blocked
+    by a dead consumer; `close` waits for the thread and `error` tells what went wrong.
+    """
+
+    def __init__(self, work: Callable[[bytes], object]) -> None:
+        self._work = work
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=LANE_DEPTH)
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._work(chunk)
+                except Exception as exc:  # handed to the producer by close()
+                    self.error = exc
+
+    def put(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+class _DirectWriter:
+    """Writes a large copy around the page cache (O_DIRECT) where the file system allows.
+
+    Filling hundreds of MiB of fresh page cache costs more system time than hashing the
+    same bytes on a small virtual machine; a direct write costs a fraction of that and
+    leaves the cache to files that will be read. O_DIRECT needs aligned memory, lengths
+    and offsets: every full chunk is copied into a page-aligned buffer, and the first
+    chunk of another length (the file's tail) or a refusal (EINVAL: tmpfs, FUSE, odd
+    block sizes) switches back to ordinary writes for the rest of the file.
+    """
+
+    def __init__(self, sink: BinaryIO) -> None:
+        sink.flush()
+        self._fd = sink.fileno()
+        self._buffer = mmap.mmap(-1, CHUNK)  # anonymous maps are page-aligned
+        self._direct = self._set_direct(True)
+
+    def _set_direct(self, enabled: bool) -> bool:
+        try:
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(
+                self._fd, fcntl.F_SETFL, flags | os.O_DIRECT if enabled else flags & ~os.O_DIRECT
+            )
+        except OSError:
+            return False
+        return enabled
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        if self._direct:
+            written = 0
+            if len(chunk) == CHUNK:
+                self._buffer[:] = chunk
+                try:
+                    written = os.write(self._fd, self._buffer)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+            if written == len(chunk):
+                return
+            self._direct = self._set_direct(False)
+            view = view[written:]
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        self._set_direct(False)
+        self._buffer.close()
+
+
+class _Fanout:
+    """Every chunk of the file goes to the four hashes and, once it is known, the copy.
+
+    Small files are handled inline. For large ones, md5+sha256, sha1+sha512 (about equal
+    halves with SHA-NI) and the copy each run on their own thread, so the slowest of the
+    three sets the pace instead of their sum: hashlib and os.write release the GIL.
+    Chunks read before the copy is opened (its name may depend on the control file) are
+    held and written first.
+    """
+
+    def __init__(self, parallel: bool, sink: BinaryIO | None, *, defer_sink: bool) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.sha256 = hashlib.sha256()
         self.sha512 = hashlib.sha512()
-        self._pool = ThreadPoolExecutor(max_workers=2) if parallel else None
-        self._pending: tuple[Future[None], Future[None]] | None = None
+        self._parallel = parallel
+        self._held: list[bytes] | None = [] if defer_sink else None
+        self._hash_lanes: list[_Lane] = []
+        self._copy: Callable[[bytes], object] | None = None
+        self._copy_lane: _Lane | None = None
+        self._direct: _DirectWriter | None = None
+        self._copy_error: OSError | None = None
+        if parallel:
+            self._hash_lanes = [
+                _Lane(_both(self.md5, self.sha256)),
+                _Lane(_both(self.sha1, self.sha512)),
+            ]
+        if sink is not None:
+            self.attach(sink)
 
-    def _pair(self, first: Any, second: Any, chunk: bytes) -> None:
-        first.update(chunk)
-        second.update(chunk)
+    def attach(self, sink: BinaryIO | None) -> None:
+        """Start copying into `sink` (None: no copy): what was held first, then the rest."""
+        held, self._held = self._held or [], None
+        if sink is None:
+            return
+        if self._parallel:
+            try:
+                self._direct = _DirectWriter(sink)
+            except (OSError, io.UnsupportedOperation):  # no file descriptor: an in-memory sink
+                self._direct = None
+            self._copy_lane = _Lane(self._direct.write if self._direct else sink.write)
+        else:
+            self._copy = sink.write
+        for chunk in held:
+            self._to_copy(chunk)
 
-    def update(self, chunk: bytes) -> None:
-        if self._pool is None:
+    def _to_copy(self, chunk: bytes) -> None:
+        if self._copy_lane is not None:
+            if isinstance(self._copy_lane.error, OSError):
+                raise _CopyFailed(self._copy_lane.error)
+            self._copy_lane.put(chunk)
+        elif self._copy is not None:
+            try:
+                self._copy(chunk)
+            except OSError as exc:
+                raise _CopyFailed(exc) from None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._parallel:
+            for lane in self._hash_lanes:
+                lane.put(chunk)
+        else:
             self.md5.update(chunk)
             self.sha1.update(chunk)
             self.sha256.update(chunk)
             self.sha512.update(chunk)
-            return
-        self.wait()
-        # Balanced by cost: md5+sha256 against sha1+sha512 (with SHA-NI, ~equal halves).
-        self._pending = (
-            self._pool.submit(self._pair, self.md5, self.sha256, chunk),
-            self._pool.submit(self._pair, self.sha1, self.sha512, chunk),
-        )
-
-    def wait(self) -> None:
-        if self._pending is not None:
-            for future in self._pending:
-                future.result()
-            self._pending = None
+        if self._held is not None:
+            self._held.append(chunk)
+        else:
+            self._to_copy(chunk)
 
     def close(self) -> None:
-        self.wait()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        """Wait for every thread; the copy's error, if any, is kept for `check`."""
+        for lane in self._hash_lanes:
+            lane.close()
+        if self._copy_lane is not None:
+            self._copy_lane.close()
+        if self._direct is not None:
+            self._direct.close()
+        for lane in self._hash_lanes:
+            if lane.error is not None:
+                raise lane.error
+        if self._copy_lane is not None and self._copy_lane.error is not None:
+            if not isinstance(self._copy_lane.error, OSError):
+                raise self._copy_lane.error
+            self._copy_error = self._copy_lane.error
+
+    def check(self) -> None:
+        """Raise the copy's write error, if it had one."""
+        if self._copy_error is not None:
+            raise _CopyFailed(self._copy_error)
+
+
+def _both(first: Any, second: Any) -> Callable[[bytes], None]:
+    def update(chunk: bytes) -> None:
+        first.update(chunk)
+        second.update(chunk)
+
+    return update
 
 
 class _Source:
-    """A forward-only reader that hashes (and copies) every byte exactly once."""
+    """A forward-only reader that hands every byte to the fan-out exactly once."""
 
-    def __init__(
-        self, handle: BinaryIO, hashes: _Hashes, sink: BinaryIO | None, *, defer_sink: bool = False
-    ) -> None:
+    def __init__(self, handle: BinaryIO, fanout: _Fanout) -> None:
         self._handle = handle
-        self._hashes = hashes
-        self._sink = sink
-        # Chunks read before the sink is known (it may depend on the control file).
-        self._held: list[bytes] | None = [] if defer_sink else None
+        self._fanout = fanout
         self._buffer = b""
         self._offset = 0
         self.consumed = 0
@@ -101,20 +248,8 @@ class _Source:
         chunk = self._handle.read(CHUNK)
         if chunk:
             self.size += len(chunk)
-            self._hashes.update(chunk)
-            if self._sink is not None:
-                self._sink.write(chunk)
-            elif self._held is not None:
-                self._held.append(chunk)
+            self._fanout.feed(chunk)
         return chunk
-
-    def attach(self, sink: BinaryIO | None) -> None:
-        """Start copying: write what was read so far, then every later chunk."""
-        held, self._held = self._held or [], None
-        self._sink = sink
-        if sink is not None:
-            for chunk in held:
-                sink.write(chunk)
 
     def _available(self) -> int:
         return len(self._buffer) - self._offset
@@ -232,23 +367,29 @@ def inspect_deb(
             parallel = os.fstat(handle.fileno()).st_size >= PARALLEL_FROM
         except OSError:
             parallel = False
-        hashes = _Hashes(parallel)
-        stream = _Source(handle, hashes, copy_to, defer_sink=open_copy is not None)
+        fanout = _Fanout(parallel, copy_to, defer_sink=open_copy is not None)
+        stream = _Source(handle, fanout)
 
         def on_control(member: str, raw: bytes) -> None:
             nonlocal control
             text = _control_text(_decompress_control(member, raw, source), member, source)
             control = parse_control(text, source=source)
             if open_copy is not None:
-                stream.attach(open_copy(control))
+                fanout.attach(open_copy(control))
 
         try:
-            has_data = _walk_ar(stream, source, on_control)
-            stream.drain()
-        except OSError as exc:
-            raise InvalidPackageError(f"{path}: cannot read: {exc.strerror}") from None
-        finally:
-            hashes.close()
+            try:
+                has_data = _walk_ar(stream, source, on_control)
+                stream.drain()
+            except _CopyFailed:
+                raise
+            except OSError as exc:
+                raise InvalidPackageError(f"{path}: cannot read: {exc.strerror}") from None
+            finally:
+                fanout.close()
+            fanout.check()
+        except _CopyFailed as failed:
+            raise failed.error from None  # the caller's copy, not the package, is at fault
     if control is None:
         raise InvalidPackageError(f"{source}: not a binary package (no control.tar member)")
     if not has_data:
@@ -257,10 +398,10 @@ def inspect_deb(
         control=control,
         facts=FileFacts(
             size=stream.size,
-            md5=hashes.md5.hexdigest(),
-            sha1=hashes.sha1.hexdigest(),
-            sha256=hashes.sha256.hexdigest(),
-            sha512=hashes.sha512.hexdigest(),
+            md5=fanout.md5.hexdigest(),
+            sha1=fanout.sha1.hexdigest(),
+            sha256=fanout.sha256.hexdigest(),
+            sha512=fanout.sha512.hexdigest(),
         ),
     )
 

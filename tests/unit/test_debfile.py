@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import errno
+import fcntl
+import os
 import random
 import subprocess
 from pathlib import Path
@@ -283,14 +286,14 @@ def test_parallel_hashing_of_a_large_file(tmp_path, monkeypatch):
     data = large_deb(PARALLEL_FROM + 3 * 1024 * 1024 + 1)
     assert len(data) > PARALLEL_FROM
     modes: list[bool] = []
-    original = debfile._Hashes
+    original = debfile._Fanout
 
     class Recording(original):  # type: ignore[misc, valid-type]
-        def __init__(self, parallel: bool) -> None:
+        def __init__(self, parallel: bool, sink, *, defer_sink: bool) -> None:
             modes.append(parallel)
-            super().__init__(parallel)
+            super().__init__(parallel, sink, defer_sink=defer_sink)
 
-    monkeypatch.setattr(debfile, "_Hashes", Recording)
+    monkeypatch.setattr(debfile, "_Fanout", Recording)
     sink = io.BytesIO()
     inspection = inspect_deb(write(tmp_path, data), copy_to=sink)
     assert modes == [True]
@@ -303,14 +306,14 @@ def test_small_file_hashes_serially_and_copies_exactly(tmp_path, monkeypatch):
     data = large_deb(2 * 1024 * 1024 + 7)
     assert len(data) < PARALLEL_FROM
     modes: list[bool] = []
-    original = debfile._Hashes
+    original = debfile._Fanout
 
     class Recording(original):  # type: ignore[misc, valid-type]
-        def __init__(self, parallel: bool) -> None:
+        def __init__(self, parallel: bool, sink, *, defer_sink: bool) -> None:
             modes.append(parallel)
-            super().__init__(parallel)
+            super().__init__(parallel, sink, defer_sink=defer_sink)
 
-    monkeypatch.setattr(debfile, "_Hashes", Recording)
+    monkeypatch.setattr(debfile, "_Fanout", Recording)
     sink = io.BytesIO()
     inspection = inspect_deb(write(tmp_path, data), copy_to=sink)
     assert modes == [False]
@@ -325,6 +328,74 @@ def test_copy_to_a_real_file(tmp_path, make_deb):
         inspect_deb(source, copy_to=sink)
     assert target.read_bytes() == source.read_bytes()
     assert target.stat().st_size == source.stat().st_size
+
+
+def direct_io_works_in(folder: Path) -> bool:
+    probe = folder / "probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    probe.unlink()
+    return True
+
+
+def test_large_copy_to_a_real_file_is_exact_and_goes_around_the_page_cache(
+    tmp_path, monkeypatch
+):
+    data = large_deb(PARALLEL_FROM + 3 * debfile.CHUNK + 12345)
+    flags_at_write: list[bool] = []
+    real_write = os.write
+
+    def watching_write(fd, payload):
+        flags_at_write.append(bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT))
+        return real_write(fd, payload)
+
+    monkeypatch.setattr(debfile.os, "write", watching_write)
+    source = write(tmp_path, data)
+    target = tmp_path / "copy.deb"
+    with target.open("wb") as sink:
+        inspection = inspect_deb(source, copy_to=sink)
+    assert target.read_bytes() == data
+    assert facts_of(inspection) == expected_facts(data)
+    full_chunks = len(data) // debfile.CHUNK
+    if direct_io_works_in(tmp_path):
+        # Every full chunk went direct; the tail (not a multiple of the block size) did not.
+        assert flags_at_write == [True] * full_chunks + [False]
+    else:
+        assert not any(flags_at_write)
+
+
+def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(
+    tmp_path, monkeypatch
+):
+    data = large_deb(PARALLEL_FROM + 2 * debfile.CHUNK + 99)
+    real_write = os.write
+    refusals: list[int] = []
+
+    def refusing_direct(fd, payload):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refusals.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, payload)
+
+    monkeypatch.setattr(debfile.os, "write", refusing_direct)
+    target = tmp_path / "copy.deb"
+    with target.open("wb") as sink:
+        inspection = inspect_deb(write(tmp_path, data), copy_to=sink)
+    assert target.read_bytes() == data
+    assert facts_of(inspection) == expected_facts(data)
+    assert len(refusals) <= 1  # refused once, then ordinary writes for the rest
+
+
+@pytest.mark.parametrize("size", [2 * 1024 * 1024, PARALLEL_FROM + 1024 * 1024])
+def test_a_copy_that_cannot_be_written_is_an_os_error_not_a_bad_package(tmp_path, size):
+    data = large_deb(size)
+    with open("/dev/full", "wb") as sink, pytest.raises(OSError) as caught:
+        inspect_deb(write(tmp_path, data), copy_to=sink)
+    assert not isinstance(caught.value, InvalidPackageError)
+    assert caught.value.errno == errno.ENOSPC
 
 
 def test_copy_opened_after_the_control_file_gets_every_byte(tmp_path):
