@@ -244,6 +244,30 @@ def test_resigning_does_not_read_indices_untouched_since_they_were_published(wor
     assert app.verify(workspace, now=at(1)).ok
 
 
+def test_indices_checked_by_hashing_are_stamped_for_the_next_rebuild(workspace, make_deb):
+    """A state without stamps (written by an earlier debrepo, say) costs one read of
+    each index; the next re-sign trusts the stamps recorded then."""
+    add(workspace, make_deb, "alpha")
+    state = PublishState.from_json(workspace.staging.get(STATE_KEY))
+    state.index_stamps = {}
+    workspace.staging.put(STATE_KEY, state.to_json(), None)
+    read: list[str] = []
+    get = workspace.repo.get
+    workspace.repo.get = lambda key: read.append(key) or get(key)
+
+    first = app.rebuild(workspace, now=at(1))
+    hashed = sorted(key for key in read if "/Packages" in key)
+    read.clear()
+    second = app.rebuild(workspace, now=at(2))
+
+    assert first.resigned_only and second.resigned_only
+    assert hashed == [f"{BINARY}/Packages", f"{BINARY}/Packages.gz", f"{BINARY}/Packages.xz"]
+    assert not [key for key in read if "/Packages" in key]
+    stamps = PublishState.from_json(workspace.staging.get(STATE_KEY)).index_stamps
+    assert sorted(stamps) == hashed
+    assert app.verify(workspace, now=at(2)).ok
+
+
 def test_a_release_rewritten_behind_debrepos_back_is_not_re_signed_as_it_is(workspace, make_deb):
     """The indices are untouched, but Release now lists other bytes of the same size:
     re-signing that Release would sign wrong hashes, so everything is rendered again."""

@@ -352,12 +352,22 @@ class Publisher:
         """Whether the published index `key` still has the bytes `digest` describes:
         untouched since this publisher wrote it, or else hashed again."""
         stamp = state.index_stamps.get(key)
-        if stamp is not None and stamp[2] == digest.sha256:
-            info = self.repo.stat(key)
-            if info is not None and (info.size, info.version) == stamp[:2]:
-                return info.size == digest.size
+        info = self.repo.stat(key)
+        if info is None:
+            return False
+        if (
+            stamp is not None
+            and stamp[2] == digest.sha256
+            and (info.size, info.version) == stamp[:2]
+        ):
+            return info.size == digest.size
         data = self.repo.get(key)
-        return data is not None and hashlib.sha256(data).hexdigest() == digest.sha256
+        if data is None or hashlib.sha256(data).hexdigest() != digest.sha256:
+            return False
+        if info.version is not None and info.size == len(data):
+            # Vouched for by its bytes: stamp it, so the next run need not read it again.
+            state.index_stamps[key] = (info.size, info.version, digest.sha256)
+        return True
 
     def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
         """Digest of everything besides the records that shapes the published bytes."""
@@ -384,6 +394,7 @@ class Publisher:
         release = self.repo.get(f"{dists}/Release")
         if release is None:
             return None
+        state_before = state.to_json()
         digests = parse_release_digests(release)
         indices = []
         for path in index_paths(info):
@@ -411,6 +422,8 @@ class Publisher:
             )
         plan_release = render_release(info, indices, now)
         report = PublishReport(packages=state.pool_count, resigned_only=True)
+        if state.to_json() != state_before:  # stamps refreshed by hashing
+            self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         report.skipped_incomplete = list(state.skipped)
         report.unchanged = len(indices) + len(root_files)
         self._write_signed_release(plan_release, f"{dists}/Release", report)
