@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from debrepo.core.indexes import sort_records
 from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
 from debrepo.errors import ConfigError, PackageNotFoundError
 from debrepo.factory import open_lock, open_object_store, open_signer, open_store
@@ -259,8 +258,9 @@ def build_kiro_repo(
 
 
 def list_packages(ws: Workspace, package_name: str | None = None) -> list[PackageRecord]:
-    records = ws.store.by_name(package_name) if package_name else ws.store.all()
+    from debrepo.core.indexes import sort_records  # not needed to re-sign only
 
+    records = ws.store.by_name(package_name) if package_name else ws.store.all()
     return sort_records(records)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import Phase
 from hypothesis import strategies as st
 
-from debrepo.core.indexes import ReleaseInfo
+from debrepo.core.release import ReleaseInfo
 from debrepo.model import PackageRecord
 
 # Hypothesis phases without "explain": after a failure is shrunk, that phase re-runs the

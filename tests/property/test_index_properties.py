@@ -16,16 +16,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from debrepo import app
-from debrepo.core.indexes import (
-    ReleaseInfo,
-    build_indices,
-    format_paragraph,
-    render_packages,
-    render_release,
-    sort_records,
-)
+from debrepo.core.indexes import build_indices, render_packages, sort_records
 from debrepo.core.layout import pool_path
 from debrepo.core.plan import pool_files_for
+from debrepo.core.release import ReleaseInfo, format_paragraph, render_release
 from debrepo.model import PackageRecord
 from tests.conftest import FIXED_NOW, deb_bytes
 from tests.property.oracles import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from debrepo.core.indexes import rfc1123
+from debrepo.core.release import rfc1123
 from debrepo.errors import ConfigError
 from debrepo.packages_config import SourceConfig, load_package_configs
 from debrepo.services.sync import ReleaseAge

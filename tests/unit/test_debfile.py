@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import gzip
 import hashlib
 import io
-import errno
-import fcntl
 import os
 import random
 import subprocess
@@ -341,9 +341,7 @@ def direct_io_works_in(folder: Path) -> bool:
     return True
 
 
-def test_large_copy_to_a_real_file_is_exact_and_goes_around_the_page_cache(
-    tmp_path, monkeypatch
-):
+def test_large_copy_to_a_real_file_is_exact_and_goes_around_the_page_cache(tmp_path, monkeypatch):
     data = large_deb(PARALLEL_FROM + 3 * debfile.CHUNK + 12345)
     flags_at_write: list[bool] = []
     real_write = os.write
@@ -367,9 +365,7 @@ def test_large_copy_to_a_real_file_is_exact_and_goes_around_the_page_cache(
         assert not any(flags_at_write)
 
 
-def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(
-    tmp_path, monkeypatch
-):
+def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(tmp_path, monkeypatch):
     data = large_deb(PARALLEL_FROM + 2 * debfile.CHUNK + 99)
     real_write = os.write
     refusals: list[int] = []
@@ -392,7 +388,7 @@ def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(
 @pytest.mark.parametrize("size", [2 * 1024 * 1024, PARALLEL_FROM + 1024 * 1024])
 def test_a_copy_that_cannot_be_written_is_an_os_error_not_a_bad_package(tmp_path, size):
     data = large_deb(size)
-    with open("/dev/full", "wb") as sink, pytest.raises(OSError) as caught:
+    with Path("/dev/full").open("wb") as sink, pytest.raises(OSError) as caught:
         inspect_deb(write(tmp_path, data), copy_to=sink)
     assert not isinstance(caught.value, InvalidPackageError)
     assert caught.value.errno == errno.ENOSPC

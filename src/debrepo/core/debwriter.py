@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from debrepo.core.indexes import format_paragraph
+from debrepo.core.release import format_paragraph
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Packages and Release rendering: same records in, same bytes out.
+"""Packages rendering and compression: same records in, same bytes out.
 
 Stanzas are written in apt's field order with deb822's formatting rules; the property
 tests check the output against `debian.deb822` byte for byte and against
@@ -10,14 +10,12 @@ indices) does go through deb822.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 from debrepo.core.control import field_rank
 from debrepo.core.layout import pool_path
+from debrepo.core.release import Digest, IndexFile, ReleaseInfo, digest_of, format_paragraph
 from debrepo.model import PackageRecord
 from debrepo.versions import version_key
 
@@ -25,69 +23,6 @@ from debrepo.versions import version_key
 # compress) preset 6 takes ~2.6 s and saves ~20 %; this takes ~0.3 s.
 XZ_LZMA2_OPTIONS = {"preset": 0, "nice_len": 16, "depth": 1, "dict_size": 1 << 20}
 GZIP_LEVEL = 6
-# Bump whenever the bytes rendered for the same records change (field order, format,
-# compression settings): published indices made by another version are then redone.
-RENDER_VERSION = "1"
-HASH_FIELDS = (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA512", "sha512"))
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-@dataclass(frozen=True, slots=True)
-class Digest:
-    """Size and the four checksums a Release file lists for an index."""
-
-    size: int
-    md5: str
-    sha1: str
-    sha256: str
-    sha512: str
-
-    def get(self, hash_name: str) -> str:
-        value: str = getattr(self, hash_name)
-        return value
-
-
-def digest_of(data: bytes) -> Digest:
-    return Digest(
-        size=len(data),
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-        sha256=hashlib.sha256(data).hexdigest(),
-        sha512=hashlib.sha512(data).hexdigest(),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class IndexFile:
-    """An index under `dists/<suite>/`; `data` is None when reused unchanged from before."""
-
-    path: str
-    digest: Digest
-    data: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseInfo:
-    """What the Release file says about the repository besides its checksums."""
-
-    origin: str
-    label: str
-    suite: str
-    codename: str
-    version: str
-    architectures: tuple[str, ...]
-    components: tuple[str, ...]
-    description: str
-    valid_for: timedelta
-
-
-def format_paragraph(fields: Iterable[tuple[str, str]]) -> str:
-    """One control paragraph, exactly as `Deb822.dump()` writes it (no blank line after)."""
-    return "".join(
-        f"{name}:{value}\n" if not value or value[0] == "\n" else f"{name}: {value}\n"
-        for name, value in fields
-    )
 
 
 def stanza_fields(record: PackageRecord, component: str) -> list[tuple[str, str]]:
@@ -203,16 +138,6 @@ def xz_bytes(data: bytes) -> bytes:
     return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=filters)
 
 
-def index_paths(info: ReleaseInfo) -> list[str]:
-    """Every index path the Release of `info` lists, relative to dists/<suite>/."""
-    return [
-        f"{component}/binary-{architecture}/Packages{suffix}"
-        for component in info.components
-        for architecture in info.architectures
-        for suffix in ("", ".gz", ".xz")
-    ]
-
-
 def build_indices(
     records: Iterable[PackageRecord],
     info: ReleaseInfo,
@@ -276,61 +201,3 @@ def build_indices(
                         )
                     )
     return indices
-
-
-def rfc1123(moment: datetime) -> str:
-    """`Tue, 24 Nov 2026 10:00:00 +0000`, independent of the locale."""
-    moment = moment.astimezone(UTC)
-    return (
-        f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
-        f"{moment.year:04d} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} +0000"
-    )
-
-
-def render_release(info: ReleaseInfo, indices: Sequence[IndexFile], now: datetime) -> bytes:
-    """The Release file (seed Properties 13, 14) with Acquire-By-Hash."""
-    now = now.astimezone(UTC).replace(microsecond=0)
-    fields = [
-        ("Origin", info.origin),
-        ("Label", info.label),
-        ("Suite", info.suite),
-        ("Version", info.version),
-        ("Codename", info.codename),
-        ("Date", rfc1123(now)),
-        ("Valid-Until", rfc1123(now + info.valid_for)),
-        ("Acquire-By-Hash", "yes"),
-        ("Architectures", " ".join(info.architectures)),
-        ("Components", " ".join(info.components)),
-        ("Description", info.description),
-    ]
-    ordered = sorted(indices, key=lambda index: index.path)
-    width = max((len(str(i.digest.size)) for i in ordered), default=1)
-    for field_name, hash_name in HASH_FIELDS:
-        lines = "".join(
-            f"\n {index.digest.get(hash_name)} {index.digest.size:>{width}} {index.path}"
-            for index in ordered
-        )
-        fields.append((field_name, lines))
-    return format_paragraph(fields).encode("utf-8")
-
-
-def parse_release_digests(release: bytes) -> dict[str, Digest]:
-    """Index path -> Digest from a Release file (entries missing any hash are left out)."""
-    sizes: dict[str, int] = {}
-    hashes: dict[str, dict[str, str]] = defaultdict(dict)
-    current: str | None = None
-    names = dict(HASH_FIELDS)
-    for line in release.decode("utf-8", "replace").splitlines():
-        if line and not line[0].isspace():
-            name, _, rest = line.partition(":")
-            current = names.get(name.strip()) if not rest.strip() else None
-            continue
-        parts = line.split()
-        if current and len(parts) == 3 and parts[1].isdigit():
-            hashes[parts[2]][current] = parts[0]
-            sizes[parts[2]] = int(parts[1])
-    return {
-        path: Digest(sizes[path], h["md5"], h["sha1"], h["sha256"], h["sha512"])
-        for path, h in hashes.items()
-        if len(h) == 4
-    }

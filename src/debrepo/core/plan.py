@@ -19,13 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from debrepo.core.indexes import (
-    Digest,
-    IndexFile,
-    ReleaseInfo,
-    build_indices,
-    render_release,
-)
+from debrepo.core.indexes import build_indices
 from debrepo.core.layout import (
     CONVENIENCE_PACKAGE,
     HASH_DIRECTORIES,
@@ -35,6 +29,7 @@ from debrepo.core.layout import (
     dist_dir,
     pool_path,
 )
+from debrepo.core.release import Digest, IndexFile, ReleaseInfo, render_release
 from debrepo.core.site import render_index_html
 from debrepo.errors import PublishError
 from debrepo.model import PackageRecord

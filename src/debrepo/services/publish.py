@@ -15,7 +15,6 @@ repository, is a separate object, so a publish that only re-signs never reads it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -23,15 +22,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from debrepo.core.indexes import (
-    RENDER_VERSION,
-    Digest,
-    IndexFile,
-    ReleaseInfo,
-    index_paths,
-    parse_release_digests,
-    render_release,
-)
 from debrepo.core.layout import (
     CONVENIENCE_COPY,
     HASH_DIRECTORIES,
@@ -40,6 +30,15 @@ from debrepo.core.layout import (
     by_hash_path,
     delivery_for,
     staging_key,
+)
+from debrepo.core.release import (
+    RENDER_VERSION,
+    Digest,
+    IndexFile,
+    ReleaseInfo,
+    index_paths,
+    parse_release_digests,
+    render_release,
 )
 from debrepo.errors import ObjectStoreError, PublishError
 from debrepo.ports import MetadataStore, ObjectStore, Signer
@@ -190,6 +189,8 @@ def release_info(settings: Settings) -> ReleaseInfo:
 
 
 def _sha256_of(store: ObjectStore, key: str) -> tuple[int, str]:
+    import hashlib  # not needed to re-sign only: start-up time is most of a re-sign
+
     digest = hashlib.sha256()
     size = 0
     with store.open(key) as reader:
@@ -361,6 +362,8 @@ class Publisher:
             and (info.size, info.version) == stamp[:2]
         ):
             return info.size == digest.size
+        import hashlib  # see _sha256_of
+
         data = self.repo.get(key)
         if data is None or hashlib.sha256(data).hexdigest() != digest.sha256:
             return False
@@ -370,7 +373,8 @@ class Publisher:
         return True
 
     def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
-        """Digest of everything besides the records that shapes the published bytes."""
+        """Everything besides the records that shapes the published bytes, as canonical
+        JSON (kept whole rather than hashed: it is short, and readable in the state)."""
         shape = {
             "render": RENDER_VERSION,
             "release": [
@@ -383,7 +387,7 @@ class Publisher:
             "key": public_key.fingerprint,
             "by_hash_keep": self.settings.by_hash_keep,
         }  # fmt: skip
-        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+        return json.dumps(shape, sort_keys=True, separators=(",", ":"))
 
     def _resign_unchanged(
         self, info: ReleaseInfo, state: PublishState, *, now: datetime

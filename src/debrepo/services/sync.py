@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from debrepo.core.indexes import rfc1123
+from debrepo.core.release import rfc1123
 from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig

@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from debrepo.core.indexes import (
-    HASH_FIELDS,
-    records_for_architecture,
-    render_packages,
-    sort_records,
-)
+from debrepo.core.indexes import records_for_architecture, render_packages, sort_records
 from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
 from debrepo.core.plan import newest_convenience_package, pool_files_for
+from debrepo.core.release import HASH_FIELDS
 from debrepo.errors import DebrepoError, VerificationError
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
