@@ -118,9 +118,8 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             with os.scandir(path) as entries:  # d_type: no stat per file
-                found = sorted(
-                    path / e.name for e in entries if e.name.endswith(".deb") and e.is_file()
-                )
+                names = sorted(e.name for e in entries if e.name.endswith(".deb") and e.is_file())
+            found = [path / name for name in names]
             if not found:
                 raise ConfigError(f"{path}: directory holds no .deb files")
             expanded.extend(found)
@@ -139,16 +138,23 @@ def add_packages(
     file_progress: Callable[[int], None] | None = None,
 ) -> AddResult:
     """Ingest .deb files (all or none), then publish unless told not to."""
+    from urllib.parse import quote_from_bytes
+
     from debrepo.core.records import Provenance
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
 
     now = now or utc_now()
-    resolved: dict[Path, Path] = {}  # each folder resolved once, not each of its files
+    folder_urls: dict[str, str] = {}  # each folder resolved once, not each of its files
 
     def file_url(path: Path) -> str:
-        if path.parent not in resolved:
-            resolved[path.parent] = path.parent.resolve()
-        return (resolved[path.parent] / path.name).as_uri()
+        text = str(path)
+        cut = text.rfind("/") + 1
+        folder, name = text[:cut], text[cut:]
+        if folder not in folder_urls:
+            base = path.parent.resolve().as_uri()
+            folder_urls[folder] = base if base.endswith("/") else base + "/"
+        # quoted as Path.as_uri() quotes, without resolving a Path per file
+        return folder_urls[folder] + quote_from_bytes(os.fsencode(name))
 
     items = [
         IngestItem(path, Provenance(deb_url=file_url(path), package_type="manual"))

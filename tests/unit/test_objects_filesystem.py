@@ -282,11 +282,15 @@ def test_key_whose_parent_is_a_file_cannot_be_written(store):
 
 
 def test_reserved_path_is_written_then_committed(store):
-    temp = store.reserve("pool/main/h/hello/hello_1.0_amd64.deb")
+    previous_umask = os.umask(0o077)  # a strict umask must not leave the pool unreadable
+    try:
+        temp, handle = store.reserve("pool/main/h/hello/hello_1.0_amd64.deb")
+    finally:
+        os.umask(previous_umask)
     assert Path(temp).parent == store.root / "pool/main/h/hello"
     assert Path(temp).name.startswith(".tmp-")
-    Path(temp).write_bytes(b"written by a worker")
-    Path(temp).chmod(0o600)
+    with handle:
+        handle.write(b"written by a worker")
     assert list(store.list("pool/")) == []
     store.commit_reserved(temp, "pool/main/h/hello/hello_1.0_amd64.deb")
     assert store.get("pool/main/h/hello/hello_1.0_amd64.deb") == b"written by a worker"
@@ -296,8 +300,9 @@ def test_reserved_path_is_written_then_committed(store):
 
 
 def test_reserved_path_can_be_discarded(store):
-    temp = store.reserve("pool/x.deb")
-    Path(temp).write_bytes(b"abandoned")
+    temp, handle = store.reserve("pool/x.deb")
+    with handle:
+        handle.write(b"abandoned")
     store.discard_reserved(temp)
     store.discard_reserved(temp)
     assert temp_files(store.root) == []

@@ -128,6 +128,32 @@ def test_defined_package_takes_its_fields_from_the_definition(workspace, tmp_pat
     assert record.processed_timestamp == "2026-11-24T12:00:00Z"
 
 
+def test_added_files_are_recorded_by_their_resolved_file_url(workspace, tmp_path, monkeypatch):
+    odd = tmp_path / "odd folder %20" / "ü"
+    odd.mkdir(parents=True)
+    quoted = odd / "quoted #1.deb"
+    quoted.write_bytes(deb_bytes("quoted", "1.0"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "plain.deb").write_bytes(deb_bytes("plain", "1.0"))
+    (tmp_path / "here.deb").write_bytes(deb_bytes("here", "1.0"))
+    monkeypatch.chdir(tmp_path)
+    given = [
+        Path("odd folder %20/ü"),
+        Path("here.deb"),
+        Path("./odd folder %20/../other/plain.deb"),
+    ]
+
+    records = app.add_packages(workspace, given, publish=False, now=FIXED_NOW).records
+
+    urls = {record.package_name: record.deb_url for record in records}
+    assert urls == {
+        "plain": (tmp_path / "other" / "plain.deb").resolve().as_uri(),
+        "quoted": quoted.resolve().as_uri(),
+        "here": (tmp_path / "here.deb").resolve().as_uri(),
+    }
+    assert "%20%2520" in urls["quoted"] and "%23" in urls["quoted"]
+
+
 def test_source_claims_are_checked_against_the_control_file(workspace, tmp_path):
     path = tmp_path / "hello.deb"
     path.write_bytes(deb_bytes("hello", "1.0"))

@@ -215,7 +215,8 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
             f"{source}: control file must hold exactly one paragraph, found {len(paragraphs)}"
         )
     seen: set[str] = set()
-    for line in paragraphs[0].splitlines():
+    lines = paragraphs[0].splitlines()
+    for line in lines:
         if line and not line[0].isspace() and ":" in line:
             field = line.split(":", 1)[0].strip().lower()
             if field in seen:
@@ -225,7 +226,7 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
             raise InvalidPackageError(
                 f"{source}: control file line {line[:40]!r} is not 'Field: value'"
             )
-    paragraph = deb822.Deb822(paragraphs[0])
+    paragraph = deb822.Deb822(lines)  # the lines it would split the text into itself
     fields = [(name, paragraph[name]) for name in paragraph]
     present = {name.lower() for name, _ in fields}
     missing = [f for f in ("Package", "Version", "Architecture") if f.lower() not in present]

@@ -141,13 +141,27 @@ class FilesystemObjectStore:
             raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
 
     # -- two-step writes, for writers in other processes ------------------------------
-    def reserve(self, key: str) -> str:
-        """A temporary path next to `key` (its directory created) to write into."""
-        return self._temp_for(self._local(key))
+    def reserve(self, key: str) -> tuple[str, BinaryIO]:
+        """A new temporary file next to `key` (its directory created), open for writing.
+
+        It is made readable by all here, whatever the umask, so that the commit (done
+        serially, for a whole batch) is one rename.
+        """
+        temp = self._temp_for(self._local(key))
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise ObjectStoreError(f"{temp}: cannot write: {exc.strerror}") from None
+        try:
+            os.fchmod(fd, 0o644)
+        except OSError as exc:
+            os.close(fd)
+            self._discard(temp)
+            raise ObjectStoreError(f"{temp}: cannot write: {exc.strerror}") from None
+        return temp, os.fdopen(fd, "wb")
 
     def commit_reserved(self, temp: str, key: str) -> None:
-        """Move a file written at a `reserve`d path into place, atomically."""
-        os.chmod(temp, 0o644)
+        """Move a file written through `reserve` into place, atomically."""
         self._commit(temp, self._local(key))
 
     def discard_reserved(self, temp: str) -> None:

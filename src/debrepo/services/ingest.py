@@ -81,19 +81,20 @@ class _Outcome:
 
 
 _worker_context: _Context | None = None
+_worker_store: FilesystemObjectStore | None = None
 
 
 def _init_worker(context: _Context) -> None:
-    global _worker_context  # one context per worker process
+    global _worker_context, _worker_store  # one of each per worker process
     _worker_context = context
+    _worker_store = FilesystemObjectStore(Path(context.local_root)) if context.local_root else None
 
 
 def _examine(job: tuple[int, IngestItem]) -> _Outcome:
     """Read one .deb, copying it next to its destination, and build its record."""
     index, item = job
-    context = _worker_context
+    context, local = _worker_context, _worker_store
     assert context is not None
-    local = FilesystemObjectStore(Path(context.local_root)) if context.local_root else None
     placed: dict[str, str] = {}
     handles: list[BinaryIO] = []
 
@@ -113,10 +114,11 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
             placed["key"] = context.destination.key_for(name, filename, context.configs.get(name))
         except ValueError as exc:
             raise InvalidPackageError(f"{item.path}: {exc}") from None
-        placed["copy"] = (
-            local.reserve(placed["key"]) if local else os.path.join(context.scratch, f"{index}.deb")
-        )
-        handle = open(placed["copy"], "wb")  # noqa: SIM115 - closed in the finally below
+        if local is not None:
+            placed["copy"], handle = local.reserve(placed["key"])
+        else:
+            placed["copy"] = os.path.join(context.scratch, f"{index}.deb")
+            handle = open(placed["copy"], "wb")  # noqa: SIM115 - closed in the finally below
         handles.append(handle)
         return handle
 
