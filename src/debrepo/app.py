@@ -128,6 +128,25 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     return expanded
 
 
+def file_urls(paths: Sequence[Path]) -> list[str]:
+    """`file://` URLs of `paths`: each folder resolved (symbolic links, `..`), the file
+    name kept as it is, quoted as `Path.as_uri()` quotes. A folder is resolved once, not
+    once per file: thousands of files are added at a time."""
+    from urllib.parse import quote_from_bytes
+
+    folder_urls: dict[str, str] = {}
+    urls = []
+    for path in paths:
+        text = str(path)
+        cut = text.rfind("/") + 1
+        folder, name = text[:cut], text[cut:]
+        if folder not in folder_urls:
+            base = path.parent.resolve().as_uri()
+            folder_urls[folder] = base if base.endswith("/") else base + "/"
+        urls.append(folder_urls[folder] + quote_from_bytes(os.fsencode(name)))
+    return urls
+
+
 def add_packages(
     ws: Workspace,
     paths: Sequence[Path],
@@ -138,27 +157,14 @@ def add_packages(
     file_progress: Callable[[int], None] | None = None,
 ) -> AddResult:
     """Ingest .deb files (all or none), then publish unless told not to."""
-    from urllib.parse import quote_from_bytes
-
     from debrepo.core.records import Provenance
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
 
     now = now or utc_now()
-    folder_urls: dict[str, str] = {}  # each folder resolved once, not each of its files
-
-    def file_url(path: Path) -> str:
-        text = str(path)
-        cut = text.rfind("/") + 1
-        folder, name = text[:cut], text[cut:]
-        if folder not in folder_urls:
-            base = path.parent.resolve().as_uri()
-            folder_urls[folder] = base if base.endswith("/") else base + "/"
-        # quoted as Path.as_uri() quotes, without resolving a Path per file
-        return folder_urls[folder] + quote_from_bytes(os.fsencode(name))
-
+    files = expand_paths(paths)
     items = [
-        IngestItem(path, Provenance(deb_url=file_url(path), package_type="manual"))
-        for path in expand_paths(paths)
+        IngestItem(path, Provenance(deb_url=url, package_type="manual"))
+        for path, url in zip(files, file_urls(files), strict=True)
     ]
     with ws.lock(wait_seconds):
         destination = Destination("pool", ws.settings.component)

@@ -17,6 +17,7 @@ import lzma
 import mmap
 import os
 import queue
+import stat
 import threading
 import zlib
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from debrepo.errors import InvalidPackageError
 CHUNK = 1 << 20
 PARALLEL_FROM = 4 * CHUNK  # below this, thread hand-offs cost more than they save
 LANE_DEPTH = 8  # chunks queued per thread: smooths hand-offs, bounds memory (~8 MiB)
+_O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere copies are ordinary writes
 CONTROL_LIMIT = 64 << 20  # compressed or not, a control archive is a few KiB in practice
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
@@ -90,12 +92,12 @@ class _DirectWriter:
     leaves the cache to files that will be read. O_DIRECT needs aligned memory, lengths
     and offsets: every full chunk is copied into a page-aligned buffer, and the first
     chunk of another length (the file's tail) or a refusal (EINVAL: tmpfs, FUSE, odd
-    block sizes) switches back to ordinary writes for the rest of the file.
+    block sizes) switches back to ordinary writes for the rest of the file. Closing
+    clears the flag, so the caller's file object is left as it was given.
     """
 
-    def __init__(self, sink: BinaryIO) -> None:
-        sink.flush()
-        self._fd = sink.fileno()
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
         self._buffer = mmap.mmap(-1, CHUNK)  # anonymous maps are page-aligned
         self._direct = self._set_direct(True)
 
@@ -103,7 +105,7 @@ class _DirectWriter:
         try:
             flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
             fcntl.fcntl(
-                self._fd, fcntl.F_SETFL, flags | os.O_DIRECT if enabled else flags & ~os.O_DIRECT
+                self._fd, fcntl.F_SETFL, flags | _O_DIRECT if enabled else flags & ~_O_DIRECT
             )
         except OSError:
             return False
@@ -132,6 +134,33 @@ class _DirectWriter:
         self._buffer.close()
 
 
+def _regular_file_descriptor(sink: BinaryIO) -> int | None:
+    """The descriptor behind `sink` when writing to it is writing to the object: a plain
+    (buffered or raw) file object on a regular file. Not a pipe (O_DIRECT turns on packet
+    mode there), nor a wrapper such as GzipFile whose fileno() is the file beneath it."""
+    if not _O_DIRECT or not isinstance(sink, io.BufferedWriter | io.BufferedRandom | io.FileIO):
+        return None
+    try:
+        fd = sink.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _writing_all(sink: BinaryIO) -> Callable[[bytes], None]:
+    """`sink.write`, repeated until a raw file object has taken every byte."""
+
+    def write(chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            written = sink.write(view)
+            if written is None or written >= len(view):  # None: a writer that does not count
+                return
+            view = view[written:]
+
+    return write
+
+
 class _Fanout:
     """Every chunk of the file goes to the four hashes and, once it is known, the copy.
 
@@ -139,42 +168,49 @@ class _Fanout:
     halves with SHA-NI) and the copy each run on their own thread, so the slowest of the
     three sets the pace instead of their sum: hashlib and os.write release the GIL.
     Chunks read before the copy is opened (its name may depend on the control file) are
-    held and written first.
+    held and written first. `direct`: a copy into a regular file may bypass the page
+    cache (for a file that stays where it is written, not one read back at once).
     """
 
-    def __init__(self, parallel: bool, sink: BinaryIO | None, *, defer_sink: bool) -> None:
+    def __init__(self, parallel: bool, *, direct: bool, defer_sink: bool) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.sha256 = hashlib.sha256()
         self.sha512 = hashlib.sha512()
         self._parallel = parallel
+        self._allow_direct = direct
         self._held: list[bytes] | None = [] if defer_sink else None
-        self._hash_lanes: list[_Lane] = []
+        self._attached = False
         self._copy: Callable[[bytes], object] | None = None
         self._copy_lane: _Lane | None = None
         self._direct: _DirectWriter | None = None
         self._copy_error: OSError | None = None
-        if parallel:
-            self._hash_lanes = [
-                _Lane(_both(self.md5, self.sha256)),
-                _Lane(_both(self.sha1, self.sha512)),
-            ]
-        if sink is not None:
-            self.attach(sink)
+        self._hash_lanes: list[_Lane] = (
+            [_Lane(_both(self.md5, self.sha256)), _Lane(_both(self.sha1, self.sha512))]
+            if parallel
+            else []
+        )
 
     def attach(self, sink: BinaryIO | None) -> None:
         """Start copying into `sink` (None: no copy): what was held first, then the rest."""
+        if self._attached:
+            raise ValueError("the copy was already attached")
+        self._attached = True
         held, self._held = self._held or [], None
         if sink is None:
             return
+        write = _writing_all(sink)
         if self._parallel:
-            try:
-                self._direct = _DirectWriter(sink)
-            except (OSError, io.UnsupportedOperation):  # no file descriptor: an in-memory sink
-                self._direct = None
-            self._copy_lane = _Lane(self._direct.write if self._direct else sink.write)
+            fd = _regular_file_descriptor(sink) if self._allow_direct else None
+            if fd is not None:
+                try:
+                    sink.flush()  # nothing may stay buffered behind the descriptor's back
+                except OSError as exc:
+                    raise _CopyFailed(exc) from None
+                self._direct = _DirectWriter(fd)
+            self._copy_lane = _Lane(self._direct.write if self._direct else write)
         else:
-            self._copy = sink.write
+            self._copy = write
         for chunk in held:
             self._to_copy(chunk)
 
@@ -348,14 +384,19 @@ def inspect_deb(
     copy_to: BinaryIO | None = None,
     open_copy: CopyOpener | None = None,
     name: str | None = None,
+    direct_copy: bool = False,
 ) -> DebInspection:
     """Read `path` once: control fields, size and checksums; optionally copy its bytes.
 
     The copy goes to `copy_to`, or to what `open_copy(control_fields)` returns once the
     control file has been read (so the copy can be named after the package it holds).
+    `direct_copy`: the copy of a large file may bypass the page cache; for a copy that
+    stays on disk, not one read back at once (an upload's scratch file).
     Raises InvalidPackageError naming the file for anything that is not a complete,
-    well-formed binary package.
+    well-formed binary package; an OSError when the copy cannot be made.
     """
+    if copy_to is not None and open_copy is not None:
+        raise ValueError("inspect_deb takes copy_to or open_copy, not both")
     source = name or path.name
     control: list[tuple[str, str]] | None = None
     try:
@@ -367,7 +408,7 @@ def inspect_deb(
             parallel = os.fstat(handle.fileno()).st_size >= PARALLEL_FROM
         except OSError:
             parallel = False
-        fanout = _Fanout(parallel, copy_to, defer_sink=open_copy is not None)
+        fanout = _Fanout(parallel, direct=direct_copy, defer_sink=open_copy is not None)
         stream = _Source(handle, fanout)
 
         def on_control(member: str, raw: bytes) -> None:
@@ -375,10 +416,16 @@ def inspect_deb(
             text = _control_text(_decompress_control(member, raw, source), member, source)
             control = parse_control(text, source=source)
             if open_copy is not None:
-                fanout.attach(open_copy(control))
+                try:
+                    sink = open_copy(control)
+                except OSError as exc:
+                    raise _CopyFailed(exc) from None
+                fanout.attach(sink)
 
         try:
             try:
+                if open_copy is None:
+                    fanout.attach(copy_to)
                 has_data = _walk_ar(stream, source, on_control)
                 stream.drain()
             except _CopyFailed:

@@ -10,6 +10,7 @@ import io
 import os
 import random
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -289,9 +290,9 @@ def test_parallel_hashing_of_a_large_file(tmp_path, monkeypatch):
     original = debfile._Fanout
 
     class Recording(original):  # type: ignore[misc, valid-type]
-        def __init__(self, parallel: bool, sink, *, defer_sink: bool) -> None:
+        def __init__(self, parallel: bool, **options) -> None:
             modes.append(parallel)
-            super().__init__(parallel, sink, defer_sink=defer_sink)
+            super().__init__(parallel, **options)
 
     monkeypatch.setattr(debfile, "_Fanout", Recording)
     sink = io.BytesIO()
@@ -309,9 +310,9 @@ def test_small_file_hashes_serially_and_copies_exactly(tmp_path, monkeypatch):
     original = debfile._Fanout
 
     class Recording(original):  # type: ignore[misc, valid-type]
-        def __init__(self, parallel: bool, sink, *, defer_sink: bool) -> None:
+        def __init__(self, parallel: bool, **options) -> None:
             modes.append(parallel)
-            super().__init__(parallel, sink, defer_sink=defer_sink)
+            super().__init__(parallel, **options)
 
     monkeypatch.setattr(debfile, "_Fanout", Recording)
     sink = io.BytesIO()
@@ -341,28 +342,69 @@ def direct_io_works_in(folder: Path) -> bool:
     return True
 
 
-def test_large_copy_to_a_real_file_is_exact_and_goes_around_the_page_cache(tmp_path, monkeypatch):
-    data = large_deb(PARALLEL_FROM + 3 * debfile.CHUNK + 12345)
-    flags_at_write: list[bool] = []
+def deb_of_exact_size(size: int) -> bytes:
+    """A large .deb (see large_deb) of exactly `size` bytes (even: ar pads odd members)."""
+    overhead = len(large_deb(PARALLEL_FROM)) - PARALLEL_FROM
+    data = large_deb(size - overhead)
+    assert len(data) == size
+    return data
+
+
+def is_direct(fd: int) -> bool:
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+
+
+def watch_writes(monkeypatch) -> list[bool]:
+    """Whether each os.write of debfile went through O_DIRECT."""
+    flags: list[bool] = []
     real_write = os.write
 
     def watching_write(fd, payload):
-        flags_at_write.append(bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT))
+        flags.append(is_direct(fd))
         return real_write(fd, payload)
 
     monkeypatch.setattr(debfile.os, "write", watching_write)
-    source = write(tmp_path, data)
+    return flags
+
+
+@pytest.mark.parametrize(
+    "size",
+    [PARALLEL_FROM + 3 * debfile.CHUNK + 12346, PARALLEL_FROM + 2 * debfile.CHUNK],
+    ids=["with-a-tail", "whole-chunks"],
+)
+def test_large_copy_into_the_pool_is_exact_and_goes_around_the_page_cache(
+    tmp_path, monkeypatch, size
+):
+    """The copy opened once the control file is read (held chunks replayed first)."""
+    data = deb_of_exact_size(size)
+    flags = watch_writes(monkeypatch)
     target = tmp_path / "copy.deb"
-    with target.open("wb") as sink:
-        inspection = inspect_deb(source, copy_to=sink)
+    sinks = []
+
+    def open_copy(control):
+        sinks.append(target.open("wb"))
+        return sinks[-1]
+
+    inspection = inspect_deb(write(tmp_path, data), open_copy=open_copy, direct_copy=True)
+    assert not is_direct(sinks[0].fileno())  # left as it was given
+    sinks[0].close()
     assert target.read_bytes() == data
     assert facts_of(inspection) == expected_facts(data)
-    full_chunks = len(data) // debfile.CHUNK
+    whole, tail = divmod(len(data), debfile.CHUNK)
     if direct_io_works_in(tmp_path):
-        # Every full chunk went direct; the tail (not a multiple of the block size) did not.
-        assert flags_at_write == [True] * full_chunks + [False]
+        assert flags == [True] * whole + ([False] if tail else [])
     else:
-        assert not any(flags_at_write)
+        assert not any(flags)
+
+
+def test_a_copy_read_back_at_once_goes_through_the_page_cache(tmp_path, monkeypatch):
+    data = large_deb(PARALLEL_FROM + debfile.CHUNK)
+    flags = watch_writes(monkeypatch)
+    target = tmp_path / "copy.deb"
+    with target.open("wb") as sink:
+        inspect_deb(write(tmp_path, data), copy_to=sink)  # direct_copy defaults to False
+    assert target.read_bytes() == data
+    assert not any(flags)
 
 
 def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(tmp_path, monkeypatch):
@@ -371,7 +413,7 @@ def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(tmp_pa
     refusals: list[int] = []
 
     def refusing_direct(fd, payload):
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+        if is_direct(fd):
             refusals.append(fd)
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_write(fd, payload)
@@ -379,19 +421,79 @@ def test_large_copy_falls_back_when_the_file_system_refuses_direct_writes(tmp_pa
     monkeypatch.setattr(debfile.os, "write", refusing_direct)
     target = tmp_path / "copy.deb"
     with target.open("wb") as sink:
-        inspection = inspect_deb(write(tmp_path, data), copy_to=sink)
+        inspection = inspect_deb(write(tmp_path, data), copy_to=sink, direct_copy=True)
+        assert not is_direct(sink.fileno())
     assert target.read_bytes() == data
     assert facts_of(inspection) == expected_facts(data)
-    assert len(refusals) <= 1  # refused once, then ordinary writes for the rest
+    # Refused once, then ordinary writes for the rest of the file.
+    assert len(refusals) == (1 if direct_io_works_in(tmp_path) else 0)
+
+
+def test_a_direct_write_that_fails_otherwise_is_the_copys_error(tmp_path, monkeypatch):
+    if not direct_io_works_in(tmp_path):
+        pytest.fail(f"{tmp_path}: this test needs a file system that takes O_DIRECT")
+    data = large_deb(PARALLEL_FROM + 20 * debfile.CHUNK)
+    real_write = os.write
+    threads_before = threading.active_count()
+
+    def disk_full(fd, payload):
+        if is_direct(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, payload)
+
+    monkeypatch.setattr(debfile.os, "write", disk_full)
+    with (tmp_path / "copy.deb").open("wb") as sink, pytest.raises(OSError) as caught:
+        inspect_deb(write(tmp_path, data), copy_to=sink, direct_copy=True)
+    assert not isinstance(caught.value, InvalidPackageError)
+    assert caught.value.errno == errno.ENOSPC
+    assert threading.active_count() == threads_before
+
+
+def test_a_pipe_is_written_through_its_file_object_not_its_descriptor(tmp_path):
+    """O_DIRECT on a pipe means packet mode, which would cut the copy into pieces."""
+    data = large_deb(PARALLEL_FROM + 2 * debfile.CHUNK + 5)
+    read_end, write_end = os.pipe()
+    received = bytearray()
+
+    def drain() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as reader:
+            while chunk := reader.read(1000):
+                received.extend(chunk)
+
+    reader_thread = threading.Thread(target=drain)
+    reader_thread.start()
+    with os.fdopen(write_end, "wb") as sink:
+        inspect_deb(write(tmp_path, data), copy_to=sink, direct_copy=True)
+    reader_thread.join()
+    assert bytes(received) == data
 
 
 @pytest.mark.parametrize("size", [2 * 1024 * 1024, PARALLEL_FROM + 1024 * 1024])
 def test_a_copy_that_cannot_be_written_is_an_os_error_not_a_bad_package(tmp_path, size):
     data = large_deb(size)
+    threads_before = threading.active_count()
     with Path("/dev/full").open("wb") as sink, pytest.raises(OSError) as caught:
-        inspect_deb(write(tmp_path, data), copy_to=sink)
+        inspect_deb(write(tmp_path, data), copy_to=sink, direct_copy=True)
     assert not isinstance(caught.value, InvalidPackageError)
     assert caught.value.errno == errno.ENOSPC
+    assert threading.active_count() == threads_before
+
+
+def test_a_copy_that_cannot_be_opened_is_an_os_error_not_a_bad_package(tmp_path):
+    def no_room(control):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as caught:
+        inspect_deb(write(tmp_path, hand_made_deb()), open_copy=no_room)
+    assert not isinstance(caught.value, InvalidPackageError)
+    assert caught.value.errno == errno.ENOSPC
+
+
+def test_copy_to_and_open_copy_together_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"not both"):
+        inspect_deb(
+            write(tmp_path, hand_made_deb()), copy_to=io.BytesIO(), open_copy=lambda c: None
+        )
 
 
 def test_copy_opened_after_the_control_file_gets_every_byte(tmp_path):

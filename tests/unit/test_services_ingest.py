@@ -133,12 +133,13 @@ def test_added_files_are_recorded_by_their_resolved_file_url(workspace, tmp_path
     odd.mkdir(parents=True)
     quoted = odd / "quoted #1.deb"
     quoted.write_bytes(deb_bytes("quoted", "1.0"))
+    (odd / "second.deb").write_bytes(deb_bytes("second", "1.0"))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "plain.deb").write_bytes(deb_bytes("plain", "1.0"))
     (tmp_path / "here.deb").write_bytes(deb_bytes("here", "1.0"))
     monkeypatch.chdir(tmp_path)
     given = [
-        Path("odd folder %20/ü"),
+        Path("odd folder %20/ü"),  # two files in one folder
         Path("here.deb"),
         Path("./odd folder %20/../other/plain.deb"),
     ]
@@ -147,11 +148,54 @@ def test_added_files_are_recorded_by_their_resolved_file_url(workspace, tmp_path
 
     urls = {record.package_name: record.deb_url for record in records}
     assert urls == {
-        "plain": (tmp_path / "other" / "plain.deb").resolve().as_uri(),
         "quoted": quoted.resolve().as_uri(),
+        "second": (odd / "second.deb").resolve().as_uri(),
         "here": (tmp_path / "here.deb").resolve().as_uri(),
+        "plain": (tmp_path / "other" / "plain.deb").resolve().as_uri(),
     }
     assert "%20%2520" in urls["quoted"] and "%23" in urls["quoted"]
+
+
+def test_file_urls_resolve_the_folder_and_keep_the_file_name(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "linked").symlink_to(real)
+    (real / "target.deb").write_bytes(b"x")
+    (real / "alias.deb").symlink_to(real / "target.deb")
+    monkeypatch.chdir(tmp_path)
+    paths = [
+        Path("/x.deb"),  # a file at the root: the folder's URL already ends with "/"
+        Path("linked/alias.deb"),  # folder resolved, file name kept
+        Path("linked/a b.deb"),
+        Path("x.deb"),
+    ]
+    assert app.file_urls(paths) == [
+        "file:///x.deb",
+        (real / "alias.deb").as_uri(),
+        (real / "a b.deb").as_uri(),
+        (tmp_path / "x.deb").as_uri(),
+    ]
+    assert app.file_urls(paths) == [
+        Path(path.parent.resolve(), path.name).as_uri() for path in paths
+    ]
+
+
+def test_a_copy_that_cannot_be_placed_adds_nothing_and_leaves_no_temporary_file(
+    workspace, make_deb
+):
+    pool_letter = workspace.repo.root / "pool" / "main" / "h"
+    pool_letter.parent.mkdir(parents=True)
+    pool_letter.write_bytes(b"a file where the folder of hello's pool entry must go")
+    files = [make_deb("alpha", "1.0"), make_deb("hello", "1.0"), make_deb("zeta", "1.0")]
+
+    with pytest.raises(InvalidPackageError) as caught:
+        app.add_packages(workspace, files, now=FIXED_NOW)
+
+    message = str(caught.value)
+    assert f"{files[1]}: cannot copy: " in message and "Not a directory" in message
+    assert message.endswith("nothing was added")
+    assert workspace.store.package_ids() == set()
+    assert pool_files(workspace) == ["main/h"]
 
 
 def test_source_claims_are_checked_against_the_control_file(workspace, tmp_path):

@@ -13,7 +13,13 @@ import pytest
 
 from debrepo import app
 from debrepo.errors import PackageNotFoundError, PublishError
-from debrepo.services.publish import POOL_STATE_KEY, STATE_KEY, PublishReport, PublishState
+from debrepo.services.publish import (
+    POOL_STATE_KEY,
+    STATE_KEY,
+    PublishReport,
+    PublishState,
+    release_info,
+)
 from tests.conftest import FIXED_NOW, settings_for
 from tests.unit.helpers import repo_keys, tree
 
@@ -245,12 +251,16 @@ def test_resigning_does_not_read_indices_untouched_since_they_were_published(wor
 
 
 def test_indices_checked_by_hashing_are_stamped_for_the_next_rebuild(workspace, make_deb):
-    """A state without stamps (written by an earlier debrepo, say) costs one read of
-    each index; the next re-sign trusts the stamps recorded then."""
+    """Indices copied back as they were (a restore from backup: same bytes, new inode
+    and mtime) cost one read each; the next re-sign trusts the stamps recorded then."""
     add(workspace, make_deb, "alpha")
-    state = PublishState.from_json(workspace.staging.get(STATE_KEY))
-    state.index_stamps = {}
-    workspace.staging.put(STATE_KEY, state.to_json(), None)
+    keys = [f"{BINARY}/Packages", f"{BINARY}/Packages.gz", f"{BINARY}/Packages.xz"]
+    stamps_before = PublishState.from_json(workspace.staging.get(STATE_KEY)).index_stamps
+    for key in keys:
+        path = Path(workspace.repo.root, key)
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data)
     read: list[str] = []
     get = workspace.repo.get
     workspace.repo.get = lambda key: read.append(key) or get(key)
@@ -261,11 +271,29 @@ def test_indices_checked_by_hashing_are_stamped_for_the_next_rebuild(workspace, 
     second = app.rebuild(workspace, now=at(2))
 
     assert first.resigned_only and second.resigned_only
-    assert hashed == [f"{BINARY}/Packages", f"{BINARY}/Packages.gz", f"{BINARY}/Packages.xz"]
+    assert hashed == keys
     assert not [key for key in read if "/Packages" in key]
     stamps = PublishState.from_json(workspace.staging.get(STATE_KEY)).index_stamps
-    assert sorted(stamps) == hashed
+    assert sorted(stamps) == keys
+    assert all(stamps[key] != stamps_before[key] for key in keys)  # the new files' stamps
+    assert all(stamps[key][2] == stamps_before[key][2] for key in keys)  # the same bytes
     assert app.verify(workspace, now=at(2)).ok
+
+
+def test_an_index_that_fails_its_hash_is_not_stamped(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    key = f"{BINARY}/Packages.gz"
+    original = workspace.repo.get(key)
+    assert original is not None
+    Path(workspace.repo.root, key).write_bytes(bytes(b ^ 0x20 for b in original))
+    state = PublishState.from_json(workspace.staging.get(STATE_KEY))
+    published = workspace.publisher()._resign_unchanged(
+        release_info(workspace.settings), state, now=at(1)
+    )
+    assert published is None  # not re-signed: a full publish must repair it
+    current = workspace.repo.stat(key)
+    assert current is not None
+    assert state.index_stamps[key][1] != current.version  # still the old file's stamp
 
 
 def test_a_release_rewritten_behind_debrepos_back_is_not_re_signed_as_it_is(workspace, make_deb):

@@ -32,7 +32,7 @@ from debrepo.core.control import (
 from debrepo.core.layout import delivery_for, pool_path, staging_key
 from debrepo.core.records import Provenance, build_record, staging_prefix_for
 from debrepo.debfile import inspect_deb
-from debrepo.errors import DuplicatePackageError, InvalidPackageError
+from debrepo.errors import DuplicatePackageError, InvalidPackageError, ObjectStoreError
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.packages_config import PackageConfig
@@ -123,10 +123,17 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         return handle
 
     try:
-        inspection = inspect_deb(item.path, open_copy=open_copy, name=str(item.path))
+        # Straight into the pool, a large copy may bypass the page cache; a scratch copy
+        # is read back at once for the upload, so it goes through the cache.
+        inspection = inspect_deb(
+            item.path, open_copy=open_copy, name=str(item.path), direct_copy=local is not None
+        )
     except InvalidPackageError as exc:
         _discard(placed.get("copy"))
         return _Outcome(None, str(exc))
+    except ObjectStoreError as exc:
+        _discard(placed.get("copy"))
+        return _Outcome(None, f"{item.path}: cannot copy: {exc}")
     except OSError as exc:
         _discard(placed.get("copy"))
         return _Outcome(None, f"{item.path}: cannot copy: {exc.strerror}")

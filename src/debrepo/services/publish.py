@@ -41,7 +41,7 @@ from debrepo.core.release import (
     render_release,
 )
 from debrepo.errors import ObjectStoreError, PublishError
-from debrepo.ports import MetadataStore, ObjectStore, Signer
+from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer
 from debrepo.settings import Settings
 
 if TYPE_CHECKING:
@@ -349,27 +349,36 @@ class Publisher:
                 stamps[key] = (info.size, info.version, index.digest.sha256)
         return stamps
 
-    def _index_intact(self, key: str, digest: Digest, state: PublishState) -> bool:
+    def _index_intact(
+        self, key: str, digest: Digest, state: PublishState, *, restamp: bool = False
+    ) -> bool:
         """Whether the published index `key` still has the bytes `digest` describes:
-        untouched since this publisher wrote it, or else hashed again."""
+        untouched since this publisher wrote it, or else hashed again.
+
+        `restamp`: an index vouched for by hashing gets a stamp in `state`, so that the
+        next re-sign need not read it (a full publish stamps what it writes itself).
+        """
         stamp = state.index_stamps.get(key)
-        info = self.repo.stat(key)
-        if info is None:
-            return False
-        if (
-            stamp is not None
-            and stamp[2] == digest.sha256
-            and (info.size, info.version) == stamp[:2]
-        ):
-            return info.size == digest.size
+        before: ObjectInfo | None = None
+        if stamp is not None and stamp[2] == digest.sha256:
+            before = self.repo.stat(key)
+            if before is None:
+                return False
+            if (before.size, before.version) == stamp[:2]:
+                return before.size == digest.size
+        if restamp and before is None:
+            before = self.repo.stat(key)
         import hashlib  # see _sha256_of
 
         data = self.repo.get(key)
         if data is None or hashlib.sha256(data).hexdigest() != digest.sha256:
             return False
-        if info.version is not None and info.size == len(data):
-            # Vouched for by its bytes: stamp it, so the next run need not read it again.
-            state.index_stamps[key] = (info.size, info.version, digest.sha256)
+        version = before.version if restamp and before is not None else None
+        if version is not None:
+            after = self.repo.stat(key)
+            # Unchanged across the read: the stamp names the very bytes just hashed.
+            if after is not None and (after.size, after.version) == (len(data), version):
+                state.index_stamps[key] = (len(data), version, digest.sha256)
         return True
 
     def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
@@ -404,7 +413,7 @@ class Publisher:
         for path in index_paths(info):
             digest = digests.get(path)
             key = f"{dists}/{path}"
-            if digest is None or not self._index_intact(key, digest, state):
+            if digest is None or not self._index_intact(key, digest, state, restamp=True):
                 return None
             directory = key.rsplit("/", 1)[0]
             for hash_dir, hash_name in HASH_DIRECTORIES.items():
@@ -426,7 +435,9 @@ class Publisher:
             )
         plan_release = render_release(info, indices, now)
         report = PublishReport(packages=state.pool_count, resigned_only=True)
-        if state.to_json() != state_before:  # stamps refreshed by hashing
+        # Stamps refreshed by hashing are kept. (A version 1 state, which carries the pool
+        # map inline, is only ever rewritten whole, by a full publish.)
+        if state.pool is None and state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         report.skipped_incomplete = list(state.skipped)
         report.unchanged = len(indices) + len(root_files)
