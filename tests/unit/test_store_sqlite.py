@@ -153,15 +153,17 @@ def test_duplicate_is_refused_and_the_stored_version_unchanged(store):
 def test_put_many_is_all_or_nothing_against_the_store(store):
     store.put(make_record("hello", "1.0"))
     batch = [make_record("alpha", "1.0"), make_record("hello", "1.0"), make_record("beta", "1.0")]
-    with pytest.raises(DuplicatePackageError):
+    with pytest.raises(DuplicatePackageError) as caught:
         store.put_many(batch)
+    assert caught.value.package_id == "hello#1.0"
     assert store.package_ids() == {"hello#1.0"}
 
 
 def test_put_many_is_all_or_nothing_within_the_batch(store):
     batch = [make_record("alpha", "1.0"), make_record("beta", "1.0"), make_record("alpha", "1.0")]
-    with pytest.raises(DuplicatePackageError):
+    with pytest.raises(DuplicatePackageError) as caught:
         store.put_many(batch)
+    assert caught.value.package_id == "alpha#1.0"
     assert store.package_ids() == set()
     store.put_many(batch[:2])
     assert store.package_ids() == {"alpha#1.0", "beta#1.0"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,10 @@ _RECORD_COLUMNS = PackageRecord._fields
 _SELECT_RECORDS = f"SELECT package_id, {', '.join(_RECORD_COLUMNS)} FROM packages"  # noqa: S608
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM packages"  # noqa: S608 - constant column names
 _INSERT = f"INSERT INTO packages ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
+_INSERT_RECORD = (
+    f"INSERT INTO packages (package_id, {', '.join(_RECORD_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in range(len(_RECORD_COLUMNS) + 1))})"
+)
 
 
 class SqliteMetadataStore(BaseMetadataStore):
@@ -160,6 +164,17 @@ class SqliteMetadataStore(BaseMetadataStore):
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
 
+    def put_many(self, records: Iterable[PackageRecord]) -> None:
+        """Validate every record, then insert them all in one transaction; rows are built
+        straight from the records (adding 10,000 files inserts 10,000 at once)."""
+        rows = []
+        for record in records:
+            record.validate()
+            control = json.dumps(record.control_fields) if record.control_fields else None
+            rows.append((record.package_id, *record[:-1], control))
+        if rows:
+            self._insert_rows(_INSERT_RECORD, rows)
+
     def _insert(self, items: list[dict[str, Any]]) -> None:
         rows = []
         for item in items:
@@ -167,20 +182,31 @@ class SqliteMetadataStore(BaseMetadataStore):
             if "control_fields" in values:
                 values["control_fields"] = json.dumps(values["control_fields"])
             rows.append(tuple(values.get(c) for c in COLUMNS))
+        self._insert_rows(_INSERT, rows)
+
+    def _insert_rows(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """All rows or none; DuplicatePackageError names a package_id already taken."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for row in rows:
-                    try:
-                        self._db.execute(_INSERT, row)
-                    except sqlite3.IntegrityError:
-                        raise DuplicatePackageError(str(row[0])) from None
+                self._db.executemany(statement, rows)
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise DuplicatePackageError(self._first_duplicate(rows)) from None
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+
+    def _first_duplicate(self, rows: list[tuple[Any, ...]]) -> str:
+        taken = self.package_ids()
+        for row in rows:
+            if row[0] in taken:
+                return str(row[0])
+            taken.add(row[0])
+        return str(rows[0][0])
 
     def _delete(self, package_id: str) -> bool:
         try:
