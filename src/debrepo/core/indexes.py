@@ -11,7 +11,8 @@ indices) does go through deb822.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 
 from debrepo.core.control import field_rank
 from debrepo.core.layout import pool_path
@@ -143,15 +144,28 @@ def build_indices(
     info: ReleaseInfo,
     previous: Mapping[str, Digest] | None = None,
 ) -> list[IndexFile]:
-    """Every Packages, Packages.gz and Packages.xz of the repository.
+    """Every Packages, Packages.gz and Packages.xz of the repository (see start_indices)."""
+    from concurrent.futures import ThreadPoolExecutor  # not needed to re-sign only
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return start_indices(records, info, previous, pool)()
+
+
+def start_indices(
+    records: Iterable[PackageRecord],
+    info: ReleaseInfo,
+    previous: Mapping[str, Digest] | None,
+    pool: Executor,
+) -> Callable[[], list[IndexFile]]:
+    """Render every Packages and hand hashing and compression to `pool`'s threads; the
+    function returned waits for them and gives the indices. Compression runs in C
+    without the GIL, so the caller's Python work in between costs no time.
 
     `previous` maps index paths to the digests of the published Release. Where a
     Packages file's bytes are unchanged, its compressed forms are reused from there
     rather than compressed again (compression output is deterministic, so the bytes
     would be the same).
     """
-    from concurrent.futures import ThreadPoolExecutor  # not needed to re-sign only
-
     previous = previous or {}
     ordered = sort_records(records)
     plain: list[tuple[str, bytes]] = []
@@ -165,39 +179,37 @@ def build_indices(
             directory = f"{component}/binary-{architecture}"
             plain.append((f"{directory}/Packages", render_packages(chosen, component)))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        plain_digests = list(pool.map(digest_of, (data for _, data in plain)))
-        jobs = []
-        for (path, data), digest in zip(plain, plain_digests, strict=True):
-            reused = (
-                previous.get(path) == digest
-                and previous.get(path + ".gz") is not None
-                and previous.get(path + ".xz") is not None
-            )
-            jobs.append((path, data, digest, reused))
-        compressed = {
-            (path, suffix): pool.submit(compress, data)
-            for path, data, _, reused in jobs
-            if not reused
-            for suffix, compress in ((".gz", gzip_bytes), (".xz", xz_bytes))
-        }
-        compressed_digests = {
-            key: pool.submit(digest_of, f.result()) for key, f in compressed.items()
-        }
+    jobs = []
+    for path, data in plain:
+        digest = pool.submit(digest_of, data)
+        # Reuse needs the digest first; with nothing to reuse, compression starts at once.
+        reusable = previous.get(path + ".gz") is not None and previous.get(path + ".xz") is not None
+        reused = reusable and previous.get(path) == digest.result()
+        compressed = (
+            {}
+            if reused
+            else {
+                suffix: pool.submit(_compressed, compress, data)
+                for suffix, compress in ((".gz", gzip_bytes), (".xz", xz_bytes))
+            }
+        )
+        jobs.append((path, data, digest, compressed))
 
+    def finish() -> list[IndexFile]:
         indices: list[IndexFile] = []
-        for path, data, digest, reused in jobs:
-            indices.append(IndexFile(path, digest, data))
+        for path, data, digest, compressed in jobs:
+            indices.append(IndexFile(path, digest.result(), data))
             for suffix in (".gz", ".xz"):
-                if reused:
-                    indices.append(IndexFile(path + suffix, previous[path + suffix], None))
+                if suffix in compressed:
+                    packed, packed_digest = compressed[suffix].result()
+                    indices.append(IndexFile(path + suffix, packed_digest, packed))
                 else:
-                    key = (path, suffix)
-                    indices.append(
-                        IndexFile(
-                            path + suffix,
-                            compressed_digests[key].result(),
-                            compressed[key].result(),
-                        )
-                    )
-    return indices
+                    indices.append(IndexFile(path + suffix, previous[path + suffix], None))
+        return indices
+
+    return finish
+
+
+def _compressed(compress: Callable[[bytes], bytes], data: bytes) -> tuple[bytes, Digest]:
+    packed = compress(data)
+    return packed, digest_of(packed)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from debrepo.core.indexes import build_indices
+from debrepo.core.indexes import start_indices
 from debrepo.core.layout import (
     CONVENIENCE_PACKAGE,
     HASH_DIRECTORIES,
@@ -129,9 +129,23 @@ def plan_publication(
     keyring_name: str,
 ) -> PublicationPlan:
     """Everything to publish for `records` (one consistent snapshot of the store)."""
+    from concurrent.futures import ThreadPoolExecutor  # not needed to re-sign only
+
     component = info.components[0]
-    pool_files = pool_files_for(records, component)
-    indices = build_indices(records, info, previous_digests)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        finish_indices = start_indices(records, info, previous_digests, pool)
+        # The rest of the plan is Python work: done while the threads compress.
+        pool_files = pool_files_for(records, component)
+        index_html = render_index_html(
+            public_url=public_url,
+            label=info.label,
+            suite=info.suite,
+            component=component,
+            keyring_name=keyring_name,
+            fingerprint=public_key.fingerprint,
+            latest=newest_per_package(records),
+        )
+        indices = finish_indices()
     dists = dist_dir(info.suite)
 
     by_hash: list[ByHashFile] = []
@@ -150,22 +164,10 @@ def plan_publication(
     still_used = {key for generation in kept for key in generation}
     obsolete = sorted({key for generation in dropped for key in generation} - still_used)
 
-    newest = newest_per_package(records)
     root_files = (
         Upload(f"{keyring_name}.gpg", public_key.binary),
         Upload(f"{keyring_name}.asc", public_key.armored),
-        Upload(
-            INDEX_HTML,
-            render_index_html(
-                public_url=public_url,
-                label=info.label,
-                suite=info.suite,
-                component=component,
-                keyring_name=keyring_name,
-                fingerprint=public_key.fingerprint,
-                latest=newest,
-            ),
-        ),
+        Upload(INDEX_HTML, index_html),
     )
     return PublicationPlan(
         records=tuple(records),
