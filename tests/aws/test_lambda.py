@@ -429,6 +429,12 @@ def test_scheduled_runs_and_a_force_rebuild_publish_a_repository_apt_installs_fr
     for call in writes:
         private = call.key.startswith("staging/")
         assert call.headers.get("x-amz-acl") == (None if private else "public-read"), call.key
+    # An index's bytes go up once, under SHA256; the SHA512 name is a server-side copy.
+    by_hash = [c for c in writes if "/by-hash/" in c.key]
+    assert {c.operation for c in by_hash if "/SHA256/" in c.key} == {"PutObject"}
+    sha512 = [c for c in by_hash if "/SHA512/" in c.key]
+    assert sha512 and {c.operation for c in sha512} == {"CopyObject"}
+    assert all("/by-hash/SHA256/" in c.copy_source for c in sha512)
     assert packages_in(deployment.get(PACKAGES)) == {
         "kiro": "0.9.2",
         "kiro-cli": "1.2.0",

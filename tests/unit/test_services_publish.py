@@ -122,6 +122,22 @@ def test_publish_writes_in_the_order_clients_can_bear(workspace, make_deb):
     assert report.deleted and all("/by-hash/" in key for key in report.deleted)
 
 
+def test_an_index_is_written_once_under_its_hashes_and_apart_from_its_plain_path(
+    workspace, make_deb
+):
+    add(workspace, make_deb, "alpha")
+    root = workspace.repo.root
+    for suffix in ("", ".gz", ".xz"):
+        plain = Path(root, f"{BINARY}/Packages{suffix}")
+        data = plain.read_bytes()
+        sha256 = Path(root, f"{BINARY}/by-hash/SHA256/{hashlib.sha256(data).hexdigest()}")
+        sha512 = Path(root, f"{BINARY}/by-hash/SHA512/{hashlib.sha512(data).hexdigest()}")
+        assert sha256.read_bytes() == sha512.read_bytes() == data
+        assert sha256.stat().st_ino == sha512.stat().st_ino  # one write, two names
+        # A hand edit of the plain path (in place) must not reach the by-hash files.
+        assert plain.stat().st_ino != sha256.stat().st_ino
+
+
 def test_by_hash_generations_are_kept_then_deleted(workspace, make_deb):
     assert workspace.settings.by_hash_keep == 3
     add(workspace, make_deb, "alpha", hours=0)

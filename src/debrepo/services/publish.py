@@ -531,17 +531,23 @@ class Publisher:
             report.written.append(key)
 
     def _write_indices(self, plan: PublicationPlan, report: PublishReport) -> None:
+        # An index's by-hash bytes are sent once, under its first hash; its other by-hash
+        # name shares them (a hard link locally, a server-side copy on S3). The plain path
+        # is written on its own: hand edits of it must not reach the by-hash files.
+        sent: dict[str, str] = {}  # plain key -> a by-hash key just written with its bytes
         for by_hash in plan.by_hash:
+            delivery = delivery_for(by_hash.key)
             if self.repo.stat(by_hash.key) is not None:
                 report.unchanged += 1
+                continue
+            if by_hash.plain_key in sent:
+                self.repo.copy_from(self.repo, sent[by_hash.plain_key], by_hash.key, delivery)
             elif by_hash.data is not None:
-                self.repo.put(by_hash.key, by_hash.data, delivery_for(by_hash.key))
-                report.written.append(by_hash.key)
+                self.repo.put(by_hash.key, by_hash.data, delivery)
+                sent[by_hash.plain_key] = by_hash.key
             else:
-                self.repo.copy_from(
-                    self.repo, by_hash.plain_key, by_hash.key, delivery_for(by_hash.key)
-                )
-                report.written.append(by_hash.key)
+                self.repo.copy_from(self.repo, by_hash.plain_key, by_hash.key, delivery)
+            report.written.append(by_hash.key)
         for key, index in zip(plan.index_keys, plan.indices, strict=True):
             if index.data is None:
                 report.unchanged += 1
