@@ -159,7 +159,7 @@ def start_indices(
 ) -> Callable[[], list[IndexFile]]:
     """Render every Packages and hand hashing and compression to `pool`'s threads; the
     function returned waits for them and gives the indices. Compression runs in C
-    without the GIL, so the caller's Python work in between costs no time.
+    without the GIL, so the caller's Python work in between overlaps it.
 
     `previous` maps index paths to the digests of the published Release. Where a
     Packages file's bytes are unchanged, its compressed forms are reused from there
