@@ -192,6 +192,20 @@ def test_release_with_unreadable_valid_until(published):
     assert f"{DISTS}/Release has an unreadable Valid-Until 'someday'" in found
 
 
+def test_release_listing_a_size_that_is_not_a_number(published):
+    release = published.repo.get(f"{DISTS}/Release")
+    assert release is not None
+    lines = [
+        b" ".join([*line.split()[:1], b"lots", *line.split()[2:]]).rjust(len(line))
+        if line.endswith(b" main/binary-amd64/Packages")
+        else line
+        for line in release.split(b"\n")
+    ]
+    replace_object(published, f"{DISTS}/Release", b"\n".join(lines))
+    found = problems(published)
+    assert has_problem(found, f"{BINARY}/Packages does not match its size and checksums")
+
+
 def test_convenience_copy_is_not_the_newest_kiro_repo(published):
     app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
     app.build_kiro_repo(published, version="1.1", now=FIXED_NOW)

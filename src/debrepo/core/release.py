@@ -6,7 +6,6 @@ repository, which needs only this, starts without loading the rest.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -124,23 +123,28 @@ def render_release(info: ReleaseInfo, indices: Sequence[IndexFile], now: datetim
     return format_paragraph(fields).encode("utf-8")
 
 
-def parse_release_digests(release: bytes) -> dict[str, Digest]:
-    """Index path -> Digest from a Release file (entries missing any hash are left out)."""
-    sizes: dict[str, int] = {}
-    hashes: dict[str, dict[str, str]] = defaultdict(dict)
-    current: str | None = None
+def release_checksums(release: bytes) -> dict[str, dict[str, str]]:
+    """Index path -> {"size": as written, hash name: hex, ...}, from a Release file's
+    MD5Sum/SHA1/SHA256/SHA512 lists, as far as it lists each path."""
+    listed: dict[str, dict[str, str]] = {}
     names = dict(HASH_FIELDS)
+    current: str | None = None
     for line in release.decode("utf-8", "replace").splitlines():
         if line and not line[0].isspace():
             name, _, rest = line.partition(":")
             current = names.get(name.strip()) if not rest.strip() else None
             continue
         parts = line.split()
-        if current and len(parts) == 3 and parts[1].isdigit():
-            hashes[parts[2]][current] = parts[0]
-            sizes[parts[2]] = int(parts[1])
+        if current and len(parts) == 3:
+            listed.setdefault(parts[2], {"size": parts[1]})[current] = parts[0]
+    return listed
+
+
+def parse_release_digests(release: bytes) -> dict[str, Digest]:
+    """Index path -> Digest from a Release file (entries missing any hash, or with a size
+    that is not a number, are left out)."""
     return {
-        path: Digest(sizes[path], h["md5"], h["sha1"], h["sha256"], h["sha512"])
-        for path, h in hashes.items()
-        if len(h) == 4
+        path: Digest(int(h["size"]), h["md5"], h["sha1"], h["sha256"], h["sha512"])
+        for path, h in release_checksums(release).items()
+        if h["size"].isdigit() and all(name in h for _, name in HASH_FIELDS)
     }

@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from debrepo.core.indexes import records_for_architecture, render_packages, sort_records
 from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
 from debrepo.core.plan import newest_convenience_package, pool_files_for
-from debrepo.core.release import HASH_FIELDS
+from debrepo.core.release import release_checksums
 from debrepo.errors import DebrepoError, VerificationError
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
@@ -149,7 +149,7 @@ def verify_repository(
         except (TypeError, ValueError):
             problems.append(f"{dists}/Release has an unreadable Valid-Until {valid_until!r}")
 
-    listed = _listed_files(release)
+    listed = release_checksums(release)
     for path, expected in sorted(listed.items()):
         key = f"{dists}/{path}"
         directory = key.rsplit("/", 1)[0]
@@ -166,7 +166,8 @@ def verify_repository(
                 continue
             size, digests = _hash_object(repo, copy)
             report.files_checked += 1
-            if size != int(expected["size"]) or any(digests[h] != expected.get(h) for h in digests):
+            size_matches = expected["size"].isdigit() and size == int(expected["size"])
+            if not size_matches or any(digests[h] != expected.get(h) for h in digests):
                 copy_of = "" if copy == key else f" (by-hash copy of {path})"
                 problems.append(f"{copy} does not match its size and checksums in Release{copy_of}")
 
@@ -211,22 +212,6 @@ def _release_fields(release: bytes) -> dict[str, str]:
             name, _, value = line.partition(":")
             fields[name.strip()] = value.strip()
     return fields
-
-
-def _listed_files(release: bytes) -> dict[str, dict[str, str]]:
-    listed: dict[str, dict[str, str]] = {}
-    names = dict(HASH_FIELDS)
-    current = None
-    for line in release.decode("utf-8", "replace").splitlines():
-        if line and not line[0].isspace():
-            name, _, rest = line.partition(":")
-            current = names.get(name.strip()) if not rest.strip() else None
-            continue
-        parts = line.split()
-        if current and len(parts) == 3:
-            entry = listed.setdefault(parts[2], {"size": parts[1]})
-            entry[current] = parts[0]
-    return listed
 
 
 def _verify_pool(
