@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from debrepo.core.layout import Delivery
 from debrepo.errors import RecordValidationError
 from debrepo.model import PackageRecord
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """Every complete record at one moment, and the incomplete items left out."""
 
     records: list[PackageRecord]
@@ -61,8 +59,7 @@ class MetadataStore(Protocol):
         """A token that changes whenever any record changes; None if the backend cannot tell."""
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
     key: str
     size: int
     # Changes whenever the object is rewritten (file: mtime and inode; S3: ETag), so a

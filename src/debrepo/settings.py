@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from debrepo.core.control import architecture_problem
@@ -71,8 +70,7 @@ _COMPONENT_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _KEY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]*")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Where things live and how the repository describes itself."""
 
     home: Path
@@ -155,7 +153,7 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
-    known = {f.name for f in fields(Settings)}
+    known = set(Settings._fields)
     unknown = sorted(set(map(str, data)) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")

@@ -6,7 +6,7 @@ the file name is the record's validated `actual_filename`, never a name from out
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from debrepo.core.control import package_name_problem, pool_filename_problem
 
@@ -50,8 +50,7 @@ def default_staging_prefix(package_name: str) -> str:
     return f"staging/{package_name}/"
 
 
-@dataclass(frozen=True, slots=True)
-class PublicKey:
+class PublicKey(NamedTuple):
     """The signing key's public part, as published at the repository root."""
 
     binary: bytes
@@ -59,8 +58,7 @@ class PublicKey:
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """HTTP headers a published object is served with, and metadata stored with it."""
 
     content_type: str

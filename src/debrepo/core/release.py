@@ -7,8 +7,8 @@ repository, which needs only this, starts without loading the rest.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 # Bump whenever the bytes rendered for the same records change (field order, format,
 # compression settings): published indices made by another version are then redone.
@@ -18,8 +18,7 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-@dataclass(frozen=True, slots=True)
-class Digest:
+class Digest(NamedTuple):
     """Size and the four checksums a Release file lists for an index."""
 
     size: int
@@ -45,8 +44,7 @@ def digest_of(data: bytes) -> Digest:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class IndexFile:
+class IndexFile(NamedTuple):
     """An index under `dists/<suite>/`; `data` is None when reused unchanged from before."""
 
     path: str
@@ -54,8 +52,7 @@ class IndexFile:
     data: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseInfo:
+class ReleaseInfo(NamedTuple):
     """What the Release file says about the repository besides its checksums."""
 
     origin: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -600,8 +600,7 @@ class Publisher:
         ):
             report.unchanged += 1
             return
-        delivery = replace(
-            delivery_for(CONVENIENCE_COPY),
+        delivery = delivery_for(CONVENIENCE_COPY)._replace(
             metadata=(("package", record.package_name), ("version", record.version)),
         )
         try:
