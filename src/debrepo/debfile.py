@@ -304,6 +304,8 @@ class _Source:
 
     def skip(self, count: int) -> int:
         """Consume `count` bytes without keeping them; returns how many there were."""
+        if count < 0:
+            raise ValueError(f"cannot skip {count} bytes")
         taken = min(count, self._available())
         self._offset += taken
         while taken < count:
@@ -470,12 +472,13 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
                 f"(bad ar header after {stream.consumed - len(header)} bytes)"
             )
         member = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError:
+        size_field = header[48:58].strip()
+        # Digits only: int() would also take "-60" (a walk that rewinds forever) or "1_0".
+        if not size_field.isdigit():
             raise InvalidPackageError(
                 f"{source}: corrupt .deb (bad size in ar header of {member!r})"
-            ) from None
+            )
+        size = int(size_field)
         if index == 0:
             if member != "debian-binary":
                 raise InvalidPackageError(

@@ -176,6 +176,22 @@ def test_bad_size_in_ar_header(tmp_path):
     assert "bad size in ar header of 'debian-binary'" in refused(tmp_path, data)
 
 
+@pytest.mark.parametrize("size", ["-60", "+4", "1_0", "0x10"])
+def test_ar_size_that_is_not_plain_digits_is_refused(tmp_path, size):
+    # A negative size used to rewind the walk onto the same header: an endless loop.
+    tar = tar_bytes([("./control", control_text())])
+    member, compressed = compress_control(tar, "gz")
+    header = f"{'data.tar.xz':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{size:<10}`\n".encode()
+    data = (
+        b"!<arch>\n"
+        + ar_member("debian-binary", b"2.0\n")
+        + ar_member(member, compressed)
+        + header
+        + b"x" * 64
+    )
+    assert "bad size in ar header of 'data.tar.xz'" in refused(tmp_path, data)
+
+
 def test_bad_ar_padding(tmp_path):
     tar = tar_bytes([("./control", control_text())])
     member, compressed = compress_control(tar, "gz")
