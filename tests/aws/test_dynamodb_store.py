@@ -159,7 +159,7 @@ def test_items_follow_the_seed_attribute_schema(table, dynamodb_client):
     assert set(item) == set(record.to_item())
     counter = dynamodb_client.get_item(TableName=table, Key={"package_id": {"S": REVISION_ID}})
     assert counter["Item"]["revision"] == {"N": "1"}
-    assert store.revision() == "dynamodb:1"
+    assert store.revision() == f"dynamodb:1:{counter['Item']['change']['S']}"
     assert store.description == f"dynamodb://{table}"
 
 
@@ -253,7 +253,7 @@ def test_two_runs_storing_one_version_at_once_store_it_once(table, moto_endpoint
                 thread.join(timeout=30)
             assert sorted(outcomes) == [f"duplicate kiro#1.{number}", "stored"]
             assert first.get(record.package_id) == record
-        assert first.revision() == f"dynamodb:{rounds}"
+        assert first.revision().startswith(f"dynamodb:{rounds}:")
         assert len(first.all()) == rounds
     finally:
         atomic.close()
@@ -320,7 +320,7 @@ def test_internal_items_are_never_returned(table, dynamodb_client, caplog):
         assert not store.exists(internal)
         assert store.delete(internal) is False
     assert "Item" in dynamodb_client.get_item(TableName=table, Key={"package_id": {"S": LOCK_ID}})
-    assert store.revision() == "dynamodb:1"
+    assert store.revision().startswith("dynamodb:1:")
 
 
 # -- batches -----------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_a_transaction_conflict_is_run_again(table, proxy):
     store.put(make_record("kiro", "1.0"))
     assert proxy.count("TransactWriteItems") == 3
     assert store.package_ids() == {"kiro#1.0"}
-    assert store.revision() == "dynamodb:1"
+    assert store.revision().startswith("dynamodb:1:")
 
 
 def test_a_conflict_that_persists_is_a_clear_error(table, proxy):
@@ -514,7 +514,7 @@ def test_throttling_is_survived_by_retrying(table, proxy):
     store.put(make_record("kiro", "1.0"))
     assert proxy.count("TransactWriteItems") == 3
     assert proxy.injected == ["TransactWriteItems", "TransactWriteItems"]
-    assert store.revision() == "dynamodb:1"  # the write happened once
+    assert store.revision().startswith("dynamodb:1:")  # the write happened once
     assert [r.package_id for r in store.all()] == ["kiro#1.0"]
 
 

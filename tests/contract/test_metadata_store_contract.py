@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from debrepo.errors import DuplicatePackageError, RecordValidationError
 from debrepo.model import PackageRecord
-from tests.contract.conftest import Backend
+from tests.contract.conftest import Backend, dynamodb_backend, sqlite_backend
 from tests.property.strategies import PHASES_WITHOUT_EXPLAIN, record_lists
 from tests.unit.helpers import make_record
 
@@ -226,6 +226,24 @@ def test_delete(store):
     assert ids(store.by_name("hello")) == ["hello#2.0"]
     store.put(make_record("hello", "1.0"))
     assert store.package_ids() == {"hello#1.0", "hello#2.0"}
+
+
+def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path, request):
+    # What a publish compares against: a recreated, restored or other store that has
+    # seen as many changes must not read as the one the indices were rendered from.
+    if backend.kind == "sqlite":
+        other = sqlite_backend(tmp_path / "other" / "metadata.db")
+    else:
+        other = dynamodb_backend(
+            request.getfixturevalue("unique_name") + "-other",
+            request.getfixturevalue("dynamodb_client"),
+        )
+    try:
+        for store in (backend.store, other.store):
+            store.put(make_record("hello", "1.0"))
+        assert backend.store.revision() != other.store.revision()
+    finally:
+        other.close()
 
 
 def test_revision_changes_on_every_write_and_only_then(store):

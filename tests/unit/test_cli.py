@@ -239,6 +239,22 @@ def test_remove_unknown_version(run, debs):
     assert "alpha 9.9 is not in the store" in result.error_line
 
 
+def test_a_recreated_store_is_published_in_full(run, debs, home):
+    # The new store has counted as many changes as the old one had when it was
+    # published; a plain counter matched, and only the Release was re-signed.
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    for path in home.glob("metadata.db*"):
+        path.unlink()
+    result = run("add", str(debs / "beta_2.0-1_all.deb"))
+    assert result.code == 0, result.err
+    assert "1 package(s) published" in result.out
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: beta\n" in packages
+    assert "Package: alpha\n" not in packages
+    verified = run("verify")
+    assert verified.code == 0, verified.err
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")

@@ -150,6 +150,53 @@ def test_duplicate_is_refused_and_the_stored_version_unchanged(store):
     assert store.get("hello#1.0") == original
 
 
+def _as_first_release_wrote_it(db_path: Path) -> None:
+    """Turn the change counting back into what the first release created (schema 0)."""
+    connection = sqlite3.connect(db_path)
+    connection.executescript(
+        """
+        DROP TRIGGER packages_inserted; DROP TRIGGER packages_updated;
+        DROP TRIGGER packages_deleted; DROP TABLE store_revision;
+        CREATE TABLE store_revision (
+            id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL);
+        INSERT INTO store_revision VALUES (1, 1);
+        CREATE TRIGGER packages_inserted AFTER INSERT ON packages
+            BEGIN UPDATE store_revision SET revision = revision + 1; END;
+        PRAGMA user_version = 0;
+        """
+    )
+    connection.close()
+
+
+def test_a_store_of_the_first_schema_is_upgraded_in_place(db_path):
+    first = SqliteMetadataStore(db_path)
+    first.put(make_record("hello", "1.0"))
+    first.close()
+    _as_first_release_wrote_it(db_path)
+
+    upgraded = SqliteMetadataStore(db_path)
+    assert upgraded.all() == [make_record("hello", "1.0")]
+    before = upgraded.revision()
+    assert before is not None and before != "sqlite:1"
+    upgraded.put(make_record("hello", "2.0"))
+    after = upgraded.revision()
+    assert after not in (before, None)
+    upgraded.close()
+
+    reopened = SqliteMetadataStore(db_path)  # upgraded once, not again on every open
+    assert reopened.revision() == after
+    reopened.close()
+
+
+def test_a_store_written_by_a_newer_debrepo_is_refused(db_path):
+    SqliteMetadataStore(db_path).close()
+    connection = sqlite3.connect(db_path)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(StoreError, match="written by a newer debrepo"):
+        SqliteMetadataStore(db_path)
+
+
 def test_put_many_is_all_or_nothing_against_the_store(store):
     store.put(make_record("hello", "1.0"))
     batch = [make_record("alpha", "1.0"), make_record("hello", "1.0"), make_record("beta", "1.0")]

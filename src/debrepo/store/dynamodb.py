@@ -7,10 +7,11 @@ itself (the revision counter, the publish lock) and are never returned as packag
 
 - Every write is one TransactWriteItems: each new record a Put conditioned on
   `attribute_not_exists(package_id)` (two concurrent runs cannot both store a version,
-  seed Property 18), plus an increment of the revision counter, so `revision()` changes
-  with every change. A batch larger than one transaction is written in chunks; when a
-  later chunk fails, the records of the earlier chunks are deleted again before the
-  error is raised, so afterwards readers see all of the batch or none of it.
+  seed Property 18), plus an increment of the revision counter and a new random
+  change token, so `revision()` changes with every change and differs between tables.
+  A batch larger than one transaction is written in chunks; when a later chunk fails,
+  the records of the earlier chunks are deleted again before the error is raised, so
+  afterwards readers see all of the batch or none of it.
 - Every scan and query follows `LastEvaluatedKey` to the end (seed Property 3).
 - Reads of the base table are strongly consistent. `by_name` queries the GSI
   `package_name-index` when the table has one; GSI reads are eventually consistent, so
@@ -27,6 +28,7 @@ import logging
 import os
 import random
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -90,11 +92,6 @@ _THROTTLED = {
     "TooManyRequestsException",
 }
 _PUT_CONDITION = "attribute_not_exists(package_id)"
-_COUNT_CHANGE: dict[str, Any] = {
-    "UpdateExpression": "ADD #revision :one",
-    "ExpressionAttributeNames": {"#revision": "revision"},
-    "ExpressionAttributeValues": {":one": {"N": "1"}},
-}
 
 
 def table_name_problem(name: str) -> str | None:
@@ -341,17 +338,19 @@ class DynamoDBMetadataStore(BaseMetadataStore):
         }
 
     def revision(self) -> str | None:
-        """The revision counter, bumped in the same transaction as every change."""
+        """The revision counter and change token, set in the same transaction as every change."""
         response = self._call(
             "get_item",
             TableName=self.table_name,
             Key={"package_id": {"S": REVISION_ID}},
             ConsistentRead=True,
-            ProjectionExpression="#revision",
-            ExpressionAttributeNames={"#revision": "revision"},
+            ProjectionExpression="#revision, #change",
+            ExpressionAttributeNames={"#revision": "revision", "#change": "change"},
         )
-        value = _plain(response.get("Item", {}).get("revision", {"N": "0"}))
-        return f"dynamodb:{value}"
+        item = response.get("Item", {})
+        value = _plain(item.get("revision", {"N": "0"}))
+        change = _plain(item.get("change", {"S": ""}))
+        return f"dynamodb:{value}:{change}"
 
     # -- writes -------------------------------------------------------------------------
     def _insert(self, items: list[dict[str, Any]]) -> None:
@@ -438,11 +437,18 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             ) from None
 
     def _count_change(self) -> dict[str, Any]:
+        # The random token makes a revision name one state of one table: a new or
+        # restored table that has counted as many changes still reads differently.
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": {"package_id": {"S": REVISION_ID}},
-                **_COUNT_CHANGE,
+                "UpdateExpression": "ADD #revision :one SET #change = :change",
+                "ExpressionAttributeNames": {"#revision": "revision", "#change": "change"},
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":change": {"S": secrets.token_hex(12)},
+                },
             }
         }
 

@@ -47,6 +47,10 @@ COLUMNS: tuple[str, ...] = (
     "control_fields",
 )
 _INTEGER = {"file_size", "installed_size"}
+# Every change also draws a random token: a revision then names one state of one store,
+# so a recreated or restored database that has counted as many changes never matches
+# what was published from another (a count alone would, and skip the new records).
+_BUMP = "UPDATE store_revision SET revision = revision + 1, change = lower(hex(randomblob(12)));"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS packages (
     package_id TEXT PRIMARY KEY NOT NULL,
@@ -55,16 +59,26 @@ CREATE TABLE IF NOT EXISTS packages (
 CREATE INDEX IF NOT EXISTS packages_by_name ON packages (package_name);
 CREATE TABLE IF NOT EXISTS store_revision (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    revision INTEGER NOT NULL
+    revision INTEGER NOT NULL,
+    change TEXT NOT NULL
 );
-INSERT OR IGNORE INTO store_revision (id, revision) VALUES (1, 0);
+INSERT OR IGNORE INTO store_revision (id, revision, change)
+    VALUES (1, 0, lower(hex(randomblob(12))));
 CREATE TRIGGER IF NOT EXISTS packages_inserted AFTER INSERT ON packages
-    BEGIN UPDATE store_revision SET revision = revision + 1; END;
+    BEGIN {_BUMP} END;
 CREATE TRIGGER IF NOT EXISTS packages_updated AFTER UPDATE ON packages
-    BEGIN UPDATE store_revision SET revision = revision + 1; END;
+    BEGIN {_BUMP} END;
 CREATE TRIGGER IF NOT EXISTS packages_deleted AFTER DELETE ON packages
-    BEGIN UPDATE store_revision SET revision = revision + 1; END;
+    BEGIN {_BUMP} END;
 """  # noqa: S608 - constant column names
+# Version 0 counted changes without `change`; its triggers and counter are replaced.
+_SCHEMA_VERSION = 1
+_UPGRADE = """
+DROP TRIGGER IF EXISTS packages_inserted;
+DROP TRIGGER IF EXISTS packages_updated;
+DROP TRIGGER IF EXISTS packages_deleted;
+DROP TABLE IF EXISTS store_revision;
+"""
 # Columns in PackageRecord's field order, so a row becomes a record positionally.
 _RECORD_COLUMNS = PackageRecord._fields
 _SELECT_RECORDS = f"SELECT package_id, {', '.join(_RECORD_COLUMNS)} FROM packages"  # noqa: S608
@@ -85,17 +99,29 @@ class SqliteMetadataStore(BaseMetadataStore):
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path}: the metadata store was written by a newer debrepo "
+                    f"(schema {version}; this one knows up to {_SCHEMA_VERSION})"
+                )
+            if version < _SCHEMA_VERSION:
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {_UPGRADE} {_SCHEMA} "
+                    f"PRAGMA user_version = {_SCHEMA_VERSION}; COMMIT;"
+                )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
 
     def revision(self) -> str | None:
-        """Bumped by triggers on every change to the table, even one made by hand."""
+        """Changed by triggers on every change to the table, even one made by hand."""
         try:
-            row = self._db.execute("SELECT revision FROM store_revision WHERE id = 1").fetchone()
+            row = self._db.execute(
+                "SELECT revision, change FROM store_revision WHERE id = 1"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
-        return None if row is None else f"sqlite:{row[0]}"
+        return None if row is None else f"sqlite:{row[0]}:{row[1]}"
 
     def close(self) -> None:
         self._db.close()
