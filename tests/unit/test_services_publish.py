@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -91,6 +93,29 @@ def test_second_publish_with_nothing_changed_rewrites_only_the_release_files(wor
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     changed = {k for k, v in tree(workspace.repo.root).items() if contents.get(k) != v}
     assert changed == set(RELEASE_FILES)
+
+
+def test_the_published_tree_is_readable_by_all_whatever_the_umask(workspace, make_deb):
+    # A web server reads the folder as another user: with umask 077 the indices and
+    # Release files used to come out 0600 in 0700 folders, and apt got 403.
+    previous = os.umask(0o077)
+    try:
+        add(workspace, make_deb, "hello", "1.0")
+        add(workspace, make_deb, "kiro-repo", "1.0", architecture="all", hours=1)
+    finally:
+        os.umask(previous)
+    root = workspace.settings.home / "repo"
+    modes = {
+        path.relative_to(root).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for path in [root, *root.rglob("*")]
+    }
+    assert "dists/stable/InRelease" in modes and "kiro-repo.deb" in modes
+    wrong = {
+        key: oct(mode)
+        for key, mode in modes.items()
+        if mode != (0o755 if (root / key).is_dir() else 0o644)
+    }
+    assert wrong == {}
 
 
 def test_publish_writes_in_the_order_clients_can_bear(workspace, make_deb):

@@ -3,6 +3,9 @@
 Every write goes to a temporary file in the target directory and is renamed into
 place, so a reader (apt through `debrepo serve`, nginx, rsync) sees the old file or
 the new one, never a part. Temporary names start with `.tmp-` and are never listed.
+
+What it writes is for everyone to read (a web server reads it as another user), so
+files are 0644 and the folders it creates 0755 whatever the umask.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from debrepo.ports import ObjectInfo, ObjectStore
 
 TEMP_PREFIX = ".tmp-"
 COPY_CHUNK = 1 << 20
+FILE_MODE = 0o644
+DIRECTORY_MODE = 0o755
 
 
 class FilesystemObjectStore:
@@ -30,7 +35,9 @@ class FilesystemObjectStore:
         self._root = str(root)
         self._known_dirs: set[str] = set()
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            if not root.is_dir():
+                root.parent.mkdir(parents=True, exist_ok=True)
+                _make_directory(str(root))
         except OSError as exc:
             raise ObjectStoreError(f"{root}: cannot create directory: {exc.strerror}") from None
 
@@ -120,13 +127,22 @@ class FilesystemObjectStore:
         directory, name = target.rsplit("/", 1)
         if directory not in self._known_dirs:
             try:
-                os.makedirs(directory, exist_ok=True)
+                self._make_directories(directory)
             except OSError as exc:
                 raise ObjectStoreError(
                     f"{directory}: cannot create directory: {exc.strerror}"
                 ) from None
             self._known_dirs.add(directory)
         return f"{directory}/{TEMP_PREFIX}{os.urandom(6).hex()}-{name}"
+
+    def _make_directories(self, directory: str) -> None:
+        """`directory` and its missing parents, each created 0755."""
+        missing = []
+        while not os.path.isdir(directory) and directory != os.path.dirname(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for path in reversed(missing):
+            _make_directory(path)
 
     @staticmethod
     def _discard(temp: str) -> None:
@@ -149,16 +165,10 @@ class FilesystemObjectStore:
         """
         temp = self._temp_for(self._local(key))
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            return temp, _create_readable(temp)
         except OSError as exc:
-            raise ObjectStoreError(f"{temp}: cannot write: {exc.strerror}") from None
-        try:
-            os.fchmod(fd, 0o644)
-        except OSError as exc:
-            os.close(fd)
             self._discard(temp)
             raise ObjectStoreError(f"{temp}: cannot write: {exc.strerror}") from None
-        return temp, os.fdopen(fd, "wb")
 
     def commit_reserved(self, temp: str, key: str) -> None:
         """Move a file written through `reserve` into place, atomically."""
@@ -171,8 +181,7 @@ class FilesystemObjectStore:
         target = self._local(key)
         temp = self._temp_for(target)
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd, "wb") as handle:
+            with _create_readable(temp) as handle:
                 handle.write(data)
         except OSError as exc:
             self._discard(temp)
@@ -188,7 +197,7 @@ class FilesystemObjectStore:
             if move:
                 try:
                     os.replace(path, temp)
-                    os.chmod(temp, 0o644)
+                    os.chmod(temp, FILE_MODE)
                 except OSError as exc:
                     if exc.errno != errno.EXDEV:
                         raise
@@ -196,7 +205,7 @@ class FilesystemObjectStore:
                     os.unlink(path)
             else:
                 shutil.copyfile(path, temp)
-                os.chmod(temp, 0o644)
+                os.chmod(temp, FILE_MODE)
         except OSError as exc:
             self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write from {path}: {exc.strerror}") from None
@@ -218,9 +227,9 @@ class FilesystemObjectStore:
                     raise ObjectStoreError(f"{origin}: no such file") from None
                 except OSError:
                     shutil.copyfile(origin, temp)
-                    os.chmod(temp, 0o644)
+                    os.chmod(temp, FILE_MODE)
             else:
-                with source.open(source_key) as reader, open(temp, "wb") as writer:
+                with source.open(source_key) as reader, _create_readable(temp) as writer:
                     shutil.copyfileobj(reader, writer, COPY_CHUNK)
         except OSError as exc:
             self._discard(temp)
@@ -238,3 +247,24 @@ class FilesystemObjectStore:
             return
         except OSError as exc:
             raise ObjectStoreError(f"{path}: cannot delete: {exc.strerror}") from None
+
+
+def _make_directory(path: str) -> None:
+    try:
+        os.mkdir(path, DIRECTORY_MODE)
+    except FileExistsError:
+        if not os.path.isdir(path):  # a file in the way
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+        return  # made meanwhile by another writer
+    os.chmod(path, DIRECTORY_MODE)  # the umask applies to mkdir's mode
+
+
+def _create_readable(path: str) -> BinaryIO:
+    """A new file at `path`, open for writing and 0644 whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
