@@ -377,6 +377,28 @@ def test_an_index_rewritten_behind_debrepos_back_is_repaired_by_rebuild(
     assert app.verify(workspace, now=at(1)).ok
 
 
+@pytest.mark.parametrize("directory", ["SHA256", "SHA512"])
+@pytest.mark.parametrize("suffix", ["", ".xz"])  # rendered again; reused compressed form
+def test_a_damaged_by_hash_file_is_repaired_by_a_full_rebuild(
+    workspace, make_deb, directory, suffix
+):
+    add(workspace, make_deb, "alpha")
+    original = workspace.repo.get(f"{BINARY}/Packages{suffix}")
+    assert original is not None
+    damaged = f"{BINARY}/by-hash/{directory}/{hashlib.new(directory.lower(), original).hexdigest()}"
+    path = Path(workspace.repo.root, damaged)
+    path.unlink()  # a new file: the other hash's name, if linked, keeps the right bytes
+    path.write_bytes(bytes(b ^ 0x20 for b in original))
+    assert not app.verify(workspace, now=at(1)).ok
+
+    report = app.rebuild(workspace, now=at(1), full=True)
+
+    assert damaged in report.written
+    assert workspace.repo.get(damaged) == original
+    assert app.verify(workspace, now=at(1)).ok
+    assert damaged not in app.rebuild(workspace, now=at(2), full=True).written
+
+
 def test_state_lost_pool_files_are_checked_not_copied_again(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     workspace.staging.delete(STATE_KEY)

@@ -45,7 +45,7 @@ from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer
 from debrepo.settings import Settings
 
 if TYPE_CHECKING:
-    from debrepo.core.plan import PoolFile, PublicationPlan
+    from debrepo.core.plan import ByHashFile, PoolFile, PublicationPlan
     from debrepo.packages_config import PackageConfig
 
 log = logging.getLogger("debrepo.publish")
@@ -312,7 +312,7 @@ class Publisher:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
         self._place_pool_files(plan, pool, report, set(just_written))
-        self._write_indices(plan, report)
+        self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
@@ -530,14 +530,22 @@ class Publisher:
             self.repo.put(key, data, delivery_for(key))
             report.written.append(key)
 
-    def _write_indices(self, plan: PublicationPlan, report: PublishReport) -> None:
+    def _write_indices(
+        self, plan: PublicationPlan, report: PublishReport, *, check_existing: bool = False
+    ) -> None:
+        """By-hash files, then plain indices and root files. A by-hash file already there
+        is trusted (its name is its hash) unless `check_existing`: then its bytes are
+        compared and a damaged one is written again."""
         # An index's by-hash bytes are sent once, under its first hash; its other by-hash
         # name shares them (a hard link locally, a server-side copy on S3). The plain path
         # is written on its own: hand edits of it must not reach the by-hash files.
         sent: dict[str, str] = {}  # plain key -> a by-hash key just written with its bytes
+        plain_bytes: dict[str, bytes | None] = {}
         for by_hash in plan.by_hash:
             delivery = delivery_for(by_hash.key)
-            if self.repo.stat(by_hash.key) is not None:
+            if self.repo.stat(by_hash.key) is not None and (
+                not check_existing or self._by_hash_intact(by_hash, plain_bytes)
+            ):
                 report.unchanged += 1
                 continue
             if by_hash.plain_key in sent:
@@ -555,6 +563,14 @@ class Publisher:
                 self._put_if_changed(key, index.data, report)
         for upload in plan.root_files:
             self._put_if_changed(upload.key, upload.data, report)
+
+    def _by_hash_intact(self, by_hash: ByHashFile, plain_bytes: dict[str, bytes | None]) -> bool:
+        expected = by_hash.data
+        if expected is None:  # reused: the plain index was found intact
+            if by_hash.plain_key not in plain_bytes:
+                plain_bytes[by_hash.plain_key] = self.repo.get(by_hash.plain_key)
+            expected = plain_bytes[by_hash.plain_key]
+        return expected is not None and self.repo.same_bytes(by_hash.key, expected)
 
     # -- wave 4: the signed Release files, InRelease last ---------------------------------
     def _write_release(self, plan: PublicationPlan, report: PublishReport) -> None:
