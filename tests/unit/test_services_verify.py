@@ -206,6 +206,29 @@ def test_release_listing_a_size_that_is_not_a_number(published):
     assert has_problem(found, f"{BINARY}/Packages does not match its size and checksums")
 
 
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # Listed under MD5Sum only: there is no SHA256 name to look its by-hash copy up by.
+        (b" d41d8cd98f00b204e9800998ecf8427e 0 main/binary-amd64/Extra", "without a SHA256"),
+        # A path that would leave the published tree.
+        (b" d41d8cd98f00b204e9800998ecf8427e 0 ../../outside", "'../../outside'"),
+    ],
+)
+def test_release_entries_that_cannot_be_checked_are_problems_not_a_crash(
+    published, entry, expected
+):
+    release = published.repo.get(f"{DISTS}/Release")
+    assert release is not None
+    edited = release.replace(b"MD5Sum:\n", b"MD5Sum:\n" + entry + b"\n", 1)
+    assert edited != release
+    replace_object(published, f"{DISTS}/Release", edited)
+    found = problems(published)
+    assert has_problem(found, f"{DISTS}/Release lists", expected)
+    # The rest of the check still ran: the signatures no longer match the edited Release.
+    assert has_problem(found, "InRelease and", "Release say different things")
+
+
 def test_convenience_copy_is_not_the_newest_kiro_repo(published):
     app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
     app.build_kiro_repo(published, version="1.1", now=FIXED_NOW)

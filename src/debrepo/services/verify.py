@@ -20,7 +20,7 @@ from debrepo.core.indexes import records_for_architecture, render_packages, sort
 from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
 from debrepo.core.plan import newest_convenience_package, pool_files_for
 from debrepo.core.release import release_checksums
-from debrepo.errors import DebrepoError, VerificationError
+from debrepo.errors import DebrepoError, ObjectStoreError, VerificationError
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
 from debrepo.settings import Settings
@@ -155,16 +155,22 @@ def verify_repository(
         directory = key.rsplit("/", 1)[0]
         # apt fetches the by-hash copy named by the strongest hash Release lists, so
         # each copy is checked as thoroughly as the plain path.
-        copies = [key] + [
-            f"{directory}/by-hash/{hash_dir}/{expected.get(hash_name, '')}"
-            for hash_dir, hash_name in HASH_DIRECTORIES.items()
-        ]
+        copies = [key]
+        for hash_dir, hash_name in HASH_DIRECTORIES.items():
+            if hash_name in expected:
+                copies.append(f"{directory}/by-hash/{hash_dir}/{expected[hash_name]}")
+            else:
+                problems.append(f"{dists}/Release lists {path} without a {hash_dir} checksum")
         for copy in copies:
-            if repo.stat(copy) is None:
-                where = "listed in Release" if copy == key else f"by-hash copy of {key}"
-                problems.append(f"{copy} ({where}) is missing")
-                continue
-            size, digests = _hash_object(repo, copy)
+            try:
+                if repo.stat(copy) is None:
+                    where = "listed in Release" if copy == key else f"by-hash copy of {key}"
+                    problems.append(f"{copy} ({where}) is missing")
+                    continue
+                size, digests = _hash_object(repo, copy)
+            except ObjectStoreError as exc:  # e.g. a path in Release that leaves the tree
+                problems.append(f"{dists}/Release lists {path!r}, which cannot be checked: {exc}")
+                break
             report.files_checked += 1
             size_matches = expected["size"].isdigit() and size == int(expected["size"])
             if not size_matches or any(digests[h] != expected.get(h) for h in digests):
