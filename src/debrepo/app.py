@@ -323,7 +323,10 @@ def remove_package(
 def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -> VerifyReport:
     from debrepo.services.verify import verify_repository
 
-    signer = ws.signer if ws.settings.key_file.exists() else None
+    # The key to compare the published one with: from Secrets Manager when configured
+    # (the AWS deployment), else the key file if there is one (none generated here).
+    has_key = bool(ws.settings.key_secret_id) or ws.settings.key_file.exists()
+    signer = ws.signer if has_key else None
     return verify_repository(
         store=ws.store,
         repo=ws.repo,

@@ -1,0 +1,44 @@
+"""verify with the signing key in Secrets Manager, as the AWS deployment keeps it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+
+from debrepo import app
+from debrepo.app import Workspace
+from debrepo.core.layout import delivery_for
+from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
+from tests.aws.conftest import REGION
+from tests.conftest import FIXED_NOW, settings_for
+
+USER_ID = "Test Signing Key <test@example.com>"
+
+
+@pytest.fixture
+def ws(tmp_path: Path, unique_name: str, moto_endpoint: str) -> Workspace:
+    secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_endpoint)
+    secret = secrets.create_secret(
+        Name=f"{unique_name}/signing-key",
+        SecretString=generate_secret_key(USER_ID).decode("ascii"),
+    )["ARN"]
+    return Workspace(settings_for(tmp_path / "home", key_secret_id=secret))
+
+
+def test_the_published_key_is_compared_with_the_key_in_secrets_manager(ws, make_deb):
+    app.add_packages(ws, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    assert not ws.settings.key_file.exists()  # no key file to fall back on
+    assert app.verify(ws, now=FIXED_NOW).ok
+
+    other = OpenPGPSigner(generate_secret_key(USER_ID), source="another key")
+    keyring = f"{ws.settings.keyring_name}.gpg"
+    ws.repo.put(keyring, other.public_key_binary(), delivery_for(keyring))
+
+    report = app.verify(ws, now=FIXED_NOW)
+    assert not report.ok
+    assert any(
+        p.startswith(f"{keyring} is not the public part of the signing key")
+        for p in report.problems
+    ), report.problems
