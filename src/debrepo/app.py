@@ -299,12 +299,12 @@ def remove_package(
     now: datetime | None = None,
     wait_seconds: float = 0.0,
 ) -> tuple[PackageRecord, PublishReport | None]:
-    """Delete a version from the store, republish, then delete its pool and staged file.
+    """Delete a version from the store, republish, then delete its staged file.
 
-    The files go only after the new indices no longer name them, so no client is sent
-    to a missing file by a Release it can already see.
+    Its pool file stays as long as a kept by-hash generation of the indices names it
+    (a client may hold a Release from before): the publish that drops the last of those
+    generations deletes it.
     """
-    from debrepo.core.plan import pool_files_for
     from debrepo.services.ingest import Destination
 
     with ws.lock(wait_seconds):
@@ -313,8 +313,6 @@ def remove_package(
         report = None
         if publish_after:
             report = ws.publisher().publish(now=now or utc_now())
-            (pool_file,) = pool_files_for([record], ws.settings.component)
-            ws.repo.delete(pool_file.key)
             staged = Destination("staging", ws.settings.component)
             ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report

@@ -228,7 +228,8 @@ def test_remove(run, debs, home):
     result = run("remove", "alpha", "1.0", "--yes")
     assert result.code == 0, result.err
     assert "removed alpha 1.0" in result.out
-    assert not (home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb").exists()
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" not in packages
     assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["beta#2.0-1"]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
+import lzma
 import os
+import re
 import sqlite3
 import stat
 from datetime import timedelta
@@ -495,23 +498,81 @@ def test_many_problems_are_summarised(workspace):
         app.rebuild(workspace, now=at(1))
 
 
-def test_remove_deletes_the_pool_file_only_after_republishing(workspace, make_deb):
+def named_but_missing(ws) -> list[str]:
+    """Pool files that some published Packages, plain or kept by-hash, names but that
+    are not there: what a client holding any kept Release could fail to download."""
+    names = set()
+    for key in repo_keys(ws.repo, f"{BINARY}/"):
+        data = ws.repo.get(key)
+        if data is not None and ("/by-hash/" in key or key.endswith("/Packages")):
+            text = lzma.decompress(data) if data[:6] == b"\xfd7zXZ\x00" else data
+            text = gzip.decompress(text) if text[:2] == b"\x1f\x8b" else text
+            names |= set(re.findall(rb"^Filename: (\S+)$", text, re.MULTILINE))
+    return sorted(n.decode() for n in names if ws.repo.stat(n.decode()) is None)
+
+
+def test_a_removed_version_stays_in_the_pool_while_a_kept_generation_names_it(workspace, make_deb):
+    assert workspace.settings.by_hash_keep == 3
     add(workspace, make_deb, "alpha")
     add(workspace, make_deb, "beta", "2.0", hours=1)
     pool_key = "pool/main/b/beta/beta_2.0_amd64.deb"
-    recording = record_repo(workspace)
 
     record, report = app.remove_package(workspace, "beta", "2.0", now=at(2))
 
     assert record.package_id == "beta#2.0"
     assert report is not None and report.packages == 1
+    packages = workspace.repo.get(f"{BINARY}/Packages")
+    assert packages is not None and b"Package: beta" not in packages
+    assert workspace.staging.stat("staging/beta/beta_2.0_amd64.deb") is None
+    # The generation published at hour 1 still names it: it stays.
+    assert workspace.repo.stat(pool_key) is not None
+    assert named_but_missing(workspace) == []
+    assert app.verify(workspace, now=at(2)).ok
+
+    report = add(workspace, make_deb, "gamma", hours=3).report
+    assert report is not None and pool_key not in report.deleted
+    assert workspace.repo.stat(pool_key) is not None
+
+    recording = record_repo(workspace)
+    report = add(workspace, make_deb, "delta", hours=4).report
+    # That generation is dropped now, and the file with it, after the new InRelease.
+    assert report is not None and pool_key in report.deleted
     events = recording.events
     assert events.index(("delete", pool_key)) > events.index(("put", f"{DISTS}/InRelease"))
     assert workspace.repo.stat(pool_key) is None
-    assert workspace.staging.stat("staging/beta/beta_2.0_amd64.deb") is None
-    packages = workspace.repo.get(f"{BINARY}/Packages")
-    assert packages is not None and b"Package: beta" not in packages
-    assert app.verify(workspace, now=at(2)).ok
+    assert named_but_missing(workspace) == []
+    assert app.verify(workspace, now=at(4)).ok
+
+
+def test_a_removed_version_added_again_is_not_deleted_later(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    add(workspace, make_deb, "beta", "2.0", hours=3, description="a test package\n Again.")
+    for hours, name in enumerate(("gamma", "delta", "epsilon"), start=4):
+        add(workspace, make_deb, name, hours=hours)
+    assert named_but_missing(workspace) == []
+    assert app.verify(workspace, now=at(7)).ok
+
+
+def test_a_kept_pool_file_is_not_taken_for_a_new_build_of_that_version(workspace):
+    # kiro-repo goes through the staging area: its pool file is copied at publish time.
+    # The removed version's file is still in the pool (a kept generation names it); even
+    # with the size of the new build it is not the new build.
+    pool_key = "pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
+    app.build_kiro_repo(workspace, version="1.0", repo_url="https://one.example.com/", now=at(0))
+    app.remove_package(workspace, "kiro-repo", "1.0", now=at(1))
+    assert workspace.repo.stat(pool_key) is not None
+    rebuilt = app.build_kiro_repo(
+        workspace, version="1.0", repo_url="https://two.example.com/", publish_after=False
+    ).records[0]
+    Path(workspace.repo.root, pool_key).write_bytes(b"x" * rebuilt.file_size)
+
+    app.rebuild(workspace, now=at(3))
+
+    staged = workspace.staging.get("staging/kiro-repo/kiro-repo_1.0_all.deb")
+    assert staged is not None and workspace.repo.get(pool_key) == staged
+    assert app.verify(workspace, now=at(3)).ok
 
 
 def test_remove_without_publishing_keeps_the_published_files(workspace, make_deb):

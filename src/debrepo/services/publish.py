@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -108,6 +108,10 @@ class PublishState:
     # Index key -> (size, ObjectInfo.version, SHA256) right after it was published: the
     # same size and version mean untouched since, without reading it.
     index_stamps: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # Pool key no index names any more -> the by-hash generation (`generation_id`) that
+    # last named it. The file stays while that generation is kept, for clients that
+    # still hold the Release it belonged to.
+    retired: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -120,6 +124,7 @@ class PublishState:
                 "fingerprint": self.fingerprint,
                 "skipped": self.skipped,
                 "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
+                "retired": dict(sorted(self.retired.items())),
             },
             separators=(",", ":"),
         ).encode()
@@ -168,6 +173,7 @@ class PublishState:
                     for k, v in (data.get("index_stamps") or {}).items()
                     if isinstance(v, list) and len(v) == 3
                 },
+                retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
             )
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             log.warning("publisher state at %s is unreadable; starting afresh", STATE_KEY)
@@ -311,7 +317,11 @@ class Publisher:
         if full:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
-        self._place_pool_files(plan, pool, report, set(just_written))
+        retired_now = self._place_pool_files(plan, pool, report, set(just_written), state.retired)
+        for key in {f.key for f in plan.pool_files} & state.retired.keys():
+            del state.retired[key]  # named again (its file replaced above): to be kept
+        last_named_by = generation_id(state.generations[0]) if state.generations else ""
+        state.retired.update(dict.fromkeys(retired_now, last_named_by))
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
         self._write_release(plan, report)
@@ -319,6 +329,12 @@ class Publisher:
         for key in plan.obsolete_by_hash:
             self.repo.delete(key)
             report.deleted.append(key)
+        kept = {generation_id(g) for g in plan.generations}
+        for key, generation in sorted(state.retired.items()):
+            if generation not in kept:
+                self.repo.delete(key)
+                report.deleted.append(key)
+                del state.retired[key]
         state.generations = [list(g) for g in plan.generations]
         state.revision, state.fingerprint = revision, fingerprint
         state.skipped = report.skipped_incomplete
@@ -460,8 +476,12 @@ class Publisher:
         pool: dict[str, tuple[int, str]],
         report: PublishReport,
         trusted: set[str],
-    ) -> None:
+        retired: dict[str, str],
+    ) -> list[str]:
+        """Make every pool file of the plan present; returns the pool keys published
+        before that the plan no longer names (the caller decides when they go)."""
         unknown: list[PoolFile] = []
+        other_bytes: list[PoolFile] = []  # known to hold another file of the same name
         for pool_file in plan.pool_files:
             record = pool_file.record
             expected = (record.file_size, record.sha256_hash)
@@ -470,12 +490,15 @@ class Publisher:
             if pool_file.key in trusted:
                 pool[pool_file.key] = expected
                 continue
-            unknown.append(pool_file)
+            if pool_file.key in pool or pool_file.key in retired:
+                other_bytes.append(pool_file)
+            else:
+                unknown.append(pool_file)
         # Unknown to the state (first publish over an existing pool, lost state, migrated
         # records): a file of the recorded size is taken as it is. Reading it would mean
         # downloading every package; `debrepo verify` hashes them.
         sizes = self.repo.stat_many([f.key for f in unknown if self._staged_key(f) not in trusted])
-        missing: list[PoolFile] = []
+        missing = other_bytes
         for pool_file in unknown:
             record = pool_file.record
             if sizes.get(pool_file.key) == record.file_size:
@@ -519,8 +542,10 @@ class Publisher:
             if self.progress:
                 self.progress("pool", done, len(missing))
         live = {f.key for f in plan.pool_files}
-        for key in [k for k in pool if k not in live]:
+        gone = [k for k in pool if k not in live]
+        for key in gone:
             del pool[key]
+        return gone
 
     # -- waves 2 and 3: by-hash, plain indices, root files -------------------------------
     def _put_if_changed(self, key: str, data: bytes, report: PublishReport) -> None:
@@ -627,3 +652,8 @@ class Publisher:
             ) from None
         state.convenience_sha256 = record.sha256_hash
         report.written.append(CONVENIENCE_COPY)
+
+
+def generation_id(generation: Sequence[str]) -> str:
+    """One text for a by-hash generation (the keys of its files), to recognise it by."""
+    return " ".join(sorted(generation))
