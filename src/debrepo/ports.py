@@ -99,6 +99,9 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
+    def flush(self) -> None:
+        """Make every write so far durable (power loss included) before any later one."""
+
 
 class Signer(Protocol):
     """Makes the InRelease and Release.gpg signatures."""

@@ -498,6 +498,9 @@ class S3ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise self._failure(exc, "s3:PutObject", full_key, acl=acl, source=origin) from None
 
+    def flush(self) -> None:
+        """Nothing to do: S3 has stored an object durably when its PUT returns."""
+
     def delete(self, key: str) -> None:
         full_key = self._key(key)
         try:
