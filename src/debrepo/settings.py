@@ -139,8 +139,17 @@ def _defaults(home: Path) -> dict[str, Any]:
 def _read_settings_file(path: Path) -> dict[str, Any]:
     import yaml  # deferred: ~15 ms of start-up that most commands do not need
 
+    class TextLoader(yaml.SafeLoader):
+        """Scalars stay the text written (plain YAML makes `release_version: 1.10` the
+        number 1.1, and `0755` 493); only an empty value or `null` means unset."""
+
+    null = "tag:yaml.org,2002:null"
+    TextLoader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag == null]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=TextLoader)  # noqa: S506
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read settings file: {exc.strerror}") from None
     except UnicodeDecodeError:

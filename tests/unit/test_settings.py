@@ -175,6 +175,18 @@ def test_null_in_settings_file_falls_back_to_default(tmp_path):
     assert load_settings({}, environ={}, cwd=tmp_path).origin == "Kiro"
 
 
+def test_settings_file_values_are_the_text_written(tmp_path):
+    # Plain YAML reads 1.10 as the number 1.1 and 010 as 8.
+    (tmp_path / "debrepo.yaml").write_text(
+        "release_version: 1.10\ncodename: 010\nvalid_days: 7\nlabel:\n", encoding="utf-8"
+    )
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    assert settings.release_version == "1.10"
+    assert settings.codename == "010"
+    assert settings.valid_days == 7.0
+    assert settings.label == "Kiro"  # left empty: the default
+
+
 BAD_VALUES = [
     ("valid_days", "soon", "must be a number of days"),
     ("valid_days", "0", "must be between 0 and 3650 days"),
