@@ -7,9 +7,9 @@ the new one, never a part. Temporary names start with `.tmp-` and are never list
 What it writes is for everyone to read (a web server reads it as another user), so
 files are 0644 and the folders it creates 0755 whatever the umask.
 
-Durability: `put` (indices, Release files, state) reaches the disk before its rename,
-so after a power loss a Release never names an index that was lost. Pool files are
-many; instead of one fsync each, the publisher calls `flush` once after placing them.
+Durability: rather than an fsync per file (10,000 pool files are 10,000 waits), the
+publisher calls `flush` once, before the Release files, so that after a power loss a
+Release never names a file that was lost.
 """
 
 from __future__ import annotations
@@ -187,8 +187,6 @@ class FilesystemObjectStore:
         try:
             with _create_readable(temp) as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
         except OSError as exc:
             self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
@@ -234,12 +232,9 @@ class FilesystemObjectStore:
                 except OSError:  # another file system, or no hard links there
                     shutil.copyfile(origin, temp)
                     os.chmod(temp, FILE_MODE)
-                    _fsync_path(temp)
             else:
                 with source.open(source_key) as reader, _create_readable(temp) as writer:
                     shutil.copyfileobj(reader, writer, COPY_CHUNK)
-                    writer.flush()
-                    os.fsync(writer.fileno())
         except OSError as exc:
             self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot copy {source_key}: {exc.strerror}") from None
@@ -280,11 +275,3 @@ def _create_readable(path: str) -> BinaryIO:
         os.close(fd)
         raise
     return os.fdopen(fd, "wb")
-
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -318,14 +318,14 @@ class Publisher:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
         retired_now = self._place_pool_files(plan, pool, report, set(just_written), state.retired)
-        if just_written or report.pool_copied:
-            self.repo.flush()  # new pool files on disk before any index names them
         for key in {f.key for f in plan.pool_files} & state.retired.keys():
             del state.retired[key]  # named again (its file replaced above): to be kept
         last_named_by = generation_id(state.generations[0]) if state.generations else ""
         state.retired.update(dict.fromkeys(retired_now, last_named_by))
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
+        if just_written or report.pool_copied or report.written:
+            self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
         for key in plan.obsolete_by_hash:
