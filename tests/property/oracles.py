@@ -201,6 +201,9 @@ class ReadGuard:
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
+    def flush(self) -> None:
+        self.inner.flush()
+
 
 def is_package_file(key: str) -> bool:
     return key.endswith(".deb")
