@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
-from debrepo.errors import ConfigError, PackageNotFoundError
+from debrepo.errors import ConfigError, DebrepoError, PackageNotFoundError
 from debrepo.factory import open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
@@ -303,18 +303,22 @@ def remove_package(
 
     Its pool file stays as long as a kept by-hash generation of the indices names it
     (a client may hold a Release from before): the publish that drops the last of those
-    generations deletes it.
+    generations deletes it. One that no index ever named goes at once.
     """
+    from debrepo.core.plan import pool_files_for
     from debrepo.services.ingest import Destination
 
     with ws.lock(wait_seconds):
         record = find_package(ws, package_name, version)
         ws.store.delete(record.package_id)
         report = None
+        publisher = ws.publisher()
         if publish_after:
-            report = ws.publisher().publish(now=now or utc_now())
+            report = publisher.publish(now=now or utc_now())
             staged = Destination("staging", ws.settings.component)
             ws.staging.delete(_keys(ws, staged, [record])[0])
+        (pool_file,) = pool_files_for([record], ws.settings.component)
+        publisher.discard_unpublished(pool_file.key)
     return record, report
 
 
@@ -323,9 +327,14 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
 
     # The key to compare the published one with: from Secrets Manager when configured
     # (the AWS deployment), else the key file if there is one (none generated here).
-    has_key = bool(ws.settings.key_secret_id) or ws.settings.key_file.exists()
-    signer = ws.signer if has_key else None
-    return verify_repository(
+    signer: OpenPGPSigner | None = None
+    unavailable: str | None = None
+    if ws.settings.key_secret_id or ws.settings.key_file.exists():
+        try:
+            signer = ws.signer
+        except DebrepoError as exc:  # e.g. no permission to read the secret: check the rest
+            unavailable = f"the published key was not compared with the signing key: {exc}"
+    report = verify_repository(
         store=ws.store,
         repo=ws.repo,
         settings=ws.settings,
@@ -334,6 +343,9 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
         check_pool_hashes=not quick,
         progress=ws.progress,
     )
+    if unavailable:
+        report.warnings.insert(0, unavailable)
+    return report
 
 
 def generate_key(ws: Workspace, *, force: bool = False) -> OpenPGPSigner:

@@ -141,6 +141,19 @@ def test_invalid_table_names_are_configuration_errors():
             create_table(name)
 
 
+def test_a_table_without_a_change_token_has_no_revision_until_written(table, dynamodb_client):
+    # Counted by an earlier version (or not at all): two such tables could read the same.
+    store = DynamoDBMetadataStore(table)
+    assert store.revision() is None
+    dynamodb_client.put_item(
+        TableName=table, Item={"package_id": {"S": REVISION_ID}, "revision": {"N": "5"}}
+    )
+    assert store.revision() is None
+    store.put(make_record("kiro", "1.0"))
+    revision = store.revision()
+    assert revision is not None and revision.startswith("dynamodb:6:")
+
+
 def test_items_follow_the_seed_attribute_schema(table, dynamodb_client):
     record = make_record("kiro", "1.2.3", control_fields=(("Multi-Arch", "foreign"),))
     store = DynamoDBMetadataStore(table)

@@ -27,6 +27,21 @@ def ws(tmp_path: Path, unique_name: str, moto_endpoint: str) -> Workspace:
     return Workspace(settings_for(tmp_path / "home", key_secret_id=secret))
 
 
+def test_a_secret_that_cannot_be_read_is_a_warning_and_the_rest_is_checked(ws, make_deb, tmp_path):
+    app.add_packages(ws, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    missing = f"{ws.settings.key_secret_id}-gone"
+    auditor = Workspace(settings_for(ws.settings.home, key_secret_id=missing))
+    ws.repo.put("dists/stable/main/binary-amd64/Packages", b"tampered\n", delivery_for("Packages"))
+
+    report = app.verify(auditor, now=FIXED_NOW)
+
+    assert report.warnings[0].startswith(
+        "the published key was not compared with the signing key: "
+    ), report.warnings
+    assert missing in report.warnings[0]
+    assert any("binary-amd64/Packages" in p for p in report.problems), report.problems
+
+
 def test_the_published_key_is_compared_with_the_key_in_secrets_manager(ws, make_deb):
     app.add_packages(ws, [make_deb("alpha", "1.0")], now=FIXED_NOW)
     assert not ws.settings.key_file.exists()  # no key file to fall back on

@@ -247,12 +247,11 @@ def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path
 
 
 def test_revision_changes_on_every_write_and_only_then(store):
-    seen = [store.revision()]
-    assert isinstance(seen[0], str)
+    seen = [store.revision()]  # None for a store never written: it matches nothing
 
     def changed() -> None:
         now = store.revision()
-        assert now not in seen
+        assert isinstance(now, str) and now not in seen
         seen.append(now)
 
     store.put(make_record("hello", "1.0"))

@@ -168,6 +168,22 @@ def test_copy_from_another_store_shares_the_inode(tmp_path, store):
     assert temp_files(store.root) == []
 
 
+def test_a_linked_copy_is_readable_by_all_even_if_its_source_was_not(tmp_path, store):
+    # Written under umask 077 by an earlier version: sharing the inode must not keep the
+    # published name private.
+    staging = FilesystemObjectStore(tmp_path / "staging")
+    staging.put("staging/hello/hello_1.0_amd64.deb", b"package bytes", DELIVERY)
+    (staging.root / "staging/hello/hello_1.0_amd64.deb").chmod(0o600)
+    store.copy_from(staging, "staging/hello/hello_1.0_amd64.deb", "pool/hello.deb", DELIVERY)
+    assert stat.S_IMODE((store.root / "pool/hello.deb").stat().st_mode) == 0o644
+
+
+def test_flush_waits_for_the_file_system_of_the_store(store):
+    store.put("a", b"x", DELIVERY)
+    store.flush()  # syncfs on Linux: succeeds on a store's folder
+    assert store.get("a") == b"x"
+
+
 def test_copy_from_falls_back_to_copying(tmp_path, store, monkeypatch):
     staging = FilesystemObjectStore(tmp_path / "staging")
     staging.put("s/file.deb", b"bytes to copy", DELIVERY)

@@ -157,14 +157,17 @@ def test_publish_writes_in_the_order_clients_can_bear(workspace, make_deb):
     assert report.deleted and all("/by-hash/" in key for key in report.deleted)
 
 
-def test_only_a_publish_that_wrote_files_waits_for_the_disk(workspace, make_deb):
+def test_every_publish_but_a_re_sign_waits_once_for_the_disk(workspace, make_deb):
+    # Even one that writes nothing: an earlier run may have written the files and died
+    # before its Release, leaving them unflushed.
     add(workspace, make_deb, "alpha")
     recording = record_repo(workspace)
     app.rebuild(workspace, now=at(1))  # re-sign only
-    app.rebuild(workspace, now=at(2), full=True)  # every index again, no new pool file
     assert ("flush", "") not in recording.events
-    add(workspace, make_deb, "beta", hours=3)
+    app.rebuild(workspace, now=at(2), full=True)  # every index again, all unchanged
     assert recording.events.count(("flush", "")) == 1
+    add(workspace, make_deb, "beta", hours=3)
+    assert recording.events.count(("flush", "")) == 2
 
 
 def test_an_index_is_written_once_under_its_hashes_and_apart_from_its_plain_path(
@@ -272,15 +275,19 @@ def test_state_round_trip():
     assert PublishState.from_json(state.to_json()) == state
     assert PublishState.from_json(None) == PublishState()
 
-    with_pool = PublishState(pool={"pool/x.deb": (3, "ab")})
-    assert PublishState.pool_from_json(with_pool.pool_to_json()) == {"pool/x.deb": (3, "ab")}
+    with_pool = PublishState(pool={"pool/x.deb": (3, "ab")}, retired={"pool/y.deb": "g1"})
+    assert PublishState.pool_from_json(with_pool.pool_to_json()) == (
+        {"pool/x.deb": (3, "ab")},
+        {"pool/y.deb": "g1"},
+    )
+    assert PublishState.pool_from_json(None) == ({}, {})
     assert PublishState.from_json(with_pool.to_json()).pool_count == 1
 
 
 def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_deb):
     """Version 1 kept the pool map inside the state; it is still trusted, then split."""
     add(workspace, make_deb, "alpha")
-    pool = PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY))
+    pool, _ = PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY))
     assert list(pool) == ["pool/main/a/alpha/alpha_1.0_amd64.deb"]
     old = {"version": 1, "generations": [], "pool": {k: list(v) for k, v in pool.items()}}
     workspace.staging.put(STATE_KEY, json.dumps(old).encode(), None)
@@ -293,7 +300,7 @@ def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_
 
     assert not report.resigned_only  # no revision in a version 1 state
     assert looked_up == []  # the pool map was trusted, not checked again
-    assert PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY)) == pool
+    assert PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY)) == (pool, {})
     assert PublishState.from_json(workspace.staging.get(STATE_KEY)).pool_count == 1
     assert app.verify(workspace, now=at(1)).ok
 
@@ -590,6 +597,23 @@ def test_a_kept_pool_file_is_not_taken_for_a_new_build_of_that_version(workspace
     staged = workspace.staging.get("staging/kiro-repo/kiro-repo_1.0_all.deb")
     assert staged is not None and workspace.repo.get(pool_key) == staged
     assert app.verify(workspace, now=at(3)).ok
+
+
+@pytest.mark.parametrize("publish_after", [True, False])
+def test_a_version_never_published_leaves_the_pool_with_its_record(
+    workspace, make_deb, publish_after
+):
+    # Added without publishing, so no index ever named its pool file: nothing keeps it.
+    # Left behind, a later build of that version could have been taken for it.
+    add(workspace, make_deb, "alpha")
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
+    pool_key = "pool/main/b/beta/beta_2.0_amd64.deb"
+    assert workspace.repo.stat(pool_key) is not None
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=publish_after, now=at(2))
+
+    assert workspace.repo.stat(pool_key) is None
+    assert workspace.repo.stat("pool/main/a/alpha/alpha_1.0_amd64.deb") is not None
 
 
 def test_remove_without_publishing_keeps_the_published_files(workspace, make_deb):

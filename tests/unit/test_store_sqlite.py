@@ -162,6 +162,10 @@ def _as_first_release_wrote_it(db_path: Path) -> None:
         INSERT INTO store_revision VALUES (1, 1);
         CREATE TRIGGER packages_inserted AFTER INSERT ON packages
             BEGIN UPDATE store_revision SET revision = revision + 1; END;
+        CREATE TRIGGER packages_updated AFTER UPDATE ON packages
+            BEGIN UPDATE store_revision SET revision = revision + 1; END;
+        CREATE TRIGGER packages_deleted AFTER DELETE ON packages
+            BEGIN UPDATE store_revision SET revision = revision + 1; END;
         PRAGMA user_version = 0;
         """
     )
@@ -178,14 +182,48 @@ def test_a_store_of_the_first_schema_is_upgraded_in_place(db_path):
     assert upgraded.all() == [make_record("hello", "1.0")]
     before = upgraded.revision()
     assert before is not None and before != "sqlite:1"
-    upgraded.put(make_record("hello", "2.0"))
-    after = upgraded.revision()
-    assert after not in (before, None)
+    seen = [before]
+    for change in (
+        lambda: upgraded.put(make_record("hello", "2.0")),
+        lambda: upgraded.delete("hello#1.0"),
+        lambda: _update_by_hand(db_path, "hello#2.0"),
+    ):
+        change()
+        assert upgraded.revision() not in (*seen, None)
+        seen.append(upgraded.revision())
+    upgraded._upgrade()  # as a second process that waited for the lock would: no-op
+    assert upgraded.revision() == seen[-1]
     upgraded.close()
 
     reopened = SqliteMetadataStore(db_path)  # upgraded once, not again on every open
-    assert reopened.revision() == after
+    assert reopened.revision() == seen[-1]
     reopened.close()
+
+
+def _update_by_hand(db_path: Path, package_id: str) -> None:
+    connection = sqlite3.connect(db_path)
+    with connection:
+        connection.execute(
+            "UPDATE packages SET notes = 'edited' WHERE package_id = ?", (package_id,)
+        )
+    connection.close()
+
+
+def test_copies_of_one_store_changed_differently_have_different_revisions(tmp_path, db_path):
+    # A backup restored and then changed as much as the live store: a count alone, or a
+    # token drawn only when the store was made, would read the same.
+    original = SqliteMetadataStore(db_path)
+    original.put(make_record("hello", "1.0"))
+    original.close()
+    copy_path = tmp_path / "copy.db"
+    copy_path.write_bytes(db_path.read_bytes())
+    first, second = SqliteMetadataStore(db_path), SqliteMetadataStore(copy_path)
+    assert first.revision() == second.revision()
+    first.put(make_record("alpha", "1.0"))
+    second.put(make_record("beta", "1.0"))
+    assert first.revision() != second.revision()
+    first.close()
+    second.close()
 
 
 def test_a_store_written_by_a_newer_debrepo_is_refused(db_path):

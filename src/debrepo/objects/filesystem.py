@@ -227,6 +227,7 @@ class FilesystemObjectStore:
                     # Pool and staging files are never modified in place (every write is
                     # a new inode), so sharing the inode is as safe as a copy and free.
                     os.link(origin, temp)
+                    os.chmod(temp, FILE_MODE)  # in case an older debrepo wrote it private
                 except FileNotFoundError:
                     raise ObjectStoreError(f"{origin}: no such file") from None
                 except OSError:  # another file system, or no hard links there
@@ -244,7 +245,21 @@ class FilesystemObjectStore:
         self._commit(temp, target)
 
     def flush(self) -> None:
-        os.sync()  # one barrier for many files; Linux returns once the data is written
+        """Write this file system's cached data to disk and wait for it (Linux `syncfs`;
+        elsewhere `sync`, which waits for every file system, or on some systems none)."""
+        import ctypes  # the full publish path only
+
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None:
+            os.sync()
+            return
+        fd = os.open(self._root, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                error = ctypes.get_errno()
+                raise ObjectStoreError(f"{self._root}: cannot sync: {os.strerror(error)}")
+        finally:
+            os.close(fd)
 
     def delete(self, key: str) -> None:
         path = self._local(key)

@@ -110,7 +110,8 @@ class PublishState:
     index_stamps: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     # Pool key no index names any more -> the by-hash generation (`generation_id`) that
     # last named it. The file stays while that generation is kept, for clients that
-    # still hold the Release it belonged to.
+    # still hold the Release it belonged to. Kept with the pool map (one object), so the
+    # two never disagree about a file.
     retired: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -124,7 +125,6 @@ class PublishState:
                 "fingerprint": self.fingerprint,
                 "skipped": self.skipped,
                 "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
-                "retired": dict(sorted(self.retired.items())),
             },
             separators=(",", ":"),
         ).encode()
@@ -132,22 +132,29 @@ class PublishState:
     def pool_to_json(self) -> bytes:
         pool = self.pool or {}
         return json.dumps(
-            {"version": STATE_VERSION, "pool": {k: list(v) for k, v in sorted(pool.items())}},
+            {
+                "version": STATE_VERSION,
+                "pool": {k: list(v) for k, v in sorted(pool.items())},
+                "retired": dict(sorted(self.retired.items())),
+            },
             separators=(",", ":"),
         ).encode()
 
     @staticmethod
-    def pool_from_json(raw: bytes | None) -> dict[str, tuple[int, str]]:
+    def pool_from_json(raw: bytes | None) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+        """The pool map and the retired pool files."""
         if not raw:
-            return {}
+            return {}, {}
         try:
             data: Any = json.loads(raw)
             if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
                 raise ValueError("not a pool map of this version")
-            return {str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()}
+            pool = {str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()}
+            retired = {str(k): str(v) for k, v in (data.get("retired") or {}).items()}
+            return pool, retired
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             log.warning("pool map at %s is unreadable; checking the pool", POOL_STATE_KEY)
-            return {}
+            return {}, {}
 
     @classmethod
     def from_json(cls, raw: bytes | None) -> PublishState:
@@ -173,7 +180,6 @@ class PublishState:
                     for k, v in (data.get("index_stamps") or {}).items()
                     if isinstance(v, list) and len(v) == 3
                 },
-                retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
             )
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             log.warning("publisher state at %s is unreadable; starting afresh", STATE_KEY)
@@ -302,7 +308,8 @@ class Publisher:
         pool = state.pool
         if pool is None:
             pool_before = self.staging.get(POOL_STATE_KEY)
-            pool = state.pool = PublishState.pool_from_json(pool_before)
+            pool, state.retired = PublishState.pool_from_json(pool_before)
+            state.pool = pool
         plan = plan_publication(
             snapshot.records,
             info,
@@ -324,8 +331,7 @@ class Publisher:
         state.retired.update(dict.fromkeys(retired_now, last_named_by))
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
-        if just_written or report.pool_copied or report.written:
-            self.repo.flush()  # what the new Release names is on disk before it is
+        self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
         for key in plan.obsolete_by_hash:
@@ -548,6 +554,21 @@ class Publisher:
         for key in gone:
             del pool[key]
         return gone
+
+    def discard_unpublished(self, pool_key: str) -> bool:
+        """Delete a pool file of a version no longer in the store if no index, current or
+        kept, has ever named it (added without publishing); True if deleted. One that was
+        published is left to the publish that retires it."""
+        state = PublishState.from_json(self.staging.get(STATE_KEY))
+        pool, retired = (
+            (state.pool, state.retired)
+            if state.pool is not None
+            else PublishState.pool_from_json(self.staging.get(POOL_STATE_KEY))
+        )
+        if pool_key in pool or pool_key in retired:
+            return False
+        self.repo.delete(pool_key)
+        return True
 
     # -- waves 2 and 3: by-hash, plain indices, root files -------------------------------
     def _put_if_changed(self, key: str, data: bytes, report: PublishReport) -> None:

@@ -348,9 +348,11 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             ExpressionAttributeNames={"#revision": "revision", "#change": "change"},
         )
         item = response.get("Item", {})
-        value = _plain(item.get("revision", {"N": "0"}))
-        change = _plain(item.get("change", {"S": ""}))
-        return f"dynamodb:{value}:{change}"
+        if "change" not in item:
+            # Never written by this debrepo (an empty table, or one an earlier version
+            # counted in): no token to tell it from another, so it matches nothing.
+            return None
+        return f"dynamodb:{_plain(item['revision'])}:{_plain(item['change'])}"
 
     # -- writes -------------------------------------------------------------------------
     def _insert(self, items: list[dict[str, Any]]) -> None:

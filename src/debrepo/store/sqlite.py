@@ -99,19 +99,37 @@ class SqliteMetadataStore(BaseMetadataStore):
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise StoreError(
-                    f"{path}: the metadata store was written by a newer debrepo "
-                    f"(schema {version}; this one knows up to {_SCHEMA_VERSION})"
-                )
-            if version < _SCHEMA_VERSION:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE; {_UPGRADE} {_SCHEMA} "
-                    f"PRAGMA user_version = {_SCHEMA_VERSION}; COMMIT;"
-                )
+            if self._schema_version() != _SCHEMA_VERSION:
+                self._upgrade()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
+
+    def _schema_version(self) -> int:
+        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: the metadata store was written by a newer debrepo "
+                f"(schema {version}; this one knows up to {_SCHEMA_VERSION})"
+            )
+        return version
+
+    def _upgrade(self) -> None:
+        """Create or upgrade the schema, once: a second process that was waiting for the
+        lock finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._schema_version() < _SCHEMA_VERSION:
+                statement = ""
+                for line in (_UPGRADE + _SCHEMA).splitlines(keepends=True):
+                    statement += line
+                    if sqlite3.complete_statement(statement):
+                        self._db.execute(statement)
+                        statement = ""
+                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def revision(self) -> str | None:
         """Changed by triggers on every change to the table, even one made by hand."""
