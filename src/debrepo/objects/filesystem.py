@@ -227,12 +227,14 @@ class FilesystemObjectStore:
                     # Pool and staging files are never modified in place (every write is
                     # a new inode), so sharing the inode is as safe as a copy and free.
                     os.link(origin, temp)
-                    os.chmod(temp, FILE_MODE)  # in case an older debrepo wrote it private
                 except FileNotFoundError:
                     raise ObjectStoreError(f"{origin}: no such file") from None
                 except OSError:  # another file system, or no hard links there
                     shutil.copyfile(origin, temp)
                     os.chmod(temp, FILE_MODE)
+                else:  # the shared inode keeps its mode: an older debrepo wrote some private
+                    if os.stat(temp).st_mode & 0o777 != FILE_MODE:
+                        os.chmod(temp, FILE_MODE)
             else:
                 with source.open(source_key) as reader, _create_readable(temp) as writer:
                     shutil.copyfileobj(reader, writer, COPY_CHUNK)
