@@ -178,6 +178,28 @@ def test_a_linked_copy_is_readable_by_all_even_if_its_source_was_not(tmp_path, s
     assert stat.S_IMODE((store.root / "pool/hello.deb").stat().st_mode) == 0o644
 
 
+def test_a_linked_copy_that_cannot_be_made_readable_leaves_its_source_intact(
+    tmp_path, store, monkeypatch
+):
+    # Not the owner of the shared inode, so chmod is refused: an error naming the copy,
+    # the source untouched and no temporary name left.
+    staging = FilesystemObjectStore(tmp_path / "staging")
+    staging.put("staging/hello.deb", b"package bytes", DELIVERY)
+    (staging.root / "staging/hello.deb").chmod(0o600)
+    store.put("pool/other.deb", b"other", DELIVERY)  # the folder exists already
+
+    def refuse(path, mode):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    with pytest.raises(ObjectStoreError, match="cannot copy"):
+        store.copy_from(staging, "staging/hello.deb", "pool/hello.deb", DELIVERY)
+    monkeypatch.undo()
+    assert staging.get("staging/hello.deb") == b"package bytes"
+    assert store.stat("pool/hello.deb") is None
+    assert temp_files(store.root) == []
+
+
 def test_flush_waits_for_the_file_system_of_the_store(store):
     store.put("a", b"x", DELIVERY)
     store.flush()  # syncfs on Linux: succeeds on a store's folder
