@@ -1552,7 +1552,12 @@ class Bench:
                 "bc_size": self.args.bc_size,
                 "big_mib": self.args.big_mib,
                 "scenarios": scenarios,
-                "work": str(self.work),
+                # Relative to the checkout when inside it: the report may be committed.
+                "work": (
+                    str(self.work.resolve().relative_to(ROOT.resolve()))
+                    if self.work.resolve().is_relative_to(ROOT.resolve())
+                    else str(self.work)
+                ),
                 "timing": "wall: perf_counter around each child; peak: ru_maxrss from os.wait4 "
                 "(largest single process); tree: sum of RSS over the process tree, sampled "
                 "every 50 ms; cpu: user + system time of the child and its waited-for "
