@@ -143,9 +143,9 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
         """Scalars stay the text written (plain YAML makes `release_version: 1.10` the
         number 1.1, and `0755` 493); only an empty value or `null` means unset."""
 
-    null = "tag:yaml.org,2002:null"
+    kept = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}  # `<<:` still merges
     TextLoader.yaml_implicit_resolvers = {
-        first: [(tag, pattern) for tag, pattern in resolvers if tag == null]
+        first: [(tag, pattern) for tag, pattern in resolvers if tag in kept]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     try:

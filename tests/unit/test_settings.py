@@ -187,6 +187,14 @@ def test_settings_file_values_are_the_text_written(tmp_path):
     assert settings.label == "Kiro"  # left empty: the default
 
 
+def test_settings_file_may_merge_a_mapping(tmp_path):
+    (tmp_path / "debrepo.yaml").write_text(
+        "<<: &site {origin: Example, valid_days: 3}\nlabel: Example APT\n", encoding="utf-8"
+    )
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    assert (settings.origin, settings.label, settings.valid_days) == ("Example", "Example APT", 3.0)
+
+
 BAD_VALUES = [
     ("valid_days", "soon", "must be a number of days"),
     ("valid_days", "0", "must be between 0 and 3650 days"),
