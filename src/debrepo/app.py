@@ -307,18 +307,22 @@ def remove_package(
     """
     from debrepo.core.plan import pool_files_for
     from debrepo.services.ingest import Destination
+    from debrepo.services.publish import never_published
 
     with ws.lock(wait_seconds):
         record = find_package(ws, package_name, version)
+        (pool_file,) = pool_files_for([record], ws.settings.component)
+        unnamed = never_published(
+            repo=ws.repo, staging=ws.staging, suite=ws.settings.suite, key=pool_file.key
+        )
         ws.store.delete(record.package_id)
         report = None
-        publisher = ws.publisher()
-        if publish_after:
-            report = publisher.publish(now=now or utc_now())
+        if publish_after:  # only then is the signing key needed
+            report = ws.publisher().publish(now=now or utc_now())
             staged = Destination("staging", ws.settings.component)
             ws.staging.delete(_keys(ws, staged, [record])[0])
-        (pool_file,) = pool_files_for([record], ws.settings.component)
-        publisher.discard_unpublished(pool_file.key)
+        if unnamed:
+            ws.repo.delete(pool_file.key)
     return record, report
 
 
@@ -327,13 +331,19 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
 
     # The key to compare the published one with: from Secrets Manager when configured
     # (the AWS deployment), else the key file if there is one (none generated here).
+    # A secret this role may not read is a warning (verify often runs with less
+    # permission than the publisher); a key file that cannot be read is a problem.
     signer: OpenPGPSigner | None = None
     unavailable: str | None = None
+    broken_key: str | None = None
     if ws.settings.key_secret_id or ws.settings.key_file.exists():
         try:
             signer = ws.signer
-        except DebrepoError as exc:  # e.g. no permission to read the secret: check the rest
-            unavailable = f"the published key was not compared with the signing key: {exc}"
+        except DebrepoError as exc:
+            if ws.settings.key_secret_id:
+                unavailable = f"the published key was not compared with the signing key: {exc}"
+            else:
+                broken_key = f"the signing key cannot be loaded: {exc}"
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,
@@ -345,6 +355,8 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
     )
     if unavailable:
         report.warnings.insert(0, unavailable)
+    if broken_key:
+        report.problems.insert(0, broken_key)
     return report
 
 

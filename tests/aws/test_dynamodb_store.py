@@ -141,17 +141,33 @@ def test_invalid_table_names_are_configuration_errors():
             create_table(name)
 
 
-def test_a_table_without_a_change_token_has_no_revision_until_written(table, dynamodb_client):
-    # Counted by an earlier version (or not at all): two such tables could read the same.
-    store = DynamoDBMetadataStore(table)
-    assert store.revision() is None
+def test_a_table_without_a_change_token_gets_one_on_first_read(table, dynamodb_client):
+    # Counted by an earlier version: two such tables could read the same, so the first
+    # read gives it a token (once), keeping the count.
     dynamodb_client.put_item(
         TableName=table, Item={"package_id": {"S": REVISION_ID}, "revision": {"N": "5"}}
     )
-    assert store.revision() is None
-    store.put(make_record("kiro", "1.0"))
+    store = DynamoDBMetadataStore(table)
     revision = store.revision()
-    assert revision is not None and revision.startswith("dynamodb:6:")
+    assert revision is not None and revision.startswith("dynamodb:5:")
+    assert store.revision() == revision  # a later read does not change it
+    store.put(make_record("kiro", "1.0"))
+    after = store.revision()
+    assert after is not None and after.startswith("dynamodb:6:") and after != revision
+
+
+def test_an_empty_table_read_by_two_stores_has_one_revision(table):
+    first, second = DynamoDBMetadataStore(table), DynamoDBMetadataStore(table)
+    revision = first.revision()
+    assert revision is not None and revision.startswith("dynamodb:0:")
+    assert second.revision() == revision
+
+
+def test_a_table_that_may_only_be_read_has_no_revision_until_written(table, proxy):
+    store = via(proxy, table)
+    proxy.fail("AccessDeniedException", action="UpdateItem")
+    assert store.revision() is None
+    assert proxy.count("UpdateItem") == 1
 
 
 def test_items_follow_the_seed_attribute_schema(table, dynamodb_client):

@@ -247,7 +247,8 @@ def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path
 
 
 def test_revision_changes_on_every_write_and_only_then(store):
-    seen = [store.revision()]  # None for a store never written: it matches nothing
+    seen = [store.revision()]
+    assert isinstance(seen[0], str)  # a new, empty store has one too
 
     def changed() -> None:
         now = store.revision()

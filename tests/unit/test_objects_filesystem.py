@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import io
 import os
+import re
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,8 +204,45 @@ def test_a_linked_copy_that_cannot_be_made_readable_leaves_its_source_intact(
 
 def test_flush_waits_for_the_file_system_of_the_store(store):
     store.put("a", b"x", DELIVERY)
-    store.flush()  # syncfs on Linux: succeeds on a store's folder
+    store.flush()  # the real syncfs on Linux: succeeds on a store's folder
     assert store.get("a") == b"x"
+
+
+class FakeLibc:
+    """Stands in for libc: what syncfs was given, and what it answers."""
+
+    def __init__(self, result: int = 0, has_syncfs: bool = True) -> None:
+        self.synced: list[str] = []
+        self.result = result
+        if has_syncfs:
+            self.syncfs = self._syncfs
+
+    def _syncfs(self, fd: int) -> int:
+        self.synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        return self.result
+
+
+def test_flush_syncs_the_file_system_holding_the_root(store, monkeypatch):
+    libc = FakeLibc()
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: libc)
+    monkeypatch.setattr(os, "sync", lambda: pytest.fail("sync instead of syncfs"))
+    store.flush()
+    assert libc.synced == [os.path.realpath(store.root)]
+
+
+def test_flush_without_syncfs_syncs_everything(store, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: FakeLibc(has_syncfs=False))
+    monkeypatch.setattr(os, "sync", lambda: calls.append("sync"))
+    store.flush()
+    assert calls == ["sync"]
+
+
+def test_a_failing_flush_is_an_error_naming_the_root(store, monkeypatch):
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: FakeLibc(result=-1))
+    monkeypatch.setattr(ctypes, "get_errno", lambda: errno.EIO)
+    with pytest.raises(ObjectStoreError, match=rf"{re.escape(str(store.root))}: cannot sync: "):
+        store.flush()
 
 
 def test_copy_from_falls_back_to_copying(tmp_path, store, monkeypatch):

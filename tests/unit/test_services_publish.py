@@ -616,6 +616,67 @@ def test_a_version_never_published_leaves_the_pool_with_its_record(
     assert workspace.repo.stat("pool/main/a/alpha/alpha_1.0_amd64.deb") is not None
 
 
+def test_removing_a_version_nothing_was_published_from_needs_no_key(workspace, make_deb):
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(0))
+    pool_key = "pool/main/b/beta/beta_2.0_amd64.deb"
+    assert workspace.repo.stat(pool_key) is not None
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(1))
+
+    assert workspace.repo.stat(pool_key) is None
+    assert not workspace.settings.key_file.exists()
+
+
+@pytest.mark.parametrize("publish_after", [True, False])
+@pytest.mark.parametrize(
+    "damage", ["state lost", "state unreadable", "pool map lost", "pool map unreadable"]
+)
+def test_a_published_pool_file_is_kept_when_the_publisher_state_is_unknown(
+    workspace, make_deb, damage, publish_after
+):
+    # Without the record of what was published, a removed version's pool file may be
+    # named by the live indices (or kept ones): it stays rather than break clients.
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    pool_key = "pool/main/b/beta/beta_2.0_amd64.deb"
+    state_file = Path(
+        workspace.staging.root, STATE_KEY if damage.startswith("state") else POOL_STATE_KEY
+    )
+    if damage.endswith("lost"):
+        state_file.unlink()
+    else:
+        state_file.write_bytes(b"{not json")
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=publish_after, now=at(2))
+
+    assert workspace.repo.stat(pool_key) is not None
+    assert named_but_missing(workspace) == []
+
+
+def test_retired_files_recorded_by_an_earlier_state_format_are_still_deleted(workspace, make_deb):
+    # An earlier format kept the retired files in publish-state.json, not with the pool
+    # map; read from there, they are deleted once their generation goes.
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    pool_key = "pool/main/b/beta/beta_2.0_amd64.deb"
+    pool_map = json.loads(workspace.staging.get(POOL_STATE_KEY))
+    state = json.loads(workspace.staging.get(STATE_KEY))
+    state["retired"] = pool_map.pop("retired")
+    assert pool_key in state["retired"]
+    Path(workspace.staging.root, POOL_STATE_KEY).write_text(json.dumps(pool_map))
+    Path(workspace.staging.root, STATE_KEY).write_text(json.dumps(state))
+
+    add(workspace, make_deb, "gamma", hours=3)
+    assert workspace.repo.stat(pool_key) is not None
+    assert "retired" not in json.loads(workspace.staging.get(STATE_KEY))
+    report = add(workspace, make_deb, "delta", hours=4).report
+
+    assert report is not None and pool_key in report.deleted
+    assert workspace.repo.stat(pool_key) is None
+    assert app.verify(workspace, now=at(4)).ok
+
+
 def test_remove_without_publishing_keeps_the_published_files(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     before = tree(workspace.repo.root)

@@ -319,6 +319,16 @@ def test_no_signing_key_file_skips_the_key_comparison(published):
     assert app.verify(published, now=FIXED_NOW).ok
 
 
+def test_an_unreadable_signing_key_file_is_a_problem(published):
+    key_file = published.settings.key_file
+    key_file.write_text("-----BEGIN PGP PRIVATE KEY BLOCK-----\ngarbage\n", encoding="ascii")
+    report = app.verify(app.Workspace(published.settings), now=FIXED_NOW)
+    assert not report.ok
+    assert report.problems[0].startswith("the signing key cannot be loaded: ")
+    assert str(key_file) in report.problems[0]
+    assert report.problems[1:] == []  # the published tree itself is intact
+
+
 def test_incomplete_store_items_are_warnings(published):
     sql(
         published,

@@ -115,19 +115,19 @@ class PublishState:
     retired: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "version": STATE_VERSION,
-                "generations": self.generations,
-                "pool_count": len(self.pool) if self.pool is not None else self.pool_count,
-                "convenience_sha256": self.convenience_sha256,
-                "revision": self.revision,
-                "fingerprint": self.fingerprint,
-                "skipped": self.skipped,
-                "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
-            },
-            separators=(",", ":"),
-        ).encode()
+        state: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "generations": self.generations,
+            "pool_count": len(self.pool) if self.pool is not None else self.pool_count,
+            "convenience_sha256": self.convenience_sha256,
+            "revision": self.revision,
+            "fingerprint": self.fingerprint,
+            "skipped": self.skipped,
+            "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
+        }
+        if self.pool is None and self.retired:  # read from an earlier state, not yet moved
+            state["retired"] = dict(sorted(self.retired.items()))
+        return json.dumps(state, separators=(",", ":")).encode()
 
     def pool_to_json(self) -> bytes:
         pool = self.pool or {}
@@ -146,44 +146,66 @@ class PublishState:
         if not raw:
             return {}, {}
         try:
-            data: Any = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-                raise ValueError("not a pool map of this version")
-            pool = {str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()}
-            retired = {str(k): str(v) for k, v in (data.get("retired") or {}).items()}
-            return pool, retired
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return PublishState.parse_pool(raw)
+        except _UNREADABLE:
             log.warning("pool map at %s is unreadable; checking the pool", POOL_STATE_KEY)
             return {}, {}
+
+    @staticmethod
+    def parse_pool(raw: bytes) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+        """`pool_from_json` that raises on bytes it cannot read."""
+        data: Any = json.loads(raw)
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise ValueError("not a pool map of this version")
+        pool = {str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()}
+        retired = {str(k): str(v) for k, v in (data.get("retired") or {}).items()}
+        return pool, retired
 
     @classmethod
     def from_json(cls, raw: bytes | None) -> PublishState:
         if not raw:
             return cls()
         try:
-            data: Any = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") not in (1, STATE_VERSION):
-                raise ValueError("not a publisher state of a known version")
-            pool = None
-            if data["version"] == 1:  # written by an earlier debrepo: the pool map inline
-                pool = {str(k): (int(v[0]), str(v[1])) for k, v in data.get("pool", {}).items()}
-            return cls(
-                generations=[list(map(str, g)) for g in data.get("generations", [])],
-                pool=pool,
-                pool_count=len(pool) if pool is not None else int(data.get("pool_count", 0)),
-                convenience_sha256=data.get("convenience_sha256"),
-                revision=data.get("revision"),
-                fingerprint=data.get("fingerprint"),
-                skipped=[str(s) for s in data.get("skipped") or []],
-                index_stamps={
-                    str(k): (int(v[0]), str(v[1]), str(v[2]))
-                    for k, v in (data.get("index_stamps") or {}).items()
-                    if isinstance(v, list) and len(v) == 3
-                },
-            )
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return cls.parse(raw)
+        except _UNREADABLE:
             log.warning("publisher state at %s is unreadable; starting afresh", STATE_KEY)
             return cls()
+
+    @classmethod
+    def parse(cls, raw: bytes) -> PublishState:
+        """`from_json` that raises on bytes it cannot read."""
+        data: Any = json.loads(raw)
+        if not isinstance(data, dict) or data.get("version") not in (1, STATE_VERSION):
+            raise ValueError("not a publisher state of a known version")
+        pool = None
+        if data["version"] == 1:  # written by an earlier debrepo: the pool map inline
+            pool = {str(k): (int(v[0]), str(v[1])) for k, v in data.get("pool", {}).items()}
+        return cls(
+            generations=[list(map(str, g)) for g in data.get("generations", [])],
+            pool=pool,
+            pool_count=len(pool) if pool is not None else int(data.get("pool_count", 0)),
+            convenience_sha256=data.get("convenience_sha256"),
+            revision=data.get("revision"),
+            fingerprint=data.get("fingerprint"),
+            skipped=[str(s) for s in data.get("skipped") or []],
+            index_stamps={
+                str(k): (int(v[0]), str(v[1]), str(v[2]))
+                for k, v in (data.get("index_stamps") or {}).items()
+                if isinstance(v, list) and len(v) == 3
+            },
+            # Earlier releases of this format kept the retired files here, not with the
+            # pool map: read them still, or their files would never be deleted.
+            retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
+        )
+
+    def load_pool(self, raw: bytes | None) -> dict[str, tuple[int, str]]:
+        """Take the pool map and retired files from the pool map's bytes."""
+        pool, retired = PublishState.pool_from_json(raw)
+        self.pool, self.retired = pool, {**self.retired, **retired}
+        return pool
+
+
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
 def release_info(settings: Settings) -> ReleaseInfo:
@@ -308,8 +330,7 @@ class Publisher:
         pool = state.pool
         if pool is None:
             pool_before = self.staging.get(POOL_STATE_KEY)
-            pool, state.retired = PublishState.pool_from_json(pool_before)
-            state.pool = pool
+            pool = state.load_pool(pool_before)
         plan = plan_publication(
             snapshot.records,
             info,
@@ -327,7 +348,9 @@ class Publisher:
         retired_now = self._place_pool_files(plan, pool, report, set(just_written), state.retired)
         for key in {f.key for f in plan.pool_files} & state.retired.keys():
             del state.retired[key]  # named again (its file replaced above): to be kept
-        last_named_by = generation_id(state.generations[0]) if state.generations else ""
+        # With the generations lost, which one named a file is unknown: it is then kept
+        # as if the one being published did, the longest any could need it.
+        last_named_by = generation_id((state.generations or plan.generations)[0])
         state.retired.update(dict.fromkeys(retired_now, last_named_by))
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
@@ -555,21 +578,6 @@ class Publisher:
             del pool[key]
         return gone
 
-    def discard_unpublished(self, pool_key: str) -> bool:
-        """Delete a pool file of a version no longer in the store if no index, current or
-        kept, has ever named it (added without publishing); True if deleted. One that was
-        published is left to the publish that retires it."""
-        state = PublishState.from_json(self.staging.get(STATE_KEY))
-        pool, retired = (
-            (state.pool, state.retired)
-            if state.pool is not None
-            else PublishState.pool_from_json(self.staging.get(POOL_STATE_KEY))
-        )
-        if pool_key in pool or pool_key in retired:
-            return False
-        self.repo.delete(pool_key)
-        return True
-
     # -- waves 2 and 3: by-hash, plain indices, root files -------------------------------
     def _put_if_changed(self, key: str, data: bytes, report: PublishReport) -> None:
         if self.repo.same_bytes(key, data):
@@ -680,3 +688,46 @@ class Publisher:
 def generation_id(generation: Sequence[str]) -> str:
     """One text for a by-hash generation (the keys of its files), to recognise it by."""
     return " ".join(sorted(generation))
+
+
+def never_published(*, repo: ObjectStore, staging: ObjectStore, suite: str, key: str) -> bool:
+    """True if no index, current or kept, can name pool file `key`: it was added without
+    publishing since. Asked before the publish that follows a removal, whose state no
+    longer tells.
+
+    It takes positive evidence: nothing was ever published, or the publisher's pool
+    map is readable and neither lists the file nor keeps it for a kept generation.
+    With that state lost or unreadable the answer is False: a leftover file costs
+    space, a deleted published one breaks every client whose index names it.
+    """
+    if all(repo.stat(f"dists/{suite}/{name}") is None for name in ("InRelease", "Release")):
+        return True
+    known = _known_pool(staging)
+    if known is None:
+        log.warning(
+            "keeping %s: the publisher state under %s is missing or unreadable, so whether "
+            "a published index names it is unknown",
+            key,
+            STATE_KEY.rsplit("/", 1)[0],
+        )
+        return False
+    pool, retired = known
+    return key not in pool and key not in retired
+
+
+def _known_pool(staging: ObjectStore) -> tuple[dict[str, tuple[int, str]], dict[str, str]] | None:
+    """The pool map and retired files as the last publish left them; None if unknown."""
+    raw = staging.get(STATE_KEY)
+    if not raw:
+        return None
+    try:
+        state = PublishState.parse(raw)
+        if state.pool is not None:  # a version 1 state: the pool map inline
+            return state.pool, state.retired
+        raw_pool = staging.get(POOL_STATE_KEY)
+        if not raw_pool:
+            return None
+        pool, retired = PublishState.parse_pool(raw_pool)
+    except _UNREADABLE:
+        return None
+    return pool, {**state.retired, **retired}

@@ -350,9 +350,38 @@ class DynamoDBMetadataStore(BaseMetadataStore):
         item = response.get("Item", {})
         if "change" not in item:
             # Never written by this debrepo (an empty table, or one an earlier version
-            # counted in): no token to tell it from another, so it matches nothing.
-            return None
+            # counted in): without a token it could read like another table, so it gets
+            # one now, once; until then it matches nothing and every publish is full.
+            item = self._seed_change_token()
+            if "change" not in item:
+                return None
         return f"dynamodb:{_plain(item['revision'])}:{_plain(item['change'])}"
+
+    def _seed_change_token(self) -> dict[str, Any]:
+        """Give the revision item a change token if it has none; its attributes after."""
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key={"package_id": {"S": REVISION_ID}},
+                # A writer that set a token meanwhile keeps it; ADD 0 creates the counter.
+                UpdateExpression=(
+                    "ADD #revision :zero SET #change = if_not_exists(#change, :change)"
+                ),
+                ExpressionAttributeNames={"#revision": "revision", "#change": "change"},
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":change": {"S": secrets.token_hex(12)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except StoreError as exc:  # e.g. a role that may only read: fine, just slower
+            log.info(
+                "no change token on table %s (%s); every publish is full", self.table_name, exc
+            )
+            return {}
+        attributes: dict[str, Any] = response.get("Attributes", {})
+        return attributes
 
     # -- writes -------------------------------------------------------------------------
     def _insert(self, items: list[dict[str, Any]]) -> None:

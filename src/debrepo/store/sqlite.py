@@ -128,7 +128,8 @@ class SqliteMetadataStore(BaseMetadataStore):
                 self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # a failed COMMIT may have ended it already
+                self._db.execute("ROLLBACK")
             raise
 
     def revision(self) -> str | None:
@@ -238,7 +239,8 @@ class SqliteMetadataStore(BaseMetadataStore):
                 self._db.execute("ROLLBACK")
                 raise DuplicatePackageError(self._first_duplicate(rows)) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
