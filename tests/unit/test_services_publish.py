@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from debrepo import app
-from debrepo.errors import PackageNotFoundError, PublishError
+from debrepo.errors import ObjectStoreError, PackageNotFoundError, PublishError
 from debrepo.services.publish import (
     POOL_STATE_KEY,
     STATE_KEY,
@@ -650,6 +650,31 @@ def test_a_published_pool_file_is_kept_when_the_publisher_state_is_unknown(
     app.remove_package(workspace, "beta", "2.0", publish_after=publish_after, now=at(2))
 
     assert workspace.repo.stat(pool_key) is not None
+    assert named_but_missing(workspace) == []
+
+
+def test_a_publish_that_fails_after_its_release_still_recorded_its_pool_files(
+    workspace, make_deb, monkeypatch
+):
+    # The Release of the failed publish names beta; the pool map must say so, or
+    # removing beta without publishing would take its file from under that Release.
+    from debrepo.services.publish import Publisher
+
+    add(workspace, make_deb, "alpha")
+
+    def broken(*args, **kwargs):
+        raise ObjectStoreError("convenience copy: connection reset")
+
+    monkeypatch.setattr(Publisher, "_update_convenience_copy", broken)
+    with pytest.raises(ObjectStoreError):
+        add(workspace, make_deb, "beta", "2.0", hours=1)
+    monkeypatch.undo()
+    packages = workspace.repo.get(f"{BINARY}/Packages")
+    assert packages is not None and b"Package: beta" in packages
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(2))
+
+    assert workspace.repo.stat("pool/main/b/beta/beta_2.0_amd64.deb") is not None
     assert named_but_missing(workspace) == []
 
 

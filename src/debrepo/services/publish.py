@@ -352,25 +352,26 @@ class Publisher:
         # as if the one being published did, the longest any could need it.
         last_named_by = generation_id((state.generations or plan.generations)[0])
         state.retired.update(dict.fromkeys(retired_now, last_named_by))
+        kept = {generation_id(g) for g in plan.generations}
+        expired = sorted(k for k, generation in state.retired.items() if generation not in kept)
+        for key in expired:
+            del state.retired[key]
+        # Recorded before any index can name the new pool files: whatever happens after,
+        # the map never misses a file an index names (`never_published` relies on it).
+        # A file it still lists after a failure is merely retired later.
+        if state.pool_to_json() != pool_before:
+            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
-        for key in plan.obsolete_by_hash:
+        for key in [*plan.obsolete_by_hash, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
-        kept = {generation_id(g) for g in plan.generations}
-        for key, generation in sorted(state.retired.items()):
-            if generation not in kept:
-                self.repo.delete(key)
-                report.deleted.append(key)
-                del state.retired[key]
         state.generations = [list(g) for g in plan.generations]
         state.revision, state.fingerprint = revision, fingerprint
         state.skipped = report.skipped_incomplete
-        if state.pool_to_json() != pool_before:
-            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
