@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
-from debrepo.errors import ConfigError, DebrepoError, PackageNotFoundError
+from debrepo.errors import (
+    ConfigError,
+    DebrepoError,
+    PackageNotFoundError,
+    SecretUnavailableError,
+)
 from debrepo.factory import open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
@@ -331,19 +336,19 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
 
     # The key to compare the published one with: from Secrets Manager when configured
     # (the AWS deployment), else the key file if there is one (none generated here).
-    # A secret this role may not read is a warning (verify often runs with less
-    # permission than the publisher); a key file that cannot be read is a problem.
+    # A secret this role cannot fetch is a warning (verify often runs with less
+    # permission than the publisher); a fetched secret or a key file that holds no
+    # usable key is a problem: the next publish would fail on it.
     signer: OpenPGPSigner | None = None
     unavailable: str | None = None
     broken_key: str | None = None
     if ws.settings.key_secret_id or ws.settings.key_file.exists():
         try:
             signer = ws.signer
+        except SecretUnavailableError as exc:
+            unavailable = f"the published key was not compared with the signing key: {exc}"
         except DebrepoError as exc:
-            if ws.settings.key_secret_id:
-                unavailable = f"the published key was not compared with the signing key: {exc}"
-            else:
-                broken_key = f"the signing key cannot be loaded: {exc}"
+            broken_key = f"the signing key cannot be loaded: {exc}"
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,

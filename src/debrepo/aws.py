@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from debrepo.errors import ConfigError, LockError, SigningError
+from debrepo.errors import ConfigError, LockError, SecretUnavailableError, SigningError
 from debrepo.settings import Settings, load_settings
 
 log = logging.getLogger("debrepo.aws")
@@ -74,15 +74,19 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "ResourceNotFoundException":
-            raise SigningError(f"signing key secret {secret_id!r} not found") from None
+            raise SecretUnavailableError(f"signing key secret {secret_id!r} not found") from None
         if code in ("AccessDeniedException", "AccessDenied"):
-            raise SigningError(
+            raise SecretUnavailableError(
                 "not allowed to read the signing key: permission "
                 f"secretsmanager:GetSecretValue is missing for {secret_id!r}"
             ) from None
-        raise SigningError(f"cannot read the signing key secret {secret_id!r}: {code}") from None
+        raise SecretUnavailableError(
+            f"cannot read the signing key secret {secret_id!r}: {code}"
+        ) from None
     except BotoCoreError as exc:
-        raise SigningError(f"cannot reach Secrets Manager for {secret_id!r}: {exc}") from None
+        raise SecretUnavailableError(
+            f"cannot reach Secrets Manager for {secret_id!r}: {exc}"
+        ) from None
     if response.get("SecretString"):
         return str(response["SecretString"]).encode("utf-8")
     if response.get("SecretBinary"):

@@ -63,6 +63,11 @@ class SigningError(DebrepoError):
     """The signing key is missing, unreadable, too weak, or signing failed."""
 
 
+class SecretUnavailableError(SigningError):
+    """The key's secret could not be fetched (not found, not allowed, not reachable), as
+    opposed to fetched and found damaged."""
+
+
 class PublishError(DebrepoError):
     """A publish was refused before anything visible to clients changed."""
 

@@ -55,8 +55,12 @@ class MetadataStore(Protocol):
 
     def package_ids(self) -> set[str]: ...
 
-    def revision(self) -> str | None:
-        """A token that changes whenever any record changes; None if the backend cannot tell."""
+    def revision(self, *, seed: bool = True) -> str | None:
+        """A token that changes whenever any record changes; None if the backend cannot tell.
+
+        `seed=False` for read-only callers: a backend that would have to write to start
+        counting (a DynamoDB table from an earlier debrepo) then answers None instead.
+        """
 
 
 class ObjectInfo(NamedTuple):

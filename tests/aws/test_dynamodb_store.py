@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -20,6 +21,8 @@ from boto3.dynamodb.types import TypeSerializer
 from debrepo.errors import ConfigError, DuplicatePackageError, StoreError
 from debrepo.factory import open_store
 from debrepo.model import PackageRecord
+from debrepo.objects.filesystem import FilesystemObjectStore
+from debrepo.services.sync import run_sync
 from debrepo.store.dynamodb import (
     LOCK_ID,
     NAME_INDEX,
@@ -154,6 +157,33 @@ def test_a_table_without_a_change_token_gets_one_on_first_read(table, dynamodb_c
     store.put(make_record("kiro", "1.0"))
     after = store.revision()
     assert after is not None and after.startswith("dynamodb:6:") and after != revision
+
+
+def test_sync_dry_run_leaves_a_table_without_a_change_token_untouched(
+    table, dynamodb_client, tmp_path
+):
+    dynamodb_client.put_item(
+        TableName=table, Item={"package_id": {"S": REVISION_ID}, "revision": {"N": "5"}}
+    )
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "staging").mkdir()
+    report = run_sync(
+        store=DynamoDBMetadataStore(table),
+        repo=FilesystemObjectStore(tmp_path / "repo"),
+        staging=FilesystemObjectStore(tmp_path / "staging"),
+        configs={},
+        publish=lambda now, keys: pytest.fail("a dry run published"),
+        notifier=None,
+        now=datetime(2026, 11, 28, tzinfo=UTC),
+        suite="stable",
+        component="main",
+        dry_run=True,
+    )
+    item = dynamodb_client.get_item(
+        TableName=table, Key={"package_id": {"S": REVISION_ID}}, ConsistentRead=True
+    )["Item"]
+    assert item == {"package_id": {"S": REVISION_ID}, "revision": {"N": "5"}}
+    assert report.publish_reason == "nothing is published yet"
 
 
 def test_an_empty_table_read_by_two_stores_has_one_revision(table):

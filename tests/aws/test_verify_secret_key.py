@@ -57,3 +57,17 @@ def test_the_published_key_is_compared_with_the_key_in_secrets_manager(ws, make_
         p.startswith(f"{keyring} is not the public part of the signing key")
         for p in report.problems
     ), report.problems
+
+
+@pytest.mark.parametrize("damage", ["not a key", "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n"])
+def test_a_secret_that_holds_no_usable_key_is_a_problem(ws, make_deb, moto_endpoint, damage):
+    # Fetched, so not a matter of permission: the next publish would fail on it.
+    app.add_packages(ws, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_endpoint)
+    secrets.put_secret_value(SecretId=ws.settings.key_secret_id, SecretString=damage)
+
+    report = app.verify(Workspace(ws.settings), now=FIXED_NOW)
+
+    assert not report.ok
+    assert report.problems[0].startswith("the signing key cannot be loaded: "), report.problems
+    assert not any(w.startswith("the published key was not compared") for w in report.warnings)

@@ -245,8 +245,10 @@ def _idle(kind: str) -> str:
     return "the source offers no version"
 
 
-def _store_changed_since_publish(store: MetadataStore, staging: ObjectStore) -> bool:
-    revision = store.revision()
+def _store_changed_since_publish(
+    store: MetadataStore, staging: ObjectStore, *, dry_run: bool
+) -> bool:
+    revision = store.revision(seed=not dry_run)  # a dry run writes nothing, not even this
     if revision is None:  # the backend cannot tell; the Valid-Until rule still applies
         return False
     return PublishState.from_json(staging.get(STATE_KEY)).revision != revision
@@ -312,7 +314,7 @@ def run_sync(
     would_fetch = [o for o in report.packages if o.outcome is Outcome.WOULD_FETCH]
     if new or would_fetch:
         report.publish_reason = f"{len(new) or len(would_fetch)} new version(s)"
-    elif _store_changed_since_publish(store, staging):
+    elif _store_changed_since_publish(store, staging, dry_run=dry_run):
         report.publish_reason = "the store changed since the last publish"
     elif report.release_before is None:
         report.publish_reason = "nothing is published yet"

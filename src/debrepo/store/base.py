@@ -51,7 +51,7 @@ class BaseMetadataStore:
     def exists(self, package_id: str) -> bool:
         return self._item(package_id) is not None
 
-    def revision(self) -> str | None:
+    def revision(self, *, seed: bool = True) -> str | None:
         """A token that changes whenever any record changes; None if unknown."""
         return None
 

@@ -337,7 +337,7 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             )
         }
 
-    def revision(self) -> str | None:
+    def revision(self, *, seed: bool = True) -> str | None:
         """The revision counter and change token, set in the same transaction as every change."""
         response = self._call(
             "get_item",
@@ -352,6 +352,8 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             # Never written by this debrepo (an empty table, or one an earlier version
             # counted in): without a token it could read like another table, so it gets
             # one now, once; until then it matches nothing and every publish is full.
+            if not seed:
+                return None
             item = self._seed_change_token()
             if "change" not in item:
                 return None

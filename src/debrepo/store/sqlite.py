@@ -132,7 +132,7 @@ class SqliteMetadataStore(BaseMetadataStore):
                 self._db.execute("ROLLBACK")
             raise
 
-    def revision(self) -> str | None:
+    def revision(self, *, seed: bool = True) -> str | None:
         """Changed by triggers on every change to the table, even one made by hand."""
         try:
             row = self._db.execute(
