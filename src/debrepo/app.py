@@ -317,9 +317,7 @@ def remove_package(
     with ws.lock(wait_seconds):
         record = find_package(ws, package_name, version)
         (pool_file,) = pool_files_for([record], ws.settings.component)
-        unnamed = never_published(
-            repo=ws.repo, staging=ws.staging, suite=ws.settings.suite, key=pool_file.key
-        )
+        unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
         ws.store.delete(record.package_id)
         report = None
         if publish_after:  # only then is the signing key needed

@@ -21,6 +21,7 @@ from debrepo.errors import ObjectStoreError, PackageNotFoundError, PublishError
 from debrepo.services.publish import (
     POOL_STATE_KEY,
     STATE_KEY,
+    PoolMap,
     PublishReport,
     PublishState,
     release_info,
@@ -276,18 +277,22 @@ def test_state_round_trip():
     assert PublishState.from_json(None) == PublishState()
 
     with_pool = PublishState(pool={"pool/x.deb": (3, "ab")}, retired={"pool/y.deb": "g1"})
-    assert PublishState.pool_from_json(with_pool.pool_to_json()) == (
-        {"pool/x.deb": (3, "ab")},
-        {"pool/y.deb": "g1"},
+    assert PublishState.pool_from_json(with_pool.pool_to_json()) == PoolMap(
+        {"pool/x.deb": (3, "ab")}, {"pool/y.deb": "g1"}, []
     )
-    assert PublishState.pool_from_json(None) == ({}, {})
+    with_pool.incomplete_while = ["g1"]
+    assert PublishState.pool_from_json(with_pool.pool_to_json()) == PoolMap(
+        {"pool/x.deb": (3, "ab")}, {"pool/y.deb": "g1"}, ["g1"]
+    )
+    assert PublishState.pool_from_json(None) is None
+    assert PublishState.pool_from_json(b"{not json") is None
     assert PublishState.from_json(with_pool.to_json()).pool_count == 1
 
 
 def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_deb):
     """Version 1 kept the pool map inside the state; it is still trusted, then split."""
     add(workspace, make_deb, "alpha")
-    pool, _ = PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY))
+    pool = pool_map(workspace).pool
     assert list(pool) == ["pool/main/a/alpha/alpha_1.0_amd64.deb"]
     old = {"version": 1, "generations": [], "pool": {k: list(v) for k, v in pool.items()}}
     workspace.staging.put(STATE_KEY, json.dumps(old).encode(), None)
@@ -300,7 +305,7 @@ def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_
 
     assert not report.resigned_only  # no revision in a version 1 state
     assert looked_up == []  # the pool map was trusted, not checked again
-    assert PublishState.pool_from_json(workspace.staging.get(POOL_STATE_KEY)) == (pool, {})
+    assert pool_map(workspace) == PoolMap(pool, {}, [])
     assert PublishState.from_json(workspace.staging.get(STATE_KEY)).pool_count == 1
     assert app.verify(workspace, now=at(1)).ok
 
@@ -700,6 +705,132 @@ def test_retired_files_recorded_by_an_earlier_state_format_are_still_deleted(wor
     assert report is not None and pool_key in report.deleted
     assert workspace.repo.stat(pool_key) is None
     assert app.verify(workspace, now=at(4)).ok
+
+
+BETA_POOL = "pool/main/b/beta/beta_2.0_amd64.deb"
+
+
+def pool_map(ws) -> PoolMap:
+    known = PublishState.pool_from_json(ws.staging.get(POOL_STATE_KEY))
+    assert known is not None
+    return known
+
+
+def test_a_file_retired_before_the_generations_were_lost_is_kept_with_the_new_ones(
+    workspace, make_deb
+):
+    # beta's file is retired for the generation of hour 1, which is kept. With the
+    # generations lost, that one is kept for good (unknown by-hash files are never
+    # deleted), and beta's file as long as any generation known from now on.
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    Path(workspace.staging.root, STATE_KEY).unlink()
+
+    report = app.rebuild(workspace, now=at(3))
+
+    assert BETA_POOL not in report.deleted
+    assert workspace.repo.stat(BETA_POOL) is not None
+    assert named_but_missing(workspace) == []
+    for hours, name in enumerate(("gamma", "delta"), start=4):
+        add(workspace, make_deb, name, hours=hours)
+        assert workspace.repo.stat(BETA_POOL) is not None
+    report = add(workspace, make_deb, "epsilon", hours=6).report
+    assert report is not None and BETA_POOL in report.deleted  # hour 3 dropped now
+    assert app.verify(workspace, now=at(6)).ok
+
+
+def test_a_pool_map_rebuilt_after_a_loss_proves_nothing_until_older_generations_go(
+    workspace, make_deb
+):
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)  # generation of hour 1 names beta
+    app.remove_package(workspace, "beta", "2.0", now=at(2))  # retired for it
+    Path(workspace.staging.root, POOL_STATE_KEY).unlink()
+    add(workspace, make_deb, "gamma", hours=3)  # the map, rebuilt, lists the live files
+    assert BETA_POOL not in pool_map(workspace).retired
+    assert pool_map(workspace).incomplete_while
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(4))
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(5))
+
+    assert workspace.repo.stat(BETA_POOL) is not None
+    assert named_but_missing(workspace) == []
+    # Once every generation from before the loss is dropped, the map is whole again.
+    for hours, name in enumerate(("delta", "epsilon", "zeta"), start=6):
+        add(workspace, make_deb, name, hours=hours)
+    assert pool_map(workspace).incomplete_while == []
+    app.add_packages(workspace, [make_deb("eta", "1.0")], publish=False, now=at(9))
+    app.remove_package(workspace, "eta", "1.0", publish_after=False, now=at(10))
+    assert workspace.repo.stat("pool/main/e/eta/eta_1.0_amd64.deb") is None
+
+
+def test_a_pool_map_rebuilt_with_every_state_lost_waits_for_the_new_generation(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    Path(workspace.staging.root, STATE_KEY).unlink()
+    Path(workspace.staging.root, POOL_STATE_KEY).unlink()
+    add(workspace, make_deb, "beta", hours=1)
+    assert len(pool_map(workspace).incomplete_while) == 1
+    app.add_packages(workspace, [make_deb("gamma", "1.0")], publish=False, now=at(2))
+
+    app.remove_package(workspace, "gamma", "1.0", publish_after=False, now=at(3))
+
+    assert workspace.repo.stat("pool/main/g/gamma/gamma_1.0_amd64.deb") is not None
+
+
+def test_a_first_publish_writes_a_complete_pool_map(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    assert pool_map(workspace).incomplete_while == []
+
+
+def test_a_release_of_another_suite_is_not_taken_for_never_published(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)  # dists/stable names beta
+    renamed = app.Workspace(workspace.settings._replace(suite="next"))
+
+    app.remove_package(renamed, "beta", "2.0", publish_after=False, now=at(2))
+
+    assert workspace.repo.stat(BETA_POOL) is not None
+    assert named_but_missing(workspace) == []
+
+
+def test_without_any_state_a_release_of_another_suite_keeps_the_file(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
+    for key in (STATE_KEY, POOL_STATE_KEY):
+        Path(workspace.staging.root, key).unlink()
+    renamed = app.Workspace(workspace.settings._replace(suite="next"))
+
+    app.remove_package(renamed, "beta", "2.0", publish_after=False, now=at(2))
+
+    assert workspace.repo.stat(BETA_POOL) is not None
+
+
+def test_a_file_expiring_in_a_publish_that_fails_late_is_deleted_by_the_next(
+    workspace, make_deb, monkeypatch
+):
+    from debrepo.services.publish import Publisher
+
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    add(workspace, make_deb, "gamma", hours=3)
+
+    def broken(*args, **kwargs):
+        raise ObjectStoreError("convenience copy: connection reset")
+
+    monkeypatch.setattr(Publisher, "_update_convenience_copy", broken)
+    with pytest.raises(ObjectStoreError):
+        add(workspace, make_deb, "delta", hours=4)  # drops hour 1's generation, then fails
+    monkeypatch.undo()
+    assert workspace.repo.stat(BETA_POOL) is not None
+    assert BETA_POOL in pool_map(workspace).retired
+
+    report = add(workspace, make_deb, "epsilon", hours=5).report
+
+    assert report is not None and BETA_POOL in report.deleted
+    assert workspace.repo.stat(BETA_POOL) is None
+    assert BETA_POOL not in pool_map(workspace).retired
 
 
 def test_remove_without_publishing_keeps_the_published_files(workspace, make_deb):

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from debrepo.core.layout import (
     CONVENIENCE_COPY,
@@ -92,6 +92,17 @@ class PublishReport:
         return ", ".join(parts)
 
 
+class PoolMap(NamedTuple):
+    """The publisher's account of the pool, as one object in the staging area."""
+
+    pool: dict[str, tuple[int, str]]  # pool key -> (size, SHA256), published now
+    retired: dict[str, str]  # see PublishState.retired
+    # By-hash generations (`generation_id`) that may name pool files this map lists
+    # nowhere: it was lost and rebuilt from the live files. Until they are all dropped,
+    # the map is no proof that a file was never published.
+    incomplete_while: list[str]
+
+
 @dataclass
 class PublishState:
     generations: list[list[str]] = field(default_factory=list)
@@ -113,6 +124,7 @@ class PublishState:
     # still hold the Release it belonged to. Kept with the pool map (one object), so the
     # two never disagree about a file.
     retired: dict[str, str] = field(default_factory=dict)
+    incomplete_while: list[str] = field(default_factory=list)  # see PoolMap
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -131,35 +143,37 @@ class PublishState:
 
     def pool_to_json(self) -> bytes:
         pool = self.pool or {}
-        return json.dumps(
-            {
-                "version": STATE_VERSION,
-                "pool": {k: list(v) for k, v in sorted(pool.items())},
-                "retired": dict(sorted(self.retired.items())),
-            },
-            separators=(",", ":"),
-        ).encode()
+        data: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "pool": {k: list(v) for k, v in sorted(pool.items())},
+            "retired": dict(sorted(self.retired.items())),
+        }
+        if self.incomplete_while:
+            data["incomplete_while"] = self.incomplete_while
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @staticmethod
-    def pool_from_json(raw: bytes | None) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
-        """The pool map and the retired pool files."""
+    def pool_from_json(raw: bytes | None) -> PoolMap | None:
+        """The pool map; None if there is none or it is unreadable."""
         if not raw:
-            return {}, {}
+            return None
         try:
             return PublishState.parse_pool(raw)
         except _UNREADABLE:
             log.warning("pool map at %s is unreadable; checking the pool", POOL_STATE_KEY)
-            return {}, {}
+            return None
 
     @staticmethod
-    def parse_pool(raw: bytes) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+    def parse_pool(raw: bytes) -> PoolMap:
         """`pool_from_json` that raises on bytes it cannot read."""
         data: Any = json.loads(raw)
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise ValueError("not a pool map of this version")
-        pool = {str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()}
-        retired = {str(k): str(v) for k, v in (data.get("retired") or {}).items()}
-        return pool, retired
+        return PoolMap(
+            pool={str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()},
+            retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
+            incomplete_while=[str(g) for g in data.get("incomplete_while") or []],
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | None) -> PublishState:
@@ -198,11 +212,15 @@ class PublishState:
             retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
         )
 
-    def load_pool(self, raw: bytes | None) -> dict[str, tuple[int, str]]:
-        """Take the pool map and retired files from the pool map's bytes."""
-        pool, retired = PublishState.pool_from_json(raw)
-        self.pool, self.retired = pool, {**self.retired, **retired}
-        return pool
+    def load_pool(self, raw: bytes | None) -> bool:
+        """Take the pool map from its bytes; False if there were none to read."""
+        loaded = PublishState.pool_from_json(raw)
+        if loaded is None:
+            self.pool = {}
+            return False
+        self.pool, self.incomplete_while = loaded.pool, loaded.incomplete_while
+        self.retired = {**self.retired, **loaded.retired}
+        return True
 
 
 _UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
@@ -327,10 +345,12 @@ class Publisher:
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
         pool_before: bytes | None = None  # a version 1 state carried the pool map inline
-        pool = state.pool
-        if pool is None:
+        map_lost = False
+        if state.pool is None:
             pool_before = self.staging.get(POOL_STATE_KEY)
-            pool = state.load_pool(pool_before)
+            map_lost = not state.load_pool(pool_before)
+        pool = state.pool
+        assert pool is not None
         plan = plan_publication(
             snapshot.records,
             info,
@@ -345,20 +365,29 @@ class Publisher:
         if full:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
+        newest = generation_id(plan.generations[0])
+        if map_lost:
+            # Rebuilt from the live files below, the map misses retired files that the
+            # generations published before may name (if they are lost too, say the
+            # newest does, as below).
+            earlier = [generation_id(g) for g in state.generations]
+            state.incomplete_while = earlier or ([newest] if self._anything_published() else [])
+        if not state.generations:
+            # With the generations lost, which one named a retired file is unknown: it is
+            # kept as if the one being published did, the longest any could need it.
+            state.retired = dict.fromkeys(state.retired, newest)
         retired_now = self._place_pool_files(plan, pool, report, set(just_written), state.retired)
         for key in {f.key for f in plan.pool_files} & state.retired.keys():
             del state.retired[key]  # named again (its file replaced above): to be kept
-        # With the generations lost, which one named a file is unknown: it is then kept
-        # as if the one being published did, the longest any could need it.
-        last_named_by = generation_id((state.generations or plan.generations)[0])
+        last_named_by = generation_id(state.generations[0]) if state.generations else newest
         state.retired.update(dict.fromkeys(retired_now, last_named_by))
         kept = {generation_id(g) for g in plan.generations}
+        state.incomplete_while = [g for g in state.incomplete_while if g in kept]
         expired = sorted(k for k, generation in state.retired.items() if generation not in kept)
-        for key in expired:
-            del state.retired[key]
         # Recorded before any index can name the new pool files: whatever happens after,
         # the map never misses a file an index names (`never_published` relies on it).
-        # A file it still lists after a failure is merely retired later.
+        # A file it still lists after a failure is merely retired later; one expiring
+        # stays listed until it is deleted, or a failure in between would leak it.
         if state.pool_to_json() != pool_before:
             self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         self._write_indices(plan, report, check_existing=full)
@@ -369,12 +398,19 @@ class Publisher:
         for key in [*plan.obsolete_by_hash, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
+        if expired:
+            for key in expired:
+                del state.retired[key]
+            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         state.generations = [list(g) for g in plan.generations]
         state.revision, state.fingerprint = revision, fingerprint
         state.skipped = report.skipped_incomplete
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
+
+    def _anything_published(self) -> bool:
+        return _any_release(self.repo)
 
     def _published_digests(self, state: PublishState) -> dict[str, Digest]:
         """Digests of the published indices that still have the bytes Release lists
@@ -691,44 +727,65 @@ def generation_id(generation: Sequence[str]) -> str:
     return " ".join(sorted(generation))
 
 
-def never_published(*, repo: ObjectStore, staging: ObjectStore, suite: str, key: str) -> bool:
+def never_published(*, repo: ObjectStore, staging: ObjectStore, key: str) -> bool:
     """True if no index, current or kept, can name pool file `key`: it was added without
     publishing since. Asked before the publish that follows a removal, whose state no
     longer tells.
 
-    It takes positive evidence: nothing was ever published, or the publisher's pool
-    map is readable and neither lists the file nor keeps it for a kept generation.
-    With that state lost or unreadable the answer is False: a leftover file costs
-    space, a deleted published one breaks every client whose index names it.
+    It takes positive evidence: the publisher's pool map is readable, complete, and
+    neither lists the file nor keeps it for a kept generation; or there is no publisher
+    state and no Release anywhere under dists/. Otherwise the answer is False: a
+    leftover file costs space, a deleted published one breaks every client whose index
+    names it.
     """
-    if all(repo.stat(f"dists/{suite}/{name}") is None for name in ("InRelease", "Release")):
-        return True
     known = _known_pool(staging)
-    if known is None:
-        log.warning(
-            "keeping %s: the publisher state under %s is missing or unreadable, so whether "
-            "a published index names it is unknown",
-            key,
-            STATE_KEY.rsplit("/", 1)[0],
+    if known is not None:
+        if key in known.pool or key in known.retired:
+            return False
+        if not known.incomplete_while:
+            return True
+        reason = (
+            "the publisher's pool map was rebuilt after a loss, and an index it kept from "
+            "before may name the file"
         )
-        return False
-    pool, retired = known
-    return key not in pool and key not in retired
+    elif (
+        staging.stat(STATE_KEY) is None
+        and staging.stat(POOL_STATE_KEY) is None
+        and not _any_release(repo)
+    ):
+        return True
+    else:
+        reason = (
+            f"the publisher state under {STATE_KEY.rsplit('/', 1)[0]} is missing or "
+            "unreadable, so whether a published index names it is unknown"
+        )
+    log.warning("keeping %s: %s", key, reason)
+    return False
 
 
-def _known_pool(staging: ObjectStore) -> tuple[dict[str, tuple[int, str]], dict[str, str]] | None:
-    """The pool map and retired files as the last publish left them; None if unknown."""
+def _any_release(repo: ObjectStore) -> bool:
+    """Whether any suite, configured or not, has a Release or InRelease."""
+    return any(
+        info.key.rsplit("/", 1)[-1] in ("Release", "InRelease")
+        and info.key.count("/") == 2  # dists/<suite>/..., not a component's Release
+        for info in repo.list("dists/")
+    )
+
+
+def _known_pool(staging: ObjectStore) -> PoolMap | None:
+    """The pool map as the last publish left it, with retired files an earlier state
+    format kept outside it; None if unknown."""
     raw = staging.get(STATE_KEY)
     if not raw:
         return None
     try:
         state = PublishState.parse(raw)
         if state.pool is not None:  # a version 1 state: the pool map inline
-            return state.pool, state.retired
+            return PoolMap(state.pool, state.retired, [])
         raw_pool = staging.get(POOL_STATE_KEY)
         if not raw_pool:
             return None
-        pool, retired = PublishState.parse_pool(raw_pool)
+        known = PublishState.parse_pool(raw_pool)
     except _UNREADABLE:
         return None
-    return pool, {**state.retired, **retired}
+    return known._replace(retired={**state.retired, **known.retired})
