@@ -319,13 +319,13 @@ def remove_package(
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
         ws.store.delete(record.package_id)
+        if unnamed:  # now, so that a failed publish cannot leave it unaccounted for
+            ws.repo.delete(pool_file.key)
         report = None
         if publish_after:  # only then is the signing key needed
             report = ws.publisher().publish(now=now or utc_now())
             staged = Destination("staging", ws.settings.component)
             ws.staging.delete(_keys(ws, staged, [record])[0])
-        if unnamed:
-            ws.repo.delete(pool_file.key)
     return record, report
 
 

@@ -65,6 +65,17 @@ def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -
     return load_settings(flags, environ=environ, cwd=Path("/tmp"))  # noqa: S108
 
 
+_NOT_THE_SECRETS_FAULT = frozenset(
+    {
+        "DecryptionFailure",  # most often kms:Decrypt missing for this role
+        "InternalServiceError",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+    }
+)
+
+
 def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
     """The armoured secret key stored in Secrets Manager; never logged or written out."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -80,9 +91,12 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
                 "not allowed to read the signing key: permission "
                 f"secretsmanager:GetSecretValue is missing for {secret_id!r}"
             ) from None
-        raise SecretUnavailableError(
-            f"cannot read the signing key secret {secret_id!r}: {code}"
-        ) from None
+        message = exc.response.get("Error", {}).get("Message", "")
+        # A role's permissions (KMS's included) or a passing service condition: the
+        # secret itself may be fine. Anything else (e.g. a secret marked for deletion)
+        # is the secret's fault, and the next publish would fail on it too.
+        error = SecretUnavailableError if code in _NOT_THE_SECRETS_FAULT else SigningError
+        raise error(f"cannot read the signing key secret {secret_id!r}: {code} {message}") from None
     except BotoCoreError as exc:
         raise SecretUnavailableError(
             f"cannot reach Secrets Manager for {secret_id!r}: {exc}"

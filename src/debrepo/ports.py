@@ -59,7 +59,8 @@ class MetadataStore(Protocol):
         """A token that changes whenever any record changes; None if the backend cannot tell.
 
         `seed=False` for read-only callers: a backend that would have to write to start
-        counting (a DynamoDB table from an earlier debrepo) then answers None instead.
+        counting (a DynamoDB table from an earlier debrepo) does not, and answers a
+        revision that matches no published one instead, as the written one would.
         """
 
 

@@ -22,6 +22,7 @@ from debrepo.errors import ConfigError, DuplicatePackageError, StoreError
 from debrepo.factory import open_store
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
+from debrepo.services.publish import STATE_KEY, PublishState
 from debrepo.services.sync import run_sync
 from debrepo.store.dynamodb import (
     LOCK_ID,
@@ -167,23 +168,33 @@ def test_sync_dry_run_leaves_a_table_without_a_change_token_untouched(
     )
     (tmp_path / "repo").mkdir()
     (tmp_path / "staging").mkdir()
-    report = run_sync(
-        store=DynamoDBMetadataStore(table),
-        repo=FilesystemObjectStore(tmp_path / "repo"),
-        staging=FilesystemObjectStore(tmp_path / "staging"),
-        configs={},
-        publish=lambda now, keys: pytest.fail("a dry run published"),
-        notifier=None,
-        now=datetime(2026, 11, 28, tzinfo=UTC),
-        suite="stable",
-        component="main",
-        dry_run=True,
-    )
-    item = dynamodb_client.get_item(
-        TableName=table, Key={"package_id": {"S": REVISION_ID}}, ConsistentRead=True
-    )["Item"]
-    assert item == {"package_id": {"S": REVISION_ID}, "revision": {"N": "5"}}
-    assert report.publish_reason == "nothing is published yet"
+    # Published by an earlier debrepo, which recorded no revision: the real run draws a
+    # token and publishes; the dry run must predict that without drawing it.
+    staging = FilesystemObjectStore(tmp_path / "staging")
+    staging.put(STATE_KEY, PublishState(revision=None).to_json(), None)
+    reasons = {}
+    for dry_run in (True, False):
+        published: list[bool] = []
+        report = run_sync(
+            store=DynamoDBMetadataStore(table),
+            repo=FilesystemObjectStore(tmp_path / "repo"),
+            staging=staging,
+            configs={},
+            publish=lambda now, keys, published=published: published.append(True),
+            notifier=None,
+            now=datetime(2026, 11, 28, tzinfo=UTC),
+            suite="stable",
+            component="main",
+            dry_run=dry_run,
+        )
+        reasons[dry_run] = report.publish_reason
+        assert published == ([] if dry_run else [True])
+        if dry_run:
+            item = dynamodb_client.get_item(
+                TableName=table, Key={"package_id": {"S": REVISION_ID}}, ConsistentRead=True
+            )["Item"]
+            assert item == {"package_id": {"S": REVISION_ID}, "revision": {"N": "5"}}
+    assert reasons[True] == reasons[False] == "the store changed since the last publish"
 
 
 def test_an_empty_table_read_by_two_stores_has_one_revision(table):

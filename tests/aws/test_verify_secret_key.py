@@ -11,6 +11,7 @@ from debrepo import app
 from debrepo.app import Workspace
 from debrepo.core.layout import delivery_for
 from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
+from tests.aws.aws_proxy import AwsProxy
 from tests.aws.conftest import REGION
 from tests.conftest import FIXED_NOW, settings_for
 
@@ -71,3 +72,28 @@ def test_a_secret_that_holds_no_usable_key_is_a_problem(ws, make_deb, moto_endpo
     assert not report.ok
     assert report.problems[0].startswith("the signing key cannot be loaded: "), report.problems
     assert not any(w.startswith("the published key was not compared") for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("code", "is_problem"),
+    [
+        ("DecryptionFailure", False),  # this role lacks kms:Decrypt: the secret may be fine
+        ("InvalidRequestException", True),  # e.g. marked for deletion: publishing fails too
+    ],
+)
+def test_a_secret_refused_is_a_problem_only_when_the_secret_is_at_fault(
+    ws, make_deb, moto_endpoint, monkeypatch, code, is_problem
+):
+    app.add_packages(ws, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    proxy = AwsProxy(moto_endpoint)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        proxy.fail("secretsmanager", code, operation="GetSecretValue")
+
+        report = app.verify(Workspace(ws.settings), now=FIXED_NOW)
+    finally:
+        proxy.close()
+
+    assert report.ok is not is_problem, (report.problems, report.warnings)
+    findings = report.problems if is_problem else report.warnings
+    assert code in findings[0] and ws.settings.key_secret_id in findings[0], findings

@@ -278,11 +278,7 @@ def test_state_round_trip():
 
     with_pool = PublishState(pool={"pool/x.deb": (3, "ab")}, retired={"pool/y.deb": "g1"})
     assert PublishState.pool_from_json(with_pool.pool_to_json()) == PoolMap(
-        {"pool/x.deb": (3, "ab")}, {"pool/y.deb": "g1"}, []
-    )
-    with_pool.incomplete_while = ["g1"]
-    assert PublishState.pool_from_json(with_pool.pool_to_json()) == PoolMap(
-        {"pool/x.deb": (3, "ab")}, {"pool/y.deb": "g1"}, ["g1"]
+        {"pool/x.deb": (3, "ab")}, {"pool/y.deb": "g1"}
     )
     assert PublishState.pool_from_json(None) is None
     assert PublishState.pool_from_json(b"{not json") is None
@@ -305,7 +301,7 @@ def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_
 
     assert not report.resigned_only  # no revision in a version 1 state
     assert looked_up == []  # the pool map was trusted, not checked again
-    assert pool_map(workspace) == PoolMap(pool, {}, [])
+    assert pool_map(workspace) == PoolMap(pool, {})
     assert PublishState.from_json(workspace.staging.get(STATE_KEY)).pool_count == 1
     assert app.verify(workspace, now=at(1)).ok
 
@@ -740,47 +736,139 @@ def test_a_file_retired_before_the_generations_were_lost_is_kept_with_the_new_on
     assert app.verify(workspace, now=at(6)).ok
 
 
-def test_a_pool_map_rebuilt_after_a_loss_proves_nothing_until_older_generations_go(
-    workspace, make_deb
+@pytest.mark.parametrize("lost", [[POOL_STATE_KEY], [STATE_KEY, POOL_STATE_KEY]])
+def test_a_pool_map_rebuilt_after_a_loss_finds_the_retired_files_in_the_pool(
+    workspace, make_deb, lost
 ):
     add(workspace, make_deb, "alpha")
     add(workspace, make_deb, "beta", "2.0", hours=1)  # generation of hour 1 names beta
     app.remove_package(workspace, "beta", "2.0", now=at(2))  # retired for it
-    Path(workspace.staging.root, POOL_STATE_KEY).unlink()
-    add(workspace, make_deb, "gamma", hours=3)  # the map, rebuilt, lists the live files
-    assert BETA_POOL not in pool_map(workspace).retired
-    assert pool_map(workspace).incomplete_while
+    for key in lost:
+        Path(workspace.staging.root, key).unlink()
+    add(workspace, make_deb, "gamma", hours=3)  # the map is rebuilt, from a pool listing
+    assert BETA_POOL in pool_map(workspace).retired
     app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(4))
 
     app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(5))
 
     assert workspace.repo.stat(BETA_POOL) is not None
     assert named_but_missing(workspace) == []
-    # Once every generation from before the loss is dropped, the map is whole again.
-    for hours, name in enumerate(("delta", "epsilon", "zeta"), start=6):
+    # Retired for the generation of hour 3, the newest when it was found.
+    for hours, name in enumerate(("delta", "epsilon"), start=6):
         add(workspace, make_deb, name, hours=hours)
-    assert pool_map(workspace).incomplete_while == []
+        assert workspace.repo.stat(BETA_POOL) is not None
+    report = add(workspace, make_deb, "zeta", hours=8).report
+    assert report is not None and BETA_POOL in report.deleted
+    # And the map is proof again: a version added and removed unpublished goes at once.
     app.add_packages(workspace, [make_deb("eta", "1.0")], publish=False, now=at(9))
     app.remove_package(workspace, "eta", "1.0", publish_after=False, now=at(10))
     assert workspace.repo.stat("pool/main/e/eta/eta_1.0_amd64.deb") is None
 
 
-def test_a_pool_map_rebuilt_with_every_state_lost_waits_for_the_new_generation(workspace, make_deb):
-    add(workspace, make_deb, "alpha")
-    Path(workspace.staging.root, STATE_KEY).unlink()
-    Path(workspace.staging.root, POOL_STATE_KEY).unlink()
+def test_only_a_publish_that_lost_its_pool_map_lists_the_pool(workspace, make_deb):
+    listed: list[str] = []
+    inner_list = workspace.repo.list
+    workspace.repo.list = lambda prefix: listed.append(prefix) or inner_list(prefix)
+
+    add(workspace, make_deb, "alpha")  # the first: nothing published could name a file
     add(workspace, make_deb, "beta", hours=1)
-    assert len(pool_map(workspace).incomplete_while) == 1
-    app.add_packages(workspace, [make_deb("gamma", "1.0")], publish=False, now=at(2))
-
-    app.remove_package(workspace, "gamma", "1.0", publish_after=False, now=at(3))
-
-    assert workspace.repo.stat("pool/main/g/gamma/gamma_1.0_amd64.deb") is not None
+    assert "pool/" not in listed
+    Path(workspace.staging.root, POOL_STATE_KEY).unlink()
+    add(workspace, make_deb, "gamma", hours=2)
+    assert listed.count("pool/") == 1
 
 
-def test_a_first_publish_writes_a_complete_pool_map(workspace, make_deb):
+def test_losing_the_generations_twice_keeps_the_retired_files_for_the_newest(workspace, make_deb):
     add(workspace, make_deb, "alpha")
-    assert pool_map(workspace).incomplete_while == []
+    add(workspace, make_deb, "beta", "2.0", hours=1)  # generation of hour 1 names beta
+    for key in (STATE_KEY, POOL_STATE_KEY):
+        Path(workspace.staging.root, key).unlink()
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    Path(workspace.staging.root, STATE_KEY).unlink()  # the generations lost again
+    add(workspace, make_deb, "gamma", hours=3)
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(4))
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(5))
+
+    assert workspace.repo.stat(BETA_POOL) is not None  # hour 1's by-hash Packages names it
+    assert named_but_missing(workspace) == []
+
+
+@pytest.mark.parametrize("publish_in_between", [False, True])
+def test_a_version_1_state_is_no_proof_a_file_was_never_published(
+    workspace, make_deb, publish_in_between
+):
+    # Version 1 kept no retired files: a removed version's file stayed in the pool,
+    # named by kept generations, and out of its pool map.
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)  # generation of hour 1 names beta
+    app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(2))
+    add(workspace, make_deb, "gamma", hours=3)
+    state = json.loads(workspace.staging.get(STATE_KEY))
+    pool = json.loads(workspace.staging.get(POOL_STATE_KEY))["pool"]
+    assert BETA_POOL not in pool
+    old = {"version": 1, "generations": state["generations"], "pool": pool}
+    workspace.staging.put(STATE_KEY, json.dumps(old).encode(), None)
+    workspace.staging.delete(POOL_STATE_KEY)
+    if publish_in_between:
+        add(workspace, make_deb, "delta", hours=4)
+        assert BETA_POOL in pool_map(workspace).retired
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(5))
+
+    app.remove_package(workspace, "beta", "2.0", publish_after=False, now=at(6))
+
+    assert workspace.repo.stat(BETA_POOL) is not None
+    assert named_but_missing(workspace) == []
+
+
+def test_a_never_published_file_goes_even_if_the_publish_of_its_removal_fails(
+    workspace, make_deb, monkeypatch
+):
+    from debrepo.services.publish import Publisher
+
+    add(workspace, make_deb, "alpha")
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
+
+    def broken(*args, **kwargs):
+        raise ObjectStoreError("convenience copy: connection reset")
+
+    monkeypatch.setattr(Publisher, "_update_convenience_copy", broken)
+    with pytest.raises(ObjectStoreError):
+        app.remove_package(workspace, "beta", "2.0", now=at(2))
+
+    assert workspace.repo.stat(BETA_POOL) is None
+    assert workspace.store.get("beta#2.0") is None
+
+
+def test_a_removed_version_added_again_without_publishing_is_published_from_the_pool(
+    workspace, make_deb
+):
+    # `add` writes straight into the pool, over the retired file; there is no staged
+    # copy to take, and none is needed: the pool file is checked against the record.
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(3))
+
+    report = app.rebuild(workspace, now=at(4))
+
+    assert BETA_POOL not in report.pool_copied
+    assert BETA_POOL in pool_map(workspace).pool and BETA_POOL not in pool_map(workspace).retired
+    assert named_but_missing(workspace) == []
+    assert app.verify(workspace, now=at(4)).ok
+
+
+def test_a_retired_file_overwritten_with_other_bytes_and_no_staged_copy_is_refused(
+    workspace, make_deb
+):
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(3))
+    Path(workspace.repo.root, BETA_POOL).write_bytes(b"not the package")
+
+    with pytest.raises(PublishError, match=r"beta#2.0: .*beta_2.0_amd64.deb is not published"):
+        app.rebuild(workspace, now=at(4))
 
 
 def test_a_release_of_another_suite_is_not_taken_for_never_published(workspace, make_deb):

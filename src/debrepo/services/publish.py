@@ -8,9 +8,10 @@ wrong file is detected before the first write a client could see.
 
 Publisher state (by-hash generations, what the indices were rendered from, pool files
 known to be present) is kept in the staging area, which is never public. It is a
-cache: if it is lost, the next publish checks the pool object by object and keeps
-every by-hash file it does not know about. The pool map, which grows with the
-repository, is a separate object, so a publish that only re-signs never reads it.
+cache: if it is lost, the next publish checks the pool object by object, retires
+every pool file no record names, and keeps every by-hash file it does not know about.
+The pool map, which grows with the repository, is a separate object, so a publish
+that only re-signs never reads it.
 """
 
 from __future__ import annotations
@@ -93,14 +94,11 @@ class PublishReport:
 
 
 class PoolMap(NamedTuple):
-    """The publisher's account of the pool, as one object in the staging area."""
+    """The publisher's account of the pool, as one object in the staging area: every
+    file under pool/ that a publish has seen is in one of the two."""
 
     pool: dict[str, tuple[int, str]]  # pool key -> (size, SHA256), published now
     retired: dict[str, str]  # see PublishState.retired
-    # By-hash generations (`generation_id`) that may name pool files this map lists
-    # nowhere: it was lost and rebuilt from the live files. Until they are all dropped,
-    # the map is no proof that a file was never published.
-    incomplete_while: list[str]
 
 
 @dataclass
@@ -124,7 +122,6 @@ class PublishState:
     # still hold the Release it belonged to. Kept with the pool map (one object), so the
     # two never disagree about a file.
     retired: dict[str, str] = field(default_factory=dict)
-    incomplete_while: list[str] = field(default_factory=list)  # see PoolMap
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -143,13 +140,11 @@ class PublishState:
 
     def pool_to_json(self) -> bytes:
         pool = self.pool or {}
-        data: dict[str, Any] = {
+        data = {
             "version": STATE_VERSION,
             "pool": {k: list(v) for k, v in sorted(pool.items())},
             "retired": dict(sorted(self.retired.items())),
         }
-        if self.incomplete_while:
-            data["incomplete_while"] = self.incomplete_while
         return json.dumps(data, separators=(",", ":")).encode()
 
     @staticmethod
@@ -172,7 +167,6 @@ class PublishState:
         return PoolMap(
             pool={str(k): (int(v[0]), str(v[1])) for k, v in data["pool"].items()},
             retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
-            incomplete_while=[str(g) for g in data.get("incomplete_while") or []],
         )
 
     @classmethod
@@ -218,7 +212,7 @@ class PublishState:
         if loaded is None:
             self.pool = {}
             return False
-        self.pool, self.incomplete_while = loaded.pool, loaded.incomplete_while
+        self.pool = loaded.pool
         self.retired = {**self.retired, **loaded.retired}
         return True
 
@@ -345,10 +339,12 @@ class Publisher:
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
         pool_before: bytes | None = None  # a version 1 state carried the pool map inline
-        map_lost = False
+        # A version 1 state kept no retired files (their files stayed in the pool): like
+        # a lost pool map, it is completed from a listing of the pool below.
+        map_incomplete = state.pool is not None
         if state.pool is None:
             pool_before = self.staging.get(POOL_STATE_KEY)
-            map_lost = not state.load_pool(pool_before)
+            map_incomplete = not state.load_pool(pool_before)
         pool = state.pool
         assert pool is not None
         plan = plan_publication(
@@ -366,12 +362,15 @@ class Publisher:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
         newest = generation_id(plan.generations[0])
-        if map_lost:
-            # Rebuilt from the live files below, the map misses retired files that the
-            # generations published before may name (if they are lost too, say the
-            # newest does, as below).
-            earlier = [generation_id(g) for g in state.generations]
-            state.incomplete_while = earlier or ([newest] if self._anything_published() else [])
+        if map_incomplete and (state.generations or _any_release(self.repo)):
+            # Any file in the pool that the plan does not name may be one a kept
+            # generation names: retired as if the newest did, the longest any could
+            # need it. (One listing of the pool, only when the map is missing and
+            # something was published: a first publish has nothing to look for.)
+            live = {f.key for f in plan.pool_files}
+            for found in self.repo.list("pool/"):
+                if found.key not in live:
+                    state.retired.setdefault(found.key, newest)
         if not state.generations:
             # With the generations lost, which one named a retired file is unknown: it is
             # kept as if the one being published did, the longest any could need it.
@@ -382,7 +381,6 @@ class Publisher:
         last_named_by = generation_id(state.generations[0]) if state.generations else newest
         state.retired.update(dict.fromkeys(retired_now, last_named_by))
         kept = {generation_id(g) for g in plan.generations}
-        state.incomplete_while = [g for g in state.incomplete_while if g in kept]
         expired = sorted(k for k, generation in state.retired.items() if generation not in kept)
         # Recorded before any index can name the new pool files: whatever happens after,
         # the map never misses a file an index names (`never_published` relies on it).
@@ -408,9 +406,6 @@ class Publisher:
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
-
-    def _anything_published(self) -> bool:
-        return _any_release(self.repo)
 
     def _published_digests(self, state: PublishState) -> dict[str, Digest]:
         """Digests of the published indices that still have the bytes Release lists
@@ -575,11 +570,16 @@ class Publisher:
                 missing.append(pool_file)
 
         problems: list[str] = []
+        in_place: list[PoolFile] = []
         for pool_file in missing:
             record = pool_file.record
             staged = self._staged_key(pool_file)
             info = self.staging.stat(staged)
-            if info is None:
+            if info is None and self._holds(pool_file):
+                # Written straight into the pool by `add --no-publish` over a file that
+                # held another version's bytes: nothing to copy.
+                in_place.append(pool_file)
+            elif info is None:
                 problems.append(
                     f"{record.package_id}: {pool_file.key} is not published and {staged} is not "
                     f"in the staging area {self.staging.description}"
@@ -598,6 +598,9 @@ class Publisher:
                 + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
                 + "; nothing was published"
             )
+        for pool_file in in_place:
+            pool[pool_file.key] = (pool_file.record.file_size, pool_file.record.sha256_hash)
+            missing.remove(pool_file)
         for done, pool_file in enumerate(missing, start=1):
             self.repo.copy_from(
                 self.staging,
@@ -614,6 +617,14 @@ class Publisher:
         for key in gone:
             del pool[key]
         return gone
+
+    def _holds(self, pool_file: PoolFile) -> bool:
+        """Whether the pool file already has its record's bytes (read and hashed)."""
+        record = pool_file.record
+        info = self.repo.stat(pool_file.key)
+        if info is None or info.size != record.file_size:
+            return False
+        return _sha256_of(self.repo, pool_file.key) == (record.file_size, record.sha256_hash)
 
     # -- waves 2 and 3: by-hash, plain indices, root files -------------------------------
     def _put_if_changed(self, key: str, data: bytes, report: PublishReport) -> None:
@@ -732,34 +743,28 @@ def never_published(*, repo: ObjectStore, staging: ObjectStore, key: str) -> boo
     publishing since. Asked before the publish that follows a removal, whose state no
     longer tells.
 
-    It takes positive evidence: the publisher's pool map is readable, complete, and
-    neither lists the file nor keeps it for a kept generation; or there is no publisher
-    state and no Release anywhere under dists/. Otherwise the answer is False: a
-    leftover file costs space, a deleted published one breaks every client whose index
-    names it.
+    It takes positive evidence: the publisher's pool map is readable and neither lists
+    the file nor keeps it for a kept generation (every publish accounts for every file
+    in the pool); or there is no publisher state and no Release anywhere under dists/.
+    Otherwise the answer is False: a leftover file costs space (the next publish finds
+    it), a deleted published one breaks every client whose index names it.
     """
     known = _known_pool(staging)
     if known is not None:
-        if key in known.pool or key in known.retired:
-            return False
-        if not known.incomplete_while:
-            return True
-        reason = (
-            "the publisher's pool map was rebuilt after a loss, and an index it kept from "
-            "before may name the file"
-        )
-    elif (
+        return key not in known.pool and key not in known.retired
+    if (
         staging.stat(STATE_KEY) is None
         and staging.stat(POOL_STATE_KEY) is None
         and not _any_release(repo)
     ):
         return True
-    else:
-        reason = (
-            f"the publisher state under {STATE_KEY.rsplit('/', 1)[0]} is missing or "
-            "unreadable, so whether a published index names it is unknown"
-        )
-    log.warning("keeping %s: %s", key, reason)
+    log.warning(
+        "keeping %s: the publisher state under %s is missing, unreadable or from an "
+        "earlier debrepo, so whether a published index names it is unknown (the next "
+        "publish retires it if none does)",
+        key,
+        STATE_KEY.rsplit("/", 1)[0],
+    )
     return False
 
 
@@ -780,8 +785,8 @@ def _known_pool(staging: ObjectStore) -> PoolMap | None:
         return None
     try:
         state = PublishState.parse(raw)
-        if state.pool is not None:  # a version 1 state: the pool map inline
-            return PoolMap(state.pool, state.retired, [])
+        if state.pool is not None:  # version 1: no record of the files it left behind
+            return None
         raw_pool = staging.get(POOL_STATE_KEY)
         if not raw_pool:
             return None

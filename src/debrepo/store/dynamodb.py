@@ -353,7 +353,10 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             # counted in): without a token it could read like another table, so it gets
             # one now, once; until then it matches nothing and every publish is full.
             if not seed:
-                return None
+                # A token drawn now would match no published revision; no token
+                # matches none either, so a dry run predicts what a real run does.
+                counter = _plain(item["revision"]) if "revision" in item else 0
+                return f"dynamodb:{counter}:"
             item = self._seed_change_token()
             if "change" not in item:
                 return None
