@@ -65,15 +65,7 @@ def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -
     return load_settings(flags, environ=environ, cwd=Path("/tmp"))  # noqa: S108
 
 
-_NOT_THE_SECRETS_FAULT = frozenset(
-    {
-        "DecryptionFailure",  # most often kms:Decrypt missing for this role
-        "InternalServiceError",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-    }
-)
+_THE_SECRETS_FAULT = frozenset({"InvalidRequestException", "InvalidParameterException"})
 
 
 def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
@@ -92,10 +84,10 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
                 f"secretsmanager:GetSecretValue is missing for {secret_id!r}"
             ) from None
         message = exc.response.get("Error", {}).get("Message", "")
-        # A role's permissions (KMS's included) or a passing service condition: the
-        # secret itself may be fine. Anything else (e.g. a secret marked for deletion)
-        # is the secret's fault, and the next publish would fail on it too.
-        error = SecretUnavailableError if code in _NOT_THE_SECRETS_FAULT else SigningError
+        # The secret's own state (e.g. marked for deletion): the next publish would fail
+        # on it too. Anything else (permissions, KMS's included; credentials; a passing
+        # service condition) may be this caller's alone.
+        error = SigningError if code in _THE_SECRETS_FAULT else SecretUnavailableError
         raise error(f"cannot read the signing key secret {secret_id!r}: {code} {message}") from None
     except BotoCoreError as exc:
         raise SecretUnavailableError(

@@ -78,6 +78,8 @@ def test_a_secret_that_holds_no_usable_key_is_a_problem(ws, make_deb, moto_endpo
     ("code", "is_problem"),
     [
         ("DecryptionFailure", False),  # this role lacks kms:Decrypt: the secret may be fine
+        ("ExpiredTokenException", False),  # this caller's session
+        ("UnrecognizedClientException", False),
         ("InvalidRequestException", True),  # e.g. marked for deletion: publishing fails too
     ],
 )

@@ -778,6 +778,35 @@ def test_only_a_publish_that_lost_its_pool_map_lists_the_pool(workspace, make_de
     assert listed.count("pool/") == 1
 
 
+@pytest.mark.parametrize("fail_in", ["_write_indices", "_update_convenience_copy"])
+def test_a_lost_pool_map_completed_by_a_publish_that_fails_keeps_files_kept_generations_name(
+    workspace, make_deb, monkeypatch, fail_in
+):
+    add(workspace, make_deb, "alpha")  # generation A
+    add(workspace, make_deb, "beta", "2.0", hours=1)  # generation B names beta
+    app.remove_package(workspace, "beta", "2.0", now=at(2))  # generation C; beta kept for B
+    Path(workspace.staging.root, POOL_STATE_KEY).unlink()  # the pool map is lost
+
+    def broken(*args, **kwargs):
+        raise ObjectStoreError("connection reset")
+
+    # This publish lists the pool and retires beta for its own generation, writes the
+    # map, then fails: that generation never makes it into the publisher state.
+    from debrepo.services.publish import Publisher
+
+    monkeypatch.setattr(Publisher, fail_in, broken)
+    with pytest.raises(ObjectStoreError):
+        add(workspace, make_deb, "gamma", hours=3)
+    monkeypatch.undo()
+    assert BETA_POOL in pool_map(workspace).retired
+
+    # The next publish keeps generations [D, C, B]: B still names beta.
+    add(workspace, make_deb, "delta", hours=4)
+
+    assert named_but_missing(workspace) == []
+    assert workspace.repo.stat(BETA_POOL) is not None
+
+
 def test_losing_the_generations_twice_keeps_the_retired_files_for_the_newest(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     add(workspace, make_deb, "beta", "2.0", hours=1)  # generation of hour 1 names beta

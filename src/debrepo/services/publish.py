@@ -371,10 +371,12 @@ class Publisher:
             for found in self.repo.list("pool/"):
                 if found.key not in live:
                     state.retired.setdefault(found.key, newest)
-        if not state.generations:
-            # With the generations lost, which one named a retired file is unknown: it is
-            # kept as if the one being published did, the longest any could need it.
-            state.retired = dict.fromkeys(state.retired, newest)
+        # A retired file tagged with a generation the state does not list (the
+        # generations were lost, or a publish that tagged it failed before recording
+        # its own) may be named by any of them: it is kept as if the one being
+        # published did, the longest any could need it.
+        published = {generation_id(g) for g in state.generations}
+        state.retired = {k: g if g in published else newest for k, g in state.retired.items()}
         retired_now = self._place_pool_files(plan, pool, report, set(just_written), state.retired)
         for key in {f.key for f in plan.pool_files} & state.retired.keys():
             del state.retired[key]  # named again (its file replaced above): to be kept
