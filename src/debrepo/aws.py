@@ -88,7 +88,8 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
         # on it too. Anything else (permissions, KMS's included; credentials; a passing
         # service condition) may be this caller's alone.
         error = SigningError if code in _THE_SECRETS_FAULT else SecretUnavailableError
-        raise error(f"cannot read the signing key secret {secret_id!r}: {code} {message}") from None
+        detail = f"{code} {message}".strip()
+        raise error(f"cannot read the signing key secret {secret_id!r}: {detail}") from None
     except BotoCoreError as exc:
         raise SecretUnavailableError(
             f"cannot reach Secrets Manager for {secret_id!r}: {exc}"
