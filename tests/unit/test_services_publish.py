@@ -11,6 +11,8 @@ import os
 import re
 import sqlite3
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from debrepo.services.publish import (
     POOL_STATE_KEY,
     STATE_KEY,
     PoolMap,
+    Publisher,
     PublishReport,
     PublishState,
     release_info,
@@ -536,6 +539,19 @@ def named_but_missing(ws) -> list[str]:
     return sorted(n.decode() for n in names if ws.repo.stat(n.decode()) is None)
 
 
+@contextmanager
+def publish_failing_in(step: str = "_update_convenience_copy") -> Iterator[None]:
+    """The publishes inside fail at `step` (a Publisher method), as on a lost connection."""
+
+    def broken(*args, **kwargs):
+        raise ObjectStoreError(f"{step}: connection reset")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Publisher, step, broken)
+        with pytest.raises(ObjectStoreError):
+            yield
+
+
 def test_a_removed_version_stays_in_the_pool_while_a_kept_generation_names_it(workspace, make_deb):
     assert workspace.settings.by_hash_keep == 3
     add(workspace, make_deb, "alpha")
@@ -654,22 +670,12 @@ def test_a_published_pool_file_is_kept_when_the_publisher_state_is_unknown(
     assert named_but_missing(workspace) == []
 
 
-def test_a_publish_that_fails_after_its_release_still_recorded_its_pool_files(
-    workspace, make_deb, monkeypatch
-):
+def test_a_publish_that_fails_after_its_release_still_recorded_its_pool_files(workspace, make_deb):
     # The Release of the failed publish names beta; the pool map must say so, or
     # removing beta without publishing would take its file from under that Release.
-    from debrepo.services.publish import Publisher
-
     add(workspace, make_deb, "alpha")
-
-    def broken(*args, **kwargs):
-        raise ObjectStoreError("convenience copy: connection reset")
-
-    monkeypatch.setattr(Publisher, "_update_convenience_copy", broken)
-    with pytest.raises(ObjectStoreError):
+    with publish_failing_in():
         add(workspace, make_deb, "beta", "2.0", hours=1)
-    monkeypatch.undo()
     packages = workspace.repo.get(f"{BINARY}/Packages")
     assert packages is not None and b"Package: beta" in packages
 
@@ -780,24 +786,17 @@ def test_only_a_publish_that_lost_its_pool_map_lists_the_pool(workspace, make_de
 
 @pytest.mark.parametrize("fail_in", ["_write_indices", "_update_convenience_copy"])
 def test_a_lost_pool_map_completed_by_a_publish_that_fails_keeps_files_kept_generations_name(
-    workspace, make_deb, monkeypatch, fail_in
+    workspace, make_deb, fail_in
 ):
     add(workspace, make_deb, "alpha")  # generation A
     add(workspace, make_deb, "beta", "2.0", hours=1)  # generation B names beta
     app.remove_package(workspace, "beta", "2.0", now=at(2))  # generation C; beta kept for B
     Path(workspace.staging.root, POOL_STATE_KEY).unlink()  # the pool map is lost
 
-    def broken(*args, **kwargs):
-        raise ObjectStoreError("connection reset")
-
     # This publish lists the pool and retires beta for its own generation, writes the
     # map, then fails: that generation never makes it into the publisher state.
-    from debrepo.services.publish import Publisher
-
-    monkeypatch.setattr(Publisher, fail_in, broken)
-    with pytest.raises(ObjectStoreError):
+    with publish_failing_in(fail_in):
         add(workspace, make_deb, "gamma", hours=3)
-    monkeypatch.undo()
     assert BETA_POOL in pool_map(workspace).retired
 
     # The next publish keeps generations [D, C, B]: B still names beta.
@@ -850,19 +849,11 @@ def test_a_version_1_state_is_no_proof_a_file_was_never_published(
     assert named_but_missing(workspace) == []
 
 
-def test_a_never_published_file_goes_even_if_the_publish_of_its_removal_fails(
-    workspace, make_deb, monkeypatch
-):
-    from debrepo.services.publish import Publisher
-
+def test_a_never_published_file_goes_even_if_the_publish_of_its_removal_fails(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(1))
 
-    def broken(*args, **kwargs):
-        raise ObjectStoreError("convenience copy: connection reset")
-
-    monkeypatch.setattr(Publisher, "_update_convenience_copy", broken)
-    with pytest.raises(ObjectStoreError):
+    with publish_failing_in():
         app.remove_package(workspace, "beta", "2.0", now=at(2))
 
     assert workspace.repo.stat(BETA_POOL) is None
@@ -923,23 +914,14 @@ def test_without_any_state_a_release_of_another_suite_keeps_the_file(workspace, 
     assert workspace.repo.stat(BETA_POOL) is not None
 
 
-def test_a_file_expiring_in_a_publish_that_fails_late_is_deleted_by_the_next(
-    workspace, make_deb, monkeypatch
-):
-    from debrepo.services.publish import Publisher
-
+def test_a_file_expiring_in_a_publish_that_fails_late_is_deleted_by_the_next(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     add(workspace, make_deb, "beta", "2.0", hours=1)
     app.remove_package(workspace, "beta", "2.0", now=at(2))
     add(workspace, make_deb, "gamma", hours=3)
 
-    def broken(*args, **kwargs):
-        raise ObjectStoreError("convenience copy: connection reset")
-
-    monkeypatch.setattr(Publisher, "_update_convenience_copy", broken)
-    with pytest.raises(ObjectStoreError):
+    with publish_failing_in():
         add(workspace, make_deb, "delta", hours=4)  # drops hour 1's generation, then fails
-    monkeypatch.undo()
     assert workspace.repo.stat(BETA_POOL) is not None
     assert BETA_POOL in pool_map(workspace).retired
 

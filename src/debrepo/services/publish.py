@@ -602,7 +602,7 @@ class Publisher:
             )
         for pool_file in in_place:
             pool[pool_file.key] = (pool_file.record.file_size, pool_file.record.sha256_hash)
-            missing.remove(pool_file)
+        missing = [f for f in missing if f not in in_place]
         for done, pool_file in enumerate(missing, start=1):
             self.repo.copy_from(
                 self.staging,
