@@ -440,6 +440,28 @@ def test_state_lost_pool_files_are_checked_not_copied_again(workspace, make_deb)
 
 
 KIRO_STAGED = "staging/kiro-repo/kiro-repo_2.0_all.deb"
+KIRO_POOL = "pool/main/k/kiro-repo/kiro-repo_2.0_all.deb"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_state_lost_a_damaged_pool_file_found_by_the_listing_is_restored(
+    workspace, make_deb, damage
+):
+    add(workspace, make_deb, "alpha")
+    app.build_kiro_repo(workspace, version="2.0", now=at(1))
+    workspace.staging.delete(STATE_KEY)
+    workspace.staging.delete(POOL_STATE_KEY)
+    damaged = workspace.repo.root / KIRO_POOL
+    head = damaged.read_bytes()[:100]
+    damaged.unlink()  # the staged copy may be the same inode: leave it intact
+    if damage == "truncated":
+        damaged.write_bytes(head)
+
+    report = app.rebuild(workspace, now=at(2))
+
+    assert report.pool_copied == [KIRO_POOL]
+    assert damaged.read_bytes() == (workspace.staging.root / KIRO_STAGED).read_bytes()
+    assert app.verify(workspace, now=at(2)).ok
 
 
 def test_missing_staged_file_refuses_the_publish_and_changes_nothing(workspace, make_deb):

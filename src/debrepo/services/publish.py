@@ -362,22 +362,25 @@ class Publisher:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
         newest = generation_id(plan.generations[0])
+        listed: dict[str, int] | None = None  # the pool's sizes, when it had to be listed
         if map_incomplete and (state.generations or _any_release(self.repo)):
             # Any file in the pool that the plan does not name may be one a kept
             # generation names: retired as if the newest did, the longest any could
             # need it. (One listing of the pool, only when the map is missing and
             # something was published: a first publish has nothing to look for.)
             live = {f.key for f in plan.pool_files}
-            for found in self.repo.list("pool/"):
-                if found.key not in live:
-                    state.retired.setdefault(found.key, newest)
+            listed = {found.key: found.size for found in self.repo.list("pool/")}
+            for key in listed.keys() - live:
+                state.retired.setdefault(key, newest)
         # A retired file tagged with a generation the state does not list (the
         # generations were lost, or a publish that tagged it failed before recording
         # its own) may be named by any of them: it is kept as if the one being
         # published did, the longest any could need it.
         published = {generation_id(g) for g in state.generations}
         state.retired = {k: g if g in published else newest for k, g in state.retired.items()}
-        retired_now = self._place_pool_files(plan, pool, report, set(just_written), state.retired)
+        retired_now = self._place_pool_files(
+            plan, pool, report, set(just_written), state.retired, listed
+        )
         for key in {f.key for f in plan.pool_files} & state.retired.keys():
             del state.retired[key]  # named again (its file replaced above): to be kept
         last_named_by = generation_id(state.generations[0]) if state.generations else newest
@@ -542,9 +545,14 @@ class Publisher:
         report: PublishReport,
         trusted: set[str],
         retired: dict[str, str],
+        listed: dict[str, int] | None = None,
     ) -> list[str]:
         """Make every pool file of the plan present; returns the pool keys published
-        before that the plan no longer names (the caller decides when they go)."""
+        before that the plan no longer names (the caller decides when they go).
+
+        `listed` is a listing of the whole pool (key to size) when the caller made one:
+        it answers for the files the state does not know, instead of a lookup each.
+        """
         unknown: list[PoolFile] = []
         other_bytes: list[PoolFile] = []  # known to hold another file of the same name
         for pool_file in plan.pool_files:
@@ -562,7 +570,12 @@ class Publisher:
         # Unknown to the state (first publish over an existing pool, lost state, migrated
         # records): a file of the recorded size is taken as it is. Reading it would mean
         # downloading every package; `debrepo verify` hashes them.
-        sizes = self.repo.stat_many([f.key for f in unknown if self._staged_key(f) not in trusted])
+        if listed is None:
+            sizes = self.repo.stat_many(
+                [f.key for f in unknown if self._staged_key(f) not in trusted]
+            )
+        else:
+            sizes = listed
         missing = other_bytes
         for pool_file in unknown:
             record = pool_file.record
