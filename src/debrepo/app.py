@@ -172,7 +172,7 @@ def add_packages(
         for path, url in zip(files, file_urls(files), strict=True)
     ]
     with ws.lock(wait_seconds):
-        destination = Destination("pool", ws.settings.component)
+        destination = Destination.of("pool", ws.settings)
         records = ingest_files(
             items,
             store=ws.store,
@@ -259,7 +259,7 @@ def build_kiro_repo(
             notes=f"APT source for {repo_url or settings.public_url}",
         )
         with ws.lock(wait_seconds):
-            destination = Destination("staging", settings.component)
+            destination = Destination.of("staging", settings)
             records = ingest_files(
                 [IngestItem(built, provenance)],
                 store=ws.store,
@@ -324,7 +324,7 @@ def remove_package(
         report = None
         if publish_after:  # only then is the signing key needed
             report = ws.publisher().publish(now=now or utc_now())
-            staged = Destination("staging", ws.settings.component)
+            staged = Destination.of("staging", ws.settings)
             ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report
 
@@ -399,6 +399,7 @@ def sync(
     import os
 
     from debrepo.notify import notifier_for
+    from debrepo.services.ingest import Destination
     from debrepo.services.sync import run_sync
 
     if not ws.configs:
@@ -421,7 +422,7 @@ def sync(
             notifier=notifier or notifier_for(ws.settings.sns_topic_arn),
             now=moment,
             suite=ws.settings.suite,
-            component=ws.settings.component,
+            destination=Destination.of("pool", ws.settings),
             dry_run=dry_run,
             only_package=only_package,
             environ=os.environ,
@@ -455,6 +456,7 @@ def migrate_table(
     on; `skip_versions` are left out (e.g. a version whose download is gone for good).
     A dry run scans, backs up (if asked) and reports, and changes nothing.
     """
+    from debrepo.services.ingest import Destination
     from debrepo.services.migrate import (
         OldTable,
         migrate_versions,
@@ -484,7 +486,7 @@ def migrate_table(
         store=ws.store,
         repo=ws.repo,
         configs=ws.configs,
-        component=ws.settings.component,
+        destination=Destination.of("pool", ws.settings),
         now=moment,
         lock=lambda: ws.lock(wait_seconds),
         http_settings=http_settings,

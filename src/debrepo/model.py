@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from debrepo.core.control import (
     ARCH_RE,
     FIELD_NAME_RE,
+    FIELD_RULES,
     FIELD_VALUE_RE,
     NAME_RE,
     POOL_FILENAME_RE,
@@ -68,6 +69,10 @@ _STANZA_TEXT_FIELDS = {
 _IDENTITY_RE = re.compile(
     " ".join(f"(?:{r.pattern})" for r in (NAME_RE, VERSION_RE, ARCH_RE, POOL_FILENAME_RE))
 )
+# Installed-Size is in KiB; apt and dpkg count bytes in 64 bits, and so do the stores.
+MAX_INSTALLED_SIZE = 2**53 - 1
+_LINE_BREAK_OR_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DEPENDS_RE = FIELD_RULES["depends"]
 _CHECKSUMS_RE = re.compile(r"[0-9a-f]{32} [0-9a-f]{40} [0-9a-f]{64} (?:[0-9a-f]{128})?")
 
 
@@ -191,16 +196,23 @@ class PackageRecord(NamedTuple):
             if type(value) is not str or not value:
                 return False
         one_line: tuple[object, ...] = (self.section, self.priority, self.homepage)
-        for value in (*one_line, self.depends):
-            if value is not None and (type(value) is not str or "\n" in value or "\r" in value):
+        for value in one_line:
+            if type(value) is not str:
                 return False
-        if None in one_line:
-            return False
         optional: tuple[object, ...] = (self.certificate_url, self.signature_url, self.notes)
         for value in optional:
             if value is not None and type(value) is not str:
                 return False
-        if "\n" in self.maintainer or "\r" in self.maintainer:
+        if _LINE_BREAK_OR_CONTROL_RE.search(
+            f"{self.section}\t{self.priority}\t{self.homepage}\t{self.maintainer}"
+        ):
+            return False
+        depends = self.depends
+        if depends is not None and (
+            type(depends) is not str
+            or not FIELD_VALUE_RE.fullmatch(depends)
+            or not _DEPENDS_RE.fullmatch(depends)
+        ):
             return False
         version, filename = self.version, self.actual_filename
         size, installed, sha512 = self.file_size, self.installed_size, self.sha512_hash
@@ -215,11 +227,16 @@ class PackageRecord(NamedTuple):
             )
             and type(size) is int
             and size >= 0
-            and (installed is None or (type(installed) is int and installed >= 0))
+            and (
+                installed is None
+                or (type(installed) is int and 0 <= installed <= MAX_INSTALLED_SIZE)
+            )
             and _CHECKSUMS_RE.fullmatch(
                 f"{self.md5_hash} {self.sha1_hash} {self.sha256_hash} {sha512 or ''}"
             )
             and FIELD_VALUE_RE.fullmatch(self.description)
+            and "any" not in self.architecture
+            and self.architecture != "source"
         ):
             return False
         for pair in self.control_fields:
@@ -229,6 +246,9 @@ class PackageRecord(NamedTuple):
             if type(key) is not str or type(value) is not str:
                 return False
             if not (FIELD_NAME_RE.fullmatch(key) and FIELD_VALUE_RE.fullmatch(value)):
+                return False
+            rule = FIELD_RULES.get(key.lower())
+            if rule is not None and not rule.fullmatch(value):
                 return False
         return True
 
@@ -310,6 +330,8 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
     installed_number = None if installed is None else _as_int(installed)
     if installed is not None and (installed_number is None or installed_number < 0):
         problems.append(f"installed_size must be a non-negative integer, not {installed!r}")
+    elif installed_number is not None and installed_number > MAX_INSTALLED_SIZE:
+        problems.append(f"installed_size must be at most {MAX_INSTALLED_SIZE} (KiB)")
     for field_name, pattern in _HEX.items():
         value = item.get(field_name)
         if value is None and field_name == "sha512_hash":

@@ -22,6 +22,7 @@ from debrepo.errors import ConfigError, DuplicatePackageError, StoreError
 from debrepo.factory import open_store
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
+from debrepo.services.ingest import Destination
 from debrepo.services.publish import STATE_KEY, PublishState
 from debrepo.services.sync import run_sync
 from debrepo.store.dynamodb import (
@@ -184,7 +185,7 @@ def test_sync_dry_run_leaves_a_table_without_a_change_token_untouched(
             notifier=None,
             now=datetime(2026, 11, 28, tzinfo=UTC),
             suite="stable",
-            component="main",
+            destination=Destination("pool", "main", ("amd64",)),
             dry_run=dry_run,
         )
         reasons[dry_run] = report.publish_reason

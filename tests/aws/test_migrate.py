@@ -18,6 +18,7 @@ from pytest_httpserver import HTTPServer
 from debrepo import app, cli
 from debrepo.app import Workspace
 from debrepo.errors import ConfigError
+from debrepo.services.ingest import Destination
 from debrepo.services.migrate import MigrationError, parse_old_item, read_backup
 from debrepo.store.dynamodb import create_table
 from tests.conftest import FIXED_NOW, settings_for
@@ -449,7 +450,7 @@ def test_a_version_added_meanwhile_counts_as_migrated(ws, old_table, tmp_path, d
         store=ws.store,
         repo=ws.repo,
         configs=ws.configs,
-        component="main",
+        destination=Destination("pool", "main", ("amd64",)),
         now=FIXED_NOW,
         lock=lambda: ws.lock(0),
     )

@@ -285,6 +285,91 @@ def test_name_or_version_escaping_the_pool(
     assert outside == []
 
 
+# -- control fields apt or dpkg would refuse -------------------------------------------
+# One bad stanza makes apt reject the whole Packages file ("Problem parsing dependency"),
+# or stop reading it at a NUL: every client of the repository would be broken.
+
+
+@pytest.mark.parametrize(
+    ("fields", "architecture", "fragment"),
+    [
+        ([("Depends", "((( ,,,")], "amd64", "field Depends: '(((' is not a package relationship"),
+        ([("Depends", "libc6 (>= 2.31),")], "amd64", "field Depends: '' is not a package"),
+        ([("Pre-Depends", "a (= )")], "amd64", "field Pre-Depends: 'a (= )'"),
+        ([("Depends", "libc6 [amd64]")], "amd64", "'libc6 [amd64]' is not a package relationship"),
+        ([("Conflicts", "old | older")], "amd64", "field Conflicts cannot offer alternatives"),
+        ([("Provides", "virtual (>= 1)")], "amd64", "field Provides: 'virtual (>= 1)'"),
+        ([("Multi-Arch", "sometimes")], "amd64", "field Multi-Arch must be one of"),
+        ([("Essential", "maybe")], "amd64", "field Essential must be one of yes, no"),
+        ([("X-Note", "a\x00b")], "amd64", "field X-Note holds the control character '\\x00'"),
+        ([("X-Note", "a\x1b[31mb")], "amd64", "field X-Note holds the control character"),
+        ([], "any", "'any' is not the architecture of a binary package"),
+        ([], "linux-any", "is not the architecture of a binary package"),
+        ([], "arm64", "built for arm64, which this repository does not publish"),
+    ],
+    ids=[
+        "depends-garbage",
+        "depends-trailing-comma",
+        "pre-depends-no-version",
+        "depends-arch-restriction",
+        "conflicts-alternatives",
+        "provides-inequality",
+        "multi-arch",
+        "essential",
+        "nul",
+        "escape",
+        "architecture-any",
+        "architecture-wildcard",
+        "architecture-not-published",
+    ],
+)
+def test_control_field_apt_or_dpkg_would_refuse(
+    repo: DebrepoCli,
+    tmp_path: Path,
+    fields: list[tuple[str, str]],
+    architecture: str,
+    fragment: str,
+) -> None:
+    deb = tmp_path / "crafted.deb"
+    deb.write_bytes(deb_bytes("crafted", "1.0", architecture, extra_fields=fields))
+    result = repo.run("add", deb, check=False)
+    assert_rejected(result, 1, "crafted.deb", fragment, "nothing was added")
+
+
+def test_installed_size_beyond_64_bits_of_bytes(repo: DebrepoCli, tmp_path: Path) -> None:
+    deb = _raw_deb(tmp_path / "crafted.deb", "crafted", "1.0")
+    control = [
+        ("Package", "crafted"),
+        ("Version", "1.0"),
+        ("Architecture", "amd64"),
+        ("Maintainer", "Test Maintainer <test@example.com>"),
+        ("Installed-Size", "9" * 30),
+        ("Description", "too big\n Larger than any disk."),
+    ]
+    deb.write_bytes(build_deb(control, [DebMember("usr/share/doc/x/README", b"x\n")], mtime=0))
+    result = repo.run("add", deb, check=False)
+    assert_rejected(result, 1, "crafted.deb", "Installed-Size '999", "is too large")
+
+
+def test_relationships_apt_parses_are_accepted(tmp_path: Path) -> None:
+    cli = DebrepoCli(home=tmp_path / "home", cwd=tmp_path)
+    deb = tmp_path / "good.deb"
+    fields = [
+        ("Depends", "libc6 (>= 2.31), python3:any,\n xdg-utils | kiro (<< 2:1.0~rc1-1)"),
+        ("Pre-Depends", "dpkg (>= 1.17.14)"),
+        ("Provides", "editor (= 1.0), ide"),
+        ("Breaks", "old-kiro (<< 1.0)"),
+        ("Multi-Arch", "foreign"),
+        ("Essential", "no"),
+        ("Recommends", ""),
+    ]
+    deb.write_bytes(deb_bytes("good", "1.0", "all", extra_fields=fields))
+    cli.run("add", deb)
+    stanza = (cli.repo_dir / "dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Depends: libc6 (>= 2.31), python3:any,\n xdg-utils | kiro (<< 2:1.0~rc1-1)\n" in stanza
+    assert "Provides: editor (= 1.0), ide\n" in stanza
+
+
 # -- duplicates and batches ---------------------------------------------------------------
 
 

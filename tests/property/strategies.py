@@ -253,13 +253,14 @@ def field_names() -> st.SearchStrategy[str]:
 @functools.cache
 def extra_control_fields(max_size: int = 3) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
     """Other fields of a .deb's control file: unique names, none a stanza computes."""
-    return st.lists(
-        st.tuples(
-            field_names().filter(lambda n: n.lower() not in STANZA_OWNED_FIELDS), field_values()
-        ),
-        max_size=max_size,
-        unique_by=lambda pair: pair[0].lower(),
-    ).map(tuple)
+    free = st.tuples(
+        field_names().filter(lambda n: n.lower() not in STANZA_OWNED_FIELDS | PARSED_FIELDS),
+        field_values(),
+    )
+    parsed = parsed_fields().filter(lambda pair: pair[0].lower() not in STANZA_OWNED_FIELDS)
+    return st.lists(free | parsed, max_size=max_size, unique_by=lambda pair: pair[0].lower()).map(
+        tuple
+    )
 
 
 @functools.cache
@@ -270,9 +271,8 @@ def field_lists() -> st.SearchStrategy[list[tuple[str, str]]]:
         st.just(""),
         st.text(_TEXT, max_size=20),  # surrounding spaces are kept by both writers
     )
-    return st.lists(
-        st.tuples(field_names(), value), max_size=12, unique_by=lambda pair: pair[0].lower()
-    )
+    free = st.tuples(field_names().filter(lambda n: n.lower() not in PARSED_FIELDS), value)
+    return st.lists(free | parsed_fields(), max_size=12, unique_by=lambda pair: pair[0].lower())
 
 
 # -- record attributes ------------------------------------------------------------------
@@ -312,20 +312,51 @@ _RELATION_NAMES = ("libc6", "libgtk-3-0", "libnss3", "xdg-utils", "python3", "ki
 
 
 @functools.cache
-def relations() -> st.SearchStrategy[str]:
-    """A Depends value: `a (>= 1.0), b | c`."""
+def relations(
+    *, alternatives: bool = True, operators: tuple[str, ...] = ("<<", "<=", "=", ">=", ">>")
+) -> st.SearchStrategy[str]:
+    """A Depends value: `a (>= 1.0), b | c` (without alternatives: a Conflicts value)."""
     relation = st.builds(
         lambda name, constraint: name + constraint,
         st.sampled_from(_RELATION_NAMES) | package_names(),
         st.just("")
         | st.builds(
             lambda operator, version: f" ({operator} {version})",
-            st.sampled_from(("<<", "<=", "=", ">=", ">>")),
+            st.sampled_from(operators),
             _realistic_upstream(),
         ),
     )
-    group = st.lists(relation, min_size=1, max_size=2).map(" | ".join)
+    group = st.lists(relation, min_size=1, max_size=2 if alternatives else 1).map(" | ".join)
     return st.lists(group, min_size=1, max_size=3).map(", ".join)
+
+
+# Fields apt and dpkg parse (policy 5.6.8, 5.6.10, 7.1): a value they reject breaks apt.
+_DEPENDENCY_FIELDS = ("Depends", "Pre-Depends", "Recommends", "Suggests")
+_EXCLUSION_FIELDS = ("Conflicts", "Breaks", "Replaces", "Enhances", "Built-Using")
+_FLAG_FIELDS = ("Essential", "Protected", "Important", "Build-Essential")
+PARSED_FIELDS = frozenset(
+    name.lower()
+    for name in (
+        *_DEPENDENCY_FIELDS,
+        *_EXCLUSION_FIELDS,
+        *_FLAG_FIELDS,
+        "Static-Built-Using",
+        "Provides",
+        "Multi-Arch",
+    )
+)
+
+
+@functools.cache
+def parsed_fields() -> st.SearchStrategy[tuple[str, str]]:
+    """One of the fields apt and dpkg parse, with a value they accept."""
+    return st.one_of(
+        st.tuples(st.sampled_from(_DEPENDENCY_FIELDS), relations()),
+        st.tuples(st.sampled_from(_EXCLUSION_FIELDS), relations(alternatives=False)),
+        st.tuples(st.just("Provides"), relations(alternatives=False, operators=("=",))),
+        st.tuples(st.just("Multi-Arch"), st.sampled_from(("no", "same", "foreign", "allowed"))),
+        st.tuples(st.sampled_from(_FLAG_FIELDS), st.sampled_from(("yes", "no"))),
+    )
 
 
 timestamps = st.datetimes(

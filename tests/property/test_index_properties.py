@@ -31,6 +31,7 @@ from tests.property.oracles import (
 )
 from tests.property.strategies import (
     ARCHITECTURES,
+    BINARY_ARCHITECTURES,
     PHASES_WITHOUT_EXPLAIN,
     PRIORITIES,
     SEED_STANZA_FIELDS,
@@ -323,7 +324,10 @@ def test_property_22_package_type_agnostic_metadata_generation(
         extra_fields=[("Section", section), ("Priority", priority), ("Homepage", homepage)],
         description=description,
     )
-    with scratch_dir() as directory, workspace_in(directory) as ws:
+    with (
+        scratch_dir() as directory,
+        workspace_in(directory, architectures=",".join(BINARY_ARCHITECTURES)) as ws,
+    ):
         path = directory / "incoming.deb"
         path.write_bytes(deb)
         app.add_packages(ws, [path], publish=False, now=FIXED_NOW)

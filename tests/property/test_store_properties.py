@@ -24,6 +24,7 @@ from tests.conftest import FIXED_NOW, deb_bytes
 from tests.property.oracles import scratch_dir
 from tests.property.strategies import (
     ARCHITECTURES,
+    BINARY_ARCHITECTURES,
     KNOWN_PACKAGES,
     PHASES_WITHOUT_EXPLAIN,
     SEED_REQUIRED_FIELDS,
@@ -388,7 +389,10 @@ def test_property_18_adding_a_known_version_changes_nothing(
         version=old_version,
         actual_filename=deb_filename(name, old_version, known.architecture),
     )
-    with scratch_dir() as directory, workspace_in(directory) as ws:
+    with (
+        scratch_dir() as directory,
+        workspace_in(directory, architectures=",".join(BINARY_ARCHITECTURES)) as ws,
+    ):
         ws.store.put(known)
         duplicate = directory / "duplicate.deb"
         duplicate.write_bytes(deb_bytes(name, old_version, architecture))

@@ -26,6 +26,7 @@ from debrepo.app import Workspace
 from debrepo.errors import ConfigError, PublishError
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
+from debrepo.services.ingest import Destination
 from debrepo.services.sync import Outcome, SyncFailedError, SyncReport, run_sync
 from debrepo.sources.base import Acquired, Release, source_for
 from tests.conftest import FIXED_NOW, settings_for
@@ -568,7 +569,7 @@ def test_an_unexpected_error_in_one_source_is_isolated(ws: Workspace, upstream: 
         notifier=_Collect(),
         now=FIXED_NOW,
         suite="stable",
-        component="main",
+        destination=Destination("pool", "main", ("amd64",)),
         http_settings=FAST_HTTP,
         make_source=lambda config, http: (
             Broken(config)

@@ -212,7 +212,7 @@ def test_source_claims_are_checked_against_the_control_file(workspace, tmp_path)
             [IngestItem(path, claims)],
             store=workspace.store,
             target=workspace.staging,
-            destination=Destination("staging", "main"),
+            destination=Destination("staging", "main", ("amd64",)),
             configs={},
             now=FIXED_NOW,
         )
@@ -242,7 +242,7 @@ def test_files_reach_a_store_that_is_not_a_folder(workspace, make_deb):
         [IngestItem(make_deb("alpha", "1.0"), provenance)],
         store=workspace.store,
         target=target,
-        destination=Destination("staging", "main"),
+        destination=Destination("staging", "main", ("amd64",)),
         configs={},
         now=FIXED_NOW,
     )
@@ -260,7 +260,7 @@ def test_nothing_to_ingest(workspace):
             [],
             store=workspace.store,
             target=workspace.repo,
-            destination=Destination("pool", "main"),
+            destination=Destination("pool", "main", ("amd64",)),
             configs={},
             now=FIXED_NOW,
         )

@@ -71,11 +71,14 @@ APT_PACKAGES_FIELD_ORDER: tuple[str, ...] = (
 )
 _FIELD_RANK = {name.lower(): rank for rank, name in enumerate(APT_PACKAGES_FIELD_ORDER)}
 
-# Fields a repository computes itself; a .deb that carries them does not get to decide.
-# A field value deb822 can write: continuation lines start with a space or tab, none
-# is empty, nothing ends in a newline.
-FIELD_VALUE_RE = re.compile(r"[^\n\r]*(?:\n[ \t][^\n\r]*)*")
+# A field value deb822 can write and apt can read: continuation lines start with a
+# space or tab, none is empty, nothing ends in a newline, and no control character but
+# tab appears (apt stops reading a Packages file at a NUL, silently dropping the rest).
+_TEXT = r"[^\x00-\x08\x0a-\x1f\x7f]*"
+FIELD_VALUE_RE = re.compile(rf"{_TEXT}(?:\n[ \t]{_TEXT})*")
+_CONTROL_CHARACTER_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
+# Fields a repository computes itself; a .deb that carries them does not get to decide.
 REPOSITORY_FIELDS = frozenset(
     f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5")
 )
@@ -84,11 +87,13 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 ARCH_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # Debian policy 5.6.12 in one expression: a colon only after a numeric epoch, a hyphen
 # only before a revision (split at the last hyphen), upstream starting with a digit.
+# (Epochs of up to nine digits: longer ones are checked against dpkg's limit below.)
 VERSION_RE = re.compile(
-    r"(?:[0-9]+:(?:[0-9][A-Za-z0-9.+~:-]*-[A-Za-z0-9.+~]+|[0-9][A-Za-z0-9.+~:]*)"
+    r"(?:[0-9]{1,9}:(?:[0-9][A-Za-z0-9.+~:-]*-[A-Za-z0-9.+~]+|[0-9][A-Za-z0-9.+~:]*)"
     r"|[0-9][A-Za-z0-9.+~-]*-[A-Za-z0-9.+~]+|[0-9][A-Za-z0-9.+~]*)"
 )
 _EPOCH_RE = re.compile(r"[0-9]+")
+MAX_EPOCH = 2**31 - 1  # dpkg: "epoch in version is too big" beyond
 _UPSTREAM_RE = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
 _REVISION_RE = re.compile(r"[A-Za-z0-9.+~]+")
 # Printable ASCII except ':', not starting with '#' or '-' (deb822).
@@ -119,6 +124,8 @@ def version_problem(version: str) -> str | None:
         epoch, rest = "", version
     elif not _EPOCH_RE.fullmatch(epoch):
         return f"{version!r} is not a Debian version (the epoch before ':' must be a number)"
+    elif int(epoch) > MAX_EPOCH:
+        return f"{version!r} is not a Debian version (dpkg allows epochs up to {MAX_EPOCH})"
     upstream, hyphen, revision = rest.rpartition("-")
     if not hyphen:
         upstream, revision = rest, ""
@@ -132,13 +139,21 @@ def version_problem(version: str) -> str | None:
             f"{version!r} is not a Debian version (the upstream part must start with a digit "
             "and hold only letters, digits, '.', '+', '~', '-' and ':')"
         )
+    if colon and VERSION_RE.fullmatch(f"0:{rest}"):
+        return None  # a ten-digit epoch within dpkg's limit
     return f"{version!r} is not a Debian version"
 
 
 def architecture_problem(architecture: str) -> str | None:
-    """Why `architecture` is not a Debian architecture name, or None if it is."""
+    """Why `architecture` is not what a binary package is built for (a Debian architecture
+    name, or `all`), or None if it is. Wildcards such as `any` belong in source packages."""
     if not ARCH_RE.fullmatch(architecture):
         return f"{architecture!r} is not a Debian architecture name (such as amd64, arm64, all)"
+    if architecture == "source" or "any" in architecture.split("-"):
+        return (
+            f"{architecture!r} is not the architecture of a binary package "
+            "(such as amd64, arm64, all)"
+        )
     return None
 
 
@@ -181,11 +196,75 @@ def in_apt_order(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(fields, key=lambda item: field_rank(item[0]))
 
 
+# -- values apt and dpkg parse ------------------------------------------------------
+# A binary package's relationship fields (policy 7.1, as dpkg and apt read them): a
+# comma-separated list of `name[:arch] [(op version)]`, where only the fields listing
+# dependencies may offer alternatives (`a | b`) and Provides only `=` versions. One bad
+# entry makes apt reject the whole Packages file ("Problem parsing dependency").
+_SPACE = r"[ \t\n]*"
+_ALL_OPERATORS = r"<<|<=|=|>=|>>|<|>"
+
+
+def _relation_re(operators: str) -> str:
+    return (
+        rf"{_SPACE}[a-z0-9][a-z0-9+.-]+(?::[a-z0-9][a-z0-9-]*)?{_SPACE}"
+        rf"(?:\({_SPACE}(?:{operators}){_SPACE}[0-9][A-Za-z0-9.+~:-]*{_SPACE}\){_SPACE})?"
+    )
+
+
+class _Relations:
+    def __init__(self, operators: str, *, alternatives: bool) -> None:
+        self.alternatives = alternatives
+        self.entry = re.compile(_relation_re(operators))
+        group = rf"{self.entry.pattern}(?:\|{self.entry.pattern})*" if alternatives else None
+        entries = group or self.entry.pattern
+        self.value = re.compile(rf"{_SPACE}|{entries}(?:,{entries})*")
+
+    def problem(self, name: str, value: str) -> str | None:
+        if self.value.fullmatch(value):
+            return None
+        for group in value.split(","):
+            entries = group.split("|")
+            if len(entries) > 1 and not self.alternatives:
+                return f"field {name} cannot offer alternatives ('|'): {group.strip()!r}"
+            for entry in entries:
+                if not self.entry.fullmatch(entry):
+                    return (
+                        f"field {name}: {entry.strip()!r} is not a package relationship "
+                        "(name[:arch] [(op version)])"
+                    )
+        return f"field {name} is not a list of package relationships"
+
+
+_DEPENDENCIES = _Relations(_ALL_OPERATORS, alternatives=True)
+_EXCLUSIONS = _Relations(_ALL_OPERATORS, alternatives=False)
+_RELATIONS: dict[str, _Relations] = {
+    **dict.fromkeys(("depends", "pre-depends", "recommends", "suggests"), _DEPENDENCIES),
+    **dict.fromkeys(
+        ("conflicts", "breaks", "replaces", "enhances", "built-using", "static-built-using"),
+        _EXCLUSIONS,
+    ),
+    "provides": _Relations("=", alternatives=False),
+}
+_CHOICES = {
+    "multi-arch": ("no", "same", "foreign", "allowed"),
+    **dict.fromkeys(("essential", "protected", "important", "build-essential"), ("yes", "no")),
+}
+# Each rule as one pattern for the whole value, for quick checks of many records.
+FIELD_RULES: dict[str, re.Pattern[str]] = {
+    **{name: rule.value for name, rule in _RELATIONS.items()},
+    **{name: re.compile("|".join(choices)) for name, choices in _CHOICES.items()},
+}
+
+
 def field_value_problem(name: str, value: str) -> str | None:
     """Why `name: value` cannot be written into a control paragraph, or None.
 
     The rules are deb822's (`Deb822.validate_input`): no blank continuation lines, every
-    continuation line starts with whitespace, and the field name is printable ASCII.
+    continuation line starts with whitespace, and the field name is printable ASCII;
+    beyond them, no control characters, and the fields apt and dpkg parse (relationships,
+    Multi-Arch, Essential, ...) must parse: a value they reject would break `apt update`
+    for every client, not only this package.
     """
     if not FIELD_NAME_RE.fullmatch(name):
         return f"field name {name!r} is not printable ASCII without ':'"
@@ -198,6 +277,13 @@ def field_value_problem(name: str, value: str) -> str | None:
             return f"field {name} has a blank continuation line"
         if not line[0].isspace():
             return f"field {name} has a continuation line that does not start with a space"
+    if found := _CONTROL_CHARACTER_RE.search(value):
+        return f"field {name} holds the control character {found.group()!r}"
+    key = name.lower()
+    if relations := _RELATIONS.get(key):
+        return relations.problem(name, value)
+    if (choices := _CHOICES.get(key)) and value not in choices:
+        return f"field {name} must be one of {', '.join(choices)}, not {value!r}"
     return None
 
 

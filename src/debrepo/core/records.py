@@ -12,12 +12,13 @@ from debrepo.core.control import (
     canonical_field_name,
     canonical_filename,
     field_lookup,
+    field_value_problem,
     package_name_problem,
     version_problem,
 )
 from debrepo.core.layout import default_staging_prefix
 from debrepo.errors import InvalidPackageError, RecordValidationError
-from debrepo.model import PackageRecord
+from debrepo.model import MAX_INSTALLED_SIZE, PackageRecord
 from debrepo.packages_config import PackageConfig
 
 # Control fields the record keeps in named attributes (or replaces from config).
@@ -135,6 +136,11 @@ def build_record(
         if not installed_raw.strip().isdigit():
             raise InvalidPackageError(f"{source}: Installed-Size {installed_raw!r} is not a number")
         installed_size = int(installed_raw)
+        if installed_size > MAX_INSTALLED_SIZE:
+            raise InvalidPackageError(
+                f"{source}: Installed-Size {installed_raw!r} is too large "
+                f"(at most {MAX_INSTALLED_SIZE} KiB)"
+            )
     extra = tuple(
         (canonical_field_name(key), value)
         for key, value in control
@@ -170,6 +176,9 @@ def build_record(
     try:
         return record.validate()
     except RecordValidationError as exc:
+        for key, value in control:  # name the control file's field, if it is one of them
+            if problem := field_value_problem(key, value):
+                raise InvalidPackageError(f"{source}: control file: {problem}") from None
         raise InvalidPackageError(f"{source}: {'; '.join(exc.problems)}") from None
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from debrepo.core.control import (
     architecture_problem,
@@ -38,6 +38,9 @@ from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
 
+if TYPE_CHECKING:
+    from debrepo.settings import Settings
+
 PARALLEL_FROM = 64  # files; below this a process pool costs more than it saves
 MAX_LISTED_ERRORS = 5
 
@@ -52,10 +55,16 @@ class IngestItem:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """Where ingested files go: the repository's pool, or the staging area."""
+    """Where ingested files go: the repository's pool, or the staging area, of a
+    repository publishing `component` for `architectures` (and `all`)."""
 
     kind: Literal["pool", "staging"]
     component: str
+    architectures: tuple[str, ...]
+
+    @classmethod
+    def of(cls, kind: Literal["pool", "staging"], settings: Settings) -> Destination:
+        return cls(kind, settings.component, settings.architectures)
 
     def key_for(self, name: str, filename: str, config: PackageConfig | None) -> str:
         if self.kind == "pool":
@@ -226,7 +235,15 @@ def ingest_files(
                 errors.append(outcome.error or f"{item.path}: unreadable")
                 continue
             same_file = _without_epoch(record.package_id)
-            if record.package_id in existing:
+            architectures = destination.architectures
+            if record.architecture != "all" and record.architecture not in architectures:
+                errors.append(
+                    f"{item.path}: {record.package_name} {record.version} is built for "
+                    f"{record.architecture}, which this repository does not publish "
+                    f"(architectures: {', '.join(architectures)}); add it to the "
+                    "architectures setting first"
+                )
+            elif record.package_id in existing:
                 errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
             elif record.package_id in seen:
                 errors.append(

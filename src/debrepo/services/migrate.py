@@ -39,6 +39,7 @@ from debrepo.ports import MetadataStore, ObjectStore
 
 if TYPE_CHECKING:
     from debrepo.packages_config import PackageConfig
+    from debrepo.services.ingest import Destination
     from debrepo.sources.http import HttpSettings
 
 log = logging.getLogger("debrepo.migrate")
@@ -445,7 +446,7 @@ def migrate_versions(
     store: MetadataStore,
     repo: ObjectStore,
     configs: Mapping[str, PackageConfig],
-    component: str,
+    destination: Destination,
     now: datetime,
     lock: Callable[[], AbstractContextManager[None]],
     http_settings: HttpSettings | None = None,
@@ -458,7 +459,7 @@ def migrate_versions(
     under it, so a scheduled publish can run in between and no lock outlives its lease.
     A version that appeared in the store meanwhile counts as already migrated.
     """
-    from debrepo.services.ingest import Destination, IngestItem, ingest_files
+    from debrepo.services.ingest import IngestItem, ingest_files
     from debrepo.sources.base import Release, download_release
     from debrepo.sources.http import HttpClient
 
@@ -495,7 +496,7 @@ def migrate_versions(
                             [IngestItem(acquired.deb_path, provenance)],
                             store=store,
                             target=repo,
-                            destination=Destination("pool", component),
+                            destination=destination,
                             configs=dict(configs),
                             now=old.processed_at or now,
                         )
@@ -507,7 +508,7 @@ def migrate_versions(
                     report.failed.append((old.package_id, message))
                 else:
                     report.migrated.append(record)
-                    written.append(record_key(record, component))
+                    written.append(record_key(record, destination.component))
                 finally:
                     shutil.rmtree(scratch, ignore_errors=True)
                     if progress:

@@ -191,7 +191,7 @@ class _Run:
     repo: ObjectStore
     configs: Mapping[str, PackageConfig]
     now: datetime
-    component: str
+    destination: Destination
     dry_run: bool
     scratch_root: Path | None
     written: list[str] = field(default_factory=list)
@@ -205,7 +205,7 @@ class _Run:
             return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
         if self.dry_run:
             return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
-        destination = Destination("pool", self.component)
+        destination = self.destination
         scratch = Path(tempfile.mkdtemp(prefix=f"debrepo-sync-{name}-", dir=self.scratch_root))
         try:
             acquired = source.acquire(release, scratch)
@@ -264,7 +264,7 @@ def run_sync(
     notifier: PackageNotifier,
     now: datetime,
     suite: str,
-    component: str,
+    destination: Destination,
     dry_run: bool = False,
     only_package: str | None = None,
     http_settings: HttpSettings | None = None,
@@ -282,7 +282,7 @@ def run_sync(
     selected = select_configs(configs, only_package)
     environ = os.environ if environ is None else environ
     report = SyncReport(dry_run=dry_run)
-    run = _Run(store, repo, configs, now, component, dry_run, scratch_root)
+    run = _Run(store, repo, configs, now, destination, dry_run, scratch_root)
     with HttpClient(http_settings) as http:
         for config in selected:
             name = config.package_name
