@@ -20,8 +20,11 @@ from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
 from debrepo.errors import (
     ConfigError,
     DebrepoError,
+    InvalidPackageError,
     PackageNotFoundError,
+    PublishError,
     SecretUnavailableError,
+    SigningError,
 )
 from debrepo.factory import open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
@@ -60,7 +63,13 @@ class Workspace:
 
     @cached_property
     def store(self) -> MetadataStore:
-        return open_store(self.settings.store)
+        def published_from() -> str | None:
+            from debrepo.services.publish import STATE_KEY
+
+            found = self.staging.stat(STATE_KEY) is not None
+            return f"{STATE_KEY} in {self.staging.description}" if found else None
+
+        return open_store(self.settings.store, published_from=published_from)
 
     @cached_property
     def repo(self) -> ObjectStore:
@@ -75,7 +84,26 @@ class Workspace:
 
     @cached_property
     def signer(self) -> OpenPGPSigner:
-        return open_signer(self.settings)
+        settings = self.settings
+        if not settings.key_secret_id and not settings.key_file.exists():
+            # A new key is generated on first use, but never for a repository already
+            # signed with another: every client would fail with NO_PUBKEY.
+            published = next(
+                (
+                    key
+                    for key in (f"{settings.keyring_name}.gpg", f"dists/{settings.suite}/InRelease")
+                    if self.repo.stat(key) is not None
+                ),
+                None,
+            )
+            if published is not None:
+                raise SigningError(
+                    f"{settings.key_file}: no signing key, but {self.repo.description} is "
+                    f"already published ({published}) with one; restore the key file or point "
+                    "--key-file (DEBREPO_KEY_FILE) at it. To replace the key on purpose: "
+                    "`debrepo key generate`, then `debrepo rebuild`"
+                )
+        return open_signer(settings)
 
     @cached_property
     def configs(self) -> dict[str, PackageConfig]:
@@ -128,6 +156,8 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
             if not found:
                 raise ConfigError(f"{path}: directory holds no .deb files")
             expanded.extend(found)
+        elif path.exists() and not path.is_file():  # a FIFO or device would block or lie
+            raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
         else:
             expanded.append(path)
     return expanded
@@ -152,6 +182,21 @@ def file_urls(paths: Sequence[Path]) -> list[str]:
     return urls
 
 
+def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishReport:
+    """Publish what was just stored; if that fails, say that it was stored all the same
+    (adding it again would be refused as a duplicate) and how to publish it."""
+    try:
+        return ws.publisher().publish(now=now, just_written=result.written_keys)
+    except DebrepoError as exc:
+        stored = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
+        more = f" and {len(result.records) - 3} more" if len(result.records) > 3 else ""
+        error = PublishError(
+            f"{exc}; {stored}{more} stored but not published: fix that, then run `debrepo rebuild`"
+        )
+        error.exit_code = exc.exit_code
+        raise error from exc
+
+
 def add_packages(
     ws: Workspace,
     paths: Sequence[Path],
@@ -171,6 +216,8 @@ def add_packages(
         IngestItem(path, Provenance(deb_url=url, package_type="manual"))
         for path, url in zip(files, file_urls(files), strict=True)
     ]
+    if publish:
+        ws.signer  # noqa: B018 - a missing or unreadable key fails now, before anything is stored
     with ws.lock(wait_seconds):
         destination = Destination.of("pool", ws.settings)
         records = ingest_files(
@@ -184,7 +231,7 @@ def add_packages(
         )
         result = AddResult(records, written_keys=_keys(ws, destination, records))
         if publish:
-            result.report = ws.publisher().publish(now=now, just_written=result.written_keys)
+            result.report = _publish_stored(ws, result, now)
     return result
 
 
@@ -270,7 +317,7 @@ def build_kiro_repo(
             )
             result = AddResult(records, written_keys=_keys(ws, destination, records))
             if publish_after:
-                result.report = ws.publisher().publish(now=now, just_written=result.written_keys)
+                result.report = _publish_stored(ws, result, now)
     return result
 
 

@@ -395,7 +395,11 @@ def verify(ctx: click.Context, quick: bool, as_json: bool) -> None:
     "--bind", "host", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
 )
 @click.option(
-    "--port", default=8080, show_default=True, type=int, help="Port (0 picks a free one)."
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 picks a free one).",
 )
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
@@ -602,8 +606,29 @@ def restore_table(ctx: click.Context, backup_file: Path, table_name: str) -> Non
     _output(ctx).say(f"restored {count} item(s) from {backup_file} into {table_name}")
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is so that every cleanup runs on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: run the CLI, turning DebrepoError into one line and an exit code."""
+    import signal
+    import threading
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
+    try:
+        _run(argv)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Sequence[str] | None) -> None:
     try:
         cli.main(
             args=list(argv) if argv is not None else None,
@@ -622,6 +647,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except _Terminated:
+        _fail("terminated", 143)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}", 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from debrepo.errors import ConfigError
+from debrepo.errors import ConfigError, StoreError
 from debrepo.locking import local_lock
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.ports import MetadataStore, ObjectStore
@@ -35,9 +35,21 @@ def _local_path(url: str, scheme: str) -> Path | None:
     return Path(url[len(scheme) + 3 :]).expanduser().resolve()
 
 
-def open_store(url: str) -> MetadataStore:
+def open_store(
+    url: str, *, published_from: Callable[[], str | None] = lambda: None
+) -> MetadataStore:
+    """The store at `url`. An SQLite file is created on first use, but not when
+    `published_from()` names evidence that a repository was already published from a
+    store (a mistyped path or a lost file would otherwise publish an empty repository)."""
     path = _local_path(url, "sqlite")
     if path is not None:
+        if not (path.is_file() and path.stat().st_size > 0) and (evidence := published_from()):
+            raise StoreError(
+                f"{path}: no metadata store here, but the repository was already published "
+                f"from one ({evidence}); check --store (DEBREPO_STORE) and --home, or restore "
+                "the store from a backup. To start an empty repository on purpose, delete "
+                "that state file first"
+            )
         return SqliteMetadataStore(path)
     if urlparse(url).scheme == "dynamodb":
         from debrepo.store.dynamodb import DynamoDBMetadataStore

@@ -10,13 +10,28 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 from debrepo.errors import LockError
 
 POLL_SECONDS = 0.1
+
+# Descriptors of the locks this process holds. A forked child (a reader process) closes
+# its copies at once: a `flock` lasts while any copy is open, so a child outliving its
+# parent would otherwise keep the repository locked. (Closing a copy does not unlock.)
+_held: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _held:
+        with suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 @contextmanager
@@ -42,9 +57,11 @@ def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
         owner = f"pid {os.getpid()} on {os.uname().nodename} since {since}"
         os.ftruncate(fd, 0)
         os.pwrite(fd, owner.encode(), 0)
+        _held.add(fd)
         try:
             yield
         finally:
+            _held.discard(fd)
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -71,6 +71,14 @@ _IDENTITY_RE = re.compile(
 )
 # Installed-Size is in KiB; apt and dpkg count bytes in 64 bits, and so do the stores.
 MAX_INSTALLED_SIZE = 2**53 - 1
+# Shown by `list`/`show` and sent in notifications, never in a stanza: still one line.
+_ONE_LINE_FIELDS = (
+    "deb_url",
+    "pub_date",
+    "processed_timestamp",
+    "certificate_url",
+    "signature_url",
+)
 _LINE_BREAK_OR_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DEPENDS_RE = FIELD_RULES["depends"]
 _CHECKSUMS_RE = re.compile(r"[0-9a-f]{32} [0-9a-f]{40} [0-9a-f]{64} (?:[0-9a-f]{128})?")
@@ -204,7 +212,9 @@ class PackageRecord(NamedTuple):
             if value is not None and type(value) is not str:
                 return False
         if _LINE_BREAK_OR_CONTROL_RE.search(
-            f"{self.section}\t{self.priority}\t{self.homepage}\t{self.maintainer}"
+            f"{self.section}\t{self.priority}\t{self.homepage}\t{self.maintainer}\t"
+            f"{self.deb_url}\t{self.pub_date}\t{self.processed_timestamp}\t"
+            f"{self.certificate_url or ''}\t{self.signature_url or ''}"
         ):
             return False
         depends = self.depends
@@ -338,6 +348,10 @@ def item_problems(item: Mapping[str, Any]) -> list[str]:
             continue
         if not isinstance(value, str) or not pattern.fullmatch(value):
             problems.append(f"{field_name} must be {_HEX_DIGITS[field_name]} lowercase hex digits")
+    for field_name in _ONE_LINE_FIELDS:
+        value = item.get(field_name)
+        if isinstance(value, str) and _LINE_BREAK_OR_CONTROL_RE.search(value):
+            problems.append(f"{field_name} must be one line without control characters")
     for field_name, stanza_name in _STANZA_TEXT_FIELDS.items():
         value = item.get(field_name)
         if value:

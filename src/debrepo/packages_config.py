@@ -37,7 +37,7 @@ BUILD_KEYS = ("script_path", "template_dir")
 ADDITIONAL_FILES = ("certificate", "signature")
 PRIORITIES = ("required", "important", "standard", "optional", "extra")
 
-_MAINTAINER_RE = re.compile(r"[^<>\n]+ <[^<>@\s]+@[^<>\s]+>")
+_MAINTAINER_RE = re.compile(r"[^<>\x00-\x1f\x7f]+ <[^<>@\s\x00-\x1f\x7f]+@[^<>\s\x00-\x1f\x7f]+>")
 _REPOSITORY_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _SECTION_RE = re.compile(r"([a-z0-9-]+/)?[a-z0-9+.-]+")
 
@@ -133,8 +133,12 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
         problems.append(f"{origin}: field architecture: {problem}")
     if values["maintainer"] and not _MAINTAINER_RE.fullmatch(values["maintainer"]):
         problems.append(f"{origin}: field maintainer must look like 'Name <email@example.com>'")
-    if values["homepage"] and urlparse(values["homepage"]).scheme not in ("http", "https"):
-        problems.append(f"{origin}: field homepage must be an http(s) URL")
+    homepage = values["homepage"]
+    if homepage and (
+        urlparse(homepage).scheme not in ("http", "https")
+        or any(c.isspace() or not c.isprintable() for c in homepage)
+    ):
+        problems.append(f"{origin}: field homepage must be an http(s) URL (one line, no spaces)")
     if values["section"] and not _SECTION_RE.fullmatch(values["section"]):
         problems.append(f"{origin}: field section {values['section']!r} is not a Debian section")
     if values["priority"] and values["priority"] not in PRIORITIES:
@@ -147,6 +151,9 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
     depends = data.get("depends")
     if depends is not None and (not isinstance(depends, str) or "\n" in depends.strip()):
         problems.append(f"{origin}: field depends must be one line of text")
+        depends = None
+    elif depends is not None and (problem := field_value_problem("Depends", depends.strip())):
+        problems.append(f"{origin}: field depends: {problem}")
         depends = None
 
     additional = data.get("additional_files") or []

@@ -232,6 +232,9 @@ def load_settings(
     architectures = _split_list(raw["architectures"][0])
     if not architectures:
         raise ConfigError(f"{raw['architectures'][1]}: list at least one architecture")
+    for name, listed in (("components", components), ("architectures", architectures)):
+        if repeated := sorted({item for item in listed if listed.count(item) > 1}):
+            raise ConfigError(f"{raw[name][1]}: {', '.join(repeated)} listed twice")
     for arch in architectures:
         problem = architecture_problem(arch)
         if problem or arch in ("all", "any", "source"):
@@ -241,8 +244,10 @@ def load_settings(
         valid_days = float(text("valid_days"))
     except ValueError:
         raise ConfigError(f"{raw['valid_days'][1]} must be a number of days") from None
-    if not 0 < valid_days <= 3650:
-        raise ConfigError(f"{raw['valid_days'][1]} must be between 0 and 3650 days")
+    # At least an hour: a Release must outlive its own publication and the clients'
+    # clocks being a little off.
+    if not 1 / 24 <= valid_days <= 3650:
+        raise ConfigError(f"{raw['valid_days'][1]} must be between 1/24 (an hour) and 3650 days")
     try:
         by_hash_keep = int(text("by_hash_keep"))
     except ValueError:
@@ -258,14 +263,19 @@ def load_settings(
     if not _KEY_NAME_RE.fullmatch(key_name):
         raise ConfigError(f"{raw['key_name'][1]}: {key_name!r} is not a valid keyring name")
     for name in ("origin", "label", "description", "release_version", "key_user_id"):
-        if "\n" in text(name):
-            raise ConfigError(f"{raw[name][1]} must be a single line")
+        # Any control character (a carriage return too) would corrupt the signed Release.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text(name)):
+            raise ConfigError(f"{raw[name][1]} must be a single line without control characters")
 
     def optional(name: str) -> str:
         value, where = raw[name]
         if value is None or value == "":
             return ""
-        if not isinstance(value, str) or "\n" in value or value != value.strip():
+        if (
+            not isinstance(value, str)
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+            or value != value.strip()
+        ):
             raise ConfigError(f"{where} must be one line of text without surrounding spaces")
         return value
 

@@ -4,6 +4,7 @@ all to the store, the staging area or the published repository."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -175,6 +176,13 @@ def test_empty_file(repo: DebrepoCli, tmp_path: Path) -> None:
 def test_missing_file(repo: DebrepoCli, tmp_path: Path) -> None:
     result = repo.run("add", tmp_path / "absent.deb", check=False)
     assert_rejected(result, 1, "absent.deb")
+
+
+def test_fifo_is_refused_not_read(repo: DebrepoCli, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.deb"
+    os.mkfifo(fifo)  # reading it would block forever, holding the repository lock
+    result = repo.run("add", fifo, check=False)
+    assert_rejected(result, 1, "pipe.deb", "not a regular file")
 
 
 def test_directory_without_debs(repo: DebrepoCli, tmp_path: Path) -> None:

@@ -364,6 +364,10 @@ timestamps = st.datetimes(
 ).map(lambda moment: moment.isoformat(timespec="seconds").replace("+00:00", "Z"))
 # Free text the store must keep exactly, though no index shows it.
 any_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20)
+# Free text shown on one line (list, show, notifications): no control characters.
+one_line_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cc",)), min_size=1, max_size=20
+)
 
 
 _ARCHITECTURE = st.sampled_from(ARCHITECTURES)
@@ -381,7 +385,7 @@ _RICH_TEXT = {
     "maintainer": maintainers,
     "homepage": urls,
     "description": descriptions(),
-    "deb_url": urls | any_text,
+    "deb_url": urls | one_line_text,
     "depends": st.none() | relations(),
     "certificate_url": st.none() | urls,
     "signature_url": st.none() | urls,

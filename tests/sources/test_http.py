@@ -172,6 +172,21 @@ def test_get_json_refuses_html_and_broken_json(http: HttpClient, upstream: Upstr
         http.get_json(upstream.url("/latin1"))
 
 
+def test_hostile_json_responses_are_one_line_errors_naming_the_url(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    upstream.serve_bytes("/deep", b"[" * 200_000 + b"]" * 200_000, "application/json")
+    upstream.server.expect_request("/not-gzip").respond_with_data(
+        b'{"version": "1.0"}',
+        content_type="application/json",
+        headers={"Content-Encoding": "gzip"},
+    )
+    with pytest.raises(SourceError, match=r"/deep: not valid JSON: nested too deeply"):
+        http.get_json(upstream.url("/deep"))
+    with pytest.raises(SourceError, match=r"/not-gzip: cannot read the response: "):
+        http.get_json(upstream.url("/not-gzip"))
+
+
 def test_get_json_has_its_own_size_limit(http: HttpClient, upstream: Upstream) -> None:
     upstream.serve_json("/huge.json", {"notes": "x" * 5000})
     with pytest.raises(SourceError, match="larger than the limit of 1000 bytes"):

@@ -241,10 +241,11 @@ def test_remove_unknown_version(run, debs):
 
 
 def test_a_recreated_store_is_published_in_full(run, debs, home):
-    # The new store has counted as many changes as the old one had when it was
-    # published; a plain counter matched, and only the Release was re-signed.
+    # Starting over on purpose: the store and the publisher state deleted. The new store
+    # has counted as many changes as the old one had when it was published; a plain
+    # counter matched, and only the Release was re-signed.
     assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
-    for path in home.glob("metadata.db*"):
+    for path in [*home.glob("metadata.db*"), home / "staging/.state/publish-state.json"]:
         path.unlink()
     result = run("add", str(debs / "beta_2.0-1_all.deb"))
     assert result.code == 0, result.err
@@ -562,3 +563,49 @@ def test_backends_given_as_plain_paths(run, debs, tmp_path):
     assert (tmp_path / "public/dists/stable/InRelease").is_file()
     assert (tmp_path / "private/staging/.state/publish-state.json").is_file()
     assert (tmp_path / "keys/repo.asc").is_file()
+
+
+def test_a_lost_key_is_not_silently_replaced_once_published(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    published = (home / "repo" / "kiro-archive-keyring.gpg").read_bytes()
+    (home / "keys" / "signing-key.asc").unlink()
+    before = sorted(p.relative_to(home) for p in (home / "repo").rglob("*"))
+
+    result = run("rebuild")
+    assert result.code == 1
+    assert str(home / "keys" / "signing-key.asc") in result.error_line
+    assert "already published" in result.error_line and "key generate" in result.error_line
+    assert not (home / "keys" / "signing-key.asc").exists()
+    assert (home / "repo" / "kiro-archive-keyring.gpg").read_bytes() == published
+    assert sorted(p.relative_to(home) for p in (home / "repo").rglob("*")) == before
+
+    # Replacing the key is a deliberate step, and then publishes the new one.
+    assert run("key", "generate").code == 0
+    assert run("rebuild").code == 0
+    assert (home / "repo" / "kiro-archive-keyring.gpg").read_bytes() != published
+
+
+@pytest.mark.parametrize("damage", ["mistyped", "deleted", "emptied"])
+def test_a_missing_store_is_not_created_anew_once_published(run, debs, home, tmp_path, damage):
+    assert run("add", str(debs)).code == 0
+    database = home / "metadata.db"
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_bytes()
+    store = ["--store", f"sqlite://{tmp_path / 'typo' / 'metadata.db'}"]
+    if damage != "mistyped":
+        store = []
+        database.unlink()
+        if damage == "emptied":
+            database.write_bytes(b"")
+
+    result = run(*store, "rebuild")
+    assert result.code == 1
+    assert "no metadata store here, but the repository was already published" in result.error_line
+    assert (home / "repo/dists/stable/main/binary-amd64/Packages").read_bytes() == packages
+    assert not (tmp_path / "typo").exists()
+
+
+def test_serve_port_out_of_range_is_a_usage_error(run):
+    result = run("serve", "--port", "99999")
+    assert result.code == 2
+    assert "Traceback" not in result.err
+    assert "99999 is not in the range" in result.err

@@ -140,3 +140,45 @@ def test_holder_without_a_record_is_unknown(holder, lock_path):
     lock_path.write_text("", encoding="utf-8")
     with pytest.raises(LockError, match=r"\(unknown\)"), local_lock(lock_path):
         pass
+
+
+FORKING_HOLDER = """
+import os, sys
+from pathlib import Path
+from debrepo.locking import local_lock
+
+with local_lock(Path(sys.argv[1])):
+    child = os.fork()
+    if child == 0:
+        sys.stdin.readline()  # a reader process, alive until the test lets it go
+        os._exit(0)
+    print(child, flush=True)
+    os.kill(os.getpid(), 9)  # the parent dies without unlocking
+"""
+
+
+def test_a_forked_child_outliving_its_parent_does_not_keep_the_lock(tmp_path: Path) -> None:
+    # A flock lasts while any copy of its descriptor is open: reader processes forked
+    # while it was held must not keep the repository locked after their parent died.
+    path = tmp_path / "lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", FORKING_HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    child = int(holder.stdout.readline())
+    assert holder.wait(timeout=30) == -signal.SIGKILL
+    try:
+        os.kill(child, 0)  # the child is still alive...
+        with local_lock(path):  # ...and the lock is free
+            pass
+    finally:
+        holder.stdin.close()
+        for _ in range(100):
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            threading.Event().wait(0.05)

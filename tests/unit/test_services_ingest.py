@@ -290,3 +290,44 @@ def test_epoch_versions_in_one_batch_are_refused(workspace, make_deb, tmp_path):
         app.add_packages(workspace, [make_deb("hello", "1.0"), epoch], now=FIXED_NOW)
     assert workspace.store.package_ids() == set()
     assert pool_files(workspace) == []
+
+
+def many_debs(directory: Path, count: int) -> Path:
+    directory.mkdir()
+    for i in range(count):
+        (directory / f"pkg{i:03d}_1.0_amd64.deb").write_bytes(deb_bytes(f"pkg{i:03d}", "1.0"))
+    return directory
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_parallel_batch_leaves_no_copies_and_no_workers(
+    workspace, tmp_path, interruption
+):
+    import multiprocessing
+
+    folder = many_debs(tmp_path / "incoming", ingest.PARALLEL_FROM * 3)
+    seen = []
+
+    def interrupt_midway(count: int) -> None:
+        seen.append(count)
+        if len(seen) == ingest.PARALLEL_FROM:  # workers are busy with the rest
+            raise interruption
+
+    with pytest.raises(interruption):
+        app.add_packages(workspace, [folder], now=FIXED_NOW, file_progress=interrupt_midway)
+    assert workspace.store.package_ids() == set()
+    assert everything_under(workspace.repo.root) == []  # no copy, committed or not
+    assert [p.name for p in workspace.repo.root.iterdir() if p.name != "pool"] == []
+    assert multiprocessing.active_children() == []
+
+
+def test_copies_of_a_killed_batch_go_with_the_next_ingest(workspace, make_deb):
+    # What a batch killed outright (SIGKILL, power loss) leaves: its folder of copies.
+    abandoned = workspace.repo.root / f"{ingest.INCOMING_PREFIX}killed"
+    abandoned.mkdir(parents=True)
+    (abandoned / ".tmp-0123-alpha_1.0_amd64.deb").write_bytes(b"half a copy")
+    assert list(workspace.repo.list("")) == []  # never listed, so never published
+
+    app.add_packages(workspace, [make_deb("beta", "1.0")], now=FIXED_NOW)
+    assert not abandoned.exists()
+    assert not any(p.name.startswith(".tmp-") for p in workspace.repo.root.rglob("*"))

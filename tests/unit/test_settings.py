@@ -197,8 +197,9 @@ def test_settings_file_may_merge_a_mapping(tmp_path):
 
 BAD_VALUES = [
     ("valid_days", "soon", "must be a number of days"),
-    ("valid_days", "0", "must be between 0 and 3650 days"),
-    ("valid_days", "4000", "must be between 0 and 3650 days"),
+    ("valid_days", "0", "must be between 1/24 (an hour) and 3650 days"),
+    ("valid_days", "1e-9", "must be between 1/24 (an hour) and 3650 days"),
+    ("valid_days", "4000", "must be between 1/24 (an hour) and 3650 days"),
     ("by_hash_keep", "2.5", "must be a whole number"),
     ("by_hash_keep", "2", "must keep at least 3 generations"),
     ("public_url", "ftp://example.com", "is not an http(s) URL"),
@@ -211,6 +212,10 @@ BAD_VALUES = [
     ("architectures", "AMD64", "is not a Debian architecture name"),
     ("architectures", " , ", "list at least one architecture"),
     ("origin", "two\nlines", "must be a single line"),
+    ("origin", "Ki\rro", "must be a single line without control characters"),
+    ("release_version", "1.0\x00", "without control characters"),
+    ("components", "main,main", "main listed twice"),
+    ("architectures", "amd64,arm64,amd64", "amd64 listed twice"),
     ("label", "   ", "must be non-empty text"),
 ]
 

@@ -115,7 +115,8 @@ class FilesystemObjectStore:
         base = self.path_for(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not base.is_dir():
             return
-        for directory, _, files in os.walk(base):
+        for directory, folders, files in os.walk(base):
+            folders[:] = [name for name in folders if not name.startswith(TEMP_PREFIX)]
             for name in sorted(files):
                 if name.startswith(TEMP_PREFIX):
                     continue
@@ -161,13 +162,17 @@ class FilesystemObjectStore:
             raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
 
     # -- two-step writes, for writers in other processes ------------------------------
-    def reserve(self, key: str) -> tuple[str, BinaryIO]:
-        """A new temporary file next to `key` (its directory created), open for writing.
+    def reserve(self, key: str, *, incoming: str | None = None) -> tuple[str, BinaryIO]:
+        """A new temporary file for `key`, open for writing: next to it, or in the folder
+        `incoming` (on this file system), which its writer can clear whatever happens.
 
-        It is made readable by all here, whatever the umask, so that the commit (done
-        serially, for a whole batch) is one rename.
+        `key`'s directory is created either way, and the file made readable by all
+        whatever the umask, so that the commit (done serially, for a whole batch) is one
+        rename.
         """
         temp = self._temp_for(self._local(key))
+        if incoming is not None:
+            temp = os.path.join(incoming, os.path.basename(temp))
         try:
             return temp, _create_readable(temp)
         except OSError as exc:

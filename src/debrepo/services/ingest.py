@@ -8,6 +8,9 @@ and the records written, in one transaction. A bad file changes nothing.
 
 Large batches are read by worker processes; each file costs a directory and a file
 creation whatever the language, so spreading them over the cores is what pays.
+Copies wait in one folder of the target (`.tmp-ingest-*`) until committed, so that an
+interrupted batch leaves nothing behind: the folder goes with the batch, or, after a
+kill, with the next ingest into that target.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from debrepo.settings import Settings
 
 PARALLEL_FROM = 64  # files; below this a process pool costs more than it saves
+INCOMING_PREFIX = ".tmp-ingest-"  # a temporary name: never listed, never published
 MAX_LISTED_ERRORS = 5
 
 
@@ -78,6 +83,7 @@ class _Context:
     now: datetime
     destination: Destination
     local_root: str | None  # the target store's folder, when workers can write into it
+    incoming: str | None  # where they write, in that folder, until the commit
     scratch: str
 
 
@@ -91,6 +97,15 @@ class _Outcome:
 
 _worker_context: _Context | None = None
 _worker_store: FilesystemObjectStore | None = None
+
+
+def _init_reader_process(context: _Context) -> None:
+    # Ctrl-C and SIGTERM are the parent's to handle (it stops the batch and clears its
+    # folder); a reader whose parent dies, however, goes with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    _init_worker(context)
 
 
 def _init_worker(context: _Context) -> None:
@@ -124,7 +139,7 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         except ValueError as exc:
             raise InvalidPackageError(f"{item.path}: {exc}") from None
         if local is not None:
-            placed["copy"], handle = local.reserve(placed["key"])
+            placed["copy"], handle = local.reserve(placed["key"], incoming=context.incoming)
         else:
             placed["copy"] = os.path.join(context.scratch, f"{index}.deb")
             handle = open(placed["copy"], "wb")  # noqa: SIM115 - closed in the finally below
@@ -193,12 +208,26 @@ def _examine_all(
 
     outcomes = []
     chunk = 32  # small chunks keep both workers busy to the end; IPC per chunk is cheap
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(context,)) as pool:
+    pool = ProcessPoolExecutor(workers, initializer=_init_reader_process, initargs=(context,))
+    try:
         for outcome in pool.map(_examine, jobs, chunksize=chunk):
             outcomes.append(outcome)
             if progress:
                 progress(1)
+    except BaseException:
+        pool.shutdown(cancel_futures=True)  # interrupted or failed: no more files started
+        raise
+    pool.shutdown()
     return outcomes
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when its parent exits (even by SIGKILL),
+    instead of leaving it blocked on a queue nobody will write to again."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def ingest_files(
@@ -214,12 +243,20 @@ def ingest_files(
     """Check, place and record every file, or raise and change nothing."""
     if not items:
         return []
-    local_root = str(target.root) if isinstance(target, FilesystemObjectStore) else None
+    local_root = incoming = None
+    if isinstance(target, FilesystemObjectStore):
+        local_root = str(target.root)
+        _clear_abandoned_batches(local_root)
+        try:
+            os.makedirs(local_root, mode=0o755, exist_ok=True)
+            incoming = tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=local_root)
+        except OSError as exc:
+            raise ObjectStoreError(f"{local_root}: cannot write: {exc.strerror}") from None
     scratch = tempfile.mkdtemp(prefix="debrepo-ingest-")
     outcomes: list[_Outcome] = []
     committed = False
     try:
-        context = _Context(configs, now, destination, local_root, scratch)
+        context = _Context(configs, now, destination, local_root, incoming, scratch)
         outcomes = _examine_all(items, context, progress)
 
         errors: list[str] = []
@@ -285,4 +322,20 @@ def ingest_files(
         if not committed:
             for outcome in outcomes:
                 _discard(outcome.copy or None)
-        shutil.rmtree(scratch, ignore_errors=True)
+        for folder in (incoming, scratch):
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _clear_abandoned_batches(root: str) -> None:
+    """Remove the copies of batches killed before they could clear them. Ingests run
+    under the repository lock, so no other batch is writing there now."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ObjectStoreError(f"{root}: cannot read: {exc.strerror}") from None
+    for name in names:
+        if name.startswith(INCOMING_PREFIX):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)

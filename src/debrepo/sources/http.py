@@ -216,6 +216,8 @@ class HttpClient:
                 return result
             except (ProtocolError, ReadTimeoutError) as exc:
                 broken: HTTPError = exc
+            except HTTPError as exc:  # e.g. a body its Content-Encoding does not describe
+                raise SourceError(f"{url}: cannot read the response: {_describe(exc)}") from None
             finally:
                 if not done:
                     response.close()
@@ -266,6 +268,8 @@ class HttpClient:
             return json.loads(body)
         except ValueError as exc:
             raise SourceError(f"{url}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SourceError(f"{url}: not valid JSON: nested too deeply") from None
 
     def download(
         self,
