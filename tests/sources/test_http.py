@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from debrepo.sources.base import SourceError
@@ -187,6 +188,29 @@ def test_hostile_json_responses_are_one_line_errors_naming_the_url(
         http.get_json(upstream.url("/not-gzip"))
 
 
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("/a/%2e%2e/kiro.deb", "tries to leave its directory"),
+        ("http://user:secret@{host}/kiro.deb", "carries credentials"),
+    ],
+)
+def test_a_redirect_is_held_to_the_same_url_rules(
+    http: HttpClient, upstream: Upstream, tmp_path: Path, target: str, problem: str
+) -> None:
+    location = target.format(host=f"{upstream.server.host}:{upstream.server.port}")
+    upstream.server.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": location}
+    )
+    upstream.serve_bytes("/a/../kiro.deb", b"not for us")  # as the server decodes it
+    upstream.serve_bytes("/kiro.deb", b"not for us")
+    with pytest.raises(SourceError) as caught:
+        http.download(upstream.url("/moved"), tmp_path / "kiro.deb")
+    assert "/moved: redirected to a URL debrepo does not fetch" in str(caught.value)
+    assert problem in str(caught.value)
+    assert not (tmp_path / "kiro.deb").exists()
+
+
 def test_get_json_has_its_own_size_limit(http: HttpClient, upstream: Upstream) -> None:
     upstream.serve_json("/huge.json", {"notes": "x" * 5000})
     with pytest.raises(SourceError, match="larger than the limit of 1000 bytes"):
@@ -232,3 +256,73 @@ def test_a_download_that_cannot_be_written_is_a_source_error(
     dest = tmp_path / "missing-folder" / "package.deb"
     with pytest.raises(SourceError, match=r"/kiro\.deb: cannot write the download to .*"):
         http.download(upstream.url("/kiro.deb"), dest)
+
+
+@pytest.fixture
+def tls_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
+    """An https server on 127.0.0.1 with a certificate the client is made to trust."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+
+
+def test_https_downloads_work_and_a_downgrade_to_http_is_refused(
+    tls_upstream: HTTPServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    tls_upstream.expect_request("/kiro.deb").respond_with_data(b"package bytes")
+    tls_upstream.expect_request("/moved.deb").respond_with_data(
+        "", status=302, headers={"Location": "/kiro.deb"}
+    )
+    tls_upstream.expect_request("/downgrade.deb").respond_with_data(
+        "", status=302, headers={"Location": upstream.url("/kiro.deb")}
+    )
+    upstream.serve_bytes("/kiro.deb", b"package bytes")
+    with HttpClient(FAST_HTTP) as http:
+        assert http.download(tls_upstream.url_for("/kiro.deb"), tmp_path / "a.deb").size == 13
+        assert http.download(tls_upstream.url_for("/moved.deb"), tmp_path / "b.deb").size == 13
+        with pytest.raises(SourceError, match=r"/downgrade.deb: redirected to http://.*not https"):
+            http.download(tls_upstream.url_for("/downgrade.deb"), tmp_path / "c.deb")
+    assert not (tmp_path / "c.deb").exists()

@@ -570,7 +570,8 @@ def publish_failing_in(step: str = "_update_convenience_copy") -> Iterator[None]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Publisher, step, broken)
-        with pytest.raises(ObjectStoreError):
+        # After `add` the error also says the version was stored: it is a PublishError.
+        with pytest.raises((ObjectStoreError, PublishError), match="connection reset"):
             yield
 
 
@@ -1058,3 +1059,21 @@ def test_published_files_match_the_store(workspace, make_deb):
     assert len(pool) == record.file_size
     assert workspace.repo.stat(STATE_KEY) is None
     assert Path(workspace.staging.root, STATE_KEY).is_file()
+
+
+def test_an_add_whose_publish_fails_says_the_version_was_stored(workspace, make_deb):
+    add(workspace, make_deb, "alpha")
+
+    def broken(*args, **kwargs):
+        raise ObjectStoreError("dists/stable/Release: cannot write: No space left on device")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Publisher, "_write_release", broken)
+        with pytest.raises(PublishError) as caught:
+            app.add_packages(workspace, [make_deb("beta", "2.0")], now=at(1))
+    message = str(caught.value)
+    assert message.startswith("dists/stable/Release: cannot write: No space left on device; ")
+    assert "beta 2.0 stored but not published" in message
+    assert "`debrepo rebuild`" in message
+    assert workspace.store.exists("beta#2.0")
+    assert app.rebuild(workspace, now=at(2)).packages == 2

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -139,6 +139,18 @@ def _describe(error: BaseException | None) -> str:
     return str(error)
 
 
+def _final_url(url: str, response: BaseHTTPResponse) -> str:
+    """The absolute URL the response came from, after the redirects urllib3 followed.
+
+    (`response.geturl()` is only the path and query of the last request.)
+    """
+    final = url
+    for entry in response.retries.history if response.retries else ():
+        if entry.redirect_location:
+            final = urljoin(final, entry.redirect_location)
+    return final
+
+
 def _attempts(retry: Retry) -> int:
     """Requests made so far under `retry` (redirects followed are not attempts)."""
     return 1 + sum(1 for entry in retry.history if entry.redirect_location is None)
@@ -238,9 +250,12 @@ class HttpClient:
             raise HttpStatusError(
                 url, response.status, f"{response.reason or ''}{after}", response.headers
             )
-        final = response.geturl() or url
+        final = _final_url(url, response)
         if urlsplit(url).scheme == "https" and urlsplit(final).scheme != "https":
             raise SourceError(f"{url}: redirected to {final}, which is not https; refusing it")
+        if final != url and (problem := url_problem(final)):
+            # The same rules as for the URL asked for: a redirect does not get around them.
+            raise SourceError(f"{url}: redirected to a URL debrepo does not fetch: {problem}")
 
     def get_json(
         self, url: str, *, headers: Mapping[str, str] | None = None, max_bytes: int | None = None
