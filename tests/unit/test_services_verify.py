@@ -375,3 +375,16 @@ def test_two_versions_claiming_one_pool_file_are_a_listed_problem(published):
     report = app.verify(published, now=FIXED_NOW)
     assert not report.ok
     assert has_problem(report.problems, "alpha#1:1.0", "alpha#1.0", ALPHA_POOL)
+
+
+@pytest.mark.parametrize("with_signing_key", [True, False])
+def test_armoured_key_replaced_or_missing(published, with_signing_key):
+    if not with_signing_key:
+        published.settings.key_file.unlink()  # compared with the binary keyring instead
+    other = OpenPGPSigner(generate_secret_key("Other <other@example.com>"), source="other")
+    replace_object(published, "kiro-archive-keyring.asc", other.public_key_armored())
+    assert "kiro-archive-keyring.asc is not the same key as kiro-archive-keyring.gpg" in problems(
+        published
+    )
+    published.repo.delete("kiro-archive-keyring.asc")
+    assert any(p.startswith("kiro-archive-keyring.asc is missing") for p in problems(published))

@@ -24,7 +24,7 @@ from debrepo.errors import DebrepoError, ObjectStoreError, VerificationError
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
 from debrepo.settings import Settings
-from debrepo.signing.openpgp import verify_clearsigned, verify_detached
+from debrepo.signing.openpgp import armor_of, verify_clearsigned, verify_detached
 
 CHUNK = 1 << 20
 
@@ -125,6 +125,18 @@ def verify_repository(
         problems.append(
             f"{keyring} is not the public part of the signing key {signer.fingerprint.upper()}"
         )
+    # The armoured copy is what the install page and most guides tell users to fetch.
+    armored_name = f"{settings.keyring_name}.asc"
+    armored = repo.get(armored_name)
+    if armored is None:
+        problems.append(f"{armored_name} is missing from {repo.description}")
+    else:
+        try:
+            same_key = signer.public_key_armored() if signer is not None else armor_of(public_key)
+            if armored.strip() != same_key.strip():
+                problems.append(f"{armored_name} is not the same key as {keyring}")
+        except VerificationError as exc:
+            problems.extend(exc.problems)
     if inrelease is not None:
         try:
             signed = verify_clearsigned(inrelease, public_key)

@@ -148,6 +148,11 @@ def _certificate(public_key: bytes) -> sq.Cert:
         ) from None
 
 
+def armor_of(public_key: bytes) -> bytes:
+    """The ASCII-armoured form of a binary public key, as `public_key_armored` writes it."""
+    return str(_certificate(public_key)).encode("ascii")
+
+
 def verify_clearsigned(signed: bytes, public_key: bytes) -> bytes:
     """The signed text of an InRelease file, if `public_key` made a valid signature."""
     cert = _certificate(public_key)
