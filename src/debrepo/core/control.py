@@ -226,14 +226,20 @@ class _Relations:
         for group in value.split(","):
             entries = group.split("|")
             if len(entries) > 1 and not self.alternatives:
-                return f"field {name} cannot offer alternatives ('|'): {group.strip()!r}"
+                return f"field {name} cannot offer alternatives ('|'): {_shown(group)}"
             for entry in entries:
                 if not self.entry.fullmatch(entry):
                     return (
-                        f"field {name}: {entry.strip()!r} is not a package relationship "
+                        f"field {name}: {_shown(entry)} is not a package relationship "
                         "(name[:arch] [(op version)])"
                     )
         return f"field {name} is not a list of package relationships"
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """`text` quoted for an error message, shortened: a hostile value may be huge."""
+    text = text.strip()
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 _DEPENDENCIES = _Relations(_ALL_OPERATORS, alternatives=True)
