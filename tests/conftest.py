@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,20 @@ def deb_bytes(
         ("Description", description),
     ]
     return build_deb(control, members, mtime=mtime)
+
+
+def piece_cutting_deb(
+    make_deb: DebFactory, name: str, version: str = "1.0", **kwargs: object
+) -> Path:
+    """A .deb whose SHA256 starts a new piece of the compressed indices (about one in
+    256 does): found by varying its description, which is deterministic."""
+    from debrepo.core.indexes import PIECE_START
+
+    for attempt in range(5000):
+        path = make_deb(name, version, description=f"a test package\n Variant {attempt}.", **kwargs)
+        if hashlib.sha256(path.read_bytes()).hexdigest().startswith(PIECE_START):
+            return path
+    raise AssertionError(f"no variant of {name} starts a piece")
 
 
 @pytest.fixture

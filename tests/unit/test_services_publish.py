@@ -29,7 +29,7 @@ from debrepo.services.publish import (
     PublishState,
     release_info,
 )
-from tests.conftest import FIXED_NOW, settings_for
+from tests.conftest import FIXED_NOW, piece_cutting_deb, settings_for
 from tests.unit.helpers import repo_keys, tree
 
 DISTS = "dists/stable"
@@ -1077,3 +1077,106 @@ def test_an_add_whose_publish_fails_says_the_version_was_stored(workspace, make_
     assert "`debrepo rebuild`" in message
     assert workspace.store.exists("beta#2.0")
     assert app.rebuild(workspace, now=at(2)).packages == 2
+
+
+@contextmanager
+def counting_compressions(monkeypatch) -> Iterator[dict[str, int]]:
+    """Count the pieces of compressed indices actually compressed (not reused)."""
+    from debrepo.core import compression
+
+    counts = {".gz": 0, ".xz": 0}
+
+    def counted(suffix, compress):
+        def wrapper(piece):
+            counts[suffix] += 1
+            return compress(piece)
+
+        return wrapper
+
+    monkeypatch.setattr(compression, "_deflated", counted(".gz", compression._deflated))
+    monkeypatch.setattr(compression, "xz_block", counted(".xz", compression.xz_block))
+    yield counts
+
+
+def two_piece_repository(ws, make_deb) -> dict[str, bytes]:
+    """alpha in the first piece of the compressed indices; beta starts the second, with
+    gamma after it. Returns the published compressed indices."""
+    app.add_packages(
+        ws,
+        [make_deb("alpha"), piece_cutting_deb(make_deb, "beta"), make_deb("gamma")],
+        now=at(0),
+    )
+    state = PublishState.parse(ws.staging.get(STATE_KEY))
+    assert [len(state.index_pieces[f"{BINARY}/Packages{s}"]) for s in (".gz", ".xz")] == [2, 2]
+    return {s: ws.repo.get(f"{BINARY}/Packages{s}") for s in (".gz", ".xz")}
+
+
+def assert_indices_as_rebuilt_from_the_store(ws) -> None:
+    """The published indices are what rendering the store's records from nothing gives."""
+    from debrepo.core.indexes import build_indices
+
+    rendered = build_indices(ws.store.snapshot().records, release_info(ws.settings))
+    for index in rendered:
+        assert ws.repo.get(f"{DISTS}/{index.path}") == index.data, index.path
+    plain = ws.repo.get(f"{BINARY}/Packages")
+    assert gzip.decompress(ws.repo.get(f"{BINARY}/Packages.gz")) == plain
+    assert lzma.decompress(ws.repo.get(f"{BINARY}/Packages.xz")) == plain
+
+
+def test_adding_a_package_compresses_again_only_the_piece_it_lands_in(
+    workspace, make_deb, monkeypatch
+):
+    before = two_piece_repository(workspace, make_deb)
+    first_pieces = {
+        s: PublishState.parse(workspace.staging.get(STATE_KEY)).index_pieces[
+            f"{BINARY}/Packages{s}"
+        ][0]
+        for s in before
+    }
+
+    with counting_compressions(monkeypatch) as counts:
+        add(workspace, make_deb, "delta", hours=1)  # sorts after beta: the second piece
+
+    assert counts == {".gz": 1, ".xz": 1}
+    state = PublishState.parse(workspace.staging.get(STATE_KEY))
+    for suffix, old in before.items():
+        layout = state.index_pieces[f"{BINARY}/Packages{suffix}"]
+        assert layout[0] == first_pieces[suffix]
+        _, offset, length, _ = layout[0]
+        assert (
+            workspace.repo.get(f"{BINARY}/Packages{suffix}")[offset : offset + length]
+            == (old[offset : offset + length])
+        )
+    assert_indices_as_rebuilt_from_the_store(workspace)
+
+
+def test_a_compressed_index_changed_behind_debrepos_back_is_not_reused(
+    workspace, make_deb, monkeypatch
+):
+    before = two_piece_repository(workspace, make_deb)
+    state = PublishState.parse(workspace.staging.get(STATE_KEY))
+    _, offset, length, _ = state.index_pieces[f"{BINARY}/Packages.xz"][0]
+    damaged = bytearray(before[".xz"])
+    damaged[offset + length // 2] ^= 0xFF  # inside alpha's piece, which delta leaves alone
+    path = workspace.repo.root / BINARY / "Packages.xz"
+    path.unlink()
+    path.write_bytes(bytes(damaged))
+
+    with counting_compressions(monkeypatch) as counts:
+        add(workspace, make_deb, "delta", hours=1)
+
+    assert counts == {".gz": 1, ".xz": 2}
+    assert_indices_as_rebuilt_from_the_store(workspace)
+
+
+def test_a_layout_lost_with_the_state_means_compressing_everything_again(
+    workspace, make_deb, monkeypatch
+):
+    two_piece_repository(workspace, make_deb)
+    workspace.staging.delete(STATE_KEY)
+
+    with counting_compressions(monkeypatch) as counts:
+        add(workspace, make_deb, "delta", hours=1)
+
+    assert counts == {".gz": 2, ".xz": 2}
+    assert_indices_as_rebuilt_from_the_store(workspace)

@@ -14,16 +14,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 
+from debrepo.core.compression import Reusable, start_compression
 from debrepo.core.control import field_rank
 from debrepo.core.layout import pool_path
 from debrepo.core.release import Digest, IndexFile, ReleaseInfo, digest_of, format_paragraph
 from debrepo.model import PackageRecord
 from debrepo.versions import version_key
 
-# xz: LZMA2 in fast mode. On a 10,000-package index (mostly hex digests, which do not
-# compress) preset 6 takes ~2.6 s and saves ~20 %; this takes ~0.3 s.
-XZ_LZMA2_OPTIONS = {"preset": 0, "nice_len": 16, "depth": 1, "dict_size": 1 << 20}
-GZIP_LEVEL = 6
+# A Packages file is cut into pieces that are compressed separately (core.compression)
+# before each stanza whose package's SHA256 starts with this: about one stanza in 256,
+# pieces of ~200 KB at 800 bytes a stanza. The cut depends on the stanza alone, so
+# adding or removing a package changes one piece.
+PIECE_START = "00"
 
 
 def stanza_fields(record: PackageRecord, component: str) -> list[tuple[str, str]]:
@@ -119,36 +121,38 @@ def records_for_architecture(
     return [r for r in records if r.architecture in (architecture, "all")]
 
 
+def render_pieces(sorted_records: Sequence[PackageRecord], component: str) -> list[bytes]:
+    """A Packages file (stanzas separated by one blank line, in the given order) in the
+    pieces it is compressed in; joined, they are the file."""
+    pieces: list[bytes] = []
+    stanzas: list[str] = []
+    for record in sorted_records:
+        if stanzas and record.sha256_hash.startswith(PIECE_START):
+            stanzas.append("")  # the blank line between this piece and the next
+            pieces.append("\n".join(stanzas).encode("utf-8"))
+            stanzas = []
+        stanzas.append(render_stanza(record, component))
+    if stanzas:
+        pieces.append("\n".join(stanzas).encode("utf-8"))
+    return pieces
+
+
 def render_packages(sorted_records: Sequence[PackageRecord], component: str) -> bytes:
     """A Packages file: stanzas separated by one blank line, in the given order."""
-    return "\n".join(render_stanza(r, component) for r in sorted_records).encode("utf-8")
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """gzip with mtime 0 and no file name, so the same input gives the same bytes."""
-    import gzip
-
-    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-
-
-def xz_bytes(data: bytes) -> bytes:
-    import lzma  # only when an index is compressed
-
-    lzma2 = {"id": lzma.FILTER_LZMA2, "mode": lzma.MODE_FAST, "mf": lzma.MF_HC3}
-    filters = [{**lzma2, **XZ_LZMA2_OPTIONS}]
-    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, filters=filters)
+    return b"".join(render_pieces(sorted_records, component))
 
 
 def build_indices(
     records: Iterable[PackageRecord],
     info: ReleaseInfo,
     previous: Mapping[str, Digest] | None = None,
+    reusable: Mapping[str, Reusable] | None = None,
 ) -> list[IndexFile]:
     """Every Packages, Packages.gz and Packages.xz of the repository (see start_indices)."""
     from concurrent.futures import ThreadPoolExecutor  # not needed to re-sign only
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return start_indices(records, info, previous, pool)()
+        return start_indices(records, info, previous, pool, reusable)()
 
 
 def start_indices(
@@ -156,6 +160,7 @@ def start_indices(
     info: ReleaseInfo,
     previous: Mapping[str, Digest] | None,
     pool: Executor,
+    reusable: Mapping[str, Reusable] | None = None,
 ) -> Callable[[], list[IndexFile]]:
     """Render every Packages and hand hashing and compression to `pool`'s threads; the
     function returned waits for them and gives the indices. Compression runs in C
@@ -164,11 +169,13 @@ def start_indices(
     `previous` maps index paths to the digests of the published Release. Where a
     Packages file's bytes are unchanged, its compressed forms are reused from there
     rather than compressed again (compression output is deterministic, so the bytes
-    would be the same).
+    would be the same). `reusable` maps compressed index paths to the pieces of what
+    was published there before: only the pieces that changed are compressed again.
     """
     previous = previous or {}
+    reusable = reusable or {}
     ordered = sort_records(records)
-    plain: list[tuple[str, bytes]] = []
+    plain: list[tuple[str, list[bytes]]] = []
     for component in info.components:
         for architecture in info.architectures:
             chosen = (
@@ -177,20 +184,23 @@ def start_indices(
                 else []
             )
             directory = f"{component}/binary-{architecture}"
-            plain.append((f"{directory}/Packages", render_packages(chosen, component)))
+            plain.append((f"{directory}/Packages", render_pieces(chosen, component)))
 
     jobs = []
-    for path, data in plain:
+    for path, pieces in plain:
+        data = b"".join(pieces)
         digest = pool.submit(digest_of, data)
         # Reuse needs the digest first; with nothing to reuse, compression starts at once.
-        reusable = previous.get(path + ".gz") is not None and previous.get(path + ".xz") is not None
-        reused = reusable and previous.get(path) == digest.result()
+        whole = previous.get(path + ".gz") is not None and previous.get(path + ".xz") is not None
+        reused = whole and previous.get(path) == digest.result()
         compressed = (
             {}
             if reused
             else {
-                suffix: pool.submit(_compressed, compress, data)
-                for suffix, compress in ((".gz", gzip_bytes), (".xz", xz_bytes))
+                suffix: start_compression(
+                    pieces, data, suffix, reusable.get(path + suffix, {}), pool
+                )
+                for suffix in (".gz", ".xz")
             }
         )
         jobs.append((path, data, digest, compressed))
@@ -201,15 +211,10 @@ def start_indices(
             indices.append(IndexFile(path, digest.result(), data))
             for suffix in (".gz", ".xz"):
                 if suffix in compressed:
-                    packed, packed_digest = compressed[suffix].result()
-                    indices.append(IndexFile(path + suffix, packed_digest, packed))
+                    packed, pieces = compressed[suffix]()
+                    indices.append(IndexFile(path + suffix, digest_of(packed), packed, pieces))
                 else:
                     indices.append(IndexFile(path + suffix, previous[path + suffix], None))
         return indices
 
     return finish
-
-
-def _compressed(compress: Callable[[bytes], bytes], data: bytes) -> tuple[bytes, Digest]:
-    packed = compress(data)
-    return packed, digest_of(packed)

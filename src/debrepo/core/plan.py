@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from debrepo.core.compression import Reusable
 from debrepo.core.indexes import start_indices
 from debrepo.core.layout import (
     CONVENIENCE_PACKAGE,
@@ -122,6 +123,7 @@ def plan_publication(
     *,
     now: datetime,
     previous_digests: Mapping[str, Digest],
+    reusable: Mapping[str, Reusable] | None = None,
     previous_generations: Sequence[Sequence[str]],
     keep_generations: int,
     public_key: PublicKey,
@@ -133,7 +135,7 @@ def plan_publication(
 
     component = info.components[0]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        finish_indices = start_indices(records, info, previous_digests, pool)
+        finish_indices = start_indices(records, info, previous_digests, pool, reusable)
         # The rest of the plan is Python work: done while the threads compress.
         pool_files = pool_files_for(records, component)
         index_html = render_index_html(

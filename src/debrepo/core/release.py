@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from debrepo.core.compression import Piece
 
 # Bump whenever the bytes rendered for the same records change (field order, format,
 # compression settings): published indices made by another version are then redone.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 HASH_FIELDS = (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA512", "sha512"))
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -47,11 +50,13 @@ def digest_of(data: bytes) -> Digest:
 
 
 class IndexFile(NamedTuple):
-    """An index under `dists/<suite>/`; `data` is None when reused unchanged from before."""
+    """An index under `dists/<suite>/`; `data` is None when reused unchanged from before.
+    `pieces`: where a compressed index's pieces lie (`core.compression`), if known."""
 
     path: str
     digest: Digest
     data: bytes | None
+    pieces: tuple[Piece, ...] | None = None
 
 
 class ReleaseInfo(NamedTuple):

@@ -122,6 +122,9 @@ class PublishState:
     # still hold the Release it belonged to. Kept with the pool map (one object), so the
     # two never disagree about a file.
     retired: dict[str, str] = field(default_factory=dict)
+    # Compressed index key -> where its pieces lie (core.compression.Piece fields), so
+    # the next publish compresses again only the pieces that changed.
+    index_pieces: dict[str, list[tuple[str, int, int, int]]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -133,6 +136,9 @@ class PublishState:
             "fingerprint": self.fingerprint,
             "skipped": self.skipped,
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
+            "index_pieces": {
+                k: [list(piece) for piece in v] for k, v in sorted(self.index_pieces.items())
+            },
         }
         if self.pool is None and self.retired:  # read from an earlier state, not yet moved
             state["retired"] = dict(sorted(self.retired.items()))
@@ -200,6 +206,10 @@ class PublishState:
                 str(k): (int(v[0]), str(v[1]), str(v[2]))
                 for k, v in (data.get("index_stamps") or {}).items()
                 if isinstance(v, list) and len(v) == 3
+            },
+            index_pieces={
+                str(k): [(str(p[0]), int(p[1]), int(p[2]), int(p[3])) for p in v]
+                for k, v in (data.get("index_pieces") or {}).items()
             },
             # Earlier releases of this format kept the retired files here, not with the
             # pool map: read them still, or their files would never be deleted.
@@ -347,11 +357,13 @@ class Publisher:
             map_incomplete = not state.load_pool(pool_before)
         pool = state.pool
         assert pool is not None
+        previous_digests = self._published_digests(state)
         plan = plan_publication(
             snapshot.records,
             info,
             now=now,
-            previous_digests=self._published_digests(state),
+            previous_digests=previous_digests,
+            reusable=self._reusable_pieces(state, previous_digests),
             previous_generations=state.generations,
             keep_generations=self.settings.by_hash_keep,
             public_key=public_key,
@@ -395,6 +407,11 @@ class Publisher:
             self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
+        state.index_pieces = {
+            key: list(index.pieces) if index.pieces is not None else state.index_pieces[key]
+            for key, index in zip(plan.index_keys, plan.indices, strict=True)
+            if index.pieces is not None or key in state.index_pieces
+        }
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full)
@@ -424,6 +441,27 @@ class Publisher:
             for path, digest in parse_release_digests(raw).items()
             if self._index_intact(f"{dists}/{path}", digest, state)
         }
+
+    def _reusable_pieces(
+        self, state: PublishState, intact: Mapping[str, Digest]
+    ) -> dict[str, dict[str, tuple[bytes, int]]]:
+        """The compressed pieces of the published indices, by index path, where the
+        index still has the bytes its recorded layout describes."""
+        import hashlib  # see _sha256_of
+
+        from debrepo.core.compression import Piece, reusable_pieces
+
+        dists = f"dists/{self.settings.suite}"
+        found = {}
+        for path, digest in intact.items():
+            layout = state.index_pieces.get(f"{dists}/{path}")
+            if not layout:
+                continue
+            packed = self.repo.get(f"{dists}/{path}")
+            if packed is None or hashlib.sha256(packed).hexdigest() != digest.sha256:
+                continue
+            found[path] = reusable_pieces(packed, [Piece(*piece) for piece in layout])
+        return found
 
     def _index_stamps(self, plan: PublicationPlan) -> dict[str, tuple[int, str, str]]:
         stamps = {}
