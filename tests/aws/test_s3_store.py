@@ -876,7 +876,9 @@ def test_publishing_one_new_version_costs_the_same_at_any_size(
         assert len(list(repo.list("pool/"))) == versions + 1  # 1,001 objects: two pages
         assert repo.requests_by_operation() == {"ListObjectsV2": 1 if versions < 1000 else 2}
     assert counts[100] == counts[1000]
-    assert sum(counts[1000].values()) < 40
+    # Two of the reads fetch the published Packages.gz and Packages.xz, whose unchanged
+    # pieces are reused instead of compressing the whole index again.
+    assert sum(counts[1000].values()) <= 40
     assert counts[1000]["ListObjectsV2"] == 0
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -331,3 +334,38 @@ def test_copies_of_a_killed_batch_go_with_the_next_ingest(workspace, make_deb):
     app.add_packages(workspace, [make_deb("beta", "1.0")], now=FIXED_NOW)
     assert not abandoned.exists()
     assert not any(p.name.startswith(".tmp-") for p in workspace.repo.root.rglob("*"))
+
+
+@pytest.fixture
+def other_file_system(tmp_path) -> Iterator[Path]:
+    """A folder on another file system than tmp_path (the tmpfs at /dev/shm)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.fail("this test needs /dev/shm on a file system of its own (a tmpfs)")
+    folder = Path(tempfile.mkdtemp(prefix="debrepo-test-", dir=shm))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_pool_on_another_file_system_still_receives_files(workspace, make_deb, other_file_system):
+    """A pool folder that is a link to another disk: the copies, written next to the
+    repository root, cannot be renamed across; they are copied into place instead."""
+    workspace.repo.root.mkdir(parents=True, exist_ok=True)
+    (workspace.repo.root / "pool").symlink_to(other_file_system, target_is_directory=True)
+
+    results = app.add_packages(
+        workspace, [make_deb("alpha", "1.0"), make_deb("beta", "2.0")], now=FIXED_NOW
+    )
+
+    assert [r.package_name for r in results.records] == ["alpha", "beta"]
+    placed = other_file_system / "main/a/alpha/alpha_1.0_amd64.deb"
+    assert placed.read_bytes() == deb_bytes("alpha", "1.0")
+    assert placed.stat().st_mode & 0o777 == 0o644
+    verified = app.verify(workspace)
+    assert verified.ok, verified.problems
+    # Nothing left behind on either side.
+    assert everything_under(other_file_system) == [
+        "main/a/alpha/alpha_1.0_amd64.deb",
+        "main/b/beta/beta_2.0_amd64.deb",
+    ]
+    assert not list(workspace.repo.root.glob(".tmp-*"))

@@ -57,6 +57,29 @@ def test_existing_key_is_loaded_not_replaced(tmp_path):
     assert path.read_bytes() == content
 
 
+def test_two_first_runs_racing_sign_with_the_key_that_was_written_first(tmp_path, monkeypatch):
+    """Another process writes its new key while this one generates its own: this one
+    takes the key on disk rather than replacing it (the published keyring would then
+    name a key that no longer exists)."""
+    from debrepo.signing import openpgp
+
+    path = tmp_path / "keys" / "signing-key.asc"
+    theirs = generate_secret_key(USER_ID)
+    generate = openpgp.generate_secret_key
+
+    def generate_while_another_process_writes(user_id: str) -> bytes:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_bytes(theirs)
+        return generate(user_id)
+
+    monkeypatch.setattr(openpgp, "generate_secret_key", generate_while_another_process_writes)
+    signer = load_or_create_signer(path, USER_ID)
+
+    assert path.read_bytes() == theirs
+    assert signer.fingerprint == OpenPGPSigner(theirs, source="theirs").fingerprint
+    assert [p.name for p in path.parent.iterdir()] == ["signing-key.asc"]
+
+
 def test_generated_key_logs_its_fingerprint(tmp_path, caplog):
     signer = load_or_create_signer(tmp_path / "k.asc", USER_ID)
     assert signer.fingerprint.upper() in caplog.text

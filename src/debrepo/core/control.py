@@ -72,11 +72,16 @@ APT_PACKAGES_FIELD_ORDER: tuple[str, ...] = (
 _FIELD_RANK = {name.lower(): rank for rank, name in enumerate(APT_PACKAGES_FIELD_ORDER)}
 
 # A field value deb822 can write and apt can read: continuation lines start with a
-# space or tab, none is empty, nothing ends in a newline, and no control character but
-# tab appears (apt stops reading a Packages file at a NUL, silently dropping the rest).
-_TEXT = r"[^\x00-\x08\x0a-\x1f\x7f]*"
+# space or tab, none is empty, nothing ends in a newline, and no character that ends a
+# value early appears: NUL (apt stops reading a Packages file there, silently dropping
+# the rest), CR, and the other characters Python's line splitting breaks lines at
+# (VT, FF, FS, GS, RS), which deb822 readers of the file, debrepo's own included,
+# would take for the end of a line. Other control characters (ESC, ...) dpkg and apt
+# pass through, and so do we.
+_LINE_BREAKING = "\x00\x0a\x0b\x0c\x0d\x1c\x1d\x1e"
+_TEXT = rf"[^{_LINE_BREAKING}]*"
 FIELD_VALUE_RE = re.compile(rf"{_TEXT}(?:\n[ \t]{_TEXT})*")
-_CONTROL_CHARACTER_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_CHARACTER_RE = re.compile(rf"[{_LINE_BREAKING.replace(chr(10), '')}]")
 
 # Fields a repository computes itself; a .deb that carries them does not get to decide.
 REPOSITORY_FIELDS = frozenset(
@@ -205,10 +210,16 @@ _SPACE = r"[ \t\n]*"
 _ALL_OPERATORS = r"<<|<=|=|>=|>>|<|>"
 
 
+# dpkg's rule for a name it depends on (pkg_name_is_illegal) is looser than policy's
+# for a package's own name: upper case, '_' and single characters pass, and apt reads
+# them; refusing them would refuse real packages. The version must be one dpkg parses.
+_RELATED_NAME = r"[A-Za-z0-9][A-Za-z0-9+._-]*"
+
+
 def _relation_re(operators: str) -> str:
     return (
-        rf"{_SPACE}[a-z0-9][a-z0-9+.-]+(?::[a-z0-9][a-z0-9-]*)?{_SPACE}"
-        rf"(?:\({_SPACE}(?:{operators}){_SPACE}[0-9][A-Za-z0-9.+~:-]*{_SPACE}\){_SPACE})?"
+        rf"{_SPACE}{_RELATED_NAME}(?::[a-z0-9][a-z0-9-]*)?{_SPACE}"
+        rf"(?:\({_SPACE}(?:{operators}){_SPACE}{VERSION_RE.pattern}{_SPACE}\){_SPACE})?"
     )
 
 
@@ -226,17 +237,17 @@ class _Relations:
         for group in value.split(","):
             entries = group.split("|")
             if len(entries) > 1 and not self.alternatives:
-                return f"field {name} cannot offer alternatives ('|'): {_shown(group)}"
+                return f"field {name} cannot offer alternatives ('|'): {quoted_excerpt(group)}"
             for entry in entries:
                 if not self.entry.fullmatch(entry):
                     return (
-                        f"field {name}: {_shown(entry)} is not a package relationship "
-                        "(name[:arch] [(op version)])"
+                        f"field {name}: {quoted_excerpt(entry)} is not a package relationship "
+                        "(name[:arch] [(op version)], the version as dpkg reads one)"
                     )
         return f"field {name} is not a list of package relationships"
 
 
-def _shown(text: str, limit: int = 60) -> str:
+def quoted_excerpt(text: str, limit: int = 60) -> str:
     """`text` quoted for an error message, shortened: a hostile value may be huge."""
     text = text.strip()
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
@@ -245,21 +256,23 @@ def _shown(text: str, limit: int = 60) -> str:
 _DEPENDENCIES = _Relations(_ALL_OPERATORS, alternatives=True)
 _EXCLUSIONS = _Relations(_ALL_OPERATORS, alternatives=False)
 _RELATIONS: dict[str, _Relations] = {
-    **dict.fromkeys(("depends", "pre-depends", "recommends", "suggests"), _DEPENDENCIES),
     **dict.fromkeys(
-        ("conflicts", "breaks", "replaces", "enhances", "built-using", "static-built-using"),
-        _EXCLUSIONS,
+        ("depends", "pre-depends", "recommends", "suggests", "enhances"), _DEPENDENCIES
+    ),
+    **dict.fromkeys(
+        ("conflicts", "breaks", "replaces", "built-using", "static-built-using"), _EXCLUSIONS
     ),
     "provides": _Relations("=", alternatives=False),
 }
-_CHOICES = {
-    "multi-arch": ("no", "same", "foreign", "allowed"),
-    **dict.fromkeys(("essential", "protected", "important", "build-essential"), ("yes", "no")),
-}
+# apt warns about any other Multi-Arch value, spelled exactly; dpkg and apt read the
+# yes/no flags in any case.
+_CHOICES = {"multi-arch": ("no", "same", "foreign", "allowed")}
+_FLAGS = ("essential", "protected", "important", "build-essential")
 # Each rule as one pattern for the whole value, for quick checks of many records.
 FIELD_RULES: dict[str, re.Pattern[str]] = {
     **{name: rule.value for name, rule in _RELATIONS.items()},
     **{name: re.compile("|".join(choices)) for name, choices in _CHOICES.items()},
+    **dict.fromkeys(_FLAGS, re.compile("yes|no", re.IGNORECASE)),
 }
 
 
@@ -290,6 +303,8 @@ def field_value_problem(name: str, value: str) -> str | None:
         return relations.problem(name, value)
     if (choices := _CHOICES.get(key)) and value not in choices:
         return f"field {name} must be one of {', '.join(choices)}, not {value!r}"
+    if key in _FLAGS and value.lower() not in ("yes", "no"):
+        return f"field {name} must be yes or no, not {quoted_excerpt(value)}"
     return None
 
 

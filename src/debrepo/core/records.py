@@ -14,6 +14,7 @@ from debrepo.core.control import (
     field_lookup,
     field_value_problem,
     package_name_problem,
+    quoted_excerpt,
     version_problem,
 )
 from debrepo.core.layout import default_staging_prefix
@@ -133,14 +134,19 @@ def build_record(
     installed_raw = field_lookup(control, "Installed-Size")
     installed_size = None
     if installed_raw is not None:
-        if not installed_raw.strip().isdigit():
-            raise InvalidPackageError(f"{source}: Installed-Size {installed_raw!r} is not a number")
-        installed_size = int(installed_raw)
-        if installed_size > MAX_INSTALLED_SIZE:
+        # ASCII digits only (str.isdigit also takes '²'); a length check before int(),
+        # which refuses more than 4,300 digits.
+        digits = installed_raw.strip()
+        if not (digits.isascii() and digits.isdigit()):
             raise InvalidPackageError(
-                f"{source}: Installed-Size {installed_raw!r} is too large "
+                f"{source}: Installed-Size {quoted_excerpt(installed_raw)} is not a number"
+            )
+        if len(digits) > len(str(MAX_INSTALLED_SIZE)) or int(digits) > MAX_INSTALLED_SIZE:
+            raise InvalidPackageError(
+                f"{source}: Installed-Size {quoted_excerpt(installed_raw)} is too large "
                 f"(at most {MAX_INSTALLED_SIZE} KiB)"
             )
+        installed_size = int(digits)
     extra = tuple(
         (canonical_field_name(key), value)
         for key, value in control

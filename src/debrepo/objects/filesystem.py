@@ -180,8 +180,18 @@ class FilesystemObjectStore:
             raise ObjectStoreError(f"{temp}: cannot write: {exc.strerror}") from None
 
     def commit_reserved(self, temp: str, key: str) -> None:
-        """Move a file written through `reserve` into place, atomically."""
-        self._commit(temp, self._local(key))
+        """Move a file written through `reserve` into place, atomically; copied there
+        first if `key`'s folder is on another file system than `incoming` (a pool
+        folder that is a mount point or a symbolic link to one)."""
+        target = self._local(key)
+        try:
+            os.replace(temp, target)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                self._place_file(target, temp, move=True)
+                return
+            self._discard(temp)
+            raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
 
     def discard_reserved(self, temp: str) -> None:
         self._discard(temp)
@@ -198,15 +208,16 @@ class FilesystemObjectStore:
         self._commit(temp, target)
 
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
+        self._place_file(self._local(key), str(path), move=move)
+
+    def _place_file(self, target: str, path: str, *, move: bool) -> None:
         import shutil  # not at module level: `debrepo rebuild` starts faster without it
 
-        target = self._local(key)
         temp = self._temp_for(target)
         try:
             if move:
                 try:
                     os.replace(path, temp)
-                    os.chmod(temp, FILE_MODE)
                 except OSError as exc:
                     if exc.errno != errno.EXDEV:
                         raise
@@ -214,7 +225,7 @@ class FilesystemObjectStore:
                     os.unlink(path)
             else:
                 shutil.copyfile(path, temp)
-                os.chmod(temp, FILE_MODE)
+            os.chmod(temp, FILE_MODE)
         except OSError as exc:
             self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write from {path}: {exc.strerror}") from None

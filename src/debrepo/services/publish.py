@@ -455,7 +455,9 @@ class Publisher:
         found = {}
         for path, digest in intact.items():
             layout = state.index_pieces.get(f"{dists}/{path}")
-            if not layout:
+            # A single piece changes with any change to the index, and an unchanged
+            # index is reused whole: then reading the old one would only cost a request.
+            if not layout or len(layout) < 2:
                 continue
             packed = self.repo.get(f"{dists}/{path}")
             if packed is None or hashlib.sha256(packed).hexdigest() != digest.sha256:
@@ -608,16 +610,16 @@ class Publisher:
         # Unknown to the state (first publish over an existing pool, lost state, migrated
         # records): a file of the recorded size is taken as it is. Reading it would mean
         # downloading every package; `debrepo verify` hashes them.
+        # A file just staged for a record replaces whatever lies at its pool key.
+        restaged = {f.key for f in unknown if trusted and self._staged_key(f) in trusted}
         if listed is None:
-            sizes = self.repo.stat_many(
-                [f.key for f in unknown if self._staged_key(f) not in trusted]
-            )
+            sizes = self.repo.stat_many([f.key for f in unknown if f.key not in restaged])
         else:
             sizes = listed
         missing = other_bytes
         for pool_file in unknown:
             record = pool_file.record
-            if sizes.get(pool_file.key) == record.file_size:
+            if pool_file.key not in restaged and sizes.get(pool_file.key) == record.file_size:
                 pool[pool_file.key] = (record.file_size, record.sha256_hash)
             else:
                 missing.append(pool_file)

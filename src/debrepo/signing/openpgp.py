@@ -9,6 +9,7 @@ verification run in-process. apt verifies the result with gpgv or sqv.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -114,7 +115,8 @@ class OpenPGPSigner:
 def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
     """The signer for the key at `path`; a new Ed25519 key is generated there if absent.
 
-    The key file is written with mode 0600 in a 0700 directory, atomically.
+    The key file is written with mode 0600 in a 0700 directory, atomically, and never
+    over another: two first runs racing end up signing with the one key that won.
     """
     if not path.exists():
         secret = generate_secret_key(user_id)
@@ -124,19 +126,40 @@ def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(secret)
-            os.replace(temp, path)
+            try:
+                created = _link_unless_present(temp, path)
+            finally:
+                temp.unlink(missing_ok=True)
         except OSError as exc:
             raise SigningError(
                 f"{path}: cannot write the new signing key: {exc.strerror}"
             ) from None
-        signer = OpenPGPSigner(secret, source=str(path))
-        log.warning("generated a new signing key %s at %s", signer.fingerprint.upper(), path)
-        return signer
+        if created:
+            signer = OpenPGPSigner(secret, source=str(path))
+            log.warning("generated a new signing key %s at %s", signer.fingerprint.upper(), path)
+            return signer
     try:
         secret = path.read_bytes()
     except OSError as exc:
         raise SigningError(f"{path}: cannot read the signing key: {exc.strerror}") from None
     return OpenPGPSigner(secret, source=str(path))
+
+
+def _link_unless_present(temp: Path, path: Path) -> bool:
+    """Give `temp`'s file the name `path` unless something holds that name already;
+    whether it did. (A rename would replace a key another process just created.)"""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        # A file system without hard links: the rename, checked just before.
+        if path.exists():
+            return False
+        os.replace(temp, path)
+    return True
 
 
 def _certificate(public_key: bytes) -> sq.Cert:
