@@ -20,13 +20,14 @@ from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
 from debrepo.errors import (
     ConfigError,
     DebrepoError,
+    DuplicatePackageError,
     InvalidPackageError,
     PackageNotFoundError,
     PublishError,
     SecretUnavailableError,
     SigningError,
 )
-from debrepo.factory import open_lock, open_object_store, open_signer, open_store
+from debrepo.factory import local_folder, open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import Publisher, PublishReport
@@ -60,16 +61,25 @@ class Workspace:
 
     settings: Settings
     progress: Progress | None = None
+    # For commands that read or change what exists: a missing store is then an error
+    # (a mistyped --home) instead of a new, empty repository being started.
+    existing_only: bool = False
 
     @cached_property
     def store(self) -> MetadataStore:
         def published_from() -> str | None:
             from debrepo.services.publish import STATE_KEY
 
+            folder = local_folder(self.settings.staging)
+            if folder is not None:  # looked at without creating the folder
+                found = (folder / STATE_KEY).is_file()
+                return f"{STATE_KEY} in {folder}" if found else None
             found = self.staging.stat(STATE_KEY) is not None
             return f"{STATE_KEY} in {self.staging.description}" if found else None
 
-        return open_store(self.settings.store, published_from=published_from)
+        return open_store(
+            self.settings.store, published_from=published_from, must_exist=self.existing_only
+        )
 
     @cached_property
     def repo(self) -> ObjectStore:
@@ -105,6 +115,17 @@ class Workspace:
                 )
         return open_signer(settings)
 
+    def existing_signer(self) -> OpenPGPSigner:
+        """The signer, for commands that only show or export the key: never generated."""
+        settings = self.settings
+        if not settings.key_secret_id and not settings.key_file.exists():
+            raise ConfigError(
+                f"{settings.key_file}: no signing key here; check --home (DEBREPO_HOME) and "
+                "--key-file, or create one with `debrepo key generate` (the first `debrepo "
+                "add` or `build-repo-package` also does)"
+            )
+        return self.signer
+
     @cached_property
     def configs(self) -> dict[str, PackageConfig]:
         if not self.settings.config_dir.is_dir():
@@ -116,6 +137,8 @@ class Workspace:
 
     @contextmanager
     def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
+        if self.existing_only:
+            self.store  # noqa: B018 - a missing store fails before a lock file is created
         with open_lock(self.settings)(wait_seconds):
             yield
 
@@ -277,6 +300,9 @@ def build_kiro_repo(
         )
     templates = RepoPackageTemplates.load(template_dir_for(config, ws.settings.config_dir))
     settings = ws.settings
+    package_id = make_package_id(CONVENIENCE_PACKAGE, version)
+    if ws.store.exists(package_id):  # checked again under the lock, by the ingest
+        raise DuplicatePackageError(package_id)
     data = build_repo_package(
         version=version,
         repo_url=repo_url or settings.public_url,
@@ -394,6 +420,11 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
             unavailable = f"the published key was not compared with the signing key: {exc}"
         except DebrepoError as exc:
             broken_key = f"the signing key cannot be loaded: {exc}"
+    else:
+        unavailable = (
+            f"the published key was not compared with the signing key: there is none at "
+            f"{ws.settings.key_file} (check --key-file, or restore it before the next publish)"
+        )
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,

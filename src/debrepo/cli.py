@@ -143,14 +143,18 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _workspace(ctx: click.Context) -> Workspace:
+def _workspace(ctx: click.Context, *, existing_only: bool = False) -> Workspace:
+    """The command's backends; `existing_only` for commands that must not start a new
+    repository where none is (a mistyped --home would otherwise look empty, not wrong)."""
     from debrepo.app import Workspace
     from debrepo.settings import load_settings
 
     state: dict[str, Any] = ctx.ensure_object(dict)
     if "workspace" not in state:
         settings = load_settings(state["flags"])
-        state["workspace"] = Workspace(settings, progress=state["output"].phase_progress())
+        state["workspace"] = Workspace(
+            settings, progress=state["output"].phase_progress(), existing_only=existing_only
+        )
     workspace: Workspace = state["workspace"]
     return workspace
 
@@ -241,7 +245,7 @@ def rebuild(ctx: click.Context, wait_seconds: float, full: bool) -> None:
     """Regenerate and re-sign every index from the store alone (force rebuild)."""
     from debrepo.app import rebuild as rebuild_repository
 
-    ws = _workspace(ctx)
+    ws = _workspace(ctx, existing_only=True)
     _report(_output(ctx), rebuild_repository(ws, wait_seconds=wait_seconds, full=full), ws)
 
 
@@ -298,12 +302,16 @@ def list_command(ctx: click.Context, package_name: str | None, as_json: bool) ->
     """List the package versions in the store."""
     from debrepo.app import list_packages
 
-    records = list_packages(_workspace(ctx), package_name)
+    records = list_packages(_workspace(ctx, existing_only=True), package_name)
     if as_json:
         click.echo(json.dumps([_record_json(r) for r in records], indent=2))
         return
     if not records:
-        _output(ctx).say("the store holds no packages")
+        _output(ctx).say(
+            f"the store holds no version of {package_name}"
+            if package_name
+            else "the store holds no packages"
+        )
         return
     width = max(len(r.package_name) for r in records)
     vwidth = max(len(r.version) for r in records)
@@ -324,7 +332,7 @@ def show(ctx: click.Context, package: str, version: str | None, as_json: bool) -
     from debrepo.app import find_package
     from debrepo.core.indexes import render_stanza
 
-    ws = _workspace(ctx)
+    ws = _workspace(ctx, existing_only=True)
     record = find_package(ws, package, version)
     if as_json:
         click.echo(json.dumps(_record_json(record), indent=2))
@@ -357,7 +365,7 @@ def remove(
 
     if not yes and sys.stdin.isatty():
         click.confirm(f"remove {package} {version} from the store and the repository?", abort=True)
-    ws = _workspace(ctx)
+    ws = _workspace(ctx, existing_only=True)
     record, report = remove_package(
         ws, package, version, publish_after=not no_publish, wait_seconds=wait_seconds
     )
@@ -373,7 +381,7 @@ def verify(ctx: click.Context, quick: bool, as_json: bool) -> None:
     """Check the published repository against the store; exit 1 on any problem."""
     from debrepo.app import verify as verify_repository
 
-    ws = _workspace(ctx)
+    ws = _workspace(ctx, existing_only=True)
     report = verify_repository(ws, quick=quick)
     if as_json:
         click.echo(json.dumps(asdict(report) | {"ok": report.ok}, indent=2))
@@ -420,13 +428,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             err=True,
         )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
-    click.echo(
-        f"serving {repo.root} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", err=True
-    )
     try:
+        click.echo(
+            f"serving {repo.root} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", err=True
+        )
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, _Terminated):
+        # Ctrl-C or SIGTERM (systemd, docker stop) is how a server is meant to end.
+        click.echo("stopped", err=True)
     finally:
         server.server_close()
 
@@ -463,7 +472,8 @@ def key_generate(ctx: click.Context, force: bool) -> None:
 def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
     """Export the public key (what clients put in /usr/share/keyrings/)."""
     ws = _workspace(ctx)
-    data = ws.signer.public_key_armored() if armor else ws.signer.public_key_binary()
+    signer = ws.existing_signer()
+    data = signer.public_key_armored() if armor else signer.public_key_binary()
     if output:
         output.write_bytes(data)
     elif armor:
@@ -477,7 +487,7 @@ def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
 def key_show(ctx: click.Context) -> None:
     """Print the signing key's fingerprint and file."""
     ws = _workspace(ctx)
-    click.echo(f"{ws.signer.fingerprint.upper()}  {ws.settings.key_file}")
+    click.echo(f"{ws.existing_signer().fingerprint.upper()}  {ws.settings.key_file}")
 
 
 @cli.command()

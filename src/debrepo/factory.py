@@ -36,19 +36,30 @@ def _local_path(url: str, scheme: str) -> Path | None:
 
 
 def open_store(
-    url: str, *, published_from: Callable[[], str | None] = lambda: None
+    url: str,
+    *,
+    published_from: Callable[[], str | None] = lambda: None,
+    must_exist: bool = False,
 ) -> MetadataStore:
     """The store at `url`. An SQLite file is created on first use, but not when
     `published_from()` names evidence that a repository was already published from a
-    store (a mistyped path or a lost file would otherwise publish an empty repository)."""
+    store (a mistyped path or a lost file would otherwise publish an empty repository),
+    nor when `must_exist` (commands that only read or change what is there)."""
     path = _local_path(url, "sqlite")
     if path is not None:
-        if not (path.is_file() and path.stat().st_size > 0) and (evidence := published_from()):
+        missing = not (path.is_file() and path.stat().st_size > 0)
+        if missing and (evidence := published_from()):
             raise StoreError(
                 f"{path}: no metadata store here, but the repository was already published "
                 f"from one ({evidence}); check --store (DEBREPO_STORE) and --home, or restore "
                 "the store from a backup. To start an empty repository on purpose, delete "
                 "that state file first"
+            )
+        if missing and must_exist:
+            raise ConfigError(
+                f"{path}: no metadata store here, so nothing was added with this --home; "
+                "check --home (DEBREPO_HOME) and --store, or start a repository with "
+                "`debrepo add` or `debrepo build-repo-package`"
             )
         return SqliteMetadataStore(path)
     if urlparse(url).scheme == "dynamodb":
@@ -56,6 +67,11 @@ def open_store(
 
         return DynamoDBMetadataStore.from_url(url)
     raise ConfigError(f"store {url!r}: expected sqlite:///path/to/metadata.db or dynamodb://TABLE")
+
+
+def local_folder(url: str) -> Path | None:
+    """The folder a file:// (or plain path) object store URL names; None for others."""
+    return _local_path(url, "file")
 
 
 def open_object_store(url: str, role: str, *, acl_mode: AclMode = "bucket-policy") -> ObjectStore:

@@ -136,6 +136,10 @@ def _defaults(home: Path) -> dict[str, Any]:
     }
 
 
+# Settings whose command-line option is not named after them.
+_OPTION_NAMES = {"settings_file": "settings"}
+
+
 def _read_settings_file(path: Path) -> dict[str, Any]:
     import yaml  # deferred: ~15 ms of start-up that most commands do not need
 
@@ -187,7 +191,7 @@ def load_settings(
 
     def pick_raw(name: str) -> tuple[Any, str] | None:
         if name in flags:
-            return flags[name], f"option --{name.replace('_', '-')}"
+            return flags[name], f"option --{_OPTION_NAMES.get(name, name).replace('_', '-')}"
         variable = ENVIRONMENT.get(name)
         if variable and environ.get(variable):
             return environ[variable], f"environment variable {variable}"
@@ -198,7 +202,8 @@ def load_settings(
     if chosen:
         settings_file = (cwd / str(chosen[0])).resolve()
         if not settings_file.is_file():
-            raise ConfigError(f"{settings_file}: settings file not found ({chosen[1]})")
+            what = "is not a file" if settings_file.exists() else "not found"
+            raise ConfigError(f"{settings_file}: settings file {what} ({chosen[1]})")
     elif (cwd / DEFAULT_SETTINGS_FILE).is_file():
         settings_file = cwd / DEFAULT_SETTINGS_FILE
     file_values = _read_settings_file(settings_file) if settings_file else {}

@@ -510,7 +510,7 @@ def test_logs_are_cloudwatch_json_with_request_id_operation_durations_and_counts
     published = by_message["published"]
     assert published["files_written"] > 0 and published["s3_requests"] > 0, published
     # kiro and kiro-cli went straight into the pool; kiro-repo is copied from staging.
-    assert published["summary"].startswith("3 package(s) published, 1 pool file(s) added")
+    assert published["summary"].startswith("3 package(s) published, 3 pool file(s) added")
     done = by_message["Successfully processed 2 new packages"]
     assert isinstance(done["duration_ms"], int) and done["duration_ms"] >= 0
     assert done["level"] == "INFO"
@@ -864,8 +864,9 @@ def test_a_staged_file_deleted_before_the_run_publishes_nothing_and_says_which(
         deployment,
         run,
         "kiro-repo#1.0.1: pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb is not published "
-        f"and {staged} is not in the staging area s3://{deployment.bucket}/; nothing was "
-        "published",
+        f"and {staged} is not in the staging area s3://{deployment.bucket}/ (put the .deb "
+        "back at pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb, or remove kiro-repo 1.0.1); "
+        "nothing was published",
         releases_before=releases,
     )
     # The new packages' pool files went up before the publish, nothing a client could see.

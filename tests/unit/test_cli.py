@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -158,7 +159,7 @@ def test_add_while_another_process_publishes(run, debs, home):
         result = run("add", str(debs / "alpha_1.0_amd64.deb"))
     assert result.code == 1
     assert f"another debrepo process is publishing (pid {os.getpid()} on" in result.error_line
-    assert run("list", "--json").out.strip() == "[]"
+    assert not (home / "metadata.db").exists()  # nothing stored, not even an empty store
 
 
 def test_build_repo_package(run, tmp_path, home):
@@ -185,8 +186,6 @@ def test_build_repo_package_bad_version(run):
 
 
 def test_list_and_list_json(run, debs):
-    empty = run("list")
-    assert (empty.code, empty.out.strip()) == (0, "the store holds no packages")
     run("add", str(debs))
     result = run("list")
     assert result.code == 0
@@ -200,6 +199,11 @@ def test_list_and_list_json(run, debs):
     assert as_json[0]["sha256_hash"] and as_json[0]["file_size"] > 0
     only = json.loads(run("list", "--package", "beta", "--json").out)
     assert [item["package_id"] for item in only] == ["beta#2.0-1"]
+    for name, version in (("alpha", "1.0"), ("beta", "2.0-1")):
+        assert run("remove", name, version, "--no-publish", "--yes").code == 0
+    empty = run("list")
+    assert (empty.code, empty.out) == (0, "the store holds no packages\n")
+    assert run("list", "--json").out.strip() == "[]"
 
 
 def test_show(run, debs):
@@ -217,7 +221,8 @@ def test_show(run, debs):
     assert isinstance(as_json["control_fields"], dict)
 
 
-def test_show_unknown_package(run):
+def test_show_unknown_package(run, debs):
+    run("add", str(debs))
     result = run("show", "nothing", "1.0")
     assert result.code == 1
     assert "nothing 1.0 is not in the store" in result.error_line
@@ -317,6 +322,7 @@ def test_key_generate_export_show(run, tmp_path, home):
 
 
 def test_key_export_to_a_missing_folder(run, tmp_path):
+    assert run("key", "generate").code == 0
     result = run("key", "export", "--output", str(tmp_path / "no" / "such" / "key.asc"))
     assert result.code == 1
     assert str(tmp_path / "no" / "such" / "key.asc") in result.error_line
@@ -338,8 +344,8 @@ def test_garbage_key_file(run, tmp_path):
         (("--architectures", "all", "rebuild"), "'all' is not a binary architecture"),
         (("--store", "dynamodb://x", "list"), "is not a valid DynamoDB table name"),
         (("--store", "postgres://db", "list"), "expected sqlite:///path/to/metadata.db"),
-        (("--repo", "s3://", "rebuild"), "repository 's3://': expected s3://bucket/prefix"),
-        (("--repo", "ftp://host/x", "rebuild"), "expected file:///path/to/folder"),
+        (("--repo", "s3://", "serve"), "repository 's3://': expected s3://bucket/prefix"),
+        (("--repo", "ftp://host/x", "serve"), "expected file:///path/to/folder"),
         (("--settings", "absent.yaml", "list"), "settings file not found"),
     ],
 )
@@ -356,7 +362,8 @@ def test_environment_configuration_error_names_the_variable(run, monkeypatch):
     assert "environment variable DEBREPO_BY_HASH_KEEP" in result.error_line
 
 
-def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home):
+def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home, debs):
+    run("add", str(debs))
     result = run("--config-dir", str(tmp_path / "nowhere"), "list")
     assert result.code == 0
 
@@ -402,6 +409,29 @@ def test_serve_before_anything_is_published_warns_and_serves(run, home, stop_ser
     assert result.code == 0, result.err
     assert len(stop_serving) == 1
     assert f"debrepo: warning: nothing is published in {home / 'repo'} yet" in result.err
+
+
+def test_serve_stopped_by_sigterm_ends_cleanly(tmp_path):
+    """systemd and `docker stop` end a server with SIGTERM: that is no error."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home"), "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    try:
+        assert server.stderr is not None
+        lines = [server.stderr.readline() for _ in range(2)]
+        assert lines[1].startswith("serving "), lines
+        server.send_signal(signal.SIGTERM)
+        rest = server.communicate(timeout=30)[1]
+    finally:
+        server.kill()
+        server.wait()
+    assert server.returncode == 0, rest
+    assert rest == "stopped\n"
 
 
 def test_entry_point_in_a_subprocess(tmp_path):
@@ -609,3 +639,57 @@ def test_serve_port_out_of_range_is_a_usage_error(run):
     assert result.code == 2
     assert "Traceback" not in result.err
     assert "99999 is not in the range" in result.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "alpha"], ["verify"], ["rebuild"], ["remove", "alpha", "1.0", "--yes"]],
+    ids=["list", "show", "verify", "rebuild", "remove"],
+)
+def test_a_home_with_no_store_is_an_error_not_a_new_repository(run, home, command):
+    """A mistyped --home must not look like an empty repository (or become one)."""
+    result = run(*command)
+    assert result.code == 2, result.err
+    assert result.err == (
+        f"debrepo: error: {home / 'metadata.db'}: no metadata store here, so nothing was "
+        "added with this --home; check --home (DEBREPO_HOME) and --store, or start a "
+        "repository with `debrepo add` or `debrepo build-repo-package`\n"
+    )
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("command", [["key", "show"], ["key", "export"]])
+def test_showing_a_key_that_does_not_exist_does_not_generate_one(run, home, command):
+    result = run(*command)
+    assert result.code == 2
+    assert result.err.startswith(f"debrepo: error: {home / 'keys/signing-key.asc'}: no signing key")
+    assert "debrepo key generate" in result.err
+    assert not home.exists()
+
+
+def test_list_of_a_package_the_store_does_not_hold(run, debs):
+    run("add", str(debs))
+    result = run("list", "--package", "nope")
+    assert result.code == 0
+    assert result.out == "the store holds no version of nope\n"
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_settings_file_error_names_the_option_as_it_is_spelled(run, tmp_path, kind):
+    path = tmp_path / "settings.yaml"
+    if kind == "folder":
+        path.mkdir()
+    result = run("--settings", str(path), "list")
+    assert result.code == 2
+    what = "not found" if kind == "missing" else "is not a file"
+    assert result.err == f"debrepo: error: {path}: settings file {what} (option --settings)\n"
+
+
+def test_building_a_kiro_repo_version_that_exists_names_no_temporary_file(run):
+    assert run("build-repo-package", "--version", "1.0.0").code == 0
+    result = run("build-repo-package", "--version", "1.0.0")
+    assert result.code == 1
+    assert result.err == (
+        "debrepo: error: kiro-repo 1.0.0 is already in the store (package_id "
+        "'kiro-repo#1.0.0'); published versions are immutable, build a new version instead\n"
+    )

@@ -1042,10 +1042,15 @@ def test_incomplete_store_rows_are_skipped_and_reported(workspace, make_deb):
 
 def test_publish_report_summary():
     report = PublishReport(
-        packages=2, pool_copied=["p"], written=["a", "b"], unchanged=4, deleted=["d"]
+        packages=2,
+        pool_copied=["p"],
+        pool_placed=["q", "r"],
+        written=["a", "b"],
+        unchanged=4,
+        deleted=["d"],
     )
     summary = report.summary()
-    assert summary.startswith("2 package(s) published, 1 pool file(s) added, 2 file(s) written")
+    assert summary.startswith("2 package(s) published, 3 pool file(s) added, 2 file(s) written")
     assert "4 unchanged" in summary
     assert "1 old by-hash file(s) removed" in summary
 
@@ -1180,3 +1185,14 @@ def test_a_layout_lost_with_the_state_means_compressing_everything_again(
 
     assert counts == {".gz": 2, ".xz": 2}
     assert_indices_as_rebuilt_from_the_store(workspace)
+
+
+def test_files_ingest_put_in_the_pool_count_as_added_not_copied(workspace, make_deb):
+    result = app.add_packages(workspace, [make_deb("alpha"), make_deb("beta")], now=at(0))
+    assert result.report.pool_copied == []  # ingest wrote them; publish trusts them
+    assert sorted(result.report.pool_placed) == [
+        "pool/main/a/alpha/alpha_1.0_amd64.deb",
+        "pool/main/b/beta/beta_1.0_amd64.deb",
+    ]
+    assert "2 pool file(s) added" in result.report.summary()
+    assert app.rebuild(workspace, now=at(1), full=True).pool_placed == []

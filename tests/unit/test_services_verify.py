@@ -116,21 +116,24 @@ def test_edited_packages_file_names_package_and_field(published):
     assert f"{BINARY}/Packages: the entry of beta#2.0-1 differs from the store in X-Injected" in (
         found
     )
-    assert f"{BINARY}/Packages.gz does not hold the same index as main/binary-amd64/Packages" in (
-        found
-    )
+    # The compressed forms were not touched, and are not blamed.
+    assert not has_problem(found, "Packages.gz"), found
+    assert not has_problem(found, "Packages.xz"), found
 
 
 def test_version_in_store_but_not_published(published, make_deb):
     app.add_packages(published, [make_deb("gamma", "3.0")], publish=False, now=FIXED_NOW)
     found = problems(published)
-    assert f"{BINARY}/Packages lacks gamma#3.0" in found
+    assert (
+        f"{BINARY}/Packages lacks gamma#3.0; `debrepo rebuild` publishes the store as it is"
+        in found
+    )
 
 
 def test_version_published_but_not_in_store(published):
     app.remove_package(published, "alpha", "1.0", publish_after=False)
     found = problems(published)
-    assert f"{BINARY}/Packages lists alpha#1.0, which the store does not hold" in found
+    assert has_problem(found, f"{BINARY}/Packages lists alpha#1.0, which the store does not hold")
 
 
 def test_reordered_packages_file(published):
@@ -146,8 +149,8 @@ def test_reordered_packages_file(published):
 def test_compressed_index_with_other_content(published):
     replace_object(published, f"{BINARY}/Packages.gz", gzip.compress(b"Package: other\n"))
     found = problems(published)
-    assert f"{BINARY}/Packages.gz does not hold the same index as main/binary-amd64/Packages" in (
-        found
+    assert has_problem(
+        found, f"{BINARY}/Packages.gz holds neither", "nor main/binary-amd64/Packages"
     )
 
 
@@ -161,8 +164,8 @@ def test_compressed_index_that_cannot_be_decompressed(published, suffix):
 def test_xz_index_with_other_content(published):
     replace_object(published, f"{BINARY}/Packages.xz", lzma.compress(b""))
     found = problems(published)
-    assert f"{BINARY}/Packages.xz does not hold the same index as main/binary-amd64/Packages" in (
-        found
+    assert has_problem(
+        found, f"{BINARY}/Packages.xz holds neither", "nor main/binary-amd64/Packages"
     )
 
 
@@ -388,3 +391,52 @@ def test_armoured_key_replaced_or_missing(published, with_signing_key):
     )
     published.repo.delete("kiro-archive-keyring.asc")
     assert any(p.startswith("kiro-archive-keyring.asc is missing") for p in problems(published))
+
+
+def test_a_new_key_not_yet_published_is_named_once_not_blamed_on_the_armoured_copy(published):
+    app.generate_key(published, force=True)
+    found = problems(app.Workspace(published.settings))
+    assert found == [
+        "kiro-archive-keyring.gpg is not the public part of the signing key "
+        f"{app.Workspace(published.settings).signer.fingerprint.upper()}"
+    ]
+
+
+def test_a_missing_signing_key_is_a_warning_that_says_what_was_not_checked(published):
+    published.settings.key_file.unlink()
+    report = app.verify(app.Workspace(published.settings), now=FIXED_NOW)
+    assert report.ok
+    assert report.warnings == [
+        "the published key was not compared with the signing key: there is none at "
+        f"{published.settings.key_file} (check --key-file, or restore it before the next publish)"
+    ]
+
+
+def test_kiro_repo_installing_a_key_that_is_no_longer_published(published):
+    """After the key is replaced, the kiro-repo new users install first still carries
+    the old one until a new version is built: verify says so, and what to do."""
+    app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
+    app.generate_key(published, force=True)
+    rotated = app.Workspace(published.settings)
+    app.rebuild(rotated, now=FIXED_NOW)
+
+    (found,) = problems(rotated)
+    assert has_problem(
+        [found],
+        "kiro-repo 1.0 (pool/main/k/kiro-repo/kiro-repo_1.0_all.deb)",
+        "/usr/share/keyrings/kiro-archive-keyring.gpg other than the published key",
+        "build-repo-package",
+    )
+
+    app.build_kiro_repo(rotated, version="1.1", now=FIXED_NOW)
+    assert app.verify(rotated, now=FIXED_NOW).ok
+
+
+def test_kiro_repo_without_the_keyring(published, make_deb):
+    bare = make_deb("kiro-repo", "0.9", "all")  # a package of that name that installs no key
+    app.add_packages(published, [bare], now=FIXED_NOW)
+    (found,) = problems(published)
+    assert found == (
+        "kiro-repo 0.9 (pool/main/k/kiro-repo/kiro-repo_0.9_all.deb) installs no "
+        "/usr/share/keyrings/kiro-archive-keyring.gpg"
+    )

@@ -64,6 +64,8 @@ class PublishReport:
     packages: int = 0
     skipped_incomplete: list[str] = field(default_factory=list)
     pool_copied: list[str] = field(default_factory=list)
+    # New pool files the caller had already put in place (ingest writes there directly).
+    pool_placed: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
     deleted: list[str] = field(default_factory=list)
@@ -80,7 +82,7 @@ class PublishReport:
             )
         parts = [
             f"{self.packages} package(s) published",
-            f"{len(self.pool_copied)} pool file(s) added",
+            f"{len(self.pool_copied) + len(self.pool_placed)} pool file(s) added",
             f"{len(self.written)} file(s) written",
             f"{self.unchanged} unchanged",
         ]
@@ -602,6 +604,7 @@ class Publisher:
                 continue
             if pool_file.key in trusted:
                 pool[pool_file.key] = expected
+                report.pool_placed.append(pool_file.key)
                 continue
             if pool_file.key in pool or pool_file.key in retired:
                 other_bytes.append(pool_file)
@@ -637,7 +640,8 @@ class Publisher:
             elif info is None:
                 problems.append(
                     f"{record.package_id}: {pool_file.key} is not published and {staged} is not "
-                    f"in the staging area {self.staging.description}"
+                    f"in the staging area {self.staging.description} (put the .deb back at "
+                    f"{pool_file.key}, or remove {record.package_name} {record.version})"
                 )
             elif staged not in trusted and _sha256_of(self.staging, staged) != (
                 record.file_size,

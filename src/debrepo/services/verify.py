@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import lzma
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,10 +67,14 @@ def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
     have, want = stanzas(published), stanzas(expected)
     missing = sorted(set(want) - set(have))
     extra = sorted(set(have) - set(want))
+    # Both are what `add --no-publish` / `remove --no-publish` leave until a publish.
+    publish = "; `debrepo rebuild` publishes the store as it is"
     if missing:
-        return f"{where} lacks {', '.join(missing[:5])}"
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        return f"{where} lacks {', '.join(missing[:5])}{more}{publish}"
     if extra:
-        return f"{where} lists {', '.join(extra[:5])}, which the store does not hold"
+        more = f" (and {len(extra) - 5} more)" if len(extra) > 5 else ""
+        return f"{where} lists {', '.join(extra[:5])}{more}, which the store does not hold{publish}"
     for package_id in sorted(want):
         if have[package_id] != want[package_id]:
             fields = sorted(
@@ -132,8 +137,9 @@ def verify_repository(
         problems.append(f"{armored_name} is missing from {repo.description}")
     else:
         try:
-            same_key = signer.public_key_armored() if signer is not None else armor_of(public_key)
-            if armored.strip() != same_key.strip():
+            # Against the published binary keyring (checked against the signing key
+            # above): after a key change not yet published, both still hold the old key.
+            if armored.strip() != armor_of(public_key).strip():
                 problems.append(f"{armored_name} is not the same key as {keyring}")
         except VerificationError as exc:
             problems.extend(exc.problems)
@@ -211,15 +217,20 @@ def verify_repository(
                     problems.append(f"{dists}/{base}{suffix} is missing")
                     continue
                 try:
-                    if decompress(compressed) != published:
+                    # Holding either what the store renders or what the plain file holds
+                    # (whose difference from the store is reported above) is consistent:
+                    # a damaged Packages must not make its intact compressed forms look
+                    # wrong, nor a stale set of three be reported three times.
+                    if decompress(compressed) not in (rendered, published):
                         problems.append(
-                            f"{dists}/{base}{suffix} does not hold the same index as {base}"
+                            f"{dists}/{base}{suffix} holds neither the index the store "
+                            f"renders nor {base}"
                         )
                 except (OSError, EOFError, lzma.LZMAError):
                     problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
 
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
-    _verify_convenience(records, repo, settings, report)
+    _verify_convenience(records, repo, settings, report, public_key)
     return report
 
 
@@ -274,7 +285,11 @@ def _verify_pool(
 
 
 def _verify_convenience(
-    records: list[PackageRecord], repo: ObjectStore, settings: Settings, report: VerifyReport
+    records: list[PackageRecord],
+    repo: ObjectStore,
+    settings: Settings,
+    report: VerifyReport,
+    public_key: bytes,
 ) -> None:
     try:
         newest = newest_convenience_package(pool_files_for(records, settings.component))
@@ -296,3 +311,31 @@ def _verify_convenience(
             f"{CONVENIENCE_COPY} is not kiro-repo {newest.record.version} ({newest.key})"
         )
     report.files_checked += 1
+    if problem := _installed_key_problem(repo.get(newest.key), settings, public_key):
+        report.problems.append(f"kiro-repo {newest.record.version} ({newest.key}) {problem}")
+
+
+def _installed_key_problem(deb: bytes | None, settings: Settings, public_key: bytes) -> str | None:
+    """Why the keyring the newest kiro-repo installs is not the published key, or None.
+
+    New users install that package first; with another key in it (say, built before
+    the key was replaced) their first `apt update` fails with NO_PUBKEY.
+    """
+    if deb is None:
+        return None  # reported with the pool files
+    from debian.debfile import DebFile
+
+    member = f"usr/share/keyrings/{settings.keyring_name}.gpg"
+    try:
+        data = DebFile(fileobj=io.BytesIO(deb)).data
+        installed = data.get_content(member) if data.has_file(member) else None
+    except Exception as exc:  # any unreadable archive is a finding, not a crash
+        return f"cannot be read: {exc}"
+    if installed is None:
+        return f"installs no /{member}"
+    if installed != public_key:
+        return (
+            f"installs a /{member} other than the published key: new users would fail with "
+            "NO_PUBKEY; build a new version (`debrepo build-repo-package --version ...`)"
+        )
+    return None

@@ -37,6 +37,18 @@ def _enum_name(value: object) -> str:
     return str(value).rsplit(".", 1)[-1]
 
 
+def _holds_secret_keys(key: bytes) -> bool:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # pysequoia would rather secret keys were read as a Tsk; here a Cert is asked.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(sq.Cert.from_bytes(key).has_secret_keys)
+    except Exception:  # unreadable: let the caller's message stand
+        return True
+
+
 def generate_secret_key(user_id: str) -> bytes:
     """A new ASCII-armoured Ed25519 secret key (OpenPGP v4, readable by gpgv and sqv)."""
     tsk = sq.Tsk.generate(user_id, profile=sq.Profile.RFC4880, cipher_suite=sq.CipherSuite.Cv25519)
@@ -58,6 +70,12 @@ class OpenPGPSigner:
         try:
             self._signer = self._tsk.signer()
         except Exception as exc:
+            if not _holds_secret_keys(secret_key):
+                raise SigningError(
+                    f"{source} holds only a public key, not an OpenPGP secret key; point "
+                    "--key-file (DEBREPO_KEY_FILE) at the secret key, or run "
+                    "`debrepo key generate`"
+                ) from None
             raise SigningError(
                 f"{source}: no usable signing key ({_reason(exc)}); keys protected by a "
                 "passphrase are not supported, export the key without one"
