@@ -118,7 +118,7 @@ def test_settings_environment_variable_naming_a_missing_file(tmp_path):
 
 
 def test_settings_option_naming_a_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match=r"option --settings-file"):
+    with pytest.raises(ConfigError, match=r"settings file not found \(option --settings\)$"):
         load_settings({"settings_file": "absent.yaml"}, environ={}, cwd=tmp_path)
 
 
@@ -157,7 +157,7 @@ def test_settings_path_that_is_a_directory(tmp_path):
     (tmp_path / "dir.yaml").mkdir()
     with pytest.raises(ConfigError) as caught:
         load_settings({"settings_file": "dir.yaml"}, environ={}, cwd=tmp_path)
-    assert f"{tmp_path / 'dir.yaml'}: settings file not found (option --settings-file)" == str(
+    assert f"{tmp_path / 'dir.yaml'}: settings file is not a file (option --settings)" == str(
         caught.value
     )
 
