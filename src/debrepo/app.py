@@ -115,6 +115,14 @@ class Workspace:
                 )
         return open_signer(settings)
 
+    def store_exists(self) -> bool:
+        """Whether the store holds anything yet (always, for a store that is not a file)."""
+        try:
+            open_store(self.settings.store, must_exist=True)
+        except ConfigError:
+            return False
+        return True
+
     def existing_signer(self) -> OpenPGPSigner:
         """The signer, for commands that only show or export the key: never generated."""
         settings = self.settings

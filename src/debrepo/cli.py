@@ -424,7 +424,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         # Serving first is how one learns the URL to build kiro-repo with (--port 0).
         click.echo(
             f"debrepo: warning: nothing is published in {repo.root} yet; files appear as "
-            "soon as you publish (debrepo add / build-repo-package / rebuild)",
+            "soon as you publish (debrepo add / build-repo-package)",
             err=True,
         )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
@@ -457,7 +457,13 @@ def key_generate(ctx: click.Context, force: bool) -> None:
     _output(ctx).say(
         f"generated signing key {signer.fingerprint.upper()} at {ws.settings.key_file}"
     )
-    _output(ctx).say("run `debrepo rebuild` to publish the new public key and re-sign")
+    if ws.store_exists():
+        _output(ctx).say(
+            "run `debrepo rebuild` to publish the new public key and re-sign, then "
+            "`debrepo build-repo-package --version NEXT` so new users install it"
+        )
+    else:
+        _output(ctx).say("the first `debrepo add` or `build-repo-package` publishes with it")
 
 
 @key.command("export")

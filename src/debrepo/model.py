@@ -79,7 +79,8 @@ _ONE_LINE_FIELDS = (
     "certificate_url",
     "signature_url",
 )
-_LINE_BREAK_OR_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# (U+0085, U+2028 and U+2029 end a line for Python's str.splitlines, and so for deb822.)
+_LINE_BREAK_OR_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _DEPENDS_RE = FIELD_RULES["depends"]
 _CHECKSUMS_RE = re.compile(r"[0-9a-f]{32} [0-9a-f]{40} [0-9a-f]{64} (?:[0-9a-f]{128})?")
 

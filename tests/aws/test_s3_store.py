@@ -865,7 +865,7 @@ def test_publishing_one_new_version_costs_the_same_at_any_size(
         # An index of several compressed pieces is read back (Packages.gz, Packages.xz)
         # to reuse the unchanged ones: two GETs that only some sizes need.
         layout = PublishState.parse(staging.get(STATE_KEY)).index_pieces
-        pieces_read = sum(len(layout[f"{BINARY}/Packages{s}"]) > 1 for s in (".gz", ".xz"))
+        pieces_read = sum(len(layout[f"{BINARY}/Packages{s}"].pieces) > 1 for s in (".gz", ".xz"))
         repo.reset_request_count()
         staging.reset_request_count()
         result = app.add_packages(ws, [make_deb("pkg0", "9.0")], now=at(1))

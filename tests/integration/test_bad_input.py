@@ -310,8 +310,8 @@ def test_name_or_version_escaping_the_pool(
         ([("Multi-Arch", "sometimes")], "amd64", "field Multi-Arch must be one of"),
         ([("Essential", "maybe")], "amd64", "field Essential must be yes or no, not 'maybe'"),
         ([("X-Note", "a\x00b")], "amd64", "field X-Note holds the control character '\\x00'"),
-        # Python's line splitting, deb822's too, ends a line at a form feed.
-        ([("X-Note", "a\x0cb")], "amd64", "control file line 'b' is not 'Field: value'"),
+        # Python's line splitting, deb822's too, would end a line at a form feed.
+        ([("X-Note", "a\x0cb")], "amd64", "field X-Note holds the control character '\\x0c'"),
         ([("Depends", "foo (>= 1:)")], "amd64", "'foo (>= 1:)' is not a package relationship"),
         ([("Breaks", "foo (<< 1.0-)")], "amd64", "'foo (<< 1.0-)' is not a package relationship"),
         ([], "any", "'any' is not the architecture of a binary package"),
@@ -385,6 +385,46 @@ def test_installed_size_that_is_not_a_plain_number(
     result = repo.run("add", deb, check=False)
     assert_rejected(result, 1, "crafted.deb", "Installed-Size", fragment)
     assert len(result.stderr) < 500, result.stderr  # the huge value is not repeated whole
+
+
+def _deb_with_control(path: Path, **overrides: str) -> Path:
+    control = {
+        "Package": "crafted",
+        "Version": "1.0",
+        "Architecture": "amd64",
+        "Maintainer": "Test Maintainer <test@example.com>",
+        "Installed-Size": "12",
+        "Description": "crafted\n A package with a crafted control file.",
+        **overrides,
+    }
+    members = [DebMember("usr/share/doc/x/README", b"x\n")]
+    path.write_bytes(build_deb(list(control.items()), members, mtime=0))
+    return path
+
+
+def test_installed_size_with_leading_zeros_is_its_number(tmp_path: Path) -> None:
+    cli = DebrepoCli(home=tmp_path / "home", cwd=tmp_path)
+    cli.run(
+        "add", _deb_with_control(tmp_path / "crafted.deb", **{"Installed-Size": "0" * 30 + "12"})
+    )
+    assert (
+        "Installed-Size: 12\n"
+        in (cli.repo_dir / "dists/stable/main/binary-amd64/Packages").read_text()
+    )
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0c"])
+def test_a_value_cannot_smuggle_in_a_field_of_its_own(
+    repo: DebrepoCli, tmp_path: Path, separator: str
+) -> None:
+    """Characters Python (and so deb822) ends a line at, inside one value: dpkg sees one
+    Maintainer field; a reader splitting there would see a Depends field too."""
+    deb = _deb_with_control(
+        tmp_path / "crafted.deb", Maintainer=f"X <x@example.com>{separator}Depends: evil-pkg"
+    )
+    result = repo.run("add", deb, check=False)
+    assert_rejected(result, 1, "crafted.deb", "nothing was added")
+    assert "evil-pkg" not in (repo.repo_dir / "dists/stable/main/binary-amd64/Packages").read_text()
 
 
 def test_relationships_apt_parses_are_accepted(tmp_path: Path) -> None:

@@ -298,6 +298,11 @@ def test_key_generate_export_show(run, tmp_path, home):
     generated = run("key", "generate")
     assert generated.code == 0, generated.err
     assert "generated signing key" in generated.out
+    # Nothing published yet: nothing to rebuild (and `rebuild` would refuse a new home).
+    assert generated.out.splitlines()[1] == (
+        "the first `debrepo add` or `build-repo-package` publishes with it"
+    )
+    assert not (home / "metadata.db").exists()
     key_file = home / "keys" / "signing-key.asc"
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
 
@@ -693,3 +698,14 @@ def test_building_a_kiro_repo_version_that_exists_names_no_temporary_file(run):
         "debrepo: error: kiro-repo 1.0.0 is already in the store (package_id "
         "'kiro-repo#1.0.0'); published versions are immutable, build a new version instead\n"
     )
+
+
+def test_replacing_the_key_of_a_repository_says_what_to_publish(run, debs):
+    assert run("add", str(debs)).code == 0
+    replaced = run("key", "generate", "--force")
+    assert replaced.code == 0, replaced.err
+    assert replaced.out.splitlines()[1] == (
+        "run `debrepo rebuild` to publish the new public key and re-sign, then "
+        "`debrepo build-repo-package --version NEXT` so new users install it"
+    )
+    assert run("rebuild").code == 0

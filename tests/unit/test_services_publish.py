@@ -1112,7 +1112,8 @@ def two_piece_repository(ws, make_deb) -> dict[str, bytes]:
         now=at(0),
     )
     state = PublishState.parse(ws.staging.get(STATE_KEY))
-    assert [len(state.index_pieces[f"{BINARY}/Packages{s}"]) for s in (".gz", ".xz")] == [2, 2]
+    layouts = [state.index_pieces[f"{BINARY}/Packages{s}"] for s in (".gz", ".xz")]
+    assert [len(layout.pieces) for layout in layouts] == [2, 2]
     return {s: ws.repo.get(f"{BINARY}/Packages{s}") for s in (".gz", ".xz")}
 
 
@@ -1133,9 +1134,9 @@ def test_adding_a_package_compresses_again_only_the_piece_it_lands_in(
 ):
     before = two_piece_repository(workspace, make_deb)
     first_pieces = {
-        s: PublishState.parse(workspace.staging.get(STATE_KEY)).index_pieces[
-            f"{BINARY}/Packages{s}"
-        ][0]
+        s: PublishState.parse(workspace.staging.get(STATE_KEY))
+        .index_pieces[f"{BINARY}/Packages{s}"]
+        .pieces[0]
         for s in before
     }
 
@@ -1146,8 +1147,12 @@ def test_adding_a_package_compresses_again_only_the_piece_it_lands_in(
     state = PublishState.parse(workspace.staging.get(STATE_KEY))
     for suffix, old in before.items():
         layout = state.index_pieces[f"{BINARY}/Packages{suffix}"]
-        assert layout[0] == first_pieces[suffix]
-        _, offset, length, _ = layout[0]
+        assert (
+            layout.sha256
+            == hashlib.sha256(workspace.repo.get(f"{BINARY}/Packages{suffix}")).hexdigest()
+        )
+        assert layout.pieces[0] == first_pieces[suffix]
+        _, offset, length, _ = layout.pieces[0]
         assert (
             workspace.repo.get(f"{BINARY}/Packages{suffix}")[offset : offset + length]
             == (old[offset : offset + length])
@@ -1160,7 +1165,7 @@ def test_a_compressed_index_changed_behind_debrepos_back_is_not_reused(
 ):
     before = two_piece_repository(workspace, make_deb)
     state = PublishState.parse(workspace.staging.get(STATE_KEY))
-    _, offset, length, _ = state.index_pieces[f"{BINARY}/Packages.xz"][0]
+    _, offset, length, _ = state.index_pieces[f"{BINARY}/Packages.xz"].pieces[0]
     damaged = bytearray(before[".xz"])
     damaged[offset + length // 2] ^= 0xFF  # inside alpha's piece, which delta leaves alone
     path = workspace.repo.root / BINARY / "Packages.xz"
@@ -1196,3 +1201,39 @@ def test_files_ingest_put_in_the_pool_count_as_added_not_copied(workspace, make_
     ]
     assert "2 pool file(s) added" in result.report.summary()
     assert app.rebuild(workspace, now=at(1), full=True).pool_placed == []
+
+
+def test_a_publish_that_failed_after_its_release_leaves_no_layout_to_misapply(
+    workspace, make_deb, monkeypatch
+):
+    """The state is written last: a publish failing after the Release leaves the layout
+    of the indices before it. It describes other bytes and must not be applied to the
+    ones published (slices at its offsets would make an index that does not decompress)."""
+    two_piece_repository(workspace, make_deb)
+    with publish_failing_in("_update_convenience_copy"):
+        add(workspace, make_deb, "aaa", hours=1)  # sorts first: the first piece changes
+
+    with counting_compressions(monkeypatch) as counts:
+        add(workspace, make_deb, "aab", hours=2)
+
+    assert counts == {".gz": 2, ".xz": 2}  # nothing taken from the mismatched layout
+    assert_indices_as_rebuilt_from_the_store(workspace)
+    assert app.verify(workspace, now=at(2)).ok
+
+
+def test_a_full_rebuild_compresses_every_piece_from_nothing(workspace, make_deb, monkeypatch):
+    two_piece_repository(workspace, make_deb)
+    with counting_compressions(monkeypatch) as counts:
+        app.rebuild(workspace, now=at(1), full=True)
+    assert counts == {".gz": 2, ".xz": 2}
+    assert_indices_as_rebuilt_from_the_store(workspace)
+
+
+def test_a_settings_change_compresses_every_piece_again(tmp_path, make_deb, monkeypatch):
+    workspace = app.Workspace(settings_for(tmp_path / "home"))
+    two_piece_repository(workspace, make_deb)
+    relabelled = app.Workspace(settings_for(tmp_path / "home", label="Relabelled"))
+    with counting_compressions(monkeypatch) as counts:
+        add(relabelled, make_deb, "delta", hours=1)
+    assert counts == {".gz": 2, ".xz": 2}
+    assert_indices_as_rebuilt_from_the_store(relabelled)

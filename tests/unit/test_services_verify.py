@@ -440,3 +440,15 @@ def test_kiro_repo_without_the_keyring(published, make_deb):
         "kiro-repo 0.9 (pool/main/k/kiro-repo/kiro-repo_0.9_all.deb) installs no "
         "/usr/share/keyrings/kiro-archive-keyring.gpg"
     )
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".xz"])
+def test_compressed_index_damaged_inside_is_a_problem_not_a_crash(published, suffix):
+    packed = bytearray(published.repo.get(f"{BINARY}/Packages{suffix}"))
+    # The headers still read; the first compressed byte does not (for gzip a deflate
+    # block of the reserved type: zlib.error, not OSError).
+    first = 10 if suffix == ".gz" else 24
+    packed[first] = 0xFF
+    replace_object(published, f"{BINARY}/Packages{suffix}", bytes(packed))
+    found = problems(published)
+    assert f"{BINARY}/Packages{suffix} cannot be decompressed" in found

@@ -35,6 +35,8 @@ XZ_CHECK = lzma.CHECK_CRC64
 
 # RFC 1952 member header: deflate, no flags, mtime 0 (reproducible), XFL 0, OS Unix.
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+# The empty final deflate block that ends the stream after the last piece.
+_GZIP_FINAL = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _XZ_FOOTER_MAGIC = b"YZ"
 _XZ_FLAGS = bytes((0, XZ_CHECK))
@@ -92,9 +94,8 @@ def xz_block(piece: bytes) -> tuple[bytes, int]:
 
 def assemble_gzip(pieces: Sequence[bytes], data: bytes) -> bytes:
     """One gzip member from the deflated pieces of `data`."""
-    final = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
     trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
-    return b"".join((_GZIP_HEADER, *pieces, final, trailer))
+    return b"".join((_GZIP_HEADER, *pieces, _GZIP_FINAL, trailer))
 
 
 def assemble_xz(blocks: Sequence[bytes], unpadded: Sequence[int], sizes: Sequence[int]) -> bytes:
@@ -181,13 +182,27 @@ def start_compression(
     return finish
 
 
-def reusable_pieces(packed: bytes, pieces: Sequence[Piece]) -> dict[str, tuple[bytes, int]]:
-    """The compressed pieces of an earlier index, from its bytes and its recorded layout
-    (the caller has checked the bytes are the ones the layout was recorded for)."""
-    found: dict[str, tuple[bytes, int]] = {}
-    for piece in pieces:
-        end = piece.offset + piece.length
-        if piece.offset < 0 or end > len(packed) or not 0 <= piece.length - piece.unpadded <= 3:
+def reusable_pieces(
+    packed: bytes, pieces: Sequence[Piece], kind: str
+) -> dict[str, tuple[bytes, int]]:
+    """The compressed pieces of an earlier index (`kind` "gz" or "xz"), from its bytes
+    and its recorded layout; nothing unless the layout tiles the file's pieces exactly,
+    from the end of its header to the start of its trailer (gzip: the final block and
+    CRC; xz: the stream index and footer), so a layout that is not this file's is not
+    applied to it."""
+    if kind == "gz":
+        start, end = len(_GZIP_HEADER), len(packed) - len(_GZIP_FINAL) - 8
+    else:
+        start = len(_XZ_MAGIC) + len(_XZ_FLAGS) + 4
+        if len(packed) < start + 12 or packed[-2:] != _XZ_FOOTER_MAGIC:
             return {}
-        found[piece.key] = (packed[piece.offset : end], piece.unpadded)
-    return found
+        (backward_size,) = struct.unpack_from("<I", packed, len(packed) - 8)
+        end = len(packed) - 12 - (backward_size + 1) * 4
+    found: dict[str, tuple[bytes, int]] = {}
+    offset = start
+    for piece in pieces:
+        if piece.offset != offset or not 0 <= piece.length - piece.unpadded <= 3:
+            return {}
+        offset += piece.length
+        found[piece.key] = (packed[piece.offset : offset], piece.unpadded)
+    return found if offset == end else {}

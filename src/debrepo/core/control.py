@@ -75,10 +75,11 @@ _FIELD_RANK = {name.lower(): rank for rank, name in enumerate(APT_PACKAGES_FIELD
 # space or tab, none is empty, nothing ends in a newline, and no character that ends a
 # value early appears: NUL (apt stops reading a Packages file there, silently dropping
 # the rest), CR, and the other characters Python's line splitting breaks lines at
-# (VT, FF, FS, GS, RS), which deb822 readers of the file, debrepo's own included,
-# would take for the end of a line. Other control characters (ESC, ...) dpkg and apt
-# pass through, and so do we.
-_LINE_BREAKING = "\x00\x0a\x0b\x0c\x0d\x1c\x1d\x1e"
+# (VT, FF, FS, GS, RS, NEL, LS, PS), which deb822 readers of the file, debrepo's own
+# included, would take for the end of a line: a value holding one could smuggle in a
+# field of its own. Other control characters (ESC, ...) dpkg and apt pass through, and
+# so do we.
+_LINE_BREAKING = "\x00\x0a\x0b\x0c\x0d\x1c\x1d\x1e\x85\u2028\u2029"
 _TEXT = rf"[^{_LINE_BREAKING}]*"
 FIELD_VALUE_RE = re.compile(rf"{_TEXT}(?:\n[ \t]{_TEXT})*")
 _CONTROL_CHARACTER_RE = re.compile(rf"[{_LINE_BREAKING.replace(chr(10), '')}]")
@@ -322,7 +323,10 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
             f"{source}: control file must hold exactly one paragraph, found {len(paragraphs)}"
         )
     seen: set[str] = set()
-    lines = paragraphs[0].splitlines()
+    # Lines end at "\n" only, as dpkg reads them; str.splitlines() would also end them
+    # at characters inside a value (U+2028, form feed, ...) and let a value smuggle in
+    # a field of its own. Such characters are refused with the value instead.
+    lines = paragraphs[0].split("\n")
     for line in lines:
         if line and not line[0].isspace() and ":" in line:
             field = line.split(":", 1)[0].strip().lower()
@@ -333,7 +337,7 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
             raise InvalidPackageError(
                 f"{source}: control file line {line[:40]!r} is not 'Field: value'"
             )
-    paragraph = deb822.Deb822(lines)  # the lines it would split the text into itself
+    paragraph = deb822.Deb822(lines)
     fields = [(name, paragraph[name]) for name in paragraph]
     present = {name.lower() for name, _ in fields}
     missing = [f for f in ("Package", "Version", "Architecture") if f.lower() not in present]

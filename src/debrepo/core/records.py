@@ -141,12 +141,13 @@ def build_record(
             raise InvalidPackageError(
                 f"{source}: Installed-Size {quoted_excerpt(installed_raw)} is not a number"
             )
-        if len(digits) > len(str(MAX_INSTALLED_SIZE)) or int(digits) > MAX_INSTALLED_SIZE:
+        significant = digits.lstrip("0") or "0"
+        if len(significant) > len(str(MAX_INSTALLED_SIZE)) or int(significant) > MAX_INSTALLED_SIZE:
             raise InvalidPackageError(
                 f"{source}: Installed-Size {quoted_excerpt(installed_raw)} is too large "
                 f"(at most {MAX_INSTALLED_SIZE} KiB)"
             )
-        installed_size = int(digits)
+        installed_size = int(significant)
     extra = tuple(
         (canonical_field_name(key), value)
         for key, value in control

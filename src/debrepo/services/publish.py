@@ -95,6 +95,14 @@ class PublishReport:
         return ", ".join(parts)
 
 
+class IndexLayout(NamedTuple):
+    """Where the pieces of one published compressed index lie (core.compression.Piece
+    fields), and the SHA256 of the file they lie in."""
+
+    sha256: str
+    pieces: list[tuple[str, int, int, int]]
+
+
 class PoolMap(NamedTuple):
     """The publisher's account of the pool, as one object in the staging area: every
     file under pool/ that a publish has seen is in one of the two."""
@@ -124,9 +132,11 @@ class PublishState:
     # still hold the Release it belonged to. Kept with the pool map (one object), so the
     # two never disagree about a file.
     retired: dict[str, str] = field(default_factory=dict)
-    # Compressed index key -> where its pieces lie (core.compression.Piece fields), so
-    # the next publish compresses again only the pieces that changed.
-    index_pieces: dict[str, list[tuple[str, int, int, int]]] = field(default_factory=dict)
+    # Compressed index key -> where its pieces lie, so the next publish compresses again
+    # only the pieces that changed. Bound to the SHA256 of the file it describes: a
+    # publish that failed after its Release but before this state leaves the layout of
+    # the file before, which must then not be applied to the new one.
+    index_pieces: dict[str, IndexLayout] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -139,7 +149,8 @@ class PublishState:
             "skipped": self.skipped,
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
             "index_pieces": {
-                k: [list(piece) for piece in v] for k, v in sorted(self.index_pieces.items())
+                k: {"sha256": v.sha256, "pieces": [list(piece) for piece in v.pieces]}
+                for k, v in sorted(self.index_pieces.items())
             },
         }
         if self.pool is None and self.retired:  # read from an earlier state, not yet moved
@@ -210,8 +221,12 @@ class PublishState:
                 if isinstance(v, list) and len(v) == 3
             },
             index_pieces={
-                str(k): [(str(p[0]), int(p[1]), int(p[2]), int(p[3])) for p in v]
+                str(k): IndexLayout(
+                    str(v["sha256"]),
+                    [(str(p[0]), int(p[1]), int(p[2]), int(p[3])) for p in v["pieces"]],
+                )
                 for k, v in (data.get("index_pieces") or {}).items()
+                if isinstance(v, dict)  # a list: written by a build of this format's first day
             },
             # Earlier releases of this format kept the retired files here, not with the
             # pool map: read them still, or their files would never be deleted.
@@ -359,7 +374,12 @@ class Publisher:
             map_incomplete = not state.load_pool(pool_before)
         pool = state.pool
         assert pool is not None
-        previous_digests = self._published_digests(state)
+        # What was published before is reused (whole indices whose Packages did not
+        # change, unchanged pieces of the others) only if it was rendered the same way:
+        # not by `full`, which renders everything from nothing, nor after a change of
+        # the settings or of the rendering (RENDER_VERSION) since.
+        reuse = not full and state.fingerprint == fingerprint
+        previous_digests = self._published_digests(state) if reuse else {}
         plan = plan_publication(
             snapshot.records,
             info,
@@ -410,7 +430,9 @@ class Publisher:
         self._write_indices(plan, report, check_existing=full)
         state.index_stamps = self._index_stamps(plan)
         state.index_pieces = {
-            key: list(index.pieces) if index.pieces is not None else state.index_pieces[key]
+            key: IndexLayout(index.digest.sha256, list(index.pieces))
+            if index.pieces is not None
+            else state.index_pieces[key]
             for key, index in zip(plan.index_keys, plan.indices, strict=True)
             if index.pieces is not None or key in state.index_pieces
         }
@@ -448,7 +470,7 @@ class Publisher:
         self, state: PublishState, intact: Mapping[str, Digest]
     ) -> dict[str, dict[str, tuple[bytes, int]]]:
         """The compressed pieces of the published indices, by index path, where the
-        index still has the bytes its recorded layout describes."""
+        index still has the bytes its recorded layout was recorded for."""
         import hashlib  # see _sha256_of
 
         from debrepo.core.compression import Piece, reusable_pieces
@@ -459,12 +481,13 @@ class Publisher:
             layout = state.index_pieces.get(f"{dists}/{path}")
             # A single piece changes with any change to the index, and an unchanged
             # index is reused whole: then reading the old one would only cost a request.
-            if not layout or len(layout) < 2:
+            if layout is None or len(layout.pieces) < 2 or layout.sha256 != digest.sha256:
                 continue
             packed = self.repo.get(f"{dists}/{path}")
             if packed is None or hashlib.sha256(packed).hexdigest() != digest.sha256:
                 continue
-            found[path] = reusable_pieces(packed, [Piece(*piece) for piece in layout])
+            pieces = [Piece(*piece) for piece in layout.pieces]
+            found[path] = reusable_pieces(packed, pieces, path.rsplit(".", 1)[-1])
         return found
 
     def _index_stamps(self, plan: PublicationPlan) -> dict[str, tuple[int, str, str]]:

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -226,7 +227,7 @@ def verify_repository(
                             f"{dists}/{base}{suffix} holds neither the index the store "
                             f"renders nor {base}"
                         )
-                except (OSError, EOFError, lzma.LZMAError):
+                except (OSError, EOFError, lzma.LZMAError, zlib.error):
                     problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
 
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
