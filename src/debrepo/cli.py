@@ -520,10 +520,13 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
             ws, dry_run=dry_run, only_package=package_name, wait_seconds=wait_seconds
         )
     except SyncFailedError as exc:
+        if out.quiet:
+            raise  # the one line then carries the reasons
         for outcome in exc.report.packages:
             out.say(outcome.line())
         _report(out, exc.report.published, ws)
-        raise
+        failed = ", ".join(outcome.package_name for outcome in exc.report.failures)
+        _fail(f"sync failed for every package checked ({failed}); the reasons are above", 1)
     for outcome in report.packages:
         out.say(outcome.line())
     out.say(report.summary())

@@ -141,11 +141,20 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
         f"source.repository in {config_dir / 'kiro-cli.yaml'}",
     ]
     error_lines = [line for line in failed.stderr.splitlines() if "debrepo: error: " in line]
+    # The reasons are on the lines above; the error names the packages only.
     assert error_lines == [
+        "debrepo: error: sync failed for every package checked (kiro, kiro-cli); the reasons "
+        "are above"
+    ], failed.describe()
+    quiet = run(cli, env, "-q", "sync")
+    assert quiet.returncode == 1, quiet.describe()
+    assert quiet.stdout == "", quiet.describe()
+    # With nothing printed above it, the error carries the reasons itself.
+    assert [line for line in quiet.stderr.splitlines() if "debrepo: error: " in line] == [
         f"debrepo: error: sync failed for every package checked: kiro: "
         f"{upstream.url(METADATA_PATH)}: HTTP 404 NOT FOUND; kiro-cli: "
         f"{failed.stdout.splitlines()[1].split(': failed: ', 1)[1]}"
-    ], failed.describe()
+    ], quiet.describe()
 
     unknown = run(cli, env, "sync", "--package", "kiro-ide")
     assert unknown.returncode == 2, unknown.describe()
