@@ -39,6 +39,8 @@ def test_a_bad_file_adds_nothing(workspace, make_deb, tmp_path):
     assert message.endswith("nothing was added")
     assert workspace.store.package_ids() == set()
     assert pool_files(workspace) == []
+    # Nor the folders made for the copies (pool/main/a/alpha, pool/main/b/broken).
+    assert not (workspace.repo.root / "pool").exists()
 
 
 def test_a_bad_file_among_many_adds_nothing(workspace, tmp_path):
@@ -52,6 +54,7 @@ def test_a_bad_file_among_many_adds_nothing(workspace, tmp_path):
         app.add_packages(workspace, [directory], publish=False, now=FIXED_NOW)
     assert workspace.store.package_ids() == set()
     assert pool_files(workspace) == []
+    assert not (workspace.repo.root / "pool").exists()  # the readers' folders went too
 
     (directory / "zz-broken.deb").unlink()
     progress: list[int] = []
@@ -369,3 +372,14 @@ def test_a_pool_on_another_file_system_still_receives_files(workspace, make_deb,
         "main/b/beta/beta_2.0_amd64.deb",
     ]
     assert not list(workspace.repo.root.glob(".tmp-*"))
+
+
+def test_a_refused_batch_leaves_the_folders_of_published_packages(workspace, make_deb, tmp_path):
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    broken = tmp_path / "alpha_2.0_amd64.deb"
+    broken.write_bytes(deb_bytes("alpha", "2.0")[:-100])
+    with pytest.raises(InvalidPackageError):
+        app.add_packages(workspace, [make_deb("beta", "1.0"), broken], now=FIXED_NOW)
+    assert pool_files(workspace) == ["main/a/alpha/alpha_1.0_amd64.deb"]
+    assert not (workspace.repo.root / "pool/main/b").exists()
+    assert app.verify(workspace, now=FIXED_NOW).ok

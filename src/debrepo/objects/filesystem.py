@@ -196,6 +196,19 @@ class FilesystemObjectStore:
     def discard_reserved(self, temp: str) -> None:
         self._discard(temp)
 
+    def remove_empty_folders(self, keys: Sequence[str]) -> None:
+        """Remove the folders of `keys`, and their parents up to the root, that are
+        empty (made for files that were then not kept)."""
+        for key in keys:
+            directory = os.path.dirname(self._local(key))
+            while directory != self._root and directory.startswith(self._root + os.sep):
+                try:
+                    os.rmdir(directory)
+                except OSError:  # not empty (or gone): its parents are not empty either
+                    break
+                self._known_dirs.discard(directory)
+                directory = os.path.dirname(directory)
+
     def put(self, key: str, data: bytes, delivery: Delivery) -> None:
         target = self._local(key)
         temp = self._temp_for(target)

@@ -154,13 +154,13 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         )
     except InvalidPackageError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, str(exc))
+        return _Outcome(None, str(exc), placed.get("key", ""))
     except ObjectStoreError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, f"{item.path}: cannot copy: {exc}")
+        return _Outcome(None, f"{item.path}: cannot copy: {exc}", placed.get("key", ""))
     except OSError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, f"{item.path}: cannot copy: {exc.strerror}")
+        return _Outcome(None, f"{item.path}: cannot copy: {exc.strerror}", placed.get("key", ""))
     finally:
         for handle in handles:
             handle.close()
@@ -176,7 +176,7 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         )
     except InvalidPackageError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, str(exc))
+        return _Outcome(None, str(exc), placed["key"])
     return _Outcome(record, None, placed["key"], placed["copy"])
 
 
@@ -322,6 +322,9 @@ def ingest_files(
         if not committed:
             for outcome in outcomes:
                 _discard(outcome.copy or None)
+            if isinstance(target, FilesystemObjectStore):
+                # The folders made for copies that were not kept (an empty pool/x/name/).
+                target.remove_empty_folders([outcome.key for outcome in outcomes if outcome.key])
         for folder in (incoming, scratch):
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
