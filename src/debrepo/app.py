@@ -137,7 +137,13 @@ class Workspace:
     @cached_property
     def configs(self) -> dict[str, PackageConfig]:
         if not self.settings.config_dir.is_dir():
-            log.debug("no package configuration at %s", self.settings.config_dir)
+            # Not an error (any .deb can be published without a definition), but kiro and
+            # the others would then be recorded without their definitions' fields, for good.
+            log.warning(
+                "no package definitions at %s: packages are recorded from their control "
+                "files alone (run from the project root or set DEBREPO_CONFIG_DIR)",
+                self.settings.config_dir,
+            )
             return {}
         from debrepo.packages_config import load_package_configs
 

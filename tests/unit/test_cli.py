@@ -367,9 +367,22 @@ def test_environment_configuration_error_names_the_variable(run, monkeypatch):
     assert "environment variable DEBREPO_BY_HASH_KEEP" in result.error_line
 
 
-def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home, debs):
+def test_adding_without_package_definitions_says_so(run, tmp_path, debs, caplog):
+    nowhere = tmp_path / "nowhere"
+    result = run("--config-dir", str(nowhere), "add", str(debs))
+    assert result.code == 0, result.err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        f"no package definitions at {nowhere}: packages are recorded from their control "
+        "files alone (run from the project root or set DEBREPO_CONFIG_DIR)"
+    ) in warnings
+
+
+def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home, debs, caplog):
     run("add", str(debs))
+    caplog.clear()
     result = run("--config-dir", str(tmp_path / "nowhere"), "list")
+    assert "no package definitions" not in caplog.text  # listing does not need them
     assert result.code == 0
 
 
