@@ -253,16 +253,21 @@ def test_architecture_contradicting_config(repo: DebrepoCli, make_deb: DebFactor
     )
 
 
-def _raw_deb(path: Path, package: str, version: str, architecture: str = "amd64") -> Path:
-    """A .deb whose control file says exactly this, which dpkg-deb would refuse to build."""
-    control = [
-        ("Package", package),
-        ("Version", version),
-        ("Architecture", architecture),
-        ("Maintainer", "Test Maintainer <test@example.com>"),
-        ("Description", "escape attempt\n It must never reach a path."),
-    ]
-    path.write_bytes(build_deb(control, [DebMember("usr/share/doc/x/README", b"x\n")], mtime=0))
+def _raw_deb(
+    path: Path, package: str, version: str, architecture: str = "amd64", **fields: str
+) -> Path:
+    """A .deb whose control file says exactly this (`fields` added or replacing the
+    others, e.g. `**{"Installed-Size": "12"}`), which dpkg-deb might refuse to build."""
+    control = {
+        "Package": package,
+        "Version": version,
+        "Architecture": architecture,
+        "Maintainer": "Test Maintainer <test@example.com>",
+        "Description": "escape attempt\n It must never reach a path.",
+        **fields,
+    }
+    members = [DebMember("usr/share/doc/x/README", b"x\n")]
+    path.write_bytes(build_deb(list(control.items()), members, mtime=0))
     return path
 
 
@@ -350,16 +355,7 @@ def test_control_field_apt_or_dpkg_would_refuse(
 
 
 def test_installed_size_beyond_64_bits_of_bytes(repo: DebrepoCli, tmp_path: Path) -> None:
-    deb = _raw_deb(tmp_path / "crafted.deb", "crafted", "1.0")
-    control = [
-        ("Package", "crafted"),
-        ("Version", "1.0"),
-        ("Architecture", "amd64"),
-        ("Maintainer", "Test Maintainer <test@example.com>"),
-        ("Installed-Size", "9" * 30),
-        ("Description", "too big\n Larger than any disk."),
-    ]
-    deb.write_bytes(build_deb(control, [DebMember("usr/share/doc/x/README", b"x\n")], mtime=0))
+    deb = _raw_deb(tmp_path / "crafted.deb", "crafted", "1.0", **{"Installed-Size": "9" * 30})
     result = repo.run("add", deb, check=False)
     assert_rejected(result, 1, "crafted.deb", "Installed-Size '999", "is too large")
 
@@ -372,40 +368,17 @@ def test_installed_size_beyond_64_bits_of_bytes(repo: DebrepoCli, tmp_path: Path
 def test_installed_size_that_is_not_a_plain_number(
     repo: DebrepoCli, tmp_path: Path, value: str, fragment: str
 ) -> None:
-    deb = tmp_path / "crafted.deb"
-    control = [
-        ("Package", "crafted"),
-        ("Version", "1.0"),
-        ("Architecture", "amd64"),
-        ("Maintainer", "Test Maintainer <test@example.com>"),
-        ("Installed-Size", value),
-        ("Description", "odd size\n Not a number of KiB."),
-    ]
-    deb.write_bytes(build_deb(control, [DebMember("usr/share/doc/x/README", b"x\n")], mtime=0))
+    deb = _raw_deb(tmp_path / "crafted.deb", "crafted", "1.0", **{"Installed-Size": value})
     result = repo.run("add", deb, check=False)
     assert_rejected(result, 1, "crafted.deb", "Installed-Size", fragment)
     assert len(result.stderr) < 500, result.stderr  # the huge value is not repeated whole
 
 
-def _deb_with_control(path: Path, **overrides: str) -> Path:
-    control = {
-        "Package": "crafted",
-        "Version": "1.0",
-        "Architecture": "amd64",
-        "Maintainer": "Test Maintainer <test@example.com>",
-        "Installed-Size": "12",
-        "Description": "crafted\n A package with a crafted control file.",
-        **overrides,
-    }
-    members = [DebMember("usr/share/doc/x/README", b"x\n")]
-    path.write_bytes(build_deb(list(control.items()), members, mtime=0))
-    return path
-
-
 def test_installed_size_with_leading_zeros_is_its_number(tmp_path: Path) -> None:
     cli = DebrepoCli(home=tmp_path / "home", cwd=tmp_path)
     cli.run(
-        "add", _deb_with_control(tmp_path / "crafted.deb", **{"Installed-Size": "0" * 30 + "12"})
+        "add",
+        _raw_deb(tmp_path / "crafted.deb", "crafted", "1.0", **{"Installed-Size": "0" * 30 + "12"}),
     )
     assert (
         "Installed-Size: 12\n"
@@ -419,8 +392,11 @@ def test_a_value_cannot_smuggle_in_a_field_of_its_own(
 ) -> None:
     """Characters Python (and so deb822) ends a line at, inside one value: dpkg sees one
     Maintainer field; a reader splitting there would see a Depends field too."""
-    deb = _deb_with_control(
-        tmp_path / "crafted.deb", Maintainer=f"X <x@example.com>{separator}Depends: evil-pkg"
+    deb = _raw_deb(
+        tmp_path / "crafted.deb",
+        "crafted",
+        "1.0",
+        Maintainer=f"X <x@example.com>{separator}Depends: evil-pkg",
     )
     result = repo.run("add", deb, check=False)
     assert_rejected(result, 1, "crafted.deb", "nothing was added")

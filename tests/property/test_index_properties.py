@@ -53,6 +53,21 @@ from tests.property.workspaces import workspace_in
 HASHES = (("MD5Sum", "md5sum", "md5"), ("SHA1", "sha1", "sha1"), ("SHA256", "sha256", "sha256"))
 
 
+def kiro_release_info(architectures: tuple[str, ...]) -> ReleaseInfo:
+    """The Release settings of the Kiro repository, for `architectures`."""
+    return ReleaseInfo(
+        origin="Kiro",
+        label="Kiro",
+        suite="stable",
+        codename="stable",
+        version="1.0",
+        architectures=architectures,
+        components=("main",),
+        description="Kiro IDE APT repository",
+        valid_for=timedelta(days=7),
+    )
+
+
 def identity(paragraph: dict[str, str]) -> tuple[str, str, str]:
     return paragraph["Package"], paragraph["Version"], paragraph["Architecture"]
 
@@ -177,17 +192,7 @@ def test_property_9_packages_file_does_not_depend_on_input_order(
     The Packages file is a function of the set of packages: the same records in any
     order give the same bytes, for every index and its compressed forms.
     """
-    info = ReleaseInfo(
-        origin="Kiro",
-        label="Kiro",
-        suite="stable",
-        codename="stable",
-        version="1.0",
-        architectures=("amd64", "arm64"),
-        components=("main",),
-        description="Kiro IDE APT repository",
-        valid_for=timedelta(days=7),
-    )
+    info = kiro_release_info(("amd64", "arm64"))
     shuffled = data.draw(st.permutations(records))
     assert render_packages(sort_records(shuffled), "main") == render_packages(
         sort_records(records), "main"
@@ -376,17 +381,7 @@ def test_property_4_indices_after_a_change_equal_a_rebuild_from_the_store_alone(
     changed (one package added, removed, or both) are byte for byte those a rebuild
     from nothing renders, and decompress to the Packages file.
     """  # noqa: E501
-    info = ReleaseInfo(
-        origin="Kiro",
-        label="Kiro",
-        suite="stable",
-        codename="stable",
-        version="1.0",
-        architectures=("amd64",),
-        components=("main",),
-        description="Kiro IDE APT repository",
-        valid_for=timedelta(days=7),
-    )
+    info = kiro_release_info(("amd64",))
     records = _cut_where(records, cuts)
     before = records[:-1] if data.draw(st.booleans(), label="the last one added") else records
     if data.draw(st.booleans(), label="one removed"):
