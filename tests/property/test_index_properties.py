@@ -388,7 +388,7 @@ def test_property_4_indices_after_a_change_equal_a_rebuild_from_the_store_alone(
         gone = records[data.draw(st.integers(0, len(records) - 1), label="which")]
         records = [r for r in records if r is not gone]
     reusable = {
-        index.path: reusable_pieces(index.data or b"", index.pieces or (), index.path[-2:])
+        index.path: reusable_pieces(index.data or b"", index.pieces or (), index.path[-3:])
         for index in build_indices(before, info)
         if index.pieces is not None
     }

@@ -102,7 +102,7 @@ def test_reference_tools_accept_the_files(
 def test_unchanged_pieces_are_taken_as_they_were(suffix: str, pool: ThreadPoolExecutor) -> None:
     stanzas = _stanzas(300, seed=2)
     before = _compress(_pieces(stanzas, 50), suffix, pool)
-    reusable = reusable_pieces(before.data, before.pieces, suffix[1:])
+    reusable = reusable_pieces(before.data, before.pieces, suffix)
     assert len(reusable) == 6
 
     # One stanza changes in the fourth piece: that piece alone is compressed again.
@@ -124,18 +124,17 @@ def test_a_layout_that_does_not_fit_the_bytes_offers_nothing(
     suffix: str, pool: ThreadPoolExecutor
 ) -> None:
     packed = _compress(_pieces(_stanzas(20, seed=3), 5), suffix, pool)
-    kind = suffix[1:]
-    assert len(reusable_pieces(packed.data, packed.pieces, kind)) == 4
+    assert len(reusable_pieces(packed.data, packed.pieces, suffix)) == 4
     beyond = [p._replace(length=p.length + len(packed.data)) for p in packed.pieces]
-    assert reusable_pieces(packed.data, beyond, kind) == {}
+    assert reusable_pieces(packed.data, beyond, suffix) == {}
     bad_padding = [p._replace(unpadded=p.length - 4) for p in packed.pieces]
-    assert reusable_pieces(packed.data, bad_padding, kind) == {}
+    assert reusable_pieces(packed.data, bad_padding, suffix) == {}
     # A layout that does not tile this file: of another file, shifted, or short of one.
     other = _compress(_pieces(_stanzas(21, seed=3), 5), suffix, pool)
-    assert reusable_pieces(packed.data, other.pieces, kind) == {}
+    assert reusable_pieces(packed.data, other.pieces, suffix) == {}
     shifted = [p._replace(offset=p.offset + 1) for p in packed.pieces]
-    assert reusable_pieces(packed.data, shifted, kind) == {}
-    assert reusable_pieces(packed.data, packed.pieces[:-1], kind) == {}
+    assert reusable_pieces(packed.data, shifted, suffix) == {}
+    assert reusable_pieces(packed.data, packed.pieces[:-1], suffix) == {}
 
 
 def test_layout_survives_json(pool: ThreadPoolExecutor) -> None:
@@ -144,6 +143,6 @@ def test_layout_survives_json(pool: ThreadPoolExecutor) -> None:
     from debrepo.core.compression import Piece
 
     restored = [Piece(*p) for p in json.loads(json.dumps(packed.pieces))]
-    assert reusable_pieces(packed.data, restored, "xz") == reusable_pieces(
-        packed.data, packed.pieces, "xz"
+    assert reusable_pieces(packed.data, restored, ".xz") == reusable_pieces(
+        packed.data, packed.pieces, ".xz"
     )

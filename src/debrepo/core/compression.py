@@ -40,6 +40,7 @@ _GZIP_FINAL = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _XZ_FOOTER_MAGIC = b"YZ"
 _XZ_FLAGS = bytes((0, XZ_CHECK))
+_XZ_HEADER_SIZE = len(_XZ_MAGIC) + len(_XZ_FLAGS) + 4  # magic, stream flags, their CRC32
 
 
 class Piece(NamedTuple):
@@ -81,15 +82,20 @@ def xz_block(piece: bytes) -> tuple[bytes, int]:
     stream = lzma.compress(
         piece, format=lzma.FORMAT_XZ, check=XZ_CHECK, filters=[{**lzma2, **XZ_LZMA2_OPTIONS}]
     )
-    (backward_size,) = struct.unpack_from("<I", stream, len(stream) - 8)
-    index_start = len(stream) - 12 - (backward_size + 1) * 4
+    index_start = _xz_index_start(stream)
     records, offset = _read_varint(stream, index_start + 1)
     unpadded, offset = _read_varint(stream, offset)
     uncompressed, _ = _read_varint(stream, offset)
-    block = stream[12:index_start]
+    block = stream[_XZ_HEADER_SIZE:index_start]
     if records != 1 or uncompressed != len(piece) or len(block) != unpadded + (-unpadded % 4):
         raise ValueError("liblzma wrote an xz stream of an unexpected shape")
     return block, unpadded
+
+
+def _xz_index_start(stream: bytes) -> int:
+    """Where an xz stream's index begins, from the backward size in its footer."""
+    backward_size: int = struct.unpack_from("<I", stream, len(stream) - 8)[0]
+    return len(stream) - 12 - (backward_size + 1) * 4
 
 
 def assemble_gzip(pieces: Sequence[bytes], data: bytes) -> bytes:
@@ -172,7 +178,7 @@ def start_compression(
         else:
             sizes = [len(piece) for piece in pieces]
             result = assemble_xz(parts, [unpadded for _, _, unpadded in done], sizes)
-            offset = len(_XZ_MAGIC) + len(_XZ_FLAGS) + 4
+            offset = _XZ_HEADER_SIZE
         placed = []
         for key, packed, unpadded in done:
             placed.append(Piece(key, offset, len(packed), unpadded))
@@ -183,21 +189,20 @@ def start_compression(
 
 
 def reusable_pieces(
-    packed: bytes, pieces: Sequence[Piece], kind: str
+    packed: bytes, pieces: Sequence[Piece], suffix: str
 ) -> dict[str, tuple[bytes, int]]:
-    """The compressed pieces of an earlier index (`kind` "gz" or "xz"), from its bytes
+    """The compressed pieces of an earlier index (`suffix` ".gz" or ".xz"), from its bytes
     and its recorded layout; nothing unless the layout tiles the file's pieces exactly,
     from the end of its header to the start of its trailer (gzip: the final block and
     CRC; xz: the stream index and footer), so a layout that is not this file's is not
     applied to it."""
-    if kind == "gz":
+    if suffix == ".gz":
         start, end = len(_GZIP_HEADER), len(packed) - len(_GZIP_FINAL) - 8
     else:
-        start = len(_XZ_MAGIC) + len(_XZ_FLAGS) + 4
+        start = _XZ_HEADER_SIZE
         if len(packed) < start + 12 or packed[-2:] != _XZ_FOOTER_MAGIC:
             return {}
-        (backward_size,) = struct.unpack_from("<I", packed, len(packed) - 8)
-        end = len(packed) - 12 - (backward_size + 1) * 4
+        end = _xz_index_start(packed)
     found: dict[str, tuple[bytes, int]] = {}
     offset = start
     for piece in pieces:

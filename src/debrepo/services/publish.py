@@ -487,7 +487,7 @@ class Publisher:
             if packed is None or hashlib.sha256(packed).hexdigest() != digest.sha256:
                 continue
             pieces = [Piece(*piece) for piece in layout.pieces]
-            found[path] = reusable_pieces(packed, pieces, path.rsplit(".", 1)[-1])
+            found[path] = reusable_pieces(packed, pieces, path[path.rindex(".") :])
         return found
 
     def _index_stamps(self, plan: PublicationPlan) -> dict[str, tuple[int, str, str]]:
