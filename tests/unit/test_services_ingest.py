@@ -11,7 +11,7 @@ import pytest
 
 from debrepo import app
 from debrepo.core.records import Provenance
-from debrepo.errors import DebrepoError, InvalidPackageError
+from debrepo.errors import DebrepoError, InvalidPackageError, StoreError
 from debrepo.services import ingest
 from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from tests.conftest import FIXED_NOW, deb_bytes
@@ -383,3 +383,74 @@ def test_a_refused_batch_leaves_the_folders_of_published_packages(workspace, mak
     assert pool_files(workspace) == ["main/a/alpha/alpha_1.0_amd64.deb"]
     assert not (workspace.repo.root / "pool/main/b").exists()
     assert app.verify(workspace, now=FIXED_NOW).ok
+
+
+def test_a_file_that_cannot_be_moved_into_place_takes_back_the_files_placed_before_it(
+    workspace, make_deb
+):
+    # hello's pool entry is taken by a folder: the batch fails after alpha's file is in place.
+    (workspace.repo.root / "pool/main/h/hello/hello_1.0_amd64.deb").mkdir(parents=True)
+    files = [make_deb("alpha", "1.0"), make_deb("hello", "1.0"), make_deb("zeta", "1.0")]
+
+    with pytest.raises(DebrepoError) as caught:
+        app.add_packages(workspace, files, now=FIXED_NOW)
+
+    message = str(caught.value)
+    assert "pool/main/h/hello/hello_1.0_amd64.deb: cannot write" in message
+    assert message.endswith("nothing was added")
+    assert workspace.store.package_ids() == set()
+    assert pool_files(workspace) == []
+    assert not (workspace.repo.root / "pool/main/a").exists()
+    assert not list(workspace.repo.root.glob(".tmp-*"))
+
+
+class FailingRecordStore:
+    """A metadata store that cannot write (a full disk, a lost connection)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def put_many(self, records):
+        raise StoreError("metadata.db: cannot write the metadata store: disk I/O error")
+
+
+def test_records_that_cannot_be_written_take_back_the_placed_files(workspace, make_deb):
+    provenance = Provenance(deb_url="file:///x", package_type="manual")
+    items = [IngestItem(make_deb(name, "1.0"), provenance) for name in ("alpha", "beta")]
+    with pytest.raises(StoreError, match="disk I/O error; nothing was added"):
+        ingest_files(
+            items,
+            store=FailingRecordStore(workspace.store),
+            target=workspace.repo,
+            destination=Destination("pool", "main", ("amd64",)),
+            configs={},
+            now=FIXED_NOW,
+        )
+    assert workspace.store.package_ids() == set()
+    assert pool_files(workspace) == []
+    assert not (workspace.repo.root / "pool").exists()
+
+
+def test_a_failed_batch_on_a_store_that_is_not_a_folder_deletes_what_it_uploaded(
+    workspace, make_deb
+):
+    target = ForeignStore(workspace.staging)
+    provenance = Provenance(deb_url="file:///x", package_type="manual")
+    items = [IngestItem(make_deb(name, "1.0"), provenance) for name in ("alpha", "beta")]
+    with pytest.raises(StoreError):
+        ingest_files(
+            items,
+            store=FailingRecordStore(workspace.store),
+            target=target,
+            destination=Destination("staging", "main", ("amd64",)),
+            configs={},
+            now=FIXED_NOW,
+        )
+    assert target.put_files == [
+        "staging/alpha/alpha_1.0_amd64.deb",
+        "staging/beta/beta_1.0_amd64.deb",
+    ]
+    assert list(workspace.staging.list("staging/")) == []

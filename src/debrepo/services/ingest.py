@@ -16,6 +16,7 @@ kill, with the next ingest into that target.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -36,7 +37,12 @@ from debrepo.core.control import (
 from debrepo.core.layout import delivery_for, pool_path, staging_key
 from debrepo.core.records import Provenance, build_record, staging_prefix_for
 from debrepo.debfile import inspect_deb
-from debrepo.errors import DuplicatePackageError, InvalidPackageError, ObjectStoreError
+from debrepo.errors import (
+    DuplicatePackageError,
+    InvalidPackageError,
+    ObjectStoreError,
+    StoreError,
+)
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.packages_config import PackageConfig
@@ -44,6 +50,8 @@ from debrepo.ports import MetadataStore, ObjectStore
 
 if TYPE_CHECKING:
     from debrepo.settings import Settings
+
+log = logging.getLogger("debrepo.ingest")
 
 PARALLEL_FROM = 64  # files; below this a process pool costs more than it saves
 INCOMING_PREFIX = ".tmp-ingest-"  # a temporary name: never listed, never published
@@ -306,17 +314,27 @@ def ingest_files(
             )
 
         # Files first, then records: a crash in between leaves an unreferenced file
-        # (invisible to apt, replaced by a retry), never a record without its file.
-        for outcome in outcomes:
-            if isinstance(target, FilesystemObjectStore):
-                target.commit_reserved(outcome.copy, outcome.key)
-            else:
-                target.put_file(
-                    outcome.key, Path(outcome.copy), delivery_for(outcome.key), move=True
-                )
+        # (invisible to apt, replaced by a retry), never a record without its file. A
+        # failure in between takes back the files already placed.
+        placed: list[str] = []
+        try:
+            for outcome in outcomes:
+                if isinstance(target, FilesystemObjectStore):
+                    target.commit_reserved(outcome.copy, outcome.key)
+                else:
+                    target.put_file(
+                        outcome.key, Path(outcome.copy), delivery_for(outcome.key), move=True
+                    )
+                placed.append(outcome.key)
+            records = [outcome.record for outcome in outcomes if outcome.record is not None]
+            store.put_many(records)
+        except (ObjectStoreError, StoreError) as exc:
+            _take_back(target, placed)
+            raise type(exc)(f"{exc}; nothing was added") from None
+        except BaseException:
+            _take_back(target, placed)
+            raise
         committed = True
-        records = [outcome.record for outcome in outcomes if outcome.record is not None]
-        store.put_many(records)
         return records
     finally:
         if not committed:
@@ -328,6 +346,24 @@ def ingest_files(
         for folder in (incoming, scratch):
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _take_back(target: ObjectStore, keys: Sequence[str]) -> None:
+    """Delete the files a failed batch had already placed: no record names them."""
+    left: list[str] = []
+    for key in keys:
+        try:
+            target.delete(key)
+        except ObjectStoreError:
+            left.append(key)
+    if left:
+        more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+        log.warning(
+            "could not remove %s%s, placed by the failed batch: no record names it, "
+            "and the next add of that version replaces it",
+            left[0],
+            more,
+        )
 
 
 def _clear_abandoned_batches(root: str) -> None:
