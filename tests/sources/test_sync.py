@@ -547,6 +547,30 @@ def test_every_package_failing_fails_the_run_but_still_publishes_what_is_due(
     assert list(scratch_tmp.iterdir()) == []
 
 
+def test_every_package_failing_on_a_new_home_publishes_no_empty_repository(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    _metadata_404(upstream, ExitStack())
+    upstream.server.expect_request(RELEASES_PATH).respond_with_data("oops", status=502)
+
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws)
+
+    report = caught.value.report
+    assert report.published is None
+    assert report.summary() == "nothing new, nothing published"
+    assert not repo_dir(ws).exists() or list(repo_dir(ws).rglob("Release")) == []
+    assert ws.store.package_ids() == set()
+
+    # Once upstream answers, the first run that stores something publishes it.
+    upstream.server.clear()
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    report = sync(ws, now=FIXED_NOW + timedelta(hours=1))
+    assert report.published is not None
+    assert "Package: kiro\n" in (repo_dir(ws) / PACKAGES).read_text()
+
+
 def test_an_unexpected_error_in_one_source_is_isolated(ws: Workspace, upstream: Upstream) -> None:
     upstream.serve_kiro_live(KIRO)
 

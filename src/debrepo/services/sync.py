@@ -276,8 +276,9 @@ def run_sync(
 
     `publish(now, just_written_keys)` is called at most once, and only when something
     new was stored, the store holds changes no publish has seen, or the published
-    Release is missing or past half of its validity. Raises SyncFailedError (after
-    publishing what needed it) when every package that was checked failed.
+    Release is missing or past half of its validity; never to publish a first, empty
+    repository when every package failed. Raises SyncFailedError (after publishing
+    what needed it) when every package that was checked failed.
     """
     selected = select_configs(configs, only_package)
     environ = os.environ if environ is None else environ
@@ -327,6 +328,16 @@ def run_sync(
             else "the Release has no readable Date"
         )
 
+    if (
+        report.all_failed
+        and not new
+        and report.release_before is None
+        and not dry_run
+        and not store.package_ids()
+    ):
+        # A first run that failed for every package (upstream down, a typo in the
+        # configuration) would publish an empty signed repository for nothing.
+        report.publish_reason = None
     if report.publish_reason and not dry_run:
         report.published = publish(now, list(run.written))
         for record in new:
