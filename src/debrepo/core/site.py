@@ -5,8 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from debrepo.core.layout import CONVENIENCE_COPY
+from debrepo.core.layout import CONVENIENCE_COPY, CONVENIENCE_PACKAGE
 from debrepo.model import PackageRecord
+
+# What the page tells a new user to install once apt knows the repository, in order of
+# preference; any other single package is named too.
+_PRODUCTS = ("kiro", "kiro-cli")
+
+
+def _product(names: Sequence[str]) -> str | None:
+    """The package the install steps end with; None when there is no obvious one."""
+    for name in _PRODUCTS:
+        if name in names:
+            return name
+    others = [name for name in names if name != CONVENIENCE_PACKAGE]
+    return others[0] if len(others) == 1 else None
 
 
 def render_index_html(
@@ -19,8 +32,19 @@ def render_index_html(
     fingerprint: str,
     latest: Sequence[PackageRecord],
 ) -> bytes:
-    """Install instructions: get kiro-repo.deb, install it, apt update, apt install kiro."""
+    """Install instructions: get kiro-repo.deb, install it, apt update, then apt install
+    the product published here (kiro, else kiro-cli, else the only other package)."""
     url = escape(public_url.rstrip("/"))
+    product = _product([r.package_name for r in latest])
+    if product is None:
+        intro = (
+            "Download the repository package and install it; apt then offers every package below:"
+        )
+        install = ""
+    else:
+        shown = "Kiro" if product == "kiro" else f"<code>{escape(product)}</code>"
+        intro = f"Download the repository package, install it, then install {shown}:"
+        install = f"\nsudo apt install {escape(product)}"
     keyring = escape(keyring_name)
     rows = "\n".join(
         f"      <tr><td>{escape(r.package_name)}</td><td>{escape(r.version)}</td>"
@@ -45,11 +69,10 @@ def render_index_html(
 <body>
   <h1>{escape(label)} APT repository</h1>
   <h2>Install</h2>
-  <p>Download the repository package, install it, then install Kiro:</p>
+  <p>{intro}</p>
   <pre>curl -fsSLO {url}/{CONVENIENCE_COPY}
 sudo apt install ./{CONVENIENCE_COPY}
-sudo apt update
-sudo apt install kiro</pre>
+sudo apt update{install}</pre>
   <p>The repository package adds <code>/etc/apt/sources.list.d/kiro.sources</code> and the
   signing key <code>/usr/share/keyrings/{escape(keyring_name)}.gpg</code>, and keeps both up
   to date with <code>apt upgrade</code>.</p>

@@ -1,0 +1,67 @@
+"""core/site.py: the instructions page tells a new user what to install."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from debrepo.core.site import render_index_html
+from tests.unit.helpers import make_record
+
+
+def page_for(*names: str) -> str:
+    return render_index_html(
+        public_url="https://apt.example.com/",
+        label="Kiro",
+        suite="stable",
+        component="main",
+        keyring_name="kiro-archive-keyring",
+        fingerprint="ab" * 20,
+        latest=[make_record(name, "1.0") for name in names],
+    ).decode("utf-8")
+
+
+def install_steps(page: str) -> list[str]:
+    """The lines of the first <pre> block: the commands a user copies."""
+    match = re.search(r"<pre>(.*?)</pre>", page, re.S)
+    assert match is not None
+    return match.group(1).splitlines()
+
+
+@pytest.mark.parametrize(
+    ("names", "last_step"),
+    [
+        (("kiro", "kiro-cli", "kiro-repo"), "sudo apt install kiro"),
+        (("kiro-cli", "kiro-repo"), "sudo apt install kiro-cli"),
+        (("hello", "kiro-repo"), "sudo apt install hello"),
+        (("kiro-repo",), "sudo apt update"),
+        (("alpha", "beta", "kiro-repo"), "sudo apt update"),
+    ],
+)
+def test_the_install_steps_end_with_a_package_that_is_published(names, last_step):
+    steps = install_steps(page_for(*names))
+    assert steps[:3] == [
+        "curl -fsSLO https://apt.example.com/kiro-repo.deb",
+        "sudo apt install ./kiro-repo.deb",
+        "sudo apt update",
+    ]
+    assert steps[-1] == last_step
+    for step in steps:
+        if step.startswith("sudo apt install ") and not step.endswith(".deb"):
+            assert step.removeprefix("sudo apt install ") in names
+
+
+def test_the_page_is_well_formed_and_lists_every_package():
+    page = page_for("kiro", "kiro-repo")
+    cells: list[str] = []
+
+    class Cells(HTMLParser):
+        def handle_data(self, data: str) -> None:
+            if self.get_starttag_text() == "<td>":
+                cells.append(data)
+
+    Cells().feed(page)
+    assert "kiro" in cells and "kiro-repo" in cells
+    assert "ABABABAB" in page  # the fingerprint, as gpg shows it
