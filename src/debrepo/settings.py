@@ -216,8 +216,10 @@ def load_settings(
             return file_values[name], f"{settings_file}: {name}"
         return defaults.get(name), f"default {name}"
 
-    home_value, _ = pick("home", {"home": ".debrepo"})
+    home_value, home_from = pick("home", {"home": ".debrepo"})
     home = (cwd / str(home_value)).resolve()
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"{home}: not a folder ({home_from} must name the home folder)")
     defaults = _defaults(home)
     raw = {name: pick(name, defaults) for name in defaults}
 

@@ -162,6 +162,23 @@ def test_settings_path_that_is_a_directory(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("flags", "environ", "source"),
+    [
+        ({"home": "notes.txt"}, {}, "option --home"),
+        ({}, {"DEBREPO_HOME": "notes.txt"}, "environment variable DEBREPO_HOME"),
+    ],
+)
+def test_a_home_that_is_a_file_is_a_config_error(tmp_path, flags, environ, source):
+    (tmp_path / "notes.txt").write_text("not a home\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags, environ=environ, cwd=tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'notes.txt'}: not a folder ({source} must name the home folder)"
+    )
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "not a home\n"
+
+
 def test_settings_file_that_is_not_utf8_is_a_config_error(tmp_path):
     path = tmp_path / "debrepo.yaml"
     path.write_bytes(b"origin: caf\xe9\n")
