@@ -136,7 +136,14 @@ class Workspace:
 
     @cached_property
     def configs(self) -> dict[str, PackageConfig]:
-        if not self.settings.config_dir.is_dir():
+        settings = self.settings
+        if not settings.config_dir.is_dir():
+            if not settings.config_dir_from.startswith("default"):
+                what = "not a folder" if settings.config_dir.exists() else "no such folder"
+                raise ConfigError(
+                    f"{settings.config_dir}: {what} ({settings.config_dir_from} names the "
+                    "package definitions folder, config/packages in this repository)"
+                )
             # Not an error (any .deb can be published without a definition), but kiro and
             # the others would then be recorded without their definitions' fields, for good.
             log.warning(
@@ -253,6 +260,7 @@ def add_packages(
         IngestItem(path, Provenance(deb_url=url, package_type="manual"))
         for path, url in zip(files, file_urls(files), strict=True)
     ]
+    configs = ws.configs  # broken or missing definitions fail before anything is created
     if publish:
         ws.signer  # noqa: B018 - a missing or unreadable key fails now, before anything is stored
     with ws.lock(wait_seconds):
@@ -262,7 +270,7 @@ def add_packages(
             store=ws.store,
             target=ws.repo,
             destination=destination,
-            configs=ws.configs,
+            configs=configs,
             now=now,
             progress=file_progress,
         )

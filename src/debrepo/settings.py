@@ -97,6 +97,7 @@ class Settings(NamedTuple):
     sns_topic_arn: str = ""
     cloudfront_distribution_id: str = ""
     lock_ttl_seconds: int = 1200
+    config_dir_from: str = "default config_dir"  # where config_dir was set, for messages
 
     @property
     def component(self) -> str:
@@ -305,6 +306,7 @@ def load_settings(
         staging=text("staging"),
         key_file=(cwd / text("key_file")).resolve(),
         config_dir=(cwd / text("config_dir")).resolve(),
+        config_dir_from=raw["config_dir"][1],
         public_url=public_url,
         origin=text("origin"),
         label=text("label"),

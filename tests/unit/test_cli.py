@@ -367,15 +367,37 @@ def test_environment_configuration_error_names_the_variable(run, monkeypatch):
     assert "environment variable DEBREPO_BY_HASH_KEEP" in result.error_line
 
 
-def test_adding_without_package_definitions_says_so(run, tmp_path, debs, caplog):
-    nowhere = tmp_path / "nowhere"
-    result = run("--config-dir", str(nowhere), "add", str(debs))
+def test_adding_without_package_definitions_says_so(run, tmp_path, home, debs, caplog):
+    # Run from a folder without config/packages, the default.
+    result = run("--home", str(home), "add", str(debs), base=False)
     assert result.code == 0, result.err
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert (
-        f"no package definitions at {nowhere}: packages are recorded from their control "
-        "files alone (run from the project root or set DEBREPO_CONFIG_DIR)"
+        f"no package definitions at {tmp_path / 'config/packages'}: packages are recorded "
+        "from their control files alone (run from the project root or set DEBREPO_CONFIG_DIR)"
     ) in warnings
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_package_definitions_folder_that_is_named_but_missing_is_an_error(
+    run, tmp_path, home, debs, monkeypatch, how
+):
+    nowhere = tmp_path / "nowhere"
+    if how == "option":
+        result = run(
+            "--home", str(home), "--config-dir", str(nowhere), "add", str(debs), base=False
+        )
+        source = "option --config-dir"
+    else:
+        monkeypatch.setenv("DEBREPO_CONFIG_DIR", str(nowhere))
+        result = run("--home", str(home), "add", str(debs), base=False)
+        source = "environment variable DEBREPO_CONFIG_DIR"
+    assert result.code == 2
+    assert result.error_line == (
+        f"debrepo: error: {nowhere}: no such folder ({source} names the package definitions "
+        "folder, config/packages in this repository)"
+    )
+    assert not home.exists()  # no store, no key: nothing was started
 
 
 def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home, debs, caplog):
@@ -514,8 +536,8 @@ def test_interrupt_is_one_line_and_exit_130(run, monkeypatch):
     assert result.error_line == "debrepo: error: interrupted"
 
 
-def test_add_works_without_package_definitions(run, debs, tmp_path):
-    result = run("--config-dir", str(tmp_path / "nowhere"), "add", str(debs))
+def test_add_works_without_package_definitions(run, debs, tmp_path, home):
+    result = run("--home", str(home), "add", str(debs), base=False)  # no config/packages here
     assert result.code == 0, result.err
     assert "added alpha 1.0 (amd64)" in result.out
 
