@@ -1237,3 +1237,32 @@ def test_a_settings_change_compresses_every_piece_again(tmp_path, make_deb, monk
         add(relabelled, make_deb, "delta", hours=1)
     assert counts == {".gz": 2, ".xz": 2}
     assert_indices_as_rebuilt_from_the_store(relabelled)
+
+
+@pytest.mark.parametrize("how", ["state lost", "full rebuild"])
+def test_by_hash_files_no_generation_accounts_for_are_kept_one_generation_then_deleted(
+    workspace, make_deb, how
+):
+    for hours, name in enumerate(("alpha", "beta")):
+        add(workspace, make_deb, name, hours=hours)
+    unaccounted = by_hash_keys(workspace)
+    if how == "state lost":
+        workspace.staging.delete(STATE_KEY)
+        report = add(workspace, make_deb, "gamma", hours=2).report
+        assert report is not None
+    else:  # generations that a failed publish, or an older debrepo, did not record
+        state = PublishState.from_json(workspace.staging.get(STATE_KEY))
+        state.generations = state.generations[:1]
+        workspace.staging.put(STATE_KEY, state.to_json(), None)
+        unaccounted -= set(state.generations[0])
+        report = app.rebuild(workspace, now=at(2), full=True)
+    assert report.deleted == []  # a Release a client still holds may name them
+    generations = PublishState.from_json(workspace.staging.get(STATE_KEY)).generations
+    assert sorted(unaccounted) in [sorted(g) for g in generations]
+
+    add(workspace, make_deb, "delta", hours=3)
+    report = add(workspace, make_deb, "epsilon", hours=4).report
+    assert report is not None
+    assert unaccounted <= set(report.deleted)
+    assert by_hash_keys(workspace).isdisjoint(unaccounted)
+    assert app.verify(workspace, now=at(4)).ok

@@ -30,6 +30,7 @@ from debrepo.core.layout import (
     PublicKey,
     by_hash_path,
     delivery_for,
+    dist_dir,
     staging_key,
 )
 from debrepo.core.release import (
@@ -380,13 +381,22 @@ class Publisher:
         # the settings or of the rendering (RENDER_VERSION) since.
         reuse = not full and state.fingerprint == fingerprint
         previous_digests = self._published_digests(state) if reuse else {}
+        previous_generations = state.generations
+        if full or (not state.generations and _any_release(self.repo)):
+            # By-hash files no recorded generation names (the generations were lost, or
+            # a publish failed before recording its own): a Release clients still hold
+            # may name them, so they count as the generation just before the new one,
+            # and go when it does instead of staying forever.
+            unaccounted = self._unaccounted_by_hash(info.suite, state.generations)
+            if unaccounted:
+                previous_generations = [unaccounted, *state.generations]
         plan = plan_publication(
             snapshot.records,
             info,
             now=now,
             previous_digests=previous_digests,
             reusable=self._reusable_pieces(state, previous_digests),
-            previous_generations=state.generations,
+            previous_generations=previous_generations,
             keep_generations=self.settings.by_hash_keep,
             public_key=public_key,
             public_url=self.settings.public_url,
@@ -452,6 +462,14 @@ class Publisher:
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
+
+    def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
+        recorded = {key for generation in generations for key in generation}
+        return sorted(
+            found.key
+            for found in self.repo.list(f"{dist_dir(suite)}/")
+            if "/by-hash/" in found.key and found.key not in recorded
+        )
 
     def _published_digests(self, state: PublishState) -> dict[str, Digest]:
         """Digests of the published indices that still have the bytes Release lists
