@@ -326,3 +326,25 @@ def test_https_downloads_work_and_a_downgrade_to_http_is_refused(
         with pytest.raises(SourceError, match=r"/downgrade.deb: redirected to http://.*not https"):
             http.download(tls_upstream.url_for("/downgrade.deb"), tmp_path / "c.deb")
     assert not (tmp_path / "c.deb").exists()
+
+
+def test_the_final_url_resolves_each_redirect_against_the_url_that_received_it() -> None:
+    from urllib3 import HTTPResponse
+    from urllib3.exceptions import ProtocolError
+    from urllib3.util import Retry
+    from urllib3.util.retry import RequestHistory
+
+    from debrepo.sources.http import _final_url
+
+    start = "https://example.com/start"
+    redirect = RequestHistory("GET", start, None, 302, "files/kiro.deb")
+    # The body broke off; our own retry asked for `start` again and was redirected again.
+    broken = RequestHistory("GET", "/files/kiro.deb", ProtocolError("reset"), None, None)
+    history = (redirect, broken, redirect)
+    response = HTTPResponse(body=b"", retries=Retry(history=history))
+    assert _final_url(start, response) == "https://example.com/files/kiro.deb"
+
+    to_cdn = RequestHistory("GET", start, None, 302, "https://cdn.example.com/a/b")
+    onward = RequestHistory("GET", "https://cdn.example.com/a/b", None, 301, "../c")
+    response = HTTPResponse(body=b"", retries=Retry(history=(to_cdn, onward)))
+    assert _final_url(start, response) == "https://cdn.example.com/c"

@@ -142,12 +142,14 @@ def _describe(error: BaseException | None) -> str:
 def _final_url(url: str, response: BaseHTTPResponse) -> str:
     """The absolute URL the response came from, after the redirects urllib3 followed.
 
-    (`response.geturl()` is only the path and query of the last request.)
+    (`response.geturl()` is only the path and query of the last request.) Each
+    redirect is resolved against the URL that received it, as recorded: after a retry
+    of our own the history starts again from `url`.
     """
     final = url
     for entry in response.retries.history if response.retries else ():
         if entry.redirect_location:
-            final = urljoin(final, entry.redirect_location)
+            final = urljoin(urljoin(final, entry.url or ""), entry.redirect_location)
     return final
 
 
