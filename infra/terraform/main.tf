@@ -1,15 +1,17 @@
 locals {
   name       = "kiro-debian-repo-manager-${var.env}"
   table_name = var.table_name != "" ? var.table_name : "kiro-debian-repo-manager-versions-${var.env}"
+  # Where the repository lives in the bucket ("" for the root); staging/ stays at the root.
+  repo_prefix = trim(var.s3_prefix, "/") == "" ? "" : "${trim(var.s3_prefix, "/")}/"
   # What clients may read; staging/ is never among them.
-  public_objects = [
+  public_objects = [for key in [
     "dists/*",
     "pool/*",
     "index.html",
     "kiro-repo.deb",
     "${var.key_name}-archive-keyring.gpg",
     "${var.key_name}-archive-keyring.asc",
-  ]
+  ] : "${local.repo_prefix}${key}"]
 }
 
 # --- metadata store ---------------------------------------------------------------
@@ -177,6 +179,7 @@ resource "aws_lambda_function" "manager" {
   environment {
     variables = {
       S3_BUCKET                  = aws_s3_bucket.repository.id
+      S3_PREFIX                  = var.s3_prefix
       DYNAMODB_TABLE             = aws_dynamodb_table.versions.name
       SNS_TOPIC_ARN              = aws_sns_topic.events.arn
       SIGNING_KEY_SECRET_ID      = aws_secretsmanager_secret.signing_key.arn

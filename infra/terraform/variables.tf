@@ -59,3 +59,13 @@ variable "key_name" {
   type        = string
   default     = "kiro"
 }
+
+variable "s3_prefix" {
+  description = "Folder of the bucket the repository is published under (\"\" for the bucket root). The default public URL, the bucket policy and the Lambda follow it; staging/ stays at the root."
+  type        = string
+  default     = ""
+  validation {
+    condition     = split("/", trim(var.s3_prefix, "/"))[0] != "staging"
+    error_message = "s3_prefix must not start with staging/, which is never public."
+  }
+}

@@ -163,6 +163,22 @@ class Workspace:
         with open_lock(self.settings)(wait_seconds):
             yield
 
+    def publish(
+        self, *, now: datetime, just_written: Sequence[str] = (), full: bool = False
+    ) -> PublishReport:
+        """Publish the store's contents, then invalidate the CDN in front, if any."""
+        report = self.publisher().publish(now=now, just_written=just_written, full=full)
+        self.settle_cdn(changed=bool(report.written or report.deleted))
+        return report
+
+    def settle_cdn(self, *, changed: bool = False) -> None:
+        """Invalidate the CDN in front (if any) after a change, or when an earlier
+        invalidation failed and is still owed."""
+        if self.settings.cloudfront_distribution_id:
+            from debrepo.aws import invalidate_after_publish
+
+            invalidate_after_publish(self.settings, self.staging, changed=changed)
+
     def publisher(self) -> Publisher:
         return Publisher(
             store=self.store,
@@ -230,7 +246,7 @@ def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishR
     """Publish what was just stored; if that fails, say that it was stored all the same
     (adding it again would be refused as a duplicate) and how to publish it."""
     try:
-        return ws.publisher().publish(now=now, just_written=result.written_keys)
+        return ws.publish(now=now, just_written=result.written_keys)
     except DebrepoError as exc:
         stored = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
         more = f" and {len(result.records) - 3} more" if len(result.records) > 3 else ""
@@ -292,7 +308,7 @@ def rebuild(
     publish an index that would name it).
     """
     with ws.lock(wait_seconds):
-        return ws.publisher().publish(now=now or utc_now(), full=full)
+        return ws.publish(now=now or utc_now(), full=full)
 
 
 def build_kiro_repo(
@@ -418,7 +434,7 @@ def remove_package(
             ws.repo.delete(pool_file.key)
         report = None
         if publish_after:  # only then is the signing key needed
-            report = ws.publisher().publish(now=now or utc_now())
+            report = ws.publish(now=now or utc_now())
             staged = Destination.of("staging", ws.settings)
             ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report
@@ -510,7 +526,7 @@ def sync(
     moment = now or utc_now()
 
     def publish(at: datetime, written: Sequence[str]) -> PublishReport:
-        return ws.publisher().publish(now=at, just_written=written)
+        return ws.publish(now=at, just_written=written)
 
     def run() -> SyncReport:
         return run_sync(
@@ -531,8 +547,14 @@ def sync(
 
     if dry_run:
         return run()
+    # A missing or unusable key (a secret created without a value) fails now, before
+    # anything is downloaded or stored, not at the publish after it.
+    ws.signer  # noqa: B018
     with ws.lock(wait_seconds):
-        return run()
+        report = run()
+        if report.published is None:
+            ws.settle_cdn()
+        return report
 
 
 def migrate_table(
@@ -597,7 +619,7 @@ def migrate_table(
         # Also when nothing was migrated this time: a run that stored every version but
         # failed to publish is finished by running it again.
         with ws.lock(wait_seconds):
-            published = ws.publisher().publish(now=moment, just_written=written)
+            published = ws.publish(now=moment, just_written=written)
     return report, published
 
 

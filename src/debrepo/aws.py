@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from debrepo.errors import ConfigError, LockError, SecretUnavailableError, SigningError
+from debrepo.ports import ObjectStore
 from debrepo.settings import Settings, load_settings
 
 log = logging.getLogger("debrepo.aws")
@@ -56,7 +57,8 @@ def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -
         "repo": f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
         "staging": f"s3://{bucket}",
         "config_dir": str(root / "config" / "packages"),
-        "public_url": environ.get("PUBLIC_URL") or f"https://{bucket}.s3.{region}.amazonaws.com",
+        "public_url": environ.get("PUBLIC_URL")
+        or f"https://{bucket}.s3.{region}.amazonaws.com" + (f"/{prefix}" if prefix else ""),
         "key_secret_id": environ.get("SIGNING_KEY_SECRET_ID") or None,
         "s3_acl_mode": environ.get("S3_ACL_MODE") or None,
         "sns_topic_arn": environ.get("SNS_TOPIC_ARN") or None,
@@ -76,6 +78,13 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
         response = client("secretsmanager", region).get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code == "ResourceNotFoundException" and "secret value" in message:
+            # The secret exists (Terraform creates it empty) but holds no key yet.
+            raise SigningError(
+                f"signing key secret {secret_id!r} has no value yet ({message}); store the "
+                "armoured secret key in it with `aws secretsmanager put-secret-value`"
+            ) from None
         if code == "ResourceNotFoundException":
             raise SecretUnavailableError(f"signing key secret {secret_id!r} not found") from None
         if code in ("AccessDeniedException", "AccessDenied"):
@@ -83,7 +92,6 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
                 "not allowed to read the signing key: permission "
                 f"secretsmanager:GetSecretValue is missing for {secret_id!r}"
             ) from None
-        message = exc.response.get("Error", {}).get("Message", "")
         # The secret's own state (e.g. marked for deletion): the next publish would fail
         # on it too. Anything else (permissions, KMS's included; credentials; a passing
         # service condition) may be this caller's alone.
@@ -167,6 +175,66 @@ class DynamoDBLock:
                 )
             except ClientError as exc:
                 log.warning("publish lock was no longer ours on release: %s", exc)
+
+
+# Set while an invalidation is owed: a publish whose invalidation failed leaves it for
+# the next publish to retry, even one that changes nothing.
+CDN_PENDING_KEY = "staging/.state/cdn-invalidation-pending"
+
+
+def cdn_paths(settings: Settings) -> tuple[str, ...]:
+    """What a CDN must not keep serving stale after a publish. Pool and by-hash objects
+    never change under their names. (CloudFront takes `*` only at the end of a path.)"""
+    from debrepo.core.layout import CONVENIENCE_COPY, INDEX_HTML
+
+    keyring = settings.keyring_name
+    return (
+        "/dists/*",
+        f"/{INDEX_HTML}",
+        f"/{CONVENIENCE_COPY}",
+        f"/{keyring}.gpg",
+        f"/{keyring}.asc",
+    )
+
+
+def invalidate_after_publish(
+    settings: Settings, staging: ObjectStore, *, changed: bool
+) -> str | None:
+    """Invalidate the published metadata in CloudFront when a publish changed it (or an
+    earlier invalidation failed); the invalidation id, or None if none was made.
+
+    A failure is a warning, not an error: the repository is published, and the CDN
+    serves the new files once its cache expires (60 s for metadata). It is retried by
+    the next publish.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from debrepo.core.layout import delivery_for
+
+    distribution = settings.cloudfront_distribution_id
+    pending = staging.get(CDN_PENDING_KEY) is not None
+    if not (changed or pending):
+        return None
+    try:
+        invalidation = invalidate_cloudfront(distribution, cdn_paths(settings))
+    except (BotoCoreError, ClientError) as exc:
+        log.warning(
+            "CloudFront distribution %s: cannot invalidate the published metadata (%s: %s); "
+            "it is served fresh once cached copies expire, and the next publish tries again",
+            distribution,
+            _code(exc),
+            exc,
+        )
+        if not pending:
+            staging.put(CDN_PENDING_KEY, distribution.encode(), delivery_for(CDN_PENDING_KEY))
+        return None
+    if pending:
+        staging.delete(CDN_PENDING_KEY)
+    log.info(
+        "cloudfront invalidated",
+        extra={"distribution_id": distribution, "invalidation_id": invalidation},
+    )
+    return invalidation
 
 
 def invalidate_cloudfront(distribution_id: str, paths: Sequence[str]) -> str:

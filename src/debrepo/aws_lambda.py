@@ -31,19 +31,34 @@ copy_config_to_registered_loggers(source_logger=logger, include={"debrepo"})
 # The runtime puts its own handler on the root logger: JSON lines only, no plain copies.
 logging.getLogger(SERVICE).propagate = False
 
-# What a CDN must not keep serving stale after a publish.
-INVALIDATED_PATHS = ("/dists/*", "/index.html", "/kiro-repo.deb", "/*-archive-keyring.*")
-
 
 def _response(status: int, body: str) -> dict[str, Any]:
     return {"statusCode": status, "body": body}
+
+
+def _force_rebuild(event: Any) -> bool:
+    """The event's `force_rebuild` flag; ValueError for a value that is neither yes nor no
+    (`bool("false")` would read as yes and rebuild)."""
+    value = event.get("force_rebuild") if isinstance(event, dict) else None
+    if isinstance(value, str):
+        value = value.strip().lower()
+    if value in (True, "true", "yes", "1"):  # True == 1: the number 1 too
+        return True
+    if value in (None, False, "false", "no", "0", ""):
+        return False
+    raise ValueError(f"event field force_rebuild must be true or false, not {value!r}")
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(log_event=False)
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run one sync, or a force rebuild; never raises (the result says what happened)."""
-    force_rebuild = isinstance(event, dict) and bool(event.get("force_rebuild"))
+    try:
+        force_rebuild = _force_rebuild(event)
+    except ValueError as exc:
+        logger.error("bad event", extra={"error": str(exc)})
+        metrics.add_metric(name="operations_failed", unit=MetricUnit.Count, value=1)
+        return _response(400, f"Bad request: {exc}")
     operation = "force_rebuild" if force_rebuild else "sync"
     logger.append_keys(operation=operation)
     started = time.monotonic()
@@ -55,7 +70,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         # settings are unusable (a variable missing) can tell someone.
         notifier = notifier_for(os.environ.get("SNS_TOPIC_ARN", ""))
         from debrepo.app import Workspace, rebuild, sync
-        from debrepo.aws import check_access, invalidate_cloudfront, lambda_settings
+        from debrepo.aws import check_access, lambda_settings
 
         settings = lambda_settings(os.environ)
         if settings.sns_topic_arn != os.environ.get("SNS_TOPIC_ARN", ""):
@@ -95,11 +110,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                     "release_date": published.release_date,
                 },
             )
-            if settings.cloudfront_distribution_id and (published.written or published.deleted):
-                invalidation = invalidate_cloudfront(
-                    settings.cloudfront_distribution_id, INVALIDATED_PATHS
-                )
-                logger.info("cloudfront invalidated", extra={"invalidation_id": invalidation})
         metrics.add_metric(name="packages_processed", unit=MetricUnit.Count, value=new_count)
         if total is not None:
             metrics.add_metric(name="total_packages", unit=MetricUnit.Count, value=total)

@@ -648,6 +648,22 @@ def denied(service: str) -> Callable[[Deployment, AwsProxy, pytest.MonkeyPatch],
     return arrange
 
 
+def secret_without_value(
+    deployed: Deployment, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    # Terraform creates the secret; the key is put into it by hand, or forgotten.
+    import boto3
+
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name=f"{deployed.name}/empty")["ARN"]
+    monkeypatch.setenv("SIGNING_KEY_SECRET_ID", arn)
+    return (
+        f"signing key secret {arn!r} has no value yet (Secrets Manager can't find the "
+        "specified secret value for staging label: AWSCURRENT); store the armoured secret "
+        "key in it with `aws secretsmanager put-secret-value`"
+    )
+
+
 def unset_bucket_variable(
     deployed: Deployment, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch
 ) -> str:
@@ -664,6 +680,7 @@ def unset_bucket_variable(
         denied("s3"),
         denied("dynamodb"),
         denied("secretsmanager"),
+        secret_without_value,
         unset_bucket_variable,
     ],
     ids=[
@@ -673,6 +690,7 @@ def unset_bucket_variable(
         "bucket-access-denied",
         "table-access-denied",
         "secret-access-denied",
+        "secret-without-value",
         "bucket-variable-unset",
     ],
 )
@@ -1253,3 +1271,112 @@ def test_a_publish_invalidates_the_configured_cloudfront_distribution(
     assert len(items) == 1, invalidations
     by_message = {r["message"]: r for r in run.records}
     assert by_message["cloudfront invalidated"]["invalidation_id"] == items[0]["Id"]
+
+
+def test_a_failed_invalidation_is_a_warning_and_the_next_run_retries_it(
+    deployment: Deployment,
+    upstream: Upstream,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+) -> None:
+    import boto3
+
+    from tests.aws.test_cloudfront import _distribution
+
+    monkeypatch.setenv("CLOUDFRONT_DISTRIBUTION_ID", "E2NOSUCHDIST")
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+
+    run = invoke({})
+    assert run.result == {"statusCode": 200, "body": "Successfully processed 2 new packages"}
+    (warning,) = [r for r in run.records if r["level"] == "WARNING"]
+    assert warning["message"].startswith(
+        "CloudFront distribution E2NOSUCHDIST: cannot invalidate the published metadata "
+        "(NoSuchDistribution: "
+    )
+    assert packages_in(deployment.get(PACKAGES)).keys() == {"kiro", "kiro-cli", "kiro-repo"}
+
+    # The next run has nothing new to publish, and still owes the invalidation.
+    distribution = _distribution(moto_endpoint, deployment.bucket)
+    monkeypatch.setenv("CLOUDFRONT_DISTRIBUTION_ID", distribution)
+    run = invoke({})
+    assert run.result == {"statusCode": 200, "body": "No new packages to process"}
+    cloudfront = boto3.client("cloudfront", endpoint_url=moto_endpoint, region_name="us-east-1")
+    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert len(listed.get("Items", [])) == 1
+
+    # Paid: a run that changes nothing invalidates nothing.
+    invoke({})
+    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert len(listed.get("Items", [])) == 1
+
+
+def test_the_cli_invalidates_the_configured_distribution_after_a_publish(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
+) -> None:
+    import boto3
+
+    from tests.aws.test_cloudfront import _distribution
+
+    distribution = _distribution(moto_endpoint, deployment.bucket)
+    monkeypatch.setenv("CLOUDFRONT_DISTRIBUTION_ID", distribution)
+    app.build_kiro_repo(workspace(), version="1.0.0")  # what the build script runs
+
+    cloudfront = boto3.client("cloudfront", endpoint_url=moto_endpoint, region_name="us-east-1")
+    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert len(listed.get("Items", [])) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "rebuild"),
+    [
+        (True, True),
+        ("true", True),
+        ("TRUE", True),
+        (1, True),
+        (False, False),
+        ("false", False),
+        ("0", False),
+        (None, False),
+    ],
+)
+def test_force_rebuild_reads_yes_and_no_as_they_are_meant(value: object, rebuild: bool) -> None:
+    from debrepo.aws_lambda import _force_rebuild
+
+    assert _force_rebuild({"force_rebuild": value}) is rebuild
+
+
+def test_a_force_rebuild_value_that_is_neither_yes_nor_no_is_a_bad_request(
+    deployment: Deployment, invoke: Invoke
+) -> None:
+    run = invoke({"force_rebuild": "maybe"})
+    assert run.result == {
+        "statusCode": 400,
+        "body": "Bad request: event field force_rebuild must be true or false, not 'maybe'",
+    }
+    assert deployment.objects() == {}  # nothing was run
+
+
+@pytest.mark.parametrize(
+    ("prefix", "repo", "url"),
+    [
+        ("", "s3://bkt", "https://bkt.s3.eu-west-1.amazonaws.com"),
+        ("/apt/", "s3://bkt/apt", "https://bkt.s3.eu-west-1.amazonaws.com/apt"),
+    ],
+)
+def test_the_default_public_url_is_where_the_repository_is_in_the_bucket(
+    tmp_path: Path, prefix: str, repo: str, url: str
+) -> None:
+    environ = {
+        "S3_BUCKET": "bkt",
+        "DYNAMODB_TABLE": "tbl",
+        "AWS_REGION": "eu-west-1",
+        "S3_PREFIX": prefix,
+    }
+    settings = lambda_settings(environ, task_root=tmp_path)
+    assert (settings.repo, settings.public_url, settings.staging) == (repo, url, "s3://bkt")
+    # The public URL is what index.html and kiro-repo's sources file point clients at.
+    environ["PUBLIC_URL"] = "https://apt.example.com"
+    assert lambda_settings(environ, task_root=tmp_path).public_url == "https://apt.example.com"
