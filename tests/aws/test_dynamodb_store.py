@@ -621,6 +621,19 @@ def test_no_region_is_a_clear_error(monkeypatch, tmp_path):
     )
 
 
+def test_aws_region_alone_is_enough_to_create_and_open_a_table(
+    monkeypatch, tmp_path, unique_name
+):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # botocore's own variable
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")  # what the Lambda runtime and CLIs set
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    create_table(unique_name)
+    store = DynamoDBMetadataStore(unique_name)
+    store.put(make_record("kiro", "1.0"))
+    assert store.package_ids() == {"kiro#1.0"}
+    assert store.region == "eu-west-1"
+
+
 def test_no_credentials_is_a_clear_error(table, monkeypatch, tmp_path):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -112,6 +112,8 @@ def is_internal(package_id: object) -> bool:
 def _client(region: str | None, endpoint_url: str | None, session: Any, *, table_name: str) -> Any:
     """A DynamoDB client: from `session` if given, else as boto3 would make one (profile,
     environment, AWS_ENDPOINT_URL), sharing the parsed service model between stores."""
+    if region is None and session is None:
+        region = os.environ.get("AWS_REGION")  # botocore reads only AWS_DEFAULT_REGION
     options = {"region_name": region, "endpoint_url": endpoint_url, "config": RETRY_CONFIG}
     try:
         if session is not None:  # a boto3 Session, or a botocore one
