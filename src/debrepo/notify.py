@@ -55,6 +55,33 @@ class LogNotifier:
         log.error("%s failed: %s", operation, message, extra={"operation": operation})
 
 
+MESSAGE_LIMIT = 262_144  # bytes of UTF-8: SNS refuses a longer message outright
+TRUNCATED = " [...]"
+
+
+def fit_message(message: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
+    """`message` as JSON of at most `limit` bytes: the longest text values (long release
+    notes, an error) are shortened rather than the notification lost."""
+    fitted = dict(message)
+    while True:
+        text = json.dumps(fitted, sort_keys=True, ensure_ascii=False)
+        excess = len(text.encode("utf-8")) - limit
+        if excess <= 0:
+            return text
+        name = max(
+            (k for k, v in fitted.items() if isinstance(v, str)),
+            key=lambda k: len(fitted[k].encode("utf-8")),
+            default=None,
+        )
+        value = fitted[name] if name is not None else ""
+        if len(value) <= len(TRUNCATED):
+            return text  # nothing left to shorten; SNS will say what is wrong
+        # Cut as many bytes as are over, and room for the marker (escapes: the next round).
+        raw = value.encode("utf-8")
+        keep = max(0, len(raw) - excess - len(TRUNCATED))
+        fitted[name] = raw[:keep].decode("utf-8", "ignore") + TRUNCATED
+
+
 class SnsNotifier:
     """Notifications published to an SNS topic, as JSON with a short subject."""
 
@@ -71,7 +98,7 @@ class SnsNotifier:
             self._sns.publish(
                 TopicArn=self.topic_arn,
                 Subject=subject[:SUBJECT_LIMIT],
-                Message=json.dumps(message, sort_keys=True),
+                Message=fit_message(message),
             )
         except (ClientError, BotoCoreError) as exc:
             log.error("cannot notify %s: %s (%s)", self.topic_arn, exc, subject)

@@ -621,9 +621,7 @@ def test_no_region_is_a_clear_error(monkeypatch, tmp_path):
     )
 
 
-def test_aws_region_alone_is_enough_to_create_and_open_a_table(
-    monkeypatch, tmp_path, unique_name
-):
+def test_aws_region_alone_is_enough_to_create_and_open_a_table(monkeypatch, tmp_path, unique_name):
     monkeypatch.delenv("AWS_DEFAULT_REGION")  # botocore's own variable
     monkeypatch.setenv("AWS_REGION", "eu-west-1")  # what the Lambda runtime and CLIs set
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))

@@ -1380,3 +1380,23 @@ def test_the_default_public_url_is_where_the_repository_is_in_the_bucket(
     # The public URL is what index.html and kiro-repo's sources file point clients at.
     environ["PUBLIC_URL"] = "https://apt.example.com"
     assert lambda_settings(environ, task_root=tmp_path).public_url == "https://apt.example.com"
+
+
+def test_release_notes_too_long_for_sns_are_shortened_not_lost(deployment: Deployment) -> None:
+    from debrepo.notify import MESSAGE_LIMIT, SnsNotifier, package_message
+    from tests.unit.helpers import make_record
+
+    notes = "漢字のリリースノート" * 12_000  # 360,000 bytes of UTF-8; GitHub allows such bodies
+    record = make_record("kiro", "1.0", notes=notes)
+    SnsNotifier(deployment.topic_arn).package_published(record)
+
+    (delivered,) = deployment.notifications()
+    assert delivered.subject == "New package: kiro 1.0"
+    sent = delivered.message
+    assert sent["notes"].endswith(" [...]")
+    assert notes.startswith(sent["notes"].removesuffix(" [...]"))
+    assert len(sent["notes"]) > 50_000  # shortened to fit, not dropped
+    assert {k: v for k, v in sent.items() if k != "notes"} == {
+        k: v for k, v in package_message(record).items() if k != "notes"
+    }
+    assert len(json.dumps(sent, ensure_ascii=False).encode("utf-8")) <= MESSAGE_LIMIT
