@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from debrepo.errors import ConfigError, LockError, SecretUnavailableError, SigningError
 from debrepo.ports import ObjectStore
@@ -28,6 +29,7 @@ log = logging.getLogger("debrepo.aws")
 RETRIES = {"mode": "standard", "total_max_attempts": 4}
 LOCK_ID = "__debrepo__#lock"
 POLL_SECONDS = 2.0
+T = TypeVar("T")
 
 
 def client(service: str, region: str | None = None) -> Any:
@@ -113,40 +115,111 @@ class DynamoDBLock:
     """One publisher at a time across machines: a conditional write in the metadata table.
 
     The lock item names its owner and an expiry; a holder that crashed stops blocking
-    others once its expiry passes. Release deletes the item only if we still own it.
+    others once its expiry passes. A live holder renews the expiry every third of it
+    (a sync downloading for longer than the expiry keeps the lock). Release deletes the
+    item only if we still own it.
     """
 
-    def __init__(self, table: str, *, ttl_seconds: int, region: str | None = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        *,
+        ttl_seconds: int,
+        region: str | None = None,
+        heartbeat_seconds: float | None = None,
+    ) -> None:
         self.table = table
         self.ttl_seconds = ttl_seconds
+        self.heartbeat_seconds = heartbeat_seconds or ttl_seconds / 3
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-        self._client = client("dynamodb", region)
+        self._client = self._call("connect to DynamoDB", lambda: client("dynamodb", region))
+        self.lost = False  # set when a renewal found the lock taken by another
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """`call`, with any AWS failure as one LockError line naming the table."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return call()
+        except ClientError as exc:
+            raise LockError(
+                f"cannot {what} for the publish lock in table {self.table}: "
+                f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}".rstrip(": ")
+            ) from None
+        except BotoCoreError as exc:
+            raise LockError(
+                f"cannot {what} for the publish lock in table {self.table}: {exc}"
+            ) from None
 
     def _try_acquire(self) -> dict[str, Any] | None:
         """Take the lock; on failure return the current holder's item."""
         from botocore.exceptions import ClientError
 
         now = int(time.time())
-        try:
-            self._client.put_item(
-                TableName=self.table,
-                Item={
-                    "package_id": {"S": LOCK_ID},
-                    "owner": {"S": self.owner},
-                    "acquired_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-                    "expires_at": {"N": str(now + self.ttl_seconds)},
-                },
-                ConditionExpression="attribute_not_exists(package_id) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
+
+        def put() -> bool:
+            try:
+                self._client.put_item(
+                    TableName=self.table,
+                    Item={
+                        "package_id": {"S": LOCK_ID},
+                        "owner": {"S": self.owner},
+                        "acquired_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
+                        "expires_at": {"N": str(now + self.ttl_seconds)},
+                    },
+                    ConditionExpression="attribute_not_exists(package_id) OR expires_at < :now",
+                    ExpressionAttributeValues={":now": {"N": str(now)}},
+                )
+            except ClientError as exc:
+                if _code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        if self._call("write", put):
             return None
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise LockError(f"cannot take the publish lock in {self.table}: {exc}") from None
-        holder = self._client.get_item(
-            TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, ConsistentRead=True
+        holder = self._call(
+            "read",
+            lambda: self._client.get_item(
+                TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, ConsistentRead=True
+            ),
         ).get("Item", {})
         return dict(holder) or {"owner": {"S": "unknown"}}
+
+    def _renew(self) -> bool:
+        """Push the expiry out again; False if the lock is no longer ours."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"package_id": {"S": LOCK_ID}},
+                UpdateExpression="SET expires_at = :until",
+                ConditionExpression="#owner = :me",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":me": {"S": self.owner},
+                    ":until": {"N": str(int(time.time()) + self.ttl_seconds)},
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
+        except Exception as exc:  # a network hiccup: the next beat tries again
+            log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
+        return True
+
+    def _keep_alive(self, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_seconds):
+            if not self._renew():
+                self.lost = True
+                log.error(
+                    "the publish lock in %s expired and was taken by another process; "
+                    "this run's publish may interleave with it: check with `debrepo verify`",
+                    self.table,
+                )
+                return
 
     @contextmanager
     def hold(self, wait_seconds: float = 0.0) -> Iterator[None]:
@@ -160,21 +233,31 @@ class DynamoDBLock:
                     f"{LOCK_ID} in {self.table}; it expires by itself if that process died"
                 )
             time.sleep(min(POLL_SECONDS, max(0.1, deadline - time.monotonic())))
+        stop = threading.Event()
+        beat = threading.Thread(target=self._keep_alive, args=(stop,), daemon=True)
+        beat.start()
         try:
             yield
         finally:
-            from botocore.exceptions import ClientError
+            stop.set()
+            beat.join()
+            self._release()
 
-            try:
-                self._client.delete_item(
-                    TableName=self.table,
-                    Key={"package_id": {"S": LOCK_ID}},
-                    ConditionExpression="#owner = :me",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":me": {"S": self.owner}},
-                )
-            except ClientError as exc:
-                log.warning("publish lock was no longer ours on release: %s", exc)
+    def _release(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.delete_item(
+                TableName=self.table,
+                Key={"package_id": {"S": LOCK_ID}},
+                ConditionExpression="#owner = :me",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":me": {"S": self.owner}},
+            )
+        except ClientError as exc:
+            log.warning("publish lock was no longer ours on release: %s", exc)
+        except BotoCoreError as exc:  # it expires by itself
+            log.warning("cannot release the publish lock in %s: %s", self.table, exc)
 
 
 # Set while an invalidation is owed: a publish whose invalidation failed leaves it for

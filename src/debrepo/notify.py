@@ -68,12 +68,9 @@ def fit_message(message: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
         excess = len(text.encode("utf-8")) - limit
         if excess <= 0:
             return text
-        name = max(
-            (k for k, v in fitted.items() if isinstance(v, str)),
-            key=lambda k: len(fitted[k].encode("utf-8")),
-            default=None,
-        )
-        value = fitted[name] if name is not None else ""
+        texts = [k for k, v in fitted.items() if isinstance(v, str)]
+        name = max(texts, key=lambda k: len(fitted[k].encode("utf-8")), default="")
+        value = fitted.get(name, "")
         if len(value) <= len(TRUNCATED):
             return text  # nothing left to shorten; SNS will say what is wrong
         # Cut as many bytes as are over, and room for the marker (escapes: the next round).

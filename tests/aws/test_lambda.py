@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ from tests.sources.conftest import (
     METADATA_PATH,
     RELEASES_PATH,
     Upstream,
+    free_port,
     kiro_cli_deb,
     kiro_deb,
 )
@@ -1127,6 +1129,59 @@ def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
     app.add_packages(ws, [debs["beta"]], wait_seconds=0)
     assert packages_in(deployment.get(PACKAGES)) == {"alpha": "1.0", "beta": "2.0"}
     assert deployment.lock_item() is None
+
+
+def test_a_holder_working_longer_than_the_expiry_keeps_the_lock(deployment: Deployment) -> None:
+    holder = DynamoDBLock(deployment.table, ttl_seconds=2, heartbeat_seconds=0.3)
+    other = DynamoDBLock(deployment.table, ttl_seconds=2)
+    with holder.hold():
+        time.sleep(3.5)  # a long download: the expiry set when the lock was taken has passed
+        with (
+            pytest.raises(LockError, match="another debrepo process is publishing"),
+            other.hold(),
+        ):
+            pass
+        item = deployment.lock_item()
+        assert item is not None and item["owner"]["S"] == holder.owner
+        assert int(item["expires_at"]["N"]) >= time.time()
+    assert not holder.lost
+    assert deployment.lock_item() is None
+
+
+def test_a_lock_taken_over_after_a_pause_is_reported_as_lost(
+    deployment: Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = DynamoDBLock(deployment.table, ttl_seconds=60, heartbeat_seconds=0.2)
+    with caplog.at_level(logging.ERROR, logger="debrepo.aws"), holder.hold():
+        # What another process does once a paused holder's lock has expired.
+        deployment.dynamodb.put_item(
+            TableName=deployment.table,
+            Item={
+                "package_id": {"S": LOCK_ID},
+                "owner": {"S": "other/1/feedface"},
+                "expires_at": {"N": str(int(time.time()) + 60)},
+            },
+        )
+        deadline = time.monotonic() + 5
+        while not holder.lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert holder.lost
+    assert "was taken by another process" in caplog.text
+    item = deployment.lock_item()
+    assert item is not None and item["owner"]["S"] == "other/1/feedface"  # not released
+
+
+def test_lock_failures_are_one_line_naming_the_table(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    lock = DynamoDBLock(deployment.table, ttl_seconds=60)
+    with pytest.raises(LockError) as caught, lock.hold():
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"cannot write for the publish lock in table {deployment.table}: ")
+    assert "Could not connect to the endpoint URL" in message and "\n" not in message
 
 
 # -- the deployment artifact -----------------------------------------------------------
