@@ -886,14 +886,17 @@ def test_a_staged_file_deleted_before_the_run_publishes_nothing_and_says_which(
         "kiro-repo#1.0.1: pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb is not published "
         f"and {staged} is not in the staging area s3://{deployment.bucket}/ (put the .deb "
         "back at pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb, or remove kiro-repo 1.0.1); "
-        "nothing was published",
+        "nothing was published; kiro 0.9.2, kiro-cli 1.2.0 stored but not published: fix "
+        "that, then run `debrepo rebuild` (or let the next sync publish it)",
         releases_before=releases,
     )
-    # The new packages' pool files went up before the publish, nothing a client could see.
+    # The new packages' pool files went up before the publish, nothing a client could see;
+    # their announcements wait in the staging area.
     added = set(deployment.objects()) - keys_before
     assert added == {
         "pool/main/k/kiro/kiro_0.9.2_amd64.deb",
         "pool/main/k/kiro-cli/kiro-cli_1.2.0_amd64.deb",
+        "staging/.state/notifications-owed.json",
     }
     assert packages_in(deployment.get(PACKAGES)) == {"kiro-repo": "1.0.0"}
 
@@ -910,6 +913,12 @@ def test_a_staged_file_deleted_before_the_run_publishes_nothing_and_says_which(
     }
     head = deployment.s3.head_object(Bucket=deployment.bucket, Key="kiro-repo.deb")
     assert head["Metadata"] == {"package": "kiro-repo", "version": "1.0.1"}
+    # Subscribers hear of kiro 0.9.2 and kiro-cli 1.2.0 now that they are published.
+    assert sorted(n.subject for n in deployment.notifications()) == [
+        "New package: kiro 0.9.2",
+        "New package: kiro-cli 1.2.0",
+    ]
+    assert "staging/.state/notifications-owed.json" not in deployment.objects()
 
 
 def test_a_staged_file_that_disappears_between_reading_and_copying_publishes_nothing(

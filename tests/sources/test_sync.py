@@ -667,6 +667,38 @@ def test_one_notification_per_new_version_and_a_failing_notifier_is_only_logged(
     assert quiet.records == []
 
 
+def test_versions_whose_publish_failed_are_named_and_announced_once_published(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    blocker = repo_dir(ws) / "dists"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the indices must go\n", encoding="utf-8")
+    first = _Collect()
+    with pytest.raises(PublishError) as caught:
+        sync(ws, notifier=first)
+    assert str(caught.value).endswith(
+        "; kiro 0.9.2, kiro-cli 1.2.0 stored but not published: fix that, then run "
+        "`debrepo rebuild` (or let the next sync publish it)"
+    )
+    assert "cannot create directory" in str(caught.value)
+    assert first.records == []
+    assert ws.store.package_ids() == {"kiro#0.9.2", "kiro-cli#1.2.0"}
+
+    # The operator fixes it and rebuilds; the next sync has nothing new, and announces
+    # what it owes once.
+    blocker.unlink()
+    app.rebuild(ws, now=FIXED_NOW + timedelta(minutes=1))
+    later = _Collect()
+    report = sync(ws, notifier=later, now=FIXED_NOW + timedelta(minutes=2))
+    assert report.published is None
+    assert [r.package_id for r in later.records] == ["kiro#0.9.2", "kiro-cli#1.2.0"]
+    quiet = _Collect()
+    sync(ws, notifier=quiet, now=FIXED_NOW + timedelta(minutes=3))
+    assert quiet.records == []
+
+
 # -- the staging area (build_script) --------------------------------------------------------
 
 

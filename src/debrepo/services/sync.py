@@ -19,6 +19,7 @@ and re-signs the Release. A repository without new releases never expires.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -31,8 +32,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from debrepo.core.layout import delivery_for
 from debrepo.core.release import rfc1123
-from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
+from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError, PublishError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
@@ -42,6 +44,10 @@ from debrepo.sources.base import PackageSource, source_for
 from debrepo.sources.http import HttpClient, HttpSettings
 
 log = logging.getLogger("debrepo.sync")
+
+# Versions stored by a sync whose publish then failed: announced by the first sync after
+# a publish that includes them, so subscribers hear of every version once.
+OWED_NOTIFICATIONS_KEY = "staging/.state/notifications-owed.json"
 
 PublishFn = Callable[[datetime, Sequence[str]], PublishReport]
 MakeSource = Callable[[PackageConfig, HttpClient], PackageSource]
@@ -338,13 +344,58 @@ def run_sync(
         # A first run that failed for every package (upstream down, a typo in the
         # configuration) would publish an empty signed repository for nothing.
         report.publish_reason = None
-    if report.publish_reason and not dry_run:
-        report.published = publish(now, list(run.written))
-        for record in new:
-            try:
-                notifier.package_published(record)
-            except Exception:  # a lost notification must not undo a good publish
-                log.exception("cannot notify about %s", record.package_id)
+    if dry_run:
+        if report.all_failed:
+            raise SyncFailedError(report)
+        return report
+    owed = _read_owed(staging)
+    if report.publish_reason:
+        try:
+            report.published = publish(now, list(run.written))
+        except Exception as exc:
+            if new:  # notified by the first sync after a publish that includes them
+                _write_owed(staging, [*owed, *(r.package_id for r in new)])
+            if not isinstance(exc, DebrepoError) or not new:
+                raise
+            stored = ", ".join(f"{r.package_name} {r.version}" for r in new)
+            error = PublishError(
+                f"{exc}; {stored} stored but not published: fix that, then run `debrepo "
+                "rebuild` (or let the next sync publish it)"
+            )
+            error.exit_code = exc.exit_code
+            raise error from exc
+    # Published now, or the store had nothing unpublished: what was owed went out too.
+    announced = {r.package_id for r in new}
+    later = [store.get(package_id) for package_id in owed if package_id not in announced]
+    for record in [*new, *(r for r in later if r is not None)]:
+        try:
+            notifier.package_published(record)
+        except Exception:  # a lost notification must not undo a good publish
+            log.exception("cannot notify about %s", record.package_id)
+    if owed:
+        staging.delete(OWED_NOTIFICATIONS_KEY)
     if report.all_failed:
         raise SyncFailedError(report)
     return report
+
+
+def _read_owed(staging: ObjectStore) -> list[str]:
+    raw = staging.get(OWED_NOTIFICATIONS_KEY)
+    if raw is None:
+        return []
+    try:
+        owed = json.loads(raw)
+    except ValueError:
+        owed = None
+    if not isinstance(owed, list) or not all(isinstance(i, str) for i in owed):
+        log.warning("%s is unreadable; the notifications it held are lost", OWED_NOTIFICATIONS_KEY)
+        return []
+    return owed
+
+
+def _write_owed(staging: ObjectStore, package_ids: Sequence[str]) -> None:
+    data = json.dumps(sorted(set(package_ids))).encode()
+    try:
+        staging.put(OWED_NOTIFICATIONS_KEY, data, delivery_for(OWED_NOTIFICATIONS_KEY))
+    except DebrepoError as exc:  # the publish error matters more; this one is logged
+        log.error("cannot record the notifications owed for %s: %s", ", ".join(package_ids), exc)
