@@ -434,6 +434,59 @@ def test_github_release_without_a_matching_asset_fails_kiro_cli_only(
     assert_no_trace_of(ws, scratch_tmp, "kiro-cli")
 
 
+def _nightly(number: int) -> dict[str, Any]:
+    return {
+        "tag_name": f"v2.0.0-nightly.{number}",
+        "prerelease": True,
+        "draft": False,
+        "assets": [],
+    }
+
+
+def test_github_pages_of_pre_releases_are_read_through_to_the_newest_release(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    nightlies = [_nightly(n) for n in range(60, 0, -1)]
+    upstream.server.expect_request(RELEASES_PATH, query_string="per_page=30").respond_with_json(
+        nightlies[:30]
+    )
+    upstream.server.expect_request(
+        RELEASES_PATH, query_string="per_page=30&page=2"
+    ).respond_with_json(nightlies[30:])
+    upstream.server.expect_request(
+        RELEASES_PATH, query_string="per_page=30&page=3"
+    ).respond_with_json(upstream.github_releases(KIRO_CLI))
+    upstream.serve_bytes(KIRO_CLI_DEB_PATH, KIRO_CLI)
+
+    report = sync(ws, only_package="kiro-cli")
+
+    assert outcomes(report) == {"kiro-cli": Outcome.NEW}
+    assert ws.store.package_ids() == {"kiro-cli#1.2.0"}
+    assert upstream.count(RELEASES_PATH) == 3  # and no page after the one with a release
+
+
+def test_github_with_only_pre_releases_says_so_after_the_last_page(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    upstream.server.expect_request(RELEASES_PATH, query_string="per_page=30").respond_with_json(
+        [_nightly(n) for n in range(40, 10, -1)]
+    )
+    upstream.server.expect_request(
+        RELEASES_PATH, query_string="per_page=30&page=2"
+    ).respond_with_json([_nightly(n) for n in range(10, 0, -1)])
+
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro-cli")
+
+    (failure,) = caught.value.report.failures
+    assert failure.message == (
+        f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: kiro-dev/kiro-cli "
+        "has no published release (drafts, pre-releases and tags that are not versions are "
+        "ignored)"
+    )
+    assert upstream.count(RELEASES_PATH) == 2
+
+
 def test_github_digest_that_does_not_match_the_download(
     ws: Workspace, upstream: Upstream, scratch_tmp: Path
 ) -> None:

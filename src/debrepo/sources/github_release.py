@@ -2,7 +2,8 @@
 
 The releases API (`GET /repos/{owner}/{repo}/releases`) lists releases; drafts and
 pre-releases are ignored and the newest is the one whose tag (without a leading `v`)
-is the highest Debian version. Its one asset matching `asset_pattern` is the .deb.
+is the highest Debian version, on the first page that has one (pages of nightly
+pre-releases before it are read through). Its one asset matching `asset_pattern` is the .deb.
 When the pattern has a single `*` and what it stands for in the asset's name is a
 Debian version (`kiro-cli_1.2.0-1_amd64.deb`), that is the version; otherwise the tag's.
 The asset's `size` and `digest` (`sha256:...`) are checked after the download, which
@@ -35,6 +36,7 @@ TOKEN_VARIABLES = GITHUB_TOKEN_VARIABLES
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 PER_PAGE = 30
+MAX_PAGES = 10  # pages of pre-releases looked through for a release before giving up
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -59,10 +61,9 @@ def _text(entry: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def choose_release(
-    data: Any, *, repository: str, asset_pattern: str, package_name: str, where: str
-) -> Release:
-    """The newest stable release's matching asset, from the releases API's JSON."""
+def stable_releases(data: Any, where: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(tag, release) of every published release whose tag is a version, from one page of
+    the releases API's JSON."""
     if not isinstance(data, list):
         raise SourceError(f"{where}: expected a JSON array of releases")
     stable: list[tuple[str, Mapping[str, Any]]] = []
@@ -72,6 +73,14 @@ def choose_release(
         tag = _text(entry, "tag_name")
         if tag and version_problem(tag_version(tag)) is None:
             stable.append((tag, entry))
+    return stable
+
+
+def choose_release(
+    data: Any, *, repository: str, asset_pattern: str, package_name: str, where: str
+) -> Release:
+    """The newest stable release's matching asset, from the releases API's JSON."""
+    stable = stable_releases(data, where)
     if not stable:
         raise SourceError(
             f"{where}: {repository} has no published release (drafts, pre-releases and tags "
@@ -172,8 +181,27 @@ class GitHubReleaseSource:
 
     def latest(self) -> Release:
         url = self.releases_url
+        # Newest first: the first page with a published release has the newest. Pages of
+        # nightly pre-releases before it are read through, up to MAX_PAGES.
+        data: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            page_url = url if page == 1 else f"{url}&page={page}"
+            entries = self._page(page_url)
+            found = stable_releases(entries, page_url)  # also refuses what is not a list
+            data.extend(entries)
+            if found or len(entries) < PER_PAGE:
+                break
+        return choose_release(
+            data,
+            repository=self.repository,
+            asset_pattern=self.asset_pattern,
+            package_name=self.config.package_name,
+            where=url,
+        )
+
+    def _page(self, url: str) -> Any:
         try:
-            data = self.http.get_json(url, headers=self._headers())
+            return self.http.get_json(url, headers=self._headers())
         except HttpStatusError as exc:
             message = _rate_limit_message(exc, self.token is not None)
             if message:
@@ -185,13 +213,6 @@ class GitHubReleaseSource:
                     f"{self.config.origin or self.config.package_name}"
                 ) from None
             raise
-        return choose_release(
-            data,
-            repository=self.repository,
-            asset_pattern=self.asset_pattern,
-            package_name=self.config.package_name,
-            where=url,
-        )
 
     def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
         return download_release(
