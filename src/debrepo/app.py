@@ -168,16 +168,21 @@ class Workspace:
     ) -> PublishReport:
         """Publish the store's contents, then invalidate the CDN in front, if any."""
         report = self.publisher().publish(now=now, just_written=just_written, full=full)
-        self.settle_cdn(changed=bool(report.written or report.deleted))
+        self.settle_cdn(
+            changed=bool(report.written or report.deleted),
+            new_pool_keys=[*report.pool_placed, *report.pool_copied],
+        )
         return report
 
-    def settle_cdn(self, *, changed: bool = False) -> None:
+    def settle_cdn(self, *, changed: bool = False, new_pool_keys: Sequence[str] = ()) -> None:
         """Invalidate the CDN in front (if any) after a change, or when an earlier
         invalidation failed and is still owed."""
         if self.settings.cloudfront_distribution_id:
             from debrepo.aws import invalidate_after_publish
 
-            invalidate_after_publish(self.settings, self.staging, changed=changed)
+            invalidate_after_publish(
+                self.settings, self.staging, changed=changed, new_pool_keys=new_pool_keys
+            )
 
     def publisher(self) -> Publisher:
         return Publisher(

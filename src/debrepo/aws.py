@@ -265,23 +265,39 @@ class DynamoDBLock:
 CDN_PENDING_KEY = "staging/.state/cdn-invalidation-pending"
 
 
-def cdn_paths(settings: Settings) -> tuple[str, ...]:
-    """What a CDN must not keep serving stale after a publish. Pool and by-hash objects
-    never change under their names. (CloudFront takes `*` only at the end of a path.)"""
+# New pool files named one by one up to this many; more are covered by one `/pool/*`
+# (CloudFront bills per path, and a wildcard counts as one).
+POOL_PATHS_LIMIT = 15
+
+
+def cdn_paths(settings: Settings, new_pool_keys: Sequence[str] = ()) -> tuple[str, ...]:
+    """What a CDN must not keep serving stale after a publish: the metadata, and the new
+    pool files (a version removed and added again with other bytes reuses its file name,
+    which a CDN may have cached as immutable). By-hash objects never change under their
+    names. (CloudFront takes `*` only at the end of a path.)"""
     from debrepo.core.layout import CONVENIENCE_COPY, INDEX_HTML
 
     keyring = settings.keyring_name
+    if len(new_pool_keys) > POOL_PATHS_LIMIT:
+        pool: tuple[str, ...] = ("/pool/*",)
+    else:
+        pool = tuple(f"/{key}" for key in sorted(new_pool_keys))
     return (
         "/dists/*",
         f"/{INDEX_HTML}",
         f"/{CONVENIENCE_COPY}",
         f"/{keyring}.gpg",
         f"/{keyring}.asc",
+        *pool,
     )
 
 
 def invalidate_after_publish(
-    settings: Settings, staging: ObjectStore, *, changed: bool
+    settings: Settings,
+    staging: ObjectStore,
+    *,
+    changed: bool,
+    new_pool_keys: Sequence[str] = (),
 ) -> str | None:
     """Invalidate the published metadata in CloudFront when a publish changed it (or an
     earlier invalidation failed); the invalidation id, or None if none was made.
@@ -299,7 +315,7 @@ def invalidate_after_publish(
     if not (changed or pending):
         return None
     try:
-        invalidation = invalidate_cloudfront(distribution, cdn_paths(settings))
+        invalidation = invalidate_cloudfront(distribution, cdn_paths(settings, new_pool_keys))
     except (BotoCoreError, ClientError) as exc:
         log.warning(
             "CloudFront distribution %s: cannot invalidate the published metadata (%s: %s); "

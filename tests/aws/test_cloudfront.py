@@ -45,8 +45,19 @@ def test_invalidation_names_the_metadata_paths(moto_endpoint, unique_name, tmp_p
     assert sorted(sent) == sorted(paths)
     assert {"/index.html", "/kiro-repo.deb", "/acme-archive-keyring.gpg"} <= set(sent)
     assert "/acme-archive-keyring.asc" in sent
-    # Pool and by-hash objects never change under their names: nothing to invalidate there.
     assert "/dists/*" in sent
-    assert not any(p.startswith("/pool") for p in sent)
+    assert not any(p.startswith("/pool") for p in sent)  # no new pool file in this publish
     # CloudFront accepts `*` only as the last character of a path.
     assert all("*" not in p[:-1] for p in sent)
+
+
+def test_new_pool_files_are_invalidated_one_by_one_or_by_one_wildcard(tmp_path):
+    settings = settings_for(tmp_path)
+    # A version removed and added again with other bytes has its old file's name, which
+    # the CDN may hold as immutable: new pool files are invalidated too.
+    few = [f"pool/main/k/kiro/kiro_1.{n}_amd64.deb" for n in range(2)]
+    paths = cdn_paths(settings, few)
+    assert [p for p in paths if p.startswith("/pool/")] == [f"/{key}" for key in few]
+    many = [f"pool/main/p/pkg{n}/pkg{n}_1.0_amd64.deb" for n in range(16)]
+    assert [p for p in cdn_paths(settings, many) if p.startswith("/pool")] == ["/pool/*"]
+    assert not any(p.startswith("/pool") for p in cdn_paths(settings))

@@ -1333,6 +1333,14 @@ def test_a_publish_invalidates_the_configured_cloudfront_distribution(
     invalidations = cloudfront.list_invalidations(DistributionId=distribution)
     items = invalidations["InvalidationList"].get("Items", [])
     assert len(items) == 1, invalidations
+    found = cloudfront.get_invalidation(DistributionId=distribution, Id=items[0]["Id"])
+    paths = found["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
+    assert {
+        "/dists/*",
+        "/pool/main/k/kiro/kiro_0.9.2_amd64.deb",
+        "/pool/main/k/kiro-cli/kiro-cli_1.2.0_amd64.deb",
+        "/pool/main/k/kiro-repo/kiro-repo_1.0.0_all.deb",
+    } <= set(paths)
     by_message = {r["message"]: r for r in run.records}
     assert by_message["cloudfront invalidated"]["invalidation_id"] == items[0]["Id"]
 
