@@ -34,6 +34,9 @@ PARALLEL_FROM = 4 * CHUNK  # below this, thread hand-offs cost more than they sa
 LANE_DEPTH = 8  # chunks queued per thread: smooths hand-offs, bounds memory (~8 MiB)
 _O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere copies are ordinary writes
 CONTROL_LIMIT = 64 << 20  # compressed or not, a control archive is a few KiB in practice
+# apt cannot read a Packages stanza over 1 MiB ("Unable to parse package file"): one
+# such package would break `apt update` for every client. Real control files are ~1 KiB.
+CONTROL_FILE_LIMIT = 512 << 10
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
 
@@ -360,6 +363,12 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:
                 if member.name in ("./control", "control") and member.isfile():
+                    if member.size > CONTROL_FILE_LIMIT:
+                        raise InvalidPackageError(
+                            f"{source}: control file is {member.size} bytes; apt cannot read "
+                            "a package entry over 1 MiB, so debrepo takes control files of up "
+                            f"to {CONTROL_FILE_LIMIT >> 10} KiB"
+                        )
                     extracted = archive.extractfile(member)
                     if extracted is None:
                         break

@@ -273,6 +273,42 @@ def test_control_file_with_a_line_that_is_not_a_field(tmp_path):
     assert "is not 'Field: value'" in refused(tmp_path, hand_made_deb(control=control))
 
 
+@pytest.mark.parametrize(
+    ("tail", "fragment"),
+    [
+        # apt reads no continuation here: the Packages file would not parse for anyone.
+        ("X-Note: a\n\u00a0more\n", "line 8 starts with '\\xa0': a continuation line"),
+        ("X-Note: a\n\u3000more\n", "line 8 starts with '\\u3000'"),
+        ("X-Note: a\n\x1fmore\n", "line 8 starts with '\\x1f'"),
+        # deb822 and apt end the paragraph here: the fields after it would be lost.
+        ("X-Note: a\n \t\nX-After: b\n", "holds only whitespace, which ends the paragraph"),
+        ("Bad Name: b\n", "'Bad Name' is not a field name"),
+    ],
+    ids=["nbsp", "ideographic-space", "unit-separator", "whitespace-line", "spaced-name"],
+)
+def test_control_lines_apt_would_read_otherwise_are_refused(tmp_path, tail, fragment):
+    control = control_text() + tail.encode("utf-8")
+    assert fragment in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_a_control_file_starting_with_a_continuation_is_refused(tmp_path):
+    control = b" orphan\n" + control_text()
+    assert "line 1 continues no field" in refused(tmp_path, hand_made_deb(control=control))
+
+
+def test_continuations_by_space_or_tab_and_empty_description_lines_are_kept(tmp_path):
+    control = control_text() + b"X-Note: first\n second\n\tthird\n .\n"
+    fields = dict(inspect_deb(write(tmp_path, hand_made_deb(control=control))).control)
+    assert fields["X-Note"] == "first\n second\n\tthird\n ."
+
+
+def test_a_control_file_too_large_for_apt_is_refused_before_it_is_read(tmp_path):
+    control = control_text() + b"X-Big: " + b"a" * (600 << 10) + b"\n"
+    message = refused(tmp_path, hand_made_deb(control=control))
+    assert f"control file is {len(control)} bytes" in message
+    assert "up to 512 KiB" in message
+
+
 def test_unreadable_path(tmp_path):
     with pytest.raises(InvalidPackageError, match=r"cannot read"):
         inspect_deb(tmp_path / "absent.deb")

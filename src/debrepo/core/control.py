@@ -295,7 +295,7 @@ def field_value_problem(name: str, value: str) -> str | None:
             continue
         if not line:
             return f"field {name} has a blank continuation line"
-        if not line[0].isspace():
+        if line[0] not in " \t":  # dpkg and apt take these two only, not any Unicode space
             return f"field {name} has a continuation line that does not start with a space"
     if found := _CONTROL_CHARACTER_RE.search(value):
         return f"field {name} holds the control character {found.group()!r}"
@@ -326,17 +326,46 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     # Lines end at "\n" only, as dpkg reads them; str.splitlines() would also end them
     # at characters inside a value (U+2028, form feed, ...) and let a value smuggle in
     # a field of its own. Such characters are refused with the value instead.
+    # Each line must be read the same way by deb822 here and by apt on every client: what
+    # one of them drops or splits differently (a whitespace-only line ends the paragraph
+    # for both; a line starting with U+00A0 is no continuation for apt) is refused.
     lines = paragraphs[0].split("\n")
-    for line in lines:
-        if line and not line[0].isspace() and ":" in line:
-            field = line.split(":", 1)[0].strip().lower()
-            if field in seen:
-                raise InvalidPackageError(f"{source}: control file repeats the field {field!r}")
-            seen.add(field)
-        elif line and not line[0].isspace() and not line.startswith("#"):
+    in_field = False
+    for number, line in enumerate(lines, 1):
+        if not line or line.startswith("#"):
+            continue
+        if line[0] in " \t":
+            if not line.strip(" \t"):
+                raise InvalidPackageError(
+                    f"{source}: control file line {number} holds only whitespace, which ends "
+                    "the paragraph (an empty line in a description is written ' .')"
+                )
+            if not in_field:
+                raise InvalidPackageError(
+                    f"{source}: control file line {number} continues no field"
+                )
+            continue
+        if line[0].isspace():
             raise InvalidPackageError(
-                f"{source}: control file line {line[:40]!r} is not 'Field: value'"
+                f"{source}: control file line {number} starts with {line[0]!r}: a continuation "
+                "line starts with a space or a tab, apt reads no other"
             )
+        name, colon, _ = line.partition(":")
+        if not colon:
+            raise InvalidPackageError(
+                f"{source}: control file line {number} ({quoted_excerpt(line)}) is not "
+                "'Field: value'"
+            )
+        if not FIELD_NAME_RE.fullmatch(name):
+            raise InvalidPackageError(
+                f"{source}: control file line {number}: {quoted_excerpt(name)} is not a field "
+                "name (printable ASCII, no spaces; a continuation line starts with a space "
+                "or a tab)"
+            )
+        if name.lower() in seen:
+            raise InvalidPackageError(f"{source}: control file repeats the field {name.lower()!r}")
+        seen.add(name.lower())
+        in_field = True
     paragraph = deb822.Deb822(lines)
     fields = [(name, paragraph[name]) for name in paragraph]
     present = {name.lower() for name, _ in fields}
