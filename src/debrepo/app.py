@@ -432,14 +432,24 @@ def remove_package(
 
     with ws.lock(wait_seconds):
         record = find_package(ws, package_name, version)
+        if publish_after:  # only then is the signing key needed: a bad one fails now
+            ws.signer  # noqa: B018
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
         ws.store.delete(record.package_id)
         if unnamed:  # now, so that a failed publish cannot leave it unaccounted for
             ws.repo.delete(pool_file.key)
         report = None
-        if publish_after:  # only then is the signing key needed
-            report = ws.publish(now=now or utc_now())
+        if publish_after:
+            try:
+                report = ws.publish(now=now or utc_now())
+            except DebrepoError as exc:
+                error = PublishError(
+                    f"{exc}; {record.package_name} {record.version} was removed from the "
+                    "store but is still published: fix that, then run `debrepo rebuild`"
+                )
+                error.exit_code = exc.exit_code
+                raise error from exc
             staged = Destination.of("staging", ws.settings)
             ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report

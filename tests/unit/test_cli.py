@@ -238,6 +238,38 @@ def test_remove(run, debs, home):
     assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["beta#2.0-1"]
 
 
+def test_remove_with_an_unusable_key_keeps_the_record(run, debs, home, tmp_path):
+    run("add", str(debs))
+    broken = tmp_path / "broken.asc"
+    broken.write_text("not a key\n", encoding="utf-8")
+    result = run("--key-file", str(broken), "remove", "alpha", "1.0", "--yes")
+    assert result.code != 0
+    assert str(broken) in result.error_line
+    assert {i["package_id"] for i in json.loads(run("list", "--json").out)} == {
+        "alpha#1.0",
+        "beta#2.0-1",
+    }
+    assert run("verify").code == 0
+
+
+def test_remove_whose_publish_fails_says_the_version_is_still_published(run, debs, home):
+    run("add", str(debs))
+    # The next Release cannot be written: a folder where its temporary file would go.
+    release = home / "repo/dists/stable/Release"
+    release.unlink()
+    release.mkdir()
+    result = run("remove", "alpha", "1.0", "--yes")
+    assert result.code == 1
+    assert result.error_line.endswith(
+        "; alpha 1.0 was removed from the store but is still published: fix that, then run "
+        "`debrepo rebuild`"
+    )
+    release.rmdir()
+    assert run("rebuild").code == 0
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
+
+
 def test_remove_unknown_version(run, debs):
     run("add", str(debs))
     result = run("remove", "alpha", "9.9", "--yes")
