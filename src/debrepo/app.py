@@ -250,16 +250,22 @@ def file_urls(paths: Sequence[Path]) -> list[str]:
 def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishReport:
     """Publish what was just stored; if that fails, say that it was stored all the same
     (adding it again would be refused as a duplicate) and how to publish it."""
+    stored = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
+    more = f" and {len(result.records) - 3} more" if len(result.records) > 3 else ""
     try:
         return ws.publish(now=now, just_written=result.written_keys)
-    except DebrepoError as exc:
-        stored = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
-        more = f" and {len(result.records) - 3} more" if len(result.records) > 3 else ""
+    except (DebrepoError, OSError) as exc:
+        if isinstance(exc, OSError):
+            where = f"{exc.filename}: " if exc.filename else ""
+            exc = PublishError(f"{where}{exc.strerror or exc}")
         error = PublishError(
             f"{exc}; {stored}{more} stored but not published: fix that, then run `debrepo rebuild`"
         )
         error.exit_code = exc.exit_code
         raise error from exc
+    except BaseException:  # interrupted: the records are in the store all the same
+        log.error("%s%s stored but not published: run `debrepo rebuild`", stored, more)
+        raise
 
 
 def add_packages(

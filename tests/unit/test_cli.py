@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import http.server
 import io
 import json
@@ -268,6 +269,30 @@ def test_remove_whose_publish_fails_says_the_version_is_still_published(run, deb
     assert run("rebuild").code == 0
     packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
     assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
+
+
+def test_add_interrupted_while_publishing_says_what_is_stored(run, debs, monkeypatch, caplog):
+    def interrupted(self, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("debrepo.app.Workspace.publish", interrupted)
+    result = run("add", str(debs))
+    assert result.code == 130
+    assert result.error_line == "debrepo: error: interrupted"
+    assert "alpha 1.0, beta 2.0-1 stored but not published: run `debrepo rebuild`" in caplog.text
+
+
+def test_add_whose_publish_fails_with_a_system_error_says_what_is_stored(run, debs, monkeypatch):
+    def read_only(self, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", "/srv/apt/dists/stable/Release")
+
+    monkeypatch.setattr("debrepo.app.Workspace.publish", read_only)
+    result = run("add", str(debs))
+    assert result.code == 1
+    assert result.error_line == (
+        "debrepo: error: /srv/apt/dists/stable/Release: Read-only file system; alpha 1.0, "
+        "beta 2.0-1 stored but not published: fix that, then run `debrepo rebuild`"
+    )
 
 
 def test_remove_unknown_version(run, debs):

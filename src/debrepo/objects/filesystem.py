@@ -151,7 +151,9 @@ class FilesystemObjectStore:
 
     @staticmethod
     def _discard(temp: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        # Clean-up after a failure: its own failure (a read-only file system) must not
+        # hide the error being reported.
+        with contextlib.suppress(OSError):
             os.unlink(temp)
 
     def _commit(self, temp: str, target: str) -> None:
