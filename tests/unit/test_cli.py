@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -293,6 +294,21 @@ def test_add_whose_publish_fails_with_a_system_error_says_what_is_stored(run, de
         "debrepo: error: /srv/apt/dists/stable/Release: Read-only file system; alpha 1.0, "
         "beta 2.0-1 stored but not published: fix that, then run `debrepo rebuild`"
     )
+
+
+def test_a_new_repo_folder_is_not_published_without_its_pool_files(run, debs, home, tmp_path):
+    run("add", str(debs))
+    moved = tmp_path / "moved"
+    result = run("--repo", moved.as_uri(), "rebuild")
+    assert result.code == 1
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb is not published" in result.error_line
+    assert not (moved / "dists").exists()  # no index naming files that are not there
+
+    # With the pool copied over, the new folder is published, and apt's files are there.
+    shutil.copytree(home / "repo/pool", moved / "pool")
+    assert run("--repo", moved.as_uri(), "rebuild").code == 0
+    assert run("--repo", moved.as_uri(), "verify").code == 0
+    assert run("verify").code == 0  # the old folder is left as it was
 
 
 def test_remove_unknown_version(run, debs):

@@ -138,6 +138,10 @@ class PublishState:
     # publish that failed after its Release but before this state leaves the layout of
     # the file before, which must then not be applied to the new one.
     index_pieces: dict[str, IndexLayout] = field(default_factory=dict)
+    # The repository (ObjectStore.description) all of the above describes. Another one
+    # (the `repo` setting changed) starts from nothing: its pool is looked up, not taken
+    # from this account.
+    repo: str | None = None
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -148,6 +152,7 @@ class PublishState:
             "revision": self.revision,
             "fingerprint": self.fingerprint,
             "skipped": self.skipped,
+            "repo": self.repo,
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
             "index_pieces": {
                 k: {"sha256": v.sha256, "pieces": [list(piece) for piece in v.pieces]}
@@ -216,6 +221,7 @@ class PublishState:
             revision=data.get("revision"),
             fingerprint=data.get("fingerprint"),
             skipped=[str(s) for s in data.get("skipped") or []],
+            repo=data.get("repo") if isinstance(data.get("repo"), str) else None,
             index_stamps={
                 str(k): (int(v[0]), str(v[1]), str(v[2]))
                 for k, v in (data.get("index_stamps") or {}).items()
@@ -341,6 +347,15 @@ class Publisher:
         convenience copy.
         """
         state = PublishState.from_json(self.staging.get(STATE_KEY))
+        if state.repo not in (None, self.repo.description):
+            log.warning(
+                "the publisher state describes %s, not %s: publishing as if for the first "
+                "time (every pool file is looked up there)",
+                state.repo,
+                self.repo.description,
+            )
+            state = PublishState(pool={})
+        state.repo = self.repo.description
         public_key = PublicKey(
             self.signer.public_key_binary(),
             self.signer.public_key_armored(),
