@@ -338,10 +338,12 @@ def build_kiro_repo(
     from debrepo.services.repo_package import (
         RepoPackageTemplates,
         build_repo_package,
+        check_inputs,
         template_dir_for,
     )
 
     now = now or utc_now()
+    check_inputs(version, repo_url or ws.settings.public_url)  # before a key or store is made
     config = ws.configs.get(CONVENIENCE_PACKAGE)
     if config is None:
         raise ConfigError(

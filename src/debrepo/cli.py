@@ -128,10 +128,17 @@ class Output:
         return update
 
 
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    if value != value:  # nan passes every range check, and would wait forever
+        raise click.BadParameter("must be a number of seconds")
+    return value
+
+
 wait_option = click.option(
     "--wait",
     "wait_seconds",
-    type=float,
+    type=click.FloatRange(0, 86400),
+    callback=_seconds,
     default=0.0,
     show_default=True,
     help="Seconds to wait for another publisher to finish.",

@@ -218,7 +218,9 @@ def load_settings(
         return defaults.get(name), f"default {name}"
 
     home_value, home_from = pick("home", {"home": ".debrepo"})
-    home = (cwd / str(home_value)).resolve()
+    if not isinstance(home_value, str) or not home_value.strip() or "\0" in home_value:
+        raise ConfigError(f"{home_from} must be the path of a folder, not {home_value!r}")
+    home = (cwd / home_value).resolve()
     if home.exists() and not home.is_dir():
         raise ConfigError(f"{home}: not a folder ({home_from} must name the home folder)")
     defaults = _defaults(home)
@@ -229,6 +231,12 @@ def load_settings(
         if not isinstance(value, str | int | float) or not str(value).strip():
             raise ConfigError(f"{where} must be non-empty text")
         return str(value).strip()
+
+    def path_text(name: str) -> str:
+        value = text(name)
+        if "\0" in value:  # the OS would refuse it with a traceback later
+            raise ConfigError(f"{raw[name][1]} holds a NUL character")
+        return value
 
     suite, codename = text("suite"), text("codename")
     for name, value in (("suite", suite), ("codename", codename)):
@@ -265,7 +273,16 @@ def load_settings(
             f"{raw['by_hash_keep'][1]} must keep at least {MIN_BY_HASH_GENERATIONS} generations"
         )
     public_url = text("public_url").rstrip("/")
-    if urlparse(public_url).scheme not in ("http", "https") or not urlparse(public_url).netloc:
+    try:
+        parsed_url = urlparse(public_url)
+        parsed_url.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        parsed_url = urlparse("")
+    if (
+        parsed_url.scheme not in ("http", "https")
+        or not parsed_url.netloc
+        or any(c.isspace() for c in public_url)
+    ):
         raise ConfigError(f"{raw['public_url'][1]}: {public_url!r} is not an http(s) URL")
     key_name = text("key_name")
     if not _KEY_NAME_RE.fullmatch(key_name):
@@ -301,11 +318,11 @@ def load_settings(
 
     return Settings(
         home=home,
-        store=text("store"),
-        repo=text("repo"),
-        staging=text("staging"),
-        key_file=(cwd / text("key_file")).resolve(),
-        config_dir=(cwd / text("config_dir")).resolve(),
+        store=path_text("store"),
+        repo=path_text("repo"),
+        staging=path_text("staging"),
+        key_file=(cwd / path_text("key_file")).resolve(),
+        config_dir=(cwd / path_text("config_dir")).resolve(),
         config_dir_from=raw["config_dir"][1],
         public_url=public_url,
         origin=text("origin"),

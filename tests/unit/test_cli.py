@@ -485,6 +485,17 @@ def test_usage_errors_exit_2(run):
     assert run("frobnicate").code == 2
     assert run("add").code == 2
     assert run("list", "--no-such-option").code == 2
+    for forever in ("nan", "inf", "-1"):  # a wait that would never end, or make no sense
+        assert run("rebuild", "--wait", forever).code == 2
+
+
+def test_a_repo_url_that_is_no_url_is_one_line(run, home):
+    result = run("build-repo-package", "--version", "1.0.0", "--repo-url", "http://[::1")
+    assert result.code == 2
+    assert result.error_line == (
+        "debrepo: error: --repo-url: 'http://[::1' is not an http(s) or file URL"
+    )
+    assert not home.exists()  # no key generated, no store started
 
 
 def test_serve_refuses_a_public_address(run, home):

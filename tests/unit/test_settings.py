@@ -179,6 +179,32 @@ def test_a_home_that_is_a_file_is_a_config_error(tmp_path, flags, environ, sourc
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "not a home\n"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"home": ""}, "option --home must be the path of a folder, not ''"),
+        ({"home": "a\0b"}, "option --home must be the path of a folder, not 'a\\x00b'"),
+        ({"key_file": "k\0"}, "option --key-file holds a NUL character"),
+        ({"public_url": "http://[::1"}, "option --public-url: 'http://[::1' is not an http(s) URL"),
+        ({"public_url": "http://h:port"}, "'http://h:port' is not an http(s) URL"),
+        ({"public_url": "http://x y"}, "'http://x y' is not an http(s) URL"),
+    ],
+    ids=["empty-home", "nul-home", "nul-key-file", "bad-ipv6", "bad-port", "space"],
+)
+def test_settings_that_are_no_path_or_url_are_config_errors(tmp_path, flags, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags, environ={}, cwd=tmp_path)
+    assert message in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # nothing was created in the current folder
+
+
+def test_a_home_that_is_not_text_in_the_settings_file_is_a_config_error(tmp_path):
+    (tmp_path / "debrepo.yaml").write_text("home: [a, b]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert f"{tmp_path / 'debrepo.yaml'}: home must be the path of a folder" in str(caught.value)
+
+
 def test_settings_file_that_is_not_utf8_is_a_config_error(tmp_path):
     path = tmp_path / "debrepo.yaml"
     path.write_bytes(b"origin: caf\xe9\n")

@@ -72,6 +72,23 @@ def _fill(template: str, values: dict[str, str], name: str) -> str:
         ) from None
 
 
+def check_inputs(version: str, repo_url: str) -> None:
+    """ConfigError naming --version or --repo-url if the package cannot be built from them."""
+    if problem := version_problem(version):
+        raise ConfigError(f"--version: {problem}")
+    try:
+        parsed = urlparse(repo_url)
+        parsed.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        parsed = urlparse("")
+    if parsed.scheme not in ("http", "https", "file") or (
+        parsed.scheme != "file" and not parsed.netloc
+    ):
+        raise ConfigError(f"--repo-url: {repo_url!r} is not an http(s) or file URL")
+    if any(c.isspace() for c in repo_url):
+        raise ConfigError(f"--repo-url: {repo_url!r} contains whitespace")
+
+
 def build_repo_package(
     *,
     version: str,
@@ -86,15 +103,7 @@ def build_repo_package(
     built_at: datetime,
 ) -> bytes:
     """The kiro-repo .deb (pure: same arguments, same bytes)."""
-    if problem := version_problem(version):
-        raise ConfigError(f"--version: {problem}")
-    parsed = urlparse(repo_url)
-    if parsed.scheme not in ("http", "https", "file") or (
-        parsed.scheme != "file" and not parsed.netloc
-    ):
-        raise ConfigError(f"--repo-url: {repo_url!r} is not an http(s) or file URL")
-    if any(c.isspace() for c in repo_url):
-        raise ConfigError(f"--repo-url: {repo_url!r} contains whitespace")
+    check_inputs(version, repo_url)
     keyring_path = f"/usr/share/keyrings/{key_name}-archive-keyring.gpg"
     values = {
         "version": version,
