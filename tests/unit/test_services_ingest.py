@@ -454,3 +454,42 @@ def test_a_failed_batch_on_a_store_that_is_not_a_folder_deletes_what_it_uploaded
         "staging/beta/beta_1.0_amd64.deb",
     ]
     assert list(workspace.staging.list("staging/")) == []
+
+
+CLOSE_FAILS = """
+import resource, signal, sys
+from datetime import datetime, timezone
+from pathlib import Path
+from debrepo.core.records import Provenance
+from debrepo.services import ingest
+
+root, deb = sys.argv[1], Path(sys.argv[2])
+context = ingest._Context(
+    {}, datetime.now(timezone.utc), ingest.Destination("pool", "main", ("amd64",)),
+    root, root, root,
+)
+ingest._init_worker(context)
+# Files may not grow past 64 bytes: the copy, buffered, fails when it is closed.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+outcome = ingest._examine((0, ingest.IngestItem(deb, Provenance("file:///x", "manual"))))
+print(outcome.error)
+"""
+
+
+def test_a_copy_whose_last_bytes_cannot_be_written_is_named(make_deb, tmp_path):
+    import subprocess
+    import sys
+
+    deb = make_deb("alpha", "1.0")
+    root = tmp_path / "repo"
+    root.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSE_FAILS, str(root), str(deb)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{deb}: cannot copy: File too large"
+    assert everything_under(root) == []  # the partial copy is gone

@@ -170,8 +170,10 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         _discard(placed.get("copy"))
         return _Outcome(None, f"{item.path}: cannot copy: {exc.strerror}", placed.get("key", ""))
     finally:
-        for handle in handles:
-            handle.close()
+        closed = _close_all(handles)
+    if closed is not None:  # the copy's last bytes could not be written (a full disk)
+        _discard(placed.get("copy"))
+        return _Outcome(None, f"{item.path}: cannot copy: {closed.strerror}", placed["key"])
     name = field_lookup(inspection.control, "Package") or ""
     try:
         record = build_record(
@@ -186,6 +188,17 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         _discard(placed.get("copy"))
         return _Outcome(None, str(exc), placed["key"])
     return _Outcome(record, None, placed["key"], placed["copy"])
+
+
+def _close_all(handles: Sequence[BinaryIO]) -> OSError | None:
+    """Close every handle; the first error, if any."""
+    error: OSError | None = None
+    for handle in handles:
+        try:
+            handle.close()
+        except OSError as exc:
+            error = error or exc
+    return error
 
 
 def _without_epoch(package_id: str) -> str:
