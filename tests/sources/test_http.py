@@ -348,3 +348,33 @@ def test_the_final_url_resolves_each_redirect_against_the_url_that_received_it()
     onward = RequestHistory("GET", "https://cdn.example.com/a/b", None, 301, "../c")
     response = HTTPResponse(body=b"", retries=Retry(history=(to_cdn, onward)))
     assert _final_url(start, response) == "https://cdn.example.com/c"
+
+
+@pytest.mark.parametrize("kind", ["download", "json"])
+def test_a_server_that_trickles_is_refused_at_the_transfer_deadline(
+    upstream: Upstream, tmp_path: Path, kind: str
+) -> None:
+    def trickle(_request: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            yield b"["
+            for _ in range(200):  # 40 seconds, a byte at a time
+                time.sleep(0.2)
+                yield b" "
+            yield b"]"
+
+        return Response(body(), headers={"Content-Length": "202"}, content_type="application/json")
+
+    upstream.server.expect_request("/slow").respond_with_handler(trickle)
+    started = time.monotonic()
+    with (
+        HttpClient(replace(FAST_HTTP, max_transfer_seconds=1.0)) as client,
+        pytest.raises(SourceError) as caught,
+    ):
+        if kind == "download":
+            client.download(upstream.url("/slow"), tmp_path / "slow.deb")
+        else:
+            client.get_json(upstream.url("/slow"))
+    assert time.monotonic() - started < 5
+    assert str(caught.value).startswith(f"{upstream.url('/slow')}: still transferring after 1 ")
+    assert "refusing so slow a server" in str(caught.value)
+    assert not (tmp_path / "slow.deb").exists()

@@ -16,8 +16,10 @@ Every failure is a SourceError whose message starts with the URL.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,9 @@ class HttpSettings:
     max_retry_after: int = 120
     max_download_bytes: int = 2 << 30  # the kiro .deb is hundreds of MB
     max_metadata_bytes: int = 16 << 20
+    # Per transfer, whatever the read timeout: a server sending a byte every few seconds
+    # would otherwise hold the publish lock for days.
+    max_transfer_seconds: float = 1800.0
     user_agent: str = f"debrepo/{__version__}"
 
 
@@ -259,6 +264,10 @@ class HttpClient:
             # The same rules as for the URL asked for: a redirect does not get around them.
             raise SourceError(f"{url}: redirected to a URL debrepo does not fetch: {problem}")
 
+    def _deadline(self) -> tuple[float, float]:
+        allowed = self.settings.max_transfer_seconds
+        return time.monotonic() + allowed, allowed
+
     def get_json(
         self, url: str, *, headers: Mapping[str, str] | None = None, max_bytes: int | None = None
     ) -> Any:
@@ -269,9 +278,9 @@ class HttpClient:
             declared = _declared_length(response)
             if declared is not None and declared > limit:
                 raise _too_large(url, limit)
-            body = response.read(limit + 1)
-            if len(body) > limit:
-                raise _too_large(url, limit)
+            buffer = io.BytesIO()
+            _stream(response, buffer, None, url, limit, self._deadline())
+            body = buffer.getvalue()
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if "html" in content_type or body.lstrip()[:1] == b"<":
                 raise SourceError(
@@ -309,7 +318,7 @@ class HttpClient:
             checksums = _Checksums()
             try:
                 with dest.open("wb") as sink:
-                    _stream(response, sink, checksums, url, limit)
+                    _stream(response, sink, checksums, url, limit, self._deadline())
             except OSError as exc:
                 raise SourceError(
                     f"{url}: cannot write the download to {dest}: {exc.strerror or exc}"
@@ -324,10 +333,27 @@ class HttpClient:
 
 
 def _stream(
-    response: BaseHTTPResponse, sink: BinaryIO, checksums: _Checksums, url: str, limit: int
+    response: BaseHTTPResponse,
+    sink: BinaryIO,
+    checksums: _Checksums | None,
+    url: str,
+    limit: int,
+    deadline: tuple[float, float],
 ) -> None:
-    while chunk := response.read(CHUNK):
-        checksums.update(chunk)
-        if checksums.size > limit:
+    """Copy the body into `sink` (and `checksums`), refusing more than `limit` bytes or a
+    transfer still going at `deadline` (a monotonic time, and the seconds it allows)."""
+    size = 0
+    # read1: what one read of the socket gives, so that a trickle meets the deadline
+    # check (read would wait for a whole CHUNK).
+    while chunk := response.read1(CHUNK):
+        size += len(chunk)
+        if size > limit:
             raise _too_large(url, limit)
+        if time.monotonic() > deadline[0]:
+            raise SourceError(
+                f"{url}: still transferring after {deadline[1]:g} seconds ({size} bytes so "
+                "far); refusing so slow a server"
+            )
+        if checksums is not None:
+            checksums.update(chunk)
         sink.write(chunk)
