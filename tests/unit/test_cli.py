@@ -311,6 +311,31 @@ def test_a_new_repo_folder_is_not_published_without_its_pool_files(run, debs, ho
     assert run("verify").code == 0  # the old folder is left as it was
 
 
+def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs, tmp_path):
+    repo = tmp_path / "shared"
+    first, second = tmp_path / "first", tmp_path / "second"
+    alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
+    assert run("--home", str(first), "--repo", repo.as_uri(), "add", str(alpha)).code == 0
+    key = str(first / "keys/signing-key.asc")
+    result = run(
+        "--home", str(second), "--repo", repo.as_uri(), "--key-file", key, "add", str(beta)
+    )
+    assert result.code == 1
+    assert f"{repo} holds a repository this store did not publish: it lists alpha 1.0" in (
+        result.error_line
+    )
+    assert "Check --home and --store" in result.error_line
+    packages = (repo / "dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" in packages and "Package: beta\n" not in packages
+    assert run("--home", str(first), "--repo", repo.as_uri(), "verify").code == 0
+
+    # Replacing it is a decision the operator states.
+    replace = ("--home", str(second), "--repo", repo.as_uri(), "--key-file", key)
+    assert run(*replace, "rebuild", "--full").code == 0
+    packages = (repo / "dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
+
+
 def test_remove_unknown_version(run, debs):
     run("add", str(debs))
     result = run("remove", "alpha", "9.9", "--yes")

@@ -48,6 +48,7 @@ from debrepo.settings import Settings
 
 if TYPE_CHECKING:
     from debrepo.core.plan import ByHashFile, PoolFile, PublicationPlan
+    from debrepo.model import PackageRecord
     from debrepo.packages_config import PackageConfig
 
 log = logging.getLogger("debrepo.publish")
@@ -346,8 +347,13 @@ class Publisher:
         debrepo's back is restored from staging or reported) and refreshes the
         convenience copy.
         """
-        state = PublishState.from_json(self.staging.get(STATE_KEY))
+        raw_state = self.staging.get(STATE_KEY)
+        state = PublishState.from_json(raw_state)
+        # No account at all of an earlier publish to this repository (a new home, or
+        # another `repo`): what is there may be another store's.
+        first_here = raw_state is None and self.staging.get(POOL_STATE_KEY) is None
         if state.repo not in (None, self.repo.description):
+            first_here = True
             log.warning(
                 "the publisher state describes %s, not %s: publishing as if for the first "
                 "time (every pool file is looked up there)",
@@ -378,6 +384,8 @@ class Publisher:
 
         report = PublishReport()
         snapshot = self.store.snapshot()
+        if first_here and not full:
+            self._refuse_to_drop_foreign_versions(info, snapshot.records)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
@@ -402,9 +410,9 @@ class Publisher:
             # a publish failed before recording its own): a Release clients still hold
             # may name them, so they count as the generation just before the new one,
             # and go when it does instead of staying forever.
-            unaccounted = self._unaccounted_by_hash(info.suite, state.generations)
-            if unaccounted:
-                previous_generations = [unaccounted, *state.generations]
+            orphans = self._unaccounted_by_hash(info.suite, state.generations)
+            if orphans:
+                previous_generations = [orphans, *state.generations]
         plan = plan_publication(
             snapshot.records,
             info,
@@ -477,6 +485,31 @@ class Publisher:
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
+
+    def _refuse_to_drop_foreign_versions(
+        self, info: ReleaseInfo, records: Sequence[PackageRecord]
+    ) -> None:
+        """PublishError if the published indices list versions of which this store holds
+        none: published from another store (a mistyped home, two homes on one `repo`),
+        they would silently disappear for every client. (A store that shares versions
+        with them is this repository's, its publisher record lost.)"""
+        held = {(r.package_name, r.version) for r in records}
+        listed: set[tuple[str, str]] = set()
+        for path in index_paths(info):
+            if path.endswith("/Packages"):
+                raw = self.repo.get(f"dists/{info.suite}/{path}")
+                listed.update(_listed_versions(raw) if raw is not None else ())
+        foreign = listed - held
+        if foreign and not listed & held:
+            shown = ", ".join(f"{name} {version}" for name, version in sorted(foreign)[:3])
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise PublishError(
+                f"{self.repo.description} holds a repository this store did not publish: it "
+                f"lists {shown}{more}, which the store {self.store.description} does not hold, "
+                "and publishing would drop them for every client. Check --home and --store "
+                "(DEBREPO_HOME, DEBREPO_STORE); to replace that repository with this store's "
+                "contents, run `debrepo rebuild --full`"
+            )
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
         recorded = {key for generation in generations for key in generation}
@@ -881,6 +914,19 @@ def never_published(*, repo: ObjectStore, staging: ObjectStore, key: str) -> boo
         STATE_KEY.rsplit("/", 1)[0],
     )
     return False
+
+
+def _listed_versions(packages: bytes) -> set[tuple[str, str]]:
+    """(Package, Version) of every stanza of a Packages file."""
+    listed: set[tuple[str, str]] = set()
+    name = None
+    for line in packages.decode("utf-8", "replace").split("\n"):
+        if line.startswith("Package:"):
+            name = line[8:].strip()
+        elif line.startswith("Version:") and name is not None:
+            listed.add((name, line[8:].strip()))
+            name = None
+    return listed
 
 
 def _any_release(repo: ObjectStore) -> bool:
