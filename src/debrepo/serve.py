@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,13 @@ class RepositoryRequestHandler(SimpleHTTPRequestHandler):
         # as a client's previous fetch would be answered 304 and the client would keep
         # the old InRelease. A loopback test server can afford full answers.
         del self.headers["If-Modified-Since"]
+        # Only files inside the folder: not a NUL (which the file system calls would
+        # raise on), nor a symbolic link out of it (the repository publishes none).
+        path = self.translate_path(self.path)
+        root = os.path.realpath(str(self.directory))
+        if "\0" in path or os.path.commonpath([root, os.path.realpath(path)]) != root:
+            self.send_error(404, "Not Found")
+            return None
         return super().send_head()
 
     def guess_type(self, path: str | Any) -> str:

@@ -184,3 +184,18 @@ def test_not_found_is_not_cached_as_immutable(base_url, path):
     status, headers, _ = fetch(f"{base_url}{path}")
     assert status == 404
     assert not is_long_lived(headers.get("Cache-Control", ""))
+
+
+def test_nothing_outside_the_folder_is_served(base_url, workspace, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for clients\n", encoding="utf-8")
+    link = workspace.repo.root / "escape"
+    link.symlink_to(tmp_path, target_is_directory=True)
+    try:
+        assert fetch(f"{base_url}/escape/secret.txt")[0] == 404
+    finally:
+        link.unlink()
+    assert fetch(f"{base_url}/%00")[0] == 404
+    assert fetch(f"{base_url}/dists/%00/Release")[0] == 404
+    assert fetch(f"{base_url}/../../etc/passwd")[0] == 404
+    assert fetch(f"{base_url}/kiro-repo.deb")[0] == 200  # the folder itself still served
