@@ -107,8 +107,10 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
     """Parse and validate one package configuration; `origin` names it in errors."""
     import yaml  # deferred: ~15 ms of start-up that most commands do not need
 
+    from debrepo.yamlfiles import strict_loader
+
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=strict_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

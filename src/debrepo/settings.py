@@ -144,7 +144,9 @@ _OPTION_NAMES = {"settings_file": "settings"}
 def _read_settings_file(path: Path) -> dict[str, Any]:
     import yaml  # deferred: ~15 ms of start-up that most commands do not need
 
-    class TextLoader(yaml.SafeLoader):
+    from debrepo.yamlfiles import strict_loader
+
+    class TextLoader(strict_loader()):  # type: ignore[misc]
         """Scalars stay the text written (plain YAML makes `release_version: 1.10` the
         number 1.1, and `0755` 493); only an empty value or `null` means unset."""
 
@@ -162,7 +164,10 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(
+            f"{path}: not valid YAML{where}{f': {problem}' if problem else ''}"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -184,6 +184,19 @@ def test_not_yaml_names_line_and_column():
     assert caught.value.args[0].startswith(f"{ORIGIN}: not valid YAML at line ")
 
 
+def test_a_key_written_twice_is_refused_at_any_depth():
+    text = config_text() + "section: games\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_package_config(text, ORIGIN)
+    line = text.count("\n")
+    assert str(caught.value) == (
+        f"{ORIGIN}: not valid YAML at line {line}, column 1: the key 'section' is written twice"
+    )
+    nested = "package_name: demo\nsource:\n  type: build_script\n  type: github_release\n"
+    with pytest.raises(ConfigError, match=r"the key 'type' is written twice"):
+        parse_package_config(nested, ORIGIN)
+
+
 def test_not_a_mapping():
     with pytest.raises(ConfigError, match=r"expected a mapping of fields, found list"):
         parse_package_config("- a\n- b\n", ORIGIN)

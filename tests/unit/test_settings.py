@@ -205,6 +205,15 @@ def test_a_home_that_is_not_text_in_the_settings_file_is_a_config_error(tmp_path
     assert f"{tmp_path / 'debrepo.yaml'}: home must be the path of a folder" in str(caught.value)
 
 
+def test_a_setting_written_twice_is_a_config_error(tmp_path):
+    (tmp_path / "debrepo.yaml").write_text("origin: Acme\norigin: Other\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'debrepo.yaml'}: not valid YAML at line 2: the key 'origin' is written twice"
+    )
+
+
 def test_settings_file_that_is_not_utf8_is_a_config_error(tmp_path):
     path = tmp_path / "debrepo.yaml"
     path.write_bytes(b"origin: caf\xe9\n")
