@@ -752,6 +752,22 @@ def test_versions_whose_publish_failed_are_named_and_announced_once_published(
     assert quiet.records == []
 
 
+def test_an_unreadable_record_of_owed_notifications_is_reported_once_and_dropped(
+    ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    from debrepo.core.layout import delivery_for
+    from debrepo.services.sync import OWED_NOTIFICATIONS_KEY
+
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    ws.staging.put(OWED_NOTIFICATIONS_KEY, b"{not json", delivery_for(OWED_NOTIFICATIONS_KEY))
+    collected = _Collect()
+    sync(ws, notifier=collected)
+    assert [r.package_id for r in collected.records] == ["kiro#0.9.2", "kiro-cli#1.2.0"]
+    assert f"{OWED_NOTIFICATIONS_KEY} is unreadable" in caplog.text
+    assert ws.staging.get(OWED_NOTIFICATIONS_KEY) is None
+
+
 # -- the staging area (build_script) --------------------------------------------------------
 
 

@@ -389,6 +389,7 @@ def _read_owed(staging: ObjectStore) -> list[str]:
         owed = None
     if not isinstance(owed, list) or not all(isinstance(i, str) for i in owed):
         log.warning("%s is unreadable; the notifications it held are lost", OWED_NOTIFICATIONS_KEY)
+        staging.delete(OWED_NOTIFICATIONS_KEY)  # or this warning would come every run
         return []
     return owed
 
