@@ -7,6 +7,7 @@ and honours AWS_ENDPOINT_URL, which is how the tests point them at a local moto 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -268,6 +269,7 @@ CDN_PENDING_KEY = "staging/.state/cdn-invalidation-pending"
 # New pool files named one by one up to this many; more are covered by one `/pool/*`
 # (CloudFront bills per path, and a wildcard counts as one).
 POOL_PATHS_LIMIT = 15
+WHOLE_POOL = "pool/*"
 
 
 def cdn_paths(settings: Settings, new_pool_keys: Sequence[str] = ()) -> tuple[str, ...]:
@@ -275,13 +277,19 @@ def cdn_paths(settings: Settings, new_pool_keys: Sequence[str] = ()) -> tuple[st
     pool files (a version removed and added again with other bytes reuses its file name,
     which a CDN may have cached as immutable). By-hash objects never change under their
     names. (CloudFront takes `*` only at the end of a path.)"""
+    from urllib.parse import quote
+
     from debrepo.core.layout import CONVENIENCE_COPY, INDEX_HTML
 
     keyring = settings.keyring_name
-    if len(new_pool_keys) > POOL_PATHS_LIMIT:
-        pool: tuple[str, ...] = ("/pool/*",)
+    if len(new_pool_keys) > POOL_PATHS_LIMIT or WHOLE_POOL in new_pool_keys:
+        pool: tuple[str, ...] = (f"/{WHOLE_POOL}",)
     else:
-        pool = tuple(f"/{key}" for key in sorted(new_pool_keys))
+        # CloudFront wants the characters RFC 1738 calls unsafe encoded; `~` (1.0~rc1)
+        # is one of them, though Python's quote() leaves it.
+        pool = tuple(
+            "/" + quote(key, safe="/").replace("~", "%7E") for key in sorted(new_pool_keys)
+        )
     return (
         "/dists/*",
         f"/{INDEX_HTML}",
@@ -311,22 +319,25 @@ def invalidate_after_publish(
     from debrepo.core.layout import delivery_for
 
     distribution = settings.cloudfront_distribution_id
-    pending = staging.get(CDN_PENDING_KEY) is not None
-    if not (changed or pending):
+    owed = _owed_pool_keys(staging)
+    if not (changed or owed is not None):
         return None
+    pool_keys = sorted({*new_pool_keys, *(owed or ())})
     try:
-        invalidation = invalidate_cloudfront(distribution, cdn_paths(settings, new_pool_keys))
+        invalidation = invalidate_cloudfront(distribution, cdn_paths(settings, pool_keys))
     except (BotoCoreError, ClientError) as exc:
         log.warning(
-            "CloudFront distribution %s: cannot invalidate the published metadata (%s: %s); "
-            "it is served fresh once cached copies expire, and the next publish tries again",
+            "CloudFront distribution %s: cannot invalidate what was published (%s: %s); "
+            "the next publish tries again (the metadata is served fresh once cached "
+            "copies expire, in 60 s)",
             distribution,
             _code(exc),
             exc,
         )
-        if not pending:
-            staging.put(CDN_PENDING_KEY, distribution.encode(), delivery_for(CDN_PENDING_KEY))
+        owing = json.dumps(pool_keys).encode()
+        staging.put(CDN_PENDING_KEY, owing, delivery_for(CDN_PENDING_KEY))
         return None
+    pending = owed is not None
     if pending:
         staging.delete(CDN_PENDING_KEY)
     log.info(
@@ -334,6 +345,20 @@ def invalidate_after_publish(
         extra={"distribution_id": distribution, "invalidation_id": invalidation},
     )
     return invalidation
+
+
+def _owed_pool_keys(staging: ObjectStore) -> list[str] | None:
+    """The pool keys an earlier failed invalidation still owes; None if nothing is owed."""
+    raw = staging.get(CDN_PENDING_KEY)
+    if raw is None:
+        return None
+    try:
+        keys = json.loads(raw)
+    except ValueError:
+        keys = None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return [WHOLE_POOL]  # what it owes is unknown: all of it
+    return keys
 
 
 def invalidate_cloudfront(distribution_id: str, paths: Sequence[str]) -> str:

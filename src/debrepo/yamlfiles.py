@@ -20,6 +20,10 @@ def strict_loader() -> Any:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:  # a list as a key: SafeLoader's own error names it
+                    continue
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"the key {key!r} is written twice", key_node.start_mark

@@ -61,3 +61,9 @@ def test_new_pool_files_are_invalidated_one_by_one_or_by_one_wildcard(tmp_path):
     many = [f"pool/main/p/pkg{n}/pkg{n}_1.0_amd64.deb" for n in range(16)]
     assert [p for p in cdn_paths(settings, many) if p.startswith("/pool")] == ["/pool/*"]
     assert not any(p.startswith("/pool") for p in cdn_paths(settings))
+
+
+def test_pool_paths_are_encoded_as_cloudfront_wants(tmp_path):
+    keys = ["pool/main/k/kiro/kiro_1.0~rc1+dfsg_amd64.deb"]
+    pool = [p for p in cdn_paths(settings_for(tmp_path), keys) if p.startswith("/pool")]
+    assert pool == ["/pool/main/k/kiro/kiro_1.0%7Erc1%2Bdfsg_amd64.deb"]

@@ -1365,7 +1365,7 @@ def test_a_failed_invalidation_is_a_warning_and_the_next_run_retries_it(
     assert run.result == {"statusCode": 200, "body": "Successfully processed 2 new packages"}
     (warning,) = [r for r in run.records if r["level"] == "WARNING"]
     assert warning["message"].startswith(
-        "CloudFront distribution E2NOSUCHDIST: cannot invalidate the published metadata "
+        "CloudFront distribution E2NOSUCHDIST: cannot invalidate what was published "
         "(NoSuchDistribution: "
     )
     assert packages_in(deployment.get(PACKAGES)).keys() == {"kiro", "kiro-cli", "kiro-repo"}
@@ -1378,6 +1378,11 @@ def test_a_failed_invalidation_is_a_warning_and_the_next_run_retries_it(
     cloudfront = boto3.client("cloudfront", endpoint_url=moto_endpoint, region_name="us-east-1")
     listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
     assert len(listed.get("Items", [])) == 1
+    found = cloudfront.get_invalidation(DistributionId=distribution, Id=listed["Items"][0]["Id"])
+    paths = found["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
+    # The pool files of the run whose invalidation failed are owed too.
+    assert "/pool/main/k/kiro/kiro_0.9.2_amd64.deb" in paths
+    assert "/dists/*" in paths
 
     # Paid: a run that changes nothing invalidates nothing.
     invoke({})

@@ -291,6 +291,12 @@ def test_control_lines_apt_would_read_otherwise_are_refused(tmp_path, tail, frag
     assert fragment in refused(tmp_path, hand_made_deb(control=control))
 
 
+def test_a_space_before_the_colon_is_read_as_dpkg_reads_it(tmp_path):
+    control = control_text() + b"X-Foo : bar\n"
+    fields = dict(inspect_deb(write(tmp_path, hand_made_deb(control=control))).control)
+    assert fields["X-Foo"] == "bar"
+
+
 def test_a_control_file_starting_with_a_continuation_is_refused(tmp_path):
     control = b" orphan\n" + control_text()
     assert "line 1 continues no field" in refused(tmp_path, hand_made_deb(control=control))

@@ -493,3 +493,33 @@ def test_a_copy_whose_last_bytes_cannot_be_written_is_named(make_deb, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{deb}: cannot copy: File too large"
     assert everything_under(root) == []  # the partial copy is gone
+
+
+class HalfWritingStore(FailingRecordStore):
+    """Stores the first record, then fails, and cannot take it back (a batch written in
+    parts whose clean-up failed too)."""
+
+    def put_many(self, records):
+        records = list(records)
+        self.inner.put_many(records[:1])
+        raise StoreError(
+            "storing a batch failed, and the 1 records stored before the failure could not "
+            f"be removed; delete them by hand: {records[0].package_id}"
+        )
+
+
+def test_a_record_the_store_kept_after_a_failure_keeps_its_file(workspace, make_deb):
+    provenance = Provenance(deb_url="file:///x", package_type="manual")
+    items = [IngestItem(make_deb(name, "1.0"), provenance) for name in ("alpha", "beta")]
+    with pytest.raises(StoreError) as caught:
+        ingest_files(
+            items,
+            store=HalfWritingStore(workspace.store),
+            target=workspace.repo,
+            destination=Destination("pool", "main", ("amd64",)),
+            configs={},
+            now=FIXED_NOW,
+        )
+    assert "nothing was added" not in str(caught.value)
+    assert workspace.store.package_ids() == {"alpha#1.0"}
+    assert pool_files(workspace) == ["main/a/alpha/alpha_1.0_amd64.deb"]  # beta's went

@@ -214,6 +214,12 @@ def test_a_setting_written_twice_is_a_config_error(tmp_path):
     )
 
 
+def test_a_list_as_a_key_is_a_config_error_not_a_traceback(tmp_path):
+    (tmp_path / "debrepo.yaml").write_text("? [a, b]\n: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"debrepo.yaml: not valid YAML at line 1"):
+        load_settings({}, environ={}, cwd=tmp_path)
+
+
 def test_settings_file_that_is_not_utf8_is_a_config_error(tmp_path):
     path = tmp_path / "debrepo.yaml"
     path.write_bytes(b"origin: caf\xe9\n")

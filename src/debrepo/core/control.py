@@ -351,6 +351,7 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
                 "line starts with a space or a tab, apt reads no other"
             )
         name, colon, _ = line.partition(":")
+        name = name.rstrip(" \t")  # `Name : value`: dpkg and apt take it as `Name: value`
         if not colon:
             raise InvalidPackageError(
                 f"{source}: control file line {number} ({quoted_excerpt(line)}) is not "
@@ -358,9 +359,8 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
             )
         if not FIELD_NAME_RE.fullmatch(name):
             raise InvalidPackageError(
-                f"{source}: control file line {number}: {quoted_excerpt(name)} is not a field "
-                "name (printable ASCII, no spaces; a continuation line starts with a space "
-                "or a tab)"
+                f"{source}: control file line {number}: {name[:60]!r} is not a field name "
+                "(printable ASCII, no spaces; a continuation line starts with a space or a tab)"
             )
         if name.lower() in seen:
             raise InvalidPackageError(f"{source}: control file repeats the field {name.lower()!r}")

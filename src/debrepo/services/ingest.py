@@ -329,23 +329,32 @@ def ingest_files(
         # Files first, then records: a crash in between leaves an unreferenced file
         # (invisible to apt, replaced by a retry), never a record without its file. A
         # failure in between takes back the files already placed.
-        placed: list[str] = []
+        placed: dict[str, str] = {}  # pool or staging key -> package_id
+        records = [outcome.record for outcome in outcomes if outcome.record is not None]
+        storing = False
         try:
-            for outcome in outcomes:
+            for outcome, record in zip(outcomes, records, strict=True):
                 if isinstance(target, FilesystemObjectStore):
                     target.commit_reserved(outcome.copy, outcome.key)
                 else:
                     target.put_file(
                         outcome.key, Path(outcome.copy), delivery_for(outcome.key), move=True
                     )
-                placed.append(outcome.key)
-            records = [outcome.record for outcome in outcomes if outcome.record is not None]
+                placed[outcome.key] = record.package_id
+            storing = True
             store.put_many(records)
-        except (ObjectStoreError, StoreError) as exc:
-            _take_back(target, placed)
-            raise type(exc)(f"{exc}; nothing was added") from None
-        except BaseException:
-            _take_back(target, placed)
+        except BaseException as exc:
+            # Records that made it into the store anyway (a batch written in parts whose
+            # clean-up failed too; a write that succeeded but whose answer was lost) keep
+            # their files; if the store cannot tell, every file stays.
+            kept = _stored_now(store) if storing else set()
+            if kept is not None:
+                _take_back(
+                    target, [k for k, package_id in placed.items() if package_id not in kept]
+                )
+            added = None if kept is None else kept & set(placed.values())
+            if isinstance(exc, ObjectStoreError | StoreError) and added == set():
+                raise type(exc)(f"{exc}; nothing was added") from None
             raise
         committed = True
         return records
@@ -359,6 +368,13 @@ def ingest_files(
         for folder in (incoming, scratch):
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stored_now(store: MetadataStore) -> set[str] | None:
+    try:
+        return store.package_ids()
+    except Exception:  # the store that just failed may fail again
+        return None
 
 
 def _take_back(target: ObjectStore, keys: Sequence[str]) -> None:
