@@ -64,6 +64,8 @@ class Workspace:
     # For commands that read or change what exists: a missing store is then an error
     # (a mistyped --home) instead of a new, empty repository being started.
     existing_only: bool = False
+    # While the publish lock is held: what tells whether it still is (see factory.Lock).
+    _fence: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def store(self) -> MetadataStore:
@@ -160,8 +162,12 @@ class Workspace:
     def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
         if self.existing_only:
             self.store  # noqa: B018 - a missing store fails before a lock file is created
-        with open_lock(self.settings)(wait_seconds):
-            yield
+        with open_lock(self.settings)(wait_seconds) as fence:
+            self._fence = fence
+            try:
+                yield
+            finally:
+                self._fence = None
 
     def publish(
         self, *, now: datetime, just_written: Sequence[str] = (), full: bool = False
@@ -193,6 +199,7 @@ class Workspace:
             settings=self.settings,
             configs=lambda: self.configs,
             progress=self.progress,
+            fence=self._fence,
         )
 
 

@@ -222,8 +222,17 @@ class DynamoDBLock:
                 )
                 return
 
+    def check(self) -> None:
+        """LockError unless the lock is still ours, with its expiry pushed out now."""
+        if self.lost or not self._renew():
+            self.lost = True
+            raise LockError(
+                f"the publish lock in {self.table} expired and was taken by another process "
+                "while this one ran; it stopped before writing a Release (run it again)"
+            )
+
     @contextmanager
-    def hold(self, wait_seconds: float = 0.0) -> Iterator[None]:
+    def hold(self, wait_seconds: float = 0.0) -> Iterator[Callable[[], None]]:
         deadline = time.monotonic() + wait_seconds
         while (holder := self._try_acquire()) is not None:
             if time.monotonic() >= deadline:
@@ -238,10 +247,10 @@ class DynamoDBLock:
         beat = threading.Thread(target=self._keep_alive, args=(stop,), daemon=True)
         beat.start()
         try:
-            yield
+            yield self.check
         finally:
             stop.set()
-            beat.join()
+            beat.join(timeout=5)  # a renewal in flight may hang on retries; it is harmless
             self._release()
 
     def _release(self) -> None:

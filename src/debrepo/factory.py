@@ -22,7 +22,9 @@ from debrepo.signing.openpgp import OpenPGPSigner, load_or_create_signer
 from debrepo.store.sqlite import SqliteMetadataStore
 
 AclMode = Literal["public-read", "bucket-policy"]
-Lock = Callable[[float], AbstractContextManager[None]]
+# Held as a context manager; what it gives, if anything, raises LockError when called
+# once the lock is no longer this process's (an expiry passed while it was paused).
+Lock = Callable[[float], AbstractContextManager[Callable[[], None] | None]]
 
 
 def _local_path(url: str, scheme: str) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any, Protocol
 
 from debrepo.model import PackageRecord
@@ -55,7 +56,7 @@ class LogNotifier:
         log.error("%s failed: %s", operation, message, extra={"operation": operation})
 
 
-MESSAGE_LIMIT = 262_144  # bytes of UTF-8: SNS refuses a longer message outright
+MESSAGE_LIMIT = 262_144  # bytes: SNS refuses a longer message outright
 TRUNCATED = " [...]"
 
 
@@ -64,19 +65,20 @@ def fit_message(message: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
     notes, an error) are shortened rather than the notification lost."""
     fitted = dict(message)
     while True:
-        text = json.dumps(fitted, sort_keys=True, ensure_ascii=False)
-        excess = len(text.encode("utf-8")) - limit
+        # ASCII (every other character escaped, a lone surrogate too): length is size.
+        text = json.dumps(fitted, sort_keys=True)
+        excess = len(text) - limit
         if excess <= 0:
             return text
-        texts = [k for k, v in fitted.items() if isinstance(v, str)]
-        name = max(texts, key=lambda k: len(fitted[k].encode("utf-8")), default="")
-        value = fitted.get(name, "")
-        if len(value) <= len(TRUNCATED):
+        sizes = {k: len(json.dumps(v)) for k, v in fitted.items() if isinstance(v, str)}
+        name = max(sizes, key=sizes.__getitem__, default=None)
+        if name is None or len(fitted[name]) <= len(TRUNCATED):
             return text  # nothing left to shorten; SNS will say what is wrong
-        # Cut as many bytes as are over, and room for the marker (escapes: the next round).
-        raw = value.encode("utf-8")
-        keep = max(0, len(raw) - excess - len(TRUNCATED))
-        fitted[name] = raw[:keep].decode("utf-8", "ignore") + TRUNCATED
+        value = fitted[name]
+        # Escaped, a character takes 1 to 12 bytes: cut by their average, then look again.
+        per_character = sizes[name] / len(value)
+        cut = math.ceil((excess + len(TRUNCATED)) / per_character)
+        fitted[name] = value[: max(0, len(value) - cut)] + TRUNCATED
 
 
 class SnsNotifier:

@@ -22,6 +22,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -1180,6 +1181,31 @@ def test_a_lock_taken_over_after_a_pause_is_reported_as_lost(
     assert item is not None and item["owner"]["S"] == "other/1/feedface"  # not released
 
 
+def test_a_publisher_whose_lock_was_taken_over_writes_no_release(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    deb = tmp_path / "alpha_1.0_amd64.deb"
+    deb.write_bytes(deb_bytes("alpha", "1.0"))
+    app.add_packages(workspace(), [deb])
+    releases = deployment.release_files()
+    ws = workspace()
+    with ws.lock():
+        # Paused past its expiry; another process took the lock meanwhile.
+        deployment.dynamodb.put_item(
+            TableName=deployment.table,
+            Item={
+                "package_id": {"S": LOCK_ID},
+                "owner": {"S": "other/1/feedface"},
+                "expires_at": {"N": str(int(time.time()) + 600)},
+            },
+        )
+        with pytest.raises(LockError, match="expired and was taken by another process"):
+            ws.publish(now=datetime.now(UTC), full=True)
+    assert deployment.release_files() == releases
+    item = deployment.lock_item()
+    assert item is not None and item["owner"]["S"] == "other/1/feedface"
+
+
 def test_lock_failures_are_one_line_naming_the_table(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1472,8 +1498,8 @@ def test_release_notes_too_long_for_sns_are_shortened_not_lost(deployment: Deplo
     sent = delivered.message
     assert sent["notes"].endswith(" [...]")
     assert notes.startswith(sent["notes"].removesuffix(" [...]"))
-    assert len(sent["notes"]) > 50_000  # shortened to fit, not dropped
+    assert len(sent["notes"]) > 40_000  # shortened to fit (6 bytes each, escaped), not dropped
     assert {k: v for k, v in sent.items() if k != "notes"} == {
         k: v for k, v in package_message(record).items() if k != "notes"
     }
-    assert len(json.dumps(sent, ensure_ascii=False).encode("utf-8")) <= MESSAGE_LIMIT
+    assert len(json.dumps(sent, sort_keys=True)) <= MESSAGE_LIMIT

@@ -294,8 +294,12 @@ class Publisher:
         settings: Settings,
         configs: Mapping[str, PackageConfig] | Callable[[], Mapping[str, PackageConfig]],
         progress: Callable[[str, int, int], None] | None = None,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        # Raises if this process no longer holds the publish lock: called before the
+        # signed Release files, the writes that make a publish visible.
+        self.fence = fence
         self.repo = repo
         self.staging = staging
         self.signer = signer
@@ -498,6 +502,8 @@ class Publisher:
         for path in index_paths(info):
             if path.endswith("/Packages"):
                 raw = self.repo.get(f"dists/{info.suite}/{path}")
+                if raw is None:  # other tools may publish only compressed indices
+                    raw = _decompressed(self.repo.get(f"dists/{info.suite}/{path}.gz"))
                 listed.update(_listed_versions(raw) if raw is not None else ())
         foreign = listed - held
         if foreign and not listed & held:
@@ -831,6 +837,8 @@ class Publisher:
     def _write_signed_release(
         self, release: bytes, release_key: str, report: PublishReport
     ) -> None:
+        if self.fence is not None:
+            self.fence()
         detached = self.signer.detached_signature(release)
         inline = self.signer.clearsign(release)
         base = release_key.rsplit("/", 1)[0]
@@ -914,6 +922,17 @@ def never_published(*, repo: ObjectStore, staging: ObjectStore, key: str) -> boo
         STATE_KEY.rsplit("/", 1)[0],
     )
     return False
+
+
+def _decompressed(gz: bytes | None) -> bytes | None:
+    import zlib
+
+    if gz is None:
+        return None
+    try:
+        return zlib.decompress(gz, 16 + zlib.MAX_WBITS)
+    except zlib.error:
+        return None
 
 
 def _listed_versions(packages: bytes) -> set[tuple[str, str]]:

@@ -352,11 +352,14 @@ def run_sync(
     if report.publish_reason:
         try:
             report.published = publish(now, list(run.written))
-        except Exception as exc:
+        except BaseException as exc:  # an interruption too: the versions are stored
             if new:  # notified by the first sync after a publish that includes them
                 _write_owed(staging, [*owed, *(r.package_id for r in new)])
-            if not isinstance(exc, DebrepoError) or not new:
+            if not isinstance(exc, DebrepoError | OSError) or not new:
                 raise
+            if isinstance(exc, OSError):
+                where = f"{exc.filename}: " if exc.filename else ""
+                exc = PublishError(f"{where}{exc.strerror or exc}")
             stored = ", ".join(f"{r.package_name} {r.version}" for r in new)
             error = PublishError(
                 f"{exc}; {stored} stored but not published: fix that, then run `debrepo "
