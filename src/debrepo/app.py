@@ -23,14 +23,13 @@ from debrepo.errors import (
     DuplicatePackageError,
     InvalidPackageError,
     PackageNotFoundError,
-    PublishError,
     SecretUnavailableError,
     SigningError,
 )
 from debrepo.factory import local_folder, open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
-from debrepo.services.publish import Publisher, PublishReport
+from debrepo.services.publish import Publisher, PublishReport, publish_failed
 from debrepo.settings import Settings
 from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
 from debrepo.versions import latest
@@ -254,17 +253,6 @@ def file_urls(paths: Sequence[Path]) -> list[str]:
     return urls
 
 
-def _publish_failed(exc: DebrepoError | OSError, outcome: str) -> PublishError:
-    """The error of a publish that failed after the store changed: what failed, what
-    the store holds now, and how to publish it."""
-    if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        exc = PublishError(f"{where}{exc.strerror or exc}")
-    error = PublishError(f"{exc}; {outcome}: fix that, then run `debrepo rebuild`")
-    error.exit_code = exc.exit_code
-    return error
-
-
 def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishReport:
     """Publish what was just stored; if that fails, say that it was stored all the same
     (adding it again would be refused as a duplicate) and how to publish it."""
@@ -273,7 +261,7 @@ def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishR
     try:
         return ws.publish(now=now, just_written=result.written_keys)
     except (DebrepoError, OSError) as exc:
-        raise _publish_failed(exc, f"{stored}{more} stored but not published") from exc
+        raise publish_failed(exc, f"{stored}{more} stored but not published") from exc
     except BaseException:  # interrupted: the records are in the store all the same
         log.error("%s%s stored but not published: run `debrepo rebuild`", stored, more)
         raise
@@ -464,7 +452,7 @@ def remove_package(
                 report = ws.publish(now=now or utc_now())
             except (DebrepoError, OSError) as exc:
                 what = f"{record.package_name} {record.version} was removed from the store"
-                raise _publish_failed(exc, f"{what} but is still published") from exc
+                raise publish_failed(exc, f"{what} but is still published") from exc
             staged = Destination.of("staging", ws.settings)
             ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report

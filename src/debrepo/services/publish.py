@@ -42,7 +42,7 @@ from debrepo.core.release import (
     parse_release_digests,
     render_release,
 )
-from debrepo.errors import ObjectStoreError, PublishError
+from debrepo.errors import DebrepoError, ObjectStoreError, PublishError
 from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer
 from debrepo.settings import Settings
 
@@ -922,6 +922,19 @@ def never_published(*, repo: ObjectStore, staging: ObjectStore, key: str) -> boo
         STATE_KEY.rsplit("/", 1)[0],
     )
     return False
+
+
+def publish_failed(
+    exc: DebrepoError | OSError, outcome: str, *, then: str = "run `debrepo rebuild`"
+) -> PublishError:
+    """The error of a publish that failed after the store changed: what failed, what
+    the store holds now (`outcome`), and how to publish it."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        exc = PublishError(f"{where}{exc.strerror or exc}")
+    error = PublishError(f"{exc}; {outcome}: fix that, then {then}")
+    error.exit_code = exc.exit_code
+    return error
 
 
 def _decompressed(gz: bytes | None) -> bytes | None:

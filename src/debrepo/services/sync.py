@@ -34,12 +34,12 @@ from typing import Protocol
 
 from debrepo.core.layout import delivery_for
 from debrepo.core.release import rfc1123
-from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError, PublishError
+from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.ingest import Destination, IngestItem, ingest_files
-from debrepo.services.publish import STATE_KEY, PublishReport, PublishState
+from debrepo.services.publish import STATE_KEY, PublishReport, PublishState, publish_failed
 from debrepo.sources.base import PackageSource, source_for
 from debrepo.sources.http import HttpClient, HttpSettings
 
@@ -357,16 +357,12 @@ def run_sync(
                 _write_owed(staging, [*owed, *(r.package_id for r in new)])
             if not isinstance(exc, DebrepoError | OSError) or not new:
                 raise
-            if isinstance(exc, OSError):
-                where = f"{exc.filename}: " if exc.filename else ""
-                exc = PublishError(f"{where}{exc.strerror or exc}")
             stored = ", ".join(f"{r.package_name} {r.version}" for r in new)
-            error = PublishError(
-                f"{exc}; {stored} stored but not published: fix that, then run `debrepo "
-                "rebuild` (or let the next sync publish it)"
-            )
-            error.exit_code = exc.exit_code
-            raise error from exc
+            raise publish_failed(
+                exc,
+                f"{stored} stored but not published",
+                then="run `debrepo rebuild` (or let the next sync publish it)",
+            ) from exc
     # Published now, or the store had nothing unpublished: what was owed went out too.
     announced = {r.package_id for r in new}
     later = [store.get(package_id) for package_id in owed if package_id not in announced]
