@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from debrepo.core.control import architecture_problem
 from debrepo.errors import ConfigError
@@ -135,6 +135,17 @@ def _defaults(home: Path) -> dict[str, Any]:
         "cloudfront_distribution_id": "",
         "lock_ttl_seconds": "1200",
     }
+
+
+def url_parts(url: str) -> ParseResult:
+    """urlparse(url), or an empty result for a URL it refuses (a bad IPv6 host, a port
+    that is not a number), so that callers check one shape."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        return urlparse("")
+    return parsed
 
 
 # Settings whose command-line option is not named after them.
@@ -278,11 +289,7 @@ def load_settings(
             f"{raw['by_hash_keep'][1]} must keep at least {MIN_BY_HASH_GENERATIONS} generations"
         )
     public_url = text("public_url").rstrip("/")
-    try:
-        parsed_url = urlparse(public_url)
-        parsed_url.port  # noqa: B018 - raises for a port that is not a number
-    except ValueError:
-        parsed_url = urlparse("")
+    parsed_url = url_parts(public_url)
     if (
         parsed_url.scheme not in ("http", "https")
         or not parsed_url.netloc

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from string import Template
-from urllib.parse import urlparse
 
 from debrepo.core.control import version_problem
 from debrepo.core.debwriter import DebMember, build_deb, installed_size_kib
 from debrepo.core.layout import CONVENIENCE_PACKAGE
 from debrepo.errors import ConfigError
 from debrepo.packages_config import PackageConfig
+from debrepo.settings import url_parts
 
 TEMPLATE_FILES = ("kiro.sources", "description", "copyright", "changelog", "lintian-overrides")
 
@@ -76,11 +76,7 @@ def check_inputs(version: str, repo_url: str) -> None:
     """ConfigError naming --version or --repo-url if the package cannot be built from them."""
     if problem := version_problem(version):
         raise ConfigError(f"--version: {problem}")
-    try:
-        parsed = urlparse(repo_url)
-        parsed.port  # noqa: B018 - raises for a port that is not a number
-    except ValueError:
-        parsed = urlparse("")
+    parsed = url_parts(repo_url)
     if parsed.scheme not in ("http", "https", "file") or (
         parsed.scheme != "file" and not parsed.netloc
     ):
