@@ -187,6 +187,14 @@ class DynamoDBLock:
         ).get("Item", {})
         return dict(holder) or {"owner": {"S": "unknown"}}
 
+    def _if_ours(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The condition of a write that only the lock's owner may make."""
+        return {
+            "ConditionExpression": "#owner = :me",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":me": {"S": self.owner}, **(values or {})},
+        }
+
     def _renew(self) -> bool:
         """Push the expiry out again; False if the lock is no longer ours."""
         from botocore.exceptions import ClientError
@@ -196,12 +204,7 @@ class DynamoDBLock:
                 TableName=self.table,
                 Key={"package_id": {"S": LOCK_ID}},
                 UpdateExpression="SET expires_at = :until",
-                ConditionExpression="#owner = :me",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={
-                    ":me": {"S": self.owner},
-                    ":until": {"N": str(int(time.time()) + self.ttl_seconds)},
-                },
+                **self._if_ours({":until": {"N": str(int(time.time()) + self.ttl_seconds)}}),
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
@@ -258,11 +261,7 @@ class DynamoDBLock:
 
         try:
             self._client.delete_item(
-                TableName=self.table,
-                Key={"package_id": {"S": LOCK_ID}},
-                ConditionExpression="#owner = :me",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":me": {"S": self.owner}},
+                TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, **self._if_ours()
             )
         except ClientError as exc:
             log.warning("publish lock was no longer ours on release: %s", exc)

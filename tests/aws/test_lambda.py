@@ -1063,6 +1063,20 @@ def test_two_publishers_at_once_take_turns_and_lose_no_package(
     assert deployment.lock_item() is None
 
 
+def put_lock_item(
+    deployed: Deployment, owner: str, *, expires_in: int, acquired_at: str | None = None
+) -> None:
+    """The lock item another process writes when it takes the lock."""
+    item = {
+        "package_id": {"S": LOCK_ID},
+        "owner": {"S": owner},
+        "expires_at": {"N": str(int(time.time()) + expires_in)},
+    }
+    if acquired_at is not None:
+        item["acquired_at"] = {"S": acquired_at}
+    deployed.dynamodb.put_item(TableName=deployed.table, Item=item)
+
+
 def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
     deployment: Deployment, invoke: Invoke, tmp_path: Path
 ) -> None:
@@ -1126,14 +1140,11 @@ def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
     assert deployment.lock_item() is None
 
     # A holder that crashed: its lock expired a minute ago.
-    deployment.dynamodb.put_item(
-        TableName=deployment.table,
-        Item={
-            "package_id": {"S": LOCK_ID},
-            "owner": {"S": "crashed-host/4242/0badc0de"},
-            "acquired_at": {"S": "2026-11-24T11:00:00+00:00"},
-            "expires_at": {"N": str(int(time.time()) - 60)},
-        },
+    put_lock_item(
+        deployment,
+        "crashed-host/4242/0badc0de",
+        expires_in=-60,
+        acquired_at="2026-11-24T11:00:00+00:00",
     )
     assert ws.store.package_ids() == {"alpha#1.0"}
     app.add_packages(ws, [debs["beta"]], wait_seconds=0)
@@ -1164,14 +1175,7 @@ def test_a_lock_taken_over_after_a_pause_is_reported_as_lost(
     holder = DynamoDBLock(deployment.table, ttl_seconds=60, heartbeat_seconds=0.2)
     with caplog.at_level(logging.ERROR, logger="debrepo.aws"), holder.hold():
         # What another process does once a paused holder's lock has expired.
-        deployment.dynamodb.put_item(
-            TableName=deployment.table,
-            Item={
-                "package_id": {"S": LOCK_ID},
-                "owner": {"S": "other/1/feedface"},
-                "expires_at": {"N": str(int(time.time()) + 60)},
-            },
-        )
+        put_lock_item(deployment, "other/1/feedface", expires_in=60)
         deadline = time.monotonic() + 5
         while not holder.lost and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -1191,14 +1195,7 @@ def test_a_publisher_whose_lock_was_taken_over_writes_no_release(
     ws = workspace()
     with ws.lock():
         # Paused past its expiry; another process took the lock meanwhile.
-        deployment.dynamodb.put_item(
-            TableName=deployment.table,
-            Item={
-                "package_id": {"S": LOCK_ID},
-                "owner": {"S": "other/1/feedface"},
-                "expires_at": {"N": str(int(time.time()) + 600)},
-            },
-        )
+        put_lock_item(deployment, "other/1/feedface", expires_in=600)
         with pytest.raises(LockError, match="expired and was taken by another process"):
             ws.publish(now=datetime.now(UTC), full=True)
     assert deployment.release_files() == releases

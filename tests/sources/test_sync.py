@@ -443,19 +443,20 @@ def _nightly(number: int) -> dict[str, Any]:
     }
 
 
+def _serve_release_pages(upstream: Upstream, *pages: list[dict[str, Any]]) -> None:
+    """The releases API answering page 1, 2, ... with `pages`, 30 to a page."""
+    for number, page in enumerate(pages, 1):
+        query = "per_page=30" if number == 1 else f"per_page=30&page={number}"
+        upstream.server.expect_request(RELEASES_PATH, query_string=query).respond_with_json(page)
+
+
 def test_github_pages_of_pre_releases_are_read_through_to_the_newest_release(
     ws: Workspace, upstream: Upstream
 ) -> None:
     nightlies = [_nightly(n) for n in range(60, 0, -1)]
-    upstream.server.expect_request(RELEASES_PATH, query_string="per_page=30").respond_with_json(
-        nightlies[:30]
+    _serve_release_pages(
+        upstream, nightlies[:30], nightlies[30:], upstream.github_releases(KIRO_CLI)
     )
-    upstream.server.expect_request(
-        RELEASES_PATH, query_string="per_page=30&page=2"
-    ).respond_with_json(nightlies[30:])
-    upstream.server.expect_request(
-        RELEASES_PATH, query_string="per_page=30&page=3"
-    ).respond_with_json(upstream.github_releases(KIRO_CLI))
     upstream.serve_bytes(KIRO_CLI_DEB_PATH, KIRO_CLI)
 
     report = sync(ws, only_package="kiro-cli")
@@ -468,12 +469,9 @@ def test_github_pages_of_pre_releases_are_read_through_to_the_newest_release(
 def test_github_with_only_pre_releases_says_so_after_the_last_page(
     ws: Workspace, upstream: Upstream
 ) -> None:
-    upstream.server.expect_request(RELEASES_PATH, query_string="per_page=30").respond_with_json(
-        [_nightly(n) for n in range(40, 10, -1)]
+    _serve_release_pages(
+        upstream, [_nightly(n) for n in range(40, 10, -1)], [_nightly(n) for n in range(10, 0, -1)]
     )
-    upstream.server.expect_request(
-        RELEASES_PATH, query_string="per_page=30&page=2"
-    ).respond_with_json([_nightly(n) for n in range(10, 0, -1)])
 
     with pytest.raises(SyncFailedError) as caught:
         sync(ws, only_package="kiro-cli")

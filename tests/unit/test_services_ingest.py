@@ -417,18 +417,23 @@ class FailingRecordStore:
         raise StoreError("metadata.db: cannot write the metadata store: disk I/O error")
 
 
-def test_records_that_cannot_be_written_take_back_the_placed_files(workspace, make_deb):
+def ingest_alpha_and_beta(make_deb, store, target, *, kind="pool"):
+    """Ingest alpha 1.0 and beta 1.0 with `store` and `target` (failing ones, here)."""
     provenance = Provenance(deb_url="file:///x", package_type="manual")
     items = [IngestItem(make_deb(name, "1.0"), provenance) for name in ("alpha", "beta")]
+    return ingest_files(
+        items,
+        store=store,
+        target=target,
+        destination=Destination(kind, "main", ("amd64",)),
+        configs={},
+        now=FIXED_NOW,
+    )
+
+
+def test_records_that_cannot_be_written_take_back_the_placed_files(workspace, make_deb):
     with pytest.raises(StoreError, match="disk I/O error; nothing was added"):
-        ingest_files(
-            items,
-            store=FailingRecordStore(workspace.store),
-            target=workspace.repo,
-            destination=Destination("pool", "main", ("amd64",)),
-            configs={},
-            now=FIXED_NOW,
-        )
+        ingest_alpha_and_beta(make_deb, FailingRecordStore(workspace.store), workspace.repo)
     assert workspace.store.package_ids() == set()
     assert pool_files(workspace) == []
     assert not (workspace.repo.root / "pool").exists()
@@ -438,17 +443,8 @@ def test_a_failed_batch_on_a_store_that_is_not_a_folder_deletes_what_it_uploaded
     workspace, make_deb
 ):
     target = ForeignStore(workspace.staging)
-    provenance = Provenance(deb_url="file:///x", package_type="manual")
-    items = [IngestItem(make_deb(name, "1.0"), provenance) for name in ("alpha", "beta")]
     with pytest.raises(StoreError):
-        ingest_files(
-            items,
-            store=FailingRecordStore(workspace.store),
-            target=target,
-            destination=Destination("staging", "main", ("amd64",)),
-            configs={},
-            now=FIXED_NOW,
-        )
+        ingest_alpha_and_beta(make_deb, FailingRecordStore(workspace.store), target, kind="staging")
     assert target.put_files == [
         "staging/alpha/alpha_1.0_amd64.deb",
         "staging/beta/beta_1.0_amd64.deb",
@@ -509,17 +505,8 @@ class HalfWritingStore(FailingRecordStore):
 
 
 def test_a_record_the_store_kept_after_a_failure_keeps_its_file(workspace, make_deb):
-    provenance = Provenance(deb_url="file:///x", package_type="manual")
-    items = [IngestItem(make_deb(name, "1.0"), provenance) for name in ("alpha", "beta")]
     with pytest.raises(StoreError) as caught:
-        ingest_files(
-            items,
-            store=HalfWritingStore(workspace.store),
-            target=workspace.repo,
-            destination=Destination("pool", "main", ("amd64",)),
-            configs={},
-            now=FIXED_NOW,
-        )
+        ingest_alpha_and_beta(make_deb, HalfWritingStore(workspace.store), workspace.repo)
     assert "nothing was added" not in str(caught.value)
     assert workspace.store.package_ids() == {"alpha#1.0"}
     assert pool_files(workspace) == ["main/a/alpha/alpha_1.0_amd64.deb"]  # beta's went
