@@ -29,7 +29,12 @@ from debrepo.errors import (
 from debrepo.factory import local_folder, open_lock, open_object_store, open_signer, open_store
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
-from debrepo.services.publish import Publisher, PublishReport, publish_failed
+from debrepo.services.publish import (
+    Publisher,
+    PublishReport,
+    publish_failed,
+    store_changed_since_publish,
+)
 from debrepo.settings import Settings
 from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
 from debrepo.versions import latest
@@ -207,6 +212,8 @@ class AddResult:
     records: list[PackageRecord]
     report: PublishReport | None = None
     written_keys: list[str] = field(default_factory=list)
+    # Given again with the very bytes already stored: skipped, nothing changed.
+    already_stored: list[PackageRecord] = field(default_factory=list)
 
 
 def _keys(ws: Workspace, destination: Destination, records: Sequence[PackageRecord]) -> list[str]:
@@ -256,8 +263,9 @@ def file_urls(paths: Sequence[Path]) -> list[str]:
 def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishReport:
     """Publish what was just stored; if that fails, say that it was stored all the same
     (adding it again would be refused as a duplicate) and how to publish it."""
-    stored = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
-    more = f" and {len(result.records) - 3} more" if len(result.records) > 3 else ""
+    named = result.records or result.already_stored
+    stored = ", ".join(f"{r.package_name} {r.version}" for r in named[:3])
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
     try:
         return ws.publish(now=now, just_written=result.written_keys)
     except (DebrepoError, OSError) as exc:
@@ -276,7 +284,11 @@ def add_packages(
     wait_seconds: float = 0.0,
     file_progress: Callable[[int], None] | None = None,
 ) -> AddResult:
-    """Ingest .deb files (all or none), then publish unless told not to."""
+    """Ingest .deb files (all or none), then publish unless told not to.
+
+    A file whose version is already stored with the same bytes is skipped; if nothing
+    new remains, the publish runs only when the store holds changes no publish has
+    included yet (an earlier `add` stopped before its publish finished)."""
     from debrepo.core.records import Provenance
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
 
@@ -291,6 +303,7 @@ def add_packages(
         ws.signer  # noqa: B018 - a missing or unreadable key fails now, before anything is stored
     with ws.lock(wait_seconds):
         destination = Destination.of("pool", ws.settings)
+        already: list[PackageRecord] = []
         records = ingest_files(
             items,
             store=ws.store,
@@ -299,9 +312,12 @@ def add_packages(
             configs=configs,
             now=now,
             progress=file_progress,
+            already_stored=already,
         )
-        result = AddResult(records, written_keys=_keys(ws, destination, records))
-        if publish:
+        result = AddResult(
+            records, written_keys=_keys(ws, destination, records), already_stored=already
+        )
+        if publish and (records or store_changed_since_publish(ws.store, ws.staging)):
             result.report = _publish_stored(ws, result, now)
     return result
 
@@ -438,7 +454,15 @@ def remove_package(
     from debrepo.services.publish import never_published
 
     with ws.lock(wait_seconds):
-        record = find_package(ws, package_name, version)
+        try:
+            record = find_package(ws, package_name, version)
+        except PackageNotFoundError as exc:
+            if store_changed_since_publish(ws.store, ws.staging):  # a removal stopped halfway?
+                raise PackageNotFoundError(
+                    f"{exc}; the store holds changes no publish has included yet: "
+                    "`debrepo rebuild` publishes them"
+                ) from None
+            raise
         if publish_after:  # only then is the signing key needed: a bad one fails now
             ws.signer  # noqa: B018
         (pool_file,) = pool_files_for([record], ws.settings.component)

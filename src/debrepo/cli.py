@@ -219,7 +219,10 @@ for _flag, _name, _help in GLOBAL_OPTIONS:
 @wait_option
 @click.pass_context
 def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_seconds: float) -> None:
-    """Add .deb files (or folders of them) and publish them: all of them, or none."""
+    """Add .deb files (or folders of them) and publish them: all of them, or none.
+
+    A version already stored with the same bytes is skipped, so running an add again
+    finishes one that was stopped."""
     from debrepo.app import add_packages, expand_paths
 
     ws, out = _workspace(ctx), _output(ctx)
@@ -232,10 +235,13 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
             wait_seconds=wait_seconds,
             file_progress=advance,
         )
-    for record in result.records[:20]:
-        out.say(f"added {record.package_name} {record.version} ({record.architecture})")
-    if len(result.records) > 20:
-        out.say(f"added {len(result.records) - 20} more")
+    for verb, records in (("added", result.records), ("already stored", result.already_stored)):
+        for record in records[:20]:
+            out.say(f"{verb} {record.package_name} {record.version} ({record.architecture})")
+        if len(records) > 20:
+            out.say(f"{verb} {len(records) - 20} more")
+    if not result.records and result.report is None and not no_publish:
+        out.say("nothing new to add or publish")
     _report(out, result.report, ws)
 
 

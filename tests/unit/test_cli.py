@@ -127,11 +127,22 @@ def test_add_many_files_summarises(run, tmp_path):
     assert "added 2 more" in result.out
 
 
-def test_add_a_duplicate_fails_with_one_line(run, debs):
+def test_add_a_duplicate_with_other_bytes_fails_with_one_line(run, debs, tmp_path):
     assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
-    result = run("add", str(debs / "alpha_1.0_amd64.deb"))
+    rebuilt = tmp_path / "alpha-rebuilt.deb"
+    rebuilt.write_bytes(deb_bytes("alpha", "1.0", description="rebuilt\n Other bytes."))
+    result = run("add", str(rebuilt))
     assert result.code == 1
     assert "alpha 1.0 is already in the store" in result.error_line
+
+
+def test_add_the_same_file_again_says_it_is_stored_and_changes_nothing(run, debs, home):
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    release = (home / "repo/dists/stable/Release").read_bytes()
+    result = run("add", str(debs / "alpha_1.0_amd64.deb"))
+    assert result.code == 0, result.err
+    assert result.out == "already stored alpha 1.0 (amd64)\nnothing new to add or publish\n"
+    assert (home / "repo/dists/stable/Release").read_bytes() == release
 
 
 def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
@@ -341,6 +352,17 @@ def test_remove_unknown_version(run, debs):
     result = run("remove", "alpha", "9.9", "--yes")
     assert result.code == 1
     assert "alpha 9.9 is not in the store" in result.error_line
+    assert "rebuild" not in result.error_line
+
+
+def test_removing_again_a_version_whose_removal_is_unpublished_says_to_rebuild(run, debs):
+    run("add", str(debs))
+    assert run("remove", "alpha", "1.0", "--yes", "--no-publish").code == 0
+    result = run("remove", "alpha", "1.0", "--yes")
+    assert result.code == 1
+    assert result.error_line.endswith(
+        "; the store holds changes no publish has included yet: `debrepo rebuild` publishes them"
+    )
 
 
 def test_a_recreated_store_is_published_in_full(run, debs, home):

@@ -90,12 +90,45 @@ def test_same_version_twice_in_one_batch(workspace, tmp_path):
     assert pool_files(workspace) == []
 
 
-def test_version_already_in_the_store(workspace, make_deb):
+def test_version_already_in_the_store_with_other_bytes(workspace, make_deb):
     app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
     published = tree(workspace.repo.root)
+    rebuilt = make_deb("alpha", "1.0", description="another build\n Same version.")
     with pytest.raises(InvalidPackageError, match=r"alpha 1.0 is already in the store"):
-        app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+        app.add_packages(workspace, [rebuilt, make_deb("beta", "1.0")], now=FIXED_NOW)
     assert tree(workspace.repo.root) == published
+    assert workspace.store.get("beta#1.0") is None
+
+
+def test_the_same_file_added_again_is_skipped_and_nothing_is_published(workspace, make_deb):
+    first = app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    published = tree(workspace.repo.root)
+    again = app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    assert again.records == [] and again.report is None
+    assert again.already_stored == first.records
+    assert tree(workspace.repo.root) == published
+    assert not list(workspace.repo.root.glob(".tmp-ingest-*"))
+
+
+def test_the_same_file_with_a_new_one_adds_only_the_new_one(workspace, make_deb):
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    result = app.add_packages(
+        workspace, [make_deb("alpha", "1.0"), make_deb("beta", "1.0")], now=FIXED_NOW
+    )
+    assert [r.package_id for r in result.records] == ["beta#1.0"]
+    assert [r.package_id for r in result.already_stored] == ["alpha#1.0"]
+    assert result.report is not None and result.report.packages == 2
+
+
+def test_the_same_file_added_again_publishes_what_an_earlier_add_left_unpublished(
+    workspace, make_deb
+):
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    app.add_packages(workspace, [make_deb("beta", "1.0")], publish=False, now=FIXED_NOW)
+    again = app.add_packages(workspace, [make_deb("beta", "1.0")], now=FIXED_NOW)
+    assert again.records == [] and again.report is not None
+    packages = (workspace.repo.root / "dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: beta\n" in packages
 
 
 def test_invalid_package_name_in_the_control_file(workspace, tmp_path):

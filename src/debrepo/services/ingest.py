@@ -260,8 +260,15 @@ def ingest_files(
     configs: dict[str, PackageConfig],
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    already_stored: list[PackageRecord] | None = None,
 ) -> list[PackageRecord]:
-    """Check, place and record every file, or raise and change nothing."""
+    """Check, place and record every file, or raise and change nothing.
+
+    A version already in the store is refused; with `already_stored`, a file with the
+    very bytes of that version (same size and SHA256) is skipped instead and its stored
+    record appended there, so running an `add` again, for instance after a crash, does
+    what is left rather than fail on what was done.
+    """
     if not items:
         return []
     local_root = incoming = None
@@ -287,6 +294,7 @@ def ingest_files(
         existing_files = {_without_epoch(package_id): package_id for package_id in existing}
         seen: dict[str, Path] = {}
         seen_files: dict[str, Path] = {}
+        skipped: list[tuple[_Outcome, PackageRecord]] = []
         for item, outcome in zip(items, outcomes, strict=True):
             record = outcome.record
             if record is None:
@@ -302,7 +310,17 @@ def ingest_files(
                     "architectures setting first"
                 )
             elif record.package_id in existing:
-                errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
+                stored = store.get(record.package_id) if already_stored is not None else None
+                if stored is None or not _same_file(stored, record):
+                    errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
+                elif record.package_id not in seen:
+                    seen[record.package_id] = item.path
+                    skipped.append((outcome, stored))
+                else:
+                    errors.append(
+                        f"{item.path}: {record.package_name} {record.version} "
+                        f"is also in {seen[record.package_id]}"
+                    )
             elif record.package_id in seen:
                 errors.append(
                     f"{item.path}: {record.package_name} {record.version} "
@@ -330,6 +348,12 @@ def ingest_files(
         # (invisible to apt, replaced by a retry), never a record without its file. A
         # failure in between takes back the files already placed.
         placed: dict[str, str] = {}  # pool or staging key -> package_id
+        if skipped and already_stored is not None:
+            for outcome, stored in skipped:
+                _discard(outcome.copy)
+                already_stored.append(stored)
+            left_out = {id(outcome) for outcome, _ in skipped}
+            outcomes = [outcome for outcome in outcomes if id(outcome) not in left_out]
         records = [outcome.record for outcome in outcomes if outcome.record is not None]
         storing = False
         try:
@@ -342,7 +366,8 @@ def ingest_files(
                     )
                 placed[outcome.key] = record.package_id
             storing = True
-            store.put_many(records)
+            if records:
+                store.put_many(records)
         except BaseException as exc:
             # Records that made it into the store anyway (a batch written in parts whose
             # clean-up failed too; a write that succeeded but whose answer was lost) keep
@@ -368,6 +393,10 @@ def ingest_files(
         for folder in (incoming, scratch):
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _same_file(stored: PackageRecord, record: PackageRecord) -> bool:
+    return stored.sha256_hash == record.sha256_hash and stored.file_size == record.file_size
 
 
 def _stored_now(store: MetadataStore) -> set[str] | None:

@@ -889,6 +889,17 @@ class Publisher:
         report.written.append(CONVENIENCE_COPY)
 
 
+def store_changed_since_publish(
+    store: MetadataStore, staging: ObjectStore, *, dry_run: bool = False
+) -> bool:
+    """Whether the store holds changes no publish has included yet (False if the
+    backend cannot tell)."""
+    revision = store.revision(seed=not dry_run)  # a dry run writes nothing, not even this
+    if revision is None:
+        return False
+    return PublishState.from_json(staging.get(STATE_KEY)).revision != revision
+
+
 def generation_id(generation: Sequence[str]) -> str:
     """One text for a by-hash generation (the keys of its files), to recognise it by."""
     return " ".join(sorted(generation))

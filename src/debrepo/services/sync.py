@@ -39,7 +39,11 @@ from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.ingest import Destination, IngestItem, ingest_files
-from debrepo.services.publish import STATE_KEY, PublishReport, PublishState, publish_failed
+from debrepo.services.publish import (
+    PublishReport,
+    publish_failed,
+    store_changed_since_publish,
+)
 from debrepo.sources.base import PackageSource, source_for
 from debrepo.sources.http import HttpClient, HttpSettings
 
@@ -251,15 +255,6 @@ def _idle(kind: str) -> str:
     return "the source offers no version"
 
 
-def _store_changed_since_publish(
-    store: MetadataStore, staging: ObjectStore, *, dry_run: bool
-) -> bool:
-    revision = store.revision(seed=not dry_run)  # a dry run writes nothing, not even this
-    if revision is None:  # the backend cannot tell; the Valid-Until rule still applies
-        return False
-    return PublishState.from_json(staging.get(STATE_KEY)).revision != revision
-
-
 def run_sync(
     *,
     store: MetadataStore,
@@ -321,7 +316,7 @@ def run_sync(
     would_fetch = [o for o in report.packages if o.outcome is Outcome.WOULD_FETCH]
     if new or would_fetch:
         report.publish_reason = f"{len(new) or len(would_fetch)} new version(s)"
-    elif _store_changed_since_publish(store, staging, dry_run=dry_run):
+    elif store_changed_since_publish(store, staging, dry_run=dry_run):
         report.publish_reason = "the store changed since the last publish"
     elif report.release_before is None:
         report.publish_reason = "nothing is published yet"
