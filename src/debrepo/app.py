@@ -6,6 +6,7 @@ their results into output. Anything that publishes holds the repository lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -551,10 +552,10 @@ def sync(
     """Fetch what is new from every package's source, store it and publish (the seed's
     Normal Workflow); re-sign an unchanged repository past half its Valid-Until window.
 
-    A dry run asks the sources and reports what would be fetched and published, but
-    downloads, stores, signs and publishes nothing (and so takes no lock).
+    The repository lock is held to store each download and to publish, not while
+    downloading. A dry run asks the sources and reports what would be fetched and
+    published, but downloads, stores, signs and publishes nothing (and so takes no lock).
     """
-    import os
 
     from debrepo.notify import notifier_for
     from debrepo.services.ingest import Destination
@@ -572,6 +573,7 @@ def sync(
 
     def run() -> SyncReport:
         return run_sync(
+            lock=contextlib.nullcontext if dry_run else lambda: ws.lock(wait_seconds),
             store=ws.store,
             repo=ws.repo,
             staging=ws.staging,
@@ -592,11 +594,11 @@ def sync(
     # A missing or unusable key (a secret created without a value) fails now, before
     # anything is downloaded or stored, not at the publish after it.
     ws.signer  # noqa: B018
-    with ws.lock(wait_seconds):
-        report = run()
-        if report.published is None:
+    report = run()
+    if report.published is None and ws.settings.cloudfront_distribution_id:
+        with ws.lock(wait_seconds):  # an invalidation an earlier run still owes
             ws.settle_cdn()
-        return report
+    return report
 
 
 def migrate_table(

@@ -859,3 +859,71 @@ def test_sync_without_package_definitions_is_a_configuration_error(tmp_path: Pat
     ws = Workspace(settings_for(tmp_path / "home", config_dir=str(empty)))
     with pytest.raises(ConfigError, match=r"/config/packages: no package definitions"):
         sync(ws)
+
+
+# -- the repository lock ------------------------------------------------------------------
+
+
+def test_the_lock_is_free_while_downloading_and_held_while_storing(
+    ws: Workspace, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another `add` may publish while sync waits on a slow upstream."""
+    from debrepo.errors import LockError
+    from debrepo.locking import local_lock
+    from debrepo.services import sync as sync_module
+
+    lock_file = ws.settings.home / "publish.lock"
+
+    def lock_is_free() -> bool:
+        try:
+            with local_lock(lock_file):  # another file description: flock conflicts
+                return True
+        except LockError:
+            return False
+
+    during_download: list[bool] = []
+
+    def serve_deb(request: Request) -> Response:
+        during_download.append(lock_is_free())
+        return Response(KIRO, content_type="application/vnd.debian.binary-package")
+
+    upstream.serve_json(METADATA_PATH, upstream.live_metadata())
+    upstream.server.expect_request(KIRO_DEB_PATH).respond_with_handler(serve_deb)
+    during_store: list[bool] = []
+    real_ingest = sync_module.ingest_files
+
+    def ingest(*args: Any, **kwargs: Any) -> list[PackageRecord]:
+        during_store.append(lock_is_free())
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "ingest_files", ingest)
+
+    report = sync(ws, only_package="kiro")
+
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert during_download == [True]
+    assert during_store == [False]
+    assert lock_is_free()
+
+
+def test_a_version_stored_by_another_run_during_the_download_counts_as_stored(
+    ws: Workspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The same bytes, stored while this sync was downloading them: nothing to add."""
+    deb = tmp_path / "kiro.deb"
+    deb.write_bytes(KIRO)
+
+    def serve_deb(request: Request) -> Response:
+        other = Workspace(ws.settings)  # the other run, with its own connections
+        app.add_packages(other, [deb], publish=False, now=FIXED_NOW)
+        return Response(KIRO, content_type="application/vnd.debian.binary-package")
+
+    upstream.serve_json(METADATA_PATH, upstream.live_metadata())
+    upstream.server.expect_request(KIRO_DEB_PATH).respond_with_handler(serve_deb)
+
+    report = sync(ws, only_package="kiro")
+
+    assert outcomes(report) == {"kiro": Outcome.ALREADY_STORED}
+    assert report.publish_reason == "the store changed since the last publish"
+    assert report.published is not None
+    assert "Package: kiro\n" in (repo_dir(ws) / PACKAGES).read_text()

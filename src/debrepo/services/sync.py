@@ -19,12 +19,14 @@ and re-signs the Release. A repository without new releases never expires.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -204,6 +206,7 @@ class _Run:
     destination: Destination
     dry_run: bool
     scratch_root: Path | None
+    lock: Callable[[], AbstractContextManager[object]]
     written: list[str] = field(default_factory=list)
 
     def sync_package(self, config: PackageConfig, source: PackageSource) -> PackageOutcome:
@@ -218,24 +221,27 @@ class _Run:
         destination = self.destination
         scratch = Path(tempfile.mkdtemp(prefix=f"debrepo-sync-{name}-", dir=self.scratch_root))
         try:
-            acquired = source.acquire(release, scratch)
+            acquired = source.acquire(release, scratch)  # outside the lock: can take long
+            stored: list[PackageRecord] = []
             try:
-                (record,) = ingest_files(
-                    [
-                        IngestItem(
-                            acquired.deb_path,
-                            release.provenance(
-                                package_type=config.source.type,
-                                architecture=config.architecture,
-                            ),
-                        )
-                    ],
-                    store=self.store,
-                    target=self.repo,
-                    destination=destination,
-                    configs=dict(self.configs),
-                    now=self.now,
-                )
+                with self.lock():
+                    records = ingest_files(
+                        [
+                            IngestItem(
+                                acquired.deb_path,
+                                release.provenance(
+                                    package_type=config.source.type,
+                                    architecture=config.architecture,
+                                ),
+                            )
+                        ],
+                        store=self.store,
+                        target=self.repo,
+                        destination=destination,
+                        configs=dict(self.configs),
+                        now=self.now,
+                        already_stored=stored,
+                    )
             except InvalidPackageError as exc:
                 # Name the download, not the scratch file nobody will find again.
                 raise InvalidPackageError(
@@ -243,6 +249,9 @@ class _Run:
                 ) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        if not records:  # stored meanwhile, with these very bytes, by another run
+            return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
+        (record,) = records
         self.written.append(
             destination.key_for(record.package_name, record.actual_filename, config)
         )
@@ -272,6 +281,7 @@ def run_sync(
     environ: Mapping[str, str] | None = None,
     scratch_root: Path | None = None,
     make_source: MakeSource | None = None,
+    lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> SyncReport:
     """Check every configured package (or `only_package`), store what is new, publish.
 
@@ -280,11 +290,15 @@ def run_sync(
     Release is missing or past half of its validity; never to publish a first, empty
     repository when every package failed. Raises SyncFailedError (after publishing
     what needed it) when every package that was checked failed.
+
+    Sources are asked and downloads made outside `lock` (the repository lock), which is
+    held only to store each download, then to decide, publish and notify: a slow
+    upstream never keeps another `add` or `sync` waiting.
     """
     selected = select_configs(configs, only_package)
     environ = os.environ if environ is None else environ
     report = SyncReport(dry_run=dry_run)
-    run = _Run(store, repo, configs, now, destination, dry_run, scratch_root)
+    run = _Run(store, repo, configs, now, destination, dry_run, scratch_root, lock)
     with HttpClient(http_settings) as http:
         for config in selected:
             name = config.package_name
@@ -310,6 +324,24 @@ def run_sync(
                 log.info("%s", outcome.line(), extra={"package": name})
             report.packages.append(outcome)
 
+    with lock():  # what is published and announced is decided and done under the lock
+        return _publish_and_notify(
+            report, run, store, repo, staging, publish, notifier, now, suite, dry_run
+        )
+
+
+def _publish_and_notify(
+    report: SyncReport,
+    run: _Run,
+    store: MetadataStore,
+    repo: ObjectStore,
+    staging: ObjectStore,
+    publish: PublishFn,
+    notifier: PackageNotifier,
+    now: datetime,
+    suite: str,
+    dry_run: bool,
+) -> SyncReport:
     raw_release = repo.get(f"dists/{suite}/Release")
     report.release_before = ReleaseAge.parse(raw_release) if raw_release is not None else None
     new = report.new_records
