@@ -174,7 +174,7 @@ resource "aws_lambda_function" "manager" {
   timeout          = 900
   memory_size      = 1024
   ephemeral_storage {
-    size = 2048 # room for a kiro .deb of several hundred MB while it is checked
+    size = 2048 # the new .debs of one sync (kiro: several hundred MB) and a copy of one
   }
   environment {
     variables = {

@@ -263,16 +263,19 @@ def file_urls(paths: Sequence[Path]) -> list[str]:
 
 def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishReport:
     """Publish what was just stored; if that fails, say that it was stored all the same
-    (adding it again would be refused as a duplicate) and how to publish it."""
-    named = result.records or result.already_stored
-    stored = ", ".join(f"{r.package_name} {r.version}" for r in named[:3])
-    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+    (adding the same files again only publishes) and how to publish it."""
+    if result.records:
+        stored = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
+        more = f" and {len(result.records) - 3} more" if len(result.records) > 3 else ""
+        outcome = f"{stored}{more} stored but not published"
+    else:  # everything was stored already: the publish was for changes left unpublished
+        outcome = "the store's unpublished changes are still unpublished"
     try:
         return ws.publish(now=now, just_written=result.written_keys)
     except (DebrepoError, OSError) as exc:
-        raise publish_failed(exc, f"{stored}{more} stored but not published") from exc
+        raise publish_failed(exc, outcome) from exc
     except BaseException:  # interrupted: the records are in the store all the same
-        log.error("%s%s stored but not published: run `debrepo rebuild`", stored, more)
+        log.error("%s: run `debrepo rebuild`", outcome)
         raise
 
 
@@ -552,9 +555,9 @@ def sync(
     """Fetch what is new from every package's source, store it and publish (the seed's
     Normal Workflow); re-sign an unchanged repository past half its Valid-Until window.
 
-    The repository lock is held to store each download and to publish, not while
-    downloading. A dry run asks the sources and reports what would be fetched and
-    published, but downloads, stores, signs and publishes nothing (and so takes no lock).
+    The repository lock is taken after the downloads, to store them and publish. A
+    dry run asks the sources and reports what would be fetched and published, but
+    downloads, stores, signs and publishes nothing (and so takes no lock).
     """
 
     from debrepo.notify import notifier_for
@@ -574,6 +577,7 @@ def sync(
     def run() -> SyncReport:
         return run_sync(
             lock=contextlib.nullcontext if dry_run else lambda: ws.lock(wait_seconds),
+            idle=ws.settle_cdn,  # an invalidation an earlier run still owes
             store=ws.store,
             repo=ws.repo,
             staging=ws.staging,
@@ -594,11 +598,7 @@ def sync(
     # A missing or unusable key (a secret created without a value) fails now, before
     # anything is downloaded or stored, not at the publish after it.
     ws.signer  # noqa: B018
-    report = run()
-    if report.published is None and ws.settings.cloudfront_distribution_id:
-        with ws.lock(wait_seconds):  # an invalidation an earlier run still owes
-            ws.settle_cdn()
-    return report
+    return run()
 
 
 def migrate_table(

@@ -117,8 +117,8 @@ class DynamoDBLock:
 
     The lock item names its owner and an expiry; a holder that crashed stops blocking
     others once its expiry passes. A live holder renews the expiry every third of it
-    (a sync downloading for longer than the expiry keeps the lock). Release deletes the
-    item only if we still own it.
+    (a run uploading a large pool file for longer than the expiry keeps the lock).
+    Release deletes the item only if we still own it.
     """
 
     def __init__(

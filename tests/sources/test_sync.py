@@ -927,3 +927,24 @@ def test_a_version_stored_by_another_run_during_the_download_counts_as_stored(
     assert report.publish_reason == "the store changed since the last publish"
     assert report.published is not None
     assert "Package: kiro\n" in (repo_dir(ws) / PACKAGES).read_text()
+
+
+def test_a_lock_held_by_another_run_after_the_download_stores_nothing(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path
+) -> None:
+    from debrepo.errors import LockError
+    from debrepo.locking import local_lock
+
+    held = ExitStack()
+
+    def serve_deb(request: Request) -> Response:  # another run takes the lock meanwhile
+        held.enter_context(local_lock(ws.settings.home / "publish.lock"))
+        return Response(KIRO, content_type="application/vnd.debian.binary-package")
+
+    upstream.serve_json(METADATA_PATH, upstream.live_metadata())
+    upstream.server.expect_request(KIRO_DEB_PATH).respond_with_handler(serve_deb)
+    before = state(ws, scratch_tmp)
+    with held, pytest.raises(LockError, match="another debrepo process is publishing"):
+        sync(ws, only_package="kiro")
+    assert state(ws, scratch_tmp) == before  # nothing stored, no download left behind
+    assert upstream.count(KIRO_DEB_PATH) == 1

@@ -110,6 +110,25 @@ def test_the_same_file_added_again_is_skipped_and_nothing_is_published(workspace
     assert not list(workspace.repo.root.glob(".tmp-ingest-*"))
 
 
+def test_the_same_file_added_again_puts_back_its_lost_pool_file(workspace, make_deb, caplog):
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    pool_file = workspace.repo.root / "pool/main/a/alpha/alpha_1.0_amd64.deb"
+    original = pool_file.read_bytes()
+    pool_file.unlink()
+    again = app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    assert again.records == [] and [r.package_id for r in again.already_stored] == ["alpha#1.0"]
+    assert pool_file.read_bytes() == original
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb was not in place: put there from" in caplog.text
+    assert app.verify(workspace, now=FIXED_NOW).problems == []
+
+
+def test_the_same_file_added_again_leaves_no_folder_behind(workspace, make_deb):
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    before = sorted(p for p in workspace.repo.root.rglob("*"))
+    app.add_packages(workspace, [make_deb("alpha", "1.0")], publish=False, now=FIXED_NOW)
+    assert sorted(p for p in workspace.repo.root.rglob("*")) == before
+
+
 def test_the_same_file_with_a_new_one_adds_only_the_new_one(workspace, make_deb):
     app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
     result = app.add_packages(

@@ -294,7 +294,7 @@ def ingest_files(
         existing_files = {_without_epoch(package_id): package_id for package_id in existing}
         seen: dict[str, Path] = {}
         seen_files: dict[str, Path] = {}
-        skipped: list[tuple[_Outcome, PackageRecord]] = []
+        skipped: list[tuple[_Outcome, PackageRecord, Path]] = []
         for item, outcome in zip(items, outcomes, strict=True):
             record = outcome.record
             if record is None:
@@ -315,7 +315,7 @@ def ingest_files(
                     errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
                 elif record.package_id not in seen:
                     seen[record.package_id] = item.path
-                    skipped.append((outcome, stored))
+                    skipped.append((outcome, stored, item.path))
                 else:
                     errors.append(
                         f"{item.path}: {record.package_name} {record.version} "
@@ -348,16 +348,29 @@ def ingest_files(
         # (invisible to apt, replaced by a retry), never a record without its file. A
         # failure in between takes back the files already placed.
         placed: dict[str, str] = {}  # pool or staging key -> package_id
+        # Already stored with these bytes: not stored again, but put back if its file
+        # is gone (the very bytes the record names; the publish trusts its map of the
+        # pool, so nothing else would notice before `rebuild --full`).
+        putting_back: set[int] = set()
         if skipped and already_stored is not None:
-            for outcome, stored in skipped:
-                _discard(outcome.copy)
+            dropped: list[_Outcome] = []
+            for outcome, stored, path in skipped:
                 already_stored.append(stored)
-            left_out = {id(outcome) for outcome, _ in skipped}
+                if target.stat(outcome.key) is None:
+                    log.warning("%s was not in place: put there from %s", outcome.key, path)
+                    putting_back.add(id(outcome))
+                else:
+                    _discard(outcome.copy)
+                    dropped.append(outcome)
+            left_out = {id(outcome) for outcome in dropped}
             outcomes = [outcome for outcome in outcomes if id(outcome) not in left_out]
-        records = [outcome.record for outcome in outcomes if outcome.record is not None]
+            if isinstance(target, FilesystemObjectStore):  # pool folders made for the copies
+                target.remove_empty_folders([outcome.key for outcome in dropped])
+        to_place = [(outcome, outcome.record) for outcome in outcomes if outcome.record]
+        records = [record for outcome, record in to_place if id(outcome) not in putting_back]
         storing = False
         try:
-            for outcome, record in zip(outcomes, records, strict=True):
+            for outcome, record in to_place:
                 if isinstance(target, FilesystemObjectStore):
                     target.commit_reserved(outcome.copy, outcome.key)
                 else:

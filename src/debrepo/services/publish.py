@@ -736,7 +736,8 @@ class Publisher:
                 problems.append(
                     f"{record.package_id}: {pool_file.key} is not published and {staged} is not "
                     f"in the staging area {self.staging.description} (put the .deb back at "
-                    f"{pool_file.key}, or remove {record.package_name} {record.version})"
+                    f"{pool_file.key}: `debrepo add` of that very file does, or remove "
+                    f"{record.package_name} {record.version})"
                 )
             elif staged not in trusted and _sha256_of(self.staging, staged) != (
                 record.file_size,

@@ -20,6 +20,7 @@ and re-signs the Release. A repository without new releases never expires.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -46,7 +47,7 @@ from debrepo.services.publish import (
     publish_failed,
     store_changed_since_publish,
 )
-from debrepo.sources.base import PackageSource, source_for
+from debrepo.sources.base import Acquired, PackageSource, Release, source_for
 from debrepo.sources.http import HttpClient, HttpSettings
 
 log = logging.getLogger("debrepo.sync")
@@ -197,6 +198,16 @@ def select_configs(
     return [configs[only_package]]
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A new version downloaded into its own scratch folder, not yet stored."""
+
+    config: PackageConfig
+    release: Release
+    acquired: Acquired
+    scratch: Path
+
+
 @dataclass
 class _Run:
     store: MetadataStore
@@ -206,10 +217,10 @@ class _Run:
     destination: Destination
     dry_run: bool
     scratch_root: Path | None
-    lock: Callable[[], AbstractContextManager[object]]
     written: list[str] = field(default_factory=list)
 
-    def sync_package(self, config: PackageConfig, source: PackageSource) -> PackageOutcome:
+    def fetch(self, config: PackageConfig, source: PackageSource) -> PackageOutcome | _Fetched:
+        """Ask the source; download a version the store lacks (not under the lock)."""
         name, kind = config.package_name, config.source.type
         release = source.latest()
         if release is None:
@@ -218,44 +229,72 @@ class _Run:
             return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
         if self.dry_run:
             return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
-        destination = self.destination
         scratch = Path(tempfile.mkdtemp(prefix=f"debrepo-sync-{name}-", dir=self.scratch_root))
         try:
-            acquired = source.acquire(release, scratch)  # outside the lock: can take long
-            stored: list[PackageRecord] = []
-            try:
-                with self.lock():
-                    records = ingest_files(
-                        [
-                            IngestItem(
-                                acquired.deb_path,
-                                release.provenance(
-                                    package_type=config.source.type,
-                                    architecture=config.architecture,
-                                ),
-                            )
-                        ],
-                        store=self.store,
-                        target=self.repo,
-                        destination=destination,
-                        configs=dict(self.configs),
-                        now=self.now,
-                        already_stored=stored,
-                    )
-            except InvalidPackageError as exc:
-                # Name the download, not the scratch file nobody will find again.
-                raise InvalidPackageError(
-                    str(exc).replace(str(acquired.deb_path), release.url)
-                ) from None
-        finally:
+            return _Fetched(config, release, source.acquire(release, scratch), scratch)
+        except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
+            raise
+
+    def store_fetched(self, fetched: _Fetched) -> PackageOutcome:
+        """Ingest a download (under the lock); its scratch folder goes in any case."""
+        config, release = fetched.config, fetched.release
+        name, kind = config.package_name, config.source.type
+        stored: list[PackageRecord] = []
+        try:
+            records = ingest_files(
+                [
+                    IngestItem(
+                        fetched.acquired.deb_path,
+                        release.provenance(
+                            package_type=config.source.type, architecture=config.architecture
+                        ),
+                    )
+                ],
+                store=self.store,
+                target=self.repo,
+                destination=self.destination,
+                configs=dict(self.configs),
+                now=self.now,
+                already_stored=stored,
+            )
+        except InvalidPackageError as exc:
+            # Name the download, not the scratch file nobody will find again.
+            raise InvalidPackageError(
+                str(exc).replace(str(fetched.acquired.deb_path), release.url)
+            ) from None
+        finally:
+            shutil.rmtree(fetched.scratch, ignore_errors=True)
         if not records:  # stored meanwhile, with these very bytes, by another run
             return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
         (record,) = records
         self.written.append(
-            destination.key_for(record.package_name, record.actual_filename, config)
+            self.destination.key_for(record.package_name, record.actual_filename, config)
         )
         return PackageOutcome(name, kind, Outcome.NEW, record.version, release.url, record=record)
+
+
+def _isolated(
+    config: PackageConfig, step: Callable[[], PackageOutcome | _Fetched]
+) -> PackageOutcome | _Fetched:
+    """One package's step; its failure is that package's outcome, logged with its name."""
+    name = config.package_name
+    try:
+        result = step()
+    except DebrepoError as exc:
+        log.error("%s: sync failed: %s", name, exc, extra={"package": name})
+        return PackageOutcome(name, config.source.type, Outcome.FAILED, message=str(exc))
+    except Exception as exc:  # isolate the unexpected too; the traceback goes to the log
+        log.exception("%s: sync failed unexpectedly", name, extra={"package": name})
+        return PackageOutcome(
+            name,
+            config.source.type,
+            Outcome.FAILED,
+            message=f"unexpected {type(exc).__name__}: {exc}",
+        )
+    if isinstance(result, PackageOutcome):
+        log.info("%s", result.line(), extra={"package": name})
+    return result
 
 
 def _idle(kind: str) -> str:
@@ -282,6 +321,7 @@ def run_sync(
     scratch_root: Path | None = None,
     make_source: MakeSource | None = None,
     lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+    idle: Callable[[], None] = lambda: None,
 ) -> SyncReport:
     """Check every configured package (or `only_package`), store what is new, publish.
 
@@ -291,43 +331,44 @@ def run_sync(
     repository when every package failed. Raises SyncFailedError (after publishing
     what needed it) when every package that was checked failed.
 
-    Sources are asked and downloads made outside `lock` (the repository lock), which is
-    held only to store each download, then to decide, publish and notify: a slow
-    upstream never keeps another `add` or `sync` waiting.
+    Sources are asked and downloads made before `lock` (the repository lock) is taken,
+    once, to store them, decide, publish and notify: a slow upstream never keeps
+    another `add` or `sync` waiting, and nothing can change between the store and the
+    publish. `idle` runs under the lock when nothing was published (a CDN invalidation
+    an earlier run still owes).
     """
     selected = select_configs(configs, only_package)
     environ = os.environ if environ is None else environ
     report = SyncReport(dry_run=dry_run)
-    run = _Run(store, repo, configs, now, destination, dry_run, scratch_root, lock)
-    with HttpClient(http_settings) as http:
-        for config in selected:
-            name = config.package_name
-            try:
-                source = (
-                    make_source(config, http)
-                    if make_source
-                    else source_for(config, http=http, environ=environ)
-                )
-                outcome = run.sync_package(config, source)
-            except DebrepoError as exc:
-                outcome = PackageOutcome(name, config.source.type, Outcome.FAILED, message=str(exc))
-                log.error("%s: sync failed: %s", name, exc, extra={"package": name})
-            except Exception as exc:  # isolate the unexpected too; the traceback goes to the log
-                outcome = PackageOutcome(
-                    name,
-                    config.source.type,
-                    Outcome.FAILED,
-                    message=f"unexpected {type(exc).__name__}: {exc}",
-                )
-                log.exception("%s: sync failed unexpectedly", name, extra={"package": name})
-            else:
-                log.info("%s", outcome.line(), extra={"package": name})
-            report.packages.append(outcome)
+    run = _Run(store, repo, configs, now, destination, dry_run, scratch_root)
+    results: list[PackageOutcome | _Fetched] = []
+    try:
+        with HttpClient(http_settings) as http:
+            for config in selected:
 
-    with lock():  # what is published and announced is decided and done under the lock
-        return _publish_and_notify(
-            report, run, store, repo, staging, publish, notifier, now, suite, dry_run
-        )
+                def ask(config: PackageConfig = config) -> PackageOutcome | _Fetched:
+                    source = (
+                        make_source(config, http)
+                        if make_source
+                        else source_for(config, http=http, environ=environ)
+                    )
+                    return run.fetch(config, source)
+
+                results.append(_isolated(config, ask))
+        with lock():  # one hold: store, decide, publish and notify
+            for index, result in enumerate(results):
+                if isinstance(result, _Fetched):
+                    results[index] = _isolated(
+                        result.config, functools.partial(run.store_fetched, result)
+                    )
+            report.packages = [r for r in results if isinstance(r, PackageOutcome)]
+            return _publish_and_notify(
+                report, run, store, repo, staging, publish, notifier, now, suite, dry_run, idle
+            )
+    finally:  # downloads never stored (the lock could not be had, or an interruption)
+        for result in results:
+            if isinstance(result, _Fetched):
+                shutil.rmtree(result.scratch, ignore_errors=True)
 
 
 def _publish_and_notify(
@@ -341,6 +382,7 @@ def _publish_and_notify(
     now: datetime,
     suite: str,
     dry_run: bool,
+    idle: Callable[[], None],
 ) -> SyncReport:
     raw_release = repo.get(f"dists/{suite}/Release")
     report.release_before = ReleaseAge.parse(raw_release) if raw_release is not None else None
@@ -400,6 +442,8 @@ def _publish_and_notify(
             log.exception("cannot notify about %s", record.package_id)
     if owed:
         staging.delete(OWED_NOTIFICATIONS_KEY)
+    if report.published is None:
+        idle()
     if report.all_failed:
         raise SyncFailedError(report)
     return report
