@@ -886,7 +886,8 @@ def test_a_staged_file_deleted_before_the_run_publishes_nothing_and_says_which(
         run,
         "kiro-repo#1.0.1: pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb is not published "
         f"and {staged} is not in the staging area s3://{deployment.bucket}/ (put the .deb "
-        "back at pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb, or remove kiro-repo 1.0.1); "
+        "back at pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb: `debrepo add` of that very "
+        "file does, or remove kiro-repo 1.0.1); "
         "nothing was published; kiro 0.9.2, kiro-cli 1.2.0 stored but not published: fix "
         "that, then run `debrepo rebuild` (or let the next sync publish it)",
         releases_before=releases,
