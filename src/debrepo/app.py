@@ -175,10 +175,17 @@ class Workspace:
                 self._fence = None
 
     def publish(
-        self, *, now: datetime, just_written: Sequence[str] = (), full: bool = False
+        self,
+        *,
+        now: datetime,
+        just_written: Sequence[str] = (),
+        full: bool = False,
+        removed: Sequence[str] = (),
     ) -> PublishReport:
         """Publish the store's contents, then invalidate the CDN in front, if any."""
-        report = self.publisher().publish(now=now, just_written=just_written, full=full)
+        report = self.publisher().publish(
+            now=now, just_written=just_written, full=full, removed=removed
+        )
         self.settle_cdn(
             changed=bool(report.written or report.deleted),
             new_pool_keys=[*report.pool_placed, *report.pool_copied],
@@ -477,7 +484,7 @@ def remove_package(
         report = None
         if publish_after:
             try:
-                report = ws.publish(now=now or utc_now())
+                report = ws.publish(now=now or utc_now(), removed=[record.package_id])
             except (DebrepoError, OSError) as exc:
                 what = f"{record.package_name} {record.version} was removed from the store"
                 raise publish_failed(exc, f"{what} but is still published") from exc

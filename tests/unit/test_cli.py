@@ -322,6 +322,26 @@ def test_a_new_repo_folder_is_not_published_without_its_pool_files(run, debs, ho
     assert run("verify").code == 0  # the old folder is left as it was
 
 
+def test_a_second_home_sharing_a_version_with_a_published_repo_does_not_drop_the_others(
+    run, debs, tmp_path
+):
+    repo = tmp_path / "shared"
+    first, second = tmp_path / "first", tmp_path / "second"
+    alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
+    assert (
+        run("--home", str(first), "--repo", repo.as_uri(), "add", str(alpha), str(beta)).code == 0
+    )
+    key = str(first / "keys/signing-key.asc")
+    result = run(
+        "--home", str(second), "--repo", repo.as_uri(), "--key-file", key, "add", str(beta)
+    )
+    assert result.code == 1
+    assert "it lists alpha 1.0, which the store" in result.error_line
+    packages = (repo / "dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" in packages
+    assert run("--home", str(first), "--repo", repo.as_uri(), "verify").code == 0
+
+
 def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs, tmp_path):
     repo = tmp_path / "shared"
     first, second = tmp_path / "first", tmp_path / "second"

@@ -322,10 +322,11 @@ class Publisher:
         now: datetime,
         just_written: Iterable[str] = (),
         full: bool = False,
+        removed: Iterable[str] = (),
     ) -> PublishReport:
         """Publish the store's current contents (see `_publish`), counting remote requests."""
         before = self._requests_sent()
-        report = self._publish(now=now, just_written=just_written, full=full)
+        report = self._publish(now=now, just_written=just_written, full=full, removed=removed)
         after = self._requests_sent()
         if before is not None and after is not None:
             report.requests = after - before
@@ -337,11 +338,14 @@ class Publisher:
         now: datetime,
         just_written: Iterable[str] = (),
         full: bool = False,
+        removed: Iterable[str] = (),
     ) -> PublishReport:
         """Publish the store's current contents.
 
         `just_written` names pool or staging keys this process has just written from
-        checked bytes; they are neither looked up nor hashed again.
+        checked bytes; they are neither looked up nor hashed again. `removed` names the
+        package_ids this process has just deleted from the store: their disappearance
+        from the indices is intended.
 
         When the store has not changed since the last publish (same revision, same
         settings, same key) and the published indices are intact (their bytes hash to
@@ -389,7 +393,7 @@ class Publisher:
         report = PublishReport()
         snapshot = self.store.snapshot()
         if first_here and not full:
-            self._refuse_to_drop_foreign_versions(info, snapshot.records)
+            self._refuse_to_drop_foreign_versions(info, snapshot.records, removed)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
@@ -491,13 +495,16 @@ class Publisher:
         return report
 
     def _refuse_to_drop_foreign_versions(
-        self, info: ReleaseInfo, records: Sequence[PackageRecord]
+        self, info: ReleaseInfo, records: Sequence[PackageRecord], removed: Iterable[str]
     ) -> None:
-        """PublishError if the published indices list versions of which this store holds
-        none: published from another store (a mistyped home, two homes on one `repo`),
-        they would silently disappear for every client. (A store that shares versions
-        with them is this repository's, its publisher record lost.)"""
+        """PublishError if the published indices list any version this store lacks: with
+        no record of publishing there, this is most likely another store's repository (a
+        mistyped home, two homes on one `repo`; the two may share versions), and they
+        would silently disappear for every client. `rebuild --full` says it is meant."""
         held = {(r.package_name, r.version) for r in records}
+        for package_id in removed:
+            name, _, version = package_id.partition("#")
+            held.add((name, version))
         listed: set[tuple[str, str]] = set()
         for path in index_paths(info):
             if path.endswith("/Packages"):
@@ -506,7 +513,7 @@ class Publisher:
                     raw = _decompressed(self.repo.get(f"dists/{info.suite}/{path}.gz"))
                 listed.update(_listed_versions(raw) if raw is not None else ())
         foreign = listed - held
-        if foreign and not listed & held:
+        if foreign:
             shown = ", ".join(f"{name} {version}" for name, version in sorted(foreign)[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise PublishError(
