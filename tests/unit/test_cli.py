@@ -895,3 +895,26 @@ def test_replacing_the_key_of_a_repository_says_what_to_publish(run, debs):
         "`debrepo build-repo-package --version NEXT` so new users install it"
     )
     assert run("rebuild").code == 0
+
+
+def test_an_architecture_left_out_of_the_settings_is_not_silently_unpublished(
+    run, debs, home, tmp_path
+):
+    arm = tmp_path / "gamma_1.0_arm64.deb"
+    arm.write_bytes(deb_bytes("gamma", "1.0", "arm64"))
+    both = ("--architectures", "amd64,arm64")
+    assert run(*both, "add", str(debs), str(arm)).code == 0
+    release = (home / "repo/dists/stable/Release").read_bytes()
+
+    result = run("rebuild")  # run without the setting (a settings file not read)
+
+    assert result.code == 1
+    assert result.error_line.startswith(
+        "debrepo: error: the store holds versions built for arm64 (gamma 1.0), which the "
+        "architectures setting (amd64) leaves out: publishing would drop them"
+    )
+    assert (home / "repo/dists/stable/Release").read_bytes() == release
+    checked = run("verify")
+    assert checked.code == 1
+    assert "arm64 (gamma 1.0)" in checked.out + checked.err
+    assert run(*both, "verify").code == 0

@@ -121,6 +121,29 @@ def records_for_architecture(
     return [r for r in records if r.architecture in (architecture, "all")]
 
 
+def unpublished_by_architecture(
+    records: Iterable[PackageRecord], architectures: Sequence[str]
+) -> str | None:
+    """What stored versions no index would list (built for an architecture the
+    repository does not publish), said in one phrase; None if there are none."""
+    left_out: dict[str, list[str]] = {}
+    for record in records:
+        if record.architecture != "all" and record.architecture not in architectures:
+            left_out.setdefault(record.architecture, []).append(
+                f"{record.package_name} {record.version}"
+            )
+    if not left_out:
+        return None
+    parts = []
+    for architecture, versions in sorted(left_out.items()):
+        more = f" and {len(versions) - 3} more" if len(versions) > 3 else ""
+        parts.append(f"{architecture} ({', '.join(sorted(versions)[:3])}{more})")
+    return (
+        f"the store holds versions built for {'; '.join(parts)}, which the architectures "
+        f"setting ({', '.join(architectures)}) leaves out"
+    )
+
+
 def render_pieces(sorted_records: Sequence[PackageRecord], component: str) -> list[bytes]:
     """A Packages file (stanzas separated by one blank line, in the given order) in the
     pieces it is compressed in; joined, they are the file."""

@@ -388,10 +388,18 @@ class Publisher:
             if resigned is not None:
                 return resigned
 
-        from debrepo.core.plan import plan_publication  # the full path only
+        from debrepo.core.indexes import unpublished_by_architecture  # the full path only
+        from debrepo.core.plan import plan_publication
 
         report = PublishReport()
         snapshot = self.store.snapshot()
+        left_out = unpublished_by_architecture(snapshot.records, self.settings.architectures)
+        if left_out:  # a settings file not read (another folder) must not unpublish them
+            raise PublishError(
+                f"{left_out}: publishing would drop them for every client. Add those "
+                "architectures (if debrepo.yaml holds them, run from its folder or pass "
+                "--settings), or remove those versions; nothing was published"
+            )
         if first_here and not full:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed)
         report.packages = len(snapshot.records)

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from debrepo.core.indexes import records_for_architecture, render_packages, sort_records
+from debrepo.core.indexes import (
+    records_for_architecture,
+    render_packages,
+    sort_records,
+    unpublished_by_architecture,
+)
 from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
 from debrepo.core.plan import newest_convenience_package, pool_files_for
 from debrepo.core.release import release_checksums
@@ -105,6 +110,9 @@ def verify_repository(
     dists = f"dists/{settings.suite}"
     snapshot = store.snapshot()
     records = snapshot.records
+    left_out = unpublished_by_architecture(records, settings.architectures)
+    if left_out:
+        problems.append(f"{left_out}: they are not published")
     for skipped in snapshot.skipped:
         report.warnings.append(
             f"store item {skipped.package_id} is incomplete and not published: "
