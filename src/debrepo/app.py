@@ -144,13 +144,7 @@ class Workspace:
     @cached_property
     def configs(self) -> dict[str, PackageConfig]:
         settings = self.settings
-        if not settings.config_dir.is_dir():
-            if not settings.config_dir_from.startswith("default"):
-                what = "not a folder" if settings.config_dir.exists() else "no such folder"
-                raise ConfigError(
-                    f"{settings.config_dir}: {what} ({settings.config_dir_from} names the "
-                    "package definitions folder, config/packages in this repository)"
-                )
+        if not settings.config_dir.is_dir():  # the default (load_settings checks the others)
             # Not an error (any .deb can be published without a definition), but kiro and
             # the others would then be recorded without their definitions' fields, for good.
             log.warning(

@@ -328,13 +328,23 @@ def load_settings(
     if lock_ttl < 60:
         raise ConfigError(f"{raw['lock_ttl_seconds'][1]} must be at least 60 seconds")
 
+    config_dir = (cwd / path_text("config_dir")).resolve()
+    if not raw["config_dir"][1].startswith("default") and not config_dir.is_dir():
+        # Named on purpose, so a typo must not pass for "no definitions" (only the
+        # default may be missing: any .deb can be published without a definition).
+        what = "not a folder" if config_dir.exists() else "no such folder"
+        raise ConfigError(
+            f"{config_dir}: {what} ({raw['config_dir'][1]} names the package definitions "
+            "folder, config/packages in this repository)"
+        )
+
     return Settings(
         home=home,
         store=path_text("store"),
         repo=path_text("repo"),
         staging=path_text("staging"),
         key_file=(cwd / path_text("key_file")).resolve(),
-        config_dir=(cwd / path_text("config_dir")).resolve(),
+        config_dir=config_dir,
         config_dir_from=raw["config_dir"][1],
         public_url=public_url,
         origin=text("origin"),

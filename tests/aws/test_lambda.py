@@ -1476,6 +1476,7 @@ def test_the_default_public_url_is_where_the_repository_is_in_the_bucket(
         "AWS_REGION": "eu-west-1",
         "S3_PREFIX": prefix,
     }
+    (tmp_path / "config" / "packages").mkdir(parents=True)  # bundled with the function
     settings = lambda_settings(environ, task_root=tmp_path)
     assert (settings.repo, settings.public_url, settings.staging) == (repo, url, "s3://bkt")
     # The public URL is what index.html and kiro-repo's sources file point clients at.

@@ -35,6 +35,7 @@ from tests.property.oracles import (
     scratch_dir,
 )
 from tests.property.strategies import (
+    BINARY_ARCHITECTURES,
     CONVENIENCE_PACKAGE,
     PHASES_WITHOUT_EXPLAIN,
     deb_filename,
@@ -284,7 +285,12 @@ def test_property_10_11_12_convenience_copy(
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     with (
         scratch_dir() as directory,
-        workspace_in(directory, signer, with_package_configs=True) as ws,
+        workspace_in(
+            directory,
+            signer,
+            with_package_configs=True,
+            architectures=",".join(BINARY_ARCHITECTURES),
+        ) as ws,
     ):
         root, staging_root = Path(ws.repo.root), Path(ws.staging.root)
         for record in others:  # other packages, already in the pool

@@ -540,12 +540,27 @@ def test_a_package_definitions_folder_that_is_named_but_missing_is_an_error(
     assert not home.exists()  # no store, no key: nothing was started
 
 
-def test_missing_config_dir_is_not_needed_to_list(run, tmp_path, home, debs, caplog):
+def test_missing_default_config_dir_is_not_needed_to_list(run, tmp_path, home, debs, caplog):
     run("add", str(debs))
     caplog.clear()
-    result = run("--config-dir", str(tmp_path / "nowhere"), "list")
+    result = run("--home", str(home), "list", base=False)  # no config/packages here
     assert "no package definitions" not in caplog.text  # listing does not need them
     assert result.code == 0
+
+
+@pytest.mark.parametrize("command", [("list",), ("rebuild",), ("verify",)])
+def test_a_config_dir_named_but_missing_is_an_error_for_every_command(
+    run, tmp_path, home, debs, command
+):
+    run("add", str(debs))
+    release = (home / "repo/dists/stable/Release").read_bytes()
+    result = run("--config-dir", str(tmp_path / "nowhere"), *command)
+    assert result.code == 2
+    assert result.error_line == (
+        f"debrepo: error: {tmp_path / 'nowhere'}: no such folder (option --config-dir names "
+        "the package definitions folder, config/packages in this repository)"
+    )
+    assert (home / "repo/dists/stable/Release").read_bytes() == release
 
 
 def test_usage_errors_exit_2(run):
