@@ -353,6 +353,8 @@ def build_kiro_repo(
     wait_seconds: float = 0.0,
 ) -> AddResult:
     """Build kiro-repo_<version>_all.deb, stage it, record it and (by default) publish."""
+    from hashlib import sha256
+
     from debrepo.core.records import Provenance, staging_prefix_for
     from debrepo.services.ingest import Destination, IngestItem, ingest_files
     from debrepo.services.repo_package import (
@@ -372,8 +374,12 @@ def build_kiro_repo(
     templates = RepoPackageTemplates.load(template_dir_for(config, ws.settings.config_dir))
     settings = ws.settings
     package_id = make_package_id(CONVENIENCE_PACKAGE, version)
-    if ws.store.exists(package_id):  # checked again under the lock, by the ingest
-        raise DuplicatePackageError(package_id)
+    stored = ws.store.get(package_id)
+    built_at = now
+    if stored is not None:
+        # Built again with the time of the stored build: the same inputs give the same
+        # bytes, skipped as stored (a re-run of the build script after an interruption).
+        built_at = datetime.fromisoformat(stored.processed_timestamp)
     data = build_repo_package(
         version=version,
         repo_url=repo_url or settings.public_url,
@@ -384,8 +390,10 @@ def build_kiro_repo(
         fingerprint=ws.signer.fingerprint,
         config=config,
         templates=templates,
-        built_at=now,
+        built_at=built_at,
     )
+    if stored is not None and sha256(data).hexdigest() != stored.sha256_hash:
+        raise DuplicatePackageError(package_id)  # other inputs (URL, key, templates)
     filename = f"{CONVENIENCE_PACKAGE}_{version.split(':', 1)[-1]}_all.deb"
     if output is not None:
         output.write_bytes(data)
@@ -404,16 +412,20 @@ def build_kiro_repo(
         )
         with ws.lock(wait_seconds):
             destination = Destination.of("staging", settings)
+            already: list[PackageRecord] = []
             records = ingest_files(
                 [IngestItem(built, provenance)],
                 store=ws.store,
                 target=ws.staging,
                 destination=destination,
                 configs=ws.configs,
-                now=now,
+                now=built_at,
+                already_stored=already,
             )
-            result = AddResult(records, written_keys=_keys(ws, destination, records))
-            if publish_after:
+            result = AddResult(
+                records, written_keys=_keys(ws, destination, records), already_stored=already
+            )
+            if publish_after and (records or store_changed_since_publish(ws.store, ws.staging)):
                 result.report = _publish_stored(ws, result, now)
     return result
 

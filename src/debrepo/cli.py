@@ -300,9 +300,14 @@ def build_repo_package(
         output=output,
         wait_seconds=wait_seconds,
     )
-    record = result.records[0]
+    if result.records:
+        record = result.records[0]
+        what = "built"
+    else:  # the same bytes as the stored build of that version
+        record = result.already_stored[0]
+        what = "already stored, built the same again:"
     out.say(
-        f"built {record.actual_filename} ({record.file_size} bytes, sha256 {record.sha256_hash})"
+        f"{what} {record.actual_filename} ({record.file_size} bytes, sha256 {record.sha256_hash})"
     )
     _report(out, result.report, ws)
 

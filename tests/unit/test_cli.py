@@ -891,9 +891,20 @@ def test_settings_file_error_names_the_option_as_it_is_spelled(run, tmp_path, ki
     assert result.err == f"debrepo: error: {path}: settings file {what} (option --settings)\n"
 
 
+def test_building_a_stored_kiro_repo_version_again_the_same_changes_nothing(run, home):
+    first = run("build-repo-package", "--version", "1.0.0", "--repo-url", "https://a.example/")
+    assert first.code == 0, first.err
+    release = (home / "repo/dists/stable/Release").read_bytes()
+    again = run("build-repo-package", "--version", "1.0.0", "--repo-url", "https://a.example/")
+    assert again.code == 0, again.err
+    built = first.out.splitlines()[0].removeprefix("built ")
+    assert again.out == f"already stored, built the same again: {built}\n"
+    assert (home / "repo/dists/stable/Release").read_bytes() == release
+
+
 def test_building_a_kiro_repo_version_that_exists_names_no_temporary_file(run):
     assert run("build-repo-package", "--version", "1.0.0").code == 0
-    result = run("build-repo-package", "--version", "1.0.0")
+    result = run("build-repo-package", "--version", "1.0.0", "--repo-url", "https://b.example/")
     assert result.code == 1
     assert result.err == (
         "debrepo: error: kiro-repo 1.0.0 is already in the store (package_id "
