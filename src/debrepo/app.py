@@ -103,24 +103,21 @@ class Workspace:
     def signer(self) -> OpenPGPSigner:
         settings = self.settings
         if not settings.key_secret_id and not settings.key_file.exists():
-            # A new key is generated on first use, but never for a repository already
-            # signed with another: every client would fail with NO_PUBKEY.
-            published = next(
-                (
-                    key
-                    for key in (f"{settings.keyring_name}.gpg", f"dists/{settings.suite}/InRelease")
-                    if self.repo.stat(key) is not None
-                ),
-                None,
-            )
-            if published is not None:
+            self._refuse_a_new_key_if_published()
+        return open_signer(settings)
+
+    def _refuse_a_new_key_if_published(self) -> None:
+        """A new key is generated on first use, but never for a repository already
+        signed with another: every client would fail with NO_PUBKEY."""
+        settings = self.settings
+        for published in (f"{settings.keyring_name}.gpg", f"dists/{settings.suite}/InRelease"):
+            if self.repo.stat(published) is not None:
                 raise SigningError(
                     f"{settings.key_file}: no signing key, but {self.repo.description} is "
                     f"already published ({published}) with one; restore the key file or point "
                     "--key-file (DEBREPO_KEY_FILE) at it. To replace the key on purpose: "
                     "`debrepo key generate`, then `debrepo rebuild`"
                 )
-        return open_signer(settings)
 
     def store_exists(self) -> bool:
         """Whether the store holds anything yet (always, for a store that is not a file)."""
@@ -134,6 +131,8 @@ class Workspace:
         """The signer, for commands that only show or export the key: never generated."""
         settings = self.settings
         if not settings.key_secret_id and not settings.key_file.exists():
+            if self.store_exists():  # else nothing was published here (and nothing is made)
+                self._refuse_a_new_key_if_published()  # the key must be found, not made
             raise ConfigError(
                 f"{settings.key_file}: no signing key here; check --home (DEBREPO_HOME) and "
                 "--key-file, or create one with `debrepo key generate` (the first `debrepo "

@@ -944,3 +944,16 @@ def test_an_architecture_left_out_of_the_settings_is_not_silently_unpublished(
     assert checked.code == 1
     assert "arm64 (gamma 1.0)" in checked.out + checked.err
     assert run(*both, "verify").code == 0
+
+
+def test_showing_the_key_of_a_published_repository_whose_key_is_gone_says_to_restore_it(
+    run, home, debs
+):
+    assert run("add", str(debs)).code == 0
+    (home / "keys/signing-key.asc").unlink()
+    result = run("key", "show")
+    assert result.code != 0
+    assert "already published (kiro-archive-keyring.gpg) with one; restore the key file" in (
+        result.error_line
+    )
+    assert not (home / "keys/signing-key.asc").exists()
