@@ -378,7 +378,8 @@ def build_kiro_repo(
     if stored is not None:
         # Built again with the time of the stored build: the same inputs give the same
         # bytes, skipped as stored (a re-run of the build script after an interruption).
-        built_at = datetime.fromisoformat(stored.processed_timestamp)
+        with contextlib.suppress(ValueError):  # unreadable: the bytes differ, refused below
+            built_at = datetime.fromisoformat(stored.processed_timestamp)
     data = build_repo_package(
         version=version,
         repo_url=repo_url or settings.public_url,
