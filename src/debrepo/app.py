@@ -24,6 +24,7 @@ from debrepo.errors import (
     DuplicatePackageError,
     InvalidPackageError,
     PackageNotFoundError,
+    PublishError,
     SecretUnavailableError,
     SigningError,
 )
@@ -482,6 +483,16 @@ def remove_package(
             raise
         if publish_after:  # only then is the signing key needed: a bad one fails now
             ws.signer  # noqa: B018
+        if publish_after:  # a publish that would be refused must not follow a deletion
+            from debrepo.core.indexes import unpublished_by_architecture
+
+            others = [r for r in ws.store.snapshot().records if r.package_id != record.package_id]
+            left_out = unpublished_by_architecture(others, ws.settings.architectures)
+            if left_out:
+                raise PublishError(
+                    f"{left_out}; nothing was removed (remove each with --no-publish, then "
+                    "run `debrepo rebuild`)"
+                )
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
         ws.store.delete(record.package_id)
@@ -675,8 +686,12 @@ def migrate_table(
     if publish_after:
         # Also when nothing was migrated this time: a run that stored every version but
         # failed to publish is finished by running it again.
+        # Versions left out (--skip) or failed may be listed by the old deployment's
+        # indices, which this store's first publish replaces: dropping them is meant.
+        left_out = [make_package_id(default_package, v) for v in report.skipped]
+        left_out += [package_id for package_id, _ in report.failed]
         with ws.lock(wait_seconds):
-            published = ws.publish(now=moment, just_written=written)
+            published = ws.publish(now=moment, just_written=written, removed=left_out)
     return report, published
 
 

@@ -542,3 +542,35 @@ def test_the_script_reads_the_new_table_from_terraform_outputs(ws, old_table, tm
     )
     assert ended.returncode == 0, ended.stderr
     assert "dry run: 3 old item(s), 2 to migrate, 1 already in the store" in ended.stdout
+
+
+def test_a_migration_onto_the_old_deployments_repository_drops_what_it_skipped(
+    old_table, tmp_path, unique_name, debs
+):
+    """The bucket the old code published holds every version and no debrepo record."""
+    old_home = tmp_path / "old"
+    old = Workspace(settings_for(old_home))
+    paths = []
+    for version, deb in debs.items():
+        path = tmp_path / f"kiro_{version}_amd64.deb"
+        path.write_bytes(deb)
+        paths.append(path)
+    app.add_packages(old, paths)
+    table = f"{unique_name}-onto-old"
+    create_table(table)
+    ws = Workspace(
+        settings_for(
+            tmp_path / "home",
+            store=f"dynamodb://{table}",
+            repo=(old_home / "repo").as_uri(),
+            key_file=str(old_home / "keys/signing-key.asc"),
+        )
+    )
+
+    report, published = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", skip_versions=["0.10.1"]
+    )
+
+    assert report.skipped == ["0.10.1"] and published is not None
+    packages = (old_home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Version: 0.10.1\n" not in packages and "Version: 0.11.0\n" in packages

@@ -957,3 +957,24 @@ def test_showing_the_key_of_a_published_repository_whose_key_is_gone_says_to_res
         result.error_line
     )
     assert not (home / "keys/signing-key.asc").exists()
+
+
+def test_removing_one_of_several_left_out_architecture_versions_deletes_nothing(
+    run, debs, home, tmp_path
+):
+    both = ("--architectures", "amd64,arm64")
+    for name in ("gamma", "delta"):
+        arm = tmp_path / f"{name}_1.0_arm64.deb"
+        arm.write_bytes(deb_bytes(name, "1.0", "arm64"))
+        assert run(*both, "add", str(arm)).code == 0
+    result = run("remove", "gamma", "1.0", "--yes")
+    assert result.code == 1
+    assert "arm64 (delta 1.0)" in result.error_line
+    assert result.error_line.endswith(
+        "; nothing was removed (remove each with --no-publish, then run `debrepo rebuild`)"
+    )
+    assert run("show", "gamma", "1.0").code == 0  # still stored
+    for name in ("gamma", "delta"):
+        assert run("remove", name, "1.0", "--yes", "--no-publish").code == 0
+    assert run("rebuild").code == 0
+    assert run("verify").code == 0

@@ -528,8 +528,9 @@ class Publisher:
                 f"{self.repo.description} holds a repository this store did not publish: it "
                 f"lists {shown}{more}, which the store {self.store.description} does not hold, "
                 "and publishing would drop them for every client. Check --home and --store "
-                "(DEBREPO_HOME, DEBREPO_STORE); to replace that repository with this store's "
-                "contents, run `debrepo rebuild --full`"
+                "(DEBREPO_HOME, DEBREPO_STORE). If this store did publish it (its record under "
+                "staging/.state was lost, or the home moved), or to replace that repository "
+                "with this store's contents, run `debrepo rebuild --full`"
             )
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:

@@ -112,7 +112,7 @@ def verify_repository(
     records = snapshot.records
     left_out = unpublished_by_architecture(records, settings.architectures)
     if left_out:
-        problems.append(f"{left_out}: they are not published")
+        problems.append(f"{left_out}: a publish with these settings would drop them")
     for skipped in snapshot.skipped:
         report.warnings.append(
             f"store item {skipped.package_id} is incomplete and not published: "
