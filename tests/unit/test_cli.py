@@ -978,3 +978,27 @@ def test_removing_one_of_several_left_out_architecture_versions_deletes_nothing(
         assert run("remove", name, "1.0", "--yes", "--no-publish").code == 0
     assert run("rebuild").code == 0
     assert run("verify").code == 0
+
+
+def test_a_settings_file_not_read_does_not_change_what_clients_hold_the_release_to(
+    run, debs, home, tmp_path
+):
+    settings = tmp_path / "elsewhere" / "debrepo.yaml"  # not the current folder's
+    settings.parent.mkdir()
+    settings.write_text("origin: Acme\nlabel: Acme tools\ncomponents: main contrib\n")
+    assert run("--settings", str(settings), "add", str(debs)).code == 0
+    release = (home / "repo/dists/stable/Release").read_bytes()
+
+    result = run("rebuild")  # without the settings file: the defaults
+
+    assert result.code == 1
+    line = result.error_line
+    assert "Origin 'Acme' would become 'Kiro'; Label 'Acme tools' would become 'Kiro'" in line
+    assert "component(s) contrib would no longer be published" in line
+    assert line.endswith("run `debrepo rebuild --full`; nothing was published")
+    assert (home / "repo/dists/stable/Release").read_bytes() == release
+    assert run("--settings", str(settings), "rebuild").code == 0  # the same settings: fine
+
+    assert run("rebuild", "--full").code == 0  # the change, on purpose
+    assert b"Origin: Kiro\n" in (home / "repo/dists/stable/Release").read_bytes()
+    assert run("rebuild").code == 0  # and from then on, the new values are the published ones

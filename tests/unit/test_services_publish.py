@@ -1232,11 +1232,11 @@ def test_a_full_rebuild_compresses_every_piece_from_nothing(workspace, make_deb,
 def test_a_settings_change_compresses_every_piece_again(tmp_path, make_deb, monkeypatch):
     workspace = app.Workspace(settings_for(tmp_path / "home"))
     two_piece_repository(workspace, make_deb)
-    relabelled = app.Workspace(settings_for(tmp_path / "home", label="Relabelled"))
+    redescribed = app.Workspace(settings_for(tmp_path / "home", description="Redescribed"))
     with counting_compressions(monkeypatch) as counts:
-        add(relabelled, make_deb, "delta", hours=1)
+        add(redescribed, make_deb, "delta", hours=1)
     assert counts == {".gz": 2, ".xz": 2}
-    assert_indices_as_rebuilt_from_the_store(relabelled)
+    assert_indices_as_rebuilt_from_the_store(redescribed)
 
 
 @pytest.mark.parametrize("how", ["state lost", "full rebuild"])

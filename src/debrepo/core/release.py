@@ -73,6 +73,28 @@ class ReleaseInfo(NamedTuple):
     valid_for: timedelta
 
 
+def identity_changes(published: bytes, info: ReleaseInfo) -> list[str]:
+    """How `info` differs from a published Release in what apt holds clients to: a
+    changed Origin, Label or Codename makes `apt update` fail on every client (until
+    `--allow-releaseinfo-change`), and a component no longer listed is dropped."""
+    from debian import deb822
+
+    try:
+        fields = deb822.Release(published.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return []  # unreadable: nothing to hold the new one to
+    held = (("Origin", info.origin), ("Label", info.label), ("Codename", info.codename))
+    changes = [
+        f"{name} {fields[name]!r} would become {new!r}"
+        for name, new in held
+        if name in fields and fields[name] != new
+    ]
+    dropped = [c for c in fields.get("Components", "").split() if c not in info.components]
+    if dropped:
+        changes.append(f"component(s) {', '.join(dropped)} would no longer be published")
+    return changes
+
+
 def format_paragraph(fields: Iterable[tuple[str, str]]) -> str:
     """One control paragraph, exactly as `Deb822.dump()` writes it (no blank line after)."""
     return "".join(

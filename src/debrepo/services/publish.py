@@ -38,6 +38,7 @@ from debrepo.core.release import (
     Digest,
     IndexFile,
     ReleaseInfo,
+    identity_changes,
     index_paths,
     parse_release_digests,
     render_release,
@@ -402,6 +403,8 @@ class Publisher:
             )
         if first_here and not full:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed)
+        elif not full and state.fingerprint not in (None, fingerprint):
+            self._refuse_to_change_what_clients_hold_to(info)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
@@ -531,6 +534,22 @@ class Publisher:
                 "(DEBREPO_HOME, DEBREPO_STORE). If this store did publish it (its record under "
                 "staging/.state was lost, or the home moved), or to replace that repository "
                 "with this store's contents, run `debrepo rebuild --full`"
+            )
+
+    def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
+        """PublishError if the settings changed since the last publish in a way apt
+        refuses or that drops a component (usually a settings file that was not read);
+        `rebuild --full` says it is meant."""
+        published = self.repo.get(f"dists/{info.suite}/Release")
+        changes = identity_changes(published, info) if published is not None else []
+        if changes:
+            raise PublishError(
+                f"the settings differ from the published Release: {'; '.join(changes)}, "
+                "and apt refuses such a change on every client until `apt update "
+                "--allow-releaseinfo-change` (or loses that component). If debrepo.yaml "
+                "holds the published values, run from its folder or pass --settings; to "
+                "make the change on purpose, run `debrepo rebuild --full`; nothing was "
+                "published"
             )
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
