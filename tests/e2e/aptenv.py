@@ -110,8 +110,11 @@ class DebrepoCli:
             *(str(a) for a in args),
         ]
 
-    def run(self, *args: str | Path, check: bool = True) -> CliResult:
+    def run(self, *args: str | Path, check: bool = True, launcher: Sequence[str] = ()) -> CliResult:
+        """`launcher`, if given, runs in place of the console script (with its arguments)."""
         argv = self.argv(*args)
+        if launcher:
+            argv = [*launcher, *argv[1:]]
         done = subprocess.run(
             argv,
             cwd=self.cwd,

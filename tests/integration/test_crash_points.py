@@ -25,7 +25,6 @@ import lzma
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import pytest
 from debian import deb822
 
 from tests.conftest import deb_bytes
-from tests.e2e.aptenv import DebrepoCli, clean_environment
+from tests.e2e.aptenv import DebrepoCli
 from tests.tools import require_tool
 
 CRASHED = 86  # exit status of a run stopped at its crash point
@@ -58,6 +57,10 @@ from debrepo.cli import main
 sys.argv = ["debrepo", *sys.argv[2:]]
 main()
 """
+
+
+def crashing_at(step: int) -> list[str]:
+    return [sys.executable, "-c", CRASHING_RUNNER, str(step)]
 
 
 def _sha256(data: bytes) -> str:
@@ -127,26 +130,6 @@ def assert_client_can_use(repo: Path, inrelease: bytes, scratch: Path) -> set[st
     return seen
 
 
-def _run(
-    cli: DebrepoCli, args: Sequence[str | Path], crash_at: int | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = [str(a) for a in cli.argv(*args)[1:]]
-    command = (
-        [sys.executable, "-c", CRASHING_RUNNER, str(crash_at), *argv]
-        if crash_at is not None
-        else [cli.argv()[0], *argv]
-    )
-    return subprocess.run(
-        command,
-        cwd=cli.cwd,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 @dataclass(frozen=True)
 class Published:
     pristine: Path  # a copy of `home` as published, copied back for every run
@@ -211,7 +194,7 @@ def test_a_command_killed_at_any_step_leaves_every_client_served(
     for crash_at in range(1, 500):
         shutil.rmtree(home, ignore_errors=True)
         shutil.copytree(pristine, home, symlinks=True)
-        done = _run(cli, args, crash_at)
+        done = cli.run(*args, check=False, launcher=crashing_at(crash_at))
         assert "publishing as if for the first time" not in done.stderr
         if done.returncode != CRASHED:
             assert done.returncode == 0, f"step {crash_at}: {done.stderr}"
@@ -227,21 +210,21 @@ def test_a_command_killed_at_any_step_leaves_every_client_served(
         except AssertionError as exc:
             raise AssertionError(f"{where}: {exc}") from None
 
-        again = _run(cli, args)
+        again = cli.run(*args, check=False)
         if scenario == "remove" and again.returncode != 0:  # the record is gone already
             assert "is not in the store" in again.stderr, f"{where}: {again.stderr}"
             if "`debrepo rebuild` publishes them" in again.stderr:  # and is still published
                 told_to_rebuild += 1
-                again = _run(cli, ["rebuild"])
+                again = cli.run("rebuild", check=False)
             else:  # its removal was published too
-                again = _run(cli, ["list"])
+                again = cli.run("list", check=False)
         # An add run again skips what it stored and publishes what is unpublished.
         assert again.returncode == 0, f"{where}: running it again: {again.stderr}"
-        checked = _run(cli, ["verify"])
+        checked = cli.run("verify", check=False)
         assert checked.returncode == 0, (
             f"{where}: verify afterwards:\n{checked.stdout}{checked.stderr}"
         )
-        listed = _run(cli, ["list", "--json"])
+        listed = cli.run("list", "--json", check=False)
         ids = {f"{r['package_name']}#{r['version']}" for r in json.loads(listed.stdout)}
         assert ids == expected, where
         final = (home / "repo" / SUITE_DIR / "InRelease").read_bytes()
