@@ -364,8 +364,6 @@ def ingest_files(
                     dropped.append(outcome)
             left_out = {id(outcome) for outcome in dropped}
             outcomes = [outcome for outcome in outcomes if id(outcome) not in left_out]
-            if isinstance(target, FilesystemObjectStore):  # pool folders made for the copies
-                target.remove_empty_folders([outcome.key for outcome in dropped])
         to_place = [(outcome, outcome.record) for outcome in outcomes if outcome.record]
         records = [record for outcome, record in to_place if id(outcome) not in putting_back]
         storing = False
