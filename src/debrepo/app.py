@@ -216,6 +216,8 @@ class AddResult:
     written_keys: list[str] = field(default_factory=list)
     # Given again with the very bytes already stored: skipped, nothing changed.
     already_stored: list[PackageRecord] = field(default_factory=list)
+    # Of those, the ones whose missing file was put back from the file given.
+    put_back: list[PackageRecord] = field(default_factory=list)
 
 
 def _keys(ws: Workspace, destination: Destination, records: Sequence[PackageRecord]) -> list[str]:
@@ -309,6 +311,7 @@ def add_packages(
     with ws.lock(wait_seconds):
         destination = Destination.of("pool", ws.settings)
         already: list[PackageRecord] = []
+        restored: list[PackageRecord] = []
         records = ingest_files(
             items,
             store=ws.store,
@@ -318,9 +321,13 @@ def add_packages(
             now=now,
             progress=file_progress,
             already_stored=already,
+            put_back=restored,
         )
         result = AddResult(
-            records, written_keys=_keys(ws, destination, records), already_stored=already
+            records,
+            written_keys=_keys(ws, destination, records),
+            already_stored=already,
+            put_back=restored,
         )
         if publish and (records or store_changed_since_publish(ws.store, ws.staging)):
             result.report = _publish_stored(ws, result, now)
@@ -414,6 +421,7 @@ def build_kiro_repo(
         with ws.lock(wait_seconds):
             destination = Destination.of("staging", settings)
             already: list[PackageRecord] = []
+            restored: list[PackageRecord] = []
             records = ingest_files(
                 [IngestItem(built, provenance)],
                 store=ws.store,
@@ -422,9 +430,13 @@ def build_kiro_repo(
                 configs=ws.configs,
                 now=built_at,
                 already_stored=already,
+                put_back=restored,
             )
             result = AddResult(
-                records, written_keys=_keys(ws, destination, records), already_stored=already
+                records,
+                written_keys=_keys(ws, destination, records),
+                already_stored=already,
+                put_back=restored,
             )
             if publish_after and (records or store_changed_since_publish(ws.store, ws.staging)):
                 result.report = _publish_stored(ws, result, now)

@@ -240,7 +240,9 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
             out.say(f"{verb} {record.package_name} {record.version} ({record.architecture})")
         if len(records) > 20:
             out.say(f"{verb} {len(records) - 20} more")
-    if not result.records and result.report is None and not no_publish:
+    for record in result.put_back:
+        out.say(f"put back the missing file of {record.package_name} {record.version}")
+    if not (result.records or result.put_back or result.report or no_publish):
         out.say("nothing new to add or publish")
     _report(out, result.report, ws)
 
@@ -309,6 +311,8 @@ def build_repo_package(
     out.say(
         f"{what} {record.actual_filename} ({record.file_size} bytes, sha256 {record.sha256_hash})"
     )
+    if result.put_back:
+        out.say(f"put back its missing staged copy ({ws.staging.description})")
     _report(out, result.report, ws)
 
 

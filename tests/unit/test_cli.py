@@ -145,6 +145,20 @@ def test_add_the_same_file_again_says_it_is_stored_and_changes_nothing(run, debs
     assert (home / "repo/dists/stable/Release").read_bytes() == release
 
 
+def test_add_the_same_file_again_puts_back_a_lost_pool_file_and_says_so(run, debs, home, caplog):
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    pool_file = home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb"
+    pool_file.unlink()
+    result = run("add", str(debs / "alpha_1.0_amd64.deb"))
+    assert result.code == 0, result.err
+    assert result.out == (
+        "already stored alpha 1.0 (amd64)\nput back the missing file of alpha 1.0\n"
+    )
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb was missing: put back" in caplog.text
+    assert pool_file.read_bytes() == (debs / "alpha_1.0_amd64.deb").read_bytes()
+    assert run("verify").code == 0
+
+
 def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
     broken = tmp_path / "broken.deb"
     broken.write_bytes(b"garbage")
@@ -900,6 +914,21 @@ def test_building_a_stored_kiro_repo_version_again_the_same_changes_nothing(run,
     built = first.out.splitlines()[0].removeprefix("built ")
     assert again.out == f"already stored, built the same again: {built}\n"
     assert (home / "repo/dists/stable/Release").read_bytes() == release
+
+
+def test_building_a_stored_kiro_repo_version_again_puts_back_its_lost_staged_copy(
+    run, home, caplog
+):
+    args = ("build-repo-package", "--version", "1.0.0", "--repo-url", "https://a.example/")
+    assert run(*args).code == 0
+    staged = home / "staging/kiro-repo/kiro-repo_1.0.0_all.deb"
+    original = staged.read_bytes()
+    staged.unlink()
+    again = run(*args)
+    assert again.code == 0, again.err
+    assert again.out.splitlines()[-1].startswith("put back its missing staged copy")
+    assert "debrepo-build-" not in caplog.text  # the temporary build file is no news
+    assert staged.read_bytes() == original
 
 
 def test_building_a_kiro_repo_version_that_exists_names_no_temporary_file(run):

@@ -117,8 +117,9 @@ def test_the_same_file_added_again_puts_back_its_lost_pool_file(workspace, make_
     pool_file.unlink()
     again = app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
     assert again.records == [] and [r.package_id for r in again.already_stored] == ["alpha#1.0"]
+    assert again.put_back == again.already_stored
     assert pool_file.read_bytes() == original
-    assert "pool/main/a/alpha/alpha_1.0_amd64.deb was not in place: put there from" in caplog.text
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb was missing: put back" in caplog.text
     assert app.verify(workspace, now=FIXED_NOW).problems == []
 
 

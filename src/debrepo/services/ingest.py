@@ -261,13 +261,16 @@ def ingest_files(
     now: datetime,
     progress: Callable[[int], None] | None = None,
     already_stored: list[PackageRecord] | None = None,
+    put_back: list[PackageRecord] | None = None,
 ) -> list[PackageRecord]:
     """Check, place and record every file, or raise and change nothing.
 
     A version already in the store is refused; with `already_stored`, a file with the
     very bytes of that version (same size and SHA256) is skipped instead and its stored
     record appended there, so running an `add` again, for instance after a crash, does
-    what is left rather than fail on what was done.
+    what is left rather than fail on what was done. If that version's file is missing
+    from `target`, it is put back from the file given and the record also appended to
+    `put_back`.
     """
     if not items:
         return []
@@ -354,11 +357,16 @@ def ingest_files(
         putting_back: set[int] = set()
         if skipped and already_stored is not None:
             dropped: list[_Outcome] = []
-            for outcome, stored, path in skipped:
+            for outcome, stored, _path in skipped:
                 already_stored.append(stored)
                 if target.stat(outcome.key) is None:
-                    log.warning("%s was not in place: put there from %s", outcome.key, path)
+                    log.warning(
+                        "%s was missing: put back from the file given (the bytes stored)",
+                        outcome.key,
+                    )
                     putting_back.add(id(outcome))
+                    if put_back is not None:
+                        put_back.append(stored)
                 else:
                     _discard(outcome.copy)
                     dropped.append(outcome)
