@@ -156,6 +156,49 @@ def test_nothing_listening_is_a_clear_error(http: HttpClient, tmp_path: Path) ->
         http.download(url, tmp_path / "package.deb")
 
 
+def test_a_host_that_cannot_be_reached_is_not_tried_again_in_the_same_run(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    port = free_port()
+    with pytest.raises(SourceError, match="cannot fetch it, even after retrying"):
+        http.download(f"http://127.0.0.1:{port}/one.deb", tmp_path / "one.deb")
+    # Something listens there now: a second attempt would succeed, so an error proves
+    # that none was made.
+    late = HTTPServer(host="127.0.0.1", port=port)
+    late.expect_request("/two.deb").respond_with_data(DEB)
+    late.start()
+    try:
+        with pytest.raises(SourceError) as caught:
+            http.download(f"http://127.0.0.1:{port}/two.deb", tmp_path / "two.deb")
+        assert str(caught.value).startswith(
+            f"http://127.0.0.1:{port}/two.deb: not tried: 127.0.0.1:{port} could not be "
+            "reached earlier in this run ("
+        )
+        assert late.log == []
+        with HttpClient(FAST_HTTP) as next_run:  # a new run tries again
+            assert next_run.download(late.url_for("/two.deb"), tmp_path / "two.deb").size
+    finally:
+        late.clear()
+        late.stop()
+    upstream.serve_bytes("/kiro.deb", DEB)  # other hosts are still asked
+    assert http.download(upstream.url("/kiro.deb"), tmp_path / "kiro.deb").size == len(DEB)
+
+
+def test_an_unreachable_redirect_target_does_not_mark_the_host_that_redirected(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    upstream.server.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": f"{dead}/kiro.deb"}
+    )
+    upstream.serve_bytes("/kiro.deb", DEB)
+    with pytest.raises(SourceError, match="cannot fetch it"):
+        http.download(upstream.url("/moved"), tmp_path / "a.deb")
+    assert http.download(upstream.url("/kiro.deb"), tmp_path / "b.deb").size == len(DEB)
+    with pytest.raises(SourceError, match="not tried"):
+        http.download(f"{dead}/other.deb", tmp_path / "c.deb")
+
+
 def test_get_json_refuses_html_and_broken_json(http: HttpClient, upstream: Upstream) -> None:
     upstream.serve_bytes(
         "/portal", b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html; charset=utf-8"

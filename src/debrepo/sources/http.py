@@ -5,6 +5,9 @@
   the body streams (the download restarts from the beginning), and on 429, 500, 502,
   503 and 504, honouring Retry-After up to `max_retry_after` seconds. All of them share
   one budget of `retries` per kind.
+- A host that could not be connected to even after the retries is not tried again
+  by the same client (one run): a sync or migration whose upstream is down (DNS,
+  refused, timeout) fails each further file at once instead of retrying each.
 - A maximum size, checked against Content-Length before the body is read and again
   while it streams.
 - Downloads stream to a file, feeding MD5, SHA1, SHA256 and SHA512 in the same pass;
@@ -28,6 +31,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import (
+    ConnectTimeoutError,
     HTTPError,
     MaxRetryError,
     NewConnectionError,
@@ -163,6 +167,12 @@ def _attempts(retry: Retry) -> int:
     return 1 + sum(1 for entry in retry.history if entry.redirect_location is None)
 
 
+def _normal(origin: tuple[str, str, int | None]) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port spelled out, lower-case host."""
+    scheme, host, port = origin
+    return scheme, host.lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
 def _too_large(url: str, limit: int) -> SourceError:
     return SourceError(f"{url}: larger than the limit of {limit} bytes; refusing to download it")
 
@@ -175,6 +185,8 @@ class HttpClient:
         self._pool = urllib3.PoolManager(
             timeout=Timeout(connect=self.settings.connect_timeout, read=self.settings.read_timeout)
         )
+        # (scheme, host, port) -> why it could not be reached
+        self._unreachable: dict[tuple[str, str, int | None], str] = {}
 
     def __enter__(self) -> HttpClient:
         return self
@@ -213,6 +225,13 @@ class HttpClient:
         problem = url_problem(url)
         if problem:
             raise SourceError(problem)
+        parts = urlsplit(url)
+        origin = _normal((parts.scheme, parts.hostname or "", parts.port))
+        if origin in self._unreachable:
+            raise SourceError(
+                f"{url}: not tried: {parts.netloc} could not be reached earlier in this run "
+                f"({self._unreachable[origin]})"
+            )
         sent = {"User-Agent": self.settings.user_agent, **(headers or {})}
         retry = self._retry()
         while True:
@@ -221,8 +240,16 @@ class HttpClient:
                     "GET", url, headers=sent, retries=retry, preload_content=False
                 )
             except MaxRetryError as exc:
+                reason = _describe(exc.reason)
+                # Not connecting at all (name, refusal, timeout; NewConnectionError is a
+                # ConnectTimeoutError): the host is the problem, not this file. The pool
+                # is the host that failed, which after a redirect is not the one asked.
+                if isinstance(exc.reason, ConnectTimeoutError):
+                    pool = exc.pool
+                    failed = origin if pool is None else (pool.scheme or "", pool.host, pool.port)
+                    self._unreachable[_normal(failed)] = reason
                 raise SourceError(
-                    f"{url}: cannot fetch it, even after retrying: {_describe(exc.reason)}"
+                    f"{url}: cannot fetch it, even after retrying: {reason}"
                 ) from None
             except HTTPError as exc:
                 raise SourceError(f"{url}: {exc}") from None
