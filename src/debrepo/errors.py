@@ -38,11 +38,19 @@ class RecordValidationError(DebrepoError):
 class DuplicatePackageError(DebrepoError):
     """A package version is already in the store; published versions are immutable."""
 
-    def __init__(self, package_id: str) -> None:
+    def __init__(self, package_id: str, *, sha256s: tuple[str, str] | None = None) -> None:
         self.package_id = package_id
         name, _, version = package_id.partition("#")
+        # (stored, given): said when known, since only other bytes get this far
+        differ = (
+            ""
+            if sha256s is None
+            else (
+                f" with other bytes (sha256 {sha256s[0][:12]}... stored, {sha256s[1][:12]}... here)"
+            )
+        )
         super().__init__(
-            f"{name} {version} is already in the store (package_id {package_id!r}); "
+            f"{name} {version} is already in the store{differ} (package_id {package_id!r}); "
             "published versions are immutable, build a new version instead"
         )
 

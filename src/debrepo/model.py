@@ -85,6 +85,11 @@ _DEPENDS_RE = FIELD_RULES["depends"]
 _CHECKSUMS_RE = re.compile(r"[0-9a-f]{32} [0-9a-f]{40} [0-9a-f]{64} (?:[0-9a-f]{128})?")
 
 
+def is_one_line(value: str) -> bool:
+    """Whether `value` may go into a one-line field: no line break, no control character."""
+    return _LINE_BREAK_OR_CONTROL_RE.search(value) is None
+
+
 def make_package_id(package_name: str, version: str) -> str:
     """The store's partition key, `"{package_name}#{version}"`."""
     return f"{package_name}#{version}"

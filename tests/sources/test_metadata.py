@@ -99,6 +99,10 @@ def test_upstream_checksums_and_size_are_kept() -> None:
         ({"version": "0.9.2", "url": "ftp://x/k.deb"}, "is not an http(s) URL"),
         ({"version": "0.9.2", "url": "../../../etc/passwd"}, "tries to leave its directory"),
         ({"version": "0.9.2", "url": "k.deb", "notes": ["a"]}, "field notes must be a string"),
+        (
+            {"version": "0.9.2", "url": "k.deb", "pub_date": "2025\n05"},
+            "field pub_date must be one line without control characters",
+        ),
         ({"version": "0.9.2", "url": "k.deb", "sha256": "abc"}, "field sha256 is not a SHA256"),
         (
             {"version": "0.9.2", "url": "k.deb", "sha256": SHA256, "sha256_hash": "c" * 64},

@@ -133,7 +133,7 @@ def test_add_a_duplicate_with_other_bytes_fails_with_one_line(run, debs, tmp_pat
     rebuilt.write_bytes(deb_bytes("alpha", "1.0", description="rebuilt\n Other bytes."))
     result = run("add", str(rebuilt))
     assert result.code == 1
-    assert "alpha 1.0 is already in the store" in result.error_line
+    assert "alpha 1.0 is already in the store with other bytes (sha256 " in result.error_line
 
 
 def test_add_the_same_file_again_says_it_is_stored_and_changes_nothing(run, debs, home):

@@ -315,7 +315,9 @@ def ingest_files(
             elif record.package_id in existing:
                 stored = store.get(record.package_id) if already_stored is not None else None
                 if stored is None or not _same_file(stored, record):
-                    errors.append(f"{item.path}: {DuplicatePackageError(record.package_id)}")
+                    sha256s = None if stored is None else (stored.sha256_hash, record.sha256_hash)
+                    duplicate = DuplicatePackageError(record.package_id, sha256s=sha256s)
+                    errors.append(f"{item.path}: {duplicate}")
                 elif record.package_id not in seen:
                     seen[record.package_id] = item.path
                     skipped.append((outcome, stored, item.path))

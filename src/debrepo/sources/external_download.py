@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 from debrepo.core.control import version_problem
 from debrepo.errors import ConfigError
+from debrepo.model import is_one_line
 from debrepo.packages_config import PackageConfig
 from debrepo.sources.base import (
     HASH_NAMES,
@@ -40,12 +41,17 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _optional_text(entry: Mapping[str, Any], key: str, where: str) -> str | None:
+def _optional_text(
+    entry: Mapping[str, Any], key: str, where: str, *, one_line: bool = False
+) -> str | None:
     value = entry.get(key)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise SourceError(f"{where}: field {key} must be a string, found {_json_type(value)}")
+    if one_line and not is_one_line(value):
+        # Refused now, before a download it would be refused after.
+        raise SourceError(f"{where}: field {key} must be one line without control characters")
     return value
 
 
@@ -146,7 +152,7 @@ def parse_metadata(data: Any, *, endpoint: str, package_name: str) -> Release:
         package_name=package_name,
         version=version.strip(),
         url=url,
-        pub_date=_optional_text(entry, "pub_date", endpoint),
+        pub_date=_optional_text(entry, "pub_date", endpoint, one_line=True),
         notes=_optional_text(entry, "notes", endpoint),
         certificate_url=_optional_url(entry, "certificate", endpoint, endpoint),
         signature_url=_optional_url(entry, "signature", endpoint, endpoint),
