@@ -369,7 +369,18 @@ def show(ctx: click.Context, package: str, version: str | None, as_json: bool) -
     }
     for key, value in extras.items():
         if value:
-            click.echo(f"X-Debrepo-{key}: {value}")
+            click.echo(f"X-Debrepo-{key}: {_folded(value)}")
+
+
+def _folded(text: str) -> str:
+    """Upstream text as a deb822 field value: continuation lines indented, an empty one
+    as ' .', and control characters (terminal escapes, NUL) shown escaped, not sent."""
+    lines = text.replace("\r\n", "\n").strip("\n").split("\n")
+    shown = [
+        "".join(c if c == "\t" or c.isprintable() else ascii(c)[1:-1] for c in line)
+        for line in lines
+    ]
+    return "\n".join([shown[0], *(f" {line}" if line.strip() else " ." for line in shown[1:])])
 
 
 @cli.command()

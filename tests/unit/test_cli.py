@@ -248,6 +248,29 @@ def test_show(run, debs):
     assert isinstance(as_json["control_fields"], dict)
 
 
+def test_show_prints_upstream_notes_as_one_stanza_without_control_characters(
+    run, debs, home
+):
+    from debian.deb822 import Deb822
+
+    assert run("add", str(debs)).code == 0
+    notes = "First line\r\n\nthird \x1b[31mred\x00 end\n  indented"
+    with sqlite3.connect(home / "metadata.db") as db:
+        db.execute("UPDATE packages SET notes = ? WHERE package_id = 'alpha#1.0'", (notes,))
+    result = run("show", "alpha", "1.0")
+    assert result.code == 0, result.err
+    assert not any(c in result.out for c in "\x00\x1b\r")
+    stanzas = list(Deb822.iter_paragraphs(result.out))
+    assert len(stanzas) == 1
+    assert stanzas[0]["Package"] == "alpha"
+    assert stanzas[0]["X-Debrepo-Notes"].splitlines() == [
+        "First line",
+        " .",
+        " third \\x1b[31mred\\x00 end",
+        "   indented",
+    ]
+
+
 def test_show_unknown_package(run, debs):
     run("add", str(debs))
     result = run("show", "nothing", "1.0")
