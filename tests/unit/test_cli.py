@@ -248,9 +248,7 @@ def test_show(run, debs):
     assert isinstance(as_json["control_fields"], dict)
 
 
-def test_show_prints_upstream_notes_as_one_stanza_without_control_characters(
-    run, debs, home
-):
+def test_show_prints_upstream_notes_as_one_stanza_without_control_characters(run, debs, home):
     from debian.deb822 import Deb822
 
     assert run("add", str(debs)).code == 0

@@ -47,6 +47,7 @@ from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
+from debrepo.scratch import drop_scratch, new_scratch
 
 if TYPE_CHECKING:
     from debrepo.settings import Settings
@@ -283,7 +284,7 @@ def ingest_files(
             incoming = tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=local_root)
         except OSError as exc:
             raise ObjectStoreError(f"{local_root}: cannot write: {exc.strerror}") from None
-    scratch = tempfile.mkdtemp(prefix="debrepo-ingest-")
+    scratch = str(new_scratch("debrepo-ingest-"))
     outcomes: list[_Outcome] = []
     committed = False
     try:
@@ -411,9 +412,9 @@ def ingest_files(
             if isinstance(target, FilesystemObjectStore):
                 # The folders made for copies that were not kept (an empty pool/x/name/).
                 target.remove_empty_folders([outcome.key for outcome in outcomes if outcome.key])
-        for folder in (incoming, scratch):
-            if folder:
-                shutil.rmtree(folder, ignore_errors=True)
+        if incoming:
+            shutil.rmtree(incoming, ignore_errors=True)
+        drop_scratch(Path(scratch))
 
 
 def _same_file(stored: PackageRecord, record: PackageRecord) -> bool:

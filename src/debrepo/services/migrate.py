@@ -459,13 +459,14 @@ def migrate_versions(
     under it, so a scheduled publish can run in between and no lock outlives its lease.
     A version that appeared in the store meanwhile counts as already migrated.
     """
+    from debrepo.scratch import drop_scratch, new_scratch
     from debrepo.services.ingest import IngestItem, ingest_files
     from debrepo.sources.base import Release, download_release
     from debrepo.sources.http import HttpClient
 
     report.dry_run = False
     written: list[str] = []
-    scratch_root = Path(tempfile.mkdtemp(prefix="debrepo-migrate-"))
+    scratch_root = new_scratch("debrepo-migrate-")
     try:
         with HttpClient(http_settings) as http:
             for done, old in enumerate(report.to_migrate, start=1):
@@ -514,7 +515,7 @@ def migrate_versions(
                     if progress:
                         progress("migrate", done, len(report.to_migrate))
     finally:
-        shutil.rmtree(scratch_root, ignore_errors=True)
+        drop_scratch(scratch_root)
     return written
 
 

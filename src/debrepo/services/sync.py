@@ -24,8 +24,6 @@ import functools
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
+from debrepo.scratch import drop_scratch, new_scratch
 from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from debrepo.services.publish import (
     PublishReport,
@@ -55,6 +54,7 @@ log = logging.getLogger("debrepo.sync")
 # Versions stored by a sync whose publish then failed: announced by the first sync after
 # a publish that includes them, so subscribers hear of every version once.
 OWED_NOTIFICATIONS_KEY = "staging/.state/notifications-owed.json"
+SCRATCH_FAMILY = "debrepo-sync-"  # downloads waiting to be stored, one folder each
 
 PublishFn = Callable[[datetime, Sequence[str]], PublishReport]
 MakeSource = Callable[[PackageConfig, HttpClient], PackageSource]
@@ -229,11 +229,11 @@ class _Run:
             return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
         if self.dry_run:
             return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
-        scratch = Path(tempfile.mkdtemp(prefix=f"debrepo-sync-{name}-", dir=self.scratch_root))
+        scratch = new_scratch(SCRATCH_FAMILY, self.scratch_root, label=f"{name}-")
         try:
             return _Fetched(config, release, source.acquire(release, scratch), scratch)
         except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
+            drop_scratch(scratch)
             raise
 
     def store_fetched(self, fetched: _Fetched) -> PackageOutcome:
@@ -264,7 +264,7 @@ class _Run:
                 str(exc).replace(str(fetched.acquired.deb_path), release.url)
             ) from None
         finally:
-            shutil.rmtree(fetched.scratch, ignore_errors=True)
+            drop_scratch(fetched.scratch)
         if not records:  # stored meanwhile, with these very bytes, by another run
             return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
         (record,) = records
@@ -368,7 +368,7 @@ def run_sync(
     finally:  # downloads never stored (the lock could not be had, or an interruption)
         for result in results:
             if isinstance(result, _Fetched):
-                shutil.rmtree(result.scratch, ignore_errors=True)
+                drop_scratch(result.scratch)
 
 
 def _publish_and_notify(

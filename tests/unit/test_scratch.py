@@ -1,0 +1,94 @@
+"""Scratch folders left by a killed run go with the next run; a live run's stay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from debrepo.scratch import OWNER, drop_scratch, new_scratch, sweep
+
+FAMILY = "debrepo-test-"
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from debrepo.scratch import new_scratch
+path = new_scratch(sys.argv[1], Path(sys.argv[2]))
+(path / "download.part").write_bytes(b"x" * 1000)
+print(path, flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(parent: Path) -> tuple[subprocess.Popen[str], Path]:
+    """Another process that made a scratch folder under `parent` and still runs."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, FAMILY, str(parent)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, Path(process.stdout.readline().strip())
+
+
+def test_a_folder_whose_owner_was_killed_goes_with_the_next_one(tmp_path: Path) -> None:
+    process, left = _holder(tmp_path)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (left / "download.part").exists()
+    mine = new_scratch(FAMILY, tmp_path)
+    try:
+        assert not left.exists()
+        assert sorted(tmp_path.iterdir()) == [mine]
+    finally:
+        drop_scratch(mine)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_whose_owner_still_runs_is_left_alone(tmp_path: Path) -> None:
+    process, theirs = _holder(tmp_path)
+    try:
+        mine = new_scratch(FAMILY, tmp_path)
+        assert (theirs / "download.part").exists()
+        assert sweep(FAMILY, tmp_path) == []
+        drop_scratch(mine)
+    finally:
+        process.kill()
+        process.wait()
+    assert sweep(FAMILY, tmp_path) == [theirs]
+
+
+def test_this_process_never_sweeps_its_own_folders(tmp_path: Path) -> None:
+    first = new_scratch(FAMILY, tmp_path)
+    second = new_scratch(FAMILY, tmp_path)
+    assert first.is_dir() and second.is_dir() and (first / OWNER).exists()
+    drop_scratch(first)
+    drop_scratch(second)
+
+
+def test_folders_without_an_owner_file_go_only_when_old(tmp_path: Path) -> None:
+    young = tmp_path / f"{FAMILY}young"
+    old = tmp_path / f"{FAMILY}old"
+    for folder in (young, old):
+        folder.mkdir()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert sweep(FAMILY, tmp_path) == [old]
+    assert young.is_dir()
+
+
+def test_other_names_files_and_links_are_never_touched(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "precious").write_text("keep")
+    (tmp_path / f"{FAMILY}link").symlink_to(target)
+    (tmp_path / f"{FAMILY}file").write_text("a file")
+    other = tmp_path / "other-folder"
+    other.mkdir()
+    os.utime(other, (0, 0))
+    assert sweep(FAMILY, tmp_path) == []
+    assert (target / "precious").read_text() == "keep"
+    assert other.is_dir() and (tmp_path / f"{FAMILY}file").exists()
