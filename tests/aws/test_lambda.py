@@ -36,10 +36,12 @@ from debrepo.aws import DynamoDBLock, lambda_settings
 from debrepo.core.layout import DEB_CONTENT_TYPE, delivery_for
 from debrepo.errors import LockError
 from debrepo.signing.openpgp import OpenPGPSigner
+from debrepo.store.dynamodb import create_table
 from tests.aws.aws_proxy import AwsProxy, Call, Rule, is_lock_request, lock_intervals
 from tests.aws.lambda_harness import (
     LOCK_ID,
     PACKAGES,
+    REGION,
     RELEASE_FILES,
     Deployment,
     LambdaContext,
@@ -854,6 +856,38 @@ def test_a_publish_that_cannot_finish_fails_the_run_before_any_release(
     assert_failed_cleanly(deployment, run, run.body.removeprefix("Error processing repository: "))
     assert not [key for key in deployment.objects() if key.startswith("dists/")]
     assert rule.answered == attempts
+
+
+# -- the function pointed at another table ----------------------------------------------
+
+
+def test_a_new_empty_table_does_not_unpublish_what_the_old_one_published(
+    deployment: Deployment,
+    upstream: Upstream,
+    invoke: Invoke,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DYNAMODB_TABLE changed before `migrate-table` ran (or mistyped): refused, not
+    published without kiro-repo, whose pool file would be deleted a few runs later."""
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+    assert invoke({}).status == 200
+    published = {
+        key: deployment.get(key) for key in deployment.objects() if not key.startswith("staging/")
+    }
+    new_table = f"{deployment.table}-new"
+    create_table(new_table, region=REGION, endpoint_url=moto_endpoint)
+    monkeypatch.setenv("DYNAMODB_TABLE", new_table)
+    run = invoke({})
+    assert run.status == 500, run.describe()
+    assert f"was last published from the store dynamodb://{deployment.table}" in run.body
+    assert "lists kiro-repo 1.0.0, which the store dynamodb://" in run.body
+    now = {
+        key: deployment.get(key) for key in deployment.objects() if not key.startswith("staging/")
+    }
+    assert now == published
 
 
 # -- an object that disappears ---------------------------------------------------------

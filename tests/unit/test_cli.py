@@ -402,6 +402,36 @@ def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs,
     assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
 
 
+def test_another_store_on_the_same_home_does_not_drop_what_it_lacks(run, debs, home, tmp_path):
+    alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
+    assert run("add", str(alpha)).code == 0
+    packages = home / "repo/dists/stable/main/binary-amd64/Packages"
+    published = packages.read_bytes()
+    own = f"sqlite://{home / 'metadata.db'}"
+    # Another home's store, holding only beta (as a wrong DynamoDB table would be).
+    other_db = tmp_path / "elsewhere/metadata.db"
+    elsewhere = ("--home", str(other_db.parent), "--repo", (home / "repo").as_uri())
+    assert run(*elsewhere, "add", "--no-publish", str(beta)).code == 0
+    other = ("--store", f"sqlite://{other_db}")
+    result = run(*other, "rebuild")
+    assert result.code == 1
+    assert (
+        f"{home / 'repo'} was last published from the store {own}: it lists alpha 1.0, "
+        f"which the store sqlite://{other_db} does not hold"
+    ) in result.error_line
+    assert packages.read_bytes() == published
+    assert run("verify").code == 0
+
+    # Publishing from the other store is a decision the operator states; then the
+    # first one is the other store in turn.
+    assert run(*other, "rebuild", "--full").code == 0
+    assert "Package: alpha\n" not in packages.read_text()
+    back = run("rebuild")
+    assert back.code == 1
+    assert f"was last published from the store sqlite://{other_db}" in back.error_line
+    assert run(*other, "rebuild").code == 0  # its own store publishes as usual
+
+
 def test_remove_unknown_version(run, debs):
     run("add", str(debs))
     result = run("remove", "alpha", "9.9", "--yes")

@@ -144,6 +144,10 @@ class PublishState:
     # (the `repo` setting changed) starts from nothing: its pool is looked up, not taken
     # from this account.
     repo: str | None = None
+    # The store (MetadataStore.description) the last publish was made from. Another
+    # one (a mistyped table or path, a new table not yet migrated into) may not drop
+    # versions that it lacks: the indices list them and the pool may hold their only copy.
+    store: str | None = None
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -155,6 +159,7 @@ class PublishState:
             "fingerprint": self.fingerprint,
             "skipped": self.skipped,
             "repo": self.repo,
+            "store": self.store,
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
             "index_pieces": {
                 k: {"sha256": v.sha256, "pieces": [list(piece) for piece in v.pieces]}
@@ -224,6 +229,7 @@ class PublishState:
             fingerprint=data.get("fingerprint"),
             skipped=[str(s) for s in data.get("skipped") or []],
             repo=data.get("repo") if isinstance(data.get("repo"), str) else None,
+            store=data.get("store") if isinstance(data.get("store"), str) else None,
             index_stamps={
                 str(k): (int(v[0]), str(v[1]), str(v[2]))
                 for k, v in (data.get("index_stamps") or {}).items()
@@ -371,6 +377,10 @@ class Publisher:
             )
             state = PublishState(pool={})
         state.repo = self.repo.description
+        # Published from another store: as for a first publish here, what it lacks is
+        # refused below rather than dropped (a state without a store: not yet recorded).
+        last_store = state.store if state.store not in (None, self.store.description) else None
+        state.store = self.store.description
         public_key = PublicKey(
             self.signer.public_key_binary(),
             self.signer.public_key_armored(),
@@ -381,6 +391,7 @@ class Publisher:
         fingerprint = self._fingerprint(info, public_key)
         if (
             not full
+            and last_store is None
             and revision is not None
             and state.revision == revision
             and state.fingerprint == fingerprint
@@ -401,8 +412,8 @@ class Publisher:
                 "architectures (if debrepo.yaml holds them, run from its folder or pass "
                 "--settings), or remove those versions; nothing was published"
             )
-        if first_here and not full:
-            self._refuse_to_drop_foreign_versions(info, snapshot.records, removed)
+        if (first_here or last_store) and not full:
+            self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
         elif not full and state.fingerprint not in (None, fingerprint):
             self._refuse_to_change_what_clients_hold_to(info)
         report.packages = len(snapshot.records)
@@ -506,12 +517,18 @@ class Publisher:
         return report
 
     def _refuse_to_drop_foreign_versions(
-        self, info: ReleaseInfo, records: Sequence[PackageRecord], removed: Iterable[str]
+        self,
+        info: ReleaseInfo,
+        records: Sequence[PackageRecord],
+        removed: Iterable[str],
+        last_store: str | None = None,
     ) -> None:
         """PublishError if the published indices list any version this store lacks: with
-        no record of publishing there, this is most likely another store's repository (a
-        mistyped home, two homes on one `repo`; the two may share versions), and they
-        would silently disappear for every client. `rebuild --full` says it is meant."""
+        no record of publishing there, or a record of publishing from `last_store`, this
+        is most likely another store's repository (a mistyped home, table or path, two
+        homes on one `repo`, a new table not yet migrated into; the two may share
+        versions), and they would silently disappear for every client, their pool files
+        deleted a few publishes later. `rebuild --full` says it is meant."""
         held = {(r.package_name, r.version) for r in records}
         for package_id in removed:
             name, _, version = package_id.partition("#")
@@ -527,13 +544,23 @@ class Publisher:
         if foreign:
             shown = ", ".join(f"{name} {version}" for name, version in sorted(foreign)[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            if last_store is None:
+                whose = "holds a repository this store did not publish"
+                check = "Check --home and --store (DEBREPO_HOME, DEBREPO_STORE)"
+                own = "its record under staging/.state was lost, or the home moved"
+            else:
+                whose = f"was last published from the store {last_store}"
+                check = (
+                    "Check --store (DEBREPO_STORE; the Lambda's DYNAMODB_TABLE), or migrate "
+                    "into the new store first (`debrepo migrate-table`)"
+                )
+                own = "the store was renamed or restored under another name"
             raise PublishError(
-                f"{self.repo.description} holds a repository this store did not publish: it "
-                f"lists {shown}{more}, which the store {self.store.description} does not hold, "
-                "and publishing would drop them for every client. Check --home and --store "
-                "(DEBREPO_HOME, DEBREPO_STORE). If this store did publish it (its record under "
-                "staging/.state was lost, or the home moved), or to replace that repository "
-                "with this store's contents, run `debrepo rebuild --full`"
+                f"{self.repo.description} {whose}: it lists {shown}{more}, which the store "
+                f"{self.store.description} does not hold, and publishing would drop them "
+                f"for every client. {check}. If this store did publish it ({own}), or to "
+                "replace that repository with this store's contents, run `debrepo rebuild "
+                "--full`; nothing was published"
             )
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
