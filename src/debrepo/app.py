@@ -175,10 +175,11 @@ class Workspace:
         just_written: Sequence[str] = (),
         full: bool = False,
         removed: Sequence[str] = (),
+        replace: bool = False,
     ) -> PublishReport:
         """Publish the store's contents, then invalidate the CDN in front, if any."""
         report = self.publisher().publish(
-            now=now, just_written=just_written, full=full, removed=removed
+            now=now, just_written=just_written, full=full, removed=removed, replace=replace
         )
         self.settle_cdn(
             changed=bool(report.written or report.deleted),
@@ -335,7 +336,12 @@ def add_packages(
 
 
 def rebuild(
-    ws: Workspace, *, now: datetime | None = None, wait_seconds: float = 0.0, full: bool = False
+    ws: Workspace,
+    *,
+    now: datetime | None = None,
+    wait_seconds: float = 0.0,
+    full: bool = False,
+    replace: bool = False,
 ) -> PublishReport:
     """Regenerate every index from the store alone and re-sign (the seed's force rebuild).
 
@@ -343,10 +349,12 @@ def rebuild(
     published indices are intact, their bytes would come out the same: only the Release
     is re-dated and re-signed. `full` renders everything again and also looks every
     pool file up, copying a missing one back from the staging area (or refusing to
-    publish an index that would name it).
+    publish an index that would name it). `replace` (a full rebuild too) publishes the
+    store's contents even where that drops versions it lacks or changes what clients
+    check the Release against (see `Publisher._publish`).
     """
     with ws.lock(wait_seconds):
-        return ws.publish(now=now or utc_now(), full=full)
+        return ws.publish(now=now or utc_now(), full=full, replace=replace)
 
 
 def build_kiro_repo(

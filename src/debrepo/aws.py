@@ -44,8 +44,14 @@ def client(service: str, region: str | None = None) -> Any:
 
 
 def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -> Settings:
-    """Settings for the Lambda from its environment; ConfigError names a missing variable."""
+    """Settings for the Lambda from its environment; ConfigError names a missing variable.
+
+    The signing key must come from Secrets Manager: one generated under /tmp would sign
+    a single container's runs and be lost with it, and every client then sees a new key.
+    """
     missing = [name for name in ("S3_BUCKET", "DYNAMODB_TABLE") if not environ.get(name)]
+    if not (environ.get("SIGNING_KEY_SECRET_ID") or environ.get("DEBREPO_KEY_SECRET_ID")):
+        missing.append("SIGNING_KEY_SECRET_ID")
     if missing:
         raise ConfigError(
             f"environment variable(s) {', '.join(missing)} must be set for the Lambda"

@@ -2,10 +2,12 @@
 
 A scheduled event runs the normal workflow (`sync`: new versions in, publish, keep the
 Release fresh); `{"force_rebuild": true}` regenerates the repository from the store
-alone. Logs are structured JSON for CloudWatch (request id, operation, durations,
-counts) through Powertools' Logger, which debrepo's own loggers are routed into;
-metrics are CloudWatch embedded metrics through Powertools' Metrics. No credential or
-key material is ever logged.
+alone, and `{"replace": true}` does so even where that drops published versions the
+store lacks or changes the Release's identity (`debrepo rebuild --replace`). Logs are
+structured JSON for CloudWatch (request id, operation, durations, counts) through
+Powertools' Logger, which debrepo's own loggers are routed into; metrics are
+CloudWatch embedded metrics through Powertools' Metrics. No credential or key material
+is ever logged.
 """
 
 from __future__ import annotations
@@ -36,17 +38,17 @@ def _response(status: int, body: str) -> dict[str, Any]:
     return {"statusCode": status, "body": body}
 
 
-def _force_rebuild(event: Any) -> bool:
-    """The event's `force_rebuild` flag; ValueError for a value that is neither yes nor no
-    (`bool("false")` would read as yes and rebuild)."""
-    value = event.get("force_rebuild") if isinstance(event, dict) else None
+def _flag(event: Any, name: str) -> bool:
+    """The event's flag `name` (`force_rebuild`, `replace`); ValueError for a value that
+    is neither yes nor no (`bool("false")` would read as yes and rebuild)."""
+    value = event.get(name) if isinstance(event, dict) else None
     if isinstance(value, str):
         value = value.strip().lower()
     if value in (True, "true", "yes", "1"):  # True == 1: the number 1 too
         return True
     if value in (None, False, "false", "no", "0", ""):
         return False
-    raise ValueError(f"event field force_rebuild must be true or false, not {value!r}")
+    raise ValueError(f"event field {name} must be true or false, not {value!r}")
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -54,7 +56,8 @@ def _force_rebuild(event: Any) -> bool:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run one sync, or a force rebuild; never raises (the result says what happened)."""
     try:
-        force_rebuild = _force_rebuild(event)
+        replace = _flag(event, "replace")  # a force rebuild that may drop or change
+        force_rebuild = replace or _flag(event, "force_rebuild")
     except ValueError as exc:
         logger.error("bad event", extra={"error": str(exc)})
         metrics.add_metric(name="operations_failed", unit=MetricUnit.Count, value=1)
@@ -82,7 +85,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         published: PublishReport | None
         total: int | None
         if force_rebuild:
-            report = rebuild(workspace, full=True)
+            report = rebuild(workspace, full=True, replace=replace)
             published, new_count, total = report, 0, report.packages
             body = f"Successfully rebuilt repository with {report.packages} packages"
         else:

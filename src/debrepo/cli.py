@@ -255,13 +255,21 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
     help="Render every index again and look every pool file up (restoring missing ones "
     "from the staging area).",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Publish this store's contents and settings even where that drops published "
+    "versions the store lacks or changes Origin, Label, Codename or the components "
+    "(implies --full).",
+)
 @click.pass_context
-def rebuild(ctx: click.Context, wait_seconds: float, full: bool) -> None:
+def rebuild(ctx: click.Context, wait_seconds: float, full: bool, replace: bool) -> None:
     """Regenerate and re-sign every index from the store alone (force rebuild)."""
     from debrepo.app import rebuild as rebuild_repository
 
     ws = _workspace(ctx, existing_only=True)
-    _report(_output(ctx), rebuild_repository(ws, wait_seconds=wait_seconds, full=full), ws)
+    report = rebuild_repository(ws, wait_seconds=wait_seconds, full=full, replace=replace)
+    _report(_output(ctx), report, ws)
 
 
 @cli.command("build-repo-package")

@@ -676,6 +676,14 @@ def unset_bucket_variable(
     return "environment variable(s) S3_BUCKET must be set for the Lambda"
 
 
+def unset_secret_variable(
+    deployed: Deployment, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    # Not a key generated under /tmp, lost with the container: clients would see a new one.
+    monkeypatch.setenv("SIGNING_KEY_SECRET_ID", "")
+    return "environment variable(s) SIGNING_KEY_SECRET_ID must be set for the Lambda"
+
+
 @pytest.mark.parametrize(
     "arrange",
     [
@@ -687,6 +695,7 @@ def unset_bucket_variable(
         denied("secretsmanager"),
         secret_without_value,
         unset_bucket_variable,
+        unset_secret_variable,
     ],
     ids=[
         "missing-bucket",
@@ -697,6 +706,7 @@ def unset_bucket_variable(
         "secret-access-denied",
         "secret-without-value",
         "bucket-variable-unset",
+        "secret-variable-unset",
     ],
 )
 def test_a_missing_resource_or_permission_stops_the_run_before_any_work(
@@ -884,10 +894,19 @@ def test_a_new_empty_table_does_not_unpublish_what_the_old_one_published(
     assert run.status == 500, run.describe()
     assert f"was last published from the store dynamodb://{deployment.table}" in run.body
     assert "lists kiro-repo 1.0.0, which the store dynamodb://" in run.body
+    assert '`debrepo rebuild --replace` (the Lambda: {"replace": true})' in run.body
+    # A force rebuild is thorough, not a licence to drop: the same refusal.
+    forced = invoke({"force_rebuild": True})
+    assert forced.status == 500 and "was last published from the store" in forced.body
     now = {
         key: deployment.get(key) for key in deployment.objects() if not key.startswith("staging/")
     }
     assert now == published
+    # Saying so replaces it with what the new table holds (the versions the sync stored).
+    replaced = invoke({"replace": True})
+    assert replaced.status == 200, replaced.describe()
+    listed = packages_in(deployment.get("dists/stable/main/binary-amd64/Packages"))
+    assert "kiro-repo" not in listed and "kiro" in listed
 
 
 # -- an object that disappears ---------------------------------------------------------
@@ -1478,9 +1497,10 @@ def test_the_cli_invalidates_the_configured_distribution_after_a_publish(
     ],
 )
 def test_force_rebuild_reads_yes_and_no_as_they_are_meant(value: object, rebuild: bool) -> None:
-    from debrepo.aws_lambda import _force_rebuild
+    from debrepo.aws_lambda import _flag
 
-    assert _force_rebuild({"force_rebuild": value}) is rebuild
+    assert _flag({"force_rebuild": value}, "force_rebuild") is rebuild
+    assert _flag({"replace": value}, "replace") is rebuild
 
 
 def test_a_force_rebuild_value_that_is_neither_yes_nor_no_is_a_bad_request(
@@ -1509,6 +1529,7 @@ def test_the_default_public_url_is_where_the_repository_is_in_the_bucket(
         "DYNAMODB_TABLE": "tbl",
         "AWS_REGION": "eu-west-1",
         "S3_PREFIX": prefix,
+        "SIGNING_KEY_SECRET_ID": "repo-key",
     }
     (tmp_path / "config" / "packages").mkdir(parents=True)  # bundled with the function
     settings = lambda_settings(environ, task_root=tmp_path)

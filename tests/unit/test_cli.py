@@ -397,7 +397,8 @@ def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs,
 
     # Replacing it is a decision the operator states.
     replace = ("--home", str(second), "--repo", repo.as_uri(), "--key-file", key)
-    assert run(*replace, "rebuild", "--full").code == 0
+    assert run(*replace, "rebuild", "--full").code == 1  # thorough, but not a decision
+    assert run(*replace, "rebuild", "--replace").code == 0
     packages = (repo / "dists/stable/main/binary-amd64/Packages").read_text()
     assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
 
@@ -424,7 +425,7 @@ def test_another_store_on_the_same_home_does_not_drop_what_it_lacks(run, debs, h
 
     # Publishing from the other store is a decision the operator states; then the
     # first one is the other store in turn.
-    assert run(*other, "rebuild", "--full").code == 0
+    assert run(*other, "rebuild", "--replace").code == 0
     assert "Package: alpha\n" not in packages.read_text()
     back = run("rebuild")
     assert back.code == 1
@@ -1075,10 +1076,13 @@ def test_a_settings_file_not_read_does_not_change_what_clients_hold_the_release_
     line = result.error_line
     assert "Origin 'Acme' would become 'Kiro'; Label 'Acme tools' would become 'Kiro'" in line
     assert "component(s) contrib would no longer be published" in line
-    assert line.endswith("run `debrepo rebuild --full`; nothing was published")
+    assert line.endswith(
+        'run `debrepo rebuild --replace` (the Lambda: {"replace": true}); nothing was published'
+    )
     assert (home / "repo/dists/stable/Release").read_bytes() == release
     assert run("--settings", str(settings), "rebuild").code == 0  # the same settings: fine
 
-    assert run("rebuild", "--full").code == 0  # the change, on purpose
+    assert run("rebuild", "--full").code == 1
+    assert run("rebuild", "--replace").code == 0  # the change, on purpose
     assert b"Origin: Kiro\n" in (home / "repo/dists/stable/Release").read_bytes()
     assert run("rebuild").code == 0  # and from then on, the new values are the published ones

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("debrepo.publish")
 
+# How the Lambda is told what `rebuild --replace` says, named where the CLI's way is.
+LAMBDA_REPLACE = '(the Lambda: {"replace": true})'
 STATE_KEY = "staging/.state/publish-state.json"
 POOL_STATE_KEY = "staging/.state/publish-pool.json"
 STATE_VERSION = 2
@@ -330,10 +332,17 @@ class Publisher:
         just_written: Iterable[str] = (),
         full: bool = False,
         removed: Iterable[str] = (),
+        replace: bool = False,
     ) -> PublishReport:
         """Publish the store's current contents (see `_publish`), counting remote requests."""
         before = self._requests_sent()
-        report = self._publish(now=now, just_written=just_written, full=full, removed=removed)
+        report = self._publish(
+            now=now,
+            just_written=just_written,
+            full=full or replace,
+            removed=removed,
+            replace=replace,
+        )
         after = self._requests_sent()
         if before is not None and after is not None:
             report.requests = after - before
@@ -346,6 +355,7 @@ class Publisher:
         just_written: Iterable[str] = (),
         full: bool = False,
         removed: Iterable[str] = (),
+        replace: bool = False,
     ) -> PublishReport:
         """Publish the store's current contents.
 
@@ -361,6 +371,12 @@ class Publisher:
         every pool file up instead of trusting the publisher state (so one lost behind
         debrepo's back is restored from staging or reported) and refreshes the
         convenience copy.
+
+        What would break clients' view of a repository published before is refused
+        unless `replace` says it is meant: dropping versions this store lacks when it
+        has no record of publishing there or the last publish came from another store,
+        and (after a change of the settings) a different Origin, Label or Codename or a
+        dropped component.
         """
         raw_state = self.staging.get(STATE_KEY)
         state = PublishState.from_json(raw_state)
@@ -412,9 +428,9 @@ class Publisher:
                 "architectures (if debrepo.yaml holds them, run from its folder or pass "
                 "--settings), or remove those versions; nothing was published"
             )
-        if (first_here or last_store) and not full:
+        if (first_here or last_store) and not replace:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
-        elif not full and state.fingerprint not in (None, fingerprint):
+        elif not replace and state.fingerprint not in (None, fingerprint):
             self._refuse_to_change_what_clients_hold_to(info)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
@@ -528,7 +544,7 @@ class Publisher:
         is most likely another store's repository (a mistyped home, table or path, two
         homes on one `repo`, a new table not yet migrated into; the two may share
         versions), and they would silently disappear for every client, their pool files
-        deleted a few publishes later. `rebuild --full` says it is meant."""
+        deleted a few publishes later. `rebuild --replace` says it is meant."""
         held = {(r.package_name, r.version) for r in records}
         for package_id in removed:
             name, _, version = package_id.partition("#")
@@ -560,13 +576,13 @@ class Publisher:
                 f"{self.store.description} does not hold, and publishing would drop them "
                 f"for every client. {check}. If this store did publish it ({own}), or to "
                 "replace that repository with this store's contents, run `debrepo rebuild "
-                "--full`; nothing was published"
+                f"--replace` {LAMBDA_REPLACE}; nothing was published"
             )
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
         """PublishError if the settings changed since the last publish in a way apt
         refuses or that drops a component (usually a settings file that was not read);
-        `rebuild --full` says it is meant."""
+        `rebuild --replace` says it is meant."""
         published = self.repo.get(f"dists/{info.suite}/Release")
         changes = identity_changes(published, info) if published is not None else []
         if changes:
@@ -575,8 +591,8 @@ class Publisher:
                 "and apt refuses such a change on every client until `apt update "
                 "--allow-releaseinfo-change` (or loses that component). If debrepo.yaml "
                 "holds the published values, run from its folder or pass --settings; to "
-                "make the change on purpose, run `debrepo rebuild --full`; nothing was "
-                "published"
+                "make the change on purpose, run `debrepo rebuild --replace` "
+                f"{LAMBDA_REPLACE}; nothing was published"
             )
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
