@@ -20,13 +20,21 @@ find_debrepo() {
 # Exports the table, bucket, signing-key secret, topic and region from the outputs of
 # the Terraform state in folder $1, as the seed's scripts read them.
 settings_from_terraform() {
-  local dir="$1" value
+  local dir="$1" value prefix public_url
   command -v terraform >/dev/null || { echo "$script: terraform is not installed" >&2; exit 1; }
   # Each assigned before it is exported: `export X="$(...)"` would hide a failing terraform.
   value="$(terraform -chdir="$dir" output -raw table)"
   export DEBREPO_STORE="dynamodb://$value"
   value="$(terraform -chdir="$dir" output -raw bucket)"
-  export DEBREPO_REPO="s3://$value" DEBREPO_STAGING="s3://$value"
+  export DEBREPO_STAGING="s3://$value"
+  # Outputs added later: a state applied before them has none, which means the defaults
+  # (the bucket root; the bucket's URL).
+  prefix="$(terraform -chdir="$dir" output -raw s3_prefix 2>/dev/null)" || prefix=""
+  export DEBREPO_REPO="s3://$value${prefix:+/$prefix}"
+  public_url="$(terraform -chdir="$dir" output -raw public_url 2>/dev/null)" || public_url=""
+  if [ -n "$public_url" ] && [ -z "${DEBREPO_PUBLIC_URL:-}" ]; then
+    export DEBREPO_PUBLIC_URL="$public_url"
+  fi
   value="$(terraform -chdir="$dir" output -raw signing_key_secret_arn)"
   export DEBREPO_KEY_SECRET_ID="$value"
   value="$(terraform -chdir="$dir" output -raw topic_arn)"

@@ -178,15 +178,15 @@ resource "aws_lambda_function" "manager" {
   }
   environment {
     variables = {
-      S3_BUCKET                  = aws_s3_bucket.repository.id
-      S3_PREFIX                  = var.s3_prefix
-      DYNAMODB_TABLE             = aws_dynamodb_table.versions.name
-      SNS_TOPIC_ARN              = aws_sns_topic.events.arn
-      SIGNING_KEY_SECRET_ID      = aws_secretsmanager_secret.signing_key.arn
-      S3_ACL_MODE                = var.acl_mode
-      PUBLIC_URL                 = var.public_url
-      CLOUDFRONT_DISTRIBUTION_ID = var.cloudfront_distribution_id
-      POWERTOOLS_SERVICE_NAME    = "debrepo"
+      S3_BUCKET                    = aws_s3_bucket.repository.id
+      S3_PREFIX                    = var.s3_prefix
+      DYNAMODB_TABLE               = aws_dynamodb_table.versions.name
+      SNS_TOPIC_ARN                = aws_sns_topic.events.arn
+      SIGNING_KEY_SECRET_ID        = aws_secretsmanager_secret.signing_key.arn
+      S3_ACL_MODE                  = var.acl_mode
+      PUBLIC_URL                   = var.public_url
+      CLOUDFRONT_DISTRIBUTION_ID   = var.cloudfront_distribution_id
+      POWERTOOLS_SERVICE_NAME      = "debrepo"
       POWERTOOLS_METRICS_NAMESPACE = "debrepo"
     }
   }

@@ -21,3 +21,13 @@ output "signing_key_secret_arn" {
 output "region" {
   value = var.region
 }
+
+# For the CLI and the scripts (scripts/common.sh): where the repository lives in the
+# bucket and the URL clients use, as the Lambda has them.
+output "s3_prefix" {
+  value = trim(var.s3_prefix, "/")
+}
+
+output "public_url" {
+  value = var.public_url
+}

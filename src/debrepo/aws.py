@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from debrepo.errors import ConfigError, LockError, SecretUnavailableError, SigningError
 from debrepo.ports import ObjectStore
-from debrepo.settings import Settings, load_settings
+from debrepo.settings import Settings, load_settings, s3_public_url
 
 log = logging.getLogger("debrepo.aws")
 
@@ -66,14 +66,25 @@ def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -
         "repo": f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
         "staging": f"s3://{bucket}",
         "config_dir": str(root / "config" / "packages"),
-        "public_url": environ.get("PUBLIC_URL")
-        or f"https://{bucket}.s3.{region}.amazonaws.com" + (f"/{prefix}" if prefix else ""),
+        "public_url": environ.get("PUBLIC_URL") or s3_public_url(bucket, prefix, region),
         "key_secret_id": environ.get("SIGNING_KEY_SECRET_ID") or None,
         "s3_acl_mode": environ.get("S3_ACL_MODE") or None,
         "sns_topic_arn": environ.get("SNS_TOPIC_ARN") or None,
         "cloudfront_distribution_id": environ.get("CLOUDFRONT_DISTRIBUTION_ID") or None,
     }
     return load_settings(flags, environ=environ, cwd=Path("/tmp"))  # noqa: S108
+
+
+def _expiry(holder: Mapping[str, Any]) -> str:
+    """When a lock item expires, as a time and how far off, from its `expires_at`."""
+    raw = holder.get("expires_at", {}).get("N")
+    try:
+        at = int(raw)
+    except (TypeError, ValueError):
+        return "by itself"
+    left = max(0, at - int(time.time()))
+    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+    return f"at {when} (in {left // 60} min {left % 60} s)"
 
 
 _THE_SECRETS_FAULT = frozenset({"InvalidRequestException", "InvalidParameterException"})
@@ -249,7 +260,8 @@ class DynamoDBLock:
                 since = holder.get("acquired_at", {}).get("S", "?")
                 raise LockError(
                     f"another debrepo process is publishing ({owner} since {since}); lock "
-                    f"{LOCK_ID} in {self.table}; it expires by itself if that process died"
+                    f"{LOCK_ID} in {self.table}; if that process died, the lock expires "
+                    f"{_expiry(holder)} (a live holder renews it)"
                 )
             time.sleep(min(POLL_SECONDS, max(0.1, deadline - time.monotonic())))
         stop = threading.Event()

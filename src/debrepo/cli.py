@@ -498,7 +498,14 @@ def key_generate(ctx: click.Context, force: bool) -> None:
     _output(ctx).say(
         f"generated signing key {signer.fingerprint.upper()} at {ws.settings.key_file}"
     )
-    if ws.store_exists():
+    secret = ws.settings.key_secret_id
+    if secret:  # the file is not what signs: the secret is
+        _output(ctx).say(
+            f"the repository signs with the key in secret {secret}, not this file: to use "
+            f"it, `aws secretsmanager put-secret-value --secret-id {secret} --secret-string "
+            f"file://{ws.settings.key_file}`, then `debrepo rebuild`"
+        )
+    elif ws.store_exists():
         _output(ctx).say(
             "run `debrepo rebuild` to publish the new public key and re-sign, then "
             "`debrepo build-repo-package --version NEXT` so new users install it"
@@ -532,9 +539,11 @@ def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
 @key.command("show")
 @click.pass_context
 def key_show(ctx: click.Context) -> None:
-    """Print the signing key's fingerprint and file."""
+    """Print the signing key's fingerprint and where it is kept (file or secret)."""
     ws = _workspace(ctx)
-    click.echo(f"{ws.existing_signer().fingerprint.upper()}  {ws.settings.key_file}")
+    secret = ws.settings.key_secret_id
+    where = f"secret {secret}" if secret else str(ws.settings.key_file)
+    click.echo(f"{ws.existing_signer().fingerprint.upper()}  {where}")
 
 
 @cli.command()

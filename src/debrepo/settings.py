@@ -137,6 +137,14 @@ def _defaults(home: Path) -> dict[str, Any]:
     }
 
 
+def s3_public_url(bucket: str, prefix: str, region: str | None) -> str:
+    """Where clients reach a repository published to s3://bucket/prefix with no CDN in
+    front: the bucket's virtual-hosted URL (regional when the region is known)."""
+    host = f"{bucket}.s3.{region}.amazonaws.com" if region else f"{bucket}.s3.amazonaws.com"
+    prefix = prefix.strip("/")
+    return f"https://{host}" + (f"/{prefix}" if prefix else "")
+
+
 def url_parts(url: str) -> ParseResult:
     """urlparse(url), or an empty result for a URL it refuses (a bad IPv6 host, a port
     that is not a number), so that callers check one shape."""
@@ -287,6 +295,15 @@ def load_settings(
     if by_hash_keep < MIN_BY_HASH_GENERATIONS:
         raise ConfigError(
             f"{raw['by_hash_keep'][1]} must keep at least {MIN_BY_HASH_GENERATIONS} generations"
+        )
+    repo_url = url_parts(path_text("repo"))
+    if raw["public_url"][1].startswith("default") and repo_url.scheme == "s3":
+        # Not the loopback default: it would go into index.html and, for good, into the
+        # APT source of every kiro-repo built without --repo-url.
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        raw["public_url"] = (
+            s3_public_url(repo_url.netloc, repo_url.path, region),
+            "default public_url (the bucket's URL)",
         )
     public_url = text("public_url").rstrip("/")
     parsed_url = url_parts(public_url)

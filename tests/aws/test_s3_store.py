@@ -561,8 +561,10 @@ def test_access_denied_names_the_action_and_the_object(refusing_endpoint):
         store.stat("k")
     with pytest.raises(ObjectStoreError, match=r"^access denied: s3:PutObject on .*\(copying "):
         store.copy_from(store, "pool/a.deb", "kiro-repo.deb", DELIVERY)
-    with pytest.raises(ObjectStoreError, match=r"^access denied: s3:ListBucket on"):
+    with pytest.raises(ObjectStoreError, match=r"^access denied: s3:ListBucket on") as listing:
         list(store.list("pool/"))
+    # A bucket-level action: granted on the bucket's ARN, where bucket/* grants nothing.
+    assert "grant s3:ListBucket on arn:aws:s3:::bucket to these" in str(listing.value)
     assert "\n" not in message
 
 

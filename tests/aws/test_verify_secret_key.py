@@ -99,3 +99,33 @@ def test_a_secret_refused_is_a_problem_only_when_the_secret_is_at_fault(
     assert report.ok is not is_problem, (report.problems, report.warnings)
     findings = report.problems if is_problem else report.warnings
     assert code in findings[0] and ws.settings.key_secret_id in findings[0], findings
+
+
+def test_key_commands_name_the_secret_that_signs_not_a_key_file(ws, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from debrepo.cli import cli
+
+    secret = ws.settings.key_secret_id
+    assert secret is not None
+    monkeypatch.setenv("DEBREPO_KEY_SECRET_ID", secret)
+    home, other_file = ws.settings.home, tmp_path / "k2.asc"
+    signing = ws.signer.fingerprint.upper()
+
+    shown = CliRunner().invoke(cli, ["--home", str(home), "key", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output == f"{signing}  secret {secret}\n"
+
+    made = CliRunner().invoke(
+        cli, ["--home", str(home), "--key-file", str(other_file), "key", "generate"]
+    )
+    assert made.exit_code == 0, made.output
+    assert f"the repository signs with the key in secret {secret}, not this file" in made.output
+    assert "put-secret-value" in made.output and "run `debrepo rebuild` to publish" not in (
+        made.output
+    )
+    # Still the secret's key that signs and that `key show` names.
+    again = CliRunner().invoke(
+        cli, ["--home", str(home), "--key-file", str(other_file), "key", "show"]
+    )
+    assert again.output == f"{signing}  secret {secret}\n"

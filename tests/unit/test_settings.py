@@ -321,3 +321,28 @@ def test_public_url_trailing_slash_removed(tmp_path):
 def test_every_setting_has_one_environment_variable():
     assert all(variable.startswith("DEBREPO_") for variable in ENVIRONMENT.values())
     assert len(set(ENVIRONMENT.values())) == len(ENVIRONMENT)
+
+
+@pytest.mark.parametrize(
+    ("repo", "environ", "url"),
+    [
+        ("s3://bkt", {"AWS_REGION": "eu-west-1"}, "https://bkt.s3.eu-west-1.amazonaws.com"),
+        (
+            "s3://bkt/apt/",
+            {"AWS_DEFAULT_REGION": "us-east-2"},
+            "https://bkt.s3.us-east-2.amazonaws.com/apt",
+        ),
+        ("s3://bkt", {}, "https://bkt.s3.amazonaws.com"),
+        ("file:///srv/apt", {"AWS_REGION": "eu-west-1"}, "http://127.0.0.1:8080"),
+    ],
+)
+def test_the_default_public_url_of_a_bucket_is_the_bucket_not_loopback(
+    tmp_path, repo, environ, url
+):
+    # A kiro-repo built for an S3 repository without --repo-url would otherwise point
+    # every client's APT source at 127.0.0.1, for good (versions are immutable).
+    assert load_settings({"repo": repo}, environ=environ, cwd=tmp_path).public_url == url
+    chosen = {"repo": repo, "public_url": "https://apt.example.com"}
+    assert load_settings(chosen, environ=environ, cwd=tmp_path).public_url == (
+        "https://apt.example.com"
+    )

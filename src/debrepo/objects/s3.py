@@ -55,6 +55,7 @@ COPY_PART_SIZE = 512 << 20  # parts of a managed copy, used only beyond CopyObje
 MAX_KEY_BYTES = 1024
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_BUCKET_ACTIONS = frozenset({"s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketVersions"})
 _ACCESS_DENIED = {"403", "AccessDenied", "Forbidden", "AllAccessDisabled"}
 _THROTTLED = {
     "503",
@@ -273,9 +274,16 @@ class S3ObjectStore:
                     if action == "s3:GetObject"
                     else ""
                 )
+                # Bucket-level actions are granted on the bucket's ARN, object ones on
+                # its keys: the other resource would grant nothing.
+                resource = (
+                    f"arn:aws:s3:::{self.bucket}"
+                    if action in _BUCKET_ACTIONS
+                    else f"arn:aws:s3:::{self.bucket}/{self.prefix}*"
+                )
                 return ObjectStoreError(
                     f"access denied: {what}; grant {' and '.join(needed)} on "
-                    f"arn:aws:s3:::{self.bucket}/{self.prefix}* to these credentials{hint}"
+                    f"{resource} to these credentials{hint}"
                 )
             if code in _THROTTLED:
                 return ObjectStoreError(
