@@ -72,7 +72,26 @@ def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -
         "sns_topic_arn": environ.get("SNS_TOPIC_ARN") or None,
         "cloudfront_distribution_id": environ.get("CLOUDFRONT_DISTRIBUTION_ID") or None,
     }
-    return load_settings(flags, environ=environ, cwd=Path("/tmp"))  # noqa: S108
+    try:
+        return load_settings(flags, environ=environ, cwd=Path("/tmp"))  # noqa: S108
+    except ConfigError as exc:  # named as the function's environment spells them
+        message = str(exc)
+        for option, variable in _LAMBDA_VARIABLES.items():
+            message = message.replace(f"option --{option}", f"environment variable {variable}")
+        raise ConfigError(message) from None
+
+
+# Settings the Lambda takes from its own variables (passed on as flags), by option name.
+_LAMBDA_VARIABLES = {
+    "store": "DYNAMODB_TABLE",
+    "repo": "S3_BUCKET/S3_PREFIX",
+    "staging": "S3_BUCKET",
+    "public-url": "PUBLIC_URL",
+    "key-secret-id": "SIGNING_KEY_SECRET_ID",
+    "s3-acl-mode": "S3_ACL_MODE",
+    "sns-topic-arn": "SNS_TOPIC_ARN",
+    "cloudfront-distribution-id": "CLOUDFRONT_DISTRIBUTION_ID",
+}
 
 
 def _expiry(holder: Mapping[str, Any]) -> str:
@@ -160,6 +179,13 @@ class DynamoDBLock:
         try:
             return call()
         except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                region = self._client.meta.region_name
+                raise LockError(
+                    f"DynamoDB table {self.table} not found in region {region} (for the "
+                    "publish lock); check --store (DEBREPO_STORE) and AWS_REGION, or create it "
+                    "with `infra/terraform`"
+                ) from None
             raise LockError(
                 f"cannot {what} for the publish lock in table {self.table}: "
                 f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}".rstrip(": ")
@@ -463,7 +489,10 @@ def check_access(settings: Settings) -> list[str]:
         except ClientError as exc:
             code = _code(exc)
             if code in ("404", "NoSuchBucket", "ResourceNotFoundException", "NotFound"):
-                raise ConfigError(f"{what} does not exist (checked with {action})") from None
+                # The clients take their region from the environment, as here.
+                region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                where = f" in region {region}" if region else ""
+                raise ConfigError(f"{what} does not exist{where} (checked with {action})") from None
             if code in ("403", "AccessDenied", "AccessDeniedException", "AuthorizationError"):
                 raise ConfigError(f"permission {action} is missing for {what}") from None
             if code in ("InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken"):

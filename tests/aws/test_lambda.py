@@ -623,15 +623,22 @@ def missing(kind: str) -> Callable[[Deployment, AwsProxy, pytest.MonkeyPatch], s
     def arrange(deployed: Deployment, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> str:
         if kind == "bucket":
             monkeypatch.setenv("S3_BUCKET", f"{deployed.bucket}-gone")
-            return f"bucket {deployed.bucket}-gone does not exist (checked with s3:ListBucket)"
+            return (
+                f"bucket {deployed.bucket}-gone does not exist in region {REGION} (checked with "
+                "s3:ListBucket)"
+            )
         if kind == "table":
             monkeypatch.setenv("DYNAMODB_TABLE", f"{deployed.table}-gone")
             return (
-                f"table {deployed.table}-gone does not exist (checked with dynamodb:DescribeTable)"
+                f"table {deployed.table}-gone does not exist in region {REGION} (checked with "
+                "dynamodb:DescribeTable)"
             )
         secret = f"{deployed.name}/no-such-key"
         monkeypatch.setenv("SIGNING_KEY_SECRET_ID", secret)
-        return f"secret {secret} does not exist (checked with secretsmanager:DescribeSecret)"
+        return (
+            f"secret {secret} does not exist in region {REGION} (checked with "
+            "secretsmanager:DescribeSecret)"
+        )
 
     return arrange
 
@@ -1271,6 +1278,16 @@ def test_lock_failures_are_one_line_naming_the_table(
     assert "Could not connect to the endpoint URL" in message and "\n" not in message
 
 
+def test_a_missing_table_for_the_lock_is_named_with_its_region(deployment: Deployment) -> None:
+    lock = DynamoDBLock(f"{deployment.table}-gone", ttl_seconds=60)
+    with pytest.raises(LockError) as caught, lock.hold():
+        pass
+    assert str(caught.value).startswith(
+        f"DynamoDB table {deployment.table}-gone not found in region {REGION} (for the "
+        "publish lock); check --store (DEBREPO_STORE) and AWS_REGION"
+    )
+
+
 # -- the deployment artifact -----------------------------------------------------------
 
 
@@ -1513,6 +1530,25 @@ def test_a_force_rebuild_value_that_is_neither_yes_nor_no_is_a_bad_request(
         "body": "Bad request: event field force_rebuild must be true or false, not 'maybe'",
     }
     assert deployment.objects() == {}  # nothing was run
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("S3_ACL_MODE", "public", "environment variable S3_ACL_MODE must be one of "),
+        ("PUBLIC_URL", "ftp://x", "environment variable PUBLIC_URL: 'ftp://x' is not an http"),
+    ],
+)
+def test_a_bad_function_variable_is_named_as_the_function_spells_it(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    from debrepo.errors import ConfigError
+
+    environ = {"S3_BUCKET": "b", "DYNAMODB_TABLE": "t", "SIGNING_KEY_SECRET_ID": "s"}
+    (tmp_path / "config" / "packages").mkdir(parents=True)
+    with pytest.raises(ConfigError) as caught:
+        lambda_settings({**environ, variable: value}, task_root=tmp_path)
+    assert str(caught.value).startswith(message)
 
 
 @pytest.mark.parametrize(
