@@ -515,7 +515,9 @@ def remove_package(
                 )
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
-        ws.store.delete(record.package_id)
+        # On purpose: `sync` must not fetch it again while upstream still offers it.
+        removed_at = (now or utc_now()).isoformat(timespec="seconds")
+        ws.store.delete(record.package_id, withdrawn_at=removed_at)
         if unnamed:  # now, so that a failed publish cannot leave it unaccounted for
             ws.repo.delete(pool_file.key)
         report = None

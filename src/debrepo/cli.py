@@ -411,6 +411,12 @@ def remove(
         ws, package, version, publish_after=not no_publish, wait_seconds=wait_seconds
     )
     _output(ctx).say(f"removed {record.package_name} {record.version}")
+    config = ws.configs.get(record.package_name)
+    if config is not None and config.source.type != "build_script":
+        _output(ctx).say(
+            f"`debrepo sync` will not fetch {record.version} again (`debrepo add` of its "
+            ".deb takes it back)"
+        )
     _report(_output(ctx), report, ws)
 
 

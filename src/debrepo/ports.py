@@ -50,8 +50,16 @@ class MetadataStore(Protocol):
 
     def latest(self, package_name: str) -> PackageRecord | None: ...
 
-    def delete(self, package_id: str) -> bool:
-        """Remove a version; False if it was not there."""
+    def delete(self, package_id: str, *, withdrawn_at: str | None = None) -> bool:
+        """Remove a version; False if it was not there. With `withdrawn_at` (a time),
+        also record, in the same transaction, that it was removed on purpose."""
+
+    def withdrawals(self) -> dict[str, str]:
+        """package_id -> when, of every version removed on purpose and not added since
+        (sync does not fetch those again)."""
+
+    def reinstate(self, package_ids: Iterable[str]) -> None:
+        """Forget the withdrawal of these versions (they were added again)."""
 
     def package_ids(self) -> set[str]: ...
 

@@ -228,6 +228,19 @@ def test_delete(store):
     assert store.package_ids() == {"hello#1.0", "hello#2.0"}
 
 
+def test_a_withdrawal_is_recorded_with_its_deletion_and_forgotten_on_reinstating(store):
+    store.put_many([make_record("hello", "1.0"), make_record("hello", "2.0")])
+    assert store.withdrawals() == {}
+    assert store.delete("hello#1.0", withdrawn_at="2026-11-29T10:00:00+00:00") is True
+    assert store.delete("hello#2.0") is True  # a plain deletion withdraws nothing
+    assert store.delete("never#1.0", withdrawn_at="2026-11-29T10:00:00+00:00") is False
+    assert store.withdrawals() == {"hello#1.0": "2026-11-29T10:00:00+00:00"}
+    assert store.package_ids() == set()  # not a package, whatever the backend keeps
+    assert store.all() == [] and store.incomplete() == []
+    store.reinstate(["hello#1.0", "never#1.0"])
+    assert store.withdrawals() == {}
+
+
 def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path, request):
     # What a publish compares against: a recreated, restored or other store that has
     # seen as many changes must not read as the one the indices were rendered from.

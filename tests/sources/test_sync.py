@@ -220,6 +220,39 @@ def test_a_version_already_stored_is_never_downloaded(
     assert kiro is not None and kiro.package_type == "manual"  # the stored record is untouched
 
 
+def test_a_version_removed_on_purpose_is_not_fetched_again_until_added_by_hand(
+    ws: Workspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    """Upstream still offers a broken release the operator pulled: the next scheduled
+    sync must not put it back."""
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    assert outcomes(sync(ws))["kiro"] is Outcome.NEW
+    app.remove_package(ws, "kiro", "0.9.2", now=FIXED_NOW)
+    assert ws.store.withdrawals() == {"kiro#0.9.2": FIXED_NOW.isoformat(timespec="seconds")}
+    downloads = upstream.count(KIRO_DEB_PATH)
+
+    report = sync(ws, now=FIXED_NOW + timedelta(hours=1))
+
+    (kiro,) = [o for o in report.packages if o.package_name == "kiro"]
+    assert kiro.outcome is Outcome.WITHDRAWN and kiro.version == "0.9.2"
+    assert kiro.line() == (
+        f"kiro: 0.9.2 was removed with `debrepo remove` ({FIXED_NOW.isoformat(timespec='seconds')}"
+        "); not fetched again (`debrepo add` of its .deb takes it back)"
+    )
+    assert not report.all_failed and report.failures == []
+    assert upstream.count(KIRO_DEB_PATH) == downloads  # not even downloaded
+    assert ws.store.get("kiro#0.9.2") is None
+    assert "Package: kiro\n" not in (repo_dir(ws) / PACKAGES).read_text()
+
+    # Added back by hand: wanted again, and a later removal withdraws it anew.
+    added = tmp_path / "kiro.deb"
+    added.write_bytes(KIRO)
+    app.add_packages(ws, [added], now=FIXED_NOW)
+    assert ws.store.withdrawals() == {}
+    assert outcomes(sync(ws))["kiro"] is Outcome.ALREADY_STORED
+
+
 # -- bad input: one package fails, the others publish, nothing is left behind -------------
 
 

@@ -286,6 +286,19 @@ def test_remove(run, debs, home):
     assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["beta#2.0-1"]
 
 
+def test_removing_a_synced_package_says_sync_will_not_fetch_it_again(run, debs, tmp_path):
+    kiro = tmp_path / "kiro_1.0_amd64.deb"
+    kiro.write_bytes(deb_bytes("kiro", "1.0"))
+    assert run("add", str(kiro), str(debs / "alpha_1.0_amd64.deb")).code == 0
+    synced = run("remove", "kiro", "1.0", "--yes")
+    assert synced.code == 0, synced.err
+    assert "`debrepo sync` will not fetch 1.0 again (`debrepo add` of its .deb takes it back)" in (
+        synced.out
+    )
+    by_hand = run("remove", "alpha", "1.0", "--yes")  # no source: nothing to say
+    assert by_hand.code == 0 and "debrepo sync" not in by_hand.out
+
+
 def test_remove_with_an_unusable_key_keeps_the_record(run, debs, home, tmp_path):
     run("add", str(debs))
     broken = tmp_path / "broken.asc"

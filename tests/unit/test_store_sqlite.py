@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class MemoryStore(BaseMetadataStore):
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.withdrawn: dict[str, str] = {}
 
     def _items(self, package_name: str | None = None) -> Iterator[Mapping[str, Any]]:
         return iter(
@@ -51,8 +52,18 @@ class MemoryStore(BaseMetadataStore):
         for item in items:
             self.items[item["package_id"]] = dict(item)
 
-    def _delete(self, package_id: str) -> bool:
-        return self.items.pop(package_id, None) is not None
+    def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
+        deleted = self.items.pop(package_id, None) is not None
+        if deleted and withdrawn_at is not None:
+            self.withdrawn[package_id] = withdrawn_at
+        return deleted
+
+    def withdrawals(self) -> dict[str, str]:
+        return dict(self.withdrawn)
+
+    def reinstate(self, package_ids: Iterable[str]) -> None:
+        for package_id in package_ids:
+            self.withdrawn.pop(package_id, None)
 
 
 class Backend:
@@ -198,6 +209,24 @@ def test_a_store_of_the_first_schema_is_upgraded_in_place(db_path):
     reopened = SqliteMetadataStore(db_path)  # upgraded once, not again on every open
     assert reopened.revision() == seen[-1]
     reopened.close()
+
+
+def test_a_store_of_schema_1_gains_withdrawals_and_keeps_its_revision(db_path):
+    store = SqliteMetadataStore(db_path)
+    store.put(make_record("hello", "1.0"))
+    revision = store.revision()
+    store.close()
+    connection = sqlite3.connect(db_path)  # as the release before withdrawals left it
+    connection.executescript("DROP TABLE withdrawn; PRAGMA user_version = 1;")
+    connection.close()
+
+    upgraded = SqliteMetadataStore(db_path)
+    # The same revision: the next publish still sees an unchanged store.
+    assert upgraded.revision() == revision
+    assert upgraded.withdrawals() == {}
+    assert upgraded.delete("hello#1.0", withdrawn_at="2026-11-29T10:00:00+00:00")
+    assert upgraded.withdrawals() == {"hello#1.0": "2026-11-29T10:00:00+00:00"}
+    upgraded.close()
 
 
 def _update_by_hand(db_path: Path, package_id: str) -> None:

@@ -71,6 +71,7 @@ class Outcome(StrEnum):
     ALREADY_STORED = "already stored"
     NOTHING_UPSTREAM = "nothing upstream"
     WOULD_FETCH = "would fetch"
+    WITHDRAWN = "removed on purpose"
     FAILED = "failed"
 
 
@@ -96,6 +97,11 @@ class PackageOutcome:
             return f"{name}: would fetch {self.version} from {self.url}"
         if self.outcome is Outcome.NOTHING_UPSTREAM:
             return f"{name}: nothing to fetch ({self.message})"
+        if self.outcome is Outcome.WITHDRAWN:
+            return (
+                f"{name}: {self.version} was removed with `debrepo remove` ({self.message}); "
+                "not fetched again (`debrepo add` of its .deb takes it back)"
+            )
         return f"{name}: failed: {self.message}"
 
 
@@ -219,14 +225,25 @@ class _Run:
     scratch_root: Path | None
     written: list[str] = field(default_factory=list)
 
+    @functools.cached_property
+    def withdrawn(self) -> dict[str, str]:
+        """Versions removed on purpose (read once per run, when first needed)."""
+        return self.store.withdrawals()
+
     def fetch(self, config: PackageConfig, source: PackageSource) -> PackageOutcome | _Fetched:
         """Ask the source; download a version the store lacks (not under the lock)."""
         name, kind = config.package_name, config.source.type
         release = source.latest()
         if release is None:
             return PackageOutcome(name, kind, Outcome.NOTHING_UPSTREAM, message=_idle(kind))
-        if self.store.exists(make_package_id(name, release.version)):
+        package_id = make_package_id(name, release.version)
+        if self.store.exists(package_id):
             return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
+        if package_id in self.withdrawn:
+            when = self.withdrawn[package_id]
+            return PackageOutcome(
+                name, kind, Outcome.WITHDRAWN, release.version, release.url, message=when
+            )
         if self.dry_run:
             return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
         scratch = new_scratch(SCRATCH_FAMILY, self.scratch_root, label=f"{name}-")

@@ -32,7 +32,13 @@ class BaseMetadataStore:
         """Insert all items atomically; DuplicatePackageError if any package_id exists."""
         raise NotImplementedError
 
-    def _delete(self, package_id: str) -> bool:
+    def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
+        raise NotImplementedError
+
+    def withdrawals(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def reinstate(self, package_ids: Iterable[str]) -> None:
         raise NotImplementedError
 
     # -- shared behaviour -------------------------------------------------------------
@@ -81,8 +87,8 @@ class BaseMetadataStore:
     def latest(self, package_name: str) -> PackageRecord | None:
         return latest(self.by_name(package_name), lambda r: r.version)
 
-    def delete(self, package_id: str) -> bool:
-        return self._delete(package_id)
+    def delete(self, package_id: str, *, withdrawn_at: str | None = None) -> bool:
+        return self._delete(package_id, withdrawn_at)
 
     def incomplete(self) -> list[RecordValidationError]:
         """Every stored item that would be skipped, with its problems (for `verify`)."""

@@ -30,7 +30,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
@@ -56,6 +56,8 @@ log = logging.getLogger("debrepo.store")
 INTERNAL_PREFIX = "__debrepo__#"
 REVISION_ID = INTERNAL_PREFIX + "revision"
 LOCK_ID = INTERNAL_PREFIX + "lock"
+# One item for every version removed on purpose: attribute package_id#... -> when.
+WITHDRAWN_ID = INTERNAL_PREFIX + "withdrawn"
 NAME_INDEX = "package_name-index"
 
 # DynamoDB limits: 100 actions and 4 MB of items per transaction.
@@ -433,27 +435,60 @@ class DynamoDBMetadataStore(BaseMetadataStore):
                     raise DuplicatePackageError(str(item["package_id"]))
         raise self._cancelled(reasons)
 
-    def _delete(self, package_id: str) -> bool:
+    def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
         if is_internal(package_id):
             return False
-        reasons = self._transact(
-            [
+        actions: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self.table_name,
+                    "Key": {"package_id": {"S": package_id}},
+                    "ConditionExpression": "attribute_exists(package_id)",
+                }
+            },
+            self._count_change(),
+        ]
+        if withdrawn_at is not None:
+            actions.append(
                 {
-                    "Delete": {
+                    "Update": {
                         "TableName": self.table_name,
-                        "Key": {"package_id": {"S": package_id}},
-                        "ConditionExpression": "attribute_exists(package_id)",
+                        "Key": {"package_id": {"S": WITHDRAWN_ID}},
+                        "UpdateExpression": "SET #version = :at",
+                        "ExpressionAttributeNames": {"#version": package_id},
+                        "ExpressionAttributeValues": {":at": {"S": withdrawn_at}},
                     }
-                },
-                self._count_change(),
-            ]
-        )
+                }
+            )
+        reasons = self._transact(actions)
         if reasons is None:
             return True
         first = reasons[0][0] if reasons else None
         if first == "ConditionalCheckFailed" or (not reasons and not self.exists(package_id)):
             return False
         raise self._cancelled(reasons)
+
+    def withdrawals(self) -> dict[str, str]:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key={"package_id": {"S": WITHDRAWN_ID}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item") or {}
+        return {str(k): str(_plain(v)) for k, v in item.items() if k != "package_id"}
+
+    def reinstate(self, package_ids: Iterable[str]) -> None:
+        names = {f"#v{i}": package_id for i, package_id in enumerate(sorted(set(package_ids)))}
+        for start in range(0, len(names), 100):  # well inside an expression's limits
+            chunk = dict(list(names.items())[start : start + 100])
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key={"package_id": {"S": WITHDRAWN_ID}},
+                UpdateExpression="REMOVE " + ", ".join(chunk),
+                ExpressionAttributeNames=chunk,
+            )
 
     def _compensate(self, written: list[str], cause: Exception) -> None:
         """Delete what the earlier chunks of a failed batch stored."""

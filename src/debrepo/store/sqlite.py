@@ -70,10 +70,15 @@ CREATE TRIGGER IF NOT EXISTS packages_updated AFTER UPDATE ON packages
     BEGIN {_BUMP} END;
 CREATE TRIGGER IF NOT EXISTS packages_deleted AFTER DELETE ON packages
     BEGIN {_BUMP} END;
+CREATE TABLE IF NOT EXISTS withdrawn (
+    package_id TEXT PRIMARY KEY NOT NULL,
+    withdrawn_at TEXT NOT NULL
+);
 """  # noqa: S608 - constant column names
 # Version 0 counted changes without `change`; its triggers and counter are replaced.
-_SCHEMA_VERSION = 1
-_UPGRADE = """
+# Version 2 adds `withdrawn` (versions removed on purpose), created by _SCHEMA as is.
+_SCHEMA_VERSION = 2
+_UPGRADE_FROM_0 = """
 DROP TRIGGER IF EXISTS packages_inserted;
 DROP TRIGGER IF EXISTS packages_updated;
 DROP TRIGGER IF EXISTS packages_deleted;
@@ -118,9 +123,11 @@ class SqliteMetadataStore(BaseMetadataStore):
         lock finds it done."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            if self._schema_version() < _SCHEMA_VERSION:
+            version = self._schema_version()
+            if version < _SCHEMA_VERSION:
                 statement = ""
-                for line in (_UPGRADE + _SCHEMA).splitlines(keepends=True):
+                script = (_UPGRADE_FROM_0 if version < 1 else "") + _SCHEMA
+                for line in script.splitlines(keepends=True):
                     statement += line
                     if sqlite3.complete_statement(statement):
                         self._db.execute(statement)
@@ -254,12 +261,39 @@ class SqliteMetadataStore(BaseMetadataStore):
             taken.add(row[0])
         return str(rows[0][0])
 
-    def _delete(self, package_id: str) -> bool:
+    def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")  # the deletion and its withdrawal, or neither
+            try:
+                deleted = self._db.execute(
+                    "DELETE FROM packages WHERE package_id = ?", (package_id,)
+                ).rowcount
+                if withdrawn_at is not None and deleted:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO withdrawn (package_id, withdrawn_at) VALUES (?, ?)",
+                        (package_id, withdrawn_at),
+                    )
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+        return deleted > 0
+
+    def withdrawals(self) -> dict[str, str]:
+        try:
+            rows = self._db.execute("SELECT package_id, withdrawn_at FROM withdrawn").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+        return {str(package_id): str(at) for package_id, at in rows}
+
+    def reinstate(self, package_ids: Iterable[str]) -> None:
         try:
             with self._db:
-                cursor = self._db.execute(
-                    "DELETE FROM packages WHERE package_id = ?", (package_id,)
+                self._db.executemany(
+                    "DELETE FROM withdrawn WHERE package_id = ?", [(i,) for i in package_ids]
                 )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
-        return cursor.rowcount > 0
