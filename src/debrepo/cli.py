@@ -565,7 +565,8 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
     """Fetch new versions from every package's source, store and publish them.
 
     With nothing new, publishes only to re-sign a Release past half its Valid-Until
-    window. Exits 1 when every package checked failed.
+    window. Exits 1 when every package checked failed, 3 when some did (the others
+    were stored and published).
     """
     from debrepo.app import sync as sync_packages
     from debrepo.services.sync import SyncFailedError
@@ -587,6 +588,13 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
         out.say(outcome.line())
     out.say(report.summary())
     _report(out, report.published, ws)
+    if report.failures:  # a cron job or timer must notice a package that keeps failing
+        if out.quiet:  # nothing printed above: the line carries the reasons
+            failed = "; ".join(f"{o.package_name}: {o.message}" for o in report.failures)
+        else:
+            names = ", ".join(o.package_name for o in report.failures)
+            failed = f"{names} (the reasons are above)"
+        _fail(f"sync failed for {failed}; the other packages were synced", 3)
 
 
 @cli.command("migrate-table")

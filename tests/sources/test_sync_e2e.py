@@ -156,6 +156,24 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
         f"{failed.stdout.splitlines()[1].split(': failed: ', 1)[1]}"
     ], quiet.describe()
 
+    # kiro served, kiro-cli still not found: the one that worked is published, and the
+    # exit status still says that something failed.
+    upstream.server.clear()
+    upstream.serve_kiro_live(kiro_deb())
+    upstream.server.expect_request(RELEASES_PATH).respond_with_json(
+        {"message": "Not Found"}, status=404
+    )
+    partial = run(cli, env, "sync")
+    assert partial.returncode == 3, partial.describe()
+    assert partial.stdout.startswith("kiro: stored 0.9.2 from "), partial.describe()
+    assert [line for line in partial.stderr.splitlines() if "debrepo: error: " in line] == [
+        "debrepo: error: sync failed for kiro-cli (the reasons are above); the other packages "
+        "were synced"
+    ], partial.describe()
+    quiet_partial = run(cli, env, "-q", "sync")
+    assert quiet_partial.returncode == 3, quiet_partial.describe()
+    assert "debrepo: error: sync failed for kiro-cli: " in quiet_partial.stderr
+
     unknown = run(cli, env, "sync", "--package", "kiro-ide")
     assert unknown.returncode == 2, unknown.describe()
     assert "package 'kiro-ide' is not defined in the package configuration" in unknown.stderr
