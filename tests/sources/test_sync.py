@@ -253,6 +253,30 @@ def test_a_version_removed_on_purpose_is_not_fetched_again_until_added_by_hand(
     assert outcomes(sync(ws))["kiro"] is Outcome.ALREADY_STORED
 
 
+def test_upstream_stating_other_bytes_for_a_stored_version_is_said_not_fetched(
+    ws: Workspace, upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    added = tmp_path / "kiro.deb"
+    added.write_bytes(KIRO)
+    app.add_packages(ws, [added], now=FIXED_NOW)
+    replaced = "ab" * 32  # upstream re-published 0.9.2 with other bytes
+    upstream.serve_json(METADATA_PATH, upstream.flat_metadata() | {"sha256": replaced})
+
+    report = sync(ws, only_package="kiro")
+
+    (kiro,) = report.packages
+    assert kiro.outcome is Outcome.ALREADY_STORED
+    note = (
+        f"upstream now states sha256 {replaced[:12]}... (stored {sha256(KIRO)[:12]}...); the "
+        "stored file stays, published versions being immutable"
+    )
+    assert kiro.line() == f"kiro: 0.9.2 is already stored; nothing to fetch ({note})"
+    assert f"kiro 0.9.2: {note}" in caplog.text
+    assert upstream.paths() == [METADATA_PATH]  # nothing downloaded
+    stored = ws.store.get("kiro#0.9.2")
+    assert stored is not None and stored.sha256_hash == sha256(KIRO)
+
+
 # -- bad input: one package fails, the others publish, nothing is left behind -------------
 
 

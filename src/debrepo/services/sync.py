@@ -46,7 +46,13 @@ from debrepo.services.publish import (
     publish_failed,
     store_changed_since_publish,
 )
-from debrepo.sources.base import Acquired, PackageSource, Release, source_for
+from debrepo.sources.base import (
+    Acquired,
+    PackageSource,
+    Release,
+    source_for,
+    stated_differences,
+)
 from debrepo.sources.http import HttpClient, HttpSettings
 
 log = logging.getLogger("debrepo.sync")
@@ -92,7 +98,8 @@ class PackageOutcome:
         if self.outcome is Outcome.NEW:
             return f"{name}: stored {self.version} from {self.url}"
         if self.outcome is Outcome.ALREADY_STORED:
-            return f"{name}: {self.version} is already stored; nothing to fetch"
+            note = f" ({self.message})" if self.message else ""
+            return f"{name}: {self.version} is already stored; nothing to fetch{note}"
         if self.outcome is Outcome.WOULD_FETCH:
             return f"{name}: would fetch {self.version} from {self.url}"
         if self.outcome is Outcome.NOTHING_UPSTREAM:
@@ -237,8 +244,25 @@ class _Run:
         if release is None:
             return PackageOutcome(name, kind, Outcome.NOTHING_UPSTREAM, message=_idle(kind))
         package_id = make_package_id(name, release.version)
-        if self.store.exists(package_id):
-            return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
+        stored = self.store.get(package_id)
+        if stored is not None:
+            hashes = {
+                "md5": stored.md5_hash,
+                "sha1": stored.sha1_hash,
+                "sha256": stored.sha256_hash,
+                "sha512": stored.sha512_hash,
+            }
+            differs = stated_differences(release, stored.file_size, hashes)
+            note = ""
+            if differs:  # upstream replaced the file of a version: worth a word, not a change
+                note = (
+                    f"upstream now states {', '.join(differs)}; the stored file stays, "
+                    "published versions being immutable"
+                )
+                log.warning("%s %s: %s", name, release.version, note, extra={"package": name})
+            return PackageOutcome(
+                name, kind, Outcome.ALREADY_STORED, release.version, release.url, message=note
+            )
         if package_id in self.withdrawn:
             when = self.withdrawn[package_id]
             return PackageOutcome(

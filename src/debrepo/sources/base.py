@@ -137,6 +137,20 @@ def check_expected(release: Release, facts: FileFacts) -> None:
             )
 
 
+def stated_differences(release: Release, size: int, hashes: Mapping[str, str | None]) -> list[str]:
+    """What upstream states about `release` that differs from a stored file of the same
+    version (`size`, and checksums by name as in HASH_NAMES), e.g. `sha256 abc... (stored
+    def...)`; empty when nothing it states differs."""
+    found = []
+    if release.expected_size is not None and release.expected_size != size:
+        found.append(f"size {release.expected_size} (stored {size})")
+    for name in HASH_NAMES:
+        stated, stored = release.expected_hashes.get(name), hashes.get(name)
+        if stated is not None and stored is not None and stated != stored:
+            found.append(f"{name} {stated[:12]}... (stored {stored[:12]}...)")
+    return found
+
+
 def download_release(
     http: HttpClient, release: Release, scratch_dir: Path, *, additional_files: tuple[str, ...]
 ) -> Acquired:

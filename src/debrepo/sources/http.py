@@ -249,7 +249,7 @@ class HttpClient:
                     failed = origin if pool is None else (pool.scheme or "", pool.host, pool.port)
                     self._unreachable[_normal(failed)] = reason
                 raise SourceError(
-                    f"{url}: cannot fetch it, even after retrying: {reason}"
+                    f"{url}: cannot fetch it, after {self.settings.retries + 1} attempts: {reason}"
                 ) from None
             except HTTPError as exc:
                 raise SourceError(f"{url}: {exc}") from None
