@@ -146,6 +146,15 @@ def test_reordered_packages_file(published):
     )
 
 
+def test_a_packages_file_listing_a_version_twice_says_which(published):
+    packages = published.repo.get(f"{BINARY}/Packages")
+    first = packages.split(b"\n\n")[0]
+    twice = packages.rstrip(b"\n") + b"\n\n" + first.rstrip(b"\n") + b"\n"
+    replace_object(published, f"{BINARY}/Packages", twice)
+    found = problems(published)
+    assert has_problem(found, f"{BINARY}/Packages lists alpha#1.0 more than once")
+
+
 def test_compressed_index_with_other_content(published):
     replace_object(published, f"{BINARY}/Packages.gz", gzip.compress(b"Package: other\n"))
     found = problems(published)

@@ -62,15 +62,23 @@ def _hash_object(repo: ObjectStore, key: str) -> tuple[int, dict[str, str]]:
 def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
     from debian import deb822  # deferred: only needed to explain a mismatch
 
+    twice: list[str] = []
+
     def stanzas(data: bytes) -> dict[str, dict[str, str]]:
         found = {}
         for paragraph in deb822.Packages.iter_paragraphs(
             data.decode("utf-8", "replace"), use_apt_pkg=False
         ):
-            found[f"{paragraph.get('Package')}#{paragraph.get('Version')}"] = dict(paragraph)
+            package_id = f"{paragraph.get('Package')}#{paragraph.get('Version')}"
+            if package_id in found:
+                twice.append(package_id)
+            found[package_id] = dict(paragraph)
         return found
 
     have, want = stanzas(published), stanzas(expected)
+    if twice:  # only the published file can: the store holds each version once
+        return f"{where} lists {', '.join(sorted(set(twice))[:5])} more than once"
+
     missing = sorted(set(want) - set(have))
     extra = sorted(set(have) - set(want))
     # Both are what `add --no-publish` / `remove --no-publish` leave until a publish.
