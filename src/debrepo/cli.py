@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from debrepo import __version__
-from debrepo.errors import DebrepoError
+from debrepo.errors import OUTCOME_REPORTED, DebrepoError
 
 if TYPE_CHECKING:
     from debrepo.app import Workspace
@@ -199,9 +199,14 @@ def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     if quiet:
         level = logging.ERROR
-    logging.basicConfig(
-        level=level, format="debrepo: %(levelname)s: %(message)s", stream=sys.stderr
-    )
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, plus the filter
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("debrepo: %(levelname)s: %(message)s"))
+        # A package's sync failure is said once, by its outcome line or the error.
+        handler.addFilter(lambda record: not getattr(record, OUTCOME_REPORTED, False))
+        root.addHandler(handler)
+        root.setLevel(level)
     # urllib3 logs every retry at WARNING; sources already report the outcome per package.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
     ctx.ensure_object(dict).update(flags=flags, output=Output(quiet), verbose=verbose)

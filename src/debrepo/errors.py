@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Set on a log record of an error that a command also reports in its own output (a
+# package's sync outcome): a terminal, which shows that output, leaves the log line out.
+OUTCOME_REPORTED = "outcome_reported"
+
 
 class DebrepoError(Exception):
     """Root of every error debrepo raises on purpose."""

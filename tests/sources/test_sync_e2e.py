@@ -140,6 +140,8 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
         "repository kiro-dev/kiro-cli not found (or private: set GITHUB_TOKEN); check "
         f"source.repository in {config_dir / 'kiro-cli.yaml'}",
     ]
+    # Each reason once: the outcome line, not also a log line on stderr.
+    assert "ERROR" not in failed.stderr, failed.describe()
     error_lines = [line for line in failed.stderr.splitlines() if "debrepo: error: " in line]
     # The reasons are on the lines above; the error names the packages only.
     assert error_lines == [
@@ -149,6 +151,7 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
     quiet = run(cli, env, "-q", "sync")
     assert quiet.returncode == 1, quiet.describe()
     assert quiet.stdout == "", quiet.describe()
+    assert "ERROR" not in quiet.stderr, quiet.describe()  # the error line carries them
     # With nothing printed above it, the error carries the reasons itself.
     assert [line for line in quiet.stderr.splitlines() if "debrepo: error: " in line] == [
         f"debrepo: error: sync failed for every package checked: kiro: "

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from debrepo.core.layout import delivery_for
 from debrepo.core.release import rfc1123
-from debrepo.errors import ConfigError, DebrepoError, InvalidPackageError
+from debrepo.errors import OUTCOME_REPORTED, ConfigError, DebrepoError, InvalidPackageError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
@@ -259,7 +259,7 @@ class _Run:
                     f"upstream now states {', '.join(differs)}; the stored file stays, "
                     "published versions being immutable"
                 )
-                log.warning("%s %s: %s", name, release.version, note, extra={"package": name})
+                log.warning("%s %s: %s", name, release.version, note, extra=_reported(name))
             return PackageOutcome(
                 name, kind, Outcome.ALREADY_STORED, release.version, release.url, message=note
             )
@@ -315,6 +315,12 @@ class _Run:
         return PackageOutcome(name, kind, Outcome.NEW, record.version, release.url, record=record)
 
 
+def _reported(package_name: str) -> dict[str, object]:
+    """Log extras of a line the package's outcome also says: for CloudWatch, where the
+    outcome is not printed; a terminal, which prints the outcome, leaves it out."""
+    return {"package": package_name, OUTCOME_REPORTED: True}
+
+
 def _isolated(
     config: PackageConfig, step: Callable[[], PackageOutcome | _Fetched]
 ) -> PackageOutcome | _Fetched:
@@ -323,7 +329,7 @@ def _isolated(
     try:
         result = step()
     except DebrepoError as exc:
-        log.error("%s: sync failed: %s", name, exc, extra={"package": name})
+        log.error("%s: sync failed: %s", name, exc, extra=_reported(name))
         return PackageOutcome(name, config.source.type, Outcome.FAILED, message=str(exc))
     except Exception as exc:  # isolate the unexpected too; the traceback goes to the log
         log.exception("%s: sync failed unexpectedly", name, extra={"package": name})
