@@ -332,12 +332,23 @@ def build_repo_package(
 @cli.command("list")
 @click.option("--package", "package_name", default=None, help="Only this package.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--withdrawn",
+    is_flag=True,
+    help="Instead, the versions removed on purpose, which sync does not fetch again.",
+)
 @click.pass_context
-def list_command(ctx: click.Context, package_name: str | None, as_json: bool) -> None:
+def list_command(
+    ctx: click.Context, package_name: str | None, as_json: bool, withdrawn: bool
+) -> None:
     """List the package versions in the store."""
     from debrepo.app import list_packages
 
-    records = list_packages(_workspace(ctx, existing_only=True), package_name)
+    ws = _workspace(ctx, existing_only=True)
+    if withdrawn:
+        _list_withdrawn(ws, package_name, as_json)
+        return
+    records = list_packages(ws, package_name)
     if as_json:
         click.echo(json.dumps([_record_json(r) for r in records], indent=2))
         return
@@ -355,6 +366,23 @@ def list_command(ctx: click.Context, package_name: str | None, as_json: bool) ->
             f"{r.package_name:<{width}}  {r.version:<{vwidth}}  {r.architecture:<6}  "
             f"{r.file_size:>11}  {r.package_type}"
         )
+
+
+def _list_withdrawn(ws: Workspace, package_name: str | None, as_json: bool) -> None:
+    from debrepo.versions import version_key
+
+    rows = []
+    for package_id, when in ws.store.withdrawals().items():
+        name, _, version = package_id.partition("#")
+        if package_name in (None, name):
+            rows.append((name, version, when))
+    rows.sort(key=lambda row: (row[0], version_key(row[1])))
+    if as_json:
+        shown = [{"package_name": n, "version": v, "withdrawn_at": w} for n, v, w in rows]
+        click.echo(json.dumps(shown, indent=2))
+        return
+    for name, version, when in rows:
+        click.echo(f"{name}  {version}  removed {when}")
 
 
 @cli.command()

@@ -299,6 +299,22 @@ def test_removing_a_synced_package_says_sync_will_not_fetch_it_again(run, debs, 
     assert by_hand.code == 0 and "debrepo sync" not in by_hand.out
 
 
+def test_list_withdrawn_shows_what_was_removed_on_purpose(run, debs, tmp_path):
+    assert run("add", str(debs)).code == 0
+    assert run("list", "--withdrawn").out == ""
+    assert run("remove", "beta", "2.0-1", "--yes").code == 0
+    shown = run("list", "--withdrawn")
+    assert shown.code == 0, shown.err
+    name, version, word, when = shown.out.split()
+    assert (name, version, word) == ("beta", "2.0-1", "removed") and when.startswith("20")
+    assert json.loads(run("list", "--withdrawn", "--json").out) == [
+        {"package_name": "beta", "version": "2.0-1", "withdrawn_at": when}
+    ]
+    assert run("list", "--withdrawn", "--package", "alpha").out == ""
+    assert run("add", str(debs / "beta_2.0-1_all.deb")).code == 0  # wanted again
+    assert run("list", "--withdrawn").out == ""
+
+
 def test_remove_with_an_unusable_key_keeps_the_record(run, debs, home, tmp_path):
     run("add", str(debs))
     broken = tmp_path / "broken.asc"
