@@ -62,7 +62,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         logger.error("bad event", extra={"error": str(exc)})
         metrics.add_metric(name="operations_failed", unit=MetricUnit.Count, value=1)
         return _response(400, f"Bad request: {exc}")
-    operation = "force_rebuild" if force_rebuild else "sync"
+    operation = "replace" if replace else "force_rebuild" if force_rebuild else "sync"
     logger.append_keys(operation=operation)
     started = time.monotonic()
     from debrepo.notify import Notifier, notifier_for

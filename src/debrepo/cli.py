@@ -372,9 +372,10 @@ def _list_withdrawn(ws: Workspace, package_name: str | None, as_json: bool) -> N
     from debrepo.versions import version_key
 
     rows = []
+    stored_again = ws.store.package_ids()  # wanted again: not withdrawn any more
     for package_id, when in ws.store.withdrawals().items():
         name, _, version = package_id.partition("#")
-        if package_name in (None, name):
+        if package_name in (None, name) and package_id not in stored_again:
             rows.append((name, version, when))
     rows.sort(key=lambda row: (row[0], version_key(row[1])))
     if as_json:

@@ -28,6 +28,11 @@ class MetadataStore(Protocol):
 
     description: str
 
+    @property
+    def identity(self) -> str:
+        """What tells this store from any other: the description, plus what it leaves
+        out (a DynamoDB table's region: the same name elsewhere is another table)."""
+
     def put(self, record: PackageRecord) -> None:
         """Store a new version; DuplicatePackageError if its package_id exists."""
 
@@ -54,12 +59,13 @@ class MetadataStore(Protocol):
         """Remove a version; False if it was not there. With `withdrawn_at` (a time),
         also record, in the same transaction, that it was removed on purpose."""
 
-    def withdrawals(self) -> dict[str, str]:
-        """package_id -> when, of every version removed on purpose and not added since
-        (sync does not fetch those again)."""
+    def withdrawn_at(self, package_id: str) -> str | None:
+        """When the version was last removed on purpose; None if it never was. (One
+        stored again since is wanted again: callers look in the store first.)"""
 
-    def reinstate(self, package_ids: Iterable[str]) -> None:
-        """Forget the withdrawal of these versions (they were added again)."""
+    def withdrawals(self) -> dict[str, str]:
+        """package_id -> when, of every version ever removed on purpose (including
+        any stored again since)."""
 
     def package_ids(self) -> set[str]: ...
 

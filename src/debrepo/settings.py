@@ -139,10 +139,12 @@ def _defaults(home: Path) -> dict[str, Any]:
 
 def s3_public_url(bucket: str, prefix: str, region: str | None) -> str:
     """Where clients reach a repository published to s3://bucket/prefix with no CDN in
-    front: the bucket's virtual-hosted URL (regional when the region is known)."""
-    host = f"{bucket}.s3.{region}.amazonaws.com" if region else f"{bucket}.s3.amazonaws.com"
+    front: the bucket's virtual-hosted URL (regional when the region is known), or the
+    path-style one for a bucket name with dots, which S3's certificate does not cover."""
+    endpoint = f"s3.{region}.amazonaws.com" if region else "s3.amazonaws.com"
     prefix = prefix.strip("/")
-    return f"https://{host}" + (f"/{prefix}" if prefix else "")
+    base = f"https://{endpoint}/{bucket}" if "." in bucket else f"https://{bucket}.{endpoint}"
+    return base + (f"/{prefix}" if prefix else "")
 
 
 def url_parts(url: str) -> ParseResult:

@@ -232,6 +232,8 @@ def test_items_follow_the_seed_attribute_schema(table, dynamodb_client):
     assert counter["Item"]["revision"] == {"N": "1"}
     assert store.revision() == f"dynamodb:1:{counter['Item']['change']['S']}"
     assert store.description == f"dynamodb://{table}"
+    # What a publish records: the same name in another region is another table.
+    assert store.identity == f"dynamodb://{table} in {REGION}"
 
 
 # -- Property 3 at scale -----------------------------------------------------------------

@@ -228,17 +228,22 @@ def test_delete(store):
     assert store.package_ids() == {"hello#1.0", "hello#2.0"}
 
 
-def test_a_withdrawal_is_recorded_with_its_deletion_and_forgotten_on_reinstating(store):
+def test_a_withdrawal_is_recorded_with_its_deletion(store):
+    first, later = "2026-11-29T10:00:00+00:00", "2026-11-30T10:00:00+00:00"
     store.put_many([make_record("hello", "1.0"), make_record("hello", "2.0")])
-    assert store.withdrawals() == {}
-    assert store.delete("hello#1.0", withdrawn_at="2026-11-29T10:00:00+00:00") is True
+    assert store.withdrawals() == {} and store.withdrawn_at("hello#1.0") is None
+    assert store.delete("hello#1.0", withdrawn_at=first) is True
     assert store.delete("hello#2.0") is True  # a plain deletion withdraws nothing
-    assert store.delete("never#1.0", withdrawn_at="2026-11-29T10:00:00+00:00") is False
-    assert store.withdrawals() == {"hello#1.0": "2026-11-29T10:00:00+00:00"}
+    assert store.delete("never#1.0", withdrawn_at=first) is False
+    assert store.withdrawals() == {"hello#1.0": first}
+    assert store.withdrawn_at("hello#1.0") == first
+    assert store.withdrawn_at("hello#2.0") is None and store.withdrawn_at("never#1.0") is None
     assert store.package_ids() == set()  # not a package, whatever the backend keeps
     assert store.all() == [] and store.incomplete() == []
-    store.reinstate(["hello#1.0", "never#1.0"])
-    assert store.withdrawals() == {}
+    # Stored again and removed again: the later removal is the one on record.
+    store.put(make_record("hello", "1.0"))
+    assert store.delete("hello#1.0", withdrawn_at=later) is True
+    assert store.withdrawals() == {"hello#1.0": later}
 
 
 def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path, request):

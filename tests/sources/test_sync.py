@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -245,11 +246,10 @@ def test_a_version_removed_on_purpose_is_not_fetched_again_until_added_by_hand(
     assert ws.store.get("kiro#0.9.2") is None
     assert "Package: kiro\n" not in (repo_dir(ws) / PACKAGES).read_text()
 
-    # Added back by hand: wanted again, and a later removal withdraws it anew.
+    # Added back by hand: stored, so wanted again.
     added = tmp_path / "kiro.deb"
     added.write_bytes(KIRO)
     app.add_packages(ws, [added], now=FIXED_NOW)
-    assert ws.store.withdrawals() == {}
     assert outcomes(sync(ws))["kiro"] is Outcome.ALREADY_STORED
 
 
@@ -275,6 +275,23 @@ def test_upstream_stating_other_bytes_for_a_stored_version_is_said_not_fetched(
     assert upstream.paths() == [METADATA_PATH]  # nothing downloaded
     stored = ws.store.get("kiro#0.9.2")
     assert stored is not None and stored.sha256_hash == sha256(KIRO)
+
+
+def test_a_stored_but_incomplete_version_counts_as_stored_not_as_a_failure(
+    ws: Workspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    """Publish skips such a record with a warning; sync must not fail on it every run."""
+    added = tmp_path / "kiro.deb"
+    added.write_bytes(KIRO)
+    app.add_packages(ws, [added], now=FIXED_NOW)
+    with sqlite3.connect(ws.settings.home / "metadata.db") as db:
+        db.execute("UPDATE packages SET description = NULL WHERE package_id = 'kiro#0.9.2'")
+    upstream.serve_kiro_live(KIRO)
+
+    report = sync(ws, only_package="kiro")
+
+    assert outcomes(report) == {"kiro": Outcome.ALREADY_STORED}
+    assert report.failures == [] and upstream.count(KIRO_DEB_PATH) == 0
 
 
 # -- bad input: one package fails, the others publish, nothing is left behind -------------

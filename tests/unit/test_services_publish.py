@@ -309,6 +309,45 @@ def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_
     assert app.verify(workspace, now=at(1)).ok
 
 
+def test_a_state_written_before_stores_were_recorded_gains_its_store_on_a_re_sign(
+    workspace, make_deb, tmp_path
+):
+    """Otherwise a repository whose scheduled runs only re-sign would never be guarded
+    against a publish from another store."""
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", hours=1)
+    state = json.loads(workspace.staging.get(STATE_KEY))
+    del state["store"]  # as the release before this record wrote it
+    workspace.staging.put(STATE_KEY, json.dumps(state).encode(), None)
+
+    assert app.rebuild(workspace, now=at(2)).resigned_only
+    recorded = PublishState.from_json(workspace.staging.get(STATE_KEY)).store
+    assert recorded == f"sqlite://{workspace.settings.home / 'metadata.db'}"
+
+    # Another store, holding alpha only, is now refused.
+    other_db = tmp_path / "other" / "metadata.db"
+    other = app.Workspace(settings_for(workspace.settings.home, store=f"sqlite://{other_db}"))
+    app.add_packages(
+        app.Workspace(settings_for(other_db.parent)), [make_deb("alpha", "1.0")], publish=False
+    )
+    with pytest.raises(PublishError, match=f"was last published from the store {recorded}"):
+        app.rebuild(other, now=at(3))
+
+
+def test_a_store_switch_does_not_let_a_settings_change_through(workspace, make_deb, tmp_path):
+    add(workspace, make_deb, "alpha")
+    other_db = tmp_path / "other" / "metadata.db"
+    elsewhere = settings_for(other_db.parent, repo=workspace.settings.repo)
+    app.add_packages(app.Workspace(elsewhere), [make_deb("alpha", "1.0")], publish=False)
+    # Holding every published version, the other store passes the first check...
+    switched = settings_for(
+        workspace.settings.home, store=f"sqlite://{other_db}", origin="Someone else"
+    )
+    # ...but not the second: clients would refuse the new Origin.
+    with pytest.raises(PublishError, match="Origin 'Kiro' would become 'Someone else'"):
+        app.rebuild(app.Workspace(switched), now=at(1))
+
+
 def test_resigning_does_not_read_indices_untouched_since_they_were_published(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     read = []

@@ -333,6 +333,11 @@ def test_every_setting_has_one_environment_variable():
             "https://bkt.s3.us-east-2.amazonaws.com/apt",
         ),
         ("s3://bkt", {}, "https://bkt.s3.amazonaws.com"),
+        (
+            "s3://apt.example.com",
+            {"AWS_REGION": "eu-west-1"},
+            "https://s3.eu-west-1.amazonaws.com/apt.example.com",
+        ),
         ("file:///srv/apt", {"AWS_REGION": "eu-west-1"}, "http://127.0.0.1:8080"),
     ],
 )

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,11 @@ class MemoryStore(BaseMetadataStore):
             self.withdrawn[package_id] = withdrawn_at
         return deleted
 
+    def withdrawn_at(self, package_id: str) -> str | None:
+        return self.withdrawn.get(package_id)
+
     def withdrawals(self) -> dict[str, str]:
         return dict(self.withdrawn)
-
-    def reinstate(self, package_ids: Iterable[str]) -> None:
-        for package_id in package_ids:
-            self.withdrawn.pop(package_id, None)
 
 
 class Backend:
@@ -211,13 +210,13 @@ def test_a_store_of_the_first_schema_is_upgraded_in_place(db_path):
     reopened.close()
 
 
-def test_a_store_of_schema_1_gains_withdrawals_and_keeps_its_revision(db_path):
+def test_a_store_from_before_withdrawals_gains_them_and_stays_readable_by_it(db_path):
     store = SqliteMetadataStore(db_path)
     store.put(make_record("hello", "1.0"))
     revision = store.revision()
     store.close()
     connection = sqlite3.connect(db_path)  # as the release before withdrawals left it
-    connection.executescript("DROP TABLE withdrawn; PRAGMA user_version = 1;")
+    connection.executescript("DROP TABLE withdrawn;")
     connection.close()
 
     upgraded = SqliteMetadataStore(db_path)
@@ -225,8 +224,12 @@ def test_a_store_of_schema_1_gains_withdrawals_and_keeps_its_revision(db_path):
     assert upgraded.revision() == revision
     assert upgraded.withdrawals() == {}
     assert upgraded.delete("hello#1.0", withdrawn_at="2026-11-29T10:00:00+00:00")
-    assert upgraded.withdrawals() == {"hello#1.0": "2026-11-29T10:00:00+00:00"}
+    assert upgraded.withdrawn_at("hello#1.0") == "2026-11-29T10:00:00+00:00"
     upgraded.close()
+    # The schema version did not change: the release before still opens the store.
+    connection = sqlite3.connect(db_path)
+    assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+    connection.close()
 
 
 def _update_by_hand(db_path: Path, package_id: str) -> None:

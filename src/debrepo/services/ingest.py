@@ -404,7 +404,6 @@ def ingest_files(
                 raise type(exc)(f"{exc}; nothing was added") from None
             raise
         committed = True
-        _reinstate(store, records)
         return records
     finally:
         if not committed:
@@ -416,24 +415,6 @@ def ingest_files(
         if incoming:
             shutil.rmtree(incoming, ignore_errors=True)
         drop_scratch(Path(scratch))
-
-
-def _reinstate(store: MetadataStore, records: Sequence[PackageRecord]) -> None:
-    """A version removed on purpose and now added again is wanted again: its withdrawal,
-    which keeps `sync` from fetching it, is lifted. The records are stored whatever
-    happens here, so a failure is a warning, not the add's failure."""
-    if not records:
-        return
-    try:
-        lifted = store.withdrawals().keys() & {record.package_id for record in records}
-        if lifted:
-            store.reinstate(lifted)
-    except StoreError as exc:
-        log.warning(
-            "stored, but their record of an earlier removal could not be cleared (harmless "
-            "while they are stored): %s",
-            exc,
-        )
 
 
 def _same_file(stored: PackageRecord, record: PackageRecord) -> bool:

@@ -395,8 +395,7 @@ class Publisher:
         state.repo = self.repo.description
         # Published from another store: as for a first publish here, what it lacks is
         # refused below rather than dropped (a state without a store: not yet recorded).
-        last_store = state.store if state.store not in (None, self.store.description) else None
-        state.store = self.store.description
+        last_store = state.store if state.store not in (None, self.store.identity) else None
         public_key = PublicKey(
             self.signer.public_key_binary(),
             self.signer.public_key_armored(),
@@ -430,11 +429,12 @@ class Publisher:
             )
         if (first_here or last_store) and not replace:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
-        elif not replace and state.fingerprint not in (None, fingerprint):
+        if not first_here and not replace and state.fingerprint not in (None, fingerprint):
             self._refuse_to_change_what_clients_hold_to(info)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
+        state.store = self.store.identity  # after state_before: a new record is written
         pool_before: bytes | None = None  # a version 1 state carried the pool map inline
         # A version 1 state kept no retired files (their files stayed in the pool): like
         # a lost pool map, it is completed from a listing of the pool below.
@@ -567,13 +567,14 @@ class Publisher:
             else:
                 whose = f"was last published from the store {last_store}"
                 check = (
-                    "Check --store (DEBREPO_STORE; the Lambda's DYNAMODB_TABLE), or migrate "
-                    "into the new store first (`debrepo migrate-table`)"
+                    "Check --store (DEBREPO_STORE; the Lambda's DYNAMODB_TABLE) and AWS_REGION, "
+                    "or put those versions into this store first (from a table of the old "
+                    "schema: `debrepo migrate-table`)"
                 )
                 own = "the store was renamed or restored under another name"
             raise PublishError(
                 f"{self.repo.description} {whose}: it lists {shown}{more}, which the store "
-                f"{self.store.description} does not hold, and publishing would drop them "
+                f"{self.store.identity} does not hold, and publishing would drop them "
                 f"for every client. {check}. If this store did publish it ({own}), or to "
                 "replace that repository with this store's contents, run `debrepo rebuild "
                 f"--replace` {LAMBDA_REPLACE}; nothing was published"
@@ -707,6 +708,9 @@ class Publisher:
         if release is None:
             return None
         state_before = state.to_json()
+        # Recorded by a re-sign too: a state an earlier debrepo wrote gains it on the first
+        # run, not only on the first change.
+        state.store = self.store.identity
         digests = parse_release_digests(release)
         indices = []
         for path in index_paths(info):

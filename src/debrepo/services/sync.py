@@ -35,7 +35,13 @@ from typing import Protocol
 
 from debrepo.core.layout import delivery_for
 from debrepo.core.release import rfc1123
-from debrepo.errors import OUTCOME_REPORTED, ConfigError, DebrepoError, InvalidPackageError
+from debrepo.errors import (
+    OUTCOME_REPORTED,
+    ConfigError,
+    DebrepoError,
+    InvalidPackageError,
+    RecordValidationError,
+)
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
@@ -232,11 +238,6 @@ class _Run:
     scratch_root: Path | None
     written: list[str] = field(default_factory=list)
 
-    @functools.cached_property
-    def withdrawn(self) -> dict[str, str]:
-        """Versions removed on purpose (read once per run, when first needed)."""
-        return self.store.withdrawals()
-
     def fetch(self, config: PackageConfig, source: PackageSource) -> PackageOutcome | _Fetched:
         """Ask the source; download a version the store lacks (not under the lock)."""
         name, kind = config.package_name, config.source.type
@@ -244,7 +245,10 @@ class _Run:
         if release is None:
             return PackageOutcome(name, kind, Outcome.NOTHING_UPSTREAM, message=_idle(kind))
         package_id = make_package_id(name, release.version)
-        stored = self.store.get(package_id)
+        try:
+            stored = self.store.get(package_id)
+        except RecordValidationError:  # stored, incomplete: publish skips it, with a warning
+            return PackageOutcome(name, kind, Outcome.ALREADY_STORED, release.version, release.url)
         if stored is not None:
             hashes = {
                 "md5": stored.md5_hash,
@@ -263,8 +267,8 @@ class _Run:
             return PackageOutcome(
                 name, kind, Outcome.ALREADY_STORED, release.version, release.url, message=note
             )
-        if package_id in self.withdrawn:
-            when = self.withdrawn[package_id]
+        when = self.store.withdrawn_at(package_id)
+        if when is not None:
             return PackageOutcome(
                 name, kind, Outcome.WITHDRAWN, release.version, release.url, message=when
             )

@@ -21,6 +21,10 @@ log = logging.getLogger("debrepo.store")
 class BaseMetadataStore:
     description = "metadata store"
 
+    @property
+    def identity(self) -> str:
+        return self.description
+
     # -- primitives -----------------------------------------------------------------
     def _items(self, package_name: str | None = None) -> Iterator[Mapping[str, Any]]:
         raise NotImplementedError
@@ -35,10 +39,10 @@ class BaseMetadataStore:
     def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
         raise NotImplementedError
 
-    def withdrawals(self) -> dict[str, str]:
+    def withdrawn_at(self, package_id: str) -> str | None:
         raise NotImplementedError
 
-    def reinstate(self, package_ids: Iterable[str]) -> None:
+    def withdrawals(self) -> dict[str, str]:
         raise NotImplementedError
 
     # -- shared behaviour -------------------------------------------------------------

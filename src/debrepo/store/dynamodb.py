@@ -30,7 +30,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
@@ -56,8 +56,8 @@ log = logging.getLogger("debrepo.store")
 INTERNAL_PREFIX = "__debrepo__#"
 REVISION_ID = INTERNAL_PREFIX + "revision"
 LOCK_ID = INTERNAL_PREFIX + "lock"
-# One item for every version removed on purpose: attribute package_id#... -> when.
-WITHDRAWN_ID = INTERNAL_PREFIX + "withdrawn"
+# One item per version removed on purpose, keyed by this prefix and its package_id.
+WITHDRAWN_PREFIX = INTERNAL_PREFIX + "withdrawn#"
 NAME_INDEX = "package_name-index"
 
 # DynamoDB limits: 100 actions and 4 MB of items per transaction.
@@ -264,6 +264,10 @@ class DynamoDBMetadataStore(BaseMetadataStore):
     def region(self) -> str:
         return self._table.region
 
+    @property
+    def identity(self) -> str:
+        return f"{self.description} in {self.region}"
+
     def close(self) -> None:
         self._table.client.close()
 
@@ -449,17 +453,11 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             self._count_change(),
         ]
         if withdrawn_at is not None:
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": {"package_id": {"S": WITHDRAWN_ID}},
-                        "UpdateExpression": "SET #version = :at",
-                        "ExpressionAttributeNames": {"#version": package_id},
-                        "ExpressionAttributeValues": {":at": {"S": withdrawn_at}},
-                    }
-                }
-            )
+            withdrawal = {
+                "package_id": {"S": WITHDRAWN_PREFIX + package_id},
+                "withdrawn_at": {"S": withdrawn_at},
+            }
+            actions.append({"Put": {"TableName": self.table_name, "Item": withdrawal}})
         reasons = self._transact(actions)
         if reasons is None:
             return True
@@ -468,27 +466,35 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             return False
         raise self._cancelled(reasons)
 
-    def withdrawals(self) -> dict[str, str]:
+    def withdrawn_at(self, package_id: str) -> str | None:
         response = self._call(
             "get_item",
             TableName=self.table_name,
-            Key={"package_id": {"S": WITHDRAWN_ID}},
+            Key={"package_id": {"S": WITHDRAWN_PREFIX + package_id}},
             ConsistentRead=True,
         )
-        item = response.get("Item") or {}
-        return {str(k): str(_plain(v)) for k, v in item.items() if k != "package_id"}
+        value = (response.get("Item") or {}).get("withdrawn_at", {}).get("S")
+        return None if value is None else str(value)
 
-    def reinstate(self, package_ids: Iterable[str]) -> None:
-        names = {f"#v{i}": package_id for i, package_id in enumerate(sorted(set(package_ids)))}
-        for start in range(0, len(names), 100):  # well inside an expression's limits
-            chunk = dict(list(names.items())[start : start + 100])
-            self._call(
-                "update_item",
-                TableName=self.table_name,
-                Key={"package_id": {"S": WITHDRAWN_ID}},
-                UpdateExpression="REMOVE " + ", ".join(chunk),
-                ExpressionAttributeNames=chunk,
-            )
+    def withdrawals(self) -> dict[str, str]:
+        """A scan of the whole table (what `list --withdrawn` asks, rarely)."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            **self._page,
+            "ConsistentRead": True,
+            "FilterExpression": "begins_with(package_id, :prefix)",
+            "ExpressionAttributeValues": {":prefix": {"S": WITHDRAWN_PREFIX}},
+        }
+        found: dict[str, str] = {}
+        while True:
+            page = self._call("scan", **request)
+            for raw in page.get("Items", ()):
+                package_id = raw["package_id"]["S"].removeprefix(WITHDRAWN_PREFIX)
+                found[package_id] = str(raw.get("withdrawn_at", {}).get("S", ""))
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return found
+            request["ExclusiveStartKey"] = last
 
     def _compensate(self, written: list[str], cause: Exception) -> None:
         """Delete what the earlier chunks of a failed batch stored."""

@@ -70,15 +70,16 @@ CREATE TRIGGER IF NOT EXISTS packages_updated AFTER UPDATE ON packages
     BEGIN {_BUMP} END;
 CREATE TRIGGER IF NOT EXISTS packages_deleted AFTER DELETE ON packages
     BEGIN {_BUMP} END;
-CREATE TABLE IF NOT EXISTS withdrawn (
+"""  # noqa: S608 - constant column names
+# Versions removed on purpose. Added without a new schema version: a debrepo from before
+# ignores the table (its `remove` records nothing there), so going back still works.
+_WITHDRAWN = """CREATE TABLE IF NOT EXISTS withdrawn (
     package_id TEXT PRIMARY KEY NOT NULL,
     withdrawn_at TEXT NOT NULL
-);
-"""  # noqa: S608 - constant column names
+)"""
 # Version 0 counted changes without `change`; its triggers and counter are replaced.
-# Version 2 adds `withdrawn` (versions removed on purpose), created by _SCHEMA as is.
-_SCHEMA_VERSION = 2
-_UPGRADE_FROM_0 = """
+_SCHEMA_VERSION = 1
+_UPGRADE = """
 DROP TRIGGER IF EXISTS packages_inserted;
 DROP TRIGGER IF EXISTS packages_updated;
 DROP TRIGGER IF EXISTS packages_deleted;
@@ -106,6 +107,10 @@ class SqliteMetadataStore(BaseMetadataStore):
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._schema_version() != _SCHEMA_VERSION:
                 self._upgrade()
+            if not self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'withdrawn'"
+            ).fetchone():
+                self._db.execute(_WITHDRAWN)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
 
@@ -123,11 +128,9 @@ class SqliteMetadataStore(BaseMetadataStore):
         lock finds it done."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            version = self._schema_version()
-            if version < _SCHEMA_VERSION:
+            if self._schema_version() < _SCHEMA_VERSION:
                 statement = ""
-                script = (_UPGRADE_FROM_0 if version < 1 else "") + _SCHEMA
-                for line in script.splitlines(keepends=True):
+                for line in (_UPGRADE + _SCHEMA).splitlines(keepends=True):
                     statement += line
                     if sqlite3.complete_statement(statement):
                         self._db.execute(statement)
@@ -289,11 +292,11 @@ class SqliteMetadataStore(BaseMetadataStore):
             raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
         return {str(package_id): str(at) for package_id, at in rows}
 
-    def reinstate(self, package_ids: Iterable[str]) -> None:
+    def withdrawn_at(self, package_id: str) -> str | None:
         try:
-            with self._db:
-                self._db.executemany(
-                    "DELETE FROM withdrawn WHERE package_id = ?", [(i,) for i in package_ids]
-                )
+            row = self._db.execute(
+                "SELECT withdrawn_at FROM withdrawn WHERE package_id = ?", (package_id,)
+            ).fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+        return None if row is None else str(row[0])
