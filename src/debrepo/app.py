@@ -117,7 +117,7 @@ class Workspace:
                     f"{settings.key_file}: no signing key, but {self.repo.description} is "
                     f"already published ({published}) with one; restore the key file or point "
                     "--key-file (DEBREPO_KEY_FILE) at it. To replace the key on purpose: "
-                    "`debrepo key generate`, then `debrepo rebuild`"
+                    "`debrepo key generate`, then `debrepo rebuild --replace`"
                 )
 
     def store_exists(self) -> bool:

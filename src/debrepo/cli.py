@@ -543,11 +543,11 @@ def key_generate(ctx: click.Context, force: bool) -> None:
         _output(ctx).say(
             f"the repository signs with the key in secret {secret}, not this file: to use "
             f"it, `aws secretsmanager put-secret-value --secret-id {secret} --secret-string "
-            f"file://{ws.settings.key_file}`, then `debrepo rebuild`"
+            f"file://{ws.settings.key_file}`, then `debrepo rebuild --replace`"
         )
     elif ws.store_exists():
         _output(ctx).say(
-            "run `debrepo rebuild` to publish the new public key and re-sign, then "
+            "run `debrepo rebuild --replace` to publish the new public key and re-sign, then "
             "`debrepo build-repo-package --version NEXT` so new users install it"
         )
     else:

@@ -916,6 +916,37 @@ def test_a_new_empty_table_does_not_unpublish_what_the_old_one_published(
     assert "kiro-repo" not in listed and "kiro" in listed
 
 
+def test_a_rotated_secret_is_not_published_by_a_scheduled_run(
+    deployment: Deployment, upstream: Upstream, invoke: Invoke
+) -> None:
+    """A new key in the secret would fail every client's `apt update` (NO_PUBKEY): the
+    scheduled run refuses, and `replace` publishes it when that is what is meant."""
+    import boto3
+
+    from debrepo.signing.openpgp import generate_secret_key
+
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+    assert invoke({}).status == 200
+    keyring = deployment.get("kiro-archive-keyring.gpg")
+    releases = deployment.release_files()
+    new_key = generate_secret_key("Rotated <ops@example.com>").decode("ascii")
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=deployment.secret_id, SecretString=new_key
+    )
+
+    run = invoke({"force_rebuild": True})
+
+    assert run.status == 500, run.describe()
+    assert "NO_PUBKEY" in run.body and '{"replace": true}' in run.body
+    assert deployment.get("kiro-archive-keyring.gpg") == keyring
+    assert deployment.release_files() == releases
+    replaced = invoke({"replace": True})
+    assert replaced.status == 200, replaced.describe()
+    assert deployment.get("kiro-archive-keyring.gpg") != keyring
+
+
 # -- an object that disappears ---------------------------------------------------------
 
 

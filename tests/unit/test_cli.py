@@ -910,9 +910,13 @@ def test_a_lost_key_is_not_silently_replaced_once_published(run, debs, home):
     assert (home / "repo" / "kiro-archive-keyring.gpg").read_bytes() == published
     assert sorted(p.relative_to(home) for p in (home / "repo").rglob("*")) == before
 
-    # Replacing the key is a deliberate step, and then publishes the new one.
+    # Replacing the key is a deliberate step, twice: a new key, then publishing it.
     assert run("key", "generate").code == 0
-    assert run("rebuild").code == 0
+    refused = run("rebuild")
+    assert refused.code == 1
+    assert "is not the key" in refused.error_line and "NO_PUBKEY" in refused.error_line
+    assert (home / "repo" / "kiro-archive-keyring.gpg").read_bytes() == published
+    assert run("rebuild", "--replace").code == 0
     assert (home / "repo" / "kiro-archive-keyring.gpg").read_bytes() != published
 
 
@@ -1027,10 +1031,10 @@ def test_replacing_the_key_of_a_repository_says_what_to_publish(run, debs):
     replaced = run("key", "generate", "--force")
     assert replaced.code == 0, replaced.err
     assert replaced.out.splitlines()[1] == (
-        "run `debrepo rebuild` to publish the new public key and re-sign, then "
+        "run `debrepo rebuild --replace` to publish the new public key and re-sign, then "
         "`debrepo build-repo-package --version NEXT` so new users install it"
     )
-    assert run("rebuild").code == 0
+    assert run("rebuild", "--replace").code == 0
 
 
 def test_an_architecture_left_out_of_the_settings_is_not_silently_unpublished(

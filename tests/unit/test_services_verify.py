@@ -427,7 +427,7 @@ def test_kiro_repo_installing_a_key_that_is_no_longer_published(published):
     app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
     app.generate_key(published, force=True)
     rotated = app.Workspace(published.settings)
-    app.rebuild(rotated, now=FIXED_NOW)
+    app.rebuild(rotated, now=FIXED_NOW, replace=True)
 
     (found,) = problems(rotated)
     assert has_problem(

@@ -431,6 +431,7 @@ class Publisher:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
         if not first_here and not replace and state.fingerprint not in (None, fingerprint):
             self._refuse_to_change_what_clients_hold_to(info)
+            self._refuse_a_key_clients_do_not_trust(state.fingerprint, public_key)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
@@ -594,6 +595,26 @@ class Publisher:
                 "holds the published values, run from its folder or pass --settings; to "
                 "make the change on purpose, run `debrepo rebuild --replace` "
                 f"{LAMBDA_REPLACE}; nothing was published"
+            )
+
+    def _refuse_a_key_clients_do_not_trust(
+        self, last_shape: str | None, public_key: PublicKey
+    ) -> None:
+        """PublishError if the signing key differs from the one the last publish used
+        (a rotated secret, another key file): every client that trusts only the old key
+        fails `apt update` with NO_PUBKEY. `rebuild --replace` says it is meant."""
+        try:
+            last_key = json.loads(last_shape or "{}").get("key")
+        except (ValueError, AttributeError):
+            return  # unreadable: nothing to hold the key to
+        if isinstance(last_key, str) and last_key != public_key.fingerprint:
+            raise PublishError(
+                f"the signing key {public_key.fingerprint.upper()} is not the key "
+                f"{last_key.upper()} the repository was last signed with, which clients "
+                "trust: each would fail `apt update` (NO_PUBKEY) until it gets the new "
+                "keyring. If the key file or secret is wrong, restore it; to change the key "
+                f"on purpose, run `debrepo rebuild --replace` {LAMBDA_REPLACE}, then "
+                "`debrepo build-repo-package --version NEXT`; nothing was published"
             )
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
