@@ -432,6 +432,28 @@ def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs,
     assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
 
 
+def test_a_second_home_on_a_published_repo_keeps_its_key_and_origin(run, debs, tmp_path):
+    """No record of the last publish there: what clients hold is read from the tree."""
+    repo = tmp_path / "shared"
+    alpha = debs / "alpha_1.0_amd64.deb"
+    first = ("--home", str(tmp_path / "first"), "--repo", repo.as_uri())
+    assert run(*first, "add", str(alpha)).code == 0
+    keyring = (repo / "kiro-archive-keyring.gpg").read_bytes()
+    second = ("--home", str(tmp_path / "second"), "--repo", repo.as_uri())
+    assert run(*second, "key", "generate").code == 0  # a key of its own
+
+    other_key = run(*second, "add", str(alpha))  # the same versions: only the key differs
+    assert other_key.code == 1
+    assert "is not the key" in other_key.error_line and "NO_PUBKEY" in other_key.error_line
+    assert (repo / "kiro-archive-keyring.gpg").read_bytes() == keyring
+
+    key = ("--key-file", str(tmp_path / "first/keys/signing-key.asc"))
+    other_origin = run(*second, *key, "--origin", "Elsewhere", "rebuild")
+    assert other_origin.code == 1
+    assert "Origin 'Kiro' would become 'Elsewhere'" in other_origin.error_line
+    assert run(*second, *key, "rebuild").code == 0  # the same key and settings: fine
+
+
 def test_another_store_on_the_same_home_does_not_drop_what_it_lacks(run, debs, home, tmp_path):
     alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
     assert run("add", str(alpha)).code == 0

@@ -429,7 +429,11 @@ class Publisher:
             )
         if (first_here or last_store) and not replace:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
-        if not first_here and not replace and state.fingerprint not in (None, fingerprint):
+        if first_here and not replace:
+            # No record of what was published: what clients hold is read from the tree.
+            self._refuse_to_change_what_clients_hold_to(info)
+            self._refuse_a_key_other_than_the_published_one(public_key)
+        elif not replace and state.fingerprint not in (None, fingerprint):
             self._refuse_to_change_what_clients_hold_to(info)
             self._refuse_a_key_clients_do_not_trust(state.fingerprint, public_key)
         report.packages = len(snapshot.records)
@@ -607,7 +611,7 @@ class Publisher:
             last_key = json.loads(last_shape or "{}").get("key")
         except (ValueError, AttributeError):
             return  # unreadable: nothing to hold the key to
-        if isinstance(last_key, str) and last_key != public_key.fingerprint:
+        if isinstance(last_key, str) and last_key.lower() != public_key.fingerprint.lower():
             raise PublishError(
                 f"the signing key {public_key.fingerprint.upper()} is not the key "
                 f"{last_key.upper()} the repository was last signed with, which clients "
@@ -616,6 +620,18 @@ class Publisher:
                 f"on purpose, run `debrepo rebuild --replace` {LAMBDA_REPLACE}, then "
                 "`debrepo build-repo-package --version NEXT`; nothing was published"
             )
+
+    def _refuse_a_key_other_than_the_published_one(self, public_key: PublicKey) -> None:
+        """`_refuse_a_key_clients_do_not_trust` for a repository with no record of its
+        last publish: the key is the one its published keyring holds, if any."""
+        published = self.repo.get(f"{self.settings.keyring_name}.gpg")
+        if published is None or published == public_key.binary:
+            return
+        from debrepo.signing.openpgp import fingerprint_of
+
+        last_key = fingerprint_of(published)
+        if last_key is not None:
+            self._refuse_a_key_clients_do_not_trust(json.dumps({"key": last_key}), public_key)
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
         recorded = {key for generation in generations for key in generation}

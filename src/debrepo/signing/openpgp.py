@@ -189,6 +189,15 @@ def _certificate(public_key: bytes) -> sq.Cert:
         ) from None
 
 
+def fingerprint_of(public_key: bytes) -> str | None:
+    """The primary key fingerprint of a public key (lower-case hex, as the signer's);
+    None if the bytes are not an OpenPGP certificate."""
+    try:
+        return str(sq.Cert.from_bytes(public_key).fingerprint).lower()
+    except Exception:  # anything pysequoia refuses is "not a key"
+        return None
+
+
 def armor_of(public_key: bytes) -> bytes:
     """The ASCII-armoured form of a binary public key, as `public_key_armored` writes it."""
     return str(_certificate(public_key)).encode("ascii")
