@@ -264,8 +264,8 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
     "--replace",
     is_flag=True,
     help="Publish this store's contents and settings even where that drops published "
-    "versions the store lacks or changes Origin, Label, Codename or the components "
-    "(implies --full).",
+    "versions the store lacks or changes Origin, Label, Codename, the components or the "
+    "signing key (implies --full).",
 )
 @click.pass_context
 def rebuild(ctx: click.Context, wait_seconds: float, full: bool, replace: bool) -> None:

@@ -146,7 +146,7 @@ class PublishState:
     # (the `repo` setting changed) starts from nothing: its pool is looked up, not taken
     # from this account.
     repo: str | None = None
-    # The store (MetadataStore.description) the last publish was made from. Another
+    # The store (MetadataStore.identity) the last publish was made from. Another
     # one (a mistyped table or path, a new table not yet migrated into) may not drop
     # versions that it lacks: the indices list them and the pool may hold their only copy.
     store: str | None = None
@@ -374,9 +374,10 @@ class Publisher:
 
         What would break clients' view of a repository published before is refused
         unless `replace` says it is meant: dropping versions this store lacks when it
-        has no record of publishing there or the last publish came from another store,
-        and (after a change of the settings) a different Origin, Label or Codename or a
-        dropped component.
+        has no record of publishing there or the last publish came from another store;
+        and, when the settings changed since the last publish or there is no record of
+        it, a different Origin, Label or Codename, a dropped component or another
+        signing key.
         """
         raw_state = self.staging.get(STATE_KEY)
         state = PublishState.from_json(raw_state)
