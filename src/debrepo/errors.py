@@ -45,14 +45,10 @@ class DuplicatePackageError(DebrepoError):
     def __init__(self, package_id: str, *, sha256s: tuple[str, str] | None = None) -> None:
         self.package_id = package_id
         name, _, version = package_id.partition("#")
-        # (stored, given): said when known, since only other bytes get this far
-        differ = (
-            ""
-            if sha256s is None
-            else (
-                f" with other bytes (sha256 {sha256s[0][:12]}... stored, {sha256s[1][:12]}... here)"
-            )
-        )
+        differ = ""
+        if sha256s is not None:  # (stored, given): said when known
+            stored, given = sha256s
+            differ = f" with other bytes (sha256 {stored[:12]}... stored, {given[:12]}... here)"
         super().__init__(
             f"{name} {version} is already in the store{differ} (package_id {package_id!r}); "
             "published versions are immutable, build a new version instead"
