@@ -186,6 +186,7 @@ resource "aws_lambda_function" "manager" {
       S3_ACL_MODE                  = var.acl_mode
       PUBLIC_URL                   = var.public_url
       CLOUDFRONT_DISTRIBUTION_ID   = var.cloudfront_distribution_id
+      DEBREPO_KEY_NAME             = var.key_name # the keyring the bucket policy makes public
       POWERTOOLS_SERVICE_NAME      = "debrepo"
       POWERTOOLS_METRICS_NAMESPACE = "debrepo"
     }

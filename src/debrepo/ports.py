@@ -59,6 +59,10 @@ class MetadataStore(Protocol):
         """Remove a version; False if it was not there. With `withdrawn_at` (a time),
         also record, in the same transaction, that it was removed on purpose."""
 
+    def withdraw(self, package_id: str, withdrawn_at: str) -> None:
+        """Record that a version the store does not hold is left out on purpose (a
+        migration's --skip); `delete` does it for one it holds."""
+
     def withdrawn_at(self, package_id: str) -> str | None:
         """When the version was last removed on purpose; None if it never was. (One
         stored again since is wanted again: callers look in the store first.)"""

@@ -574,3 +574,45 @@ def test_a_migration_onto_the_old_deployments_repository_drops_what_it_skipped(
     assert report.skipped == ["0.10.1"] and published is not None
     packages = (old_home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
     assert "Version: 0.10.1\n" not in packages and "Version: 0.11.0\n" in packages
+
+
+@pytest.mark.parametrize("then", ["rebuild", "sync"])
+def test_a_migration_with_no_publish_leaves_the_skipped_versions_to_the_next_run(
+    old_table, tmp_path, unique_name, debs, then
+):
+    """As the README says, the next scheduled run publishes: the skip stands for it too
+    (it is recorded as a withdrawal), so neither a rebuild nor a sync refuses."""
+    old_home = tmp_path / "old"
+    old = Workspace(settings_for(old_home))
+    paths = []
+    for version, deb in debs.items():
+        path = tmp_path / f"kiro_{version}_amd64.deb"
+        path.write_bytes(deb)
+        paths.append(path)
+    app.add_packages(old, paths)
+    table = f"{unique_name}-no-publish"
+    create_table(table)
+    ws = Workspace(
+        settings_for(
+            tmp_path / "home",
+            store=f"dynamodb://{table}",
+            repo=(old_home / "repo").as_uri(),
+            key_file=str(old_home / "keys/signing-key.asc"),
+        )
+    )
+    app.migrate_table(
+        ws,
+        old_table=old_table,
+        backup_file=tmp_path / "b.jsonl",
+        skip_versions=["0.10.1"],
+        publish_after=False,
+    )
+    assert ws.store.withdrawn_at("kiro#0.10.1") is not None
+
+    if then == "rebuild":
+        app.rebuild(ws)
+    else:
+        report = app.sync(ws, only_package="kiro-repo")  # nothing to fetch: publishes the store
+        assert report.published is not None
+    packages = (old_home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Version: 0.10.1\n" not in packages and "Version: 0.11.0\n" in packages

@@ -244,6 +244,9 @@ def test_a_withdrawal_is_recorded_with_its_deletion(store):
     store.put(make_record("hello", "1.0"))
     assert store.delete("hello#1.0", withdrawn_at=later) is True
     assert store.withdrawals() == {"hello#1.0": later}
+    # A version never stored, left out on purpose (a migration's --skip).
+    store.withdraw("hello#0.9", first)
+    assert store.withdrawn_at("hello#0.9") == first and store.package_ids() == set()
 
 
 def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path, request):

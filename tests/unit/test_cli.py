@@ -454,6 +454,22 @@ def test_a_second_home_on_a_published_repo_keeps_its_key_and_origin(run, debs, t
     assert run(*second, *key, "rebuild").code == 0  # the same key and settings: fine
 
 
+def test_a_moved_home_publishes_a_removal_it_made_before_the_move(run, debs, tmp_path):
+    """The store records the removal: dropping that version is meant, whoever asks."""
+    repo = (tmp_path / "srv").as_uri()
+    before, after = tmp_path / "before", tmp_path / "after"
+    assert run("--home", str(before), "--repo", repo, "add", str(debs)).code == 0
+    removed = run("--home", str(before), "--repo", repo, "remove", "alpha", "1.0", "--yes",
+                  "--no-publish")  # fmt: skip
+    assert removed.code == 0
+    before.rename(after)  # the store's path, and so its identity, changes
+
+    moved = run("--home", str(after), "--repo", repo, "rebuild")
+    assert moved.code == 0, moved.err
+    packages = (tmp_path / "srv/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
+
+
 def test_another_store_on_the_same_home_does_not_drop_what_it_lacks(run, debs, home, tmp_path):
     alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
     assert run("add", str(alpha)).code == 0

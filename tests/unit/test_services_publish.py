@@ -334,6 +334,23 @@ def test_a_state_written_before_stores_were_recorded_gains_its_store_on_a_re_sig
         app.rebuild(other, now=at(3))
 
 
+def test_a_repository_another_configuration_published_last_is_brought_up_to_date(
+    workspace, make_deb, tmp_path
+):
+    """Two `repo` settings sharing one staging area (a prefix forgotten on one side):
+    the one published second must not look up to date to the first."""
+    from debrepo.services.publish import store_changed_since_publish
+
+    add(workspace, make_deb, "alpha")
+    assert not store_changed_since_publish(workspace.store, workspace.staging, repo=workspace.repo)
+    state = json.loads(workspace.staging.get(STATE_KEY))
+    state["repo"] = str(tmp_path / "elsewhere")  # as the other configuration leaves it
+    workspace.staging.put(STATE_KEY, json.dumps(state).encode(), None)
+    assert store_changed_since_publish(workspace.store, workspace.staging, repo=workspace.repo)
+    # So the next add or sync publishes here too, though the store did not change.
+    assert app.add_packages(workspace, [make_deb("alpha", "1.0")], now=at(1)).report is not None
+
+
 def test_a_store_switch_does_not_let_a_settings_change_through(workspace, make_deb, tmp_path):
     add(workspace, make_deb, "alpha")
     other_db = tmp_path / "other" / "metadata.db"

@@ -58,6 +58,9 @@ class MemoryStore(BaseMetadataStore):
             self.withdrawn[package_id] = withdrawn_at
         return deleted
 
+    def withdraw(self, package_id: str, withdrawn_at: str) -> None:
+        self.withdrawn[package_id] = withdrawn_at
+
     def withdrawn_at(self, package_id: str) -> str | None:
         return self.withdrawn.get(package_id)
 

@@ -552,7 +552,8 @@ class Publisher:
         versions), and they would silently disappear for every client, their pool files
         deleted a few publishes later. `rebuild --replace` says it is meant."""
         held = {(r.package_name, r.version) for r in records}
-        for package_id in removed:
+        # Removed on purpose (`remove`, a migration's --skip): dropping them is meant.
+        for package_id in [*removed, *self.store.withdrawals()]:
             name, _, version = package_id.partition("#")
             held.add((name, version))
         listed: set[tuple[str, str]] = set()
@@ -1011,14 +1012,23 @@ class Publisher:
 
 
 def store_changed_since_publish(
-    store: MetadataStore, staging: ObjectStore, *, dry_run: bool = False
+    store: MetadataStore,
+    staging: ObjectStore,
+    *,
+    dry_run: bool = False,
+    repo: ObjectStore | None = None,
 ) -> bool:
     """Whether the store holds changes no publish has included yet (False if the
-    backend cannot tell)."""
+    backend cannot tell). With `repo`: also when the last publish went to another
+    repository (two configurations sharing a staging area), so this one is brought up
+    to date."""
+    state = PublishState.from_json(staging.get(STATE_KEY))
+    if repo is not None and state.repo not in (None, repo.description):
+        return True
     revision = store.revision(seed=not dry_run)  # a dry run writes nothing, not even this
     if revision is None:
         return False
-    return PublishState.from_json(staging.get(STATE_KEY)).revision != revision
+    return state.revision != revision
 
 
 def generation_id(generation: Sequence[str]) -> str:

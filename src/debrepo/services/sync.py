@@ -441,7 +441,7 @@ def _publish_and_notify(
     would_fetch = [o for o in report.packages if o.outcome is Outcome.WOULD_FETCH]
     if new or would_fetch:
         report.publish_reason = f"{len(new) or len(would_fetch)} new version(s)"
-    elif store_changed_since_publish(store, staging, dry_run=dry_run):
+    elif store_changed_since_publish(store, staging, dry_run=dry_run, repo=repo):
         report.publish_reason = "the store changed since the last publish"
     elif report.release_before is None:
         report.publish_reason = "nothing is published yet"

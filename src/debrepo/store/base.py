@@ -39,6 +39,9 @@ class BaseMetadataStore:
     def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
         raise NotImplementedError
 
+    def withdraw(self, package_id: str, withdrawn_at: str) -> None:
+        raise NotImplementedError
+
     def withdrawn_at(self, package_id: str) -> str | None:
         raise NotImplementedError
 

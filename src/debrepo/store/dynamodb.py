@@ -453,10 +453,7 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             self._count_change(),
         ]
         if withdrawn_at is not None:
-            withdrawal = {
-                "package_id": {"S": WITHDRAWN_PREFIX + package_id},
-                "withdrawn_at": {"S": withdrawn_at},
-            }
+            withdrawal = _withdrawal_item(package_id, withdrawn_at)
             actions.append({"Put": {"TableName": self.table_name, "Item": withdrawal}})
         reasons = self._transact(actions)
         if reasons is None:
@@ -465,6 +462,11 @@ class DynamoDBMetadataStore(BaseMetadataStore):
         if first == "ConditionalCheckFailed" or (not reasons and not self.exists(package_id)):
             return False
         raise self._cancelled(reasons)
+
+    def withdraw(self, package_id: str, withdrawn_at: str) -> None:
+        self._call(
+            "put_item", TableName=self.table_name, Item=_withdrawal_item(package_id, withdrawn_at)
+        )
 
     def withdrawn_at(self, package_id: str) -> str | None:
         response = self._call(
@@ -566,6 +568,13 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             f"dynamodb:TransactWriteItems on table {self.table_name} in region "
             f"{self.region} was cancelled ({'; '.join(named) or 'no reason given'}){advice}"
         )
+
+
+def _withdrawal_item(package_id: str, withdrawn_at: str) -> dict[str, Any]:
+    return {
+        "package_id": {"S": WITHDRAWN_PREFIX + package_id},
+        "withdrawn_at": {"S": withdrawn_at},
+    }
 
 
 def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

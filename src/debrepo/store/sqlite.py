@@ -292,6 +292,15 @@ class SqliteMetadataStore(BaseMetadataStore):
             raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
         return {str(package_id): str(at) for package_id, at in rows}
 
+    def withdraw(self, package_id: str, withdrawn_at: str) -> None:
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO withdrawn (package_id, withdrawn_at) VALUES (?, ?)",
+                (package_id, withdrawn_at),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+
     def withdrawn_at(self, package_id: str) -> str | None:
         try:
             row = self._db.execute(
