@@ -526,6 +526,10 @@ def test_a_recreated_store_is_published_in_full(run, debs, home):
     for path in [*home.glob("metadata.db*"), home / "staging/.state/publish-state.json"]:
         path.unlink()
     result = run("add", str(debs / "beta_2.0-1_all.deb"))
+    # Dropping alpha, which nobody removed, is a decision to state.
+    assert result.code == 1
+    assert "publishing would drop pool/main/a/alpha/alpha_1.0_amd64.deb" in result.error_line
+    result = run("rebuild", "--replace")
     assert result.code == 0, result.err
     assert "1 package(s) published" in result.out
     packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
@@ -533,6 +537,31 @@ def test_a_recreated_store_is_published_in_full(run, debs, home):
     assert "Package: alpha\n" not in packages
     verified = run("verify")
     assert verified.code == 0, verified.err
+
+
+def test_a_store_restored_from_an_older_backup_does_not_drop_what_it_lacks(
+    run, debs, home, tmp_path
+):
+    alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
+    assert run("add", str(alpha)).code == 0
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(home / "metadata.db") as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)  # before beta
+    assert run("add", str(beta)).code == 0
+    packages = home / "repo/dists/stable/main/binary-amd64/Packages"
+    published = packages.read_bytes()
+    with sqlite3.connect(backup) as copy, sqlite3.connect(home / "metadata.db") as live:
+        copy.backup(live)  # restored in place, as `sqlite3 metadata.db ".restore ..."` does
+
+    refused = run("rebuild")
+    assert refused.code == 1
+    assert "publishing would drop pool/main/b/beta/beta_2.0-1_all.deb" in refused.error_line
+    assert "nobody removed them" in refused.error_line
+    assert packages.read_bytes() == published
+    # Added back from the very file: published as before, nothing lost.
+    assert run("add", str(beta)).code == 0
+    assert "Package: beta\n" in packages.read_text()
+    assert run("verify").code == 0
 
 
 def test_verify(run, debs, home):

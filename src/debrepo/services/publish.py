@@ -477,6 +477,9 @@ class Publisher:
             public_url=self.settings.public_url,
             keyring_name=self.settings.keyring_name,
         )
+        if not replace and not map_incomplete:
+            skipped_ids = [exc.package_id for exc in snapshot.skipped]
+            self._refuse_to_drop_what_nobody_removed(pool, plan, [*removed, *skipped_ids])
         if full:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
@@ -585,6 +588,35 @@ class Publisher:
                 f"for every client. {check}. If this store did publish it ({own}), or to "
                 "replace that repository with this store's contents, run `debrepo rebuild "
                 f"--replace` {LAMBDA_REPLACE}; nothing was published"
+            )
+
+    def _refuse_to_drop_what_nobody_removed(
+        self, pool: Mapping[str, object], plan: PublicationPlan, meant: Sequence[str]
+    ) -> None:
+        """PublishError if a version the last publish listed would disappear although
+        nobody removed it: not deleted by this process, not withdrawn (`remove`, a
+        migration's --skip), not an incomplete record the seed says to skip. That is a
+        store that lost records (restored from an older backup, edited by hand), and
+        its pool files would be deleted a few publishes later. `rebuild --replace`
+        says it is meant."""
+        live = {f.key for f in plan.pool_files}
+        dropped = [key for key in pool if key not in live]
+        if not dropped:
+            return
+        unmeant = _not_among(dropped, meant)
+        if unmeant:  # only then is the whole table of withdrawals worth reading
+            unmeant = _not_among(unmeant, list(self.store.withdrawals()))
+        if unmeant:
+            shown = ", ".join(unmeant[:3]) + (
+                f" and {len(unmeant) - 3} more" if len(unmeant) > 3 else ""
+            )
+            raise PublishError(
+                f"publishing would drop {shown} from every client: the store "
+                f"{self.store.identity} no longer holds those versions, though nobody removed "
+                "them (a store restored from an older backup, a record deleted by hand?). "
+                "Add them back (`debrepo add` of those files; the pool still holds them), or "
+                f"drop them on purpose with `debrepo rebuild --replace` {LAMBDA_REPLACE}; "
+                "nothing was published"
             )
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
@@ -1009,6 +1041,17 @@ class Publisher:
             ) from None
         state.convenience_sha256 = record.sha256_hash
         report.written.append(CONVENIENCE_COPY)
+
+
+def _not_among(pool_keys: Sequence[str], package_ids: Sequence[str]) -> list[str]:
+    """The pool keys that are the file of none of `package_ids`. A version's file is
+    `.../NAME/NAME_VERSION_ARCH.deb`, VERSION without its epoch (two versions that
+    differ only by epoch cannot share a repository)."""
+    marks = []
+    for package_id in package_ids:
+        name, _, version = package_id.partition("#")
+        marks.append(f"/{name}/{name}_{version.split(':', 1)[-1]}_")
+    return [key for key in pool_keys if not any(mark in key for mark in marks)]
 
 
 def store_changed_since_publish(
