@@ -351,6 +351,47 @@ def test_a_repository_another_configuration_published_last_is_brought_up_to_date
     assert app.add_packages(workspace, [make_deb("alpha", "1.0")], now=at(1)).report is not None
 
 
+def _delete_by_hand(ws, package_id: str) -> None:
+    with sqlite3.connect(ws.settings.home / "metadata.db") as db:
+        db.execute("DELETE FROM packages WHERE package_id = ?", (package_id,))
+
+
+def test_a_removal_undone_by_an_add_does_not_excuse_a_later_loss(workspace, make_deb):
+    add(workspace, make_deb, "zed", "1.0")
+    add(workspace, make_deb, "zed", "1.1", hours=1)
+    app.remove_package(workspace, "zed", "1.0", now=at(2))  # withdrawn at 2
+    add(workspace, make_deb, "zed", "1.0", hours=3)  # wanted again, published at 3
+    _delete_by_hand(workspace, "zed#1.0")
+
+    with pytest.raises(PublishError, match=r"publishing would drop zed 1\.0 from every client"):
+        app.rebuild(workspace, now=at(4))
+    # A removal since the last publish is one: the same version removed properly goes.
+    add(workspace, make_deb, "zed", "1.0", hours=5)
+    app.remove_package(workspace, "zed", "1.0", publish_after=False, now=at(6))
+    assert app.rebuild(workspace, now=at(7)).packages == 1
+
+
+def test_a_lost_pool_map_does_not_let_a_loss_through(workspace, make_deb):
+    for hours, version in enumerate(("1.0", "1.1", "1.2")):
+        add(workspace, make_deb, "zed", version, hours=hours)
+    workspace.staging.delete(POOL_STATE_KEY)
+    _delete_by_hand(workspace, "zed#1.1")
+
+    with pytest.raises(PublishError, match=r"publishing would drop zed 1\.1 from every client"):
+        app.rebuild(workspace, now=at(4))
+    assert workspace.repo.stat("pool/main/z/zed/zed_1.1_amd64.deb") is not None
+
+
+def test_an_epoch_is_compared_as_the_file_names_compare(workspace, make_deb):
+    """A withdrawal of 1:2.0 before 2.0 was added names the same file, but is older."""
+    add(workspace, make_deb, "foo", "1:2.0")
+    app.remove_package(workspace, "foo", "1:2.0", now=at(1))
+    add(workspace, make_deb, "foo", "2.0", hours=2)
+    _delete_by_hand(workspace, "foo#2.0")
+    with pytest.raises(PublishError, match=r"publishing would drop foo 2\.0"):
+        app.rebuild(workspace, now=at(3))
+
+
 def test_a_store_switch_does_not_let_a_settings_change_through(workspace, make_deb, tmp_path):
     add(workspace, make_deb, "alpha")
     other_db = tmp_path / "other" / "metadata.db"

@@ -44,7 +44,7 @@ from debrepo.core.release import (
     render_release,
 )
 from debrepo.errors import DebrepoError, ObjectStoreError, PublishError
-from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer
+from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer, Snapshot
 from debrepo.settings import Settings
 
 if TYPE_CHECKING:
@@ -150,6 +150,9 @@ class PublishState:
     # one (a mistyped table or path, a new table not yet migrated into) may not drop
     # versions that it lacks: the indices list them and the pool may hold their only copy.
     store: str | None = None
+    # When the last publish that rendered the indices ran: a withdrawal recorded before
+    # it, of a version it still listed, was undone by an add since.
+    published_at: str | None = None
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -162,6 +165,7 @@ class PublishState:
             "skipped": self.skipped,
             "repo": self.repo,
             "store": self.store,
+            "published_at": self.published_at,
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
             "index_pieces": {
                 k: {"sha256": v.sha256, "pieces": [list(piece) for piece in v.pieces]}
@@ -232,6 +236,9 @@ class PublishState:
             skipped=[str(s) for s in data.get("skipped") or []],
             repo=data.get("repo") if isinstance(data.get("repo"), str) else None,
             store=data.get("store") if isinstance(data.get("store"), str) else None,
+            published_at=(
+                data.get("published_at") if isinstance(data.get("published_at"), str) else None
+            ),
             index_stamps={
                 str(k): (int(v[0]), str(v[1]), str(v[2]))
                 for k, v in (data.get("index_stamps") or {}).items()
@@ -477,9 +484,10 @@ class Publisher:
             public_url=self.settings.public_url,
             keyring_name=self.settings.keyring_name,
         )
-        if not replace and not map_incomplete:
-            skipped_ids = [exc.package_id for exc in snapshot.skipped]
-            self._refuse_to_drop_what_nobody_removed(pool, plan, [*removed, *skipped_ids])
+        if not replace and not first_here:
+            self._refuse_to_drop_what_nobody_removed(
+                info, state, plan, snapshot, removed, map_incomplete=map_incomplete
+            )
         if full:
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
@@ -536,6 +544,7 @@ class Publisher:
             self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         state.generations = [list(g) for g in plan.generations]
         state.revision, state.fingerprint = revision, fingerprint
+        state.published_at = now.isoformat(timespec="seconds")
         state.skipped = report.skipped_incomplete
         if state.to_json() != state_before:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
@@ -591,33 +600,68 @@ class Publisher:
             )
 
     def _refuse_to_drop_what_nobody_removed(
-        self, pool: Mapping[str, object], plan: PublicationPlan, meant: Sequence[str]
+        self,
+        info: ReleaseInfo,
+        state: PublishState,
+        plan: PublicationPlan,
+        snapshot: Snapshot,
+        removed: Iterable[str],
+        *,
+        map_incomplete: bool,
     ) -> None:
         """PublishError if a version the last publish listed would disappear although
-        nobody removed it: not deleted by this process, not withdrawn (`remove`, a
-        migration's --skip), not an incomplete record the seed says to skip. That is a
-        store that lost records (restored from an older backup, edited by hand), and
-        its pool files would be deleted a few publishes later. `rebuild --replace`
-        says it is meant."""
-        live = {f.key for f in plan.pool_files}
-        dropped = [key for key in pool if key not in live]
-        if not dropped:
+        nobody removed it: not deleted by this process, not withdrawn since that publish
+        (`remove`, a migration's --skip), not an incomplete record the seed says to
+        skip. That is a store that lost records (restored from an older backup, edited
+        by hand), and their pool files would be deleted a few publishes later.
+        `rebuild --replace` says it is meant.
+
+        What was listed comes from the publisher's pool map (a set difference, when
+        nothing moved: the usual case costs nothing), or from the published indices
+        when the map is lost. Versions compare without their epoch, as their file
+        names do (two that differ only by epoch cannot share a repository).
+        """
+        if map_incomplete:
+            listed = self._listed_in_indices(info)
+        else:
+            live = {f.key for f in plan.pool_files}
+            listed = {_version_of_pool_key(k) for k in state.pool or {} if k not in live}
+        if not listed:
             return
-        unmeant = _not_among(dropped, meant)
-        if unmeant:  # only then is the whole table of withdrawals worth reading
-            unmeant = _not_among(unmeant, list(self.store.withdrawals()))
-        if unmeant:
-            shown = ", ".join(unmeant[:3]) + (
-                f" and {len(unmeant) - 3} more" if len(unmeant) > 3 else ""
-            )
+        held = {(r.package_name, _without_epoch(r.version)) for r in snapshot.records}
+        held.update(_name_version(exc.package_id) for exc in snapshot.skipped)
+        held.update(_name_version(package_id) for package_id in removed)
+        lost = listed - held
+        if lost:  # only then is the table of withdrawals worth reading
+            since = state.published_at or ""
+            lost -= {  # a withdrawal from before the last publish was undone by an add
+                _name_version(package_id)
+                for package_id, at in self.store.withdrawals().items()
+                if at >= since
+            }
+        if lost:
+            names = [f"{name} {version}" for name, version in sorted(lost)]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             raise PublishError(
                 f"publishing would drop {shown} from every client: the store "
                 f"{self.store.identity} no longer holds those versions, though nobody removed "
                 "them (a store restored from an older backup, a record deleted by hand?). "
-                "Add them back (`debrepo add` of those files; the pool still holds them), or "
+                "Add them back (`debrepo add` of their files; the pool still holds them), or "
                 f"drop them on purpose with `debrepo rebuild --replace` {LAMBDA_REPLACE}; "
                 "nothing was published"
             )
+
+    def _listed_in_indices(self, info: ReleaseInfo) -> set[tuple[str, str]]:
+        """(name, version without epoch) of every entry of the published Packages files."""
+        listed: set[tuple[str, str]] = set()
+        for path in index_paths(info):
+            if path.endswith("/Packages"):
+                raw = self.repo.get(f"dists/{info.suite}/{path}")
+                if raw is None:  # other tools may publish only compressed indices
+                    raw = _decompressed(self.repo.get(f"dists/{info.suite}/{path}.gz"))
+                if raw is not None:
+                    listed.update((n, _without_epoch(v)) for n, v in _listed_versions(raw))
+        return listed
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
         """PublishError if the settings changed since the last publish in a way apt
@@ -1043,15 +1087,19 @@ class Publisher:
         report.written.append(CONVENIENCE_COPY)
 
 
-def _not_among(pool_keys: Sequence[str], package_ids: Sequence[str]) -> list[str]:
-    """The pool keys that are the file of none of `package_ids`. A version's file is
-    `.../NAME/NAME_VERSION_ARCH.deb`, VERSION without its epoch (two versions that
-    differ only by epoch cannot share a repository)."""
-    marks = []
-    for package_id in package_ids:
-        name, _, version = package_id.partition("#")
-        marks.append(f"/{name}/{name}_{version.split(':', 1)[-1]}_")
-    return [key for key in pool_keys if not any(mark in key for mark in marks)]
+def _without_epoch(version: str) -> str:
+    return version.split(":", 1)[-1]
+
+
+def _name_version(package_id: str) -> tuple[str, str]:
+    name, _, version = package_id.partition("#")
+    return name, _without_epoch(version)
+
+
+def _version_of_pool_key(key: str) -> tuple[str, str]:
+    """(name, version without epoch) of `.../NAME/NAME_VERSION_ARCH.deb`."""
+    *_, name, filename = key.split("/")
+    return name, filename[len(name) + 1 :].rsplit("_", 1)[0]
 
 
 def store_changed_since_publish(
