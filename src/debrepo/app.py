@@ -43,7 +43,7 @@ from debrepo.versions import latest
 
 if TYPE_CHECKING:
     from debrepo.packages_config import PackageConfig
-    from debrepo.services.ingest import Destination
+    from debrepo.services.ingest import Destination, IngestItem
     from debrepo.services.migrate import MigrationReport
     from debrepo.services.sync import PackageNotifier, SyncReport
     from debrepo.services.verify import VerifyReport
@@ -298,7 +298,7 @@ def add_packages(
     new remains, the publish runs only when the store holds changes no publish has
     included yet (an earlier `add` stopped before its publish finished)."""
     from debrepo.core.records import Provenance
-    from debrepo.services.ingest import Destination, IngestItem, ingest_files
+    from debrepo.services.ingest import Destination, IngestItem
 
     now = now or utc_now()
     files = expand_paths(paths)
@@ -310,28 +310,56 @@ def add_packages(
     if publish:
         ws.signer  # noqa: B018 - a missing or unreadable key fails now, before anything is stored
     with ws.lock(wait_seconds):
-        destination = Destination.of("pool", ws.settings)
-        already: list[PackageRecord] = []
-        restored: list[PackageRecord] = []
-        records = ingest_files(
+        return _store_then_publish(
+            ws,
             items,
-            store=ws.store,
             target=ws.repo,
-            destination=destination,
+            destination=Destination.of("pool", ws.settings),
             configs=configs,
-            now=now,
+            stored_at=now,
+            publish_at=now if publish else None,
             progress=file_progress,
-            already_stored=already,
-            put_back=restored,
         )
-        result = AddResult(
-            records,
-            written_keys=_keys(ws, destination, records),
-            already_stored=already,
-            put_back=restored,
-        )
-        if publish and (records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)):
-            result.report = _publish_stored(ws, result, now)
+
+
+def _store_then_publish(
+    ws: Workspace,
+    items: Sequence[IngestItem],
+    *,
+    target: ObjectStore,
+    destination: Destination,
+    configs: dict[str, PackageConfig],
+    stored_at: datetime,
+    publish_at: datetime | None,
+    progress: Callable[[int], None] | None = None,
+) -> AddResult:
+    """Ingest `items` (under the caller's lock), then publish at `publish_at` (None: do
+    not) if anything new was stored or the store holds changes no publish included."""
+    from debrepo.services.ingest import ingest_files
+
+    already: list[PackageRecord] = []
+    restored: list[PackageRecord] = []
+    records = ingest_files(
+        items,
+        store=ws.store,
+        target=target,
+        destination=destination,
+        configs=configs,
+        now=stored_at,
+        progress=progress,
+        already_stored=already,
+        put_back=restored,
+    )
+    result = AddResult(
+        records,
+        written_keys=_keys(ws, destination, records),
+        already_stored=already,
+        put_back=restored,
+    )
+    if publish_at is not None and (
+        records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)
+    ):
+        result.report = _publish_stored(ws, result, publish_at)
     return result
 
 
@@ -371,7 +399,7 @@ def build_kiro_repo(
     from hashlib import sha256
 
     from debrepo.core.records import Provenance, staging_prefix_for
-    from debrepo.services.ingest import Destination, IngestItem, ingest_files
+    from debrepo.services.ingest import Destination, IngestItem
     from debrepo.services.repo_package import (
         RepoPackageTemplates,
         build_repo_package,
@@ -427,30 +455,15 @@ def build_kiro_repo(
             notes=f"APT source for {repo_url or settings.public_url}",
         )
         with ws.lock(wait_seconds):
-            destination = Destination.of("staging", settings)
-            already: list[PackageRecord] = []
-            restored: list[PackageRecord] = []
-            records = ingest_files(
+            return _store_then_publish(
+                ws,
                 [IngestItem(built, provenance)],
-                store=ws.store,
                 target=ws.staging,
-                destination=destination,
+                destination=Destination.of("staging", settings),
                 configs=ws.configs,
-                now=built_at,
-                already_stored=already,
-                put_back=restored,
+                stored_at=built_at,
+                publish_at=now if publish_after else None,
             )
-            result = AddResult(
-                records,
-                written_keys=_keys(ws, destination, records),
-                already_stored=already,
-                put_back=restored,
-            )
-            if publish_after and (
-                records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)
-            ):
-                result.report = _publish_stored(ws, result, now)
-    return result
 
 
 def list_packages(ws: Workspace, package_name: str | None = None) -> list[PackageRecord]:

@@ -568,14 +568,7 @@ class Publisher:
         for package_id in [*removed, *self.store.withdrawals()]:
             name, _, version = package_id.partition("#")
             held.add((name, version))
-        listed: set[tuple[str, str]] = set()
-        for path in index_paths(info):
-            if path.endswith("/Packages"):
-                raw = self.repo.get(f"dists/{info.suite}/{path}")
-                if raw is None:  # other tools may publish only compressed indices
-                    raw = _decompressed(self.repo.get(f"dists/{info.suite}/{path}.gz"))
-                listed.update(_listed_versions(raw) if raw is not None else ())
-        foreign = listed - held
+        foreign = self._listed_in_indices(info) - held
         if foreign:
             shown = ", ".join(f"{name} {version}" for name, version in sorted(foreign)[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
@@ -622,7 +615,7 @@ class Publisher:
         names do (two that differ only by epoch cannot share a repository).
         """
         if map_incomplete:
-            listed = self._listed_in_indices(info)
+            listed = {(name, _without_epoch(v)) for name, v in self._listed_in_indices(info)}
         else:
             live = {f.key for f in plan.pool_files}
             listed = {_version_of_pool_key(k) for k in state.pool or {} if k not in live}
@@ -652,15 +645,14 @@ class Publisher:
             )
 
     def _listed_in_indices(self, info: ReleaseInfo) -> set[tuple[str, str]]:
-        """(name, version without epoch) of every entry of the published Packages files."""
+        """(Package, Version) of every entry of the published Packages files."""
         listed: set[tuple[str, str]] = set()
         for path in index_paths(info):
             if path.endswith("/Packages"):
                 raw = self.repo.get(f"dists/{info.suite}/{path}")
                 if raw is None:  # other tools may publish only compressed indices
                     raw = _decompressed(self.repo.get(f"dists/{info.suite}/{path}.gz"))
-                if raw is not None:
-                    listed.update((n, _without_epoch(v)) for n, v in _listed_versions(raw))
+                listed.update(_listed_versions(raw) if raw is not None else ())
         return listed
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:

@@ -239,22 +239,31 @@ class SqliteMetadataStore(BaseMetadataStore):
             rows.append(tuple(values.get(c) for c in COLUMNS))
         self._insert_rows(_INSERT, rows)
 
-    def _insert_rows(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        """All rows or none; DuplicatePackageError names a package_id already taken."""
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction: all of its statements or none; a StoreError if SQLite
+        fails (errors raised inside, such as a DuplicatePackageError, pass as they are)."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(statement, rows)
-            except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
-                raise DuplicatePackageError(self._first_duplicate(rows)) from None
+                yield
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+
+    def _insert_rows(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """All rows or none; DuplicatePackageError names a package_id already taken."""
+        try:
+            with self._writing():
+                self._db.executemany(statement, rows)
+        except sqlite3.IntegrityError:
+            raise DuplicatePackageError(self._first_duplicate(rows)) from None
 
     def _first_duplicate(self, rows: list[tuple[Any, ...]]) -> str:
         taken = self.package_ids()
@@ -265,24 +274,15 @@ class SqliteMetadataStore(BaseMetadataStore):
         return str(rows[0][0])
 
     def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")  # the deletion and its withdrawal, or neither
-            try:
-                deleted = self._db.execute(
-                    "DELETE FROM packages WHERE package_id = ?", (package_id,)
-                ).rowcount
-                if withdrawn_at is not None and deleted:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO withdrawn (package_id, withdrawn_at) VALUES (?, ?)",
-                        (package_id, withdrawn_at),
-                    )
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+        with self._writing():  # the deletion and its withdrawal, or neither
+            deleted = self._db.execute(
+                "DELETE FROM packages WHERE package_id = ?", (package_id,)
+            ).rowcount
+            if withdrawn_at is not None and deleted:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO withdrawn (package_id, withdrawn_at) VALUES (?, ?)",
+                    (package_id, withdrawn_at),
+                )
         return deleted > 0
 
     def withdrawals(self) -> dict[str, str]:
