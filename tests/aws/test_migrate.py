@@ -544,19 +544,18 @@ def test_the_script_reads_the_new_table_from_terraform_outputs(ws, old_table, tm
     assert "dry run: 3 old item(s), 2 to migrate, 1 already in the store" in ended.stdout
 
 
-def test_a_migration_onto_the_old_deployments_repository_drops_what_it_skipped(
-    old_table, tmp_path, unique_name, debs
-):
-    """The bucket the old code published holds every version and no debrepo record."""
+def _onto_the_old_deployment(
+    tmp_path: Path, table: str, debs: dict[str, bytes]
+) -> tuple[Workspace, Path]:
+    """A new store (DynamoDB `table`) set to publish onto the folder an old deployment
+    published every version of `debs` to; that deployment's home."""
     old_home = tmp_path / "old"
-    old = Workspace(settings_for(old_home))
     paths = []
     for version, deb in debs.items():
         path = tmp_path / f"kiro_{version}_amd64.deb"
         path.write_bytes(deb)
         paths.append(path)
-    app.add_packages(old, paths)
-    table = f"{unique_name}-onto-old"
+    app.add_packages(Workspace(settings_for(old_home)), paths)
     create_table(table)
     ws = Workspace(
         settings_for(
@@ -566,6 +565,14 @@ def test_a_migration_onto_the_old_deployments_repository_drops_what_it_skipped(
             key_file=str(old_home / "keys/signing-key.asc"),
         )
     )
+    return ws, old_home
+
+
+def test_a_migration_onto_the_old_deployments_repository_drops_what_it_skipped(
+    old_table, tmp_path, unique_name, debs
+):
+    """The bucket the old code published holds every version and no debrepo record."""
+    ws, old_home = _onto_the_old_deployment(tmp_path, f"{unique_name}-onto-old", debs)
 
     report, published = app.migrate_table(
         ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", skip_versions=["0.10.1"]
@@ -582,24 +589,7 @@ def test_a_migration_with_no_publish_leaves_the_skipped_versions_to_the_next_run
 ):
     """As the README says, the next scheduled run publishes: the skip stands for it too
     (it is recorded as a withdrawal), so neither a rebuild nor a sync refuses."""
-    old_home = tmp_path / "old"
-    old = Workspace(settings_for(old_home))
-    paths = []
-    for version, deb in debs.items():
-        path = tmp_path / f"kiro_{version}_amd64.deb"
-        path.write_bytes(deb)
-        paths.append(path)
-    app.add_packages(old, paths)
-    table = f"{unique_name}-no-publish"
-    create_table(table)
-    ws = Workspace(
-        settings_for(
-            tmp_path / "home",
-            store=f"dynamodb://{table}",
-            repo=(old_home / "repo").as_uri(),
-            key_file=str(old_home / "keys/signing-key.asc"),
-        )
-    )
+    ws, old_home = _onto_the_old_deployment(tmp_path, f"{unique_name}-no-publish", debs)
     app.migrate_table(
         ws,
         old_table=old_table,

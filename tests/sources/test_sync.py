@@ -202,13 +202,18 @@ def test_flat_metadata_with_certificate_signature_and_checksums(
     ]
 
 
+def _add_kiro_by_hand(ws: Workspace, tmp_path: Path) -> None:
+    """kiro 0.9.2 stored with `debrepo add`, as an operator would, before any sync."""
+    added = tmp_path / "kiro.deb"
+    added.write_bytes(KIRO)
+    app.add_packages(ws, [added], now=FIXED_NOW)
+
+
 def test_a_version_already_stored_is_never_downloaded(
     ws: Workspace, upstream: Upstream, tmp_path: Path
 ) -> None:
     """The seed's Property 18 through sync: `P#V` in the store means no download at all."""
-    added = tmp_path / "kiro.deb"
-    added.write_bytes(KIRO)
-    app.add_packages(ws, [added], now=FIXED_NOW)
+    _add_kiro_by_hand(ws, tmp_path)
     upstream.serve_kiro_live(KIRO)
     upstream.serve_kiro_cli(KIRO_CLI)
 
@@ -247,18 +252,14 @@ def test_a_version_removed_on_purpose_is_not_fetched_again_until_added_by_hand(
     assert "Package: kiro\n" not in (repo_dir(ws) / PACKAGES).read_text()
 
     # Added back by hand: stored, so wanted again.
-    added = tmp_path / "kiro.deb"
-    added.write_bytes(KIRO)
-    app.add_packages(ws, [added], now=FIXED_NOW)
+    _add_kiro_by_hand(ws, tmp_path)
     assert outcomes(sync(ws))["kiro"] is Outcome.ALREADY_STORED
 
 
 def test_upstream_stating_other_bytes_for_a_stored_version_is_said_not_fetched(
     ws: Workspace, upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    added = tmp_path / "kiro.deb"
-    added.write_bytes(KIRO)
-    app.add_packages(ws, [added], now=FIXED_NOW)
+    _add_kiro_by_hand(ws, tmp_path)
     replaced = "ab" * 32  # upstream re-published 0.9.2 with other bytes
     upstream.serve_json(METADATA_PATH, upstream.flat_metadata() | {"sha256": replaced})
 
@@ -281,9 +282,7 @@ def test_a_stored_but_incomplete_version_counts_as_stored_not_as_a_failure(
     ws: Workspace, upstream: Upstream, tmp_path: Path
 ) -> None:
     """Publish skips such a record with a warning; sync must not fail on it every run."""
-    added = tmp_path / "kiro.deb"
-    added.write_bytes(KIRO)
-    app.add_packages(ws, [added], now=FIXED_NOW)
+    _add_kiro_by_hand(ws, tmp_path)
     with sqlite3.connect(ws.settings.home / "metadata.db") as db:
         db.execute("UPDATE packages SET description = NULL WHERE package_id = 'kiro#0.9.2'")
     upstream.serve_kiro_live(KIRO)
