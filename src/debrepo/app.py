@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
 from debrepo.errors import (
@@ -25,6 +25,7 @@ from debrepo.errors import (
     InvalidPackageError,
     PackageNotFoundError,
     PublishError,
+    PublishRefused,
     SecretUnavailableError,
     SigningError,
 )
@@ -539,12 +540,33 @@ def remove_package(
         if publish_after:
             try:
                 report = ws.publish(now=now or utc_now(), removed=[record.package_id])
+            except PublishRefused as exc:
+                # Refused for another reason (a version lost by hand, a changed key):
+                # the removal waits until that is settled rather than half done.
+                _put_back(ws, record, exc, published=not unnamed)
             except (DebrepoError, OSError) as exc:
                 what = f"{record.package_name} {record.version} was removed from the store"
                 raise publish_failed(exc, f"{what} but is still published") from exc
             staged = Destination.of("staging", ws.settings)
             ws.staging.delete(_keys(ws, staged, [record])[0])
     return record, report
+
+
+def _put_back(
+    ws: Workspace, record: PackageRecord, refusal: PublishRefused, *, published: bool
+) -> NoReturn:
+    what = f"{record.package_name} {record.version}"
+    try:
+        ws.store.put(record)
+    except DebrepoError as exc:
+        raise publish_failed(
+            refusal, f"{what} was removed from the store, and putting it back failed ({exc})"
+        ) from exc
+    where = "stored and published" if published else "stored"
+    raise PublishRefused(
+        f"{str(refusal).removesuffix('; nothing was published')}; nothing was removed: "
+        f"{what} is still {where}"
+    ) from refusal
 
 
 def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -> VerifyReport:

@@ -80,6 +80,11 @@ class PublishError(DebrepoError):
     """A publish was refused before anything visible to clients changed."""
 
 
+class PublishRefused(PublishError):
+    """A safety check refused the publish before it wrote anything: a command that
+    changed the store for it can put the change back."""
+
+
 class LockError(DebrepoError):
     """Another publisher holds the repository lock."""
 

@@ -564,6 +564,28 @@ def test_a_store_restored_from_an_older_backup_does_not_drop_what_it_lacks(
     assert run("verify").code == 0
 
 
+def test_remove_refused_for_another_lost_version_keeps_its_own(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    with sqlite3.connect(home / "metadata.db") as live:  # beta's record deleted by hand
+        live.execute("DELETE FROM packages WHERE package_id = 'beta#2.0-1'")
+    packages = home / "repo/dists/stable/main/binary-amd64/Packages"
+    published = packages.read_bytes()
+
+    refused = run("remove", "alpha", "1.0", "--yes")
+    assert refused.code == 1
+    assert "publishing would drop beta 2.0-1 from every client" in refused.error_line
+    assert refused.error_line.endswith(
+        "; nothing was removed: alpha 1.0 is still stored and published"
+    )
+    assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["alpha#1.0"]
+    assert packages.read_bytes() == published
+    # Once beta is back, the removal goes through.
+    assert run("add", str(debs / "beta_2.0-1_all.deb")).code == 0
+    assert run("remove", "alpha", "1.0", "--yes").code == 0
+    assert "Package: alpha\n" not in packages.read_text()
+    assert run("verify").code == 0
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")

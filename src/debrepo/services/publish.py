@@ -43,7 +43,7 @@ from debrepo.core.release import (
     parse_release_digests,
     render_release,
 )
-from debrepo.errors import DebrepoError, ObjectStoreError, PublishError
+from debrepo.errors import DebrepoError, ObjectStoreError, PublishError, PublishRefused
 from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer, Snapshot
 from debrepo.settings import Settings
 
@@ -430,7 +430,7 @@ class Publisher:
         snapshot = self.store.snapshot()
         left_out = unpublished_by_architecture(snapshot.records, self.settings.architectures)
         if left_out:  # a settings file not read (another folder) must not unpublish them
-            raise PublishError(
+            raise PublishRefused(
                 f"{left_out}: publishing would drop them for every client. Add those "
                 "architectures (if debrepo.yaml holds them, run from its folder or pass "
                 "--settings), or remove those versions; nothing was published"
@@ -584,7 +584,7 @@ class Publisher:
                     "schema: `debrepo migrate-table`)"
                 )
                 own = "the store was renamed or restored under another name"
-            raise PublishError(
+            raise PublishRefused(
                 f"{self.repo.description} {whose}: it lists {shown}{more}, which the store "
                 f"{self.store.identity} does not hold, and publishing would drop them "
                 f"for every client. {check}. If this store did publish it ({own}), or to "
@@ -635,7 +635,7 @@ class Publisher:
         if lost:
             names = [f"{name} {version}" for name, version in sorted(lost)]
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            raise PublishError(
+            raise PublishRefused(
                 f"publishing would drop {shown} from every client: the store "
                 f"{self.store.identity} no longer holds those versions, though nobody removed "
                 "them (a store restored from an older backup, a record deleted by hand?). "
@@ -662,7 +662,7 @@ class Publisher:
         published = self.repo.get(f"dists/{info.suite}/Release")
         changes = identity_changes(published, info) if published is not None else []
         if changes:
-            raise PublishError(
+            raise PublishRefused(
                 f"the settings differ from the published Release: {'; '.join(changes)}, "
                 "and apt refuses such a change on every client until `apt update "
                 "--allow-releaseinfo-change` (or loses that component). If debrepo.yaml "
@@ -682,7 +682,7 @@ class Publisher:
         except (ValueError, AttributeError):
             return  # unreadable: nothing to hold the key to
         if isinstance(last_key, str) and last_key.lower() != public_key.fingerprint.lower():
-            raise PublishError(
+            raise PublishRefused(
                 f"the signing key {public_key.fingerprint.upper()} is not the key "
                 f"{last_key.upper()} the repository was last signed with, which clients "
                 "trust: each would fail `apt update` (NO_PUBKEY) until it gets the new "
@@ -937,7 +937,7 @@ class Publisher:
                     "and SHA256; rebuild or re-add that version"
                 )
         if problems:
-            raise PublishError(
+            raise PublishRefused(
                 "; ".join(problems[:5])
                 + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
                 + "; nothing was published"
