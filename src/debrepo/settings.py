@@ -243,10 +243,19 @@ def load_settings(
             return file_values[name], f"{settings_file}: {name}"
         return defaults.get(name), f"default {name}"
 
+    def from_file(where: str) -> bool:
+        return settings_file is not None and where.startswith(f"{settings_file}: ")
+
+    def base(where: str) -> Path:
+        """A relative path written in the settings file is taken from the file's folder
+        (it must not depend on where the command runs); in a flag or variable, from
+        the current directory."""
+        return settings_file.parent if settings_file and from_file(where) else cwd
+
     home_value, home_from = pick("home", {"home": ".debrepo"})
     if not isinstance(home_value, str) or not home_value.strip() or "\0" in home_value:
         raise ConfigError(f"{home_from} must be the path of a folder, not {home_value!r}")
-    home = (cwd / home_value).resolve()
+    home = (base(home_from) / home_value).resolve()
     if home.exists() and not home.is_dir():
         raise ConfigError(f"{home}: not a folder ({home_from} must name the home folder)")
     defaults = _defaults(home)
@@ -263,6 +272,15 @@ def load_settings(
         if "\0" in value:  # the OS would refuse it with a traceback later
             raise ConfigError(f"{raw[name][1]} holds a NUL character")
         return value
+
+    def location(name: str, scheme: str) -> str:
+        """A store or folder URL, a relative local path in it anchored as `base` says."""
+        value, where = path_text(name), raw[name][1]
+        prefix = f"{scheme}://" if value.startswith(f"{scheme}://") else ""
+        path = value[len(prefix) :]
+        if not from_file(where) or "://" in path or not path or path.startswith(("/", "~")):
+            return value  # s3://, dynamodb://: nothing local; a flag: from cwd when opened
+        return f"{prefix}{base(where) / path}"
 
     suite, codename = text("suite"), text("codename")
     for name, value in (("suite", suite), ("codename", codename)):
@@ -347,7 +365,7 @@ def load_settings(
     if lock_ttl < 60:
         raise ConfigError(f"{raw['lock_ttl_seconds'][1]} must be at least 60 seconds")
 
-    config_dir = (cwd / path_text("config_dir")).resolve()
+    config_dir = (base(raw["config_dir"][1]) / path_text("config_dir")).resolve()
     if not raw["config_dir"][1].startswith("default") and not config_dir.is_dir():
         # Named on purpose, so a typo must not pass for "no definitions" (only the
         # default may be missing: any .deb can be published without a definition).
@@ -359,10 +377,10 @@ def load_settings(
 
     return Settings(
         home=home,
-        store=path_text("store"),
-        repo=path_text("repo"),
-        staging=path_text("staging"),
-        key_file=(cwd / path_text("key_file")).resolve(),
+        store=location("store", "sqlite"),
+        repo=location("repo", "file"),
+        staging=location("staging", "file"),
+        key_file=(base(raw["key_file"][1]) / path_text("key_file")).resolve(),
         config_dir=config_dir,
         config_dir_from=raw["config_dir"][1],
         public_url=public_url,

@@ -89,6 +89,43 @@ def test_path_values_follow_the_same_precedence(tmp_path):
     assert (from_flag.home, from_flag.key_file) == (tmp_path / "from-flag", tmp_path / "flag.asc")
 
 
+def test_relative_paths_in_a_settings_file_are_taken_from_its_folder(tmp_path):
+    conf, elsewhere = tmp_path / "srv" / "kiro", tmp_path / "elsewhere"
+    (conf / "defs").mkdir(parents=True)
+    elsewhere.mkdir()
+    values = {
+        "home": "data",
+        "key_file": "keys/k.asc",
+        "config_dir": "defs",
+        "store": "sqlite://db/m.db",
+        "repo": "public",
+        "staging": "file://stage",
+    }
+    write_settings(conf, values)
+    environ = {"DEBREPO_SETTINGS": str(conf / "debrepo.yaml")}
+    settings = load_settings({}, environ=environ, cwd=elsewhere)
+    assert settings.home == conf / "data"
+    assert settings.key_file == conf / "keys" / "k.asc"
+    assert settings.config_dir == conf / "defs"
+    assert settings.store == f"sqlite://{conf / 'db' / 'm.db'}"
+    assert settings.repo == str(conf / "public")
+    assert settings.staging == f"file://{conf / 'stage'}"
+    # Run from the file's folder, where it is found without being named: the same.
+    assert load_settings({}, environ={}, cwd=conf) == settings
+    # A flag or a variable is taken from where the command runs.
+    flags = {"home": "h", "store": "sqlite://s.db", "repo": "file://r"}
+    from_flags = load_settings(flags, environ=environ, cwd=elsewhere)
+    assert from_flags.home == elsewhere / "h"
+    assert (from_flags.store, from_flags.repo) == ("sqlite://s.db", "file://r")
+    assert load_settings({}, environ={**environ, "DEBREPO_HOME": "e"}, cwd=elsewhere).home == (
+        elsewhere / "e"
+    )
+    # Absolute paths and remote URLs are left as written.
+    write_settings(conf, {"store": "dynamodb://t", "repo": "s3://b/p", "home": str(tmp_path)})
+    remote = load_settings({}, environ=environ, cwd=elsewhere)
+    assert (remote.store, remote.repo, remote.home) == ("dynamodb://t", "s3://b/p", tmp_path)
+
+
 def test_empty_environment_variable_and_none_flag_are_ignored(tmp_path):
     settings = load_settings(
         {"origin": None, "components": ()}, environ={"DEBREPO_ORIGIN": ""}, cwd=tmp_path
