@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 import http.server
 import io
 import json
@@ -13,6 +15,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -584,6 +588,71 @@ def test_remove_refused_for_another_lost_version_keeps_its_own(run, debs, home):
     assert run("remove", "alpha", "1.0", "--yes").code == 0
     assert "Package: alpha\n" not in packages.read_text()
     assert run("verify").code == 0
+
+
+@pytest.fixture
+def readable_only(tmp_path: Path):
+    """A home, and a context in which this process may read it but not write it: as
+    the user nobody when run as root (who may write anything), else by its modes."""
+    shared = Path(tempfile.mkdtemp(prefix="debrepo-home-"))  # a folder others may enter
+    shared.chmod(0o755)
+    home = shared / "home"
+
+    @contextlib.contextmanager
+    def reading() -> Iterator[None]:
+        for path in [home, *home.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if os.geteuid() == 0:
+            os.chdir(shared)  # the test's own folder is root's alone
+            os.seteuid(65534)
+            try:
+                yield
+            finally:
+                os.seteuid(0)
+        else:
+            folders = [home, *(p for p in home.rglob("*") if p.is_dir())]
+            for folder in folders:
+                folder.chmod(0o555)
+            try:
+                yield
+            finally:
+                for folder in folders:
+                    folder.chmod(0o755)
+
+    yield home, reading
+    shutil.rmtree(shared)
+
+
+def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, readable_only):
+    home, reading = readable_only
+    at = ["--home", str(home), "--config-dir", str(CONFIG_DIR)]
+    assert run(*at, "add", str(debs), base=False).code == 0
+    store = home / "metadata.db"
+    # Once as the owner, so that the modules they import are loaded (another user may
+    # not read the interpreter's own folder).
+    reads = [("list", "--json"), ("list", "--withdrawn"), ("show", "beta"), ("verify",)]
+    assert [run(*at, *args, base=False).code for args in reads] == [0, 0, 0, 0]
+    assert run(*at, "remove", "gamma", "1", "--yes", base=False).code == 1
+    gc.collect()  # their stores closed, as at the end of a process
+    assert not store.with_name("metadata.db-shm").exists()
+    before = store.read_bytes()
+    with reading():
+        listed = run(*at, "list", "--json", base=False)
+        assert listed.code == 0, listed.err
+        assert {i["package_id"] for i in json.loads(listed.out)} == {"alpha#1.0", "beta#2.0-1"}
+        assert run(*at, "list", "--withdrawn", base=False).code == 0
+        assert "Package: beta" in run(*at, "show", "beta", base=False).out
+        verified = run(*at, "verify", base=False)
+        assert verified.code == 0, verified.err
+        refused = run(*at, "remove", "alpha", "1.0", "--yes", "--no-publish", base=False)
+        assert refused.code != 0
+        assert str(home) in refused.error_line
+    assert store.read_bytes() == before
+    assert not store.with_name("metadata.db-shm").exists()
+    assert {i["package_id"] for i in json.loads(run(*at, "list", "--json", base=False).out)} == {
+        "alpha#1.0",
+        "beta#2.0-1",
+    }
 
 
 def test_verify(run, debs, home):

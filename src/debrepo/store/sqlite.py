@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -101,18 +102,52 @@ class SqliteMetadataStore(BaseMetadataStore):
         self.path = path
         self.description = f"sqlite://{path}"
         try:
+            if path.is_file() and not all(
+                os.access(p, os.W_OK, effective_ids=True) for p in (path, path.parent)
+            ):
+                self._open_read_only()
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._schema_version() != _SCHEMA_VERSION:
                 self._upgrade()
-            if not self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'withdrawn'"
-            ).fetchone():
+            if not self._has_withdrawn_table():
                 self._db.execute(_WITHDRAWN)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
+
+    def _open_read_only(self) -> None:
+        """For a user who may only read the home (a monitoring account running `verify`,
+        `list`, `show`): a write then fails as "readonly database"."""
+        self._db = sqlite3.connect(
+            f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None
+        )
+        try:
+            self._schema_version()
+        except sqlite3.OperationalError:
+            # WAL needs a -shm file beside the database, which this user cannot create
+            # while no writer has one open: read the file as it is.
+            self._db.close()
+            self._db = sqlite3.connect(
+                f"{self.path.as_uri()}?immutable=1", uri=True, isolation_level=None
+            )
+        if self._schema_version() != _SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: the metadata store needs an upgrade of its schema, and this "
+                "user may not write it: run any command that writes (`debrepo rebuild`) as "
+                "its owner first"
+            )
+        if not self._has_withdrawn_table():  # a store older than the table: none withdrawn
+            self._db.execute(_WITHDRAWN.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+
+    def _has_withdrawn_table(self) -> bool:
+        return bool(
+            self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'withdrawn'"
+            ).fetchone()
+        )
 
     def _schema_version(self) -> int:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
