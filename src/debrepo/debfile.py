@@ -17,6 +17,7 @@ import lzma
 import mmap
 import os
 import queue
+import re
 import stat
 import threading
 import zlib
@@ -39,6 +40,20 @@ CONTROL_LIMIT = 64 << 20  # compressed or not, a control archive is a few KiB in
 CONTROL_FILE_LIMIT = 512 << 10
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
+DEBIAN_BINARY_LIMIT = 64
+# dpkg-deb: the first line is the format version, "2.<minor>"; later lines are ignored.
+_FORMAT_RE = re.compile(rb"2\.[0-9]+\n")
+CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst")
+# The data archives dpkg-deb unpacks, and how each compressed one starts (empty: a tar
+# file, or lzma, has no magic worth checking).
+DATA_MAGIC = {
+    "data.tar": b"",
+    "data.tar.gz": b"\x1f\x8b",
+    "data.tar.xz": b"\xfd7zXZ\x00",
+    "data.tar.zst": b"\x28\xb5\x2f\xfd",
+    "data.tar.bz2": b"BZh",
+    "data.tar.lzma": b"",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +309,15 @@ class _Source:
         return len(self._buffer) - self._offset
 
     def read(self, count: int) -> bytes:
-        while self._available() < count:
-            chunk = self._next_chunk()
-            if not chunk:
-                break
-            self._buffer = self._buffer[self._offset :] + chunk
-            self._offset = 0
+        if self._available() < count:
+            pieces, have = [self._buffer[self._offset :]], self._available()
+            while have < count:  # joined once: growing one buffer would be quadratic
+                chunk = self._next_chunk()
+                if not chunk:
+                    break
+                pieces.append(chunk)
+                have += len(chunk)
+            self._buffer, self._offset = b"".join(pieces), 0
         data = self._buffer[self._offset : self._offset + count]
         self._offset += len(data)
         self.consumed += len(data)
@@ -359,31 +377,38 @@ def _decompress_control(name: str, raw: bytes, source: str) -> bytes:
 def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
     import tarfile  # deferred: only reading a .deb needs it
 
+    raw: bytes | None = None
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:
-                if member.name in ("./control", "control") and member.isfile():
-                    if member.size > CONTROL_FILE_LIMIT:
-                        raise InvalidPackageError(
-                            f"{source}: control file is {member.size} bytes; apt cannot read "
-                            "a package entry over 1 MiB, so debrepo takes control files of up "
-                            f"to {CONTROL_FILE_LIMIT >> 10} KiB"
-                        )
-                    extracted = archive.extractfile(member)
-                    if extracted is None:
-                        break
-                    raw = extracted.read()
-                    try:
-                        return raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise InvalidPackageError(
-                            f"{source}: control file is not valid UTF-8"
-                        ) from None
+                if member.name.removeprefix("./") != "control":
+                    continue
+                if raw is not None:
+                    # dpkg would unpack the last one over the first: the index must not
+                    # describe one and the package install another.
+                    raise InvalidPackageError(f"{source}: {member_name} holds two control files")
+                if not member.isfile():
+                    raise InvalidPackageError(
+                        f"{source}: the control file in {member_name} is not a regular file"
+                    )
+                if member.size > CONTROL_FILE_LIMIT:
+                    raise InvalidPackageError(
+                        f"{source}: control file is {member.size} bytes; apt cannot read "
+                        "a package entry over 1 MiB, so debrepo takes control files of up "
+                        f"to {CONTROL_FILE_LIMIT >> 10} KiB"
+                    )
+                extracted = archive.extractfile(member)
+                raw = extracted.read() if extracted is not None else b""
     except tarfile.TarError as exc:
         raise InvalidPackageError(
             f"{source}: {member_name} is not a valid tar archive ({exc})"
         ) from None
-    raise InvalidPackageError(f"{source}: {member_name} holds no control file")
+    if raw is None:
+        raise InvalidPackageError(f"{source}: {member_name} holds no control file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPackageError(f"{source}: control file is not valid UTF-8") from None
 
 
 CopyOpener = Callable[[list[tuple[str, str]]], BinaryIO | None]
@@ -465,7 +490,12 @@ def inspect_deb(
 
 
 def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], None]) -> bool:
-    """Walk the ar members, handing the control member to `on_control`; True if data seen."""
+    """Walk the ar members, handing the control member to `on_control`; True if data seen.
+
+    dpkg-deb's rules: `debian-binary`, then `control.tar*`, then `data.tar*`, with
+    members named `_...` ignored before the data and anything after it. A package that
+    breaks them would be published, and then fail to install on every client.
+    """
     if stream.read(len(AR_MAGIC)) != AR_MAGIC:
         raise InvalidPackageError(f"{source}: not a Debian package (no ar archive signature)")
     control_member: str | None = None
@@ -488,20 +518,35 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
                 f"{source}: corrupt .deb (bad size in ar header of {member!r})"
             )
         size = int(size_field)
+        read = 0  # of the member's bytes, before skipping the rest
         if index == 0:
             if member != "debian-binary":
                 raise InvalidPackageError(
                     f"{source}: not a Debian binary package (first member is {member!r})"
                 )
+            if size > DEBIAN_BINARY_LIMIT:
+                raise InvalidPackageError(
+                    f"{source}: corrupt .deb (debian-binary declares {size} bytes; it holds "
+                    "a format version such as 2.0)"
+                )
             body = stream.read(size)
+            read = len(body)
             if len(body) < size:
                 raise InvalidPackageError(f"{source}: truncated .deb (in debian-binary)")
-            if not body.startswith(b"2."):
+            if not _FORMAT_RE.match(body):
                 raise InvalidPackageError(
                     f"{source}: unsupported .deb format {body.strip()[:10]!r}"
                 )
-        elif member.startswith("control.tar") and control_member is None:
-            if member not in ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst"):
+        elif has_data or member.startswith("_"):
+            pass  # dpkg ignores these
+        elif control_member is None:
+            if member.startswith("data.tar"):
+                raise InvalidPackageError(f"{source}: data.tar comes before control.tar")
+            if not member.startswith("control.tar"):
+                raise InvalidPackageError(
+                    f"{source}: not a valid .deb (member {member!r} before control.tar)"
+                )
+            if member not in CONTROL_MEMBERS:
                 raise InvalidPackageError(f"{source}: unsupported control archive {member!r}")
             if size > CONTROL_LIMIT:
                 raise InvalidPackageError(
@@ -515,16 +560,30 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
                     f"the file ends after {len(control_raw)})"
                 )
             on_control(member, control_raw)
+            read = size
+        elif member.startswith("control.tar"):
+            raise InvalidPackageError(f"{source}: not a valid .deb (two control.tar members)")
+        elif not member.startswith("data.tar"):
+            raise InvalidPackageError(
+                f"{source}: not a valid .deb (member {member!r} before data.tar)"
+            )
+        elif member not in DATA_MAGIC:
+            raise InvalidPackageError(f"{source}: unsupported data archive {member!r}")
         else:
-            if member.startswith("data.tar"):
-                if control_member is None:
-                    raise InvalidPackageError(f"{source}: data.tar comes before control.tar")
-                has_data = True
-            skipped = stream.skip(size)
-            if skipped < size:
+            has_data = True
+            magic = DATA_MAGIC[member]
+            head = stream.read(min(size, len(magic)))
+            read = len(head)
+            if len(head) == len(magic) and head != magic:
+                raise InvalidPackageError(
+                    f"{source}: {member} does not hold {member.rpartition('.')[2]} data"
+                )
+        if read < size:
+            skipped = stream.skip(size - read)
+            if skipped < size - read:
                 raise InvalidPackageError(
                     f"{source}: truncated .deb ({member} declares {size} bytes, "
-                    f"the file ends after {skipped})"
+                    f"the file ends after {read + skipped})"
                 )
         if size % 2 and stream.read(1) not in (b"\n", b""):
             raise InvalidPackageError(f"{source}: corrupt .deb (bad ar padding after {member!r})")

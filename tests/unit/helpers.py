@@ -59,11 +59,14 @@ def compress_control(tar: bytes, kind: str) -> tuple[str, bytes]:
     raise AssertionError(kind)
 
 
+XZ_MAGIC = b"\xfd7zXZ\x00"  # how data.tar.xz starts, which is checked
+
+
 def hand_made_deb(
     *,
     control: bytes | None = None,
     kind: str = "gz",
-    data: bytes = b"not really a tar, nobody reads it",
+    data: bytes = XZ_MAGIC + b"not really a tar, only its first bytes are read",
     debian_binary: bytes = b"2.0\n",
 ) -> bytes:
     tar = tar_bytes([("./control", control if control is not None else control_text())])

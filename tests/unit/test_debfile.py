@@ -20,6 +20,7 @@ from debrepo.debfile import CONTROL_LIMIT, PARALLEL_FROM, inspect_deb
 from debrepo.errors import InvalidPackageError
 from tests.tools import require_tool
 from tests.unit.helpers import (
+    XZ_MAGIC,
     ar_archive,
     ar_member,
     compress_control,
@@ -117,8 +118,112 @@ def test_missing_data_member(tmp_path):
 
 
 def test_missing_control_member(tmp_path):
-    data = ar_archive([("debian-binary", b"2.0\n"), ("something", b"x")])
+    data = ar_archive([("debian-binary", b"2.0\n"), ("_ignored", b"x")])
     assert "no control.tar member" in refused(tmp_path, data)
+    data = ar_archive([("debian-binary", b"2.0\n"), ("something", b"x")])
+    assert "member 'something' before control.tar" in refused(tmp_path, data)
+
+
+def _control_member(*controls: bytes) -> tuple[str, bytes]:
+    return compress_control(tar_bytes([("./control", c) for c in controls]), "gz")
+
+
+def _data_tar_gz() -> bytes:
+    return gzip.compress(tar_bytes([("./usr/share/doc/hello/README", b"hello\n")]), mtime=0)
+
+
+# Each: the ar members, and what debrepo says; dpkg-deb refuses the same files.
+_DPKG_REFUSES = {
+    "two-control-members": (
+        [_control_member(control_text()), _control_member(control_text("other"))],
+        "two control.tar members",
+    ),
+    "member-before-control": (
+        [("foo", b"x"), _control_member(control_text())],
+        "member 'foo' before control.tar",
+    ),
+    "member-before-data": (
+        [_control_member(control_text()), ("foo", b"x")],
+        "member 'foo' before data.tar",
+    ),
+    "unknown-data-compression": (
+        [_control_member(control_text()), ("data.tar.foo", b"x")],
+        "unsupported data archive 'data.tar.foo'",
+    ),
+    "xz-holding-gzip": (
+        [_control_member(control_text()), ("data.tar.xz", _data_tar_gz())],
+        "data.tar.xz does not hold xz data",
+    ),
+    "trailing-control-character": (
+        [_control_member(control_text("hello\x1c"))],
+        "field Package holds the control character '\\x1c'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", _DPKG_REFUSES)
+def test_a_package_dpkg_deb_refuses_is_refused(tmp_path, case):
+    members, message = _DPKG_REFUSES[case]
+    if not any(name.startswith("data.tar") for name, _ in members[1:]):
+        members = [*members, ("data.tar.gz", _data_tar_gz())]
+    deb = write(tmp_path, ar_archive([("debian-binary", b"2.0\n"), *members]))
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert message in str(caught.value)
+    dpkg_deb = require_tool("dpkg-deb")
+    field = subprocess.run([dpkg_deb, "--field", str(deb), "Package"], capture_output=True)
+    data = subprocess.run([dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True)
+    assert field.returncode != 0 or data.returncode != 0, "dpkg-deb took it"
+
+
+def test_a_control_archive_with_two_control_files_is_refused(tmp_path):
+    # dpkg unpacks the second over the first: an index made from the first would describe
+    # another package than the one installed.
+    members = [_control_member(control_text("hello", "1.0"), control_text("hello", "2.0"))]
+    deb = write(tmp_path, ar_archive([("debian-binary", b"2.0\n"), *members]))
+    deb.write_bytes(deb.read_bytes() + ar_member("data.tar.gz", _data_tar_gz()))
+    dpkg = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "Version"], capture_output=True
+    )
+    assert dpkg.stdout == b"2.0\n", dpkg.stderr
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert "control.tar.gz holds two control files" in str(caught.value)
+
+
+@pytest.mark.parametrize("version", [b"2.0junk\n", b"2.\n", b"3.0\n", b"2.0"])
+def test_a_format_version_dpkg_deb_refuses_is_refused(tmp_path, version):
+    deb = write(tmp_path, hand_made_deb(debian_binary=version, data=_data_tar_gz()))
+    assert "unsupported .deb format" in refused(tmp_path, hand_made_deb(debian_binary=version))
+    dpkg = subprocess.run([require_tool("dpkg-deb"), "--info", str(deb)], capture_output=True)
+    assert dpkg.returncode != 0, "dpkg-deb took it"
+
+
+def test_members_dpkg_deb_ignores_are_ignored(tmp_path):
+    tar = tar_bytes([("./control", control_text())])
+    members = [
+        ("debian-binary", b"2.0\nlines a later format may add\n"),
+        ("_before_control", b"x"),
+        compress_control(tar, "gz"),
+        ("_before_data", b"y"),
+        ("data.tar.gz", _data_tar_gz()),
+        ("after-data", b"z"),
+    ]
+    deb = write(tmp_path, ar_archive(members))
+    assert dict(inspect_deb(deb).control)["Package"] == "hello"
+    dpkg = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
+    )
+    assert dpkg.stdout == b"hello\n", dpkg.stderr
+
+
+def test_a_debian_binary_member_claiming_gigabytes_is_refused_at_once(tmp_path):
+    header = f"{'debian-binary':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{9999999999:<10}`\n"
+    deb = write(tmp_path, b"!<arch>\n" + header.encode() + b"2.0\n")
+    with deb.open("r+b") as handle:
+        handle.truncate(64 << 20)  # sparse: read through, it would cost time and memory
+    message = refused(tmp_path, deb.read_bytes()[:4096])
+    assert "debian-binary declares 9999999999 bytes" in message
 
 
 def test_data_before_control(tmp_path):
@@ -149,7 +254,7 @@ def test_empty_file(tmp_path):
 
 
 def test_truncated_in_the_middle_of_the_data_member(tmp_path):
-    data = hand_made_deb(data=b"d" * 5000)
+    data = hand_made_deb(data=XZ_MAGIC + b"d" * (5000 - len(XZ_MAGIC)))
     message = refused(tmp_path, data[:-1000])
     assert "truncated .deb (data.tar.xz declares 5000 bytes" in message
 
@@ -328,7 +433,7 @@ def test_error_names_the_given_name(tmp_path):
 
 def large_deb(size: int) -> bytes:
     """A .deb whose data member is `size` bytes of noise, with a member after it."""
-    noise = random.Random(20261124).randbytes(size)  # noqa: S311 - test data, not secrets
+    noise = XZ_MAGIC + random.Random(20261124).randbytes(size - len(XZ_MAGIC))  # noqa: S311
     tar = tar_bytes([("./control", control_text())])
     member, compressed = compress_control(tar, "gz")
     return ar_archive(

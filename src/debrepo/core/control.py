@@ -331,7 +331,18 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     # for both; a line starting with U+00A0 is no continuation for apt) is refused.
     lines = paragraphs[0].split("\n")
     in_field = False
+    field = ""
     for number, line in enumerate(lines, 1):
+        if found := _CONTROL_CHARACTER_RE.search(line):
+            # Even at the end of a value, where deb822 would strip it unseen: dpkg
+            # refuses such a package, and other readers end the line there.
+            if not line[:1].isspace():
+                field = line.partition(":")[0].strip()
+            where = f"field {field[:60]}" if field else "the control file"
+            raise InvalidPackageError(
+                f"{source}: {where} holds the control character {found.group()!r} "
+                f"(control file line {number})"
+            )
         if not line or line.startswith("#"):
             continue
         if line[0] in " \t":
@@ -365,8 +376,11 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
         if name.lower() in seen:
             raise InvalidPackageError(f"{source}: control file repeats the field {name.lower()!r}")
         seen.add(name.lower())
-        in_field = True
-    paragraph = deb822.Deb822(lines)
+        in_field, field = True, name
+    try:
+        paragraph = deb822.Deb822(lines)
+    except ValueError as exc:  # what the checks above let through, deb822 still refuses
+        raise InvalidPackageError(f"{source}: control file cannot be read: {exc}") from None
     fields = [(name, paragraph[name]) for name in paragraph]
     present = {name.lower() for name, _ in fields}
     missing = [f for f in ("Package", "Version", "Architecture") if f.lower() not in present]
