@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 from debrepo.core.control import architecture_problem, field_value_problem, package_name_problem
 from debrepo.errors import ConfigError
@@ -100,7 +100,50 @@ def _text(
     if not isinstance(value, str) or not value.strip():
         problems.append(f"{origin}: field {prefix}{key} must be non-empty text")
         return ""
+    if not is_unicode_text(value):
+        problems.append(f"{origin}: field {prefix}{key} {LONE_SURROGATE}")
+        return ""
     return value.strip() if key != "description" else value
+
+
+LONE_SURROGATE = "holds a lone surrogate (such as a \\ud800 escape), which is not Unicode text"
+
+
+def is_unicode_text(value: str) -> bool:
+    """Whether `value` can be written as UTF-8: no lone surrogate, which YAML's and
+    JSON's `\\u` escapes can make but SQLite, file names and terminals refuse."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _key_name(key: object) -> str:
+    """A mapping key as an error message can show it (escaped if not Unicode text)."""
+    text = str(key)
+    return text if is_unicode_text(text) else ascii(text)
+
+
+def http_url_problem(url: str, *, credentials: bool = True) -> str | None:
+    """Why `url` is not an http(s) URL with a host and a usable port, or None.
+
+    (urlsplit accepts a port such as 99999 and only refuses it when asked for it.)
+    """
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must be an http(s) URL (one line, no spaces)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port out of range
+        return f"must be an http(s) URL: {url!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an http(s) URL with a host, not {url!r}"
+    if port == 0:
+        return f"must be an http(s) URL: {url!r} has port 0 (ports are 1-65535)"
+    if not credentials and (parts.username is not None or parts.password is not None):
+        return f"must be an http(s) URL without credentials, not {url!r}"
+    return None
 
 
 def parse_package_config(text: str, origin: str) -> PackageConfig:
@@ -123,7 +166,7 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
     missing = [key for key in REQUIRED_KEYS if data.get(key) is None]
     if missing:
         problems.append(f"{origin}: missing required field(s): {', '.join(missing)}")
-    unknown = sorted(set(map(str, data)) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    unknown = sorted(set(map(_key_name, data)) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
         problems.append(f"{origin}: unknown field(s): {', '.join(unknown)}")
 
@@ -136,11 +179,8 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
     if values["maintainer"] and not _MAINTAINER_RE.fullmatch(values["maintainer"]):
         problems.append(f"{origin}: field maintainer must look like 'Name <email@example.com>'")
     homepage = values["homepage"]
-    if homepage and (
-        urlparse(homepage).scheme not in ("http", "https")
-        or any(c.isspace() or not c.isprintable() for c in homepage)
-    ):
-        problems.append(f"{origin}: field homepage must be an http(s) URL (one line, no spaces)")
+    if homepage and (problem := http_url_problem(homepage)):
+        problems.append(f"{origin}: field homepage {problem}")
     if values["section"] and not _SECTION_RE.fullmatch(values["section"]):
         problems.append(f"{origin}: field section {values['section']!r} is not a Debian section")
     if values["priority"] and values["priority"] not in PRIORITIES:
@@ -153,6 +193,9 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
     depends = data.get("depends")
     if depends is not None and (not isinstance(depends, str) or "\n" in depends.strip()):
         problems.append(f"{origin}: field depends must be one line of text")
+        depends = None
+    elif depends is not None and not is_unicode_text(depends):
+        problems.append(f"{origin}: field depends {LONE_SURROGATE}")
         depends = None
     elif depends is not None and (problem := field_value_problem("Depends", depends.strip())):
         problems.append(f"{origin}: field depends: {problem}")
@@ -193,7 +236,7 @@ def _parse_source(raw: Any, origin: str, problems: list[str]) -> SourceConfig | 
     if not isinstance(raw, dict):
         problems.append(f"{origin}: field source must be a mapping with a type")
         return None
-    unknown = sorted(set(map(str, raw)) - set(SOURCE_KEYS))
+    unknown = sorted(set(map(_key_name, raw)) - set(SOURCE_KEYS))
     if unknown:
         problems.append(f"{origin}: unknown field(s) in source: {', '.join(unknown)}")
     values = {key: _text(raw, key, origin, problems, "source.") for key in SOURCE_KEYS}
@@ -210,8 +253,8 @@ def _parse_source(raw: Any, origin: str, problems: list[str]) -> SourceConfig | 
         if not values[key]:
             problems.append(f"{origin}: source.type {kind} requires field source.{key}")
     endpoint = values["metadata_endpoint"]
-    if endpoint and urlparse(endpoint).scheme not in ("http", "https"):
-        problems.append(f"{origin}: field source.metadata_endpoint must be an http(s) URL")
+    if endpoint and (problem := http_url_problem(endpoint, credentials=False)):
+        problems.append(f"{origin}: field source.metadata_endpoint {problem}")
     prefix = values["staging_prefix"]
     if prefix and (
         prefix.startswith("/")
@@ -234,7 +277,7 @@ def _parse_build(raw: Any, origin: str, problems: list[str]) -> BuildConfig | No
     if not isinstance(raw, dict):
         problems.append(f"{origin}: field build must be a mapping")
         return None
-    unknown = sorted(set(map(str, raw)) - set(BUILD_KEYS))
+    unknown = sorted(set(map(_key_name, raw)) - set(BUILD_KEYS))
     if unknown:
         problems.append(f"{origin}: unknown field(s) in build: {', '.join(unknown)}")
     return BuildConfig(

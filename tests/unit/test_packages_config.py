@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import yaml
 
 from debrepo.errors import ConfigError
 from debrepo.packages_config import (
+    SourceConfig,
     description_as_field,
     load_package_config,
     load_package_configs,
@@ -105,6 +108,12 @@ def test_bad_maintainer(maintainer):
         ("architecture", "x86_64", "field architecture:"),
         ("homepage", "example.com", "field homepage must be an http(s) URL"),
         ("homepage", "https://x.dev\nX-Evil: 1", "field homepage must be an http(s) URL"),
+        ("homepage", "http://[::1", "field homepage must be an http(s) URL: 'http://[::1' is not"),
+        ("homepage", "http://x.dev:99999/", "(Port out of range 0-65535)"),
+        ("homepage", "https:///demo", "field homepage must be an http(s) URL with a host"),
+        ("description", "Demo \ud800 tool", "field description holds a lone surrogate"),
+        ("maintainer", "Demo \udcff <demo@example.com>", "field maintainer holds a lone surrogate"),
+        ("depends", "libc6\ud800", "field depends holds a lone surrogate"),
         ("maintainer", "Kiro\r <support@kiro.dev>", "field maintainer must look like"),
         ("architecture", "any", "is not the architecture of a binary package"),
         ("depends", "libc6 (>= )", "field depends: field Depends: 'libc6 (>= )'"),
@@ -140,6 +149,32 @@ def test_description_with_carriage_return_is_refused():
         (
             {"type": "external_download", "metadata_endpoint": "file:///etc/passwd"},
             "field source.metadata_endpoint must be an http(s) URL",
+        ),
+        (
+            {"type": "external_download", "metadata_endpoint": "http://[::1/x"},
+            "field source.metadata_endpoint must be an http(s) URL: 'http://[::1/x' is not a "
+            "valid URL (Invalid IPv6 URL)",
+        ),
+        (
+            {"type": "external_download", "metadata_endpoint": "http://a:99999/x"},
+            "field source.metadata_endpoint must be an http(s) URL: 'http://a:99999/x' is not a "
+            "valid URL (Port out of range 0-65535)",
+        ),
+        (
+            {"type": "external_download", "metadata_endpoint": "http://a:port/x"},
+            "'http://a:port/x' is not a valid URL (Port could not be cast to integer value",
+        ),
+        (
+            {"type": "external_download", "metadata_endpoint": "http://a:0/x"},
+            "'http://a:0/x' has port 0 (ports are 1-65535)",
+        ),
+        (
+            {"type": "external_download", "metadata_endpoint": "https://u:p@a.example/x"},
+            "field source.metadata_endpoint must be an http(s) URL without credentials",
+        ),
+        (
+            {"type": "external_download", "metadata_endpoint": "https://a.example/\ud800"},
+            "field source.metadata_endpoint holds a lone surrogate",
         ),
         (
             {"type": "github_release", "repository": "just-a-name", "asset_pattern": "*.deb"},
@@ -281,3 +316,67 @@ def test_staging_prefix_with_empty_or_dot_component_is_refused_at_load(prefix):
     # configuration should be refused when it is read, naming the file and the field.
     message = problem(source={"type": "build_script", "staging_prefix": prefix})
     assert "source.staging_prefix" in message
+
+
+def test_a_bad_url_in_a_file_is_one_config_error_naming_file_and_field(tmp_path):
+    path = tmp_path / "demo.yaml"
+    path.write_text(
+        config_text().replace("https://example.com/demo", "http://[::1")
+        + "# an IPv6 host without its closing bracket\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_package_config(path)
+    assert str(caught.value) == (
+        f"{path}: field homepage must be an http(s) URL: 'http://[::1' is not a valid URL "
+        "(Invalid IPv6 URL)"
+    )
+
+
+def test_an_unknown_key_that_is_not_unicode_text_is_shown_escaped():
+    text = config_text() + '"col\\udcffour": blue\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_package_config(text, ORIGIN)
+    assert str(caught.value) == f"{ORIGIN}: unknown field(s): 'col\\udcffour'"
+    str(caught.value).encode("utf-8")  # printable as it is
+
+
+def test_the_last_port_is_taken_and_the_next_refused():
+    def endpoint(port: int) -> str:
+        return f"http://[::1]:{port}/meta.json"
+
+    last = {"type": "external_download", "metadata_endpoint": endpoint(65535)}
+    assert parse_package_config(config_text(source=last), ORIGIN).source == SourceConfig(
+        type="external_download", metadata_endpoint=endpoint(65535)
+    )
+    message = problem(source={"type": "external_download", "metadata_endpoint": endpoint(65536)})
+    assert "(Port out of range 0-65535)" in message
+
+
+def test_add_with_a_bad_url_in_a_definition_is_one_error_line_and_exit_2(
+    tmp_path, monkeypatch, capsys
+):
+    from debrepo.cli import main
+    from tests.conftest import deb_bytes
+
+    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
+        monkeypatch.delenv(variable)
+    config_dir = tmp_path / "packages"
+    shutil.copytree(CONFIG_DIR, config_dir)
+    kiro = config_dir / "kiro.yaml"
+    kiro.write_text(
+        kiro.read_text().replace('homepage: "https://kiro.dev"', 'homepage: "http://[::1"')
+    )
+    deb = tmp_path / "alpha_1.0_amd64.deb"
+    deb.write_bytes(deb_bytes("alpha", "1.0"))
+    home = tmp_path / "home"
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--home", str(home), "--config-dir", str(config_dir), "add", str(deb)])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"debrepo: error: {kiro}: field homepage must be an http(s) URL: 'http://[::1' is not "
+        "a valid URL (Invalid IPv6 URL)\n"
+    )
+    assert not home.exists()  # nothing was started
