@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -274,6 +275,9 @@ def test_get_json_has_its_own_size_limit(http: HttpClient, upstream: Upstream) -
         ("https://download.kiro.dev/linux/%2e%2e/kiro.deb", "tries to leave its directory"),
         ("https://download.kiro.dev/linux/..%5Cwindows.deb", "tries to leave its directory"),
         ("https://download.kiro.dev/linux/kiro%00.deb", "tries to leave its directory"),
+        ("https://download.kiro.dev:99999/kiro.deb", "is not a URL: Port out of range 0-65535"),
+        ("https://download.kiro.dev:https/kiro.deb", "is not a URL: Port could not be cast"),
+        ("https://download.kiro.dev:0/kiro.deb", "is not a URL: port 0 (ports are 1-65535)"),
     ],
 )
 def test_url_problem(url: str, problem: str | None) -> None:
@@ -282,6 +286,43 @@ def test_url_problem(url: str, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:99999/kiro.deb",
+        "http://127.0.0.1:0/kiro.deb",
+    ],
+)
+def test_a_url_that_cannot_be_fetched_is_refused_before_any_request(
+    http: HttpClient, upstream: Upstream, tmp_path: Path, url: str
+) -> None:
+    with pytest.raises(SourceError) as caught:
+        http.download(url, tmp_path / "package.deb")
+    assert str(caught.value).startswith(repr(url) + " ")
+    with pytest.raises(SourceError):
+        http.get_json(url)
+    assert upstream.paths() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_to_a_location_that_is_not_a_url_is_a_source_error(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    class RawRedirect(Response):
+        def get_wsgi_headers(self, environ: Any) -> Any:
+            headers = super().get_wsgi_headers(environ)
+            headers["Location"] = "//[::1/kiro.deb"  # werkzeug itself would refuse it
+            return headers
+
+    upstream.server.expect_request("/moved").respond_with_response(RawRedirect("", status=302))
+    with pytest.raises(SourceError) as caught:
+        http.download(upstream.url("/moved"), tmp_path / "kiro.deb")
+    assert str(caught.value) == (
+        f"{upstream.url('/moved')}: redirected to a Location that is not a URL: Invalid IPv6 URL"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_traversal_url_is_never_requested(

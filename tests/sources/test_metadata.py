@@ -134,6 +134,39 @@ def test_bad_metadata_is_a_clear_error(document: Any, message: str) -> None:
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"version": "0.9.2", "url": "http://[::1/kiro.deb"},
+            "field url: 'http://[::1/kiro.deb' is not a URL: Invalid IPv6 URL",
+        ),
+        (
+            {"version": "0.9.2", "url": "k.deb", "certificate": "https://a.example:99999/k.pem"},
+            "field certificate: 'https://a.example:99999/k.pem' is not a URL: Port out of range",
+        ),
+        (
+            {"version": "0.9.2", "url": "k.deb", "signature": "//[::1/k.sig"},
+            "field signature: '//[::1/k.sig' is not a URL: Invalid IPv6 URL",
+        ),
+        (
+            {
+                "currentRelease": "0.9.2",
+                "releases": [
+                    {"updateTo": {"version": "0.9.2", "url": "a.tar.gz"}},
+                    {"updateTo": {"version": "0.9.2", "url": "http://[::1/a.deb"}},
+                ],
+            },
+            "field url: 'http://[::1/a.deb' is not a URL: Invalid IPv6 URL",
+        ),
+    ],
+)
+def test_bad_urls_and_text_in_metadata_are_clear_errors(document: Any, message: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse(document)
+    assert str(caught.value).startswith(f"{ENDPOINT}: {message}")
+
+
 def _recorded_releases() -> list[dict[str, Any]]:
     releases: list[dict[str, Any]] = json.loads(GITHUB_RECORDING.read_text())
     return releases

@@ -10,6 +10,7 @@ temporary folder.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -374,6 +375,52 @@ def _missing_certificate(upstream: Upstream, _stack: ExitStack) -> None:
     upstream.server.expect_request("/kiro-flat/linux/kiro.pem").respond_with_data("", status=404)
 
 
+def _url_port_out_of_range(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, url="http://127.0.0.1:99999/kiro_0.9.2_amd64.deb")
+
+
+def _url_unclosed_ipv6(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, url="http://[::1/kiro_0.9.2_amd64.deb")
+
+
+def _live_url_unclosed_ipv6(upstream: Upstream, _stack: ExitStack) -> None:
+    document = upstream.live_metadata()
+    for entry in document["releases"]:
+        if entry["updateTo"]["url"].endswith(".deb"):
+            entry["updateTo"]["url"] = "http://[::1/kiro-ide-0.9.2-stable-linux-x64.deb"
+    upstream.serve_json(METADATA_PATH, document)
+
+
+def _certificate_port_out_of_range(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, certificate="http://127.0.0.1:99999/kiro.pem")
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
+def _certificate_unclosed_ipv6(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, certificate="http://[::1/kiro.pem")
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
+class _RawRedirect(Response):
+    """A redirect whose Location is sent as written (werkzeug would parse it first)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__("", status=302)
+        self.raw_location = location
+
+    def get_wsgi_headers(self, environ: Any) -> Any:
+        headers = super().get_wsgi_headers(environ)
+        headers["Location"] = self.raw_location
+        return headers
+
+
+def _redirect_to_unclosed_ipv6(upstream: Upstream, _stack: ExitStack) -> None:
+    _metadata(upstream, url=upstream.url("/moved/kiro_0.9.2_amd64.deb"))
+    upstream.server.expect_request("/moved/kiro_0.9.2_amd64.deb").respond_with_response(
+        _RawRedirect("http://[::1/kiro_0.9.2_amd64.deb")
+    )
+
+
 BAD_KIRO: list[tuple[str, Callable[[Upstream, ExitStack], None], str]] = [
     ("invalid JSON", _invalid_json, f"{METADATA_PATH}: not valid JSON: Unterminated string"),
     ("no version", _missing_version, f"{METADATA_PATH}: the metadata has no version"),
@@ -426,6 +473,41 @@ BAD_KIRO: list[tuple[str, Callable[[Upstream, ExitStack], None], str]] = [
         "has a path segment '..%2F..%2F..%2Fetc%2Fcron.d%2Fkiro' that tries to leave its directory",
     ),
     ("certificate", _missing_certificate, "/kiro-flat/linux/kiro.pem: HTTP 404 NOT FOUND"),
+    (
+        "url port",
+        _url_port_out_of_range,
+        f"{METADATA_PATH}: field url: 'http://127.0.0.1:99999/kiro_0.9.2_amd64.deb' is not a "
+        "URL: Port out of range 0-65535",
+    ),
+    (
+        "url IPv6",
+        _url_unclosed_ipv6,
+        f"{METADATA_PATH}: field url: 'http://[::1/kiro_0.9.2_amd64.deb' is not a URL: Invalid "
+        "IPv6 URL",
+    ),
+    (
+        "live url IPv6",
+        _live_url_unclosed_ipv6,
+        f"{METADATA_PATH}: field url: 'http://[::1/kiro-ide-0.9.2-stable-linux-x64.deb' is not a "
+        "URL: Invalid IPv6 URL",
+    ),
+    (
+        "certificate port",
+        _certificate_port_out_of_range,
+        f"{METADATA_PATH}: field certificate: 'http://127.0.0.1:99999/kiro.pem' is not a URL: "
+        "Port out of range 0-65535",
+    ),
+    (
+        "certificate IPv6",
+        _certificate_unclosed_ipv6,
+        f"{METADATA_PATH}: field certificate: 'http://[::1/kiro.pem' is not a URL: Invalid IPv6 "
+        "URL",
+    ),
+    (
+        "redirect IPv6",
+        _redirect_to_unclosed_ipv6,
+        "/moved/kiro_0.9.2_amd64.deb: redirected to a Location that is not a URL: Invalid IPv6 URL",
+    ),
 ]
 
 
@@ -606,6 +688,100 @@ def test_github_token_goes_to_the_api_only(
     assert api["Accept"] == "application/vnd.github+json"
     (download,) = upstream.headers_of(KIRO_CLI_DEB_PATH)
     assert "Authorization" not in download
+
+
+def _releases_with(upstream: Upstream, change: Callable[[dict[str, Any]], None]) -> None:
+    """The recorded releases, v1.2.0 changed by `change`, as JSON text (where a lone
+    surrogate is a `\\ud800` escape)."""
+    releases = upstream.github_releases(KIRO_CLI)
+    change(next(r for r in releases if r["tag_name"] == "v1.2.0"))
+    upstream.serve_bytes(RELEASES_PATH, json.dumps(releases).encode(), "application/json")
+    upstream.serve_bytes(KIRO_CLI_DEB_PATH, KIRO_CLI)
+
+
+def _asset(release: dict[str, Any]) -> dict[str, Any]:
+    asset: dict[str, Any] = next(
+        a for a in release["assets"] if a["name"] == "kiro-cli_1.2.0_amd64.deb"
+    )
+    return asset
+
+
+def _set_asset(**fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda release: _asset(release).update(fields)
+
+
+RELEASES = "/api/repos/kiro-dev/kiro-cli/releases?per_page=30"
+BAD_GITHUB: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "url port",
+        _set_asset(browser_download_url="http://127.0.0.1:99999/kiro-cli_1.2.0_amd64.deb"),
+        f"{RELEASES}: asset kiro-cli_1.2.0_amd64.deb of release v1.2.0: "
+        "'http://127.0.0.1:99999/kiro-cli_1.2.0_amd64.deb' is not a URL: Port out of range "
+        "0-65535",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [pytest.param(change, message, id=name) for name, change, message in BAD_GITHUB],
+)
+def test_bad_github_release_fails_kiro_cli_only_and_leaves_nothing_behind(
+    ws: Workspace,
+    upstream: Upstream,
+    scratch_tmp: Path,
+    change: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    _releases_with(upstream, change)
+
+    report = sync(ws)
+
+    failed = {o.package_name: o.message for o in report.failures}
+    assert list(failed) == ["kiro-cli"]
+    assert failed["kiro-cli"].startswith(f"{upstream.base}{message}")
+    assert outcomes(report)["kiro"] is Outcome.NEW
+    assert ws.store.package_ids() == {"kiro#0.9.2"}
+    assert upstream.count(KIRO_CLI_DEB_PATH) == 0
+    assert_no_trace_of(ws, scratch_tmp, "kiro-cli")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "DEBREPO_GITHUB_API_URL",
+            "http://127.0.0.1:99999/api",
+            "DEBREPO_GITHUB_API_URL: 'http://127.0.0.1:99999/api' is not a URL: Port out of "
+            "range 0-65535",
+        ),
+        (
+            "DEBREPO_GITHUB_API_URL",
+            "http://[::1/api",
+            "DEBREPO_GITHUB_API_URL: 'http://[::1/api' is not a URL: Invalid IPv6 URL",
+        ),
+    ],
+)
+def test_a_bad_github_variable_fails_kiro_cli_only_naming_the_variable(
+    ws: Workspace,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+
+    report = sync(ws)
+
+    failed = {o.package_name: o.message for o in report.failures}
+    assert list(failed) == ["kiro-cli"]
+    assert failed["kiro-cli"].startswith(message)
+    assert outcomes(report)["kiro"] is Outcome.NEW
+    assert upstream.count(RELEASES_PATH) == 0  # nothing was sent
 
 
 def _in_turn(*responses: Response) -> Callable[[Request], Response]:

@@ -59,7 +59,10 @@ def _optional_url(entry: Mapping[str, Any], key: str, where: str, base: str) -> 
     value = _optional_text(entry, key, where)
     if value is None:
         return None
-    url = urljoin(base, value.strip())
+    try:
+        url = urljoin(base, value.strip())
+    except ValueError as exc:  # an unclosed IPv6 bracket
+        raise SourceError(f"{where}: field {key}: {value.strip()!r} is not a URL: {exc}") from None
     problem = traversal_problem(value.strip()) or url_problem(url)
     if problem:
         raise SourceError(f"{where}: field {key}: {problem}")
@@ -92,6 +95,17 @@ def _expected_size(entry: Mapping[str, Any], where: str) -> int | None:
     return None
 
 
+def _names_a_deb(url: Any) -> bool:
+    """Whether `url` is text whose path ends in .deb."""
+    if not isinstance(url, str):
+        return False
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # not a URL: chosen all the same, then refused naming it
+        path = url.partition("?")[0].partition("#")[0]
+    return path.endswith(".deb")
+
+
 def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     current = data.get("currentRelease")
     if not isinstance(current, str) or not current.strip():
@@ -111,11 +125,7 @@ def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
             f"{where}: currentRelease {current!r} is not among the {len(releases)} release(s) "
             "listed"
         )
-    debs = [
-        c
-        for c in candidates
-        if isinstance(c.get("url"), str) and urlsplit(c["url"]).path.endswith(".deb")
-    ]
+    debs = [c for c in candidates if _names_a_deb(c.get("url"))]
     if debs:
         chosen: Mapping[str, Any] = debs[0]
         return chosen

@@ -167,6 +167,8 @@ class GitHubReleaseSource:
         self.asset_pattern = pattern
         self.http = http
         self.api_url = (environ.get(API_URL_VARIABLE) or DEFAULT_API_URL).rstrip("/")
+        if problem := url_problem(self.api_url):
+            raise ConfigError(f"{API_URL_VARIABLE}: {problem}")
         self.token = next((environ[v] for v in TOKEN_VARIABLES if environ.get(v)), None)
 
     @property

@@ -85,17 +85,20 @@ class HttpStatusError(SourceError):
 def url_problem(url: str) -> str | None:
     """Why `url` may not be fetched, or None.
 
-    Only http(s) URLs with a host and without credentials; no path segment may be '.'
-    or '..' or hide a '/' or '\\' behind percent-encoding. Names from URLs never become
-    paths here, but a URL built to climb directories says the metadata is not to be
-    trusted.
+    Only http(s) URLs with a host, a port from 1 to 65535 and without credentials; no
+    path segment may be '.' or '..' or hide a '/' or '\\' behind percent-encoding. Names
+    from URLs never become paths here, but a URL built to climb directories says the
+    metadata is not to be trusted.
     """
     try:
         parts = urlsplit(url)
+        port = parts.port  # urlsplit takes a port of 99999 and only refuses it here
     except ValueError as exc:
         return f"{url!r} is not a URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} is not an http(s) URL with a host"
+    if port == 0:
+        return f"{url!r} is not a URL: port 0 (ports are 1-65535)"
     if parts.username is not None or parts.password is not None:
         return f"{url!r} carries credentials; refusing it"
     return traversal_problem(url)
@@ -253,6 +256,10 @@ class HttpClient:
                 ) from None
             except HTTPError as exc:
                 raise SourceError(f"{url}: {exc}") from None
+            except ValueError as exc:  # urllib3 joining a redirect's Location, e.g. '//[::1'
+                raise SourceError(
+                    f"{url}: redirected to a Location that is not a URL: {exc}"
+                ) from None
             used = response.retries or retry
             done = False
             try:
