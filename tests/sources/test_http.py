@@ -278,6 +278,7 @@ def test_get_json_has_its_own_size_limit(http: HttpClient, upstream: Upstream) -
         ("https://download.kiro.dev:99999/kiro.deb", "is not a URL: Port out of range 0-65535"),
         ("https://download.kiro.dev:https/kiro.deb", "is not a URL: Port could not be cast"),
         ("https://download.kiro.dev:0/kiro.deb", "is not a URL: port 0 (ports are 1-65535)"),
+        ("https://download.kiro.dev/kiro\ud800.deb", "holds a lone surrogate"),
     ],
 )
 def test_url_problem(url: str, problem: str | None) -> None:
@@ -293,14 +294,17 @@ def test_url_problem(url: str, problem: str | None) -> None:
     [
         "http://127.0.0.1:99999/kiro.deb",
         "http://127.0.0.1:0/kiro.deb",
+        "http://127.0.0.1:{port}/kiro\udcff.deb",
     ],
 )
 def test_a_url_that_cannot_be_fetched_is_refused_before_any_request(
     http: HttpClient, upstream: Upstream, tmp_path: Path, url: str
 ) -> None:
+    url = url.format(port=upstream.server.port)
     with pytest.raises(SourceError) as caught:
         http.download(url, tmp_path / "package.deb")
     assert str(caught.value).startswith(repr(url) + " ")
+    str(caught.value).encode("utf-8")
     with pytest.raises(SourceError):
         http.get_json(url)
     assert upstream.paths() == []

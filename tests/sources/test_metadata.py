@@ -149,6 +149,8 @@ def test_bad_metadata_is_a_clear_error(document: Any, message: str) -> None:
             {"version": "0.9.2", "url": "k.deb", "signature": "//[::1/k.sig"},
             "field signature: '//[::1/k.sig' is not a URL: Invalid IPv6 URL",
         ),
+        ({"version": "0.9.2", "url": "k\ud800.deb"}, "field url holds a lone surrogate"),
+        ({"version": "0.9.2", "url": "k.deb", "notes": "\udcff"}, "field notes holds a lone"),
         (
             {
                 "currentRelease": "0.9.2",
@@ -165,6 +167,16 @@ def test_bad_urls_and_text_in_metadata_are_clear_errors(document: Any, message: 
     with pytest.raises(SourceError) as caught:
         parse(document)
     assert str(caught.value).startswith(f"{ENDPOINT}: {message}")
+    str(caught.value).encode("utf-8")
+
+
+def test_a_release_never_carries_text_the_store_cannot_hold() -> None:
+    with pytest.raises(SourceError) as caught:
+        Release(package_name="kiro", version="0.9.2", url="https://k.example/k.deb", notes="\ud800")
+    assert str(caught.value) == (
+        "kiro: field notes of the release upstream describes holds a lone surrogate (such as a "
+        "\\ud800 escape), which is not Unicode text"
+    )
 
 
 def _recorded_releases() -> list[dict[str, Any]]:

@@ -375,6 +375,13 @@ def _missing_certificate(upstream: Upstream, _stack: ExitStack) -> None:
     upstream.server.expect_request("/kiro-flat/linux/kiro.pem").respond_with_data("", status=404)
 
 
+def _raw_metadata(upstream: Upstream, **fields: Any) -> None:
+    """The flat metadata as JSON text, where a lone surrogate is a `\\ud800` escape."""
+    document = {"version": "0.9.2", "url": upstream.url(KIRO_FLAT_DEB_PATH)} | fields
+    upstream.serve_bytes(METADATA_PATH, json.dumps(document).encode(), "application/json")
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
 def _url_port_out_of_range(upstream: Upstream, _stack: ExitStack) -> None:
     _metadata(upstream, url="http://127.0.0.1:99999/kiro_0.9.2_amd64.deb")
 
@@ -399,6 +406,18 @@ def _certificate_port_out_of_range(upstream: Upstream, _stack: ExitStack) -> Non
 def _certificate_unclosed_ipv6(upstream: Upstream, _stack: ExitStack) -> None:
     _metadata(upstream, certificate="http://[::1/kiro.pem")
     upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+
+
+def _surrogate_in_notes(upstream: Upstream, _stack: ExitStack) -> None:
+    _raw_metadata(upstream, notes="Faster \ud800 indexing")
+
+
+def _surrogate_in_pub_date(upstream: Upstream, _stack: ExitStack) -> None:
+    _raw_metadata(upstream, pub_date="2026-11-18\udcff")
+
+
+def _surrogate_in_url(upstream: Upstream, _stack: ExitStack) -> None:
+    _raw_metadata(upstream, url=upstream.url("/kiro-flat/linux/kiro_0.9.2\ud800_amd64.deb"))
 
 
 class _RawRedirect(Response):
@@ -504,6 +523,14 @@ BAD_KIRO: list[tuple[str, Callable[[Upstream, ExitStack], None], str]] = [
         "URL",
     ),
     (
+        "notes surrogate",
+        _surrogate_in_notes,
+        f"{METADATA_PATH}: field notes holds a lone surrogate (such as a \\ud800 escape), which "
+        "is not Unicode text",
+    ),
+    ("pub_date surrogate", _surrogate_in_pub_date, f"{METADATA_PATH}: field pub_date holds a lone"),
+    ("url surrogate", _surrogate_in_url, f"{METADATA_PATH}: field url holds a lone surrogate"),
+    (
         "redirect IPv6",
         _redirect_to_unclosed_ipv6,
         "/moved/kiro_0.9.2_amd64.deb: redirected to a Location that is not a URL: Invalid IPv6 URL",
@@ -530,6 +557,7 @@ def test_bad_kiro_input_fails_kiro_only_and_leaves_nothing_behind(
         failed = {o.package_name: o.message for o in report.failures}
         assert list(failed) == ["kiro"]
         assert message in failed["kiro"]
+        failed["kiro"].encode("utf-8")  # a line any terminal or log can take
         assert outcomes(report)["kiro-cli"] is Outcome.NEW
         assert report.published is not None
         assert "Package: kiro-cli\n" in (repo_dir(ws) / PACKAGES).read_text()
@@ -710,6 +738,10 @@ def _set_asset(**fields: Any) -> Callable[[dict[str, Any]], None]:
     return lambda release: _asset(release).update(fields)
 
 
+def _set_release(**fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda release: release.update(fields)
+
+
 RELEASES = "/api/repos/kiro-dev/kiro-cli/releases?per_page=30"
 BAD_GITHUB: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
@@ -718,6 +750,28 @@ BAD_GITHUB: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         f"{RELEASES}: asset kiro-cli_1.2.0_amd64.deb of release v1.2.0: "
         "'http://127.0.0.1:99999/kiro-cli_1.2.0_amd64.deb' is not a URL: Port out of range "
         "0-65535",
+    ),
+    (
+        "url surrogate",
+        _set_asset(browser_download_url="http://127.0.0.1:9/kiro-cli\ud800.deb"),
+        f"{RELEASES}: asset kiro-cli_1.2.0_amd64.deb of release v1.2.0: field "
+        "browser_download_url holds a lone surrogate",
+    ),
+    (
+        "asset name surrogate",
+        _set_asset(name="kiro-cli_1.2.0\udcff_amd64.deb"),
+        f"{RELEASES}: an asset of release v1.2.0: field name holds a lone surrogate",
+    ),
+    (
+        "body surrogate",
+        _set_release(body="## What's Changed\n\ud800"),
+        f"{RELEASES}: release v1.2.0: field body holds a lone surrogate (such as a \\ud800 "
+        "escape), which is not Unicode text",
+    ),
+    (
+        "published_at surrogate",
+        _set_release(published_at="2026-11-12T14:20:38Z\ud800"),
+        f"{RELEASES}: release v1.2.0: field published_at holds a lone surrogate",
     ),
 ]
 
@@ -741,6 +795,7 @@ def test_bad_github_release_fails_kiro_cli_only_and_leaves_nothing_behind(
     failed = {o.package_name: o.message for o in report.failures}
     assert list(failed) == ["kiro-cli"]
     assert failed["kiro-cli"].startswith(f"{upstream.base}{message}")
+    failed["kiro-cli"].encode("utf-8")
     assert outcomes(report)["kiro"] is Outcome.NEW
     assert ws.store.package_ids() == {"kiro#0.9.2"}
     assert upstream.count(KIRO_CLI_DEB_PATH) == 0

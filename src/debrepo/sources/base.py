@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from debrepo.core.records import FileFacts, Provenance
 from debrepo.errors import ConfigError, DebrepoError
-from debrepo.packages_config import PackageConfig
+from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
 
 if TYPE_CHECKING:
     from debrepo.sources.http import HttpClient
@@ -27,6 +27,7 @@ HASH_NAMES = ("md5", "sha1", "sha256", "sha512")
 HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 DEB_FILE = "package.deb"
 ADDITIONAL_FILE_LIMIT = 1 << 20  # certificates and signatures are a few KiB
+_RELEASE_TEXT = ("version", "url", "pub_date", "notes", "certificate_url", "signature_url")
 
 
 class SourceError(DebrepoError):
@@ -47,6 +48,17 @@ class Release:
     expected_size: int | None = None
     # hash name (md5, sha1, sha256, sha512) -> lowercase hex, as upstream states it
     expected_hashes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # What goes into the store must be text SQLite can hold: every source checks
+        # its fields by name; this is for a source that forgets one.
+        for name in _RELEASE_TEXT:
+            value = getattr(self, name)
+            if isinstance(value, str) and not is_unicode_text(value):
+                raise SourceError(
+                    f"{self.package_name}: field {name} of the release upstream describes "
+                    f"{LONE_SURROGATE}"
+                )
 
     def provenance(self, *, package_type: str, architecture: str | None) -> Provenance:
         """Where this release's .deb came from, and what ingesting it must find inside."""

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from debrepo.core.control import version_problem
 from debrepo.errors import ConfigError
 from debrepo.model import is_one_line
-from debrepo.packages_config import PackageConfig
+from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
 from debrepo.sources.base import (
     HASH_NAMES,
     HEX_LENGTHS,
@@ -49,6 +49,8 @@ def _optional_text(
         return None
     if not isinstance(value, str):
         raise SourceError(f"{where}: field {key} must be a string, found {_json_type(value)}")
+    if not is_unicode_text(value):  # a JSON "\ud800" escape: SQLite could not store it
+        raise SourceError(f"{where}: field {key} {LONE_SURROGATE}")
     if one_line and not is_one_line(value):
         # Refused now, before a download it would be refused after.
         raise SourceError(f"{where}: field {key} must be one line without control characters")

@@ -25,7 +25,7 @@ from typing import Any
 
 from debrepo.core.control import version_problem
 from debrepo.errors import ConfigError
-from debrepo.packages_config import PackageConfig
+from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
 from debrepo.settings import GITHUB_API_URL_VARIABLE, GITHUB_TOKEN_VARIABLES
 from debrepo.sources.base import Acquired, Release, SourceError, download_release
 from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
@@ -61,6 +61,19 @@ def _text(entry: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _checked_text(entry: Mapping[str, Any], key: str, where: str) -> str | None:
+    """`_text`, refusing text that could not be stored (a JSON "\\ud800" escape)."""
+    value = _text(entry, key)
+    if value is not None and not is_unicode_text(value):
+        raise SourceError(f"{where}: field {key} {LONE_SURROGATE}")
+    return value
+
+
+def _shown(text: str) -> str:
+    """Upstream text as an error message can carry it."""
+    return text if is_unicode_text(text) else ascii(text)
+
+
 def stable_releases(data: Any, where: str) -> list[tuple[str, Mapping[str, Any]]]:
     """(tag, release) of every published release whose tag is a version, from one page of
     the releases API's JSON."""
@@ -88,7 +101,7 @@ def choose_release(
         )
     tag, release = max(stable, key=lambda item: version_key(tag_version(item[0])))
     assets = [a for a in release.get("assets") or [] if isinstance(a, dict)]
-    names = [name for a in assets if (name := _text(a, "name"))]
+    names = [_shown(name) for a in assets if (name := _text(a, "name"))]
     matching = [a for a in assets if fnmatch.fnmatchcase(_text(a, "name") or "", asset_pattern)]
     if not matching:
         listed = ", ".join(names) if names else "none"
@@ -102,8 +115,8 @@ def choose_release(
             f"{asset_pattern!r}; make source.asset_pattern match exactly one"
         )
     asset = matching[0]
-    name = _text(asset, "name") or ""
-    url = _text(asset, "browser_download_url")
+    name = _checked_text(asset, "name", f"{where}: an asset of release {tag}") or ""
+    url = _checked_text(asset, "browser_download_url", f"{where}: asset {name} of release {tag}")
     if url is None:
         raise SourceError(f"{where}: asset {name} of release {tag} has no browser_download_url")
     problem = url_problem(url)
@@ -117,12 +130,14 @@ def choose_release(
         kind, _, value = digest.partition(":")
         if kind == "sha256" and _HEX64.fullmatch(value):
             expected["sha256"] = value
-    body = _text(release, "body")
+    about = f"{where}: release {tag}"
+    body = _checked_text(release, "body", about)
     return Release(
         package_name=package_name,
         version=version_from_asset(asset_pattern, name) or tag_version(tag),
         url=url,
-        pub_date=_text(release, "published_at") or _text(release, "created_at"),
+        pub_date=_checked_text(release, "published_at", about)
+        or _checked_text(release, "created_at", about),
         notes=body.strip() if body else None,
         expected_size=expected_size,
         expected_hashes=expected,

@@ -43,6 +43,7 @@ from urllib3.util import Retry, Timeout
 
 from debrepo import __version__
 from debrepo.core.records import FileFacts
+from debrepo.packages_config import LONE_SURROGATE, is_unicode_text
 from debrepo.sources.base import SourceError
 
 log = logging.getLogger("debrepo.sources")
@@ -85,11 +86,13 @@ class HttpStatusError(SourceError):
 def url_problem(url: str) -> str | None:
     """Why `url` may not be fetched, or None.
 
-    Only http(s) URLs with a host, a port from 1 to 65535 and without credentials; no
-    path segment may be '.' or '..' or hide a '/' or '\\' behind percent-encoding. Names
-    from URLs never become paths here, but a URL built to climb directories says the
-    metadata is not to be trusted.
+    Only http(s) URLs of Unicode text with a host, a port from 1 to 65535 and without
+    credentials; no path segment may be '.' or '..' or hide a '/' or '\\' behind
+    percent-encoding. Names from URLs never become paths here, but a URL built to climb
+    directories says the metadata is not to be trusted.
     """
+    if not is_unicode_text(url):
+        return f"{url!r} {LONE_SURROGATE}"
     try:
         parts = urlsplit(url)
         port = parts.port  # urlsplit takes a port of 99999 and only refuses it here
