@@ -329,6 +329,20 @@ def test_a_redirect_to_a_location_that_is_not_a_url_is_a_source_error(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_header_value_that_would_break_the_request_is_refused_unsent(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    upstream.serve_json("/api", [])
+    for value in ("Bearer a\nX-Injected: 1", "Bearer t\u00f6ken"):
+        with pytest.raises(SourceError) as caught:
+            http.get_json(upstream.url("/api"), headers={"Authorization": value})
+        assert str(caught.value) == (
+            f"{upstream.url('/api')}: the Authorization header holds a line break or a "
+            "character other than printable ASCII; refusing to send it"
+        )
+    assert upstream.paths() == []
+
+
 def test_a_traversal_url_is_never_requested(
     http: HttpClient, upstream: Upstream, tmp_path: Path
 ) -> None:

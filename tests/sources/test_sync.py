@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -745,6 +746,12 @@ def _set_release(**fields: Any) -> Callable[[dict[str, Any]], None]:
 RELEASES = "/api/repos/kiro-dev/kiro-cli/releases?per_page=30"
 BAD_GITHUB: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
+        "assets a number",
+        _set_release(assets=5),
+        f"{RELEASES}: release v1.2.0 of kiro-dev/kiro-cli: field assets must be an array, found "
+        "a number",
+    ),
+    (
         "url port",
         _set_asset(browser_download_url="http://127.0.0.1:99999/kiro-cli_1.2.0_amd64.deb"),
         f"{RELEASES}: asset kiro-cli_1.2.0_amd64.deb of release v1.2.0: "
@@ -802,9 +809,35 @@ def test_bad_github_release_fails_kiro_cli_only_and_leaves_nothing_behind(
     assert_no_trace_of(ws, scratch_tmp, "kiro-cli")
 
 
+def test_github_rate_limit_reset_beyond_any_date_is_still_one_clear_message(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    upstream.server.expect_request(RELEASES_PATH).respond_with_json(
+        {"message": "API rate limit exceeded for 127.0.0.1."},
+        status=403,
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "99999999999999999"},
+    )
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro-cli")
+    (failure,) = caught.value.report.failures
+    assert failure.message == (
+        f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: GitHub API rate "
+        "limit exhausted; it resets at an unknown time (x-ratelimit-reset 99999999999999999 is "
+        "out of range); set GITHUB_TOKEN (or DEBREPO_GITHUB_TOKEN) for a higher limit"
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
+        (
+            "GITHUB_TOKEN",
+            "a\nb",
+            "GITHUB_TOKEN: not a GitHub token (it holds a space, a line break or a character "
+            "other than printable ASCII); set it to the token alone",
+        ),
+        ("DEBREPO_GITHUB_TOKEN", "ghp_t\u00f6ken", "DEBREPO_GITHUB_TOKEN: not a GitHub token"),
+        ("GITHUB_TOKEN", "ghp_token\r", "GITHUB_TOKEN: not a GitHub token"),
         (
             "DEBREPO_GITHUB_API_URL",
             "http://127.0.0.1:99999/api",
@@ -835,6 +868,7 @@ def test_a_bad_github_variable_fails_kiro_cli_only_naming_the_variable(
     failed = {o.package_name: o.message for o in report.failures}
     assert list(failed) == ["kiro-cli"]
     assert failed["kiro-cli"].startswith(message)
+    assert "ghp_" not in failed["kiro-cli"] and "a\nb" not in failed["kiro-cli"]  # no secret
     assert outcomes(report)["kiro"] is Outcome.NEW
     assert upstream.count(RELEASES_PATH) == 0  # nothing was sent
 
@@ -1252,3 +1286,47 @@ def test_a_lock_held_by_another_run_after_the_download_stores_nothing(
         sync(ws, only_package="kiro")
     assert state(ws, scratch_tmp) == before  # nothing stored, no download left behind
     assert upstream.count(KIRO_DEB_PATH) == 1
+
+
+def test_bad_upstream_data_through_the_command_line_is_one_line_each_and_the_exit_status(
+    tmp_path: Path,
+    config_dir: Path,
+    sync_env: None,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`debrepo sync` as run by cron: no traceback, 1 when every package failed, 3 when
+    some did."""
+    from debrepo.cli import main
+
+    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
+        if variable != "DEBREPO_GITHUB_API_URL":
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("GITHUB_TOKEN", "a\nb")
+    _raw_metadata(upstream, notes="Faster \ud800 indexing")
+    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
+
+    def run() -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err and "unexpected" not in out + err, out + err
+        return exited.value.code if isinstance(exited.value.code, int) else -1, out, err
+
+    code, out, err = run()
+    assert code == 1
+    assert out.splitlines()[:2] == [
+        f"kiro: failed: {upstream.url(METADATA_PATH)}: field notes holds a lone surrogate (such "
+        "as a \\ud800 escape), which is not Unicode text",
+        "kiro-cli: failed: GITHUB_TOKEN: not a GitHub token (it holds a space, a line break or "
+        "a character other than printable ASCII); set it to the token alone",
+    ]
+    assert "debrepo: error: sync failed for every package checked (kiro, kiro-cli)" in err
+
+    upstream.server.clear()
+    upstream.serve_kiro_live(KIRO)
+    code, out, err = run()
+    assert code == 3
+    assert out.startswith("kiro: stored 0.9.2 from ")
+    assert "debrepo: error: sync failed for kiro-cli (the reasons are above)" in err

@@ -132,6 +132,13 @@ def source_for(
     return factory(config, http=http, environ=environ)
 
 
+def json_type(value: object) -> str:
+    """What a JSON value is, for an error message: "an object", "a number"..."""
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
+
+
 def check_expected(release: Release, facts: FileFacts) -> None:
     """SourceError if the downloaded file's size or a checksum differs from upstream's."""
     if release.expected_size is not None and facts.size != release.expected_size:

@@ -31,14 +31,9 @@ from debrepo.sources.base import (
     Release,
     SourceError,
     download_release,
+    json_type,
 )
 from debrepo.sources.http import HttpClient, traversal_problem, url_problem
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "a number" if isinstance(value, int | float) else "null"
-    )
 
 
 def _optional_text(
@@ -48,7 +43,7 @@ def _optional_text(
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise SourceError(f"{where}: field {key} must be a string, found {_json_type(value)}")
+        raise SourceError(f"{where}: field {key} must be a string, found {json_type(value)}")
     if not is_unicode_text(value):  # a JSON "\ud800" escape: SQLite could not store it
         raise SourceError(f"{where}: field {key} {LONE_SURROGATE}")
     if one_line and not is_one_line(value):
@@ -142,7 +137,7 @@ def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
 def parse_metadata(data: Any, *, endpoint: str, package_name: str) -> Release:
     """The release the endpoint's JSON describes; SourceError naming what is wrong."""
     if not isinstance(data, dict):
-        raise SourceError(f"{endpoint}: expected a JSON object, found {_json_type(data)}")
+        raise SourceError(f"{endpoint}: expected a JSON object, found {json_type(data)}")
     entry: Mapping[str, Any] = (
         _current_release(data, endpoint) if "currentRelease" in data else data
     )
@@ -150,9 +145,7 @@ def parse_metadata(data: Any, *, endpoint: str, package_name: str) -> Release:
     if version is None:
         raise SourceError(f"{endpoint}: the metadata has no version")
     if not isinstance(version, str):
-        raise SourceError(
-            f"{endpoint}: field version must be a string, found {_json_type(version)}"
-        )
+        raise SourceError(f"{endpoint}: field version must be a string, found {json_type(version)}")
     problem = version_problem(version.strip())
     if problem:
         raise SourceError(f"{endpoint}: field version: {problem}")

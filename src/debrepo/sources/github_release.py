@@ -27,7 +27,7 @@ from debrepo.core.control import version_problem
 from debrepo.errors import ConfigError
 from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
 from debrepo.settings import GITHUB_API_URL_VARIABLE, GITHUB_TOKEN_VARIABLES
-from debrepo.sources.base import Acquired, Release, SourceError, download_release
+from debrepo.sources.base import Acquired, Release, SourceError, download_release, json_type
 from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
 from debrepo.versions import version_key
 
@@ -38,6 +38,7 @@ API_VERSION = "2022-11-28"
 PER_PAGE = 30
 MAX_PAGES = 10  # pages of pre-releases looked through for a release before giving up
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TOKEN_RE = re.compile(r"[!-~]+")  # printable ASCII without spaces
 
 
 def tag_version(tag: str) -> str:
@@ -100,7 +101,15 @@ def choose_release(
             "that are not versions are ignored)"
         )
     tag, release = max(stable, key=lambda item: version_key(tag_version(item[0])))
-    assets = [a for a in release.get("assets") or [] if isinstance(a, dict)]
+    listed_assets = release.get("assets")
+    if listed_assets is None:
+        listed_assets = []
+    if not isinstance(listed_assets, list):
+        raise SourceError(
+            f"{where}: release {tag} of {repository}: field assets must be an array, found "
+            f"{json_type(listed_assets)}"
+        )
+    assets = [a for a in listed_assets if isinstance(a, dict)]
     names = [_shown(name) for a in assets if (name := _text(a, "name"))]
     matching = [a for a in assets if fnmatch.fnmatchcase(_text(a, "name") or "", asset_pattern)]
     if not matching:
@@ -144,18 +153,24 @@ def choose_release(
     )
 
 
+def _reset_time(reset: str) -> str:
+    """The x-ratelimit-reset header (seconds since the epoch) as a UTC time."""
+    if not (reset.isascii() and reset.isdigit()):
+        return "an unknown time"
+    try:
+        moment = datetime.fromtimestamp(int(reset), UTC)
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime holds
+        return f"an unknown time (x-ratelimit-reset {reset[:40]} is out of range)"
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _rate_limit_message(exc: HttpStatusError, token: bool) -> str | None:
     """A clear message for GitHub's rate-limit answers, or None for other errors."""
     if exc.status not in (403, 429):
         return None
     hint = "" if token else "; set GITHUB_TOKEN (or DEBREPO_GITHUB_TOKEN) for a higher limit"
     if exc.headers.get("x-ratelimit-remaining") == "0":
-        reset = exc.headers.get("x-ratelimit-reset", "")
-        when = (
-            datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            if reset.isdigit()
-            else "an unknown time"
-        )
+        when = _reset_time(exc.headers.get("x-ratelimit-reset", ""))
         return f"{exc.url}: GitHub API rate limit exhausted; it resets at {when}{hint}"
     if "retry-after" in exc.headers:
         return (
@@ -184,7 +199,15 @@ class GitHubReleaseSource:
         self.api_url = (environ.get(API_URL_VARIABLE) or DEFAULT_API_URL).rstrip("/")
         if problem := url_problem(self.api_url):
             raise ConfigError(f"{API_URL_VARIABLE}: {problem}")
-        self.token = next((environ[v] for v in TOKEN_VARIABLES if environ.get(v)), None)
+        variable = next((v for v in TOKEN_VARIABLES if environ.get(v)), None)
+        self.token = environ[variable] if variable else None
+        if variable and self.token and not _TOKEN_RE.fullmatch(self.token):
+            # Sent as a header: a line break would end it early, or let the token
+            # write headers of its own. Not shown: it is a secret.
+            raise ConfigError(
+                f"{variable}: not a GitHub token (it holds a space, a line break or a character "
+                "other than printable ASCII); set it to the token alone"
+            )
 
     @property
     def releases_url(self) -> str:

@@ -239,6 +239,13 @@ class HttpClient:
                 f"({self._unreachable[origin]})"
             )
         sent = {"User-Agent": self.settings.user_agent, **(headers or {})}
+        for name, value in sent.items():
+            if not (value.isascii() and value.isprintable()):
+                # http.client would refuse it with the value in the message (a token).
+                raise SourceError(
+                    f"{url}: the {name} header holds a line break or a character other than "
+                    "printable ASCII; refusing to send it"
+                )
         retry = self._retry()
         while True:
             try:
