@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import lzma
 import sqlite3
 from datetime import timedelta
@@ -216,6 +217,57 @@ def test_release_listing_a_size_that_is_not_a_number(published):
     replace_object(published, f"{DISTS}/Release", b"\n".join(lines))
     found = problems(published)
     assert has_problem(found, f"{BINARY}/Packages does not match its size and checksums")
+
+
+def replace_release_digest(ws, section: bytes, path: bytes, digest: str) -> str:
+    """Give `path` another digest in one `section` of Release (the other lists and the
+    size untouched), re-signed with the repository's key so only that digest is wrong.
+    Returns the digest it replaced."""
+    release = ws.repo.get(f"{DISTS}/Release")
+    assert release is not None
+    lines = release.split(b"\n")
+    start = lines.index(section + b":")
+    for number in range(start + 1, len(lines)):
+        parts = lines[number].split()
+        if not lines[number].startswith(b" "):
+            break
+        if parts[2] == path:
+            old = parts[0].decode()
+            lines[number] = lines[number].replace(parts[0], digest.encode(), 1)
+            break
+    else:
+        raise AssertionError(f"{path!r} is not listed under {section!r}")
+    assert len(digest) == len(old) and digest != old
+    edited = b"\n".join(lines)
+    replace_object(ws, f"{DISTS}/Release", edited)
+    replace_object(ws, f"{DISTS}/Release.gpg", ws.signer.detached_signature(edited))
+    replace_object(ws, f"{DISTS}/InRelease", ws.signer.clearsign(edited))
+    return old
+
+
+@pytest.mark.parametrize(("section", "hash_name"), [(b"SHA512", "sha512"), (b"MD5Sum", "md5")])
+def test_an_index_whose_only_wrong_checksum_in_release_is_one_list(published, section, hash_name):
+    """Release lists every index under MD5Sum, SHA1, SHA256 and SHA512; each must hold
+    for the file, not only the one most often checked."""
+    packages = published.repo.get(f"{BINARY}/Packages")
+    assert packages is not None
+    wrong = hashlib.new(hash_name, packages + b"other bytes").hexdigest()
+    old = replace_release_digest(published, section, b"main/binary-amd64/Packages", wrong)
+    assert old == hashlib.new(hash_name, packages).hexdigest()
+    if section == b"SHA512":
+        # The by-hash copy is looked up by the listed SHA512: give it one, holding the
+        # bytes of Packages, so the only thing wrong is the digest itself.
+        replace_object(published, f"{BINARY}/by-hash/SHA512/{wrong}", packages)
+    sha256 = hashlib.sha256(packages).hexdigest()
+    sha512 = wrong if section == b"SHA512" else hashlib.sha512(packages).hexdigest()
+    copies = [f"{BINARY}/by-hash/SHA256/{sha256}", f"{BINARY}/by-hash/SHA512/{sha512}"]
+    mismatch = "does not match its size and checksums in Release"
+    assert sorted(problems(published)) == sorted(
+        [
+            f"{BINARY}/Packages {mismatch}",
+            *(f"{copy} {mismatch} (by-hash copy of main/binary-amd64/Packages)" for copy in copies),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
