@@ -7,6 +7,7 @@ import hashlib
 import lzma
 import sqlite3
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -184,6 +185,20 @@ def test_expired_valid_until(published):
     (found,) = problems(published, now=FIXED_NOW + timedelta(days=7, seconds=1))
     assert found.startswith(f"{DISTS}/Release expired at ")
     assert "debrepo rebuild" in found
+
+
+def test_a_release_is_expired_from_the_instant_of_its_valid_until(published):
+    """A Release has no time left at its Valid-Until: verify calls it expired from that
+    very second (never later than apt, which refuses it once now is past Valid-Until),
+    and not one second earlier."""
+    release = published.repo.get(f"{DISTS}/Release")
+    assert release is not None
+    (line,) = [line for line in release.split(b"\n") if line.startswith(b"Valid-Until: ")]
+    valid_until = parsedate_to_datetime(line.removeprefix(b"Valid-Until: ").decode())
+    assert valid_until > FIXED_NOW
+    assert app.verify(published, now=valid_until - timedelta(seconds=1)).ok
+    (found,) = problems(published, now=valid_until)
+    assert found.startswith(f"{DISTS}/Release expired at ")
 
 
 def test_release_without_valid_until(published):
