@@ -1011,6 +1011,25 @@ def test_a_retired_file_overwritten_with_other_bytes_and_no_staged_copy_is_refus
         app.rebuild(workspace, now=at(4))
 
 
+def test_a_retired_file_overwritten_with_other_bytes_of_its_size_and_no_staged_copy_is_refused(
+    workspace, make_deb
+):
+    # The size matches the record: only reading and hashing the bytes tells them apart.
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", "2.0", hours=1)
+    app.remove_package(workspace, "beta", "2.0", now=at(2))
+    app.add_packages(workspace, [make_deb("beta", "2.0")], publish=False, now=at(3))
+    pool_file = Path(workspace.repo.root, BETA_POOL)
+    original = pool_file.read_bytes()
+    damaged = original[:-1] + bytes([original[-1] ^ 0xFF])
+    pool_file.write_bytes(damaged)
+    assert workspace.store.get("beta#2.0").file_size == len(damaged)
+
+    with pytest.raises(PublishError, match=r"beta#2.0: .*beta_2.0_amd64.deb is not published"):
+        app.rebuild(workspace, now=at(4))
+    assert pool_file.read_bytes() == damaged  # nothing good to put there instead
+
+
 def test_a_release_of_another_suite_is_not_taken_for_never_published(workspace, make_deb):
     add(workspace, make_deb, "alpha")
     add(workspace, make_deb, "beta", "2.0", hours=1)  # dists/stable names beta
