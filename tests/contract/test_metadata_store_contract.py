@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from debrepo.errors import DuplicatePackageError, RecordValidationError
-from debrepo.model import PackageRecord
+from debrepo.model import MAX_INSTALLED_SIZE, PackageRecord
 from tests.contract.conftest import Backend, dynamodb_backend, sqlite_backend
 from tests.property.strategies import PHASES_WITHOUT_EXPLAIN, record_lists
 from tests.unit.helpers import make_record
@@ -164,6 +164,47 @@ def test_put_many_validates_every_record_before_writing(store):
         store.put_many([make_record("alpha", "1.0"), bad])
     assert "md5_hash must be 32 lowercase hex digits" in str(caught.value)
     assert store.package_ids() == set()
+
+
+# Values no binary package can have: "source" is the architecture of a source package,
+# and an Installed-Size beyond the largest the store keeps exactly.
+NOT_A_BINARY_PACKAGE = [
+    pytest.param({"architecture": "source"}, "architecture", id="source-architecture"),
+    pytest.param(
+        {"installed_size": MAX_INSTALLED_SIZE + 1}, "installed_size", id="installed-size-too-large"
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), NOT_A_BINARY_PACKAGE)
+def test_a_record_no_binary_package_could_have_is_refused(store, changes, field):
+    bad = make_record("odd", "1.0").with_changes(**changes)
+    with pytest.raises(RecordValidationError) as caught:
+        store.put(bad)
+    assert caught.value.package_id == "odd#1.0"
+    assert field in str(caught.value)
+    with pytest.raises(RecordValidationError):
+        store.put_many([make_record("fine", "1.0"), bad])
+    assert store.package_ids() == set()
+
+
+@pytest.mark.parametrize(("changes", "field"), NOT_A_BINARY_PACKAGE)
+def test_a_stored_item_no_binary_package_could_have_is_skipped_as_damaged(
+    backend: Backend, store, changes, field
+):
+    item = make_record("odd", "1.0").to_item()
+    item.update(changes)
+    backend.write_raw(item)
+    store.put(make_record("odd", "2.0"))
+    snapshot = store.snapshot()
+    assert ids(snapshot.records) == ["odd#2.0"]
+    (skipped,) = snapshot.skipped
+    assert skipped.package_id == "odd#1.0"
+    assert field in "; ".join(skipped.problems)
+    assert ids(store.all()) == ["odd#2.0"]
+    assert ids(store.by_name("odd")) == ["odd#2.0"]
+    with pytest.raises(RecordValidationError):
+        store.get("odd#1.0")
 
 
 def test_put_many_of_nothing(store):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from debrepo import app
 from debrepo.errors import DebrepoError, DuplicatePackageError, RecordValidationError
-from debrepo.model import PackageRecord
+from debrepo.model import MAX_INSTALLED_SIZE, PackageRecord
 from debrepo.store.sqlite import SqliteMetadataStore
 from tests.conftest import FIXED_NOW, deb_bytes
 from tests.property.oracles import scratch_dir
@@ -204,15 +204,23 @@ def test_property_2_incomplete_record_is_refused(
 
 
 # How a stored item can be damaged behind the store's back (a migration, a hand edit):
-# a required attribute missing, a checksum cut short, a size below zero.
+# a required attribute missing, a checksum cut short, a size below zero, the
+# architecture of a source package, an installed size beyond what the store keeps.
 @st.composite
 def damages(draw: st.DrawFn) -> tuple[str, object]:
-    kind = draw(st.sampled_from(("missing", "short hash", "negative size")))
+    kind = draw(
+        st.sampled_from(("missing", "short hash", "negative size", "source", "huge installed size"))
+    )
     if kind == "missing":
         return draw(st.sampled_from(SEED_REQUIRED_FIELDS)), None
     if kind == "short hash":
         column = draw(st.sampled_from(("md5_hash", "sha1_hash", "sha256_hash")))
         return column, draw(st.sampled_from(("", "0", "abc123", "d41d8cd98f00b204e9800998ecf8427")))
+    if kind == "source":
+        return "architecture", "source"
+    if kind == "huge installed size":
+        # Up to SQLite's largest integer.
+        return "installed_size", draw(st.integers(MAX_INSTALLED_SIZE + 1, 2**63 - 1))
     return "file_size", draw(st.integers(-(2**40), -1))
 
 
