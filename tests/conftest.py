@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,3 +92,73 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def workspace(settings: Settings) -> Workspace:
     return Workspace(settings)
+
+
+# -- no test may be skipped --------------------------------------------------------------
+# A skipped test proves nothing, and a run that skips one (a tool missing, an import that
+# failed, an xfail left behind) must not pass for a green one. Only an xfail marked
+# strict is allowed: should its test ever pass, pytest fails the run by itself.
+_SKIPPED = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SKIPPED] = []
+
+
+def _strict_xfail(item: pytest.Item) -> bool:
+    mark = item.get_closest_marker("xfail")
+    if mark is None:  # pytest.xfail() called by the test itself
+        return False
+    strict = mark.kwargs.get("strict")
+    if strict is None:
+        strict = item.config.getini("strict_xfail")
+    if strict is None:
+        strict = item.config.getini("strict")
+    return bool(strict)
+
+
+def _describe_skip(report: pytest.CollectReport | pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        outcome = "XPASS" if report.passed else "XFAIL"
+        return f"{outcome} {report.nodeid} {report.wasxfail}".rstrip()
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    return f"SKIPPED {report.nodeid} ({reason})"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    xfail = hasattr(report, "wasxfail")  # xfailed, or passed though marked xfail
+    if (report.skipped or xfail) and not (xfail and _strict_xfail(item)):
+        item.config.stash[_SKIPPED].append(_describe_skip(report))
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if report.skipped:  # a whole module skipped (pytest.importorskip at its top level)
+        collector.config.stash[_SKIPPED].append(_describe_skip(report))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.stash[_SKIPPED] and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.config.stash[_SKIPPED]
+    if skipped:
+        terminalreporter.section("skipped tests fail the run", sep="=", red=True, bold=True)
+        for entry in skipped:
+            terminalreporter.line(entry, red=True)
+        terminalreporter.line(
+            f"{len(skipped)} test(s) skipped: every test must run (an xfail must be strict)",
+            red=True,
+            bold=True,
+        )
