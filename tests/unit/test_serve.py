@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import urllib.error
@@ -152,9 +153,22 @@ def test_refuses_non_loopback_addresses(tmp_path, host):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_accepts_loopback_addresses(tmp_path, host):
+def test_accepts_loopback_addresses_and_serves_there(tmp_path, host):
+    content = f"served on {host}\n".encode()
+    (tmp_path / "hello.txt").write_bytes(content)
     server = make_server(tmp_path, host, 0)
-    server.server_close()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        bound, port = server.server_address[:2]
+        assert ipaddress.ip_address(bound).is_loopback
+        for address in {host, bound}:
+            status, _, body = fetch(f"http://{address}:{port}/hello.txt")
+            assert (status, body) == (200, content), address
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_missing_folder(tmp_path):
