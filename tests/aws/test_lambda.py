@@ -1170,11 +1170,20 @@ def put_lock_item(
 
 
 def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
-    deployment: Deployment, invoke: Invoke, tmp_path: Path
+    deployment: Deployment, proxy: AwsProxy, invoke: Invoke, tmp_path: Path
 ) -> None:
     """While the lock is held: the store never shows it, a publisher that will not wait
     fails at once with a clear message (the Lambda too, and notifies), one that waits
-    publishes once the lock is released. A lock whose holder died is taken over."""
+    publishes once the lock is released. A lock whose holder died is taken over.
+    Attempts at the lock are counted on the wire (the proxy), not guessed from timing."""
+
+    def refused_lock_attempts() -> int:
+        return sum(
+            1
+            for c in proxy.sent("dynamodb", "PutItem")
+            if is_lock_request(c, LOCK_ID) and c.status == 400
+        )
+
     debs = {}
     for name, version in (("alpha", "1.0"), ("beta", "2.0")):
         debs[name] = tmp_path / f"{name}_{version}_amd64.deb"
@@ -1203,10 +1212,14 @@ def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
             f"{item['acquired_at']['S']}); lock {LOCK_ID} in {deployment.table}; if that "
             f"process died, the lock expires at {expires.isoformat(timespec='seconds')} (in "
         )
+        refused = refused_lock_attempts()
         started = time.monotonic()
         with pytest.raises(LockError) as caught:
             app.add_packages(ws, [debs["alpha"]], wait_seconds=0)
-        assert time.monotonic() - started < 2
+        # At once: one attempt, refused, and no other; nor any waiting (the publisher
+        # below is allowed 30 s, and this lock stays held throughout).
+        assert refused_lock_attempts() == refused + 1
+        assert time.monotonic() - started < 20
         assert str(caught.value).startswith(message)
         assert str(caught.value).endswith(" s) (a live holder renews it)")
         assert ws.store.package_ids() == set() and deployment.objects() == {}
@@ -1222,8 +1235,14 @@ def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
             )
         ]
 
+        refused = refused_lock_attempts()
         waiter.start()
-        time.sleep(0.5)
+        # Refused twice: it found the lock held and, rather than give up, tried again.
+        deadline = time.monotonic() + 60
+        while refused_lock_attempts() < refused + 2 and time.monotonic() < deadline:
+            assert waiter.is_alive(), waited
+            time.sleep(0.05)
+        assert refused_lock_attempts() >= refused + 2, waited
         assert waiter.is_alive(), waited
         assert ws.store.package_ids() == set()
     waiter.join(timeout=30)
@@ -1246,10 +1265,18 @@ def test_a_held_lock_stops_a_second_publisher_at_once_or_makes_it_wait(
 
 
 def test_a_holder_working_longer_than_the_expiry_keeps_the_lock(deployment: Deployment) -> None:
-    holder = DynamoDBLock(deployment.table, ttl_seconds=2, heartbeat_seconds=0.3)
-    other = DynamoDBLock(deployment.table, ttl_seconds=2)
+    # Renewed every 0.3 s, an expiry of 5 s leaves the heartbeat seconds of slack on a
+    # busy machine.
+    holder = DynamoDBLock(deployment.table, ttl_seconds=5, heartbeat_seconds=0.3)
+    other = DynamoDBLock(deployment.table, ttl_seconds=5)
     with holder.hold():
-        time.sleep(3.5)  # a long download: the expiry set when the lock was taken has passed
+        taken = deployment.lock_item()
+        assert taken is not None and taken["owner"]["S"] == holder.owner
+        first_expiry = int(taken["expires_at"]["N"])
+        # A long download: wait until the expiry set when the lock was taken has passed
+        # (the table compares whole seconds).
+        while time.time() < first_expiry + 1:
+            time.sleep(0.1)
         with (
             pytest.raises(LockError, match="another debrepo process is publishing"),
             other.hold(),
@@ -1269,7 +1296,7 @@ def test_a_lock_taken_over_after_a_pause_is_reported_as_lost(
     with caplog.at_level(logging.ERROR, logger="debrepo.aws"), holder.hold():
         # What another process does once a paused holder's lock has expired.
         put_lock_item(deployment, "other/1/feedface", expires_in=60)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not holder.lost and time.monotonic() < deadline:
             time.sleep(0.05)
     assert holder.lost
