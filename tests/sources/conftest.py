@@ -286,9 +286,21 @@ class FlakyServer:
         conn.sendall(head + self.body)
 
 
+# Sockets holding the ports free_port handed out, until the test process ends.
+_RESERVED_PORTS: list[socket.socket] = []
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port nothing listens on, and no other socket is given meanwhile.
+
+    The port stays bound, never listening, for the rest of the run: connecting to it is
+    refused, and neither a server asking for any free port nor an outgoing connection
+    can be handed it (as they could if it were bound and released). SO_REUSEADDR lets
+    a test start its own server on it later on purpose.
+    """
+    reserved = socket.socket()
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserved.bind(("127.0.0.1", 0))
+    _RESERVED_PORTS.append(reserved)
+    port: int = reserved.getsockname()[1]
     return port
