@@ -9,6 +9,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 output="${1:-$root/build/debrepo-lambda.zip}"
+# A relative OUTPUT is taken from the caller's folder: the zip is made from another one.
+case "$output" in
+  /*) ;;
+  *) output="$PWD/$output" ;;
+esac
 python="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$python" ] || python="$(command -v python3)"
 platform="${LAMBDA_PLATFORM:-manylinux2014_x86_64}"
