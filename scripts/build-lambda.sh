@@ -21,10 +21,14 @@ runtime="${LAMBDA_PYTHON:-3.11}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/wheel" "$work/package" "$(dirname "$output")"
+mkdir -p "$work/source" "$work/wheel" "$work/package" "$(dirname "$output")"
 
 # The project itself is pure Python; its dependencies come as wheels for the runtime.
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$root"
+# Its wheel is built from a copy of the sources: built in place, setuptools would add
+# whatever an earlier build left in build/lib (a module since removed or renamed).
+cp -r "$root/pyproject.toml" "$root/README.md" "$root/src" "$work/source/"
+find "$work/source" \( -name '__pycache__' -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+"$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$work/source"
 "$python" -m pip install --quiet --no-compile --target "$work/package" \
   --platform "$platform" --implementation cp --python-version "$runtime" \
   --only-binary=:all: "$work"/wheel/debrepo-*.whl

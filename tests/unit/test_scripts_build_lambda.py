@@ -56,6 +56,9 @@ def _names(archive: Path) -> set[str]:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_lambda_package_writes_the_zip_the_readme_names(tmp_path):
     project = _copy_of_the_project(tmp_path)
+    # What an earlier build left: a module removed since then.
+    (project / "build" / "lib" / "debrepo").mkdir(parents=True)
+    (project / "build" / "lib" / "debrepo" / "removed_since.py").write_text("")
     # The virtualenv is taken as made: the recipe is what is under test.
     built = _build(
         project, "make", "--no-print-directory", "-o", ".venv/.installed", "lambda-package"
@@ -66,6 +69,7 @@ def test_make_lambda_package_writes_the_zip_the_readme_names(tmp_path):
     assert "debrepo/aws_lambda.py" in names
     assert "config/packages/kiro-repo.yaml" in names
     assert any(name.startswith("templates/") for name in names)
+    assert "debrepo/removed_since.py" not in names
 
 
 def test_a_relative_output_is_taken_from_the_callers_folder(tmp_path):
