@@ -17,30 +17,59 @@ find_debrepo() {
   fi
 }
 
+# Prints Terraform output $2 of the state in folder $1. One the state lacks (or an
+# empty one) ends the script with one line naming it, or with $3 = optional prints
+# nothing. With no outputs at all (nothing applied yet), `terraform output -raw NAME`
+# succeeds and prints a warning box on stdout: never a value, since these are one line.
+terraform_output() {
+  local dir="$1" name="$2" optional="${3:-}" value status=0 errors
+  errors="$(mktemp)"
+  value="$(terraform -chdir="$dir" output -no-color -raw "$name" 2>"$errors")" || status=$?
+  if [ "$status" -eq 0 ] && [[ "$value" != *$'\n'* ]]; then
+    cat "$errors" >&2
+    rm -f "$errors"
+    if [ -n "$value" ] || [ -n "$optional" ]; then
+      printf '%s' "$value"
+      return 0
+    fi
+  elif [ -n "$optional" ]; then
+    rm -f "$errors"  # an output added later: a state applied before it has none
+    return 0
+  elif [ "$status" -ne 0 ] && ! grep -q "Output \"$name\" not found" "$errors"; then
+    cat "$errors" >&2
+    rm -f "$errors"
+    echo "$script: could not read Terraform output $name in $dir" >&2
+    exit 1
+  fi
+  rm -f "$errors"
+  echo "$script: no Terraform output \"$name\" in $dir: run 'terraform -chdir=$dir apply' first" >&2
+  exit 1
+}
+
 # Exports the table, bucket, signing-key secret, topic and region from the outputs of
 # the Terraform state in folder $1, as the seed's scripts read them.
 settings_from_terraform() {
   local dir="$1" value prefix public_url
   command -v terraform >/dev/null || { echo "$script: terraform is not installed" >&2; exit 1; }
-  # Each assigned before it is exported: `export X="$(...)"` would hide a failing terraform.
-  value="$(terraform -chdir="$dir" output -raw table)"
+  # Each assigned before it is exported: `export X="$(...)"` would hide a failure.
+  value="$(terraform_output "$dir" table)"
   export DEBREPO_STORE="dynamodb://$value"
-  value="$(terraform -chdir="$dir" output -raw bucket)"
+  value="$(terraform_output "$dir" bucket)"
   export DEBREPO_STAGING="s3://$value"
   # Outputs added later: a state applied before them has none, which means the defaults
   # (the bucket root; the bucket's URL).
-  prefix="$(terraform -chdir="$dir" output -raw s3_prefix 2>/dev/null)" || prefix=""
+  prefix="$(terraform_output "$dir" s3_prefix optional)"
   export DEBREPO_REPO="s3://$value${prefix:+/$prefix}"
-  public_url="$(terraform -chdir="$dir" output -raw public_url 2>/dev/null)" || public_url=""
+  public_url="$(terraform_output "$dir" public_url optional)"
   if [ -n "$public_url" ] && [ -z "${DEBREPO_PUBLIC_URL:-}" ]; then
     export DEBREPO_PUBLIC_URL="$public_url"
   fi
-  value="$(terraform -chdir="$dir" output -raw signing_key_secret_arn)"
+  value="$(terraform_output "$dir" signing_key_secret_arn)"
   export DEBREPO_KEY_SECRET_ID="$value"
-  value="$(terraform -chdir="$dir" output -raw topic_arn)"
+  value="$(terraform_output "$dir" topic_arn)"
   export DEBREPO_SNS_TOPIC_ARN="$value"
   if [ -z "${AWS_REGION:-}" ]; then
-    value="$(terraform -chdir="$dir" output -raw region)"
+    value="$(terraform_output "$dir" region)"
     export AWS_REGION="$value"
   fi
 }

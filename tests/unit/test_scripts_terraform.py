@@ -1,16 +1,24 @@
-"""scripts/common.sh reads the Terraform outputs into the settings the Lambda has."""
+"""scripts/common.sh reads the Terraform outputs into the settings the Lambda has.
+
+Each test runs against a stand-in for `terraform output -raw NAME` that answers as
+Terraform does, and against Terraform itself (on a local state file) where installed."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-COMMON = PROJECT_ROOT / "scripts" / "common.sh"
+SCRIPTS = PROJECT_ROOT / "scripts"
+COMMON = SCRIPTS / "common.sh"
 OUTPUTS = {
     "table": "versions",
     "bucket": "bkt",
@@ -18,34 +26,94 @@ OUTPUTS = {
     "topic_arn": "arn:topic",
     "region": "eu-west-1",
 }
+# What `terraform output -raw NAME` prints on stdout, exiting 0, when the state has no
+# outputs at all (nothing applied yet).
+NO_OUTPUTS_WARNING = """
+Warning: No outputs found
+
+The state file either has no outputs defined, or all the defined outputs
+are empty. Please define an output in your configuration with the `output`
+keyword and run `terraform refresh` for it to become available. If you are
+using interpolation, please verify the interpolated value is not empty. You
+can use the `terraform console` command to assist.
+"""
+
+# Makes the Terraform state in a folder hold `outputs` (none: nothing applied there)
+# and returns the environment the scripts run with.
+Terraform = Callable[[Path, dict[str, str]], dict[str, str]]
 
 
-def _settings(tmp_path: Path, outputs: dict[str, str]) -> dict[str, str]:
-    """The DEBREPO_* variables settings_from_terraform exports, with a terraform that
-    knows only `outputs` (as a state applied by an earlier version would)."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    cases = "".join(f"  {name}) printf %s '{value}' ;;\n" for name, value in outputs.items())
-    (fake / "terraform").write_text(
-        '#!/bin/sh\nfor last in "$@"; do :; done\ncase "$last" in\n'
-        f"{cases}  *) echo 'Output not found' >&2; exit 1 ;;\nesac\n"
-    )
-    (fake / "terraform").chmod(0o755)
+def _environment(path: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DEBREPO_", "AWS_"))}
-    environ["PATH"] = f"{fake}:{environ['PATH']}"
-    shown = subprocess.run(
+    return {**environ, "PATH": path, "CHECKPOINT_DISABLE": "1"}
+
+
+@pytest.fixture(params=["stand-in", "terraform"])
+def terraform(request: pytest.FixtureRequest, tmp_path: Path) -> Terraform:
+    if request.param == "terraform":
+        if shutil.which("terraform") is None:
+            pytest.skip("terraform is not installed")
+
+        def applied(state: Path, outputs: dict[str, str]) -> dict[str, str]:
+            state.mkdir(exist_ok=True)
+            if outputs:
+                (state / "terraform.tfstate").write_text(
+                    json.dumps(
+                        {
+                            "version": 4,
+                            "terraform_version": "1.0.0",
+                            "serial": 1,
+                            "lineage": "test",
+                            "outputs": {
+                                name: {"value": value, "type": "string"}
+                                for name, value in outputs.items()
+                            },
+                            "resources": [],
+                        }
+                    )
+                )
+            return _environment(os.environ["PATH"])
+
+        return applied
+
+    def faked(state: Path, outputs: dict[str, str]) -> dict[str, str]:
+        state.mkdir(exist_ok=True)
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        if outputs:
+            cases = "".join(
+                f"  {name}) printf %s '{value}' ;;\n" for name, value in outputs.items()
+            )
+            missing = 'printf \'Error: Output "%s" not found\\n\' "$last" >&2; exit 1'
+        else:
+            cases, missing = "", f"cat <<'EOF'\n{NO_OUTPUTS_WARNING}EOF\n"
+        (fake / "terraform").write_text(
+            '#!/bin/sh\nfor last in "$@"; do :; done\n'
+            f'case "$last" in\n{cases}  *) {missing} ;;\nesac\n'
+        )
+        (fake / "terraform").chmod(0o755)
+        return _environment(f"{fake}:{os.environ['PATH']}")
+
+    return faked
+
+
+def _settings_from_terraform(
+    tmp_path: Path, terraform: Terraform, outputs: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """settings_from_terraform on a state with `outputs`, printing what it exports."""
+    return subprocess.run(
         [
             "bash",
             "-c",
             f'set -euo pipefail; script=test; . "{COMMON}"; settings_from_terraform state; '
             "env | grep -E '^(DEBREPO_|AWS_REGION=)' | sort",
         ],
-        env=environ,
+        cwd=tmp_path,
+        env=terraform(tmp_path / "state", outputs),
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    return dict(line.split("=", 1) for line in shown.stdout.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -60,10 +128,52 @@ def _settings(tmp_path: Path, outputs: dict[str, str]) -> dict[str, str]:
         ),
     ],
 )
-def test_the_cli_publishes_where_and_as_the_lambda_does(tmp_path, extra, repo, public_url):
-    settings = _settings(tmp_path, {**OUTPUTS, **extra})
+def test_the_cli_publishes_where_and_as_the_lambda_does(
+    tmp_path, terraform, extra, repo, public_url
+):
+    shown = _settings_from_terraform(tmp_path, terraform, {**OUTPUTS, **extra})
+    assert shown.returncode == 0, shown.stderr
+    settings = dict(line.split("=", 1) for line in shown.stdout.splitlines())
     assert settings["DEBREPO_STORE"] == "dynamodb://versions"
     assert settings["DEBREPO_REPO"] == repo
     assert settings["DEBREPO_STAGING"] == "s3://bkt"  # staging/ stays at the root
     assert settings.get("DEBREPO_PUBLIC_URL") == public_url
     assert settings["AWS_REGION"] == "eu-west-1"
+
+
+@pytest.mark.parametrize("outputs", [{}, {**OUTPUTS, "region": ""}])
+def test_a_missing_output_is_named_with_what_to_do(tmp_path, terraform, outputs):
+    shown = _settings_from_terraform(tmp_path, terraform, outputs)
+    assert shown.returncode == 1
+    name = "table" if not outputs else "region"
+    assert shown.stderr.splitlines()[-1] == (
+        f"test: no Terraform output \"{name}\" in state: run 'terraform -chdir=state apply' first"
+    )
+    assert shown.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("script", "arguments"),
+    [
+        ("build-kiro-repo", ["--version", "1.0.0"]),
+        ("migrate-dynamodb-schema", ["--env", "dev", "--dry-run"]),
+    ],
+)
+def test_the_scripts_stop_with_one_line_before_terraform_apply(
+    tmp_path, terraform, script, arguments
+):
+    environ = terraform(tmp_path / "infra", {})
+    ended = subprocess.run(
+        [str(SCRIPTS / f"{script}.sh"), "--terraform-dir", "infra", *arguments],
+        cwd=tmp_path,
+        env={**environ, "DEBREPO": str(Path(sys.executable).with_name("debrepo"))},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ended.returncode == 1
+    assert ended.stderr == (
+        f'{script}: no Terraform output "table" in infra: '
+        "run 'terraform -chdir=infra apply' first\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) in (["infra"], ["bin", "infra"])
