@@ -16,6 +16,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 script=build-kiro-repo
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 find_debrepo
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # $script and $root are the caller's
 # Shared by the scripts next to it: `. "$here/common.sh"` after `set -euo pipefail`,
 # with $script (the caller's name, for messages) and $root (the project folder) set.
 

@@ -18,6 +18,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 script=migrate-dynamodb-schema
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 find_debrepo
 
