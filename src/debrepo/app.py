@@ -441,7 +441,7 @@ def build_kiro_repo(
         raise DuplicatePackageError(package_id)  # other inputs (URL, key, templates)
     filename = f"{CONVENIENCE_PACKAGE}_{version.split(':', 1)[-1]}_all.deb"
     if output is not None:
-        output.write_bytes(data)
+        check_output_path(ws, output)  # before anything is stored
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="debrepo-build-") as scratch:
@@ -456,7 +456,7 @@ def build_kiro_repo(
             notes=f"APT source for {repo_url or settings.public_url}",
         )
         with ws.lock(wait_seconds):
-            return _store_then_publish(
+            result = _store_then_publish(
                 ws,
                 [IngestItem(built, provenance)],
                 target=ws.staging,
@@ -465,6 +465,48 @@ def build_kiro_repo(
                 stored_at=built_at,
                 publish_at=now if publish_after else None,
             )
+    if output is not None:  # only a package that was stored: a refused one is no release
+        write_output(ws, output, data)
+    return result
+
+
+def check_output_path(ws: Workspace, output: Path) -> None:
+    """ConfigError if writing `output` could destroy what debrepo keeps: the signing key,
+    the store, or any file of the home, the repository or the staging area."""
+    target = output.expanduser().resolve()
+    kept = {ws.settings.key_file.resolve(): "the signing key file"}
+    guarded = {ws.settings.home.resolve(): "the home folder"}
+    for url, what in (
+        (ws.settings.store, "the metadata store"),
+        (ws.settings.repo, "the repository"),
+        (ws.settings.staging, "the staging area"),
+    ):
+        path = local_folder(url.replace("sqlite://", "file://", 1))
+        if path is not None and what == "the metadata store":
+            kept.update(dict.fromkeys((path, Path(f"{path}-wal"), Path(f"{path}-shm")), what))
+        elif path is not None:
+            guarded.setdefault(path, what)
+    if target in kept:
+        raise ConfigError(f"--output {output}: that is {kept[target]}; choose another file")
+    for folder, what in sorted(guarded.items(), key=lambda item: -len(item[0].parts)):
+        if target.is_relative_to(folder):
+            raise ConfigError(
+                f"--output {output}: that is inside {what} ({folder}), which debrepo manages; "
+                "choose a file outside it"
+            )
+
+
+def write_output(ws: Workspace, output: Path, data: bytes) -> None:
+    """Write `data` to `output` whole or not at all (a temporary file renamed over it)."""
+    check_output_path(ws, output)
+    target = output.expanduser()
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise DebrepoError(f"{output}: cannot write: {exc.strerror or exc}") from None
 
 
 def list_packages(ws: Workspace, package_name: str | None = None) -> list[PackageRecord]:

@@ -565,11 +565,13 @@ def key_generate(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
     """Export the public key (what clients put in /usr/share/keyrings/)."""
+    from debrepo.app import write_output
+
     ws = _workspace(ctx)
     signer = ws.existing_signer()
     data = signer.public_key_armored() if armor else signer.public_key_binary()
     if output:
-        output.write_bytes(data)
+        write_output(ws, output, data)
     elif armor:
         click.echo(data.decode(), nl=False)
     else:

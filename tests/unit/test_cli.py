@@ -210,6 +210,41 @@ def test_build_repo_package(run, tmp_path, home):
     assert (home / "repo/kiro-repo.deb").read_bytes() == output.read_bytes()
 
 
+def test_output_never_overwrites_what_debrepo_keeps(run, tmp_path, home):
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    key_file = home / "keys" / "signing-key.asc"
+    kept = {p: p.read_bytes() for p in [key_file, home / "metadata.db"]}
+    packages = home / "repo/dists/stable/main/binary-amd64/Packages"
+    for target, what in [
+        (key_file, "that is the signing key file"),
+        (home / "metadata.db", "that is the metadata store"),
+        (packages, "inside the repository"),
+        (home / "new.asc", "inside the home folder"),
+    ]:
+        exported = run("key", "export", "--output", str(target))
+        assert exported.code == 2, exported.err
+        assert what in exported.error_line
+        built = run("build-repo-package", "--version", "1.1", "--output", str(target))
+        assert built.code == 2, built.err
+        assert what in built.error_line
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert not (home / "new.asc").exists()
+    assert [i["version"] for i in json.loads(run("list", "--json").out)] == ["1.0"]
+    assert run("verify").code == 0
+
+
+def test_build_repo_package_writes_output_only_for_a_stored_build(run, tmp_path, home):
+    assert run("build-repo-package", "--version", "1:2.0").code == 0
+    output = tmp_path / "kiro-repo.deb"
+    refused = run("build-repo-package", "--version", "2.0", "--output", str(output))
+    assert refused.code == 1
+    assert not output.exists()
+    # The same version again, built the same: written, and nothing else changes.
+    again = run("build-repo-package", "--version", "1:2.0", "--output", str(output))
+    assert again.code == 0, again.err
+    assert output.read_bytes() == (home / "repo/kiro-repo.deb").read_bytes()
+
+
 def test_build_repo_package_bad_version(run):
     result = run("build-repo-package", "--version", "not a version")
     assert result.code == 2
