@@ -170,6 +170,16 @@ def test_copy_from_another_store_shares_the_inode(tmp_path, store):
     assert temp_files(store.root) == []
 
 
+def test_copying_again_onto_a_link_of_the_same_file_leaves_no_temporary_file(store):
+    # kiro-repo.deb copied from its pool file a second time (rebuild --full): both names
+    # already are one file, and rename(2) then leaves the temporary name in place.
+    store.put("pool/kiro-repo_1.0_all.deb", b"package bytes", DELIVERY)
+    for _ in range(2):
+        store.copy_from(store, "pool/kiro-repo_1.0_all.deb", "kiro-repo.deb", DELIVERY)
+    assert store.get("kiro-repo.deb") == b"package bytes"
+    assert temp_files(store.root) == []
+
+
 def test_a_linked_copy_is_readable_by_all_even_if_its_source_was_not(tmp_path, store):
     # Written under umask 077 by an earlier version: sharing the inode must not keep the
     # published name private.

@@ -276,6 +276,10 @@ class FilesystemObjectStore:
             self._discard(temp)
             raise
         self._commit(temp, target)
+        if os.path.lexists(temp):
+            # rename(2) does nothing when both names are links to one file (the target
+            # already was a link to the origin): the temporary name would stay, served.
+            self._discard(temp)
 
     def flush(self) -> None:
         """Write this file system's cached data to disk and wait for it (Linux `syncfs`;
