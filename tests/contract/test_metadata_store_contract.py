@@ -281,13 +281,18 @@ def test_a_withdrawal_is_recorded_with_its_deletion(store):
     assert store.withdrawn_at("hello#2.0") is None and store.withdrawn_at("never#1.0") is None
     assert store.package_ids() == set()  # not a package, whatever the backend keeps
     assert store.all() == [] and store.incomplete() == []
-    # Stored again and removed again: the later removal is the one on record.
+    # Stored again: no longer withdrawn (its loss must not pass for a removal); removed
+    # again: the later removal is the one on record.
     store.put(make_record("hello", "1.0"))
+    assert store.withdrawn_at("hello#1.0") is None and store.withdrawals() == {}
     assert store.delete("hello#1.0", withdrawn_at=later) is True
     assert store.withdrawals() == {"hello#1.0": later}
+    store.put_many([make_record("hello", "1.0"), make_record("hello", "3.0")])
+    assert store.withdrawals() == {}
+    assert store.delete("hello#1.0", withdrawn_at=later) is True
     # A version never stored, left out on purpose (a migration's --skip).
     store.withdraw("hello#0.9", first)
-    assert store.withdrawn_at("hello#0.9") == first and store.package_ids() == set()
+    assert store.withdrawn_at("hello#0.9") == first and store.package_ids() == {"hello#3.0"}
 
 
 def test_revision_tells_two_stores_with_the_same_history_apart(backend, tmp_path, request):

@@ -62,7 +62,8 @@ NAME_INDEX = "package_name-index"
 
 # DynamoDB limits: 100 actions and 4 MB of items per transaction.
 MAX_TRANSACTION_ACTIONS = 100
-RECORDS_PER_TRANSACTION = MAX_TRANSACTION_ACTIONS - 1  # one action counts the revision
+# One action counts the revision; each record is stored and its withdrawal (if any) deleted.
+RECORDS_PER_TRANSACTION = (MAX_TRANSACTION_ACTIONS - 1) // 2
 _TRANSACTION_BYTES = 3_500_000  # below 4 MB, with room for the request's own overhead
 # The seed's 3 retries: 4 attempts in all, exponential backoff with jitter (botocore).
 # (botocore's `max_attempts` counts retries only; `total_max_attempts` counts them all.)
@@ -422,6 +423,16 @@ class DynamoDBMetadataStore(BaseMetadataStore):
                     "TableName": self.table_name,
                     "Item": {name: _attribute(value) for name, value in item.items()},
                     "ConditionExpression": _PUT_CONDITION,
+                }
+            }
+            for item in chunk
+        ]
+        # Stored again: no longer withdrawn (a stale withdrawal would excuse its loss).
+        actions += [
+            {
+                "Delete": {
+                    "TableName": self.table_name,
+                    "Key": {"package_id": {"S": WITHDRAWN_PREFIX + str(item["package_id"])}},
                 }
             }
             for item in chunk

@@ -297,6 +297,10 @@ class SqliteMetadataStore(BaseMetadataStore):
         try:
             with self._writing():
                 self._db.executemany(statement, rows)
+                # Stored again: no longer withdrawn (a stale withdrawal would excuse its loss).
+                self._db.executemany(
+                    "DELETE FROM withdrawn WHERE package_id = ?", ((row[0],) for row in rows)
+                )
         except sqlite3.IntegrityError:
             raise DuplicatePackageError(self._first_duplicate(rows)) from None
 
