@@ -195,6 +195,19 @@ def test_the_new_table_is_refused_as_the_old_one(ws, tmp_path):
     assert not (tmp_path / "b.jsonl").exists()
 
 
+def test_a_missing_old_table_is_named_without_advice_to_create_it(ws, tmp_path):
+    backup = tmp_path / "b.jsonl"
+    with pytest.raises(MigrationError) as caught:
+        app.migrate_table(ws, old_table="no-such-table", backup_file=backup)
+    message = str(caught.value)
+    assert "DynamoDB table no-such-table not found in region" in message
+    assert "keyed by 'version'" in message and "create" not in message
+    assert not backup.exists()
+    backup.write_text("", encoding="utf-8")
+    with pytest.raises(MigrationError, match=r"table no-such-table not found"):
+        app.restore_table("no-such-table", backup)
+
+
 def test_a_real_migration_needs_a_backup_file_that_does_not_exist(ws, old_table, tmp_path):
     with pytest.raises(ConfigError, match=r"--backup-file is required"):
         app.migrate_table(ws, old_table=old_table, backup_file=None)

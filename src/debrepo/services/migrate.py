@@ -127,7 +127,20 @@ class OldTable:
 
     def check_schema(self) -> None:
         """MigrationError unless the table is keyed by `version` alone (the old schema)."""
-        described = self._table.call("describe_table", TableName=self.table_name)["Table"]
+        from botocore.exceptions import ClientError
+
+        from debrepo.store.dynamodb import _NOT_FOUND
+
+        try:
+            described = self._table.call(
+                "describe_table", TableName=self.table_name, passthrough=tuple(_NOT_FOUND)
+            )["Table"]
+        except ClientError:
+            # Not "create it": a new table has the new schema, which is not what is read here.
+            raise MigrationError(
+                f"DynamoDB table {self.table_name} not found in region {self._table.region}: "
+                "name the old deployment's table (keyed by 'version'), and check AWS_REGION"
+            ) from None
         keys = [k.get("AttributeName") for k in described.get("KeySchema", ())]
         if keys != [OLD_KEY]:
             raise MigrationError(
