@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +64,10 @@ class RepositoryRequestHandler(SimpleHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6  # ThreadingHTTPServer's own is IPv4 only
+
+
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
     """An HTTP server for `root`, bound to a loopback address only."""
     try:
@@ -77,7 +82,8 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> Thread
     if not root.is_dir():
         raise ConfigError(f"{root}: no published repository here yet; run `debrepo rebuild` first")
     handler = partial(RepositoryRequestHandler, directory=str(root))
+    server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
     try:
-        return ThreadingHTTPServer((host, port), handler)
+        return server_class((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
