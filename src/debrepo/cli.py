@@ -493,19 +493,10 @@ def verify(ctx: click.Context, quick: bool, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the published folder over HTTP on 127.0.0.1 (for apt on this machine)."""
-    from debrepo.factory import local_folder
     from debrepo.objects.filesystem import FilesystemObjectStore
     from debrepo.serve import make_server
 
     ws = _workspace(ctx)
-    folder = local_folder(ws.settings.repo)
-    if folder is not None and not folder.exists() and not ws.store_exists():
-        _fail(
-            f"{folder}: no repository here, and no store in {ws.settings.home} (check --home, "
-            f"DEBREPO_HOME); publish first, or `mkdir -p {folder}` to serve it before the first "
-            "publish",
-            2,
-        )
     repo = ws.repo
     if not isinstance(repo, FilesystemObjectStore):
         _fail(f"serve works on a local folder; {ws.settings.repo} is not one", 2)

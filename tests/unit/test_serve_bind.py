@@ -1,5 +1,4 @@
-"""`debrepo serve` as started from the command line: the address it binds and the home
-it serves."""
+"""`debrepo serve` started from the command line on the IPv6 loopback."""
 
 from __future__ import annotations
 
@@ -53,14 +52,3 @@ def test_serves_on_the_ipv6_loopback(tmp_path):
         server.terminate()
         server.wait(timeout=10)
     assert served == (home / "repo/dists/stable/InRelease").read_bytes()
-
-
-def test_a_mistyped_home_is_not_created_and_served_empty(tmp_path):
-    typo = tmp_path / "hoem"
-    result = subprocess.run(
-        debrepo(typo, "serve", "--port", "0"), capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"debrepo: error: {typo / 'repo'}: no repository here")
-    assert "check --home" in result.stderr
-    assert not typo.exists()
