@@ -690,6 +690,35 @@ def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, re
     }
 
 
+def test_another_programs_sqlite_database_is_not_taken_for_a_store(run, debs, tmp_path):
+    other = tmp_path / "customers.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE customers (name TEXT)")
+    connection.close()
+    before = other.read_bytes()
+    for command in (["list"], ["rebuild"], ["add", str(debs)]):
+        result = run("--store", f"sqlite://{other}", *command)
+        assert result.code == 1, result.err
+        assert f"{other}: not a debrepo metadata store" in result.error_line
+        assert "customers" in result.error_line
+    assert other.read_bytes() == before
+    assert not other.with_name("customers.db-wal").exists()
+
+
+def test_a_store_whose_package_table_was_dropped_is_not_published_as_empty(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    with sqlite3.connect(home / "metadata.db") as connection:
+        connection.execute("DROP TABLE packages")
+    connection.close()
+    packages = home / "repo/dists/stable/main/binary-amd64/Packages"
+    published = packages.read_bytes()
+    for command in (["rebuild"], ["list"], ["verify"]):
+        result = run(*command)
+        assert result.code == 1, result.err
+        assert "its packages table is missing" in result.error_line
+    assert packages.read_bytes() == published
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")

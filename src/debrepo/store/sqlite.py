@@ -109,6 +109,7 @@ class SqliteMetadataStore(BaseMetadataStore):
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._check_tables()  # before WAL: another program's database stays as it is
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._schema_version() != _SCHEMA_VERSION:
@@ -133,6 +134,7 @@ class SqliteMetadataStore(BaseMetadataStore):
             self._db = sqlite3.connect(
                 f"{self.path.as_uri()}?immutable=1", uri=True, isolation_level=None
             )
+        self._check_tables()
         if self._schema_version() != _SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: the metadata store needs an upgrade of its schema, and this "
@@ -141,6 +143,27 @@ class SqliteMetadataStore(BaseMetadataStore):
             )
         if not self._has_withdrawn_table():  # a store older than the table: none withdrawn
             self._db.execute(_WITHDRAWN.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+
+    def _check_tables(self) -> None:
+        """StoreError for a database that is not a debrepo store (another program's:
+        debrepo must not add its tables there) or one whose package table is gone (a
+        publish would read it as empty)."""
+        tables = {
+            str(row[0])
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables or "packages" in tables:
+            return  # a new store, or one with its packages
+        if self._schema_version() == 0:
+            listed = ", ".join(sorted(tables)[:5])
+            raise StoreError(
+                f"{self.path}: not a debrepo metadata store (an SQLite database with the "
+                f"tables {listed}); check --store (DEBREPO_STORE) and --home"
+            )
+        raise StoreError(
+            f"{self.path}: the metadata store is damaged (its packages table is missing); "
+            "restore it from a backup"
+        )
 
     def _has_withdrawn_table(self) -> bool:
         return bool(
