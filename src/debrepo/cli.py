@@ -166,6 +166,18 @@ def _workspace(ctx: click.Context, *, existing_only: bool = False) -> Workspace:
     return workspace
 
 
+def _text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A name or version as typed: bytes that are not UTF-8 (which the shell passes as
+    they are) cannot name anything a store holds."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape")
+            raise click.BadParameter(f"{raw!r} is not UTF-8 text") from None
+    return value
+
+
 def _output(ctx: click.Context) -> Output:
     output: Output = ctx.ensure_object(dict)["output"]
     return output
@@ -330,7 +342,7 @@ def build_repo_package(
 
 
 @cli.command("list")
-@click.option("--package", "package_name", default=None, help="Only this package.")
+@click.option("--package", "package_name", default=None, callback=_text, help="Only this package.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--withdrawn",
@@ -387,8 +399,8 @@ def _list_withdrawn(ws: Workspace, package_name: str | None, as_json: bool) -> N
 
 
 @cli.command()
-@click.argument("package")
-@click.argument("version", required=False)
+@click.argument("package", callback=_text)
+@click.argument("version", required=False, callback=_text)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def show(ctx: click.Context, package: str, version: str | None, as_json: bool) -> None:
@@ -426,8 +438,8 @@ def _folded(text: str) -> str:
 
 
 @cli.command()
-@click.argument("package")
-@click.argument("version")
+@click.argument("package", callback=_text)
+@click.argument("version", callback=_text)
 @click.option("--no-publish", is_flag=True, help="Only delete from the store.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @wait_option
@@ -595,7 +607,7 @@ def key_show(ctx: click.Context) -> None:
     is_flag=True,
     help="Ask the sources and say what would be fetched and published; change nothing.",
 )
-@click.option("--package", "package_name", default=None, help="Only this package.")
+@click.option("--package", "package_name", default=None, callback=_text, help="Only this package.")
 @wait_option
 @click.pass_context
 def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_seconds: float) -> None:

@@ -719,6 +719,21 @@ def test_a_store_whose_package_table_was_dropped_is_not_published_as_empty(run, 
     assert packages.read_bytes() == published
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("show", "\udcff"), ("list", "--package", "\udcff"), ("remove", "alpha", "1.\udcff", "--yes")],
+    ids=["show", "list", "remove"],
+)
+def test_a_name_that_is_not_utf8_is_a_usage_error(run, debs, args):
+    # What Python makes of a byte that is not UTF-8 on the command line (\xff).
+    assert run("add", str(debs)).code == 0
+    result = run(*args)
+    assert result.code == 2
+    assert "\\xff' is not UTF-8 text" in result.err
+    assert "Traceback" not in result.err
+    assert len(json.loads(run("list", "--json").out)) == 2
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")
