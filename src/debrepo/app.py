@@ -235,11 +235,21 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             with os.scandir(path) as entries:  # d_type: no stat per file
-                names = sorted(e.name for e in entries if e.name.endswith(".deb") and e.is_file())
-            found = [path / name for name in names]
-            if not found:
+                chosen = sorted(
+                    (e for e in entries if e.name.endswith(".deb") and not e.is_dir()),
+                    key=lambda e: e.name,
+                )
+            for entry in chosen:
+                if not entry.is_file():  # said, not skipped: the operator meant it to be added
+                    what = (
+                        "a broken symbolic link"
+                        if entry.is_symlink() and not Path(entry.path).exists()
+                        else "not a regular file"
+                    )
+                    raise InvalidPackageError(f"{entry.path}: {what}; nothing was added")
+            if not chosen:
                 raise ConfigError(f"{path}: directory holds no .deb files")
-            expanded.extend(found)
+            expanded.extend(path / entry.name for entry in chosen)
         elif path.exists() and not path.is_file():  # a FIFO or device would block or lie
             raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
         else:

@@ -734,6 +734,19 @@ def test_a_name_that_is_not_utf8_is_a_usage_error(run, debs, args):
     assert len(json.loads(run("list", "--json").out)) == 2
 
 
+def test_a_broken_link_in_a_folder_is_said_not_skipped(run, debs, home):
+    (debs / "gamma_1.0_amd64.deb").symlink_to(debs / "moved-away.deb")
+    result = run("add", str(debs))
+    assert result.code == 1
+    assert f"{debs / 'gamma_1.0_amd64.deb'}: a broken symbolic link" in result.error_line
+    assert not (home / "metadata.db").exists()
+    (debs / "gamma_1.0_amd64.deb").unlink()
+    os.mkfifo(debs / "delta_1.0_amd64.deb")  # would block a reader for ever
+    result = run("add", str(debs))
+    assert result.code == 1
+    assert f"{debs / 'delta_1.0_amd64.deb'}: not a regular file" in result.error_line
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")
