@@ -287,11 +287,38 @@ def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishR
         outcome = "the store's unpublished changes are still unpublished"
     try:
         return ws.publish(now=now, just_written=result.written_keys)
+    except PublishRefused as exc:
+        if not result.records:
+            raise
+        _take_back(ws, result, exc)
     except (DebrepoError, OSError) as exc:
         raise publish_failed(exc, outcome) from exc
     except BaseException:  # interrupted: the records are in the store all the same
         log.error("%s: run `debrepo rebuild`", outcome)
         raise
+
+
+def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoReturn:
+    """Undo a store whose publish a safety check refused (a mistyped --home next to the
+    right --repo, settings that differ from the published Release): the records and the
+    files just written, which no index names yet, so that nothing was added."""
+    from debrepo.services.publish import never_published
+
+    what = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
+    try:
+        for record in result.records:
+            ws.store.delete(record.package_id)
+        for key in result.written_keys:
+            target = ws.repo if key.startswith("pool/") else ws.staging
+            if target is ws.staging or never_published(repo=ws.repo, staging=ws.staging, key=key):
+                target.delete(key)
+    except (DebrepoError, OSError) as exc:
+        raise publish_failed(
+            refusal, f"{what} stored but not published, and taking them back failed ({exc})"
+        ) from exc
+    raise PublishRefused(
+        f"{str(refusal).removesuffix('; nothing was published')}; nothing was added"
+    ) from refusal
 
 
 def add_packages(

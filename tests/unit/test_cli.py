@@ -747,6 +747,34 @@ def test_a_broken_link_in_a_folder_is_said_not_skipped(run, debs, home):
     assert f"{debs / 'delta_1.0_amd64.deb'}: not a regular file" in result.error_line
 
 
+def test_an_add_refused_by_a_safety_check_adds_nothing(run, debs, home, tmp_path):
+    alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
+    assert run("add", str(alpha)).code == 0
+    tree = {p: p.read_bytes() for p in (home / "repo").rglob("*") if p.is_file()}
+    # Settings that differ from the published Release (a settings file not read).
+    refused = run("--origin", "Other", "add", str(beta))
+    assert refused.code == 1
+    assert "the settings differ from the published Release" in refused.error_line
+    assert refused.error_line.endswith("; nothing was added")
+    assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["alpha#1.0"]
+    assert {p: p.read_bytes() for p in (home / "repo").rglob("*") if p.is_file()} == tree
+    # A mistyped --home next to the right --repo: its new store keeps nothing either.
+    typo = tmp_path / "hoem"
+    key = home / "keys" / "signing-key.asc"
+    other = ["--home", str(typo), "--repo", f"file://{home / 'repo'}", "--key-file", str(key)]
+    refused = run(*other, "add", str(beta), base=False)
+    assert refused.code == 1
+    assert "nothing was added" in refused.error_line
+    assert json.loads(run(*other, "list", "--json", base=False).out) == []
+    assert {p: p.read_bytes() for p in (home / "repo").rglob("*") if p.is_file()} == {
+        **tree,
+        # Whether the real repository's publisher still needs it is unknown from there.
+        home / "repo/pool/main/b/beta/beta_2.0-1_all.deb": beta.read_bytes(),
+    }
+    assert run("add", str(beta)).code == 0
+    assert run("verify").code == 0
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")
