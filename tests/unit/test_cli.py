@@ -775,6 +775,16 @@ def test_an_add_refused_by_a_safety_check_adds_nothing(run, debs, home, tmp_path
     assert run("verify").code == 0
 
 
+@pytest.mark.parametrize("name", ["two\nlines.deb", "\x1b[31mred.deb"], ids=["newline", "escape"])
+def test_a_hostile_file_name_is_shown_escaped_on_one_line(run, tmp_path, name):
+    hostile = tmp_path / name
+    hostile.write_bytes(b"not a package")
+    result = run("add", str(hostile))
+    assert result.code == 1
+    shown = repr(str(hostile))[1:-1]  # \n and \x1b as escapes
+    assert result.error_line.startswith(f"debrepo: error: {shown}: ")
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")
