@@ -147,8 +147,8 @@ def test_tampered_packages_index_is_refused_by_apt_and_named_by_verify(
         expected = f"problem: {BINARY_DIR}/{name} does not match its size and checksums in Release"
         assert expected in problems, verified.describe()
     assert (
-        f"problem: {BINARY_DIR}/Packages: the entry of alpha#1.0 differs from the store in Size"
-        in problems
+        f"problem: {BINARY_DIR}/Packages: the entry of alpha#1.0 differs from the store in Size; "
+        "`debrepo rebuild --full` renders it again from the store" in problems
     ), verified.describe()
 
 

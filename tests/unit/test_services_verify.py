@@ -104,8 +104,9 @@ def test_store_changed_behind_the_published_index_names_package_and_field(publis
         "alpha#1.0",
     )
     (found,) = problems(published)
-    assert (
-        found == f"{BINARY}/Packages: the entry of alpha#1.0 differs from the store in Maintainer"
+    assert found == (
+        f"{BINARY}/Packages: the entry of alpha#1.0 differs from the store in Maintainer; "
+        "`debrepo rebuild --full` renders it again from the store"
     )
 
 
@@ -115,8 +116,8 @@ def test_edited_packages_file_names_package_and_field(published):
     replace_object(published, f"{BINARY}/Packages", edited)
     found = problems(published)
     assert has_problem(found, f"{BINARY}/Packages ", "size and checksums", "Release")
-    assert f"{BINARY}/Packages: the entry of beta#2.0-1 differs from the store in X-Injected" in (
-        found
+    assert has_problem(
+        found, f"{BINARY}/Packages: the entry of beta#2.0-1 differs from the store in X-Injected"
     )
     # The compressed forms were not touched, and are not blamed.
     assert not has_problem(found, "Packages.gz"), found
@@ -127,8 +128,8 @@ def test_version_in_store_but_not_published(published, make_deb):
     app.add_packages(published, [make_deb("gamma", "3.0")], publish=False, now=FIXED_NOW)
     found = problems(published)
     assert (
-        f"{BINARY}/Packages lacks gamma#3.0; `debrepo rebuild` publishes the store as it is"
-        in found
+        f"{BINARY}/Packages lacks gamma#3.0 (added without publishing? `debrepo rebuild` "
+        "publishes them)" in found
     )
 
 
@@ -136,6 +137,13 @@ def test_version_published_but_not_in_store(published):
     app.remove_package(published, "alpha", "1.0", publish_after=False)
     found = problems(published)
     assert has_problem(found, f"{BINARY}/Packages lists alpha#1.0, which the store does not hold")
+
+
+def test_versions_missing_and_extra_are_both_named(published, make_deb):
+    app.remove_package(published, "alpha", "1.0", publish_after=False)
+    app.add_packages(published, [make_deb("gamma", "3.0")], publish=False, now=FIXED_NOW)
+    found = problems(published)
+    assert has_problem(found, f"{BINARY}/Packages lacks gamma#3.0", "lists alpha#1.0")
 
 
 def test_reordered_packages_file(published):

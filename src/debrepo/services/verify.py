@@ -79,16 +79,26 @@ def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
     if twice:  # only the published file can: the store holds each version once
         return f"{where} lists {', '.join(sorted(set(twice))[:5])} more than once"
 
+    def listed(ids: list[str]) -> str:
+        return ", ".join(ids[:5]) + (f" (and {len(ids) - 5} more)" if len(ids) > 5 else "")
+
     missing = sorted(set(want) - set(have))
     extra = sorted(set(have) - set(want))
-    # Both are what `add --no-publish` / `remove --no-publish` leave until a publish.
-    publish = "; `debrepo rebuild` publishes the store as it is"
-    if missing:
-        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        return f"{where} lacks {', '.join(missing[:5])}{more}{publish}"
-    if extra:
-        more = f" (and {len(extra) - 5} more)" if len(extra) > 5 else ""
-        return f"{where} lists {', '.join(extra[:5])}{more}, which the store does not hold{publish}"
+    differences = []
+    if missing:  # what `add --no-publish` leaves until a publish
+        differences.append(
+            f"{where} lacks {listed(missing)} (added without publishing? `debrepo rebuild` "
+            "publishes them)"
+        )
+    if extra:  # what `remove --no-publish` leaves; or records lost from the store
+        differences.append(
+            f"{where} lists {listed(extra)}, which the store does not hold (removed without "
+            "publishing? `debrepo rebuild` drops them; lost from the store or the wrong "
+            "--home? `rebuild` refuses that, see Troubleshooting)"
+        )
+    if differences:
+        return "; ".join(differences)
+    rerender = "; `debrepo rebuild --full` renders it again from the store"
     for package_id in sorted(want):
         if have[package_id] != want[package_id]:
             fields = sorted(
@@ -97,9 +107,10 @@ def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
                 if want[package_id].get(k) != have[package_id].get(k)
             )
             return (
-                f"{where}: the entry of {package_id} differs from the store in {', '.join(fields)}"
+                f"{where}: the entry of {package_id} differs from the store in "
+                f"{', '.join(fields)}{rerender}"
             )
-    return f"{where} differs from what the store renders to (ordering or formatting)"
+    return f"{where} differs from what the store renders to (ordering or formatting){rerender}"
 
 
 def verify_repository(
