@@ -188,12 +188,26 @@ def _output(ctx: click.Context) -> Output:
     return output
 
 
+VERBOSE_LISTED = 50  # files named per kind with -v; an `add` of 10,000 would flood
+
+
 def _report(out: Output, report: PublishReport | None, ws: Workspace) -> None:
     if report is None:
         return
     out.say(f"published {ws.settings.repo}: {report.summary()}")
     if report.convenience_version:
         out.say(f"kiro-repo.deb is kiro-repo {report.convenience_version}")
+    if click.get_current_context().find_root().ensure_object(dict).get("verbose"):
+        added = [*report.pool_placed, *report.pool_copied]
+        for verb, keys in (
+            ("added", added),
+            ("wrote", report.written),
+            ("deleted", report.deleted),
+        ):
+            for key in keys[:VERBOSE_LISTED]:
+                out.say(f"  {verb} {key}")
+            if len(keys) > VERBOSE_LISTED:
+                out.say(f"  {verb} {len(keys) - VERBOSE_LISTED} more")
 
 
 def _record_json(record: PackageRecord) -> dict[str, Any]:

@@ -785,6 +785,17 @@ def test_a_hostile_file_name_is_shown_escaped_on_one_line(run, tmp_path, name):
     assert result.error_line.startswith(f"debrepo: error: {shown}: ")
 
 
+def test_verbose_names_the_files_a_publish_wrote(run, debs, home):
+    added = run("-v", "add", str(debs / "alpha_1.0_amd64.deb"))
+    assert added.code == 0, added.err
+    lines = added.out.splitlines()
+    assert "  added pool/main/a/alpha/alpha_1.0_amd64.deb" in lines
+    assert "  wrote dists/stable/InRelease" in lines
+    written = {line.removeprefix("  wrote ") for line in lines if line.startswith("  wrote ")}
+    assert all((home / "repo" / key).is_file() for key in written)
+    assert not any(line.startswith("  ") for line in run("add", str(debs)).out.splitlines())
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")
