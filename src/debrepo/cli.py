@@ -467,11 +467,12 @@ def remove(
     ctx: click.Context, package: str, version: str, no_publish: bool, yes: bool, wait_seconds: float
 ) -> None:
     """Remove one version from the store and the published repository."""
-    from debrepo.app import remove_package
+    from debrepo.app import find_package, remove_package
 
-    if not yes and sys.stdin.isatty():
-        click.confirm(f"remove {package} {version} from the store and the repository?", abort=True)
     ws = _workspace(ctx, existing_only=True)
+    if not yes and sys.stdin.isatty():
+        find_package(ws, package, version)  # a version not stored is said before asking
+        click.confirm(f"remove {package} {version} from the store and the repository?", abort=True)
     record, report = remove_package(
         ws, package, version, publish_after=not no_publish, wait_seconds=wait_seconds
     )

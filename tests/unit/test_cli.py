@@ -1150,6 +1150,38 @@ def test_progress_bars_stay_off_standard_output(tmp_path, debs):
     assert b"\x1b[" not in completed.stdout
 
 
+def test_remove_on_a_terminal_asks_only_about_a_stored_version(tmp_path, debs):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    base = [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home")]
+    subprocess.run([*base, "add", str(debs)], cwd=tmp_path, env=environment, check=True)
+
+    def remove_typing(version: str, answer: bytes) -> subprocess.CompletedProcess[bytes]:
+        controller, terminal = pty.openpty()
+        try:
+            os.write(controller, answer)  # waits in the terminal until read
+            return subprocess.run(
+                [*base, "remove", "alpha", version],
+                stdin=terminal,
+                capture_output=True,
+                cwd=tmp_path,
+                env=environment,
+                timeout=60,
+            )
+        finally:
+            os.close(terminal)
+            os.close(controller)
+
+    missing = remove_typing("7.7", b"y\n")
+    assert missing.returncode == 1
+    assert b"remove alpha 7.7" not in missing.stdout + missing.stderr  # not asked
+    assert b"alpha 7.7 is not in the store" in missing.stderr
+    declined = remove_typing("1.0", b"n\n")
+    assert b"remove alpha 1.0 from the store and the repository?" in declined.stdout
+    assert (declined.returncode, declined.stderr) == (1, b"debrepo: error: aborted\n")
+    listed = subprocess.run([*base, "list"], cwd=tmp_path, env=environment, capture_output=True)
+    assert listed.stdout.split()[:2] == [b"alpha", b"1.0"]
+
+
 def test_progress_display_writes_only_to_standard_error(capsys):
     output = Output(quiet=False)
     output.interactive = True  # as when standard error is a terminal
