@@ -647,23 +647,30 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
         )
     except SyncFailedError as exc:
         if out.quiet:
-            raise  # the one line then carries the reasons
+            raise  # the one line carries the reasons
         for outcome in exc.report.packages:
             out.say(outcome.line())
         _report(out, exc.report.published, ws)
-        failed = ", ".join(outcome.package_name for outcome in exc.report.failures)
-        _fail(f"sync failed for every package checked ({failed}); the reasons are above", 1)
+        if _reasons_shown():
+            names = ", ".join(f.package_name for f in exc.report.failures)
+            _fail(f"sync failed for every package checked ({names}); the reasons are above", 1)
+        raise
     for outcome in report.packages:
         out.say(outcome.line())
     out.say(report.summary())
     _report(out, report.published, ws)
     if report.failures:  # a cron job or timer must notice a package that keeps failing
-        if out.quiet:  # nothing printed above: the line carries the reasons
-            failed = "; ".join(f"{o.package_name}: {o.message}" for o in report.failures)
+        if _reasons_shown():
+            failed = f"{', '.join(o.package_name for o in report.failures)} (the reasons are above)"
         else:
-            names = ", ".join(o.package_name for o in report.failures)
-            failed = f"{names} (the reasons are above)"
+            failed = "; ".join(f"{o.package_name}: {o.message}" for o in report.failures)
         _fail(f"sync failed for {failed}; the other packages were synced", 3)
+
+
+def _reasons_shown() -> bool:
+    """Whether a terminal just showed each failure's reason on its own line; otherwise the
+    error line carries them (a cron job may keep standard error only)."""
+    return sys.stdout.isatty() and not _output(click.get_current_context()).quiet
 
 
 @cli.command("migrate-table")

@@ -143,20 +143,20 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
     # Each reason once: the outcome line, not also a log line on stderr.
     assert "ERROR" not in failed.stderr, failed.describe()
     error_lines = [line for line in failed.stderr.splitlines() if "debrepo: error: " in line]
-    # The reasons are on the lines above; the error names the packages only.
-    assert error_lines == [
-        "debrepo: error: sync failed for every package checked (kiro, kiro-cli); the reasons "
-        "are above"
-    ], failed.describe()
+    # Standard output is no terminal (a cron job may keep only standard error): the error
+    # line carries the reasons too.
+    both_reasons = (
+        f"debrepo: error: sync failed for every package checked: kiro: "
+        f"{upstream.url(METADATA_PATH)}: HTTP 404 NOT FOUND; kiro-cli: "
+        f"{failed.stdout.splitlines()[1].split(': failed: ', 1)[1]}"
+    )
+    assert error_lines == [both_reasons], failed.describe()
     quiet = run(cli, env, "-q", "sync")
     assert quiet.returncode == 1, quiet.describe()
     assert quiet.stdout == "", quiet.describe()
     assert "ERROR" not in quiet.stderr, quiet.describe()  # the error line carries them
-    # With nothing printed above it, the error carries the reasons itself.
     assert [line for line in quiet.stderr.splitlines() if "debrepo: error: " in line] == [
-        f"debrepo: error: sync failed for every package checked: kiro: "
-        f"{upstream.url(METADATA_PATH)}: HTTP 404 NOT FOUND; kiro-cli: "
-        f"{failed.stdout.splitlines()[1].split(': failed: ', 1)[1]}"
+        both_reasons
     ], quiet.describe()
 
     # kiro served, kiro-cli still not found: the one that worked is published, and the
@@ -170,8 +170,10 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
     assert partial.returncode == 3, partial.describe()
     assert partial.stdout.startswith("kiro: stored 0.9.2 from "), partial.describe()
     assert [line for line in partial.stderr.splitlines() if "debrepo: error: " in line] == [
-        "debrepo: error: sync failed for kiro-cli (the reasons are above); the other packages "
-        "were synced"
+        "debrepo: error: sync failed for kiro-cli: "
+        f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: repository "
+        "kiro-dev/kiro-cli not found (or private: set GITHUB_TOKEN); check source.repository "
+        f"in {config_dir / 'kiro-cli.yaml'}; the other packages were synced"
     ], partial.describe()
     quiet_partial = run(cli, env, "-q", "sync")
     assert quiet_partial.returncode == 3, quiet_partial.describe()
