@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.tools import require_tool
 
 SCRIPTS = PROJECT_ROOT / "scripts"
 COMMON = SCRIPTS / "common.sh"
@@ -51,8 +51,7 @@ def _environment(path: str) -> dict[str, str]:
 @pytest.fixture(params=["stand-in", "terraform"])
 def terraform(request: pytest.FixtureRequest, tmp_path: Path) -> Terraform:
     if request.param == "terraform":
-        if shutil.which("terraform") is None:
-            pytest.skip("terraform is not installed")
+        require_tool("terraform")  # a failure, not a skip, where it is missing
 
         def applied(state: Path, outputs: dict[str, str]) -> dict[str, str]:
             state.mkdir(exist_ok=True)
