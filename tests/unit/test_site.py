@@ -53,6 +53,18 @@ def test_the_install_steps_end_with_a_package_that_is_published(names, last_step
             assert step.removeprefix("sudo apt install ") in names
 
 
+@pytest.mark.parametrize("names", [("hello",), ("kiro", "kiro-cli")])
+def test_without_a_repository_package_the_page_never_points_at_one(names):
+    page = page_for(*names)
+    assert "kiro-repo.deb" not in page
+    blocks = re.findall(r"<pre>(.*?)</pre>", page, re.S)
+    assert blocks[0].startswith(
+        "curl -fsSL https://apt.example.com/kiro-archive-keyring.gpg | sudo tee"
+    )
+    product = "kiro" if "kiro" in names else "hello"
+    assert blocks[-1].splitlines() == ["sudo apt update", f"sudo apt install {product}"]
+
+
 def test_the_page_is_well_formed_and_lists_every_package():
     page = page_for("kiro", "kiro-repo")
     cells: list[str] = []

@@ -46,6 +46,21 @@ def render_index_html(
         intro = f"Download the repository package, install it, then install {shown}:"
         install = f"\nsudo apt install {escape(product)}"
     keyring = escape(keyring_name)
+    names = {r.package_name for r in latest}
+    if CONVENIENCE_PACKAGE in names:
+        quick = f"""  <h2>Install</h2>
+  <p>{intro}</p>
+  <pre>curl -fsSLO {url}/{CONVENIENCE_COPY}
+sudo apt install ./{CONVENIENCE_COPY}
+sudo apt update{install}</pre>
+  <p>The repository package adds <code>/etc/apt/sources.list.d/kiro.sources</code> and the
+  signing key <code>/usr/share/keyrings/{keyring}.gpg</code>, and keeps both up
+  to date with <code>apt upgrade</code>.</p>
+  <h2>Set up by hand</h2>"""
+        after_manual = ""
+    else:  # no repository package published here: no kiro-repo.deb to point at
+        quick = "  <h2>Install</h2>\n  <p>Add the signing key and the APT source:</p>"
+        after_manual = f"\n  <pre>sudo apt update{install}</pre>" if install else ""
     rows = "\n".join(
         f"      <tr><td>{escape(r.package_name)}</td><td>{escape(r.version)}</td>"
         f"<td>{escape(r.architecture)}</td><td>{escape(r.description.splitlines()[0])}</td></tr>"
@@ -68,19 +83,11 @@ def render_index_html(
 </head>
 <body>
   <h1>{escape(label)} APT repository</h1>
-  <h2>Install</h2>
-  <p>{intro}</p>
-  <pre>curl -fsSLO {url}/{CONVENIENCE_COPY}
-sudo apt install ./{CONVENIENCE_COPY}
-sudo apt update{install}</pre>
-  <p>The repository package adds <code>/etc/apt/sources.list.d/kiro.sources</code> and the
-  signing key <code>/usr/share/keyrings/{escape(keyring_name)}.gpg</code>, and keeps both up
-  to date with <code>apt upgrade</code>.</p>
-  <h2>Set up by hand</h2>
+{quick}
   <pre>curl -fsSL {url}/{keyring}.gpg | sudo tee /usr/share/keyrings/{keyring}.gpg &gt;/dev/null
 sudo tee /etc/apt/sources.list.d/kiro.sources &lt;&lt;'EOF'
 {manual}
-EOF</pre>
+EOF</pre>{after_manual}
   <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>
   <h2>Packages</h2>
   <table>
