@@ -59,7 +59,7 @@ def open_store(
             )
         if missing and must_exist:
             raise ConfigError(
-                f"{path}: no metadata store here, so nothing was added with this --home; "
+                f"{path}: no metadata store here, so nothing was ever added to it; "
                 "check --home (DEBREPO_HOME) and --store, or start a repository with "
                 "`debrepo add` or `debrepo build-repo-package`"
             )
