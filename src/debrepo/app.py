@@ -456,6 +456,13 @@ def build_kiro_repo(
     settings = ws.settings
     package_id = make_package_id(CONVENIENCE_PACKAGE, version)
     stored = ws.store.get(package_id)
+    if stored is None and ws.store.withdrawn_at(package_id) is not None:
+        log.warning(
+            "kiro-repo %s was removed before: this build has other bytes under the same file "
+            "name, which a client still holding an index from before cannot download until "
+            "its next `apt update` (a new version number avoids that)",
+            version,
+        )
     built_at = now
     if stored is not None:
         # Built again with the time of the stored build: the same inputs give the same

@@ -245,6 +245,18 @@ def test_build_repo_package_writes_output_only_for_a_stored_build(run, tmp_path,
     assert output.read_bytes() == (home / "repo/kiro-repo.deb").read_bytes()
 
 
+def test_building_a_removed_kiro_repo_version_again_warns(run, home, caplog):
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    assert run("remove", "kiro-repo", "1.0", "--yes").code == 0
+    caplog.clear()
+    again = run("build-repo-package", "--version", "1.0")
+    assert again.code == 0, again.err
+    assert "kiro-repo 1.0 was removed before: this build has other bytes" in caplog.text
+    caplog.clear()
+    assert run("build-repo-package", "--version", "1.1").code == 0
+    assert "was removed before" not in caplog.text
+
+
 def test_build_repo_package_bad_version(run):
     result = run("build-repo-package", "--version", "not a version")
     assert result.code == 2
