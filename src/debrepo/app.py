@@ -317,7 +317,8 @@ def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoR
             refusal, f"{what} stored but not published, and taking them back failed ({exc})"
         ) from exc
     raise PublishRefused(
-        f"{str(refusal).removesuffix('; nothing was published')}; nothing was added"
+        f"{str(refusal).removesuffix('; nothing was published')}; nothing was added "
+        "(`--no-publish` stores them without publishing, for that rebuild to include)"
     ) from refusal
 
 

@@ -475,8 +475,10 @@ def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs,
     assert "Package: alpha\n" in packages and "Package: beta\n" not in packages
     assert run("--home", str(first), "--repo", repo.as_uri(), "verify").code == 0
 
+    assert "nothing was added" in result.error_line
     # Replacing it is a decision the operator states.
     replace = ("--home", str(second), "--repo", repo.as_uri(), "--key-file", key)
+    assert run(*replace, "add", "--no-publish", str(beta)).code == 0
     assert run(*replace, "rebuild", "--full").code == 1  # thorough, but not a decision
     assert run(*replace, "rebuild", "--replace").code == 0
     packages = (repo / "dists/stable/main/binary-amd64/Packages").read_text()
@@ -497,6 +499,7 @@ def test_a_second_home_on_a_published_repo_keeps_its_key_and_origin(run, debs, t
     assert other_key.code == 1
     assert "is not the key" in other_key.error_line and "NO_PUBKEY" in other_key.error_line
     assert (repo / "kiro-archive-keyring.gpg").read_bytes() == keyring
+    assert run(*second, "add", "--no-publish", str(alpha)).code == 0
 
     key = ("--key-file", str(tmp_path / "first/keys/signing-key.asc"))
     other_origin = run(*second, *key, "--origin", "Elsewhere", "rebuild")
@@ -580,6 +583,7 @@ def test_a_recreated_store_is_published_in_full(run, debs, home):
     # Dropping alpha, which nobody removed, is a decision to state.
     assert result.code == 1
     assert "publishing would drop alpha 1.0 from every client" in result.error_line
+    assert run("add", "--no-publish", str(debs / "beta_2.0-1_all.deb")).code == 0
     result = run("rebuild", "--replace")
     assert result.code == 0, result.err
     assert "1 package(s) published" in result.out
@@ -767,7 +771,7 @@ def test_an_add_refused_by_a_safety_check_adds_nothing(run, debs, home, tmp_path
     refused = run("--origin", "Other", "add", str(beta))
     assert refused.code == 1
     assert "the settings differ from the published Release" in refused.error_line
-    assert refused.error_line.endswith("; nothing was added")
+    assert "; nothing was added (`--no-publish` stores them" in refused.error_line
     assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["alpha#1.0"]
     assert {p: p.read_bytes() for p in (home / "repo").rglob("*") if p.is_file()} == tree
     # A mistyped --home next to the right --repo: its new store keeps nothing either.
@@ -1300,7 +1304,7 @@ def test_a_home_with_no_store_is_an_error_not_a_new_repository(run, home, comman
     assert result.code == 2, result.err
     assert result.err == (
         f"debrepo: error: {home / 'metadata.db'}: no metadata store here, so nothing was "
-        "added with this --home; check --home (DEBREPO_HOME) and --store, or start a "
+        "ever added to it; check --home (DEBREPO_HOME) and --store, or start a "
         "repository with `debrepo add` or `debrepo build-repo-package`\n"
     )
     assert not home.exists()
