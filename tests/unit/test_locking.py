@@ -150,6 +150,7 @@ from debrepo.locking import local_lock
 with local_lock(Path(sys.argv[1])):
     child = os.fork()
     if child == 0:
+        print("forked", flush=True)  # past fork(): its copy of the lock is already closed
         sys.stdin.readline()  # a reader process, alive until the test lets it go
         os._exit(0)
     print(child, flush=True)
@@ -168,7 +169,11 @@ def test_a_forked_child_outliving_its_parent_does_not_keep_the_lock(tmp_path: Pa
         text=True,
     )
     assert holder.stdout is not None and holder.stdin is not None
-    child = int(holder.stdout.readline())
+    # The parent's line (the child's pid) and the child's, in either order: a busy
+    # machine may not have run the child at all before the parent dies.
+    lines = sorted(holder.stdout.readline().strip() for _ in range(2))
+    assert lines[1] == "forked", lines
+    child = int(lines[0])
     assert holder.wait(timeout=30) == -signal.SIGKILL
     try:
         os.kill(child, 0)  # the child is still alive...
