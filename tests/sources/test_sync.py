@@ -1322,11 +1322,11 @@ def test_bad_upstream_data_through_the_command_line_is_one_line_each_and_the_exi
         "kiro-cli: failed: GITHUB_TOKEN: not a GitHub token (it holds a space, a line break or "
         "a character other than printable ASCII); set it to the token alone",
     ]
-    assert "debrepo: error: sync failed for every package checked (kiro, kiro-cli)" in err
+    assert "debrepo: error: sync failed for every package checked: kiro: " in err
 
     upstream.server.clear()
     upstream.serve_kiro_live(KIRO)
     code, out, err = run()
     assert code == 3
     assert out.startswith("kiro: stored 0.9.2 from ")
-    assert "debrepo: error: sync failed for kiro-cli (the reasons are above)" in err
+    assert "debrepo: error: sync failed for kiro-cli: GITHUB_TOKEN: not a GitHub token" in err

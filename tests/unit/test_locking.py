@@ -142,7 +142,7 @@ def test_holder_without_a_record_is_unknown(holder, lock_path):
         pass
 
 
-FORKING_HOLDER = """
+FORKING_HOLDER = r"""
 import os, sys
 from pathlib import Path
 from debrepo.locking import local_lock
@@ -150,10 +150,10 @@ from debrepo.locking import local_lock
 with local_lock(Path(sys.argv[1])):
     child = os.fork()
     if child == 0:
-        print("forked", flush=True)  # past fork(): its copy of the lock is already closed
+        os.write(1, b"forked\n")  # past fork(): its copy of the lock is already closed
         sys.stdin.readline()  # a reader process, alive until the test lets it go
         os._exit(0)
-    print(child, flush=True)
+    os.write(1, f"{child}\n".encode())  # one write: the two lines never interleave
     os.kill(os.getpid(), 9)  # the parent dies without unlocking
 """
 
