@@ -395,11 +395,28 @@ def _store_then_publish(
         already_stored=already,
         put_back=restored,
     )
-    if publish_at is not None and (
-        records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)
-    ):
-        result.report = _publish_stored(ws, result, publish_at)
+    taken_back = False
+    try:
+        if publish_at is not None and (
+            records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)
+        ):
+            result.report = _publish_stored(ws, result, publish_at)
+    except PublishRefused:
+        taken_back = bool(records)  # `_publish_stored` took them back: still withdrawn
+        raise
+    finally:
+        if records and not taken_back:
+            _clear_withdrawals(ws, records)
     return result
+
+
+def _clear_withdrawals(ws: Workspace, records: Sequence[PackageRecord]) -> None:
+    """Versions stored again are wanted again: not after the take-back of a refused
+    publish, which leaves them as they were."""
+    try:
+        ws.store.clear_withdrawals([record.package_id for record in records])
+    except DebrepoError as exc:
+        log.warning("the store still lists some of these versions as removed: %s", exc)
 
 
 def rebuild(
@@ -645,6 +662,7 @@ def _put_back(
     what = f"{record.package_name} {record.version}"
     try:
         ws.store.put(record)
+        ws.store.clear_withdrawals([record.package_id])  # the deletion recorded one
     except DebrepoError as exc:
         raise publish_failed(
             refusal, f"{what} was removed from the store, and putting it back failed ({exc})"

@@ -63,6 +63,10 @@ class MetadataStore(Protocol):
         """Record that a version the store does not hold is left out on purpose (a
         migration's --skip); `delete` does it for one it holds."""
 
+    def clear_withdrawals(self, package_ids: Iterable[str]) -> None:
+        """Forget that these versions were removed on purpose (they were added again):
+        a stale withdrawal would excuse their later loss, and keep sync from them."""
+
     def withdrawn_at(self, package_id: str) -> str | None:
         """When the version was last removed on purpose; None if it never was. (One
         stored again since is wanted again: callers look in the store first.)"""

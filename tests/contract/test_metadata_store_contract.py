@@ -281,13 +281,16 @@ def test_a_withdrawal_is_recorded_with_its_deletion(store):
     assert store.withdrawn_at("hello#2.0") is None and store.withdrawn_at("never#1.0") is None
     assert store.package_ids() == set()  # not a package, whatever the backend keeps
     assert store.all() == [] and store.incomplete() == []
-    # Stored again: no longer withdrawn (its loss must not pass for a removal); removed
-    # again: the later removal is the one on record.
+    # Stored again, the withdrawal stays until it is cleared (not by a put that is then
+    # taken back); removed again: the later removal is the one on record.
     store.put(make_record("hello", "1.0"))
+    assert store.withdrawn_at("hello#1.0") == first
+    store.clear_withdrawals(["hello#1.0", "never#1.0"])
     assert store.withdrawn_at("hello#1.0") is None and store.withdrawals() == {}
     assert store.delete("hello#1.0", withdrawn_at=later) is True
     assert store.withdrawals() == {"hello#1.0": later}
     store.put_many([make_record("hello", "1.0"), make_record("hello", "3.0")])
+    store.clear_withdrawals(f"hello#{v}" for v in ("1.0", "3.0"))
     assert store.withdrawals() == {}
     assert store.delete("hello#1.0", withdrawn_at=later) is True
     # A version never stored, left out on purpose (a migration's --skip).

@@ -213,7 +213,7 @@ def test_build_repo_package(run, tmp_path, home):
 def test_output_never_overwrites_what_debrepo_keeps(run, tmp_path, home):
     assert run("build-repo-package", "--version", "1.0").code == 0
     key_file = home / "keys" / "signing-key.asc"
-    kept = {p: p.read_bytes() for p in [key_file, home / "metadata.db"]}
+    kept = {p: p.read_bytes() for p in [key_file]}
     packages = home / "repo/dists/stable/main/binary-amd64/Packages"
     for target, what in [
         (key_file, "that is the signing key file"),
@@ -229,6 +229,7 @@ def test_output_never_overwrites_what_debrepo_keeps(run, tmp_path, home):
         assert what in built.error_line
     assert {p: p.read_bytes() for p in kept} == kept
     assert not (home / "new.asc").exists()
+    # The store is still the store (its bytes change as SQLite checkpoints its log).
     assert [i["version"] for i in json.loads(run("list", "--json").out)] == ["1.0"]
     assert run("verify").code == 0
 
@@ -810,6 +811,29 @@ def test_verbose_names_the_files_a_publish_wrote(run, debs, home):
     written = {line.removeprefix("  wrote ") for line in lines if line.startswith("  wrote ")}
     assert all((home / "repo" / key).is_file() for key in written)
     assert not any(line.startswith("  ") for line in run("add", str(debs)).out.splitlines())
+
+
+def test_a_removed_version_added_back_is_no_longer_withdrawn_unless_the_add_is_refused(
+    run, debs, home
+):
+    beta = debs / "beta_2.0-1_all.deb"
+    assert run("add", str(debs)).code == 0
+    assert run("remove", "beta", "2.0-1", "--yes").code == 0
+    refused = run("--origin", "Other", "add", str(beta))
+    assert refused.code == 1 and "nothing was added" in refused.error_line
+    assert "beta" in run("list", "--withdrawn").out  # still removed on purpose
+    assert run("add", str(beta)).code == 0
+    assert run("list", "--withdrawn").out == ""
+    # Its record lost later (deleted by hand, the publisher state lost too): a loss, not
+    # a removal, so it is not dropped silently.
+    with sqlite3.connect(home / "metadata.db") as connection:
+        connection.execute("DELETE FROM packages WHERE package_id = 'beta#2.0-1'")
+    connection.close()
+    shutil.rmtree(home / "staging/.state")
+    lost = run("rebuild")
+    assert lost.code == 1
+    assert "beta 2.0-1" in lost.error_line and "nothing was published" in lost.error_line
+    assert "Package: beta\n" in (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
 
 
 def test_verify(run, debs, home):

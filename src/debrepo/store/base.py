@@ -42,6 +42,9 @@ class BaseMetadataStore:
     def withdraw(self, package_id: str, withdrawn_at: str) -> None:
         raise NotImplementedError
 
+    def clear_withdrawals(self, package_ids: Iterable[str]) -> None:
+        raise NotImplementedError
+
     def withdrawn_at(self, package_id: str) -> str | None:
         raise NotImplementedError
 

@@ -30,7 +30,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
@@ -62,8 +62,7 @@ NAME_INDEX = "package_name-index"
 
 # DynamoDB limits: 100 actions and 4 MB of items per transaction.
 MAX_TRANSACTION_ACTIONS = 100
-# One action counts the revision; each record is stored and its withdrawal (if any) deleted.
-RECORDS_PER_TRANSACTION = (MAX_TRANSACTION_ACTIONS - 1) // 2
+RECORDS_PER_TRANSACTION = MAX_TRANSACTION_ACTIONS - 1  # one action counts the revision
 _TRANSACTION_BYTES = 3_500_000  # below 4 MB, with room for the request's own overhead
 # The seed's 3 retries: 4 attempts in all, exponential backoff with jitter (botocore).
 # (botocore's `max_attempts` counts retries only; `total_max_attempts` counts them all.)
@@ -427,16 +426,6 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             }
             for item in chunk
         ]
-        # Stored again: no longer withdrawn (a stale withdrawal would excuse its loss).
-        actions += [
-            {
-                "Delete": {
-                    "TableName": self.table_name,
-                    "Key": {"package_id": {"S": WITHDRAWN_PREFIX + str(item["package_id"])}},
-                }
-            }
-            for item in chunk
-        ]
         reasons = self._transact([*actions, self._count_change()])
         if reasons is None:
             return
@@ -478,6 +467,21 @@ class DynamoDBMetadataStore(BaseMetadataStore):
         self._call(
             "put_item", TableName=self.table_name, Item=_withdrawal_item(package_id, withdrawn_at)
         )
+
+    def clear_withdrawals(self, package_ids: Iterable[str]) -> None:
+        deletes = [
+            {
+                "Delete": {
+                    "TableName": self.table_name,
+                    "Key": {"package_id": {"S": WITHDRAWN_PREFIX + package_id}},
+                }
+            }
+            for package_id in package_ids
+        ]
+        for start in range(0, len(deletes), MAX_TRANSACTION_ACTIONS):
+            reasons = self._transact(deletes[start : start + MAX_TRANSACTION_ACTIONS])
+            if reasons is not None:
+                raise self._cancelled(reasons)
 
     def withdrawn_at(self, package_id: str) -> str | None:
         response = self._call(

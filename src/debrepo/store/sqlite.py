@@ -320,10 +320,6 @@ class SqliteMetadataStore(BaseMetadataStore):
         try:
             with self._writing():
                 self._db.executemany(statement, rows)
-                # Stored again: no longer withdrawn (a stale withdrawal would excuse its loss).
-                self._db.executemany(
-                    "DELETE FROM withdrawn WHERE package_id = ?", ((row[0],) for row in rows)
-                )
         except sqlite3.IntegrityError:
             raise DuplicatePackageError(self._first_duplicate(rows)) from None
 
@@ -362,6 +358,12 @@ class SqliteMetadataStore(BaseMetadataStore):
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+
+    def clear_withdrawals(self, package_ids: Iterable[str]) -> None:
+        with self._writing():
+            self._db.executemany(
+                "DELETE FROM withdrawn WHERE package_id = ?", ((i,) for i in package_ids)
+            )
 
     def withdrawn_at(self, package_id: str) -> str | None:
         try:
