@@ -300,22 +300,26 @@ def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishR
 
 def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoReturn:
     """Undo a store whose publish a safety check refused (a mistyped --home next to the
-    right --repo, settings that differ from the published Release): the records and the
-    files just written, which no index names yet, so that nothing was added."""
+    right --repo, settings that differ from the published Release): the records, and the
+    files just written where no index, current or kept, can name their pool file."""
+    from debrepo.core.plan import pool_files_for
     from debrepo.services.publish import never_published
 
     what = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
     try:
         for record in result.records:
             ws.store.delete(record.package_id)
-        for key in result.written_keys:
-            target = ws.repo if key.startswith("pool/") else ws.staging
-            if target is ws.staging or never_published(repo=ws.repo, staging=ws.staging, key=key):
-                target.delete(key)
-    except (DebrepoError, OSError) as exc:
+    except DebrepoError as exc:
         raise publish_failed(
             refusal, f"{what} stored but not published, and taking them back failed ({exc})"
         ) from exc
+    for record, key in zip(result.records, result.written_keys, strict=True):
+        (pool_file,) = pool_files_for([record], ws.settings.component)
+        try:
+            if never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key):
+                (ws.repo if key == pool_file.key else ws.staging).delete(key)
+        except (DebrepoError, OSError) as exc:  # no record names it: harmless, but said
+            log.warning("could not remove %s, which no record names now: %s", key, exc)
     raise PublishRefused(
         f"{str(refusal).removesuffix('; nothing was published')}; nothing was added "
         "(`--no-publish` stores them without publishing, for that rebuild to include)"
