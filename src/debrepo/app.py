@@ -642,21 +642,32 @@ def remove_package(
         # On purpose: `sync` must not fetch it again while upstream still offers it.
         removed_at = (now or utc_now()).isoformat(timespec="seconds")
         ws.store.delete(record.package_id, withdrawn_at=removed_at)
-        if unnamed:  # now, so that a failed publish cannot leave it unaccounted for
-            ws.repo.delete(pool_file.key)
         report = None
-        if publish_after:
-            try:
-                report = ws.publish(now=now or utc_now(), removed=[record.package_id])
-            except PublishRefused as exc:
-                # Refused for another reason (a version lost by hand, a changed key):
-                # the removal waits until that is settled rather than half done.
-                _put_back(ws, record, exc, published=not unnamed)
-            except (DebrepoError, OSError) as exc:
-                what = f"{record.package_name} {record.version} was removed from the store"
-                raise publish_failed(exc, f"{what} but is still published") from exc
-            staged = Destination.of("staging", ws.settings)
-            ws.staging.delete(_keys(ws, staged, [record])[0])
+        # A file no index names goes with its record, whatever the publish does (once
+        # the record is gone nothing accounts for it); not when the record is put back.
+        delete_unnamed = unnamed
+        try:
+            if publish_after:
+                try:
+                    report = ws.publish(now=now or utc_now(), removed=[record.package_id])
+                except PublishRefused as exc:
+                    # Refused for another reason (a version lost by hand, a changed key):
+                    # the removal waits until that is settled rather than half done.
+                    delete_unnamed = False
+                    _put_back(ws, record, exc, published=not unnamed)
+                except (DebrepoError, OSError) as exc:
+                    what = f"{record.package_name} {record.version} was removed from the store"
+                    raise publish_failed(exc, f"{what} but is still published") from exc
+                staged = Destination.of("staging", ws.settings)
+                ws.staging.delete(_keys(ws, staged, [record])[0])
+        finally:
+            if delete_unnamed:
+                try:
+                    ws.repo.delete(pool_file.key)
+                except DebrepoError as exc:
+                    log.warning(
+                        "could not remove %s, which no record names now: %s", pool_file.key, exc
+                    )
     return record, report
 
 

@@ -836,6 +836,26 @@ def test_a_removed_version_added_back_is_no_longer_withdrawn_unless_the_add_is_r
     assert "Package: beta\n" in (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
 
 
+def test_a_refused_remove_of_a_version_never_published_keeps_its_file(run, debs, home):
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    assert run("add", "--no-publish", str(debs / "beta_2.0-1_all.deb")).code == 0
+    pool_file = home / "repo/pool/main/b/beta/beta_2.0-1_all.deb"
+    refused = run("--origin", "Other", "remove", "beta", "2.0-1", "--yes")
+    assert refused.code == 1
+    assert refused.error_line.endswith("; nothing was removed: beta 2.0-1 is still stored")
+    assert pool_file.is_file()
+    assert run("list", "--withdrawn").out == ""
+    assert run("rebuild").code == 0
+    assert run("verify").code == 0
+    # Removed for good: its file, which no index ever named, goes with it.
+    (debs / "gamma_3.0_amd64.deb").write_bytes(deb_bytes("gamma", "3.0"))
+    assert run("add", "--no-publish", str(debs / "gamma_3.0_amd64.deb")).code == 0
+    gamma = home / "repo/pool/main/g/gamma/gamma_3.0_amd64.deb"
+    assert gamma.is_file()
+    assert run("remove", "gamma", "3.0", "--yes").code == 0
+    assert not gamma.exists()
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")
