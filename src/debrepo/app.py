@@ -541,7 +541,10 @@ def check_output_path(ws: Workspace, output: Path) -> None:
     the store, or any file of the home, the repository or the staging area."""
     target = output.expanduser().resolve()
     kept = {ws.settings.key_file.resolve(): "the signing key file"}
-    guarded = {ws.settings.home.resolve(): "the home folder"}
+    guarded = {
+        ws.settings.home.resolve(): "the home folder",
+        ws.settings.config_dir.resolve(): "the package definitions folder",
+    }
     for url, what in (
         (ws.settings.store, "the metadata store"),
         (ws.settings.repo, "the repository"),
@@ -563,15 +566,24 @@ def check_output_path(ws: Workspace, output: Path) -> None:
 
 
 def write_output(ws: Workspace, output: Path, data: bytes) -> None:
-    """Write `data` to `output` whole or not at all (a temporary file renamed over it)."""
+    """Write `data` to `output`: a regular file (or a new one) whole or not at all, by a
+    temporary file renamed over it (over what a symbolic link names, not the link);
+    anything else (/dev/stdout, a FIFO) as it is, written through."""
     check_output_path(ws, output)
     target = output.expanduser()
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
+        if target.exists() and not target.is_file():
+            with target.open("wb") as stream:
+                stream.write(data)
+            return
+        target = target.resolve()
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            temporary.write_bytes(data)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise DebrepoError(f"{output}: cannot write: {exc.strerror or exc}") from None
 
 

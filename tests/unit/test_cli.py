@@ -258,6 +258,26 @@ def test_building_a_removed_kiro_repo_version_again_warns(run, home, caplog):
     assert "was removed before" not in caplog.text
 
 
+def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
+    assert run("key", "generate").code == 0
+    armored = run("key", "export").out.encode()
+    real, link = tmp_path / "real.asc", tmp_path / "link.asc"
+    real.write_bytes(b"old")
+    link.symlink_to(real)
+    assert run("key", "export", "--output", str(link)).code == 0
+    assert link.is_symlink() and real.read_bytes() == armored
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    to_stdout = subprocess.run(
+        [sys.executable, "-m", "debrepo", "--home", str(home), "key", "export"]
+        + ["--output", "/dev/stdout"],
+        capture_output=True,
+        env=environment,
+        check=False,
+    )
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout == armored
+
+
 def test_build_repo_package_bad_version(run):
     result = run("build-repo-package", "--version", "not a version")
     assert result.code == 2
