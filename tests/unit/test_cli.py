@@ -268,8 +268,17 @@ def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
     assert link.is_symlink() and real.read_bytes() == armored
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
     to_stdout = subprocess.run(
-        [sys.executable, "-m", "debrepo", "--home", str(home), "key", "export"]
-        + ["--output", "/dev/stdout"],
+        [
+            sys.executable,
+            "-m",
+            "debrepo",
+            "--home",
+            str(home),
+            "key",
+            "export",
+            "--output",
+            "/dev/stdout",
+        ],  # fmt: skip
         capture_output=True,
         env=environment,
         check=False,
