@@ -267,21 +267,9 @@ def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
     assert run("key", "export", "--output", str(link)).code == 0
     assert link.is_symlink() and real.read_bytes() == armored
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    argv = [sys.executable, "-m", "debrepo", "--home", str(home), "key", "export"]
     to_stdout = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "debrepo",
-            "--home",
-            str(home),
-            "key",
-            "export",
-            "--output",
-            "/dev/stdout",
-        ],  # fmt: skip
-        capture_output=True,
-        env=environment,
-        check=False,
+        [*argv, "--output", "/dev/stdout"], capture_output=True, env=environment, check=False
     )
     assert to_stdout.returncode == 0, to_stdout.stderr
     assert to_stdout.stdout == armored
