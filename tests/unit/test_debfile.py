@@ -199,6 +199,20 @@ def test_a_format_version_dpkg_deb_refuses_is_refused(tmp_path, version):
     assert dpkg.returncode != 0, "dpkg-deb took it"
 
 
+def test_a_control_file_with_crlf_line_ends_is_read_without_them(tmp_path):
+    control = control_text("hello", "1.0").replace(b"\n", b"\r\n")
+    members = [_control_member(control), ("data.tar.gz", _data_tar_gz())]
+    deb = write(tmp_path, ar_archive([("debian-binary", b"2.0\n"), *members]))
+    fields = dict(inspect_deb(deb).control)
+    dpkg_deb = require_tool("dpkg-deb")
+    for name in ("Package", "Version", "Maintainer", "Description"):
+        shown = subprocess.run([dpkg_deb, "--field", str(deb), name], capture_output=True)
+        assert shown.returncode == 0, shown.stderr
+        # dpkg keeps the CR inside a value of several lines; a Packages file must not.
+        assert fields[name] == shown.stdout.decode().replace("\r", "").removesuffix("\n")
+    assert not any("\r" in value for value in fields.values())
+
+
 def test_members_dpkg_deb_ignores_are_ignored(tmp_path):
     tar = tar_bytes([("./control", control_text())])
     members = [

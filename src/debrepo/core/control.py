@@ -317,6 +317,9 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     """
     from debian import deb822  # deferred: importing deb822 costs ~30 ms of CLI start-up
 
+    # dpkg ends each line at its trailing whitespace: CR of a file written with CRLF line
+    # ends (and VT, FF) there is no part of a value. Anywhere else they are refused below.
+    text = "\n".join(line.rstrip("\r\v\f") for line in text.split("\n"))
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
     if len(paragraphs) != 1:
         raise InvalidPackageError(
