@@ -379,6 +379,7 @@ def _store_then_publish(
     """Ingest `items` (under the caller's lock), then publish at `publish_at` (None: do
     not) if anything new was stored or the store holds changes no publish included."""
     from debrepo.services.ingest import ingest_files
+    from debrepo.services.publish import pool_file_keeper
 
     already: list[PackageRecord] = []
     restored: list[PackageRecord] = []
@@ -392,6 +393,7 @@ def _store_then_publish(
         progress=progress,
         already_stored=already,
         put_back=restored,
+        may_place=pool_file_keeper(ws.repo, ws.staging) if target is ws.repo else None,
     )
     result = AddResult(
         records,

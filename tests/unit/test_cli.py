@@ -873,6 +873,32 @@ def test_a_refused_remove_of_a_version_never_published_keeps_its_file(run, debs,
     assert not gamma.exists()
 
 
+def test_an_add_never_overwrites_a_published_file_it_cannot_account_for(run, debs, tmp_path):
+    repo = tmp_path / "shared"
+    first = ("--home", str(tmp_path / "first"), "--repo", repo.as_uri())
+    assert run(*first, "add", str(debs)).code == 0
+    pool_file = repo / "pool/main/a/alpha/alpha_1.0_amd64.deb"
+    published = pool_file.read_bytes()
+    other = tmp_path / "other" / "alpha_1.0_amd64.deb"  # the same version, other bytes
+    other.parent.mkdir()
+    other.write_bytes(deb_bytes("alpha", "1.0", extra_fields=[("X-Build", "other")]))
+    key = str(tmp_path / "first/keys/signing-key.asc")
+    typo = ("--home", str(tmp_path / "typo"), "--repo", repo.as_uri(), "--key-file", key)
+    refused = run(*typo, "add", str(other), base=False)
+    assert refused.code == 1
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb already holds other bytes" in refused.error_line
+    assert pool_file.read_bytes() == published
+    # The first home's own store lost the record: re-adding other bytes is refused too,
+    # the very file is taken back.
+    with sqlite3.connect(tmp_path / "first/metadata.db") as connection:
+        connection.execute("DELETE FROM packages WHERE package_id = 'alpha#1.0'")
+    connection.close()
+    assert "already holds other bytes" in run(*first, "add", str(other)).error_line
+    assert pool_file.read_bytes() == published
+    assert run(*first, "add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    assert run(*first, "verify").code == 0
+
+
 def test_verify(run, debs, home):
     run("add", str(debs))
     result = run("verify")

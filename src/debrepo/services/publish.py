@@ -1195,6 +1195,33 @@ def _any_release(repo: ObjectStore) -> bool:
     )
 
 
+def pool_file_keeper(repo: ObjectStore, staging: ObjectStore) -> Callable[[str, int, str], bool]:
+    """A check for ingest: may a new file of (size, SHA256) replace pool file `key`?
+
+    Not when `key` holds other bytes that an index may name: a published file whose
+    record the store lost, or any file of a repository this publisher has no account of
+    (a mistyped --home next to the right --repo would corrupt another store's release).
+    A file the account retired (a removed version kept for older indices) is replaced,
+    as re-adding that version always did. The usual case costs no lookup in the pool.
+    """
+    known = _known_pool(staging)
+    state = PublishState.from_json(staging.get(STATE_KEY)) if known is not None else None
+    if state is not None and state.repo not in (None, repo.description):
+        known = None  # an account of another repository
+    if known is None and not _any_release(repo):
+        return lambda key, size, sha256: True  # nothing published there: no index to break
+
+    def may_place(key: str, size: int, sha256: str) -> bool:
+        if known is not None and key not in known.pool:
+            return True  # retired, or never published
+        if known is not None:
+            return known.pool[key] == (size, sha256)
+        info = repo.stat(key)
+        return info is None or (info.size == size and _sha256_of(repo, key) == (size, sha256))
+
+    return may_place
+
+
 def _known_pool(staging: ObjectStore) -> PoolMap | None:
     """The pool map as the last publish left it, with retired files an earlier state
     format kept outside it; None if unknown."""
