@@ -714,7 +714,18 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
     signer: OpenPGPSigner | None = None
     unavailable: str | None = None
     broken_key: str | None = None
-    if ws.settings.key_secret_id or ws.settings.key_file.exists():
+    key_file = ws.settings.key_file
+    try:  # a monitoring account may not read the key, or even its folder
+        readable = key_file.exists() and os.access(key_file, os.R_OK, effective_ids=True)
+        present = readable or key_file.exists()
+    except PermissionError:
+        readable, present = False, True
+    if present and not readable and not ws.settings.key_secret_id:
+        unavailable = (
+            f"the published key was not compared with the signing key: this user cannot "
+            f"read {key_file}"
+        )
+    elif ws.settings.key_secret_id or present:
         try:
             signer = ws.signer
         except SecretUnavailableError as exc:

@@ -670,7 +670,8 @@ def readable_only(tmp_path: Path):
     @contextlib.contextmanager
     def reading() -> Iterator[None]:
         for path in [home, *home.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+            if "keys" not in path.relative_to(home).parts:  # the secret key stays private
+                path.chmod(0o755 if path.is_dir() else 0o644)
         if os.geteuid() == 0:
             os.chdir(shared)  # the test's own folder is root's alone
             os.seteuid(65534)
@@ -705,6 +706,7 @@ def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, re
     gc.collect()  # their stores closed, as at the end of a process
     assert not store.with_name("metadata.db-shm").exists()
     before = store.read_bytes()
+    another_user = os.geteuid() == 0  # else the owner, with write access taken away
     with reading():
         listed = run(*at, "list", "--json", base=False)
         assert listed.code == 0, listed.err
@@ -713,6 +715,8 @@ def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, re
         assert "Package: beta" in run(*at, "show", "beta", base=False).out
         verified = run(*at, "verify", base=False)
         assert verified.code == 0, verified.err
+        if another_user:  # a warning: the key stays private to its owner
+            assert "this user cannot read" in verified.err
         refused = run(*at, "remove", "alpha", "1.0", "--yes", "--no-publish", base=False)
         assert refused.code != 0
         assert str(home) in refused.error_line
