@@ -147,7 +147,9 @@ wait_option = click.option(
 
 # Control characters (a file name may hold any) shown as escapes: the error stays one
 # line, and a terminal never runs an escape sequence from a hostile name.
-_ESCAPED = {code: repr(chr(code))[1:-1] for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)}
+_ESCAPED = {
+    code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
 
 
 def _fail(message: str, code: int) -> NoReturn:

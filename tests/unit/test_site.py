@@ -53,16 +53,22 @@ def test_the_install_steps_end_with_a_package_that_is_published(names, last_step
             assert step.removeprefix("sudo apt install ") in names
 
 
-@pytest.mark.parametrize("names", [("hello",), ("kiro", "kiro-cli")])
-def test_without_a_repository_package_the_page_never_points_at_one(names):
+@pytest.mark.parametrize(
+    ("names", "last_steps"),
+    [
+        (("hello",), ["sudo apt update", "sudo apt install hello"]),
+        (("kiro", "kiro-cli"), ["sudo apt update", "sudo apt install kiro"]),
+        (("alpha", "beta"), ["sudo apt update"]),
+    ],
+)
+def test_without_a_repository_package_the_page_never_points_at_one(names, last_steps):
     page = page_for(*names)
     assert "kiro-repo.deb" not in page
     blocks = re.findall(r"<pre>(.*?)</pre>", page, re.S)
     assert blocks[0].startswith(
         "curl -fsSL https://apt.example.com/kiro-archive-keyring.gpg | sudo tee"
     )
-    product = "kiro" if "kiro" in names else "hello"
-    assert blocks[-1].splitlines() == ["sudo apt update", f"sudo apt install {product}"]
+    assert blocks[-1].splitlines() == last_steps
 
 
 def test_the_page_is_well_formed_and_lists_every_package():

@@ -60,7 +60,7 @@ sudo apt update{install}</pre>
         after_manual = ""
     else:  # no repository package published here: no kiro-repo.deb to point at
         quick = "  <h2>Install</h2>\n  <p>Add the signing key and the APT source:</p>"
-        after_manual = f"\n  <pre>sudo apt update{install}</pre>" if install else ""
+        after_manual = f"\n  <pre>sudo apt update{install}</pre>"
     rows = "\n".join(
         f"      <tr><td>{escape(r.package_name)}</td><td>{escape(r.version)}</td>"
         f"<td>{escape(r.architecture)}</td><td>{escape(r.description.splitlines()[0])}</td></tr>"
