@@ -35,6 +35,7 @@ from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
     Publisher,
     PublishReport,
+    StateFiles,
     publish_failed,
     store_changed_since_publish,
 )
@@ -177,10 +178,16 @@ class Workspace:
         full: bool = False,
         removed: Sequence[str] = (),
         replace: bool = False,
+        state_files: StateFiles | None = None,
     ) -> PublishReport:
         """Publish the store's contents, then invalidate the CDN in front, if any."""
         report = self.publisher().publish(
-            now=now, just_written=just_written, full=full, removed=removed, replace=replace
+            now=now,
+            just_written=just_written,
+            full=full,
+            removed=removed,
+            replace=replace,
+            state_files=state_files,
         )
         self.settle_cdn(
             changed=bool(report.written or report.deleted),
@@ -276,7 +283,9 @@ def file_urls(paths: Sequence[Path]) -> list[str]:
     return urls
 
 
-def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishReport:
+def _publish_stored(
+    ws: Workspace, result: AddResult, now: datetime, state_files: StateFiles | None = None
+) -> PublishReport:
     """Publish what was just stored; if that fails, say that it was stored all the same
     (adding the same files again only publishes) and how to publish it."""
     if result.records:
@@ -286,7 +295,7 @@ def _publish_stored(ws: Workspace, result: AddResult, now: datetime) -> PublishR
     else:  # everything was stored already: the publish was for changes left unpublished
         outcome = "the store's unpublished changes are still unpublished"
     try:
-        return ws.publish(now=now, just_written=result.written_keys)
+        return ws.publish(now=now, just_written=result.written_keys, state_files=state_files)
     except PublishRefused as exc:
         if not result.records:
             raise
@@ -383,6 +392,8 @@ def _store_then_publish(
 
     already: list[PackageRecord] = []
     restored: list[PackageRecord] = []
+    # Read once, for the check of the pool files and for the publish (under the lock).
+    state_files = StateFiles.read(ws.staging) if target is ws.repo else None
     records = ingest_files(
         items,
         store=ws.store,
@@ -393,7 +404,7 @@ def _store_then_publish(
         progress=progress,
         already_stored=already,
         put_back=restored,
-        may_place=pool_file_keeper(ws.repo, ws.staging) if target is ws.repo else None,
+        may_place=pool_file_keeper(ws.repo, state_files) if state_files else None,
     )
     result = AddResult(
         records,
@@ -406,7 +417,7 @@ def _store_then_publish(
         if publish_at is not None and (
             records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)
         ):
-            result.report = _publish_stored(ws, result, publish_at)
+            result.report = _publish_stored(ws, result, publish_at, state_files)
     except PublishRefused:
         taken_back = bool(records)  # `_publish_stored` took them back: still withdrawn
         raise

@@ -108,6 +108,18 @@ class IndexLayout(NamedTuple):
     pieces: list[tuple[str, int, int, int]]
 
 
+class StateFiles(NamedTuple):
+    """The publisher's two state objects as read once: a caller holding the lock reads
+    them before its ingest, and the publish that follows takes them as they were."""
+
+    state: bytes | None
+    pool: bytes | None
+
+    @classmethod
+    def read(cls, staging: ObjectStore) -> StateFiles:
+        return cls(staging.get(STATE_KEY), staging.get(POOL_STATE_KEY))
+
+
 class PoolMap(NamedTuple):
     """The publisher's account of the pool, as one object in the staging area: every
     file under pool/ that a publish has seen is in one of the two."""
@@ -340,6 +352,7 @@ class Publisher:
         full: bool = False,
         removed: Iterable[str] = (),
         replace: bool = False,
+        state_files: StateFiles | None = None,
     ) -> PublishReport:
         """Publish the store's current contents (see `_publish`), counting remote requests."""
         before = self._requests_sent()
@@ -349,6 +362,7 @@ class Publisher:
             full=full or replace,
             removed=removed,
             replace=replace,
+            state_files=state_files,
         )
         after = self._requests_sent()
         if before is not None and after is not None:
@@ -363,6 +377,7 @@ class Publisher:
         full: bool = False,
         removed: Iterable[str] = (),
         replace: bool = False,
+        state_files: StateFiles | None = None,
     ) -> PublishReport:
         """Publish the store's current contents.
 
@@ -386,11 +401,12 @@ class Publisher:
         it, a different Origin, Label or Codename, a dropped component or another
         signing key.
         """
-        raw_state = self.staging.get(STATE_KEY)
+        files = state_files or StateFiles.read(self.staging)
+        raw_state = files.state
         state = PublishState.from_json(raw_state)
         # No account at all of an earlier publish to this repository (a new home, or
         # another `repo`): what is there may be another store's.
-        first_here = raw_state is None and self.staging.get(POOL_STATE_KEY) is None
+        first_here = raw_state is None and files.pool is None
         if state.repo not in (None, self.repo.description):
             first_here = True
             log.warning(
@@ -453,7 +469,7 @@ class Publisher:
         # a lost pool map, it is completed from a listing of the pool below.
         map_incomplete = state.pool is not None
         if state.pool is None:
-            pool_before = self.staging.get(POOL_STATE_KEY)
+            pool_before = files.pool
             map_incomplete = not state.load_pool(pool_before)
         pool = state.pool
         assert pool is not None
@@ -1195,7 +1211,7 @@ def _any_release(repo: ObjectStore) -> bool:
     )
 
 
-def pool_file_keeper(repo: ObjectStore, staging: ObjectStore) -> Callable[[str, int, str], bool]:
+def pool_file_keeper(repo: ObjectStore, files: StateFiles) -> Callable[[str, int, str], bool]:
     """A check for ingest: may a new file of (size, SHA256) replace pool file `key`?
 
     Not when `key` holds other bytes that an index may name: a published file whose
@@ -1204,9 +1220,11 @@ def pool_file_keeper(repo: ObjectStore, staging: ObjectStore) -> Callable[[str, 
     A file the account retired (a removed version kept for older indices) is replaced,
     as re-adding that version always did. The usual case costs no lookup in the pool.
     """
-    known = _known_pool(staging)
-    state = PublishState.from_json(staging.get(STATE_KEY)) if known is not None else None
-    if state is not None and state.repo not in (None, repo.description):
+    known = _known_pool_in(files)
+    if known is not None and PublishState.from_json(files.state).repo not in (
+        None,
+        repo.description,
+    ):
         known = None  # an account of another repository
     if known is None and not _any_release(repo):
         return lambda key, size, sha256: True  # nothing published there: no index to break
@@ -1226,16 +1244,19 @@ def _known_pool(staging: ObjectStore) -> PoolMap | None:
     """The pool map as the last publish left it, with retired files an earlier state
     format kept outside it; None if unknown."""
     raw = staging.get(STATE_KEY)
-    if not raw:
+    return _known_pool_in(StateFiles(raw, staging.get(POOL_STATE_KEY) if raw else None))
+
+
+def _known_pool_in(files: StateFiles) -> PoolMap | None:
+    if not files.state:
         return None
     try:
-        state = PublishState.parse(raw)
+        state = PublishState.parse(files.state)
         if state.pool is not None:  # version 1: no record of the files it left behind
             return None
-        raw_pool = staging.get(POOL_STATE_KEY)
-        if not raw_pool:
+        if not files.pool:
             return None
-        known = PublishState.parse_pool(raw_pool)
+        known = PublishState.parse_pool(files.pool)
     except _UNREADABLE:
         return None
     return known._replace(retired={**state.retired, **known.retired})
