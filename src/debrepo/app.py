@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,6 +228,8 @@ class AddResult:
     already_stored: list[PackageRecord] = field(default_factory=list)
     # Of those, the ones whose missing file was put back from the file given.
     put_back: list[PackageRecord] = field(default_factory=list)
+    # The publish was refused and the records taken back (some may have stayed).
+    taken_back: bool = False
 
 
 def _keys(ws: Workspace, destination: Destination, records: Sequence[PackageRecord]) -> list[str]:
@@ -314,6 +317,7 @@ def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoR
     from debrepo.core.plan import pool_files_for
     from debrepo.services.publish import never_published
 
+    result.taken_back = True
     what = ", ".join(f"{r.package_name} {r.version}" for r in result.records[:3])
     try:
         for record in result.records:
@@ -404,7 +408,7 @@ def _store_then_publish(
         progress=progress,
         already_stored=already,
         put_back=restored,
-        may_place=pool_file_keeper(ws.repo, state_files) if state_files else None,
+        may_place=pool_file_keeper(ws.repo, state_files, ws.store) if state_files else None,
     )
     result = AddResult(
         records,
@@ -412,17 +416,13 @@ def _store_then_publish(
         already_stored=already,
         put_back=restored,
     )
-    taken_back = False
     try:
         if publish_at is not None and (
             records or store_changed_since_publish(ws.store, ws.staging, repo=ws.repo)
         ):
             result.report = _publish_stored(ws, result, publish_at, state_files)
-    except PublishRefused:
-        taken_back = bool(records)  # `_publish_stored` took them back: still withdrawn
-        raise
     finally:
-        if records and not taken_back:
+        if records and not result.taken_back:  # taken back: as withdrawn as before
             _clear_withdrawals(ws, records)
     return result
 
@@ -578,15 +578,30 @@ def check_output_path(ws: Workspace, output: Path) -> None:
             )
 
 
+_DESCRIPTORS = {"/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = re.compile(r"/(?:dev|proc/self)/fd/([0-9]+)")
+
+
 def write_output(ws: Workspace, output: Path, data: bytes) -> None:
     """Write `data` to `output`: a regular file (or a new one) whole or not at all, by a
-    temporary file renamed over it (over what a symbolic link names, not the link);
-    anything else (/dev/stdout, a FIFO) as it is, written through."""
+    temporary file renamed over it (over what a symbolic link names, not the link); a
+    descriptor (/dev/stdout, /dev/fd/N) through itself; a FIFO or device as it is."""
     check_output_path(ws, output)
     target = output.expanduser()
     try:
-        if target.exists() and not target.is_file():
-            with target.open("wb") as stream:
+        # /dev/stdout names this process's descriptor, maybe a file the shell opened
+        # (`> out`): written through the descriptor itself, at its offset, as a program
+        # writing to stdout would (opening the name again would write elsewhere in it).
+        descriptor = _DESCRIPTORS.get(str(target)) or (
+            int(found.group(1)) if (found := _FD_PATH.fullmatch(str(target))) else None
+        )
+        if descriptor is not None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            return
+        if target.exists() and not target.is_file():  # a FIFO, a device
+            with target.open("ab") as stream:
                 stream.write(data)
             return
         target = target.resolve()

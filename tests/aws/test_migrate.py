@@ -448,6 +448,17 @@ def test_skipped_versions_are_left_out_and_unknown_ones_refused(
     assert not any("/0.10.1/" in path for path in downloads(httpserver_ipv4))
 
 
+def test_a_version_skipped_then_migrated_is_no_longer_withdrawn(ws, old_table, tmp_path):
+    report, _ = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "1.jsonl", skip_versions=["0.11.0"]
+    )
+    assert report.skipped == ["0.11.0"]
+    assert ws.store.withdrawn_at("kiro#0.11.0") is not None
+    again, _ = app.migrate_table(ws, old_table=old_table, backup_file=tmp_path / "2.jsonl")
+    assert [r.version for r in again.migrated] == ["0.11.0"]
+    assert ws.store.withdrawn_at("kiro#0.11.0") is None
+
+
 def test_a_version_added_meanwhile_counts_as_migrated(ws, old_table, tmp_path, debs):
     """A scheduled sync may store a version between the plan and its turn."""
     from debrepo.services.migrate import OldTable, migrate_versions, plan_migration

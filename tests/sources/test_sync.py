@@ -280,6 +280,25 @@ def test_upstream_stating_other_bytes_for_a_stored_version_is_said_not_fetched(
     assert stored is not None and stored.sha256_hash == sha256(KIRO)
 
 
+def test_a_lost_record_is_never_fetched_over_its_published_file_with_other_bytes(
+    ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table restored from an older backup, then upstream re-published the version."""
+    upstream.serve_kiro_live(KIRO)
+    assert outcomes(sync(ws, only_package="kiro"))["kiro"] is Outcome.NEW
+    pool_file = repo_dir(ws) / "pool/main/k/kiro/kiro_0.9.2_amd64.deb"
+    assert ws.store.delete("kiro#0.9.2")  # lost, not removed on purpose
+    upstream.server.clear()
+    upstream.serve_kiro_live(kiro_deb("0.9.2", depends="libc6"))
+
+    # The download is refused, and the publish that follows refuses the loss.
+    with pytest.raises(PublishError, match=r"publishing would drop kiro 0\.9\.2"):
+        sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=1))
+    assert "pool/main/k/kiro/kiro_0.9.2_amd64.deb already holds other bytes" in caplog.text
+    assert pool_file.read_bytes() == KIRO
+    assert ws.store.get("kiro#0.9.2") is None
+
+
 def test_a_stored_but_incomplete_version_counts_as_stored_not_as_a_failure(
     ws: Workspace, upstream: Upstream, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pty
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -273,6 +274,10 @@ def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
     )
     assert to_stdout.returncode == 0, to_stdout.stderr
     assert to_stdout.stdout == armored
+    # Standard output redirected to a file: written into it, after what came before.
+    script = f"{{ echo HEADER; {shlex.join(argv)} --output /dev/stdout; echo FOOTER; }} > out"
+    subprocess.run(["sh", "-c", script], cwd=tmp_path, env=environment, check=True)
+    assert (tmp_path / "out").read_bytes() == b"HEADER\n" + armored + b"FOOTER\n"
 
 
 def test_build_repo_package_bad_version(run):

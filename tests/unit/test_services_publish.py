@@ -309,6 +309,37 @@ def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_
     assert app.verify(workspace, now=at(1)).ok
 
 
+def test_a_version_removed_without_publishing_can_be_added_again_with_other_bytes(
+    workspace, make_deb
+):
+    """Its file is still published, but it was removed on purpose: not a lost record."""
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", hours=1)
+    app.remove_package(workspace, "alpha", "1.0", publish_after=False)
+    rebuilt = add(workspace, make_deb, "alpha", hours=2, extra_fields=[("X-Build", "2")])
+    assert [r.package_id for r in rebuilt.records] == ["alpha#1.0"]
+    assert workspace.store.withdrawn_at("alpha#1.0") is None
+    assert app.verify(workspace, now=at(2)).ok
+
+
+def test_under_a_version_1_state_a_removed_version_can_be_added_again(workspace, make_deb):
+    """Version 1 kept the files of removed versions in the pool, outside its pool map."""
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", hours=1)
+    app.remove_package(workspace, "alpha", "1.0", now=at(2))
+    alpha_file = workspace.repo.root / "pool/main/a/alpha/alpha_1.0_amd64.deb"
+    assert alpha_file.exists()  # kept for the older indices
+    pool = {k: list(v) for k, v in pool_map(workspace).pool.items()}
+    old = {"version": 1, "generations": [], "pool": pool}
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb" not in pool
+    workspace.staging.put(STATE_KEY, json.dumps(old).encode(), None)
+    workspace.staging.delete(POOL_STATE_KEY)
+    workspace.store.clear_withdrawals(["alpha#1.0"])  # as a release before withdrawals
+    rebuilt = add(workspace, make_deb, "alpha", hours=3, extra_fields=[("X-Build", "2")])
+    assert [r.package_id for r in rebuilt.records] == ["alpha#1.0"]
+    assert app.verify(workspace, now=at(3)).ok
+
+
 def test_a_state_written_before_stores_were_recorded_gains_its_store_on_a_re_sign(
     workspace, make_deb, tmp_path
 ):

@@ -514,6 +514,8 @@ def migrate_versions(
                             configs=dict(configs),
                             now=old.processed_at or now,
                         )
+                        # Skipped by an earlier run, wanted now: no longer withdrawn.
+                        store.clear_withdrawals([record.package_id])
                 except LockError:
                     raise  # holds for every version alike: stop, a re-run goes on from here
                 except DebrepoError as exc:

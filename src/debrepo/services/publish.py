@@ -1211,31 +1211,38 @@ def _any_release(repo: ObjectStore) -> bool:
     )
 
 
-def pool_file_keeper(repo: ObjectStore, files: StateFiles) -> Callable[[str, int, str], bool]:
-    """A check for ingest: may a new file of (size, SHA256) replace pool file `key`?
+def pool_file_keeper(
+    repo: ObjectStore, files: StateFiles, store: MetadataStore
+) -> Callable[[str, str, int, str], bool]:
+    """A check for ingest: may a new file of (size, SHA256) for `package_id` replace
+    pool file `key`?
 
     Not when `key` holds other bytes that an index may name: a published file whose
     record the store lost, or any file of a repository this publisher has no account of
     (a mistyped --home next to the right --repo would corrupt another store's release).
-    A file the account retired (a removed version kept for older indices) is replaced,
-    as re-adding that version always did. The usual case costs no lookup in the pool.
+    A file the account retired, or of a version removed on purpose (its withdrawal is
+    recorded, the publish may not have followed), is replaced, as re-adding that version
+    always did. The usual case costs no lookup in the pool.
     """
-    known = _known_pool_in(files)
-    if known is not None and PublishState.from_json(files.state).repo not in (
-        None,
-        repo.description,
-    ):
-        known = None  # an account of another repository
+    state = PublishState.from_json(files.state)
+    ours = state.repo in (None, repo.description)
+    known = _known_pool_in(files) if ours else None
+    if known is None and ours and files.state and state.pool is not None:
+        # A version 1 state: its pool map is inline, and it retired nothing (the files
+        # of removed versions stayed in the pool, to be replaced when added again).
+        known = PoolMap(pool=state.pool, retired={})
     if known is None and not _any_release(repo):
-        return lambda key, size, sha256: True  # nothing published there: no index to break
+        return lambda key, package_id, size, sha256: True  # nothing published there
 
-    def may_place(key: str, size: int, sha256: str) -> bool:
+    def may_place(key: str, package_id: str, size: int, sha256: str) -> bool:
         if known is not None and key not in known.pool:
             return True  # retired, or never published
         if known is not None:
-            return known.pool[key] == (size, sha256)
-        info = repo.stat(key)
-        return info is None or (info.size == size and _sha256_of(repo, key) == (size, sha256))
+            same = known.pool[key] == (size, sha256)
+        else:
+            info = repo.stat(key)
+            same = info is None or (info.size == size and _sha256_of(repo, key) == (size, sha256))
+        return same or store.withdrawn_at(package_id) is not None
 
     return may_place
 

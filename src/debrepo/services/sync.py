@@ -49,6 +49,8 @@ from debrepo.scratch import drop_scratch, new_scratch
 from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from debrepo.services.publish import (
     PublishReport,
+    StateFiles,
+    pool_file_keeper,
     publish_failed,
     store_changed_since_publish,
 )
@@ -237,6 +239,8 @@ class _Run:
     dry_run: bool
     scratch_root: Path | None
     written: list[str] = field(default_factory=list)
+    # Under the lock: whether a download may replace what the pool holds at its path.
+    may_place: Callable[[str, str, int, str], bool] | None = None
 
     def fetch(self, config: PackageConfig, source: PackageSource) -> PackageOutcome | _Fetched:
         """Ask the source; download a version the store lacks (not under the lock)."""
@@ -302,6 +306,7 @@ class _Run:
                 configs=dict(self.configs),
                 now=self.now,
                 already_stored=stored,
+                may_place=self.may_place,
             )
         except InvalidPackageError as exc:
             # Name the download, not the scratch file nobody will find again.
@@ -407,6 +412,8 @@ def run_sync(
 
                 results.append(_isolated(config, ask))
         with lock():  # one hold: store, decide, publish and notify
+            if any(isinstance(result, _Fetched) for result in results):
+                run.may_place = pool_file_keeper(repo, StateFiles.read(staging), store)
             for index, result in enumerate(results):
                 if isinstance(result, _Fetched):
                     results[index] = _isolated(
