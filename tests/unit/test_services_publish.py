@@ -309,6 +309,34 @@ def test_state_written_by_an_earlier_version_keeps_its_pool_map(workspace, make_
     assert app.verify(workspace, now=at(1)).ok
 
 
+def test_a_publish_handed_state_read_before_an_ingest_first_checks_the_lock(workspace, make_deb):
+    """The state was read before an ingest that may have outlasted the lock's lease: a
+    lock lost meanwhile must stop the publish before it writes the pool map."""
+    from debrepo.errors import LockError
+    from debrepo.services.publish import POOL_STATE_KEY, StateFiles
+
+    add(workspace, make_deb, "alpha")
+    add(workspace, make_deb, "beta", hours=1)
+    files = StateFiles.read(workspace.staging)
+    # Another publisher, meanwhile: beta removed, its file retired in the pool map.
+    app.remove_package(workspace, "beta", "1.0", now=at(2))
+    pool_now = workspace.staging.get(POOL_STATE_KEY)
+    assert pool_now != files.pool
+
+    def lost() -> None:
+        raise LockError("the lock was taken over")
+
+    staging = RecordingStore(workspace.staging)
+    workspace.__dict__["staging"] = staging
+    repo = record_repo(workspace)
+    publisher = workspace.publisher()
+    publisher.fence = lost
+    with pytest.raises(LockError):
+        publisher.publish(now=at(3), state_files=files)
+    assert staging.events == [] and repo.events == []  # nothing written, not even the map
+    assert workspace.staging.get(POOL_STATE_KEY) == pool_now
+
+
 def test_a_version_removed_without_publishing_can_be_added_again_with_other_bytes(
     workspace, make_deb
 ):

@@ -401,6 +401,9 @@ class Publisher:
         it, a different Origin, Label or Codename, a dropped component or another
         signing key.
         """
+        if state_files is not None and self.fence is not None:
+            # Read before an ingest that may have outlasted a lock lease: still ours?
+            self.fence()
         files = state_files or StateFiles.read(self.staging)
         raw_state = files.state
         state = PublishState.from_json(raw_state)
