@@ -535,6 +535,8 @@ def build_kiro_repo(
             notes=f"APT source for {repo_url or settings.public_url}",
         )
         with ws.lock(wait_seconds):
+            if stored is None:  # a new record: its pool file must not replace other bytes
+                _refuse_other_published_bytes(ws, package_id, filename, data)
             result = _store_then_publish(
                 ws,
                 [IngestItem(built, provenance)],
@@ -547,6 +549,26 @@ def build_kiro_repo(
     if output is not None:  # only a package that was stored: a refused one is no release
         write_output(ws, output, data)
     return result
+
+
+def _refuse_other_published_bytes(
+    ws: Workspace, package_id: str, filename: str, data: bytes
+) -> None:
+    """What ingest checks for `add`, for a build staged first: its publish would copy it
+    over a pool file that an index may name with other bytes (its record was lost)."""
+    from hashlib import sha256
+
+    from debrepo.core.layout import pool_path
+    from debrepo.services.publish import pool_file_keeper
+
+    key = pool_path(ws.settings.component, CONVENIENCE_PACKAGE, filename)
+    may_place = pool_file_keeper(ws.repo, StateFiles.read(ws.staging), ws.store)
+    if not may_place(key, package_id, len(data), sha256(data).hexdigest()):
+        raise InvalidPackageError(
+            f"{key} already holds other bytes than this build of {package_id.replace('#', ' ')}, "
+            "which an index may name (a published version whose record the store lost?); "
+            "build another version; nothing was added"
+        )
 
 
 def check_output_path(ws: Workspace, output: Path) -> None:

@@ -280,6 +280,20 @@ def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
     assert (tmp_path / "out").read_bytes() == b"HEADER\n" + armored + b"FOOTER\n"
 
 
+def test_a_kiro_repo_whose_record_was_lost_is_not_built_over_its_published_file(run, home):
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    pool_file = home / "repo/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
+    published = pool_file.read_bytes()
+    with sqlite3.connect(home / "metadata.db") as connection:
+        connection.execute("DELETE FROM packages WHERE package_id = 'kiro-repo#1.0'")
+    connection.close()
+    refused = run("build-repo-package", "--version", "1.0", "--repo-url", "https://other.example")
+    assert refused.code == 1
+    assert "kiro-repo_1.0_all.deb already holds other bytes than this build" in refused.error_line
+    assert pool_file.read_bytes() == published
+    assert json.loads(run("list", "--json").out) == []
+
+
 def test_build_repo_package_bad_version(run):
     result = run("build-repo-package", "--version", "not a version")
     assert result.code == 2
