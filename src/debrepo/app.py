@@ -563,12 +563,9 @@ def _refuse_other_published_bytes(
 
     key = pool_path(ws.settings.component, CONVENIENCE_PACKAGE, filename)
     may_place = pool_file_keeper(ws.repo, StateFiles.read(ws.staging), ws.store)
-    if not may_place(key, package_id, len(data), sha256(data).hexdigest()):
-        raise InvalidPackageError(
-            f"{key} already holds other bytes than this build of {package_id.replace('#', ' ')}, "
-            "which an index may name (a published version whose record the store lost?); "
-            "build another version; nothing was added"
-        )
+    problem = may_place(key, package_id, len(data), sha256(data).hexdigest())
+    if problem:
+        raise InvalidPackageError(f"{problem}; nothing was added")
 
 
 def check_output_path(ws: Workspace, output: Path) -> None:
@@ -633,8 +630,9 @@ def write_output(ws: Workspace, output: Path, data: bytes) -> None:
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
-    except OSError as exc:
-        raise DebrepoError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    except (OSError, OverflowError) as exc:  # OverflowError: /dev/fd/<no such number>
+        strerror = getattr(exc, "strerror", None)
+        raise DebrepoError(f"{output}: cannot write: {strerror or exc}") from None
 
 
 def list_packages(ws: Workspace, package_name: str | None = None) -> list[PackageRecord]:

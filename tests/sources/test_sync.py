@@ -9,12 +9,13 @@ temporary folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -278,6 +279,32 @@ def test_upstream_stating_other_bytes_for_a_stored_version_is_said_not_fetched(
     assert upstream.paths() == [METADATA_PATH]  # nothing downloaded
     stored = ws.store.get("kiro#0.9.2")
     assert stored is not None and stored.sha256_hash == sha256(KIRO)
+
+
+def test_a_version_removed_while_sync_downloaded_it_is_not_stored(
+    ws: Workspace, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sources are asked and downloads made before the lock: an operator may add and
+    remove that very version meanwhile; the removal stands."""
+    upstream.serve_kiro_live(KIRO)
+    original = Workspace.lock
+
+    @contextlib.contextmanager
+    def lock_after_a_removal(self: Workspace, wait_seconds: float = 0.0) -> Iterator[None]:
+        monkeypatch.setattr(Workspace, "lock", original)
+        by_hand = tmp_path / "kiro.deb"
+        by_hand.write_bytes(KIRO)
+        app.add_packages(self, [by_hand], now=FIXED_NOW)
+        app.remove_package(self, "kiro", "0.9.2", now=FIXED_NOW)
+        with original(self, wait_seconds):
+            yield
+
+    monkeypatch.setattr(Workspace, "lock", lock_after_a_removal)
+    report = sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=1))
+
+    assert outcomes(report)["kiro"] is Outcome.WITHDRAWN
+    assert ws.store.get("kiro#0.9.2") is None
+    assert ws.store.withdrawn_at("kiro#0.9.2") is not None
 
 
 def test_a_lost_record_is_never_fetched_over_its_published_file_with_other_bytes(

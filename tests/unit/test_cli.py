@@ -289,7 +289,9 @@ def test_a_kiro_repo_whose_record_was_lost_is_not_built_over_its_published_file(
     connection.close()
     refused = run("build-repo-package", "--version", "1.0", "--repo-url", "https://other.example")
     assert refused.code == 1
-    assert "kiro-repo_1.0_all.deb already holds other bytes than this build" in refused.error_line
+    assert "kiro-repo_1.0_all.deb already holds other bytes than kiro-repo 1.0" in (
+        refused.error_line
+    )
     assert pool_file.read_bytes() == published
     assert json.loads(run("list", "--json").out) == []
 

@@ -337,17 +337,26 @@ def test_a_publish_handed_state_read_before_an_ingest_first_checks_the_lock(work
     assert workspace.staging.get(POOL_STATE_KEY) == pool_now
 
 
-def test_a_version_removed_without_publishing_can_be_added_again_with_other_bytes(
+def test_a_version_removed_without_publishing_is_added_again_once_the_removal_is_published(
     workspace, make_deb
 ):
-    """Its file is still published, but it was removed on purpose: not a lost record."""
+    """Until the removal is published, the current index names the old bytes: a refused
+    publish after the new file went in would leave every client a hash mismatch."""
+    from debrepo.errors import InvalidPackageError
+
     add(workspace, make_deb, "alpha")
     add(workspace, make_deb, "beta", hours=1)
+    pool_file = workspace.repo.root / "pool/main/a/alpha/alpha_1.0_amd64.deb"
+    published = pool_file.read_bytes()
     app.remove_package(workspace, "alpha", "1.0", publish_after=False)
-    rebuilt = add(workspace, make_deb, "alpha", hours=2, extra_fields=[("X-Build", "2")])
+    with pytest.raises(InvalidPackageError, match=r"its removal is not published yet"):
+        add(workspace, make_deb, "alpha", hours=2, extra_fields=[("X-Build", "2")])
+    assert pool_file.read_bytes() == published
+    app.rebuild(workspace, now=at(2))
+    rebuilt = add(workspace, make_deb, "alpha", hours=3, extra_fields=[("X-Build", "2")])
     assert [r.package_id for r in rebuilt.records] == ["alpha#1.0"]
     assert workspace.store.withdrawn_at("alpha#1.0") is None
-    assert app.verify(workspace, now=at(2)).ok
+    assert app.verify(workspace, now=at(3)).ok
 
 
 def test_under_a_version_1_state_a_removed_version_can_be_added_again(workspace, make_deb):

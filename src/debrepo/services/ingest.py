@@ -263,7 +263,7 @@ def ingest_files(
     progress: Callable[[int], None] | None = None,
     already_stored: list[PackageRecord] | None = None,
     put_back: list[PackageRecord] | None = None,
-    may_place: Callable[[str, str, int, str], bool] | None = None,
+    may_place: Callable[[str, str, int, str], str | None] | None = None,
 ) -> list[PackageRecord]:
     """Check, place and record every file, or raise and change nothing.
 
@@ -272,8 +272,8 @@ def ingest_files(
     record appended there, so running an `add` again, for instance after a crash, does
     what is left rather than fail on what was done. If that version's file is missing
     from `target`, it is put back from the file given and the record also appended to
-    `put_back`. `may_place(key, package_id, size, sha256)` says whether a new file may
-    replace what `target` holds at `key`; a file it refuses refuses the batch.
+    `put_back`. `may_place(key, package_id, size, sha256)` says why a new file may not
+    replace what `target` holds at `key` (None: it may); one it refuses refuses the batch.
     """
     if not items:
         return []
@@ -381,13 +381,13 @@ def ingest_files(
         records = [record for outcome, record in to_place if id(outcome) not in putting_back]
         if may_place is not None:
             held = [
-                f"{outcome.key} already holds other bytes than {record.package_name} "
-                f"{record.version}, which an index may name (a published version whose record "
-                "the store lost, or a repository published from another store?)"
+                found
                 for outcome, record in to_place
                 if id(outcome) not in putting_back
-                and not may_place(
-                    outcome.key, record.package_id, record.file_size, record.sha256_hash
+                and (
+                    found := may_place(
+                        outcome.key, record.package_id, record.file_size, record.sha256_hash
+                    )
                 )
             ]
             if held:

@@ -1216,15 +1216,15 @@ def _any_release(repo: ObjectStore) -> bool:
 
 def pool_file_keeper(
     repo: ObjectStore, files: StateFiles, store: MetadataStore
-) -> Callable[[str, str, int, str], bool]:
-    """A check for ingest: may a new file of (size, SHA256) for `package_id` replace
-    pool file `key`?
+) -> Callable[[str, str, int, str], str | None]:
+    """A check for ingest: why a new file of (size, SHA256) for `package_id` may not
+    replace pool file `key`, or None.
 
     Not when `key` holds other bytes that an index may name: a published file whose
-    record the store lost, or any file of a repository this publisher has no account of
-    (a mistyped --home next to the right --repo would corrupt another store's release).
-    A file the account retired, or of a version removed on purpose (its withdrawal is
-    recorded, the publish may not have followed), is replaced, as re-adding that version
+    record the store lost (or whose removal no publish has included yet), or any file
+    of a repository this publisher has no account of (a mistyped --home next to the
+    right --repo would corrupt another store's release). A file the account retired (a
+    removed version kept for older indices) is replaced, as re-adding that version
     always did. The usual case costs no lookup in the pool.
     """
     state = PublishState.from_json(files.state)
@@ -1235,19 +1235,30 @@ def pool_file_keeper(
         # of removed versions stayed in the pool, to be replaced when added again).
         known = PoolMap(pool=state.pool, retired={})
     if known is None and not _any_release(repo):
-        return lambda key, package_id, size, sha256: True  # nothing published there
+        return lambda key, package_id, size, sha256: None  # nothing published there
 
-    def may_place(key: str, package_id: str, size: int, sha256: str) -> bool:
+    def problem(key: str, package_id: str, size: int, sha256: str) -> str | None:
         if known is not None and key not in known.pool:
-            return True  # retired, or never published
+            return None  # retired, or never published
         if known is not None:
             same = known.pool[key] == (size, sha256)
         else:
             info = repo.stat(key)
             same = info is None or (info.size == size and _sha256_of(repo, key) == (size, sha256))
-        return same or store.withdrawn_at(package_id) is not None
+        if same:
+            return None
+        what = f"{key} already holds other bytes than {package_id.replace('#', ' ')}"
+        if store.withdrawn_at(package_id) is not None:
+            return (
+                f"{what}, which the published index still names: its removal is not "
+                "published yet (`debrepo rebuild` publishes it; then add it again)"
+            )
+        return (
+            f"{what}, which an index may name (a published version whose record the "
+            "store lost, or a repository published from another store?)"
+        )
 
-    return may_place
+    return problem
 
 
 def _known_pool(staging: ObjectStore) -> PoolMap | None:

@@ -240,7 +240,7 @@ class _Run:
     scratch_root: Path | None
     written: list[str] = field(default_factory=list)
     # Under the lock: whether a download may replace what the pool holds at its path.
-    may_place: Callable[[str, str, int, str], bool] | None = None
+    may_place: Callable[[str, str, int, str], str | None] | None = None
 
     def fetch(self, config: PackageConfig, source: PackageSource) -> PackageOutcome | _Fetched:
         """Ask the source; download a version the store lacks (not under the lock)."""
@@ -290,6 +290,14 @@ class _Run:
         config, release = fetched.config, fetched.release
         name, kind = config.package_name, config.source.type
         stored: list[PackageRecord] = []
+        package_id = make_package_id(name, release.version)
+        if not self.store.exists(package_id) and (
+            when := self.store.withdrawn_at(package_id)
+        ):  # removed while it downloaded (asked before the lock)
+            drop_scratch(fetched.scratch)
+            return PackageOutcome(
+                name, kind, Outcome.WITHDRAWN, release.version, release.url, message=when
+            )
         try:
             records = ingest_files(
                 [
