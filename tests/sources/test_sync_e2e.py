@@ -4,6 +4,8 @@ serve`, and real apt-get in an isolated root installing kiro and kiro-repo."""
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 from pathlib import Path
 
@@ -151,6 +153,28 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
         f"{failed.stdout.splitlines()[1].split(': failed: ', 1)[1]}"
     )
     assert error_lines == [both_reasons], failed.describe()
+    # On a terminal the reasons were just shown, each on its line: the error names the
+    # packages only.
+    controller, terminal = pty.openpty()
+    try:
+        on_terminal = subprocess.run(
+            cli.argv("sync"),
+            cwd=cli.cwd,
+            env=env,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert on_terminal.returncode == 1
+    assert [line for line in on_terminal.stderr.splitlines() if "debrepo: error: " in line] == [
+        "debrepo: error: sync failed for every package checked (kiro, kiro-cli); the reasons "
+        "are above"
+    ], on_terminal.stderr
     quiet = run(cli, env, "-q", "sync")
     assert quiet.returncode == 1, quiet.describe()
     assert quiet.stdout == "", quiet.describe()
