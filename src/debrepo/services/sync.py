@@ -271,11 +271,9 @@ class _Run:
             return PackageOutcome(
                 name, kind, Outcome.ALREADY_STORED, release.version, release.url, message=note
             )
-        when = self.store.withdrawn_at(package_id)
-        if when is not None:
-            return PackageOutcome(
-                name, kind, Outcome.WITHDRAWN, release.version, release.url, message=when
-            )
+        withdrawn = self._withdrawn(config, release)
+        if withdrawn is not None:
+            return withdrawn
         if self.dry_run:
             return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
         scratch = new_scratch(SCRATCH_FAMILY, self.scratch_root, label=f"{name}-")
@@ -285,20 +283,30 @@ class _Run:
             drop_scratch(scratch)
             raise
 
+    def _withdrawn(self, config: PackageConfig, release: Release) -> PackageOutcome | None:
+        """The outcome for a version removed on purpose (`remove`, a migration's --skip)."""
+        when = self.store.withdrawn_at(make_package_id(config.package_name, release.version))
+        if when is None:
+            return None
+        return PackageOutcome(
+            config.package_name,
+            config.source.type,
+            Outcome.WITHDRAWN,
+            release.version,
+            release.url,
+            message=when,
+        )
+
     def store_fetched(self, fetched: _Fetched) -> PackageOutcome:
         """Ingest a download (under the lock); its scratch folder goes in any case."""
         config, release = fetched.config, fetched.release
         name, kind = config.package_name, config.source.type
         stored: list[PackageRecord] = []
-        package_id = make_package_id(name, release.version)
-        if not self.store.exists(package_id) and (
-            when := self.store.withdrawn_at(package_id)
-        ):  # removed while it downloaded (asked before the lock)
-            drop_scratch(fetched.scratch)
-            return PackageOutcome(
-                name, kind, Outcome.WITHDRAWN, release.version, release.url, message=when
-            )
         try:
+            if not self.store.exists(make_package_id(name, release.version)):
+                withdrawn = self._withdrawn(config, release)  # removed while it downloaded
+                if withdrawn is not None:
+                    return withdrawn
             records = ingest_files(
                 [
                     IngestItem(
