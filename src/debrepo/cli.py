@@ -145,15 +145,15 @@ wait_option = click.option(
 )
 
 
-# Control characters (a file name may hold any) shown as escapes: the error stays one
-# line, and a terminal never runs an escape sequence from a hostile name.
-_ESCAPED = {
-    code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
-}
+def _shown(text: str) -> str:
+    """`text` with every character that is not printable (line breaks, terminal escapes,
+    NUL; a tab stays) shown as its escape: a file name or upstream text may hold any."""
+    return "".join(c if c == "\t" or c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"debrepo: error: {message.translate(_ESCAPED)}", err=True)
+    # One line, and no escape sequence from a hostile name reaches the terminal.
+    click.echo(f"debrepo: error: {_shown(message)}", err=True)
     sys.exit(code)
 
 
@@ -451,10 +451,7 @@ def _folded(text: str) -> str:
     """Upstream text as a deb822 field value: continuation lines indented, an empty one
     as ' .', and control characters (terminal escapes, NUL) shown escaped, not sent."""
     lines = text.replace("\r\n", "\n").strip("\n").split("\n")
-    shown = [
-        "".join(c if c == "\t" or c.isprintable() else ascii(c)[1:-1] for c in line)
-        for line in lines
-    ]
+    shown = [_shown(line) for line in lines]
     return "\n".join([shown[0], *(f" {line}" if line.strip() else " ." for line in shown[1:])])
 
 
