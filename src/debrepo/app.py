@@ -30,7 +30,14 @@ from debrepo.errors import (
     SecretUnavailableError,
     SigningError,
 )
-from debrepo.factory import local_folder, open_lock, open_object_store, open_signer, open_store
+from debrepo.factory import (
+    local_folder,
+    local_store_file,
+    open_lock,
+    open_object_store,
+    open_signer,
+    open_store,
+)
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
@@ -573,20 +580,21 @@ def check_output_path(ws: Workspace, output: Path) -> None:
     the store, or any file of the home, the repository or the staging area."""
     target = output.expanduser().resolve()
     kept = {ws.settings.key_file.resolve(): "the signing key file"}
+    store = local_store_file(ws.settings.store)
+    if store is not None:
+        for path in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+            kept[path] = "the metadata store"
     guarded = {
         ws.settings.home.resolve(): "the home folder",
         ws.settings.config_dir.resolve(): "the package definitions folder",
     }
     for url, what in (
-        (ws.settings.store, "the metadata store"),
         (ws.settings.repo, "the repository"),
         (ws.settings.staging, "the staging area"),
     ):
-        path = local_folder(url.replace("sqlite://", "file://", 1))
-        if path is not None and what == "the metadata store":
-            kept.update(dict.fromkeys((path, Path(f"{path}-wal"), Path(f"{path}-shm")), what))
-        elif path is not None:
-            guarded.setdefault(path, what)
+        folder = local_folder(url)
+        if folder is not None:
+            guarded.setdefault(folder, what)
     if target in kept:
         raise ConfigError(f"--output {output}: that is {kept[target]}; choose another file")
     for folder, what in sorted(guarded.items(), key=lambda item: -len(item[0].parts)):

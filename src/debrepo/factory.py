@@ -76,6 +76,11 @@ def local_folder(url: str) -> Path | None:
     return _local_path(url, "file")
 
 
+def local_store_file(url: str) -> Path | None:
+    """The file a sqlite:// (or plain path) store URL names; None for others."""
+    return _local_path(url, "sqlite")
+
+
 def open_object_store(url: str, role: str, *, acl_mode: AclMode = "bucket-policy") -> ObjectStore:
     path = _local_path(url, "file")
     if path is not None:
