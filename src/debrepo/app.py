@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn
 
-from debrepo.core.layout import CONVENIENCE_PACKAGE, staging_key
+from debrepo.core.layout import CONVENIENCE_PACKAGE, PublicKey, staging_key
 from debrepo.errors import (
     ConfigError,
     DebrepoError,
@@ -41,10 +41,14 @@ from debrepo.factory import (
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
+    STATE_KEY,
+    AnnouncedKey,
     Publisher,
     PublishReport,
+    PublishState,
     StateFiles,
     publish_failed,
+    published_keyring,
     store_changed_since_publish,
 )
 from debrepo.settings import Settings
@@ -86,8 +90,6 @@ class Workspace:
     @cached_property
     def store(self) -> MetadataStore:
         def published_from() -> str | None:
-            from debrepo.services.publish import STATE_KEY
-
             folder = local_folder(self.settings.staging)
             if folder is not None:  # looked at without creating the folder
                 found = (folder / STATE_KEY).is_file()
@@ -138,6 +140,23 @@ class Workspace:
             return False
         return True
 
+    def announced_keys(self) -> dict[str, AnnouncedKey]:
+        """The keys announced to take over signing, from the publisher state."""
+        folder = local_folder(self.settings.staging)
+        raw: bytes | None
+        if folder is not None:  # read without creating the folder
+            try:
+                raw = (folder / STATE_KEY).read_bytes()
+            except FileNotFoundError:
+                return {}
+        else:
+            raw = self.staging.get(STATE_KEY)
+        return PublishState.from_json(raw).announced
+
+    def keyring(self) -> PublicKey:
+        """The keyring published for clients: the signing key, then any announced key."""
+        return published_keyring(self.signer, self.announced_keys())
+
     def existing_signer(self) -> OpenPGPSigner:
         """The signer, for commands that only show or export the key: never generated."""
         settings = self.settings
@@ -187,6 +206,8 @@ class Workspace:
         removed: Sequence[str] = (),
         replace: bool = False,
         state_files: StateFiles | None = None,
+        announce: tuple[bytes, str] | None = None,
+        withdraw_announced: bool = False,
     ) -> PublishReport:
         """Publish the store's contents, then invalidate the CDN in front, if any."""
         report = self.publisher().publish(
@@ -196,6 +217,8 @@ class Workspace:
             removed=removed,
             replace=replace,
             state_files=state_files,
+            announce=announce,
+            withdraw_announced=withdraw_announced,
         )
         self.settle_cdn(
             changed=bool(report.written or report.deleted),
@@ -517,7 +540,7 @@ def build_kiro_repo(
         suite=settings.suite,
         component=settings.component,
         key_name=settings.key_name,
-        public_key=ws.signer.public_key_binary(),
+        public_key=ws.keyring().binary,  # with an announced key: clients learn it here
         fingerprint=ws.signer.fingerprint,
         config=config,
         templates=templates,
@@ -791,11 +814,18 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
             f"the published key was not compared with the signing key: there is none at "
             f"{ws.settings.key_file} (check --key-file, or restore it before the next publish)"
         )
+    announced: dict[str, AnnouncedKey] = {}
+    if signer is not None:
+        try:
+            announced = ws.announced_keys()
+        except (OSError, DebrepoError) as exc:
+            unavailable = f"the keys announced to take over signing are unknown: {exc}"
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,
         settings=ws.settings,
         signer=signer,
+        announced=announced,
         now=now or utc_now(),
         check_pool_hashes=not quick,
         progress=ws.progress,
@@ -807,10 +837,19 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
     return report
 
 
-def generate_key(ws: Workspace, *, force: bool = False) -> OpenPGPSigner:
-    """Create the signing key file (refusing to replace one unless `force`)."""
-    path = ws.settings.key_file
+def next_key_file(ws: Workspace) -> Path:
+    """Where `key generate --next` keeps the key announced to take over signing."""
+    return ws.settings.key_file.with_name(f"next-{ws.settings.key_file.name}")
+
+
+def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None) -> OpenPGPSigner:
+    """Create the signing key file, or another (`path`), refusing to replace one unless
+    `force`."""
+    signing = path is None
+    path = path or ws.settings.key_file
     if path.exists() and not force:
+        if not signing:
+            raise ConfigError(f"{path}: a key already exists; pass --force to replace it")
         raise ConfigError(
             f"{path}: a signing key already exists; pass --force to replace it (clients "
             "that trust the old key will reject the repository until they get the new one)"
@@ -822,6 +861,40 @@ def generate_key(ws: Workspace, *, force: bool = False) -> OpenPGPSigner:
     temp.write_bytes(secret)
     temp.replace(path)
     return OpenPGPSigner(secret, source=str(path))
+
+
+def announce_key(
+    ws: Workspace,
+    key_file: Path | None,
+    *,
+    now: datetime | None = None,
+    wait_seconds: float = 0.0,
+) -> tuple[str | None, list[str], PublishReport]:
+    """Publish the public part of the secret key in `key_file` in the keyring, beside
+    the signing key, so that clients trust it before it takes over; None withdraws the
+    announced key. The fingerprint announced, those no longer announced (one key is
+    announced at a time), and the publish."""
+    from debrepo.signing.openpgp import public_part
+
+    announce: tuple[bytes, str] | None = None
+    if key_file is not None:
+        try:
+            data = key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{key_file}: cannot read the key: {exc.strerror}") from None
+        announce = public_part(data, source=str(key_file))
+        if announce[1].lower() == ws.signer.fingerprint.lower():
+            raise ConfigError(
+                f"{key_file} holds the signing key {announce[1].upper()} itself; announce "
+                "the key that is to take over from it"
+            )
+    with ws.lock(wait_seconds):
+        before = ws.announced_keys()
+        dropped = [fpr for fpr in before if announce is None or fpr != announce[1].lower()]
+        report = ws.publish(
+            now=now or utc_now(), announce=announce, withdraw_announced=announce is None
+        )
+    return (announce[1] if announce else None), dropped, report
 
 
 def sync(

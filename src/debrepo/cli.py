@@ -560,11 +560,27 @@ def key() -> None:
 
 @key.command("generate")
 @click.option("--force", is_flag=True, help="Replace an existing key.")
+@click.option(
+    "--next",
+    "as_next",
+    is_flag=True,
+    help="Generate the key to take over signing, beside the key file as next-<name>, and "
+    "announce it (see `key announce`).",
+)
+@wait_option
 @click.pass_context
-def key_generate(ctx: click.Context, force: bool) -> None:
+def key_generate(ctx: click.Context, force: bool, as_next: bool, wait_seconds: float) -> None:
     """Generate a new Ed25519 signing key at --key-file."""
-    from debrepo.app import generate_key
+    from debrepo.app import generate_key, next_key_file
 
+    if as_next:
+        ws = _workspace(ctx, existing_only=True)
+        ws.existing_signer()  # the key to take over from must be there first
+        path = next_key_file(ws)
+        signer = generate_key(ws, force=force, path=path)
+        _output(ctx).say(f"generated signing key {signer.fingerprint.upper()} at {path}")
+        ctx.invoke(key_announce, key_file=path, withdraw=False, wait_seconds=wait_seconds)
+        return
     ws = _workspace(ctx)
     signer = generate_key(ws, force=force)
     _output(ctx).say(
@@ -586,6 +602,50 @@ def key_generate(ctx: click.Context, force: bool) -> None:
         _output(ctx).say("the first `debrepo add` or `build-repo-package` publishes with it")
 
 
+@key.command("announce")
+@click.argument(
+    "key_file", required=False, type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
+@click.option("--withdraw", is_flag=True, help="Stop announcing the announced key.")
+@wait_option
+@click.pass_context
+def key_announce(
+    ctx: click.Context, key_file: Path | None, withdraw: bool, wait_seconds: float
+) -> None:
+    """Publish the key that is to take over signing, beside the signing key.
+
+    KEY_FILE is its secret key (only the public part is published). Clients trust both
+    keys once they have the keyring, which a new kiro-repo carries: build one, and
+    switch the key file or secret to the new key once clients have upgraded; the next
+    publish signs with it. One key is announced at a time."""
+    from debrepo.app import announce_key
+
+    if (key_file is None) == (not withdraw):
+        _fail("give either KEY_FILE or --withdraw", 2)
+    ws, out = _workspace(ctx, existing_only=True), _output(ctx)
+    fingerprint, dropped, report = announce_key(ws, key_file, wait_seconds=wait_seconds)
+    _report(out, report, ws)
+    for withdrawn in dropped:
+        out.say(f"key {withdrawn.upper()} is no longer announced")
+    if fingerprint is None:
+        out.say("no key is announced now")
+        return
+    out.say(
+        f"announced key {fingerprint.upper()}: next, `debrepo build-repo-package --version "
+        "NEXT` so that kiro-repo installs it; once clients have upgraded, sign with it "
+        f"({_switch_hint(ws)}) and run `debrepo rebuild`"
+    )
+
+
+def _switch_hint(ws: Workspace) -> str:
+    from debrepo.app import next_key_file
+
+    secret = ws.settings.key_secret_id
+    if secret:
+        return f"put it into secret {secret}"
+    return f"move it to {ws.settings.key_file}, e.g. from {next_key_file(ws)}"
+
+
 @key.command("export")
 @click.option("--armor/--binary", default=True, show_default=True, help="ASCII-armoured or binary.")
 @click.option(
@@ -596,12 +656,14 @@ def key_generate(ctx: click.Context, force: bool) -> None:
 )
 @click.pass_context
 def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
-    """Export the public key (what clients put in /usr/share/keyrings/)."""
+    """Export the public key (what clients put in /usr/share/keyrings/), with the key
+    announced to take over signing, if any."""
     from debrepo.app import write_output
+    from debrepo.services.publish import published_keyring
 
     ws = _workspace(ctx)
-    signer = ws.existing_signer()
-    data = signer.public_key_armored() if armor else signer.public_key_binary()
+    keyring = published_keyring(ws.existing_signer(), ws.announced_keys())
+    data = keyring.armored if armor else keyring.binary
     if output:
         write_output(ws, output, data)
     elif armor:
@@ -613,11 +675,14 @@ def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
 @key.command("show")
 @click.pass_context
 def key_show(ctx: click.Context) -> None:
-    """Print the signing key's fingerprint and where it is kept (file or secret)."""
+    """Print the signing key's fingerprint and where it is kept (file or secret), and
+    any key announced to take over."""
     ws = _workspace(ctx)
     secret = ws.settings.key_secret_id
     where = f"secret {secret}" if secret else str(ws.settings.key_file)
     click.echo(f"{ws.existing_signer().fingerprint.upper()}  {where}")
+    for fingerprint, announced in sorted(ws.announced_keys().items()):
+        click.echo(f"{fingerprint.upper()}  announced {announced.since}, to take over signing")
 
 
 @cli.command()

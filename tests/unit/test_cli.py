@@ -1379,6 +1379,104 @@ def test_a_lost_key_is_not_silently_replaced_once_published(run, debs, home):
     assert (home / "repo" / "kiro-archive-keyring.gpg").read_bytes() != published
 
 
+def _keyring_fingerprints(path: Path) -> list[str]:
+    import pysequoia as sq
+
+    return [str(cert.fingerprint).upper() for cert in sq.Cert.split_bytes(path.read_bytes())]
+
+
+def test_an_announced_key_stays_in_the_keyring_until_withdrawn(run, debs, home, tmp_path):
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    keyring = home / "repo/kiro-archive-keyring.gpg"
+    single = keyring.read_bytes()
+    [signing] = _keyring_fingerprints(keyring)
+
+    generated = run("key", "generate", "--next")
+    assert generated.code == 0, generated.err
+    announced = [line for line in generated.out.splitlines() if line.startswith("announced key ")]
+    assert announced and "build-repo-package" in announced[0], generated.out
+    following = announced[0].split()[2].rstrip(":")
+    assert _keyring_fingerprints(keyring) == [signing, following]
+    assert _keyring_fingerprints(home / "repo/kiro-archive-keyring.asc") == [signing, following]
+    assert following in (home / "repo/index.html").read_text()
+    shown = run("key", "show").out.splitlines()
+    assert [line.split()[0] for line in shown] == [signing, following]
+    assert "to take over signing" in shown[1]
+
+    # Every later publish keeps it (it is in the publisher state, not in one command).
+    assert run("add", str(debs / "beta_2.0-1_all.deb")).code == 0
+    assert run("rebuild", "--full").code == 0
+    assert _keyring_fingerprints(keyring) == [signing, following]
+    exported = tmp_path / "exported.gpg"
+    assert run("key", "export", "--binary", "--output", str(exported)).code == 0
+    assert exported.read_bytes() == keyring.read_bytes()
+    assert run("verify").code == 0
+
+    # A keyring that lost the announced key is a finding of verify.
+    announced_keyring = keyring.read_bytes()
+    keyring.write_bytes(single)
+    lost = run("verify")
+    assert lost.code == 1
+    assert f"and of the announced key {following}" in lost.err, lost.err
+    keyring.write_bytes(announced_keyring)
+
+    withdrawn = run("key", "announce", "--withdraw")
+    assert withdrawn.code == 0, withdrawn.err
+    assert "no key is announced now" in withdrawn.out
+    assert f"key {following} is no longer announced" in withdrawn.out
+    assert keyring.read_bytes() == single
+    assert [line.split()[0] for line in run("key", "show").out.splitlines()] == [signing]
+
+
+def test_an_announced_key_takes_over_without_replace(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    assert run("key", "generate", "--next").code == 0
+    keys = home / "keys"
+    [_signing, following] = _keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg")
+    (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+
+    switched = run("rebuild")  # no kiro-repo here: nobody installs an older keyring
+    assert switched.code == 0, switched.err
+    assert _keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg") == [following]
+    assert [line.split()[0] for line in run("key", "show").out.splitlines()] == [following]
+    assert run("verify").code == 0
+
+
+def test_announcing_takes_the_secret_key_of_another_key(run, debs, home, tmp_path):
+    assert run("add", str(debs)).code == 0
+    keyring = home / "repo/kiro-archive-keyring.gpg"
+    before = keyring.read_bytes()
+    itself = run("key", "announce", str(home / "keys/signing-key.asc"))
+    assert itself.code == 2 and "holds the signing key" in itself.error_line
+    public = tmp_path / "public.asc"
+    assert run("key", "export", "--output", str(public)).code == 0
+    public_only = run("key", "announce", str(public))
+    assert public_only.code == 1
+    assert f"{public} holds only a public key" in public_only.error_line
+    not_a_key = run("key", "announce", str(debs / "notes.txt"))
+    assert not_a_key.code == 1 and "is not an OpenPGP secret key" in not_a_key.error_line
+    assert run("key", "announce").code == 2
+    assert run("key", "announce", str(public), "--withdraw").code == 2
+    assert keyring.read_bytes() == before
+
+
+def test_a_second_home_may_sign_with_a_key_the_published_keyring_announced(run, debs, tmp_path):
+    """No record of the last publish there: the keyring says which keys clients trust."""
+    repo = tmp_path / "shared"
+    alpha = debs / "alpha_1.0_amd64.deb"
+    first_home = tmp_path / "first"
+    first = ("--home", str(first_home), "--repo", repo.as_uri())
+    assert run(*first, "add", str(alpha)).code == 0
+    assert run(*first, "key", "generate", "--next").code == 0
+    second = ("--home", str(tmp_path / "second"), "--repo", repo.as_uri())
+
+    assert run(*second, "key", "generate").code == 0  # neither signing nor announced
+    other = run(*second, "add", str(alpha))
+    assert other.code == 1 and "is not the key" in other.error_line
+    announced = ("--key-file", str(first_home / "keys/next-signing-key.asc"))
+    assert run(*second, *announced, "add", str(alpha)).code == 0
+
+
 @pytest.mark.parametrize("damage", ["mistyped", "deleted", "emptied"])
 def test_a_missing_store_is_not_created_anew_once_published(run, debs, home, tmp_path, damage):
     assert run("add", str(debs)).code == 0

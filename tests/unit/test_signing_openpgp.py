@@ -12,8 +12,11 @@ import pytest
 from debrepo.errors import SigningError, VerificationError
 from debrepo.signing.openpgp import (
     OpenPGPSigner,
+    armor_keyring,
+    fingerprints_in,
     generate_secret_key,
     load_or_create_signer,
+    public_part,
     verify_clearsigned,
     verify_detached,
 )
@@ -222,11 +225,49 @@ def test_signature_by_another_key_fails(signer):
 
 
 def test_garbage_public_key_and_signature(signer):
-    with pytest.raises(VerificationError, match=r"not an OpenPGP certificate"):
+    with pytest.raises(VerificationError, match=r"not an OpenPGP keyring"):
         verify_clearsigned(signer.clearsign(RELEASE), b"garbage")
-    with pytest.raises(VerificationError, match=r"not an OpenPGP certificate"):
+    with pytest.raises(VerificationError, match=r"not an OpenPGP keyring"):
         verify_detached(RELEASE, signer.detached_signature(RELEASE), b"garbage")
     with pytest.raises(VerificationError, match=r"Release.gpg does not verify"):
         verify_detached(RELEASE, b"not a signature", signer.public_key_binary())
     with pytest.raises(VerificationError, match=r"InRelease"):
         verify_clearsigned(RELEASE, signer.public_key_binary())
+
+
+def test_a_keyring_of_two_keys_verifies_signatures_by_either(signer, tmp_path):
+    """The keyring published while a key is announced: either key's signatures verify,
+    in debrepo and in gpgv, binary or armoured; a third key's do not."""
+    following = OpenPGPSigner(generate_secret_key(USER_ID), source="next key")
+    keyring = signer.public_key_binary() + following.public_key_binary()
+    assert fingerprints_in(keyring) == [signer.fingerprint, following.fingerprint]
+    armoured = armor_keyring(keyring)
+    assert armoured.startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert fingerprints_in(armoured) == [signer.fingerprint, following.fingerprint]
+    assert armor_keyring(signer.public_key_binary()) == signer.public_key_armored()
+    gpgv = require_tool("gpgv")
+    (tmp_path / "keyring.gpg").write_bytes(keyring)
+    for key in (signer, following):
+        assert verify_clearsigned(key.clearsign(RELEASE), keyring) == RELEASE
+        verify_detached(RELEASE, key.detached_signature(RELEASE), keyring)
+        (tmp_path / "InRelease").write_bytes(key.clearsign(RELEASE))
+        checked = subprocess.run(
+            [gpgv, "--keyring", str(tmp_path / "keyring.gpg"), str(tmp_path / "InRelease")],
+            capture_output=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stderr
+    stranger = OpenPGPSigner(generate_secret_key(USER_ID), source="stranger")
+    with pytest.raises(VerificationError):
+        verify_clearsigned(stranger.clearsign(RELEASE), keyring)
+    assert fingerprints_in(b"garbage") == []
+
+
+def test_only_a_secret_key_that_can_sign_is_announced(signer, tmp_path):
+    binary, fingerprint = public_part(generate_secret_key(USER_ID), source="next.asc")
+    assert fingerprints_in(binary) == [fingerprint]
+    with pytest.raises(SigningError, match=r"^pub\.asc holds only a public key"):
+        public_part(signer.public_key_armored(), source="pub.asc")
+    with pytest.raises(SigningError, match=r"^notes\.txt is not an OpenPGP secret key") as bad:
+        public_part(b"garbage", source="notes.txt")
+    assert "key generate" not in str(bad.value) and "announce the secret key" in str(bad.value)

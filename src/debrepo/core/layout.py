@@ -51,11 +51,13 @@ def default_staging_prefix(package_name: str) -> str:
 
 
 class PublicKey(NamedTuple):
-    """The signing key's public part, as published at the repository root."""
+    """The keyring published at the repository root: the signing key's public part,
+    then that of any key announced to take over from it (`debrepo key announce`)."""
 
     binary: bytes
     armored: bytes
-    fingerprint: str
+    fingerprint: str  # the signing key's
+    announced: tuple[str, ...] = ()  # fingerprints of the keys announced
 
 
 class Delivery(NamedTuple):

@@ -146,6 +146,7 @@ def plan_publication(
             keyring_name=keyring_name,
             fingerprint=public_key.fingerprint,
             latest=newest_per_package(records),
+            announced=public_key.announced,
         )
         indices = finish_indices()
     dists = dist_dir(info.suite)

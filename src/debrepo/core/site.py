@@ -31,6 +31,7 @@ def render_index_html(
     keyring_name: str,
     fingerprint: str,
     latest: Sequence[PackageRecord],
+    announced: Sequence[str] = (),
 ) -> bytes:
     """Install instructions: get kiro-repo.deb, install it, apt update, then apt install
     the product published here (kiro, else kiro-cli, else the only other package)."""
@@ -70,6 +71,10 @@ sudo apt update{install}</pre>
         f"Types: deb\nURIs: {url}\nSuites: {escape(suite)}\nComponents: {escape(component)}\n"
         f"Signed-By: /usr/share/keyrings/{escape(keyring_name)}.gpg"
     )
+    next_keys = "".join(
+        f"\n  <p>Next signing key (in the keyring already): <code>{escape(fpr.upper())}</code></p>"
+        for fpr in announced
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -88,7 +93,7 @@ sudo apt update{install}</pre>
 sudo tee /etc/apt/sources.list.d/kiro.sources &lt;&lt;'EOF'
 {manual}
 EOF</pre>{after_manual}
-  <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>
+  <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>{next_keys}
   <h2>Packages</h2>
   <table>
     <tr><th>Package</th><th>Latest version</th><th>Architecture</th><th>Description</th></tr>

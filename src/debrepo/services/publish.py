@@ -120,6 +120,14 @@ class StateFiles(NamedTuple):
         return cls(staging.get(STATE_KEY), staging.get(POOL_STATE_KEY))
 
 
+class AnnouncedKey(NamedTuple):
+    """A key announced to take over signing (`debrepo key announce`): published in the
+    keyring beside the signing key, so that clients come to trust it before it signs."""
+
+    armored: str  # its public part
+    since: str  # when it was announced (ISO 8601)
+
+
 class PoolMap(NamedTuple):
     """The publisher's account of the pool, as one object in the staging area: every
     file under pool/ that a publish has seen is in one of the two."""
@@ -165,6 +173,9 @@ class PublishState:
     # When the last publish that rendered the indices ran: a withdrawal recorded before
     # it, of a version it still listed, was undone by an add since.
     published_at: str | None = None
+    # Fingerprint -> a key announced to take over signing. Kept here, where every
+    # publisher (the CLI, the Lambda) reads it, so no publish drops it from the keyring.
+    announced: dict[str, AnnouncedKey] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -178,6 +189,9 @@ class PublishState:
             "repo": self.repo,
             "store": self.store,
             "published_at": self.published_at,
+            "announced": {
+                k: {"key": v.armored, "since": v.since} for k, v in sorted(self.announced.items())
+            },
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
             "index_pieces": {
                 k: {"sha256": v.sha256, "pieces": [list(piece) for piece in v.pieces]}
@@ -264,6 +278,10 @@ class PublishState:
                 for k, v in (data.get("index_pieces") or {}).items()
                 if isinstance(v, dict)  # a list: written by a build of this format's first day
             },
+            announced={
+                str(k).lower(): AnnouncedKey(str(v["key"]), str(v["since"]))
+                for k, v in (data.get("announced") or {}).items()
+            },
             # Earlier releases of this format kept the retired files here, not with the
             # pool map: read them still, or their files would never be deleted.
             retired={str(k): str(v) for k, v in (data.get("retired") or {}).items()},
@@ -295,6 +313,21 @@ def release_info(settings: Settings) -> ReleaseInfo:
         description=settings.description,
         valid_for=timedelta(days=settings.valid_days),
     )
+
+
+def published_keyring(signer: Signer, announced: Mapping[str, AnnouncedKey]) -> PublicKey:
+    """The keyring the repository root and kiro-repo publish: the signing key's public
+    part, then that of each key announced to take over from it."""
+    own = signer.fingerprint.lower()
+    others = sorted(fpr for fpr in announced if fpr != own)
+    if not others:
+        return PublicKey(signer.public_key_binary(), signer.public_key_armored(), own)
+    from debrepo.signing.openpgp import armor_keyring, keyring_certificates
+
+    binary = signer.public_key_binary() + b"".join(
+        bytes(keyring_certificates(announced[fpr].armored.encode("ascii"))[0]) for fpr in others
+    )
+    return PublicKey(binary, armor_keyring(binary), own, tuple(others))
 
 
 def _sha256_of(store: ObjectStore, key: str) -> tuple[int, str]:
@@ -353,6 +386,8 @@ class Publisher:
         removed: Iterable[str] = (),
         replace: bool = False,
         state_files: StateFiles | None = None,
+        announce: tuple[bytes, str] | None = None,
+        withdraw_announced: bool = False,
     ) -> PublishReport:
         """Publish the store's current contents (see `_publish`), counting remote requests."""
         before = self._requests_sent()
@@ -363,6 +398,8 @@ class Publisher:
             removed=removed,
             replace=replace,
             state_files=state_files,
+            announce=announce,
+            withdraw_announced=withdraw_announced,
         )
         after = self._requests_sent()
         if before is not None and after is not None:
@@ -378,6 +415,8 @@ class Publisher:
         removed: Iterable[str] = (),
         replace: bool = False,
         state_files: StateFiles | None = None,
+        announce: tuple[bytes, str] | None = None,
+        withdraw_announced: bool = False,
     ) -> PublishReport:
         """Publish the store's current contents.
 
@@ -423,11 +462,18 @@ class Publisher:
         # Published from another store: as for a first publish here, what it lacks is
         # refused below rather than dropped (a state without a store: not yet recorded).
         last_store = state.store if state.store not in (None, self.store.identity) else None
-        public_key = PublicKey(
-            self.signer.public_key_binary(),
-            self.signer.public_key_armored(),
-            self.signer.fingerprint,
-        )
+        if announce is not None or withdraw_announced:  # one key announced at a time
+            state.announced = {}
+        if announce is not None:
+            from debrepo.signing.openpgp import armor_keyring
+
+            binary, announced_fingerprint = announce
+            state.announced[announced_fingerprint.lower()] = AnnouncedKey(
+                armor_keyring(binary).decode("ascii"), now.isoformat(timespec="seconds")
+            )
+        # The announced key that signs now has taken over: the keyring drops the old one.
+        state.announced.pop(self.signer.fingerprint.lower(), None)
+        public_key = published_keyring(self.signer, state.announced)
         info = release_info(self.settings)
         revision = self.store.revision()
         fingerprint = self._fingerprint(info, public_key)
@@ -459,10 +505,10 @@ class Publisher:
         if first_here and not replace:
             # No record of what was published: what clients hold is read from the tree.
             self._refuse_to_change_what_clients_hold_to(info)
-            self._refuse_a_key_other_than_the_published_one(public_key)
+            self._refuse_a_key_other_than_the_published_one(public_key, snapshot)
         elif not replace and state.fingerprint not in (None, fingerprint):
             self._refuse_to_change_what_clients_hold_to(info)
-            self._refuse_a_key_clients_do_not_trust(state.fingerprint, public_key)
+            self._refuse_a_key_clients_do_not_trust(state.fingerprint, public_key, snapshot)
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
@@ -691,36 +737,78 @@ class Publisher:
             )
 
     def _refuse_a_key_clients_do_not_trust(
-        self, last_shape: str | None, public_key: PublicKey
+        self, last_shape: str | None, public_key: PublicKey, snapshot: Snapshot
     ) -> None:
         """PublishError if the signing key differs from the one the last publish used
-        (a rotated secret, another key file): every client that trusts only the old key
-        fails `apt update` with NO_PUBKEY. `rebuild --replace` says it is meant."""
+        (a rotated secret, another key file) and was not announced: every client that
+        trusts only the old key would fail `apt update` with NO_PUBKEY. An announced key
+        takes over once the newest kiro-repo installs it. `rebuild --replace` says a
+        change is meant."""
         try:
-            last_key = json.loads(last_shape or "{}").get("key")
+            shape = json.loads(last_shape or "{}")
+            last_key, announced = shape.get("key"), shape.get("announced") or []
         except (ValueError, AttributeError):
             return  # unreadable: nothing to hold the key to
-        if isinstance(last_key, str) and last_key.lower() != public_key.fingerprint.lower():
+        signing = public_key.fingerprint.lower()
+        if not isinstance(last_key, str) or last_key.lower() == signing:
+            return
+        if signing in [str(fpr).lower() for fpr in announced]:
+            self._refuse_a_key_kiro_repo_does_not_install(public_key, snapshot)
+            log.info("signing key %s takes over from %s", signing.upper(), last_key.upper())
+            return
+        raise PublishRefused(
+            f"the signing key {public_key.fingerprint.upper()} is not the key "
+            f"{last_key.upper()} the repository was last signed with, which clients "
+            "trust: each would fail `apt update` (NO_PUBKEY) until it gets the new "
+            "keyring. If the key file or secret is wrong, restore it. To change the key "
+            "without breaking clients, put the old one back, announce the new one "
+            "(`debrepo key announce FILE`) and build a new kiro-repo first; to change it "
+            f"at once, run `debrepo rebuild --replace` {LAMBDA_REPLACE}, then "
+            "`debrepo build-repo-package --version NEXT`; nothing was published"
+        )
+
+    def _refuse_a_key_kiro_repo_does_not_install(
+        self, public_key: PublicKey, snapshot: Snapshot
+    ) -> None:
+        """PublishError if the newest kiro-repo installs a keyring without the key about
+        to sign: its users would fail `apt update` from this publish on."""
+        from debrepo.core.plan import newest_convenience_package, pool_files_for
+        from debrepo.services.repo_package import installed_keyring
+        from debrepo.signing.openpgp import fingerprints_in
+
+        pool_files = pool_files_for(snapshot.records, self.settings.component)
+        newest = newest_convenience_package(pool_files)
+        if newest is None:
+            return
+        deb = self.repo.get(newest.key)
+        try:
+            installed = installed_keyring(deb, self.settings.keyring_name) if deb else None
+        except ValueError:
+            installed = None  # unreadable: it installs nothing a client could use
+        if installed is None or public_key.fingerprint.lower() not in fingerprints_in(installed):
             raise PublishRefused(
-                f"the signing key {public_key.fingerprint.upper()} is not the key "
-                f"{last_key.upper()} the repository was last signed with, which clients "
-                "trust: each would fail `apt update` (NO_PUBKEY) until it gets the new "
-                "keyring. If the key file or secret is wrong, restore it; to change the key "
-                f"on purpose, run `debrepo rebuild --replace` {LAMBDA_REPLACE}, then "
-                "`debrepo build-repo-package --version NEXT`; nothing was published"
+                f"the signing key {public_key.fingerprint.upper()} was announced, but the "
+                f"newest kiro-repo ({newest.record.version}) does not install it: its users "
+                "would fail `apt update` (NO_PUBKEY). Put the old key back, run `debrepo "
+                "build-repo-package --version NEXT` (it carries both keys), and switch once "
+                "clients have upgraded; nothing was published"
             )
 
-    def _refuse_a_key_other_than_the_published_one(self, public_key: PublicKey) -> None:
+    def _refuse_a_key_other_than_the_published_one(
+        self, public_key: PublicKey, snapshot: Snapshot
+    ) -> None:
         """`_refuse_a_key_clients_do_not_trust` for a repository with no record of its
-        last publish: the key is the one its published keyring holds, if any."""
+        last publish: the keys are the ones its published keyring holds, if any (the
+        first signed, the others announced)."""
         published = self.repo.get(f"{self.settings.keyring_name}.gpg")
         if published is None or published == public_key.binary:
             return
-        from debrepo.signing.openpgp import fingerprint_of
+        from debrepo.signing.openpgp import fingerprints_in
 
-        last_key = fingerprint_of(published)
-        if last_key is not None:
-            self._refuse_a_key_clients_do_not_trust(json.dumps({"key": last_key}), public_key)
+        held = fingerprints_in(published)
+        if held:
+            shape = {"key": held[0], "announced": held[1:]}
+            self._refuse_a_key_clients_do_not_trust(json.dumps(shape), public_key, snapshot)
 
     def _unaccounted_by_hash(self, suite: str, generations: Sequence[Sequence[str]]) -> list[str]:
         recorded = {key for generation in generations for key in generation}
@@ -822,6 +910,8 @@ class Publisher:
             "key": public_key.fingerprint,
             "by_hash_keep": self.settings.by_hash_keep,
         }  # fmt: skip
+        if public_key.announced:  # absent otherwise: the shapes published before stay equal
+            shape["announced"] = list(public_key.announced)
         return json.dumps(shape, sort_keys=True, separators=(",", ":"))
 
     def _resign_unchanged(

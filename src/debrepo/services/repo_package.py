@@ -8,6 +8,7 @@ from the templates in `templates/kiro-repo/` with the repository URL as a parame
 from __future__ import annotations
 
 import gzip
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -151,3 +152,16 @@ def build_repo_package(
         mtime=int(built_at.timestamp()),
         conffiles=[f"/etc/apt/sources.list.d/{key_name}.sources"],
     )
+
+
+def installed_keyring(deb: bytes, keyring_name: str) -> bytes | None:
+    """The keyring a kiro-repo package installs, None if it installs none; ValueError
+    if the archive cannot be read."""
+    from debian.debfile import DebFile
+
+    member = f"usr/share/keyrings/{keyring_name}.gpg"
+    try:
+        data = DebFile(fileobj=io.BytesIO(deb)).data
+        return data.get_content(member) if data.has_file(member) else None
+    except Exception as exc:  # python-debian raises many kinds on a damaged archive
+        raise ValueError(str(exc) or type(exc).__name__) from None

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import lzma
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,8 +29,15 @@ from debrepo.core.release import release_checksums
 from debrepo.errors import DebrepoError, ObjectStoreError, VerificationError
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
+from debrepo.services.publish import AnnouncedKey, published_keyring
+from debrepo.services.repo_package import installed_keyring
 from debrepo.settings import Settings
-from debrepo.signing.openpgp import armor_of, verify_clearsigned, verify_detached
+from debrepo.signing.openpgp import (
+    armor_keyring,
+    fingerprints_in,
+    verify_clearsigned,
+    verify_detached,
+)
 
 CHUNK = 1 << 20
 
@@ -120,10 +126,12 @@ def verify_repository(
     settings: Settings,
     signer: Signer | None,
     now: datetime,
+    announced: Mapping[str, AnnouncedKey] | None = None,
     check_pool_hashes: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
-    """Compare the published tree with the store; problems are listed, not raised."""
+    """Compare the published tree with the store; problems are listed, not raised.
+    `announced`: the keys announced to take over signing (the publisher state's)."""
     report = VerifyReport()
     problems = report.problems
     dists = f"dists/{settings.suite}"
@@ -154,9 +162,14 @@ def verify_repository(
     if public_key is None or release is None:
         return report
 
-    if signer is not None and public_key != signer.public_key_binary():
+    keyring_expected = published_keyring(signer, announced or {}) if signer is not None else None
+    if keyring_expected is not None and public_key != keyring_expected.binary:
+        also = "".join(
+            f" and of the announced key {fpr.upper()}" for fpr in keyring_expected.announced
+        )
         problems.append(
-            f"{keyring} is not the public part of the signing key {signer.fingerprint.upper()}"
+            f"{keyring} is not the public part of the signing key "
+            f"{keyring_expected.fingerprint.upper()}{also}"
         )
     # The armoured copy is what the install page and most guides tell users to fetch.
     armored_name = f"{settings.keyring_name}.asc"
@@ -167,7 +180,7 @@ def verify_repository(
         try:
             # Against the published binary keyring (checked against the signing key
             # above): after a key change not yet published, both still hold the old key.
-            if armored.strip() != armor_of(public_key).strip():
+            if armored.strip() != armor_keyring(public_key).strip():
                 problems.append(f"{armored_name} is not the same key as {keyring}")
         except VerificationError as exc:
             problems.extend(exc.problems)
@@ -339,31 +352,46 @@ def _verify_convenience(
             f"{CONVENIENCE_COPY} is not kiro-repo {newest.record.version} ({newest.key})"
         )
     report.files_checked += 1
-    if problem := _installed_key_problem(repo.get(newest.key), settings, public_key):
-        report.problems.append(f"kiro-repo {newest.record.version} ({newest.key}) {problem}")
+    problem, warning = _installed_key_findings(repo.get(newest.key), settings, public_key)
+    where = f"kiro-repo {newest.record.version} ({newest.key})"
+    if problem:
+        report.problems.append(f"{where} {problem}")
+    if warning:
+        report.warnings.append(f"{where} {warning}")
 
 
-def _installed_key_problem(deb: bytes | None, settings: Settings, public_key: bytes) -> str | None:
-    """Why the keyring the newest kiro-repo installs is not the published key, or None.
+def _installed_key_findings(
+    deb: bytes | None, settings: Settings, public_key: bytes
+) -> tuple[str | None, str | None]:
+    """(problem, warning) about the keyring the newest kiro-repo installs.
 
-    New users install that package first; with another key in it (say, built before
-    the key was replaced) their first `apt update` fails with NO_PUBKEY.
+    New users install that package first: without the signing key in it (say, built
+    before the key was replaced) their first `apt update` fails with NO_PUBKEY, a
+    problem. Without an announced key it is a warning: the switch to that key is
+    refused until a kiro-repo that installs it is published.
     """
     if deb is None:
-        return None  # reported with the pool files
-    from debian.debfile import DebFile
-
-    member = f"usr/share/keyrings/{settings.keyring_name}.gpg"
+        return None, None  # reported with the pool files
+    member = f"/usr/share/keyrings/{settings.keyring_name}.gpg"
     try:
-        data = DebFile(fileobj=io.BytesIO(deb)).data
-        installed = data.get_content(member) if data.has_file(member) else None
-    except Exception as exc:  # any unreadable archive is a finding, not a crash
-        return f"cannot be read: {exc}"
+        installed = installed_keyring(deb, settings.keyring_name)
+    except ValueError as exc:  # any unreadable archive is a finding, not a crash
+        return f"cannot be read: {exc}", None
     if installed is None:
-        return f"installs no /{member}"
-    if installed != public_key:
+        return f"installs no {member}", None
+    if installed == public_key:
+        return None, None
+    published, held = fingerprints_in(public_key), set(fingerprints_in(installed))
+    if not published or published[0] not in held:
         return (
-            f"installs a /{member} other than the published key: new users would fail with "
-            "NO_PUBKEY; build a new version (`debrepo build-repo-package --version ...`)"
+            f"installs a {member} other than the published key: new users would fail "
+            "with NO_PUBKEY; build a new version (`debrepo build-repo-package --version ...`)"
+        ), None
+    missing = [fpr.upper() for fpr in published[1:] if fpr not in held]
+    if missing:
+        return None, (
+            f"installs a {member} without the announced key {', '.join(missing)}: build "
+            "a new version (`debrepo build-repo-package --version ...`) before that key "
+            "takes over"
         )
-    return None
+    return None, None

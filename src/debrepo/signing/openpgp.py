@@ -58,14 +58,19 @@ def generate_secret_key(user_id: str) -> bytes:
 class OpenPGPSigner:
     """Signs Release files with one OpenPGP secret key held in memory."""
 
-    def __init__(self, secret_key: bytes, *, source: str) -> None:
+    def __init__(
+        self,
+        secret_key: bytes,
+        *,
+        source: str,
+        remedy: str = "run `debrepo key generate` or point DEBREPO_KEY_FILE at one",
+    ) -> None:
         self.source = source
         try:
             self._tsk = sq.Tsk.from_bytes(secret_key)
         except Exception as exc:  # pysequoia raises plain RuntimeError/ValueError
             raise SigningError(
-                f"{source} is not an OpenPGP secret key ({_reason(exc)}); "
-                "run `debrepo key generate` or point DEBREPO_KEY_FILE at one"
+                f"{source} is not an OpenPGP secret key ({_reason(exc)}); {remedy}"
             ) from None
         try:
             self._signer = self._tsk.signer()
@@ -180,34 +185,57 @@ def _link_unless_present(temp: Path, path: Path) -> bool:
     return True
 
 
-def _certificate(public_key: bytes) -> sq.Cert:
+def keyring_certificates(keyring: bytes) -> list[sq.Cert]:
+    """The certificates of a keyring (one or more certificates, binary or armoured)."""
     try:
-        return sq.Cert.from_bytes(public_key)
+        certs = list(sq.Cert.split_bytes(keyring))
     except Exception as exc:
         raise VerificationError(
-            [f"published key is not an OpenPGP certificate ({_reason(exc)})"]
+            [f"published key is not an OpenPGP keyring ({_reason(exc)})"]
         ) from None
+    if not certs:
+        raise VerificationError(["published key holds no OpenPGP certificate"])
+    return certs
 
 
-def fingerprint_of(public_key: bytes) -> str | None:
-    """The primary key fingerprint of a public key (lower-case hex, as the signer's);
-    None if the bytes are not an OpenPGP certificate."""
+def fingerprints_in(keyring: bytes) -> list[str]:
+    """The primary key fingerprints of a keyring (lower-case hex), in its order; empty if
+    the bytes are not one."""
     try:
-        return str(sq.Cert.from_bytes(public_key).fingerprint).lower()
-    except Exception:  # anything pysequoia refuses is "not a key"
-        return None
+        return [str(cert.fingerprint).lower() for cert in keyring_certificates(keyring)]
+    except VerificationError:
+        return []
 
 
-def armor_of(public_key: bytes) -> bytes:
-    """The ASCII-armoured form of a binary public key, as `public_key_armored` writes it."""
-    return str(_certificate(public_key)).encode("ascii")
+def armor_keyring(keyring: bytes) -> bytes:
+    """The ASCII-armoured form of a binary keyring. One certificate is armoured as
+    `public_key_armored` writes it; several go into one block (as `gpg --export -a`)."""
+    certs = keyring_certificates(keyring)
+    if len(certs) == 1:
+        return str(certs[0]).encode("ascii")
+    return str(sq.armor(keyring, sq.ArmorKind.PublicKey)).encode("ascii")
+
+
+def public_part(key: bytes, *, source: str) -> tuple[bytes, str]:
+    """The binary certificate and fingerprint of the secret key in `key`, checked as the
+    signer checks its own (it must be able to sign, strongly enough): a key announced
+    as the next signing key must be one that can take over."""
+    remedy = (
+        "announce the secret key that is to sign next (only its public part is "
+        "published), which shows that it can"
+    )
+    if not _holds_secret_keys(key):
+        raise SigningError(f"{source} holds only a public key: {remedy}")
+    signer = OpenPGPSigner(key, source=source, remedy=remedy)
+    return signer.public_key_binary(), signer.fingerprint
 
 
 def verify_clearsigned(signed: bytes, public_key: bytes) -> bytes:
-    """The signed text of an InRelease file, if `public_key` made a valid signature."""
-    cert = _certificate(public_key)
+    """The signed text of an InRelease file, if a key of the keyring `public_key` made a
+    valid signature."""
+    certs = keyring_certificates(public_key)
     try:
-        result = sq.verify(bytes=signed, store=lambda _ids: [cert])
+        result = sq.verify(bytes=signed, store=lambda _ids: certs)
     except Exception as exc:
         raise VerificationError([f"InRelease signature does not verify ({_reason(exc)})"]) from None
     if not result.valid_sigs or result.bytes is None:
@@ -217,10 +245,10 @@ def verify_clearsigned(signed: bytes, public_key: bytes) -> bytes:
 
 def verify_detached(data: bytes, signature: bytes, public_key: bytes) -> None:
     """Raise VerificationError unless `signature` is a valid signature of `data`."""
-    cert = _certificate(public_key)
+    certs = keyring_certificates(public_key)
     try:
         sig = sq.Sig.from_bytes(signature)
-        result = sq.verify(bytes=data, store=lambda _ids: [cert], signature=sig)
+        result = sq.verify(bytes=data, store=lambda _ids: certs, signature=sig)
     except Exception as exc:
         raise VerificationError([f"Release.gpg does not verify Release ({_reason(exc)})"]) from None
     if not result.valid_sigs:
