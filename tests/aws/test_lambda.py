@@ -947,6 +947,50 @@ def test_a_rotated_secret_is_not_published_by_a_scheduled_run(
     assert deployment.get("kiro-archive-keyring.gpg") != keyring
 
 
+def test_an_announced_key_is_kept_by_scheduled_runs_and_takes_over_from_the_secret(
+    deployment: Deployment, upstream: Upstream, invoke: Invoke, tmp_path: Path
+) -> None:
+    """Announced from the CLI, the next key stays in the keyring through the function's
+    runs (the announcement is in the publisher state, in the bucket); put into the secret
+    after a kiro-repo that installs it, a force rebuild signs with it."""
+    import boto3
+    import pysequoia as sq
+
+    from debrepo.signing.openpgp import generate_secret_key
+
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+    assert invoke({}).status == 200
+    [old] = sq.Cert.split_bytes(deployment.get("kiro-archive-keyring.gpg"))
+    next_key = tmp_path / "next.asc"
+    next_key.write_bytes(generate_secret_key("Next <ops@example.com>"))
+    announced, _, _ = app.announce_key(workspace(), next_key)
+
+    def keyring() -> list[str]:
+        return [
+            str(c.fingerprint)
+            for c in sq.Cert.split_bytes(deployment.get("kiro-archive-keyring.gpg"))
+        ]
+
+    assert keyring() == [str(old.fingerprint), announced]
+    assert invoke({"force_rebuild": True}).status == 200
+    assert keyring() == [str(old.fingerprint), announced]
+    app.build_kiro_repo(workspace(), version="1.1.0")  # installs both keys
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=deployment.secret_id, SecretString=next_key.read_text()
+    )
+
+    switched = invoke({"force_rebuild": True})
+
+    assert switched.status == 200, switched.describe()
+    assert keyring() == [announced]
+    (tmp_path / "keyring.gpg").write_bytes(deployment.get("kiro-archive-keyring.gpg"))
+    (tmp_path / "InRelease").write_bytes(deployment.get("dists/stable/InRelease"))
+    checked = gpgv(tmp_path / "keyring.gpg", tmp_path / "InRelease", home=tmp_path / "gnupg")
+    assert checked.returncode == 0, checked.stderr
+
+
 # -- an object that disappears ---------------------------------------------------------
 
 
