@@ -41,6 +41,7 @@ from debrepo.factory import (
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
+    POOL_STATE_KEY,
     STATE_KEY,
     AnnouncedKey,
     Publisher,
@@ -140,18 +141,23 @@ class Workspace:
             return False
         return True
 
+    def state_files(self) -> StateFiles:
+        """The publisher's state objects, read without creating a staging folder."""
+        folder = local_folder(self.settings.staging)
+        if folder is None:
+            return StateFiles.read(self.staging)
+
+        def read(key: str) -> bytes | None:
+            try:
+                return (folder / key).read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return StateFiles(read(STATE_KEY), read(POOL_STATE_KEY))
+
     def announced_keys(self) -> dict[str, AnnouncedKey]:
         """The keys announced to take over signing, from the publisher state."""
-        folder = local_folder(self.settings.staging)
-        raw: bytes | None
-        if folder is not None:  # read without creating the folder
-            try:
-                raw = (folder / STATE_KEY).read_bytes()
-            except FileNotFoundError:
-                return {}
-        else:
-            raw = self.staging.get(STATE_KEY)
-        return PublishState.from_json(raw).announced
+        return PublishState.from_json(self.state_files().state).announced
 
     def keyring(self) -> PublicKey:
         """The keyring published for clients: the signing key, then any announced key."""
@@ -815,17 +821,22 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
             f"{ws.settings.key_file} (check --key-file, or restore it before the next publish)"
         )
     announced: dict[str, AnnouncedKey] = {}
-    if signer is not None:
-        try:
-            announced = ws.announced_keys()
-        except (OSError, DebrepoError) as exc:
-            unavailable = f"the keys announced to take over signing are unknown: {exc}"
+    accounted: set[str] | None = None  # every pool file the publisher knows of
+    try:
+        files = ws.state_files()
+        announced = PublishState.from_json(files.state).announced
+        if (pool_map := PublishState.pool_from_json(files.pool)) is not None:
+            accounted = {*pool_map.pool, *pool_map.retired}
+    except (OSError, DebrepoError) as exc:
+        state_unread = f"the publisher state could not be read: {exc}"
+        unavailable = f"{unavailable}; {state_unread}" if unavailable else state_unread
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,
         settings=ws.settings,
         signer=signer,
         announced=announced,
+        accounted_pool_files=accounted,
         now=now or utc_now(),
         check_pool_hashes=not quick,
         progress=ws.progress,

@@ -376,6 +376,30 @@ def test_remove(run, debs, home):
     assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["beta#2.0-1"]
 
 
+def test_verify_warns_of_pool_files_nobody_accounts_for(run, debs, home, tmp_path):
+    assert run("add", str(debs)).code == 0
+    assert run("remove", "alpha", "1.0", "--yes").code == 0
+    retired = home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb"
+    assert retired.is_file()  # kept for clients holding the index from before
+    clean = run("verify")
+    assert clean.code == 0 and clean.err == "", clean.err
+
+    stray = home / "repo/pool/main/g/gamma/gamma_3.0_amd64.deb"  # a copy made by hand
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(deb_bytes("gamma", "3.0"))
+    warned = run("verify")
+    assert warned.code == 0, warned.err  # a warning: nothing a client reads is wrong
+    assert "1 file(s) in pool/ that no stored version names" in warned.err
+    assert "pool/main/g/gamma/gamma_3.0_amd64.deb" in warned.err
+    assert "alpha_1.0" not in warned.err
+
+    given = tmp_path / "gamma_3.0_amd64.deb"
+    given.write_bytes(stray.read_bytes())
+    assert run("add", str(given)).code == 0  # the same bytes: adopted
+    adopted = run("verify")
+    assert adopted.code == 0 and adopted.err == "", adopted.err
+
+
 def test_removing_a_synced_package_says_sync_will_not_fetch_it_again(run, debs, tmp_path):
     kiro = tmp_path / "kiro_1.0_amd64.deb"
     kiro.write_bytes(deb_bytes("kiro", "1.0"))

@@ -12,7 +12,7 @@ import gzip
 import hashlib
 import lzma
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -127,11 +127,14 @@ def verify_repository(
     signer: Signer | None,
     now: datetime,
     announced: Mapping[str, AnnouncedKey] | None = None,
+    accounted_pool_files: Collection[str] | None = None,
     check_pool_hashes: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Compare the published tree with the store; problems are listed, not raised.
-    `announced`: the keys announced to take over signing (the publisher state's)."""
+    `announced`: the keys announced to take over signing (the publisher state's).
+    `accounted_pool_files`: the pool files the publisher knows of, published or kept
+    for an older index (its pool map); any other file in the pool is a warning."""
     report = VerifyReport()
     problems = report.problems
     dists = f"dists/{settings.suite}"
@@ -271,6 +274,8 @@ def verify_repository(
                     problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
 
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
+    if accounted_pool_files is not None:
+        _report_strays(records, repo, settings, report, accounted_pool_files)
     _verify_convenience(records, repo, settings, report, public_key)
     return report
 
@@ -323,6 +328,35 @@ def _verify_pool(
                 )
         if progress:
             progress("pool", done, len(pool_files))
+
+
+STRAYS_NAMED = 5
+
+
+def _report_strays(
+    records: list[PackageRecord],
+    repo: ObjectStore,
+    settings: Settings,
+    report: VerifyReport,
+    accounted: Collection[str],
+) -> None:
+    """Warn of files in the pool that neither the store nor the publisher accounts for:
+    copied there by hand, or left by an `add` killed between placing its files and
+    storing its records. No index names them, and no publish deletes them."""
+    try:
+        named = {f.key for f in pool_files_for(records, settings.component)}
+    except DebrepoError:
+        return  # two records claiming one pool file: already reported by _verify_pool
+    known = named.union(accounted)
+    strays = sorted(found.key for found in repo.list("pool/") if found.key not in known)
+    if strays:
+        shown = ", ".join(strays[:STRAYS_NAMED])
+        more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
+        report.warnings.append(
+            f"{len(strays)} file(s) in pool/ that no stored version names and no "
+            f"publish placed: {shown}{more}. `debrepo add` of the .deb adopts one; "
+            "otherwise delete them (an `add` running now may also explain them)"
+        )
 
 
 def _verify_convenience(
