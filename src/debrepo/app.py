@@ -163,6 +163,25 @@ class Workspace:
         """The keyring published for clients: the signing key, then any announced key."""
         return published_keyring(self.signer, self.announced_keys())
 
+    def keyring_to_install(self) -> bytes:
+        """The keyring a kiro-repo built now installs: the one published next, plus any
+        key of the keyring published now that it lacks. With the key file switched to
+        an announced key before the switch is published (or refused), the keys clients
+        are told to trust stay in it whichever key signs next."""
+        from debrepo.signing.openpgp import fingerprints_in, keyring_certificates
+
+        keyring = self.keyring().binary
+        published = self.repo.get(f"{self.settings.keyring_name}.gpg")
+        if not published or published == keyring:
+            return keyring
+        held = set(fingerprints_in(keyring))
+        try:
+            certificates = keyring_certificates(published)
+        except DebrepoError:
+            return keyring  # unreadable: nobody trusts anything from it
+        missing = [c for c in certificates if str(c.fingerprint).lower() not in held]
+        return keyring + b"".join(bytes(c) for c in missing)
+
     def existing_signer(self) -> OpenPGPSigner:
         """The signer, for commands that only show or export the key: never generated."""
         settings = self.settings
@@ -546,7 +565,7 @@ def build_kiro_repo(
         suite=settings.suite,
         component=settings.component,
         key_name=settings.key_name,
-        public_key=ws.keyring().binary,  # with an announced key: clients learn it here
+        public_key=ws.keyring_to_install(),  # with an announced key: clients learn it here
         fingerprint=ws.signer.fingerprint,
         config=config,
         templates=templates,
@@ -820,11 +839,12 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
             f"the published key was not compared with the signing key: there is none at "
             f"{ws.settings.key_file} (check --key-file, or restore it before the next publish)"
         )
-    announced: dict[str, AnnouncedKey] = {}
+    announced: dict[str, AnnouncedKey] | None = None  # None: not known
     accounted: set[str] | None = None  # every pool file the publisher knows of
     try:
         files = ws.state_files()
-        announced = PublishState.from_json(files.state).announced
+        if files.state is not None:
+            announced = PublishState.from_json(files.state).announced
         if (pool_map := PublishState.pool_from_json(files.pool)) is not None:
             accounted = {*pool_map.pool, *pool_map.retired}
     except (OSError, DebrepoError) as exc:
@@ -856,14 +876,12 @@ def next_key_file(ws: Workspace) -> Path:
 def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None) -> OpenPGPSigner:
     """Create the signing key file, or another (`path`), refusing to replace one unless
     `force`."""
-    signing = path is None
     path = path or ws.settings.key_file
     if path.exists() and not force:
-        if not signing:
-            raise ConfigError(f"{path}: a key already exists; pass --force to replace it")
         raise ConfigError(
             f"{path}: a signing key already exists; pass --force to replace it (clients "
-            "that trust the old key will reject the repository until they get the new one)"
+            "that trust the old key will reject the repository until they get the new one; "
+            "`debrepo key generate --next` changes it without that)"
         )
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = generate_secret_key(ws.settings.key_user_id)
@@ -872,6 +890,33 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
     temp.write_bytes(secret)
     temp.replace(path)
     return OpenPGPSigner(secret, source=str(path))
+
+
+def generate_next_key(ws: Workspace, *, force: bool = False) -> tuple[OpenPGPSigner, Path]:
+    """Create the key to take over signing beside the key file (`next_key_file`); it is
+    announced by the caller. Checks first what would make the announcement fail."""
+    ws.store  # noqa: B018 - a missing store fails before a key is made
+    ws.existing_signer()  # so does a missing key to take over from
+    path = next_key_file(ws)
+    if path.exists():
+        from debrepo.signing.openpgp import public_part
+
+        try:
+            fingerprint: str | None = public_part(path.read_bytes(), source=str(path))[1]
+        except (OSError, DebrepoError):
+            fingerprint = None
+        if fingerprint is not None and fingerprint.lower() in ws.announced_keys():
+            raise ConfigError(
+                f"{path} holds the announced key {fingerprint.upper()}, which a kiro-repo may "
+                "install already: to replace it, withdraw it first (`debrepo key announce "
+                "--withdraw`), then pass --force"
+            )
+        if not force:
+            raise ConfigError(
+                f"{path}: a key is there already: announce it with `debrepo key announce "
+                f"{path}`, or pass --force to replace it"
+            )
+    return generate_key(ws, force=force, path=path), path
 
 
 def announce_key(

@@ -571,13 +571,10 @@ def key() -> None:
 @click.pass_context
 def key_generate(ctx: click.Context, force: bool, as_next: bool, wait_seconds: float) -> None:
     """Generate a new Ed25519 signing key at --key-file."""
-    from debrepo.app import generate_key, next_key_file
+    from debrepo.app import generate_key, generate_next_key
 
     if as_next:
-        ws = _workspace(ctx, existing_only=True)
-        ws.existing_signer()  # the key to take over from must be there first
-        path = next_key_file(ws)
-        signer = generate_key(ws, force=force, path=path)
+        signer, path = generate_next_key(_workspace(ctx, existing_only=True), force=force)
         _output(ctx).say(f"generated signing key {signer.fingerprint.upper()} at {path}")
         ctx.invoke(key_announce, key_file=path, withdraw=False, wait_seconds=wait_seconds)
         return
@@ -626,24 +623,24 @@ def key_announce(
     fingerprint, dropped, report = announce_key(ws, key_file, wait_seconds=wait_seconds)
     _report(out, report, ws)
     for withdrawn in dropped:
-        out.say(f"key {withdrawn.upper()} is no longer announced")
-    if fingerprint is None:
+        out.say(
+            f"key {withdrawn.upper()} is no longer announced (a kiro-repo built since it was "
+            "still installs it: build a new version so that its users drop it)"
+        )
+    if fingerprint is None or key_file is None:
         out.say("no key is announced now")
         return
+    secret = ws.settings.key_secret_id
+    switch = (
+        f"put {key_file} into secret {secret}"
+        if secret
+        else f"keep a copy of {ws.settings.key_file}, copy {key_file} over it"
+    )
     out.say(
         f"announced key {fingerprint.upper()}: next, `debrepo build-repo-package --version "
-        "NEXT` so that kiro-repo installs it; once clients have upgraded, sign with it "
-        f"({_switch_hint(ws)}) and run `debrepo rebuild`"
+        f"NEXT` so that kiro-repo installs it; {ws.settings.key_switch_days:g} days after that "
+        f"(key_switch_days), once clients have upgraded, {switch}, and run `debrepo rebuild`"
     )
-
-
-def _switch_hint(ws: Workspace) -> str:
-    from debrepo.app import next_key_file
-
-    secret = ws.settings.key_secret_id
-    if secret:
-        return f"put it into secret {secret}"
-    return f"move it to {ws.settings.key_file}, e.g. from {next_key_file(ws)}"
 
 
 @key.command("export")

@@ -35,6 +35,7 @@ ENVIRONMENT: dict[str, str] = {
     "release_version": "DEBREPO_RELEASE_VERSION",
     "valid_days": "DEBREPO_VALID_DAYS",
     "by_hash_keep": "DEBREPO_BY_HASH_KEEP",
+    "key_switch_days": "DEBREPO_KEY_SWITCH_DAYS",
     "key_name": "DEBREPO_KEY_NAME",
     "key_user_id": "DEBREPO_KEY_USER_ID",
     "key_secret_id": "DEBREPO_KEY_SECRET_ID",
@@ -97,6 +98,9 @@ class Settings(NamedTuple):
     sns_topic_arn: str = ""
     cloudfront_distribution_id: str = ""
     lock_ttl_seconds: int = 1200
+    # Days an announced key waits, after its announcement and after the kiro-repo that
+    # installs it, before it may sign (clients upgrade in the meantime).
+    key_switch_days: float = 7.0
     config_dir_from: str = "default config_dir"  # where config_dir was set, for messages
 
     @property
@@ -127,6 +131,7 @@ def _defaults(home: Path) -> dict[str, Any]:
         "release_version": "1.0",
         "valid_days": "7",
         "by_hash_keep": "3",
+        "key_switch_days": "7",
         "key_name": "kiro",
         "key_user_id": "Kiro Repository Signing Key <support@kiro.dev>",
         "key_secret_id": "",
@@ -316,6 +321,12 @@ def load_settings(
         raise ConfigError(
             f"{raw['by_hash_keep'][1]} must keep at least {MIN_BY_HASH_GENERATIONS} generations"
         )
+    try:
+        key_switch_days = float(text("key_switch_days"))
+    except ValueError:
+        raise ConfigError(f"{raw['key_switch_days'][1]} must be a number of days") from None
+    if not 0 <= key_switch_days <= 3650:
+        raise ConfigError(f"{raw['key_switch_days'][1]} must be between 0 and 3650 days")
     repo_url = url_parts(path_text("repo"))
     if raw["public_url"][1].startswith("default") and repo_url.scheme == "s3":
         # Not the loopback default: it would go into index.html and, for good, into the
@@ -401,4 +412,5 @@ def load_settings(
         sns_topic_arn=optional("sns_topic_arn"),
         cloudfront_distribution_id=optional("cloudfront_distribution_id"),
         lock_ttl_seconds=lock_ttl,
+        key_switch_days=key_switch_days,
     )

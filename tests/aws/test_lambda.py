@@ -948,11 +948,16 @@ def test_a_rotated_secret_is_not_published_by_a_scheduled_run(
 
 
 def test_an_announced_key_is_kept_by_scheduled_runs_and_takes_over_from_the_secret(
-    deployment: Deployment, upstream: Upstream, invoke: Invoke, tmp_path: Path
+    deployment: Deployment,
+    upstream: Upstream,
+    invoke: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Announced from the CLI, the next key stays in the keyring through the function's
     runs (the announcement is in the publisher state, in the bucket); put into the secret
-    after a kiro-repo that installs it, a force rebuild signs with it."""
+    after a kiro-repo that installs it, a force rebuild signs with it once
+    key_switch_days have passed."""
     import boto3
     import pysequoia as sq
 
@@ -980,6 +985,11 @@ def test_an_announced_key_is_kept_by_scheduled_runs_and_takes_over_from_the_secr
     boto3.client("secretsmanager").put_secret_value(
         SecretId=deployment.secret_id, SecretString=next_key.read_text()
     )
+
+    early = invoke({"force_rebuild": True})
+    assert early.status == 500 and "(key_switch_days)" in early.body, early.describe()
+    assert keyring() == [str(old.fingerprint), announced]
+    monkeypatch.setenv("DEBREPO_KEY_SWITCH_DAYS", "0")
 
     switched = invoke({"force_rebuild": True})
 

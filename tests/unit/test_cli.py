@@ -27,6 +27,7 @@ import pytest
 from debrepo import __version__
 from debrepo.cli import Output, main
 from debrepo.locking import local_lock
+from debrepo.signing.openpgp import generate_secret_key
 from tests.conftest import CONFIG_DIR, deb_bytes
 
 
@@ -1452,18 +1453,134 @@ def test_an_announced_key_stays_in_the_keyring_until_withdrawn(run, debs, home, 
     assert [line.split()[0] for line in run("key", "show").out.splitlines()] == [signing]
 
 
-def test_an_announced_key_takes_over_without_replace(run, debs, home):
+def test_an_announced_key_takes_over_after_key_switch_days(run, debs, home, monkeypatch):
     assert run("add", str(debs)).code == 0
     assert run("key", "generate", "--next").code == 0
-    keys = home / "keys"
-    [_signing, following] = _keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg")
+    keys, keyring = home / "keys", home / "repo/kiro-archive-keyring.gpg"
+    [_signing, following] = _keyring_fingerprints(keyring)
     (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
 
-    switched = run("rebuild")  # no kiro-repo here: nobody installs an older keyring
+    early = run("rebuild")  # no kiro-repo here: the announcement alone counts
+    assert early.code == 1
+    assert "clients get 7 days (key_switch_days) from its announcement" in early.error_line
+    assert "--replace" in early.error_line
+    assert len(_keyring_fingerprints(keyring)) == 2
+
+    monkeypatch.setenv("DEBREPO_KEY_SWITCH_DAYS", "0")
+    switched = run("rebuild")
     assert switched.code == 0, switched.err
-    assert _keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg") == [following]
+    assert _keyring_fingerprints(keyring) == [following]
     assert [line.split()[0] for line in run("key", "show").out.splitlines()] == [following]
     assert run("verify").code == 0
+
+
+def test_a_switch_waits_for_a_published_readable_kiro_repo_that_installs_the_key(
+    run, home, monkeypatch
+):
+    monkeypatch.setenv("DEBREPO_KEY_SWITCH_DAYS", "0")
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    keys = home / "keys"
+    old_key = (keys / "signing-key.asc").read_bytes()
+    assert run("key", "generate", "--next").code == 0
+
+    def switch() -> Result:
+        (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+        result = run("rebuild")
+        if result.code:
+            (keys / "signing-key.asc").write_bytes(old_key)
+        return result
+
+    assert "the newest kiro-repo (1.0) does not install it" in switch().error_line
+    assert run("build-repo-package", "--version", "1.1", "--no-publish").code == 0
+    assert "the newest kiro-repo (1.1) is not published yet" in switch().error_line
+    assert run("rebuild").code == 0
+    pool_file = home / "repo/pool/main/k/kiro-repo/kiro-repo_1.1_all.deb"
+    intact = pool_file.read_bytes()
+    pool_file.write_bytes(intact[:200])
+    assert "the newest kiro-repo (1.1) cannot be read" in switch().error_line
+    pool_file.write_bytes(intact)
+    assert switch().code == 0
+
+
+def test_a_kiro_repo_built_while_the_key_file_holds_the_next_key_installs_both(run, home):
+    """The switch refused, kiro-repo built anyway: the users of the key that goes on
+    signing must not lose it, nor those of the next."""
+    from debian.debfile import DebFile
+
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    keys = home / "keys"
+    [signing] = _keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg")
+    old_key = (keys / "signing-key.asc").read_bytes()
+    assert run("key", "generate", "--next").code == 0
+    (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+    assert run("rebuild").code == 1
+    assert run("build-repo-package", "--version", "1.1", "--no-publish").code == 0
+    (keys / "signing-key.asc").write_bytes(old_key)
+    assert run("rebuild").code == 0
+
+    deb = DebFile(str(home / "repo/kiro-repo.deb"))
+    installed = home / "installed.gpg"
+    installed.write_bytes(deb.data.get_content("usr/share/keyrings/kiro-archive-keyring.gpg"))
+    published = _keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg")
+    assert signing in _keyring_fingerprints(installed)
+    assert set(_keyring_fingerprints(installed)) == set(published)
+    assert run("verify").code == 0
+
+
+def test_announcing_another_key_replaces_the_announced_one(run, debs, home, tmp_path):
+    assert run("add", str(debs)).code == 0
+    assert run("key", "generate", "--next").code == 0
+    keyring = home / "repo/kiro-archive-keyring.gpg"
+    [signing, first] = _keyring_fingerprints(keyring)
+    other = tmp_path / "other.asc"
+    other.write_bytes(generate_secret_key("Other <ops@example.com>"))
+    announced = run("key", "announce", str(other))
+    assert announced.code == 0, announced.err
+    assert f"key {first} is no longer announced" in announced.out
+    [again, second] = _keyring_fingerprints(keyring)
+    assert again == signing and second not in (signing, first)
+
+
+def test_key_generate_next_checks_before_it_makes_a_key(run, debs, home):
+    next_file = home / "keys/next-signing-key.asc"
+    no_store = run("key", "generate", "--next")
+    assert no_store.code == 2 and not next_file.exists()
+    assert run("add", str(debs)).code == 0
+    next_file.write_bytes(generate_secret_key("Left <ops@example.com>"))  # an announce failed
+    there = run("key", "generate", "--next")
+    assert there.code == 2
+    assert f"announce it with `debrepo key announce {next_file}`" in there.error_line
+    assert run("key", "announce", str(next_file)).code == 0
+    announced = next_file.read_bytes()
+    forced = run("key", "generate", "--next", "--force")
+    assert forced.code == 2 and "withdraw it first" in forced.error_line
+    assert next_file.read_bytes() == announced
+    assert run("key", "announce", "--withdraw").code == 0
+    assert run("key", "generate", "--next", "--force").code == 0
+    assert next_file.read_bytes() != announced
+
+
+def test_verify_without_the_publisher_state_warns_of_keys_after_the_signing_key(
+    run, debs, tmp_path
+):
+    assert run("add", str(debs)).code == 0
+    assert run("key", "generate", "--next").code == 0
+    elsewhere = ("--staging", (tmp_path / "empty-staging").as_uri())
+    verified = run(*elsewhere, "verify")
+    assert verified.code == 0, verified.err
+    assert "does not confirm as announced" in verified.err
+
+
+def test_a_lost_publisher_state_still_holds_the_key_to_the_published_keyring(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    keyring = (home / "repo/kiro-archive-keyring.gpg").read_bytes()
+    (home / "staging/.state/publish-state.json").unlink()  # the pool map stays
+    assert (home / "staging/.state/publish-pool.json").is_file()
+    assert run("key", "generate", "--force").code == 0
+
+    refused = run("rebuild")
+    assert refused.code == 1 and "is not the key" in refused.error_line
+    assert (home / "repo/kiro-archive-keyring.gpg").read_bytes() == keyring
 
 
 def test_announcing_takes_the_secret_key_of_another_key(run, debs, home, tmp_path):
@@ -1484,8 +1601,8 @@ def test_announcing_takes_the_secret_key_of_another_key(run, debs, home, tmp_pat
     assert keyring.read_bytes() == before
 
 
-def test_a_second_home_may_sign_with_a_key_the_published_keyring_announced(run, debs, tmp_path):
-    """No record of the last publish there: the keyring says which keys clients trust."""
+def test_a_second_home_may_not_switch_to_a_key_the_published_keyring_announced(run, debs, tmp_path):
+    """No record of the last publish there: when the key was announced is unknown."""
     repo = tmp_path / "shared"
     alpha = debs / "alpha_1.0_amd64.deb"
     first_home = tmp_path / "first"
@@ -1498,7 +1615,10 @@ def test_a_second_home_may_sign_with_a_key_the_published_keyring_announced(run, 
     other = run(*second, "add", str(alpha))
     assert other.code == 1 and "is not the key" in other.error_line
     announced = ("--key-file", str(first_home / "keys/next-signing-key.asc"))
-    assert run(*second, *announced, "add", str(alpha)).code == 0
+    unknown = run(*second, *announced, "add", str(alpha))
+    assert unknown.code == 1 and "there is no record of when" in unknown.error_line
+    assert run(*second, *announced, "add", "--no-publish", str(alpha)).code == 0
+    assert run(*second, *announced, "rebuild", "--replace").code == 0
 
 
 @pytest.mark.parametrize("damage", ["mistyped", "deleted", "emptied"])

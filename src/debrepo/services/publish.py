@@ -176,6 +176,9 @@ class PublishState:
     # Fingerprint -> a key announced to take over signing. Kept here, where every
     # publisher (the CLI, the Lambda) reads it, so no publish drops it from the keyring.
     announced: dict[str, AnnouncedKey] = field(default_factory=dict)
+    # When kiro-repo.deb last changed: an announced key takes over only once the kiro-repo
+    # that installs it has been out for `key_switch_days`.
+    convenience_since: str | None = None
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -183,6 +186,7 @@ class PublishState:
             "generations": self.generations,
             "pool_count": len(self.pool) if self.pool is not None else self.pool_count,
             "convenience_sha256": self.convenience_sha256,
+            "convenience_since": self.convenience_since,
             "revision": self.revision,
             "fingerprint": self.fingerprint,
             "skipped": self.skipped,
@@ -257,6 +261,11 @@ class PublishState:
             pool=pool,
             pool_count=len(pool) if pool is not None else int(data.get("pool_count", 0)),
             convenience_sha256=data.get("convenience_sha256"),
+            convenience_since=(
+                data.get("convenience_since")
+                if isinstance(data.get("convenience_since"), str)
+                else None
+            ),
             revision=data.get("revision"),
             fingerprint=data.get("fingerprint"),
             skipped=[str(s) for s in data.get("skipped") or []],
@@ -471,8 +480,8 @@ class Publisher:
             state.announced[announced_fingerprint.lower()] = AnnouncedKey(
                 armor_keyring(binary).decode("ascii"), now.isoformat(timespec="seconds")
             )
-        # The announced key that signs now has taken over: the keyring drops the old one.
-        state.announced.pop(self.signer.fingerprint.lower(), None)
+        # The announced key that signs now takes over: the keyring drops the old one.
+        taking_over = state.announced.pop(self.signer.fingerprint.lower(), None)
         public_key = published_keyring(self.signer, state.announced)
         info = release_info(self.settings)
         revision = self.store.revision()
@@ -506,9 +515,16 @@ class Publisher:
             # No record of what was published: what clients hold is read from the tree.
             self._refuse_to_change_what_clients_hold_to(info)
             self._refuse_a_key_other_than_the_published_one(public_key, snapshot)
-        elif not replace and state.fingerprint not in (None, fingerprint):
+        elif not replace and state.fingerprint is None:
+            # A record of the publishing without the shape it had (the state object lost,
+            # the pool map kept): held to the published tree, as above.
             self._refuse_to_change_what_clients_hold_to(info)
-            self._refuse_a_key_clients_do_not_trust(state.fingerprint, public_key, snapshot)
+            self._refuse_a_key_other_than_the_published_one(public_key, snapshot)
+        elif not replace and state.fingerprint != fingerprint:
+            self._refuse_to_change_what_clients_hold_to(info)
+            self._refuse_a_key_clients_do_not_trust(
+                state.fingerprint, public_key, snapshot, (taking_over, state, now)
+            )
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
         state_before = state.to_json()
@@ -599,7 +615,7 @@ class Publisher:
         }
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
-        self._update_convenience_copy(plan, state, report, refresh=full)
+        self._update_convenience_copy(plan, state, report, refresh=full, now=now)
         for key in [*plan.obsolete_by_hash, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
@@ -737,13 +753,17 @@ class Publisher:
             )
 
     def _refuse_a_key_clients_do_not_trust(
-        self, last_shape: str | None, public_key: PublicKey, snapshot: Snapshot
+        self,
+        last_shape: str | None,
+        public_key: PublicKey,
+        snapshot: Snapshot,
+        announcement: tuple[AnnouncedKey | None, PublishState, datetime] | None = None,
     ) -> None:
         """PublishError if the signing key differs from the one the last publish used
-        (a rotated secret, another key file) and was not announced: every client that
-        trusts only the old key would fail `apt update` with NO_PUBKEY. An announced key
-        takes over once the newest kiro-repo installs it. `rebuild --replace` says a
-        change is meant."""
+        (a rotated secret, another key file), unless it was announced long enough ago
+        (`announcement`: the key's announcement, the state, now): every client that
+        trusts only the old key would fail `apt update` with NO_PUBKEY. `rebuild
+        --replace` says a change is meant."""
         try:
             shape = json.loads(last_shape or "{}")
             last_key, announced = shape.get("key"), shape.get("announced") or []
@@ -753,7 +773,15 @@ class Publisher:
         if not isinstance(last_key, str) or last_key.lower() == signing:
             return
         if signing in [str(fpr).lower() for fpr in announced]:
-            self._refuse_a_key_kiro_repo_does_not_install(public_key, snapshot)
+            taking_over, state, now = announcement or (None, None, None)
+            if taking_over is None or state is None or now is None:
+                raise PublishRefused(
+                    f"the signing key {signing.upper()} was announced, but there is no "
+                    "record of when (the publisher state is missing or from another home): "
+                    f"put the key {last_key.upper()} back, or switch at once with `debrepo "
+                    f"rebuild --replace` {LAMBDA_REPLACE}; nothing was published"
+                )
+            self._refuse_an_early_switch(public_key, snapshot, taking_over, state, now)
             log.info("signing key %s takes over from %s", signing.upper(), last_key.upper())
             return
         raise PublishRefused(
@@ -767,39 +795,73 @@ class Publisher:
             "`debrepo build-repo-package --version NEXT`; nothing was published"
         )
 
-    def _refuse_a_key_kiro_repo_does_not_install(
-        self, public_key: PublicKey, snapshot: Snapshot
+    def _refuse_an_early_switch(
+        self,
+        public_key: PublicKey,
+        snapshot: Snapshot,
+        taking_over: AnnouncedKey,
+        state: PublishState,
+        now: datetime,
     ) -> None:
-        """PublishError if the newest kiro-repo installs a keyring without the key about
-        to sign: its users would fail `apt update` from this publish on."""
+        """PublishError unless the newest kiro-repo, published, installs the announced key
+        about to sign, and both the announcement and that kiro-repo have been out for
+        `key_switch_days`: clients need the time to upgrade before it signs."""
         from debrepo.core.plan import newest_convenience_package, pool_files_for
         from debrepo.services.repo_package import installed_keyring
         from debrepo.signing.openpgp import fingerprints_in
 
-        pool_files = pool_files_for(snapshot.records, self.settings.component)
-        newest = newest_convenience_package(pool_files)
-        if newest is None:
-            return
-        deb = self.repo.get(newest.key)
+        signing = public_key.fingerprint.upper()
+        back = "put the old key back until then"
+        since = [taking_over.since]
+        newest = newest_convenience_package(
+            pool_files_for(snapshot.records, self.settings.component)
+        )
+        if newest is not None:
+            version = newest.record.version
+            problem = None
+            deb = self.repo.get(newest.key)
+            if deb is None or state.convenience_sha256 != newest.record.sha256_hash:
+                problem = "is not published yet (`debrepo rebuild` with the old key publishes it)"
+            else:
+                try:
+                    installed = installed_keyring(deb, self.settings.keyring_name)
+                except ValueError as exc:
+                    problem = f"cannot be read ({exc})"
+                else:
+                    if installed is None or signing.lower() not in fingerprints_in(installed):
+                        problem = (
+                            "does not install it: its users would fail `apt update` "
+                            "(NO_PUBKEY); run `debrepo build-repo-package --version NEXT` "
+                            "(a new kiro-repo installs every key of the keyring)"
+                        )
+            if problem:
+                raise PublishRefused(
+                    f"the signing key {signing} was announced, but the newest kiro-repo "
+                    f"({version}) {problem}; {back}, and switch once clients have "
+                    "upgraded; nothing was published"
+                )
+            since.append(state.convenience_since or now.isoformat())
+        days = self.settings.key_switch_days
         try:
-            installed = installed_keyring(deb, self.settings.keyring_name) if deb else None
+            start = max(datetime.fromisoformat(moment) for moment in since)
         except ValueError:
-            installed = None  # unreadable: it installs nothing a client could use
-        if installed is None or public_key.fingerprint.lower() not in fingerprints_in(installed):
+            start = now  # unreadable: as if it had only just happened
+        ready = start + timedelta(days=days)
+        if now < ready:
+            what = "the kiro-repo that installs it" if newest is not None else "its announcement"
             raise PublishRefused(
-                f"the signing key {public_key.fingerprint.upper()} was announced, but the "
-                f"newest kiro-repo ({newest.record.version}) does not install it: its users "
-                "would fail `apt update` (NO_PUBKEY). Put the old key back, run `debrepo "
-                "build-repo-package --version NEXT` (it carries both keys), and switch once "
-                "clients have upgraded; nothing was published"
+                f"the signing key {signing} was announced, but clients get {days:g} days "
+                f"(key_switch_days) from {what} to trust it before it signs: it may sign "
+                f"from {ready.isoformat(timespec='seconds')}; {back}, or switch at once "
+                f"with `debrepo rebuild --replace` {LAMBDA_REPLACE}; nothing was published"
             )
 
     def _refuse_a_key_other_than_the_published_one(
         self, public_key: PublicKey, snapshot: Snapshot
     ) -> None:
         """`_refuse_a_key_clients_do_not_trust` for a repository with no record of its
-        last publish: the keys are the ones its published keyring holds, if any (the
-        first signed, the others announced)."""
+        last publish: the key is the first one its published keyring holds, if any (the
+        others were announced, when is not known here)."""
         published = self.repo.get(f"{self.settings.keyring_name}.gpg")
         if published is None or published == public_key.binary:
             return
@@ -1154,14 +1216,20 @@ class Publisher:
 
     # -- after InRelease: convenience copy ---------------------------------------------
     def _update_convenience_copy(
-        self, plan: PublicationPlan, state: PublishState, report: PublishReport, *, refresh: bool
+        self,
+        plan: PublicationPlan,
+        state: PublishState,
+        report: PublishReport,
+        *,
+        refresh: bool,
+        now: datetime,
     ) -> None:
         source = plan.convenience_source
         if source is None:
             if self.repo.stat(CONVENIENCE_COPY) is not None:
                 self.repo.delete(CONVENIENCE_COPY)
                 report.deleted.append(CONVENIENCE_COPY)
-            state.convenience_sha256 = None
+            state.convenience_sha256 = state.convenience_since = None
             return
         record = source.record
         report.convenience_version = record.version
@@ -1184,6 +1252,8 @@ class Publisher:
             raise PublishError(
                 f"cannot update {CONVENIENCE_COPY} from {source.key}: {exc}"
             ) from None
+        if state.convenience_sha256 != record.sha256_hash:
+            state.convenience_since = now.isoformat(timespec="seconds")
         state.convenience_sha256 = record.sha256_hash
         report.written.append(CONVENIENCE_COPY)
 

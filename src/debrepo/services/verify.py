@@ -35,6 +35,7 @@ from debrepo.settings import Settings
 from debrepo.signing.openpgp import (
     armor_keyring,
     fingerprints_in,
+    keyring_certificates,
     verify_clearsigned,
     verify_detached,
 )
@@ -132,7 +133,8 @@ def verify_repository(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Compare the published tree with the store; problems are listed, not raised.
-    `announced`: the keys announced to take over signing (the publisher state's).
+    `announced`: the keys announced to take over signing (the publisher state's; None
+    if it is unknown: then the keyring must begin with the signing key).
     `accounted_pool_files`: the pool files the publisher knows of, published or kept
     for an older index (its pool map); any other file in the pool is a warning."""
     report = VerifyReport()
@@ -165,7 +167,11 @@ def verify_repository(
     if public_key is None or release is None:
         return report
 
-    keyring_expected = published_keyring(signer, announced or {}) if signer is not None else None
+    if signer is not None and announced is None:
+        _verify_keyring_start(public_key, keyring, signer, report)
+    keyring_expected = (
+        published_keyring(signer, announced) if signer and announced is not None else None
+    )
     if keyring_expected is not None and public_key != keyring_expected.binary:
         also = "".join(
             f" and of the announced key {fpr.upper()}" for fpr in keyring_expected.announced
@@ -330,6 +336,28 @@ def _verify_pool(
             progress("pool", done, len(pool_files))
 
 
+def _verify_keyring_start(
+    public_key: bytes, keyring: str, signer: Signer, report: VerifyReport
+) -> None:
+    """With no account of announced keys: the keyring must begin with the signing key;
+    the keys after it are a warning."""
+    try:
+        certificates = keyring_certificates(public_key)
+    except VerificationError as exc:
+        report.problems.extend(exc.problems)
+        return
+    if bytes(certificates[0]) != signer.public_key_binary():
+        report.problems.append(
+            f"{keyring} is not the public part of the signing key {signer.fingerprint.upper()}"
+        )
+    elif len(certificates) > 1:
+        others = ", ".join(str(c.fingerprint).upper() for c in certificates[1:])
+        report.warnings.append(
+            f"{keyring} also holds {others}, which the publisher state (not found or "
+            "unreadable) does not confirm as announced"
+        )
+
+
 STRAYS_NAMED = 5
 
 
@@ -427,5 +455,12 @@ def _installed_key_findings(
             f"installs a {member} without the announced key {', '.join(missing)}: build "
             "a new version (`debrepo build-repo-package --version ...`) before that key "
             "takes over"
+        )
+    extra = sorted(fpr.upper() for fpr in held.difference(published))
+    if extra:
+        return None, (
+            f"installs a {member} that also holds {', '.join(extra)}, which neither signs "
+            "nor is announced: its users keep trusting it; build a new version "
+            "(`debrepo build-repo-package --version ...`) so they drop it"
         )
     return None, None
