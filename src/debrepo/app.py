@@ -896,7 +896,7 @@ def generate_next_key(ws: Workspace, *, force: bool = False) -> tuple[OpenPGPSig
     """Create the key to take over signing beside the key file (`next_key_file`); it is
     announced by the caller. Checks first what would make the announcement fail."""
     ws.store  # noqa: B018 - a missing store fails before a key is made
-    ws.existing_signer()  # so does a missing key to take over from
+    signing = ws.existing_signer().fingerprint.lower()  # so does a missing key to take over from
     path = next_key_file(ws)
     if path.exists():
         from debrepo.signing.openpgp import public_part
@@ -905,6 +905,10 @@ def generate_next_key(ws: Workspace, *, force: bool = False) -> tuple[OpenPGPSig
             fingerprint: str | None = public_part(path.read_bytes(), source=str(path))[1]
         except (OSError, DebrepoError):
             fingerprint = None
+        if fingerprint is not None and fingerprint.lower() == signing:
+            # Left by the last rotation, copied over the key file: it signs, and is kept
+            # there; a new next key takes its place.
+            return generate_key(ws, force=True, path=path), path
         if fingerprint is not None and fingerprint.lower() in ws.announced_keys():
             raise ConfigError(
                 f"{path} holds the announced key {fingerprint.upper()}, which a kiro-repo may "

@@ -17,9 +17,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pysequoia as sq
 import pytest
@@ -1527,6 +1529,85 @@ def test_a_kiro_repo_built_while_the_key_file_holds_the_next_key_installs_both(r
     assert run("verify").code == 0
 
 
+def _edit_state(home: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    path = home / "staging/.state/publish-state.json"
+    state = json.loads(path.read_text())
+    change(state)
+    path.write_text(json.dumps(state))
+
+
+def _days_ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+
+
+def test_a_switch_waits_for_the_later_of_the_announcement_and_the_kiro_repo(run, home):
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    keys = home / "keys"
+    old_key = (keys / "signing-key.asc").read_bytes()
+    assert run("key", "generate", "--next").code == 0
+    assert run("build-repo-package", "--version", "1.1").code == 0
+
+    def set_since(state: dict[str, Any]) -> None:
+        for announced in state["announced"].values():
+            announced["since"] = _days_ago(10)
+
+    _edit_state(home, set_since)
+    (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+    early = run("rebuild")
+    assert early.code == 1
+    assert "7 days (key_switch_days) from the kiro-repo that installs it" in early.error_line
+    (keys / "signing-key.asc").write_bytes(old_key)
+
+    _edit_state(home, lambda state: state.update(convenience_since=_days_ago(8)))
+    (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+    switched = run("rebuild")
+    assert switched.code == 0, switched.err
+
+    # The next rotation starts from the key now signing, left as the next key file.
+    again = run("key", "generate", "--next")
+    assert again.code == 0, again.err
+    assert len(_keyring_fingerprints(home / "repo/kiro-archive-keyring.gpg")) == 2
+
+
+def test_a_switch_waits_for_a_kiro_repo_above_any_published_before(
+    run, home, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("DEBREPO_KEY_SWITCH_DAYS", "0")
+    keys = home / "keys"
+    assert run("build-repo-package", "--version", "2.0").code == 0
+    old_key = (keys / "signing-key.asc").read_bytes()
+    assert run("key", "generate", "--next").code == 0
+
+    def switch() -> Result:
+        (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+        result = run("rebuild")
+        if result.code:
+            (keys / "signing-key.asc").write_bytes(old_key)
+        return result
+
+    # Clients keep 2.0, which only the old key is in, after it is removed.
+    assert run("remove", "kiro-repo", "2.0", "--yes").code == 0
+    gone = switch()
+    assert "no kiro-repo is published now, while clients may hold kiro-repo 2.0" in (
+        gone.error_line
+    )
+    assert run("build-repo-package", "--version", "1.5").code == 0
+    lower = switch()
+    assert "the newest kiro-repo (1.5) would not replace kiro-repo 2.0" in lower.error_line
+
+    # A build stored by `add --no-publish` is in the pool, not yet offered to clients.
+    built = tmp_path / "kiro-repo_2.1_all.deb"
+    assert (
+        run("build-repo-package", "--version", "2.1", "--no-publish", "--output", str(built)).code
+        == 0
+    )
+    assert run("remove", "kiro-repo", "2.1", "--yes", "--no-publish").code == 0
+    assert run("add", "--no-publish", str(built)).code == 0
+    assert "the newest kiro-repo (2.1) is not published yet" in switch().error_line
+    assert run("rebuild").code == 0
+    assert switch().code == 0
+
+
 def test_announcing_another_key_replaces_the_announced_one(run, debs, home, tmp_path):
     assert run("add", str(debs)).code == 0
     assert run("key", "generate", "--next").code == 0
@@ -1616,7 +1697,8 @@ def test_a_second_home_may_not_switch_to_a_key_the_published_keyring_announced(r
     assert other.code == 1 and "is not the key" in other.error_line
     announced = ("--key-file", str(first_home / "keys/next-signing-key.asc"))
     unknown = run(*second, *announced, "add", str(alpha))
-    assert unknown.code == 1 and "there is no record of when" in unknown.error_line
+    assert unknown.code == 1
+    assert "that announcement is no longer recorded" in unknown.error_line
     assert run(*second, *announced, "add", "--no-publish", str(alpha)).code == 0
     assert run(*second, *announced, "rebuild", "--replace").code == 0
 

@@ -72,7 +72,9 @@ sudo apt update{install}</pre>
         f"Signed-By: /usr/share/keyrings/{escape(keyring_name)}.gpg"
     )
     next_keys = "".join(
-        f"\n  <p>Next signing key (in the keyring already): <code>{escape(fpr.upper())}</code></p>"
+        f"\n  <p>Next signing key (in the keyring already): <code>{escape(fpr.upper())}</code>. "
+        f"If you set the key up by hand, fetch <code>{keyring}.gpg</code> again (as above) "
+        "before it takes over.</p>"
         for fpr in announced
     )
     page = f"""<!DOCTYPE html>

@@ -179,6 +179,10 @@ class PublishState:
     # When kiro-repo.deb last changed: an announced key takes over only once the kiro-repo
     # that installs it has been out for `key_switch_days`.
     convenience_since: str | None = None
+    # The highest kiro-repo ever published (version, SHA256): clients keep it even once
+    # it is removed, and apt replaces it only by a higher version, so a key may take
+    # over only once a kiro-repo at least as high as this one installs it.
+    kiro_repo_high: tuple[str, str] | None = None
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -187,6 +191,7 @@ class PublishState:
             "pool_count": len(self.pool) if self.pool is not None else self.pool_count,
             "convenience_sha256": self.convenience_sha256,
             "convenience_since": self.convenience_since,
+            "kiro_repo_high": list(self.kiro_repo_high) if self.kiro_repo_high else None,
             "revision": self.revision,
             "fingerprint": self.fingerprint,
             "skipped": self.skipped,
@@ -264,6 +269,11 @@ class PublishState:
             convenience_since=(
                 data.get("convenience_since")
                 if isinstance(data.get("convenience_since"), str)
+                else None
+            ),
+            kiro_repo_high=(
+                (str(data["kiro_repo_high"][0]), str(data["kiro_repo_high"][1]))
+                if isinstance(data.get("kiro_repo_high"), list) and len(data["kiro_repo_high"]) == 2
                 else None
             ),
             revision=data.get("revision"),
@@ -776,8 +786,9 @@ class Publisher:
             taking_over, state, now = announcement or (None, None, None)
             if taking_over is None or state is None or now is None:
                 raise PublishRefused(
-                    f"the signing key {signing.upper()} was announced, but there is no "
-                    "record of when (the publisher state is missing or from another home): "
+                    f"the signing key {signing.upper()} was announced, but that announcement "
+                    "is no longer recorded (withdrawn, replaced by another, or the publisher "
+                    "state is missing or from another home): "
                     f"put the key {last_key.upper()} back, or switch at once with `debrepo "
                     f"rebuild --replace` {LAMBDA_REPLACE}; nothing was published"
                 )
@@ -803,58 +814,87 @@ class Publisher:
         state: PublishState,
         now: datetime,
     ) -> None:
-        """PublishError unless the newest kiro-repo, published, installs the announced key
-        about to sign, and both the announcement and that kiro-repo have been out for
-        `key_switch_days`: clients need the time to upgrade before it signs."""
+        """PublishError unless the newest kiro-repo is published, installs the announced
+        key about to sign and is at least as high as any kiro-repo published before (the
+        one clients may hold), and both the announcement and that kiro-repo have been out
+        for `key_switch_days`: clients need the time to upgrade before the key signs."""
         from debrepo.core.plan import newest_convenience_package, pool_files_for
-        from debrepo.services.repo_package import installed_keyring
-        from debrepo.signing.openpgp import fingerprints_in
 
         signing = public_key.fingerprint.upper()
         back = "put the old key back until then"
-        since = [taking_over.since]
         newest = newest_convenience_package(
             pool_files_for(snapshot.records, self.settings.component)
         )
+        problem = self._kiro_repo_problem(newest, state, signing.lower())
+        if problem:
+            raise PublishRefused(
+                f"the signing key {signing} was announced, but {problem}; {back}, and "
+                "switch once clients have upgraded; nothing was published"
+            )
+        clocks: dict[str, str | None] = {"its announcement": taking_over.since}
         if newest is not None:
-            version = newest.record.version
-            problem = None
-            deb = self.repo.get(newest.key)
-            if deb is None or state.convenience_sha256 != newest.record.sha256_hash:
-                problem = "is not published yet (`debrepo rebuild` with the old key publishes it)"
-            else:
-                try:
-                    installed = installed_keyring(deb, self.settings.keyring_name)
-                except ValueError as exc:
-                    problem = f"cannot be read ({exc})"
-                else:
-                    if installed is None or signing.lower() not in fingerprints_in(installed):
-                        problem = (
-                            "does not install it: its users would fail `apt update` "
-                            "(NO_PUBKEY); run `debrepo build-repo-package --version NEXT` "
-                            "(a new kiro-repo installs every key of the keyring)"
-                        )
-            if problem:
-                raise PublishRefused(
-                    f"the signing key {signing} was announced, but the newest kiro-repo "
-                    f"({version}) {problem}; {back}, and switch once clients have "
-                    "upgraded; nothing was published"
-                )
-            since.append(state.convenience_since or now.isoformat())
+            clocks["the kiro-repo that installs it"] = state.convenience_since
+        read = {what: _moment(when) for what, when in clocks.items()}
+        starts = {what: when for what, when in read.items() if when is not None}
+        unknown = [what for what in read if what not in starts]
+        if unknown:
+            raise PublishRefused(
+                f"the signing key {signing} was announced, but when {' and '.join(unknown)} "
+                "came out is not recorded (a state from an earlier debrepo, or edited): "
+                "announce the key again and build a new kiro-repo version, which start the "
+                f"clock; {back}; nothing was published"
+            )
+        what, start = max(starts.items(), key=lambda item: item[1])
         days = self.settings.key_switch_days
-        try:
-            start = max(datetime.fromisoformat(moment) for moment in since)
-        except ValueError:
-            start = now  # unreadable: as if it had only just happened
         ready = start + timedelta(days=days)
         if now < ready:
-            what = "the kiro-repo that installs it" if newest is not None else "its announcement"
             raise PublishRefused(
                 f"the signing key {signing} was announced, but clients get {days:g} days "
                 f"(key_switch_days) from {what} to trust it before it signs: it may sign "
                 f"from {ready.isoformat(timespec='seconds')}; {back}, or switch at once "
                 f"with `debrepo rebuild --replace` {LAMBDA_REPLACE}; nothing was published"
             )
+
+    def _kiro_repo_problem(
+        self, newest: PoolFile | None, state: PublishState, fingerprint: str
+    ) -> str | None:
+        """Why the newest kiro-repo does not carry `fingerprint` to every client that
+        keeps kiro-repo up to date, or None."""
+        from debrepo.services.repo_package import installed_keyring
+        from debrepo.signing.openpgp import fingerprints_in
+        from debrepo.versions import compare_versions
+
+        high = state.kiro_repo_high
+        if newest is None:
+            if high is None:
+                return None  # never one: clients set up by hand fetch the keyring
+            return (
+                f"no kiro-repo is published now, while clients may hold kiro-repo {high[0]}: "
+                f"build a version above {high[0]} (it installs every key of the keyring)"
+            )
+        version = newest.record.version
+        if high is not None and (
+            compare_versions(version, high[0]) < 0
+            or (compare_versions(version, high[0]) == 0 and newest.record.sha256_hash != high[1])
+        ):
+            return (
+                f"the newest kiro-repo ({version}) would not replace kiro-repo {high[0]} as "
+                f"published before, which clients may hold: build a version above {high[0]}"
+            )
+        deb = self.repo.get(newest.key)
+        if deb is None or state.convenience_sha256 != newest.record.sha256_hash:
+            return f"the newest kiro-repo ({version}) is not published yet: publish it first"
+        try:
+            installed = installed_keyring(deb, self.settings.keyring_name)
+        except ValueError as exc:
+            return f"the newest kiro-repo ({version}) cannot be read ({exc})"
+        if installed is None or fingerprint not in fingerprints_in(installed):
+            return (
+                f"the newest kiro-repo ({version}) does not install it: its users would fail "
+                "`apt update` (NO_PUBKEY); run `debrepo build-repo-package --version NEXT` "
+                "(a new kiro-repo installs every key of the keyring)"
+            )
+        return None
 
     def _refuse_a_key_other_than_the_published_one(
         self, public_key: PublicKey, snapshot: Snapshot
@@ -1233,6 +1273,11 @@ class Publisher:
             return
         record = source.record
         report.convenience_version = record.version
+        from debrepo.versions import compare_versions
+
+        high = state.kiro_repo_high
+        if high is None or compare_versions(record.version, high[0]) > 0:
+            state.kiro_repo_high = (record.version, record.sha256_hash)
         info = self.repo.stat(CONVENIENCE_COPY)
         if (
             not refresh
@@ -1256,6 +1301,15 @@ class Publisher:
             state.convenience_since = now.isoformat(timespec="seconds")
         state.convenience_sha256 = record.sha256_hash
         report.written.append(CONVENIENCE_COPY)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A time recorded in the state; None if missing, unreadable or without a zone."""
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def _without_epoch(version: str) -> str:

@@ -382,8 +382,9 @@ def _report_strays(
         more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
         report.warnings.append(
             f"{len(strays)} file(s) in pool/ that no stored version names and no "
-            f"publish placed: {shown}{more}. `debrepo add` of the .deb adopts one; "
-            "otherwise delete them (an `add` running now may also explain them)"
+            f"publish placed: {shown}{more} (copied by hand, or left by an interrupted or "
+            "refused `add`; an `add` running now also explains them). `debrepo add` of the "
+            ".deb adopts one; otherwise delete them"
         )
 
 
