@@ -160,7 +160,8 @@ class Workspace:
         return PublishState.from_json(self.state_files().state).announced
 
     def keyring(self) -> PublicKey:
-        """The keyring published for clients: the signing key, then any announced key."""
+        """The keyring the next publish publishes: the signing key, then any announced
+        key."""
         return published_keyring(self.signer, self.announced_keys())
 
     def keyring_to_install(self) -> bytes:
@@ -843,10 +844,18 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
     accounted: set[str] | None = None  # every pool file the publisher knows of
     try:
         files = ws.state_files()
-        if files.state is not None:
-            announced = PublishState.from_json(files.state).announced
-        if (pool_map := PublishState.pool_from_json(files.pool)) is not None:
-            accounted = {*pool_map.pool, *pool_map.retired}
+        state = PublishState.parse(files.state) if files.state is not None else None
+        if state is not None and state.repo not in (None, ws.repo.description):
+            state = None  # describes another repository: nothing it says applies here
+        if state is not None:
+            announced = state.announced
+            if (pool_map := PublishState.pool_from_json(files.pool)) is not None:
+                accounted = {*pool_map.pool, *pool_map.retired}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        unreadable = (
+            "the publisher state is unreadable: announced keys and stray pool files unchecked"
+        )
+        unavailable = f"{unavailable}; {unreadable}" if unavailable else unreadable
     except (OSError, DebrepoError) as exc:
         state_unread = f"the publisher state could not be read: {exc}"
         unavailable = f"{unavailable}; {state_unread}" if unavailable else state_unread

@@ -559,7 +559,9 @@ def key() -> None:
 
 
 @key.command("generate")
-@click.option("--force", is_flag=True, help="Replace an existing key.")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing key (with --next: the next key's file)."
+)
 @click.option(
     "--next",
     "as_next",
@@ -570,7 +572,8 @@ def key() -> None:
 @wait_option
 @click.pass_context
 def key_generate(ctx: click.Context, force: bool, as_next: bool, wait_seconds: float) -> None:
-    """Generate a new Ed25519 signing key at --key-file."""
+    """Generate a new Ed25519 signing key at --key-file (with --next: the key to take
+    over signing, announced; --wait applies to its publish)."""
     from debrepo.app import generate_key, generate_next_key
 
     if as_next:
@@ -612,9 +615,9 @@ def key_announce(
     """Publish the key that is to take over signing, beside the signing key.
 
     KEY_FILE is its secret key (only the public part is published). Clients trust both
-    keys once they have the keyring, which a new kiro-repo carries: build one, and
-    switch the key file or secret to the new key once clients have upgraded; the next
-    publish signs with it. One key is announced at a time."""
+    keys once they have the keyring, which a new kiro-repo carries: build one. Once
+    key_switch_days have passed, put the new key in the key file or secret and run
+    `debrepo rebuild`: it signs from then on. One key is announced at a time."""
     from debrepo.app import announce_key
 
     if (key_file is None) == (not withdraw):
@@ -624,7 +627,7 @@ def key_announce(
     _report(out, report, ws)
     for withdrawn in dropped:
         out.say(
-            f"key {withdrawn.upper()} is no longer announced (a kiro-repo built since it was "
+            f"key {withdrawn.upper()} is no longer announced (any kiro-repo built while it was "
             "still installs it: build a new version so that its users drop it)"
         )
     if fingerprint is None or key_file is None:

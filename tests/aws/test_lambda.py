@@ -1001,6 +1001,26 @@ def test_an_announced_key_is_kept_by_scheduled_runs_and_takes_over_from_the_secr
     assert checked.returncode == 0, checked.stderr
 
 
+def test_verify_on_s3_warns_of_a_stray_pool_object_and_survives_a_role_that_cannot_list(
+    deployment: Deployment, upstream: Upstream, invoke: Invoke, proxy: AwsProxy
+) -> None:
+    upstream.serve_kiro_live(KIRO)
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+    assert invoke({}).status == 200
+    assert not [w for w in app.verify(workspace()).warnings if "stray" in w or "pool/" in w]
+    stray = "pool/main/z/zeta/zeta_1.0_amd64.deb"
+    workspace().repo.put(stray, deb_bytes("zeta", "1.0"), delivery_for(stray))
+    warned = app.verify(workspace())
+    assert warned.ok, warned.problems
+    assert any(stray in w for w in warned.warnings), warned.warnings
+
+    proxy.fail("s3", "AccessDenied", status=403, operation="ListObjectsV2")
+    unlisted = app.verify(workspace())
+    assert unlisted.ok, unlisted.problems  # every object it may read is still checked
+    assert any(w.startswith("the pool was not checked for stray files") for w in unlisted.warnings)
+
+
 # -- an object that disappears ---------------------------------------------------------
 
 

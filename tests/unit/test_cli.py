@@ -403,6 +403,30 @@ def test_verify_warns_of_pool_files_nobody_accounts_for(run, debs, home, tmp_pat
     assert adopted.code == 0 and adopted.err == "", adopted.err
 
 
+def test_verify_takes_no_file_a_published_index_names_for_a_stray(run, debs, tmp_path):
+    """Another home published over this one's repository: its files are not strays."""
+    repo = (tmp_path / "shared").as_uri()
+    mine = ("--home", str(tmp_path / "mine"), "--repo", repo)
+    other = ("--home", str(tmp_path / "other"), "--repo", repo)
+    assert run(*mine, "add", str(debs / "beta_2.0-1_all.deb")).code == 0
+    key = ("--key-file", str(tmp_path / "mine/keys/signing-key.asc"))
+    assert run(*other, *key, "add", "--no-publish", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    assert run(*other, *key, "rebuild", "--replace").code == 0
+    verified = run(*mine, "verify")
+    assert "alpha#1.0" in verified.err  # the index lists what this store lacks
+    assert "no stored version names" not in verified.err, verified.err
+
+
+def test_verify_with_an_unreadable_publisher_state_warns_instead(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    assert run("key", "generate", "--next").code == 0
+    (home / "staging/.state/publish-state.json").write_text('{"version": 2, "announced": [1]}')
+    verified = run("verify")
+    assert verified.code == 0, verified.err
+    assert "the publisher state is unreadable" in verified.err
+    assert "does not confirm as announced" in verified.err
+
+
 def test_removing_a_synced_package_says_sync_will_not_fetch_it_again(run, debs, tmp_path):
     kiro = tmp_path / "kiro_1.0_amd64.deb"
     kiro.write_bytes(deb_bytes("kiro", "1.0"))
@@ -1606,6 +1630,25 @@ def test_a_switch_waits_for_a_kiro_repo_above_any_published_before(
     assert "the newest kiro-repo (2.1) is not published yet" in switch().error_line
     assert run("rebuild").code == 0
     assert switch().code == 0
+
+
+def test_announcing_the_same_key_again_keeps_its_clock_unless_unreadable(run, debs, home):
+    assert run("add", str(debs)).code == 0
+    assert run("key", "generate", "--next").code == 0
+    next_file = str(home / "keys/next-signing-key.asc")
+
+    def since() -> str:
+        state = json.loads((home / "staging/.state/publish-state.json").read_text())
+        [announced] = state["announced"].values()
+        return str(announced["since"])
+
+    started = _days_ago(3)
+    _edit_state(home, lambda s: [a.update(since=started) for a in s["announced"].values()])
+    assert run("key", "announce", next_file).code == 0
+    assert since() == started
+    _edit_state(home, lambda s: [a.update(since="yesterday") for a in s["announced"].values()])
+    assert run("key", "announce", next_file).code == 0
+    assert datetime.fromisoformat(since()) > datetime.fromisoformat(started)
 
 
 def test_announcing_another_key_replaces_the_announced_one(run, debs, home, tmp_path):

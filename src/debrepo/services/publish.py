@@ -43,7 +43,13 @@ from debrepo.core.release import (
     parse_release_digests,
     render_release,
 )
-from debrepo.errors import DebrepoError, ObjectStoreError, PublishError, PublishRefused
+from debrepo.errors import (
+    DebrepoError,
+    ObjectStoreError,
+    PublishError,
+    PublishRefused,
+    VerificationError,
+)
 from debrepo.ports import MetadataStore, ObjectInfo, ObjectStore, Signer, Snapshot
 from debrepo.settings import Settings
 
@@ -343,9 +349,15 @@ def published_keyring(signer: Signer, announced: Mapping[str, AnnouncedKey]) -> 
         return PublicKey(signer.public_key_binary(), signer.public_key_armored(), own)
     from debrepo.signing.openpgp import armor_keyring, keyring_certificates
 
-    binary = signer.public_key_binary() + b"".join(
-        bytes(keyring_certificates(announced[fpr].armored.encode("ascii"))[0]) for fpr in others
-    )
+    try:
+        binary = signer.public_key_binary() + b"".join(
+            bytes(keyring_certificates(announced[fpr].armored.encode("ascii"))[0]) for fpr in others
+        )
+    except (VerificationError, UnicodeError):
+        raise PublishError(
+            f"the publisher state ({STATE_KEY}) holds a damaged announced key: announce it "
+            "again (`debrepo key announce FILE`) or withdraw it"
+        ) from None
     return PublicKey(binary, armor_keyring(binary), own, tuple(others))
 
 
@@ -481,14 +493,19 @@ class Publisher:
         # Published from another store: as for a first publish here, what it lacks is
         # refused below rather than dropped (a state without a store: not yet recorded).
         last_store = state.store if state.store not in (None, self.store.identity) else None
-        if announce is not None or withdraw_announced:  # one key announced at a time
+        changing_announcement = announce is not None or withdraw_announced
+        before = state.announced
+        if changing_announcement:  # one key announced at a time
             state.announced = {}
         if announce is not None:
             from debrepo.signing.openpgp import armor_keyring
 
             binary, announced_fingerprint = announce
+            again = before.get(announced_fingerprint.lower())
+            # Announced again: its clock runs on, unless its start was unreadable.
+            since = again.since if again and _moment(again.since) else None
             state.announced[announced_fingerprint.lower()] = AnnouncedKey(
-                armor_keyring(binary).decode("ascii"), now.isoformat(timespec="seconds")
+                armor_keyring(binary).decode("ascii"), since or now.isoformat(timespec="seconds")
             )
         # The announced key that signs now takes over: the keyring drops the old one.
         taking_over = state.announced.pop(self.signer.fingerprint.lower(), None)
@@ -498,6 +515,7 @@ class Publisher:
         fingerprint = self._fingerprint(info, public_key)
         if (
             not full
+            and not changing_announcement  # the state must be written, even if alike
             and last_store is None
             and revision is not None
             and state.revision == revision
@@ -533,7 +551,12 @@ class Publisher:
         elif not replace and state.fingerprint != fingerprint:
             self._refuse_to_change_what_clients_hold_to(info)
             self._refuse_a_key_clients_do_not_trust(
-                state.fingerprint, public_key, snapshot, (taking_over, state, now)
+                state.fingerprint,
+                public_key,
+                snapshot,
+                taking_over=taking_over,
+                state=state,
+                now=now,
             )
         report.packages = len(snapshot.records)
         report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
@@ -637,7 +660,8 @@ class Publisher:
         state.revision, state.fingerprint = revision, fingerprint
         state.published_at = now.isoformat(timespec="seconds")
         state.skipped = report.skipped_incomplete
-        if state.to_json() != state_before:
+        # (An announcement changed the state before state_before was taken.)
+        if state.to_json() != state_before or changing_announcement:
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
 
@@ -767,11 +791,14 @@ class Publisher:
         last_shape: str | None,
         public_key: PublicKey,
         snapshot: Snapshot,
-        announcement: tuple[AnnouncedKey | None, PublishState, datetime] | None = None,
+        *,
+        taking_over: AnnouncedKey | None = None,
+        state: PublishState | None = None,
+        now: datetime | None = None,
     ) -> None:
         """PublishError if the signing key differs from the one the last publish used
         (a rotated secret, another key file), unless it was announced long enough ago
-        (`announcement`: the key's announcement, the state, now): every client that
+        (`taking_over`: its announcement, with the state and the time): every client that
         trusts only the old key would fail `apt update` with NO_PUBKEY. `rebuild
         --replace` says a change is meant."""
         try:
@@ -783,7 +810,6 @@ class Publisher:
         if not isinstance(last_key, str) or last_key.lower() == signing:
             return
         if signing in [str(fpr).lower() for fpr in announced]:
-            taking_over, state, now = announcement or (None, None, None)
             if taking_over is None or state is None or now is None:
                 raise PublishRefused(
                     f"the signing key {signing.upper()} was announced, but that announcement "

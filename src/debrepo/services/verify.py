@@ -173,13 +173,21 @@ def verify_repository(
         published_keyring(signer, announced) if signer and announced is not None else None
     )
     if keyring_expected is not None and public_key != keyring_expected.binary:
-        also = "".join(
-            f" and of the announced key {fpr.upper()}" for fpr in keyring_expected.announced
-        )
-        problems.append(
-            f"{keyring} is not the public part of the signing key "
-            f"{keyring_expected.fingerprint.upper()}{also}"
-        )
+        held = fingerprints_in(public_key)
+        expected_held = fingerprints_in(keyring_expected.binary)
+        extra = [fpr.upper() for fpr in held if fpr not in expected_held]
+        if held[: len(expected_held)] == expected_held and extra:
+            problems.append(
+                f"{keyring} also holds {', '.join(extra)}, which neither signs nor is announced"
+            )
+        else:
+            also = "".join(
+                f" and of the announced key {fpr.upper()}" for fpr in keyring_expected.announced
+            )
+            problems.append(
+                f"{keyring} is not the public part of the signing key "
+                f"{keyring_expected.fingerprint.upper()}{also}"
+            )
     # The armoured copy is what the install page and most guides tell users to fetch.
     armored_name = f"{settings.keyring_name}.asc"
     armored = repo.get(armored_name)
@@ -246,6 +254,7 @@ def verify_repository(
                 problems.append(f"{copy} does not match its size and checksums in Release{copy_of}")
 
     ordered = sort_records(records)
+    indexed: set[str] = set()  # pool files the published indices name
     for component in settings.components:
         for architecture in settings.architectures:
             base = f"{component}/binary-{architecture}/Packages"
@@ -258,6 +267,7 @@ def verify_repository(
                 if component == settings.component
                 else []
             )
+            indexed.update(_filenames(published))
             rendered = render_packages(chosen, component)
             if published != rendered:
                 problems.append(_describe_difference(published, rendered, f"{dists}/{base}"))
@@ -281,9 +291,19 @@ def verify_repository(
 
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
     if accounted_pool_files is not None:
-        _report_strays(records, repo, settings, report, accounted_pool_files)
+        _report_strays(records, repo, settings, report, indexed.union(accounted_pool_files))
     _verify_convenience(records, repo, settings, report, public_key)
     return report
+
+
+def _filenames(packages: bytes) -> set[str]:
+    """The Filename fields of a Packages index."""
+    prefix = b"Filename: "
+    return {
+        line[len(prefix) :].decode("utf-8", "replace").strip()
+        for line in packages.splitlines()
+        if line.startswith(prefix)
+    }
 
 
 def _release_fields(release: bytes) -> dict[str, str]:
@@ -368,23 +388,27 @@ def _report_strays(
     report: VerifyReport,
     accounted: Collection[str],
 ) -> None:
-    """Warn of files in the pool that neither the store nor the publisher accounts for:
-    copied there by hand, or left by an `add` killed between placing its files and
-    storing its records. No index names them, and no publish deletes them."""
+    """Warn of files in the pool that neither the store, the published indices nor the
+    publisher (`accounted`) account for: copied there by hand, or left by an `add` killed
+    between placing its files and storing its records. No publish deletes them."""
     try:
         named = {f.key for f in pool_files_for(records, settings.component)}
     except DebrepoError:
         return  # two records claiming one pool file: already reported by _verify_pool
     known = named.union(accounted)
-    strays = sorted(found.key for found in repo.list("pool/") if found.key not in known)
+    try:
+        strays = sorted(found.key for found in repo.list("pool/") if found.key not in known)
+    except ObjectStoreError as exc:  # a monitoring role may read objects, not list them
+        report.warnings.append(f"the pool was not checked for stray files: {exc}")
+        return
     if strays:
         shown = ", ".join(strays[:STRAYS_NAMED])
         more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
         report.warnings.append(
             f"{len(strays)} file(s) in pool/ that no stored version names and no "
             f"publish placed: {shown}{more} (copied by hand, or left by an interrupted or "
-            "refused `add`; an `add` running now also explains them). `debrepo add` of the "
-            ".deb adopts one; otherwise delete them"
+            "refused `add`; an `add`, `sync` or publish running now also explains them). "
+            "`debrepo add` of the .deb adopts one; otherwise, once nothing runs, delete them"
         )
 
 
