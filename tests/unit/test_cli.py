@@ -1500,6 +1500,15 @@ def test_an_announced_key_takes_over_after_key_switch_days(run, debs, home, monk
     assert run("verify").code == 0
 
 
+def _switch_to_the_next_key(run: Callable[..., Result], keys: Path, old_key: bytes) -> Result:
+    """Put the next key in the key file and rebuild; a refused switch puts the old back."""
+    (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+    result = run("rebuild")
+    if result.code:
+        (keys / "signing-key.asc").write_bytes(old_key)
+    return result
+
+
 def test_a_switch_waits_for_a_published_readable_kiro_repo_that_installs_the_key(
     run, home, monkeypatch
 ):
@@ -1510,11 +1519,7 @@ def test_a_switch_waits_for_a_published_readable_kiro_repo_that_installs_the_key
     assert run("key", "generate", "--next").code == 0
 
     def switch() -> Result:
-        (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
-        result = run("rebuild")
-        if result.code:
-            (keys / "signing-key.asc").write_bytes(old_key)
-        return result
+        return _switch_to_the_next_key(run, keys, old_key)
 
     assert "the newest kiro-repo (1.0) does not install it" in switch().error_line
     assert run("build-repo-package", "--version", "1.1", "--no-publish").code == 0
@@ -1603,11 +1608,7 @@ def test_a_switch_waits_for_a_kiro_repo_above_any_published_before(
     assert run("key", "generate", "--next").code == 0
 
     def switch() -> Result:
-        (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
-        result = run("rebuild")
-        if result.code:
-            (keys / "signing-key.asc").write_bytes(old_key)
-        return result
+        return _switch_to_the_next_key(run, keys, old_key)
 
     # Clients keep 2.0, which only the old key is in, after it is removed.
     assert run("remove", "kiro-repo", "2.0", "--yes").code == 0
