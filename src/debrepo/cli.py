@@ -524,27 +524,28 @@ def verify(ctx: click.Context, quick: bool, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the published folder over HTTP on 127.0.0.1 (for apt on this machine)."""
-    from debrepo.objects.filesystem import FilesystemObjectStore
+    from debrepo.factory import local_folder
     from debrepo.serve import make_server
 
     ws = _workspace(ctx)
-    repo = ws.repo
-    if not isinstance(repo, FilesystemObjectStore):
+    root = local_folder(ws.settings.repo)
+    if root is None:
         _fail(f"serve works on a local folder; {ws.settings.repo} is not one", 2)
-    server = make_server(repo.root, host, port)
-    if repo.stat(f"dists/{ws.settings.suite}/InRelease") is None:
+    # Not created here: a mistyped --home would otherwise leave an empty folder behind
+    # that looks like a repository nobody published.
+    server = make_server(root, host, port)
+    if not (root / "dists" / ws.settings.suite / "InRelease").is_file():
         # Serving first is how one learns the URL to build kiro-repo with (--port 0).
+        missing = "" if root.is_dir() else " (the folder does not exist: check --home)"
         click.echo(
-            f"debrepo: warning: nothing is published in {repo.root} yet; files appear as "
-            "soon as you publish (debrepo add / build-repo-package)",
+            f"debrepo: warning: nothing is published in {root} yet{missing}; files appear "
+            "as soon as you publish (debrepo add / build-repo-package)",
             err=True,
         )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     try:
-        click.echo(
-            f"serving {repo.root} at http://{url_host}:{bound_port}/ (Ctrl-C to stop)", err=True
-        )
+        click.echo(f"serving {root} at http://{url_host}:{bound_port}/ (Ctrl-C to stop)", err=True)
         server.serve_forever()
     except (KeyboardInterrupt, _Terminated):
         # Ctrl-C or SIGTERM (systemd, docker stop) is how a server is meant to end.

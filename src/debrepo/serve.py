@@ -79,8 +79,8 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> Thread
             f"--bind {host}: debrepo serve only listens on loopback addresses (127.0.0.1, ::1); "
             "publish the folder with a web server for other machines"
         )
-    if not root.is_dir():
-        raise ConfigError(f"{root}: no published repository here yet; run `debrepo rebuild` first")
+    # A folder that does not exist yet is served too (404 until the first publish
+    # creates it): the URL learnt with --port 0 is what kiro-repo is built with.
     handler = partial(RepositoryRequestHandler, directory=str(root))
     server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
     try:

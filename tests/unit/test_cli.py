@@ -1188,6 +1188,33 @@ def test_serve_before_anything_is_published_warns_and_serves(run, home, stop_ser
     assert result.code == 0, result.err
     assert len(stop_serving) == 1
     assert f"debrepo: warning: nothing is published in {home / 'repo'} yet" in result.err
+    assert "check --home" in result.err
+    assert not home.exists()  # a mistyped --home leaves no empty repository behind
+
+
+def test_serve_answers_files_published_after_it_started(run, debs, home, tmp_path):
+    """Started before the folder exists, the server still serves what is published
+    afterwards: the URL learnt with --port 0 stays good."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from debrepo.serve import make_server
+
+    server = make_server(home / "repo", "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/dists/stable/InRelease"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(url, timeout=10)
+        assert missing.value.code == 404
+        run("add", str(debs))
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert answer.read() == (home / "repo/dists/stable/InRelease").read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_serve_stopped_by_sigterm_ends_cleanly(tmp_path):

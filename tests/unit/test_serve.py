@@ -171,11 +171,6 @@ def test_accepts_loopback_addresses_and_serves_there(tmp_path, host):
         thread.join(10)
 
 
-def test_missing_folder(tmp_path):
-    with pytest.raises(ConfigError, match=r"no published repository here yet"):
-        make_server(tmp_path / "absent", "127.0.0.1", 0)
-
-
 def test_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
