@@ -998,10 +998,16 @@ def sync(
     def publish(at: datetime, written: Sequence[str]) -> PublishReport:
         return ws.publish(now=at, just_written=written)
 
+    def settings_changed() -> bool:
+        if dry_run and not ws.settings.key_secret_id and not ws.settings.key_file.exists():
+            return False  # a dry run generates no key, so there is none to compare
+        return ws.publisher().settings_changed()
+
     def run() -> SyncReport:
         return run_sync(
             lock=contextlib.nullcontext if dry_run else lambda: ws.lock(wait_seconds),
             idle=ws.settle_cdn,  # an invalidation an earlier run still owes
+            settings_changed=settings_changed,
             store=ws.store,
             repo=ws.repo,
             staging=ws.staging,

@@ -1214,6 +1214,30 @@ def test_unchanged_repository_is_re_signed_past_half_its_validity(ws: Workspace)
     assert sync(ws, only_package="kiro-repo", now=moment + timedelta(hours=1)).published is None
 
 
+def test_a_changed_setting_is_published_by_a_sync_with_nothing_new(ws: Workspace) -> None:
+    """A scheduled run is how the Lambda's settings and key reach the repository: one
+    changed since the last publish is published without waiting for a re-sign."""
+    app.build_kiro_repo(ws, version="1.0.0", now=FIXED_NOW)
+    assert sync(ws, only_package="kiro-repo").published is None  # nothing changed
+    longer = Workspace(ws.settings._replace(valid_days=10.0))
+    moment = FIXED_NOW + timedelta(hours=1)
+
+    planned = sync(longer, only_package="kiro-repo", now=moment, dry_run=True)
+    assert planned.summary() == (
+        "dry run: would publish (the settings or the signing key changed since the last "
+        "publish); nothing was changed"
+    )
+    report = sync(longer, only_package="kiro-repo", now=moment)
+
+    assert report.published is not None and not report.refreshed
+    assert report.summary() == (
+        "the settings or the signing key changed since the last publish; published"
+    )
+    release = (repo_dir(ws) / RELEASE).read_text()
+    assert "Valid-Until: Fri, 04 Dec 2026 13:00:00 +0000\n" in release  # 10 days on
+    assert sync(longer, only_package="kiro-repo", now=moment).published is None
+
+
 @pytest.mark.e2e
 def test_apt_accepts_the_re_signed_repository_after_refusing_the_expired_one(
     ws: Workspace, tmp_path: Path

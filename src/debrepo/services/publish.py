@@ -1023,6 +1023,16 @@ class Publisher:
                 state.index_stamps[key] = (len(data), version, digest.sha256)
         return True
 
+    def settings_changed(self) -> bool:
+        """Whether a setting that shapes the published bytes, or the signing key,
+        differs from what the last publish here used: a publish is due even with
+        nothing new in the store (a key put into the secret, a changed Valid-Until)."""
+        state = PublishState.from_json(self.staging.get(STATE_KEY))
+        if state.fingerprint is None or state.repo not in (None, self.repo.description):
+            return False  # no account of a publish here to compare with
+        public_key = published_keyring(self.signer, state.announced)
+        return state.fingerprint != self._fingerprint(release_info(self.settings), public_key)
+
     def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
         """Everything besides the records that shapes the published bytes, as canonical
         JSON (kept whole rather than hashed: it is short, and readable in the state)."""
