@@ -203,3 +203,27 @@ def test_build_kiro_repo_is_refused_without_its_configuration(tmp_path):
     ws = app.Workspace(settings_for(tmp_path / "home", config_dir=str(config_dir)))
     with pytest.raises(ConfigError, match=r"kiro-repo is not configured"):
         app.build_kiro_repo(ws, version="1.0", now=FIXED_NOW)
+
+
+def test_the_install_page_names_the_files_kiro_repo_installs(tmp_path):
+    """Set up by hand from the page, then kiro-repo installed: the same source file and
+    keyring are replaced, not doubled (a second source for the same URL makes apt warn)."""
+    import re
+    from html import unescape
+
+    ws = app.Workspace(settings_for(tmp_path / "home", key_name="acme"))
+    app.build_kiro_repo(ws, version="1.0.0", repo_url=REPO_URL, now=FIXED_NOW)
+    page = unescape((tmp_path / "home/repo/index.html").read_text(encoding="utf-8"))
+    named = set(re.findall(r"/(?:etc|usr)/[\w./-]+", page))
+    listing = subprocess.run(
+        [require_tool("dpkg-deb"), "--contents", str(tmp_path / "home/repo/kiro-repo.deb")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
+    assert named == {
+        "/etc/apt/sources.list.d/acme.sources",
+        "/usr/share/keyrings/acme-archive-keyring.gpg",
+    }
+    assert named <= installed

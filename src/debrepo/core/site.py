@@ -47,6 +47,10 @@ def render_index_html(
         intro = f"Download the repository package, install it, then install {shown}:"
         install = f"\nsudo apt install {escape(product)}"
     keyring = escape(keyring_name)
+    # kiro-repo installs `<key_name>.sources`: set up by hand, the same file, so that
+    # installing kiro-repo later replaces it instead of adding a duplicate source.
+    key_name = escape(keyring_name.removesuffix("-archive-keyring"))
+    sources = f"/etc/apt/sources.list.d/{key_name}.sources"
     names = {r.package_name for r in latest}
     if CONVENIENCE_PACKAGE in names:
         quick = f"""  <h2>Install</h2>
@@ -54,7 +58,7 @@ def render_index_html(
   <pre>curl -fsSLO {url}/{CONVENIENCE_COPY}
 sudo apt install ./{CONVENIENCE_COPY}
 sudo apt update{install}</pre>
-  <p>The repository package adds <code>/etc/apt/sources.list.d/kiro.sources</code> and the
+  <p>The repository package adds <code>{sources}</code> and the
   signing key <code>/usr/share/keyrings/{keyring}.gpg</code>, and keeps both up
   to date with <code>apt upgrade</code>.</p>
   <h2>Set up by hand</h2>"""
@@ -92,7 +96,7 @@ sudo apt update{install}</pre>
   <h1>{escape(label)} APT repository</h1>
 {quick}
   <pre>curl -fsSL {url}/{keyring}.gpg | sudo tee /usr/share/keyrings/{keyring}.gpg &gt;/dev/null
-sudo tee /etc/apt/sources.list.d/kiro.sources &lt;&lt;'EOF'
+sudo tee {sources} &lt;&lt;'EOF'
 {manual}
 EOF</pre>{after_manual}
   <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>{next_keys}
