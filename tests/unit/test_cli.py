@@ -262,6 +262,21 @@ def test_building_a_removed_kiro_repo_version_again_warns(run, home, caplog):
     assert "was removed before" not in caplog.text
 
 
+def test_adding_other_bytes_for_a_removed_version_warns(run, debs, tmp_path, caplog):
+    assert run("add", str(debs)).code == 0
+    assert run("remove", "alpha", "1.0", "--yes").code == 0
+    rebuilt = tmp_path / "alpha_1.0_amd64.deb"
+    rebuilt.write_bytes(deb_bytes("alpha", "1.0", description="Rebuilt"))
+    caplog.clear()
+    again = run("add", str(rebuilt))
+    assert again.code == 0, again.err
+    assert caplog.text.count("alpha 1.0 was removed before: these are other bytes") == 1
+    assert run("remove", "alpha", "1.0", "--yes").code == 0
+    caplog.clear()
+    assert run("add", str(rebuilt)).code == 0  # the same bytes as the retired file
+    assert "was removed before" not in caplog.text
+
+
 def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
     assert run("key", "generate").code == 0
     armored = run("key", "export").out.encode()

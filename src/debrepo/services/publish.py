@@ -1475,7 +1475,8 @@ def pool_file_keeper(
     of a repository this publisher has no account of (a mistyped --home next to the
     right --repo would corrupt another store's release). A file the account retired (a
     removed version kept for older indices) is replaced, as re-adding that version
-    always did. The usual case costs no lookup in the pool.
+    always did, with a warning when its bytes differ. The usual case costs no lookup in
+    the pool.
     """
     state = PublishState.from_json(files.state)
     ours = state.repo in (None, repo.description)
@@ -1489,6 +1490,14 @@ def pool_file_keeper(
 
     def problem(key: str, package_id: str, size: int, sha256: str) -> str | None:
         if known is not None and key not in known.pool:
+            held = repo.stat(key) if key in known.retired else None
+            if held is not None and (held.size != size or _sha256_of(repo, key)[1] != sha256):
+                log.warning(
+                    "%s was removed before: these are other bytes under the same file name, "
+                    "which a client still holding an index from before cannot download "
+                    "until its next `apt update` (a new version number avoids that)",
+                    package_id.replace("#", " "),
+                )
             return None  # retired, or never published
         if known is not None:
             same = known.pool[key] == (size, sha256)
