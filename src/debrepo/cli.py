@@ -279,7 +279,7 @@ def add(ctx: click.Context, files: Sequence[Path], no_publish: bool, wait_second
         if len(records) > 20:
             out.say(f"{verb} {len(records) - 20} more")
     for record in result.put_back:
-        out.say(f"put back the missing file of {record.package_name} {record.version}")
+        out.say(f"put back the file of {record.package_name} {record.version}")
     if not (result.records or result.put_back or result.report or no_publish):
         out.say("nothing new to add or publish")
     _report(out, result.report, ws)
@@ -530,6 +530,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     ws = _workspace(ctx)
     root = local_folder(ws.settings.repo)
     if root is None:
+        ws.repo  # noqa: B018 - a malformed URL is named as such
         _fail(f"serve works on a local folder; {ws.settings.repo} is not one", 2)
     # Not created here: a mistyped --home would otherwise leave an empty folder behind
     # that looks like a repository nobody published.

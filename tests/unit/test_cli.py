@@ -153,16 +153,26 @@ def test_add_the_same_file_again_says_it_is_stored_and_changes_nothing(run, debs
     assert (home / "repo/dists/stable/Release").read_bytes() == release
 
 
-def test_add_the_same_file_again_puts_back_a_lost_pool_file_and_says_so(run, debs, home, caplog):
+@pytest.mark.parametrize(
+    ("damage", "logged"),
+    [
+        (Path.unlink, "was missing"),
+        (lambda path: path.write_bytes(path.read_bytes() + b"junk"), "holds other bytes"),
+        (lambda path: path.write_bytes(path.read_bytes()[:-4] + b"junk"), "holds other bytes"),
+    ],
+    ids=["lost", "grown", "same-size"],
+)
+def test_add_the_same_file_again_mends_a_lost_or_damaged_pool_file_and_says_so(
+    run, debs, home, caplog, damage, logged
+):
     assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
     pool_file = home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb"
-    pool_file.unlink()
+    damage(pool_file)
+    assert run("verify").code == 1
     result = run("add", str(debs / "alpha_1.0_amd64.deb"))
     assert result.code == 0, result.err
-    assert result.out == (
-        "already stored alpha 1.0 (amd64)\nput back the missing file of alpha 1.0\n"
-    )
-    assert "pool/main/a/alpha/alpha_1.0_amd64.deb was missing: put back" in caplog.text
+    assert result.out == "already stored alpha 1.0 (amd64)\nput back the file of alpha 1.0\n"
+    assert f"pool/main/a/alpha/alpha_1.0_amd64.deb {logged}: put back" in caplog.text
     assert pool_file.read_bytes() == (debs / "alpha_1.0_amd64.deb").read_bytes()
     assert run("verify").code == 0
 
@@ -532,7 +542,9 @@ def test_a_new_repo_folder_is_not_published_without_its_pool_files(run, debs, ho
     moved = tmp_path / "moved"
     result = run("--repo", moved.as_uri(), "rebuild")
     assert result.code == 1
-    assert "pool/main/a/alpha/alpha_1.0_amd64.deb is not published" in result.error_line
+    assert (
+        "pool/main/a/alpha/alpha_1.0_amd64.deb is missing or holds other bytes" in result.error_line
+    )
     assert not (moved / "dists").exists()  # no index naming files that are not there
 
     # With the pool copied over, the new folder is published, and apt's files are there.

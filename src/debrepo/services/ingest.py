@@ -16,6 +16,7 @@ kill, with the next ingest into that target.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -357,17 +358,19 @@ def ingest_files(
         # failure in between takes back the files already placed.
         placed: dict[str, str] = {}  # pool or staging key -> package_id
         # Already stored with these bytes: not stored again, but put back if its file
-        # is gone (the very bytes the record names; the publish trusts its map of the
-        # pool, so nothing else would notice before `rebuild --full`).
+        # is gone or holds other bytes (the very bytes the record names; the publish
+        # trusts its map of the pool, so nothing else would mend it).
         putting_back: set[int] = set()
         if skipped and already_stored is not None:
             dropped: list[_Outcome] = []
             for outcome, stored, _path in skipped:
                 already_stored.append(stored)
-                if target.stat(outcome.key) is None:
+                damage = _damage(target, outcome.key, stored)
+                if damage is not None:
                     log.warning(
-                        "%s was missing: put back from the file given (the bytes stored)",
+                        "%s %s: put back from the file given (the bytes stored)",
                         outcome.key,
+                        damage,
                     )
                     putting_back.add(id(outcome))
                     if put_back is not None:
@@ -442,6 +445,22 @@ def _stored_now(store: MetadataStore) -> set[str] | None:
         return store.package_ids()
     except Exception:  # the store that just failed may fail again
         return None
+
+
+def _damage(target: ObjectStore, key: str, stored: PackageRecord) -> str | None:
+    """How `key` differs from the bytes `stored` names ("was missing", "holds other
+    bytes"), or None. Read whole only when the size agrees: this runs for a file added
+    again, which is how a lost or damaged pool file is mended."""
+    held = target.stat(key)
+    if held is None:
+        return "was missing"
+    if held.size != stored.file_size:
+        return "holds other bytes"
+    digest = hashlib.sha256()
+    with target.open(key) as reader:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+    return None if digest.hexdigest() == stored.sha256_hash else "holds other bytes"
 
 
 def _take_back(target: ObjectStore, keys: Sequence[str]) -> None:

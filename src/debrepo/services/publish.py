@@ -1170,8 +1170,9 @@ class Publisher:
                 in_place.append(pool_file)
             elif info is None:
                 problems.append(
-                    f"{record.package_id}: {pool_file.key} is not published and {staged} is not "
-                    f"in the staging area {self.staging.description} (put the .deb back at "
+                    f"{record.package_id}: {pool_file.key} is missing or holds other bytes, and "
+                    f"{staged} is not in the staging area {self.staging.description} (put the "
+                    f".deb back at "
                     f"{pool_file.key}: `debrepo add` of that very file does, or remove "
                     f"{record.package_name} {record.version})"
                 )
