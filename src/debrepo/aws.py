@@ -228,6 +228,10 @@ class DynamoDBLock:
                 TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, ConsistentRead=True
             ),
         ).get("Item", {})
+        if holder.get("owner", {}).get("S") == self.owner:
+            # Our own write: it succeeded, its answer was lost and botocore's retry then
+            # failed the condition against it.
+            return None
         return dict(holder) or {"owner": {"S": "unknown"}}
 
     def _if_ours(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -238,8 +242,9 @@ class DynamoDBLock:
             "ExpressionAttributeValues": {":me": {"S": self.owner}, **(values or {})},
         }
 
-    def _renew(self) -> bool:
-        """Push the expiry out again; False if the lock is no longer ours."""
+    def _renew(self) -> bool | None:
+        """Push the expiry out again; False if the lock is no longer ours, None if that
+        cannot be told now (throttled, denied, the network)."""
         from botocore.exceptions import ClientError
 
         try:
@@ -253,13 +258,15 @@ class DynamoDBLock:
             if _code(exc) == "ConditionalCheckFailedException":
                 return False
             log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
+            return None
         except Exception as exc:  # a network hiccup: the next beat tries again
             log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
+            return None
         return True
 
     def _keep_alive(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_seconds):
-            if not self._renew():
+            if self._renew() is False:  # unknown: the next beat tries again
                 self.lost = True
                 log.error(
                     "the publish lock in %s expired and was taken by another process; "
@@ -269,12 +276,21 @@ class DynamoDBLock:
                 return
 
     def check(self) -> None:
-        """LockError unless the lock is still ours, with its expiry pushed out now."""
-        if self.lost or not self._renew():
+        """LockError unless the lock is still ours, with its expiry pushed out now. Asked
+        before a Release is written: a renewal that cannot be confirmed stops it too (a
+        Release written by two processes at once is worse than a run done again)."""
+        renewed = False if self.lost else self._renew()  # botocore has retried already
+        if renewed is False:
             self.lost = True
             raise LockError(
                 f"the publish lock in {self.table} expired and was taken by another process "
                 "while this one ran; it stopped before writing a Release (run it again)"
+            )
+        if renewed is None:
+            raise LockError(
+                f"cannot confirm that this process still holds the publish lock in "
+                f"{self.table} (see the warnings above); it stopped before writing a Release "
+                "(run it again)"
             )
 
     @contextmanager
@@ -308,7 +324,16 @@ class DynamoDBLock:
                 TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, **self._if_ours()
             )
         except ClientError as exc:
-            log.warning("publish lock was no longer ours on release: %s", exc)
+            if _code(exc) == "ConditionalCheckFailedException":
+                log.warning("the publish lock in %s was no longer ours on release", self.table)
+            else:  # it expires by itself
+                log.warning(
+                    "cannot release the publish lock in %s; it stays until it expires (%d s "
+                    "after its last renewal): %s",
+                    self.table,
+                    self.ttl_seconds,
+                    exc,
+                )
         except BotoCoreError as exc:  # it expires by itself
             log.warning("cannot release the publish lock in %s: %s", self.table, exc)
 

@@ -89,6 +89,10 @@ class LockError(DebrepoError):
     """Another publisher holds the repository lock."""
 
 
+class NotificationError(DebrepoError):
+    """A notification could not be delivered."""
+
+
 class VerificationError(DebrepoError):
     """The published repository does not agree with the store."""
 

@@ -1,7 +1,8 @@
 """Notifications: one per newly published package version, one per failed run.
 
 SNS in AWS (the topic from settings), log lines otherwise. A notification that cannot
-be delivered is logged and never turns a successful publish into a failure.
+be delivered never turns a successful publish into a failure: a package's is kept for
+the next sync to send again, a failed run's is logged.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import math
 from typing import Any, Protocol
 
+from debrepo.errors import NotificationError
 from debrepo.model import PackageRecord
 
 log = logging.getLogger("debrepo.notify")
@@ -19,7 +21,8 @@ SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
 class Notifier(Protocol):
-    def package_published(self, record: PackageRecord) -> None: ...
+    def package_published(self, record: PackageRecord) -> None:
+        """Raises NotificationError when it cannot be delivered."""
 
     def run_failed(self, operation: str, message: str) -> None: ...
 
@@ -100,7 +103,7 @@ class SnsNotifier:
                 Message=fit_message(message),
             )
         except (ClientError, BotoCoreError) as exc:
-            log.error("cannot notify %s: %s (%s)", self.topic_arn, exc, subject)
+            raise NotificationError(f"cannot notify {self.topic_arn}: {exc} ({subject})") from None
 
     def package_published(self, record: PackageRecord) -> None:
         self._publish(
@@ -108,10 +111,13 @@ class SnsNotifier:
         )
 
     def run_failed(self, operation: str, message: str) -> None:
-        self._publish(
-            f"debrepo {operation} failed",
-            {"event": "run_failed", "operation": operation, "error": message},
-        )
+        try:
+            self._publish(
+                f"debrepo {operation} failed",
+                {"event": "run_failed", "operation": operation, "error": message},
+            )
+        except NotificationError as exc:  # the failure itself is logged by the caller
+            log.error("%s", exc)
 
 
 def notifier_for(topic_arn: str) -> Notifier:

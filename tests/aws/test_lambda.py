@@ -1050,8 +1050,9 @@ def test_a_staged_file_deleted_before_the_run_publishes_nothing_and_says_which(
     assert_failed_cleanly(
         deployment,
         run,
-        "kiro-repo#1.0.1: pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb is not published "
-        f"and {staged} is not in the staging area s3://{deployment.bucket}/ (put the .deb "
+        "kiro-repo#1.0.1: pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb is missing or holds "
+        f"other bytes, and {staged} is not in the staging area s3://{deployment.bucket}/ (put "
+        "the .deb "
         "back at pool/main/k/kiro-repo/kiro-repo_1.0.1_all.deb: `debrepo add` of that very "
         "file does, or remove kiro-repo 1.0.1); "
         "nothing was published; kiro 0.9.2, kiro-cli 1.2.0 stored but not published: fix "
@@ -1396,6 +1397,59 @@ def test_a_publisher_whose_lock_was_taken_over_writes_no_release(
     assert deployment.release_files() == releases
     item = deployment.lock_item()
     assert item is not None and item["owner"]["S"] == "other/1/feedface"
+
+
+def test_a_lock_write_whose_answer_was_lost_is_known_as_ours(
+    deployment: Deployment, proxy: AwsProxy
+) -> None:
+    """The PutItem landed, its answer was lost, and botocore's retry failed the condition
+    against our own item: that is the lock taken, not another publisher holding it."""
+    lock = DynamoDBLock(deployment.table, ttl_seconds=60)
+
+    def first_attempt_landed(call: Call) -> None:
+        put_lock_item(deployment, lock.owner, expires_in=60)
+
+    proxy.before(
+        lambda call: call.operation == "PutItem" and is_lock_request(call, LOCK_ID),
+        first_attempt_landed,
+    )
+    with lock.hold() as still_ours:
+        still_ours()
+        item = deployment.lock_item()
+        assert item is not None and item["owner"]["S"] == lock.owner
+    assert deployment.lock_item() is None  # released, not left for its expiry
+
+
+def test_a_lock_that_cannot_be_confirmed_before_the_release_stops_the_publish(
+    deployment: Deployment, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    lock = DynamoDBLock(deployment.table, ttl_seconds=60, heartbeat_seconds=600)
+    with lock.hold() as still_ours:
+        still_ours()  # confirmed
+        proxy.fail("dynamodb", "ProvisionedThroughputExceededException", operation="UpdateItem")
+        with pytest.raises(LockError, match=r"cannot confirm that this process still holds"):
+            still_ours()
+        assert not lock.lost  # not taken by another: released as usual
+
+
+def test_a_store_write_retried_by_botocore_carries_the_same_request_token(
+    deployment: Deployment, proxy: AwsProxy, tmp_path: Path
+) -> None:
+    """DynamoDB runs a transaction once per token: a retry of one that committed but whose
+    answer was lost succeeds instead of calling the version a duplicate."""
+    deb = tmp_path / "alpha_1.0_amd64.deb"
+    deb.write_bytes(deb_bytes("alpha", "1.0"))
+    proxy.fail(
+        "dynamodb", "InternalServerError", status=500, operation="TransactWriteItems", times=1
+    )
+    app.add_packages(workspace(), [deb], publish=False)
+    sent = proxy.sent("dynamodb", "TransactWriteItems")
+    tokens = [call.json().get("ClientRequestToken") for call in sent]
+    assert len(sent) >= 2 and sent[0].injected == "InternalServerError"
+    assert tokens[0] and tokens[0] == tokens[1]
+    assert len(set(tokens)) == len(sent) - 1  # each transaction its own token
+    assert workspace().store.get("alpha#1.0") is not None
 
 
 def test_lock_failures_are_one_line_naming_the_table(

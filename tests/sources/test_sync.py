@@ -1087,7 +1087,7 @@ class _Collect:
             raise ConnectionError("notification service down")
 
 
-def test_one_notification_per_new_version_and_a_failing_notifier_is_only_logged(
+def test_one_notification_per_new_version_and_a_failed_one_is_sent_by_the_next_sync(
     ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     upstream.serve_kiro_live(KIRO)
@@ -1095,11 +1095,51 @@ def test_one_notification_per_new_version_and_a_failing_notifier_is_only_logged(
     notifier = _Collect(fail=True)
     report = sync(ws, notifier=notifier)
     assert [r.package_id for r in notifier.records] == ["kiro#0.9.2", "kiro-cli#1.2.0"]
-    assert report.published is not None
-    assert "cannot notify about kiro#0.9.2" in caplog.text
+    assert report.published is not None  # a lost notification does not fail the run
+    assert "cannot notify about kiro#0.9.2 (the next sync tries again)" in caplog.text
+    retried = _Collect()
+    again = sync(ws, notifier=retried, now=FIXED_NOW + timedelta(minutes=5))
+    assert again.published is None
+    assert [r.package_id for r in retried.records] == ["kiro#0.9.2", "kiro-cli#1.2.0"]
     quiet = _Collect()
-    sync(ws, notifier=quiet, now=FIXED_NOW + timedelta(minutes=5))
+    sync(ws, notifier=quiet, now=FIXED_NOW + timedelta(minutes=10))
     assert quiet.records == []
+
+
+def test_notifications_are_owed_before_the_publish_starts(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    """A run killed during its publish (a Lambda's timeout) runs no `except`: what it owes
+    is on record already, and the next sync sends it."""
+    from debrepo.services.sync import OWED_NOTIFICATIONS_KEY
+
+    upstream.serve_kiro_live(KIRO)
+    owed_at_publish: list[bytes | None] = []
+
+    def killed(now: datetime, keys: Any) -> Any:
+        owed_at_publish.append(ws.staging.get(OWED_NOTIFICATIONS_KEY))
+        raise SystemExit(137)
+
+    with pytest.raises(SystemExit):
+        run_sync(
+            store=ws.store,
+            repo=ws.repo,
+            staging=ws.staging,
+            configs=ws.configs,
+            publish=killed,
+            notifier=_Collect(),
+            now=FIXED_NOW,
+            suite="stable",
+            destination=Destination("pool", "main", ("amd64",)),
+            http_settings=FAST_HTTP,
+            only_package="kiro",
+        )
+    assert owed_at_publish == [b'["kiro#0.9.2"]']
+    later = _Collect()
+    report = sync(ws, notifier=later, only_package="kiro")
+    assert report.published is not None  # the store changed since the last publish
+    assert [r.package_id for r in later.records] == ["kiro#0.9.2"]
+    assert ws.staging.get(OWED_NOTIFICATIONS_KEY) is None
 
 
 def test_versions_whose_publish_failed_are_named_and_announced_once_published(

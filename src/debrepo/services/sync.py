@@ -508,12 +508,14 @@ def _publish_and_notify(
             raise SyncFailedError(report)
         return report
     owed = _read_owed(staging)
+    if new:
+        # Owed until sent, from before the publish: a run killed during it (a Lambda's
+        # timeout) leaves them for the first sync after a publish that includes them.
+        _write_owed(staging, [*owed, *(r.package_id for r in new)])
     if report.publish_reason:
         try:
             report.published = publish(now, list(run.written))
         except BaseException as exc:  # an interruption too: the versions are stored
-            if new:  # notified by the first sync after a publish that includes them
-                _write_owed(staging, [*owed, *(r.package_id for r in new)])
             if not isinstance(exc, DebrepoError | OSError) or not new:
                 raise
             stored = ", ".join(f"{r.package_name} {r.version}" for r in new)
@@ -525,12 +527,23 @@ def _publish_and_notify(
     # Published now, or the store had nothing unpublished: what was owed went out too.
     announced = {r.package_id for r in new}
     later = [store.get(package_id) for package_id in owed if package_id not in announced]
+    undelivered: list[str] = []
     for record in [*new, *(r for r in later if r is not None)]:
+        # A notification that cannot go now must not undo a good publish: the next
+        # sync sends it again.
         try:
             notifier.package_published(record)
-        except Exception:  # a lost notification must not undo a good publish
-            log.exception("cannot notify about %s", record.package_id)
-    if owed:
+        except DebrepoError as exc:
+            log.error(
+                "cannot notify about %s (the next sync tries again): %s", record.package_id, exc
+            )
+            undelivered.append(record.package_id)
+        except Exception:
+            log.exception("cannot notify about %s (the next sync tries again)", record.package_id)
+            undelivered.append(record.package_id)
+    if undelivered:
+        _write_owed(staging, undelivered)
+    elif owed or new:
         staging.delete(OWED_NOTIFICATIONS_KEY)
     if report.published is None:
         idle()

@@ -30,6 +30,7 @@ import random
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -560,6 +561,10 @@ class DynamoDBMetadataStore(BaseMetadataStore):
                     "transact_write_items",
                     passthrough=("TransactionCanceledException",),
                     TransactItems=actions,
+                    # The same token on botocore's retries: one whose first attempt
+                    # committed but whose answer was lost succeeds again instead of
+                    # failing its own conditions (a version "already stored").
+                    ClientRequestToken=uuid.uuid4().hex,
                 )
             except ClientError as exc:
                 reasons = _cancellation_reasons(exc)
