@@ -37,7 +37,12 @@ BUILD_KEYS = ("script_path", "template_dir")
 ADDITIONAL_FILES = ("certificate", "signature")
 PRIORITIES = ("required", "important", "standard", "optional", "extra")
 
-_MAINTAINER_RE = re.compile(r"[^<>\x00-\x1f\x7f]+ <[^<>@\s\x00-\x1f\x7f]+@[^<>\s\x00-\x1f\x7f]+>")
+# No control character (C1 and the Unicode line separators too: dpkg and apt would
+# read the field as ending there).
+_MAINTAINER_RE = re.compile(
+    r"[^<>\x00-\x1f\x7f-\x9f\u2028\u2029]+ "
+    r"<[^<>@\s\x00-\x1f\x7f-\x9f]+@[^<>\s\x00-\x1f\x7f-\x9f]+>"
+)
 _REPOSITORY_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _SECTION_RE = re.compile(r"([a-z0-9-]+/)?[a-z0-9+.-]+")
 

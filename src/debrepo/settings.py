@@ -283,6 +283,8 @@ def load_settings(
         value, where = path_text(name), raw[name][1]
         prefix = f"{scheme}://" if value.startswith(f"{scheme}://") else ""
         path = value[len(prefix) :]
+        if not path:  # `file://` alone would be the current directory, wherever that is
+            raise ConfigError(f"{where}: {value!r} names no path")
         if not from_file(where) or "://" in path or not path or path.startswith(("/", "~")):
             return value  # s3://, dynamodb://: nothing local; a flag: from cwd when opened
         return f"{prefix}{base(where) / path}"
@@ -349,7 +351,7 @@ def load_settings(
         raise ConfigError(f"{raw['key_name'][1]}: {key_name!r} is not a valid keyring name")
     for name in ("origin", "label", "description", "release_version", "key_user_id"):
         # Any control character (a carriage return too) would corrupt the signed Release.
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text(name)):
+        if any(_is_control(c) for c in text(name)):
             raise ConfigError(f"{raw[name][1]} must be a single line without control characters")
 
     def optional(name: str) -> str:
@@ -358,7 +360,7 @@ def load_settings(
             return ""
         if (
             not isinstance(value, str)
-            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+            or any(_is_control(c) for c in value)
             or value != value.strip()
         ):
             raise ConfigError(f"{where} must be one line of text without surrounding spaces")
@@ -386,7 +388,7 @@ def load_settings(
             "folder, config/packages in this repository)"
         )
 
-    return Settings(
+    settings = Settings(
         home=home,
         store=location("store", "sqlite"),
         repo=location("repo", "file"),
@@ -414,3 +416,59 @@ def load_settings(
         lock_ttl_seconds=lock_ttl,
         key_switch_days=key_switch_days,
     )
+    _refuse_a_repository_over_private_files(settings, raw["repo"][1])
+    return settings
+
+
+def _is_control(character: str) -> bool:
+    """C0, DEL, C1 (NEL among them) and the Unicode line and paragraph separators: what
+    some reader of a Release or a log takes for the end of a line."""
+    code = ord(character)
+    return code < 0x20 or 0x7F <= code <= 0x9F or character in "\u2028\u2029"
+
+
+def _local_folder(url: str, scheme: str) -> Path | None:
+    """The local path of `url` as the backends open it; None for s3:// and the like."""
+    if "://" not in url:
+        return Path(url).expanduser().resolve()
+    if not url.startswith(f"{scheme}://"):
+        return None
+    return Path(url[len(scheme) + 3 :]).expanduser().resolve()
+
+
+def _refuse_a_repository_over_private_files(settings: Settings, where: str) -> None:
+    """Everything under the repository is served to the world: never the signing key,
+    the store or the staging area (`repo` set to the home, or `staging` inside it)."""
+    repo = _local_folder(settings.repo, "file")
+    if repo is None:
+        bucket = urlparse(settings.repo)
+        prefix = bucket.path.strip("/")
+        staged = urlparse(settings.staging)
+        if staged.scheme == "s3" and staged.netloc == bucket.netloc:
+            area = "/".join(p for p in (staged.path.strip("/"), "staging") if p)
+            if prefix == area or prefix.startswith(f"{area}/"):
+                raise ConfigError(
+                    f"{where}: s3://{bucket.netloc}/{prefix} is inside the private staging "
+                    f"area (s3://{bucket.netloc}/{area}/); choose another prefix"
+                )
+        return
+    private: dict[str, Path] = {}
+    if not settings.key_secret_id:
+        private["the signing key (key_file)"] = settings.key_file
+    store = _local_folder(settings.store, "sqlite")
+    if store is not None:
+        private["the metadata store (store)"] = store
+    staging = _local_folder(settings.staging, "file")
+    if staging is not None:
+        private["the staging area (staging)"] = staging / "staging"
+    for what, path in private.items():
+        if path == repo or repo in path.parents:
+            raise ConfigError(
+                f"{where}: {repo} holds {what} at {path}, which would be published; the "
+                "repository folder must hold nothing but what apt reads"
+            )
+    if staging is not None and (staging / "staging") in repo.parents:
+        raise ConfigError(
+            f"{where}: {repo} is inside the staging area {staging / 'staging'}; choose "
+            "another folder"
+        )

@@ -115,6 +115,8 @@ def test_bad_maintainer(maintainer):
         ("maintainer", "Demo \udcff <demo@example.com>", "field maintainer holds a lone surrogate"),
         ("depends", "libc6\ud800", "field depends holds a lone surrogate"),
         ("maintainer", "Kiro\r <support@kiro.dev>", "field maintainer must look like"),
+        ("maintainer", "Evil\u2028Package: evil <a@b.c>", "field maintainer must look like"),
+        ("maintainer", "Evil\x85 <a@b.c>", "field maintainer must look like"),
         ("architecture", "any", "is not the architecture of a binary package"),
         ("depends", "libc6 (>= )", "field depends: field Depends: 'libc6 (>= )'"),
         ("section", "Dev Tools", "is not a Debian section"),

@@ -309,6 +309,8 @@ BAD_VALUES = [
     ("origin", "two\nlines", "must be a single line"),
     ("origin", "Ki\rro", "must be a single line without control characters"),
     ("release_version", "1.0\x00", "without control characters"),
+    ("origin", "K\x85Evil", "without control characters"),
+    ("release_version", "1.0\u2028Codename: evil", "without control characters"),
     ("components", "main,main", "main listed twice"),
     ("architectures", "amd64,arm64,amd64", "amd64 listed twice"),
     ("label", "   ", "must be non-empty text"),
@@ -388,3 +390,48 @@ def test_the_default_public_url_of_a_bucket_is_the_bucket_not_loopback(
     assert load_settings(chosen, environ=environ, cwd=tmp_path).public_url == (
         "https://apt.example.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "published"),
+    [
+        ({"repo": "file://{home}"}, "the signing key (key_file)"),
+        ({"repo": "file://{home}", "key_secret_id": "arn:secret"}, "the metadata store (store)"),
+        ({"repo": "{tmp}/public", "key_file": "{tmp}/public/keys/k.asc"}, "the signing key"),
+        ({"repo": "{tmp}/public", "store": "sqlite://{tmp}/public/db/m.db"}, "the metadata store"),
+        ({"staging": "file://{home}/repo"}, "the staging area (staging)"),
+    ],
+)
+def test_a_repository_folder_that_would_publish_private_files_is_refused(
+    tmp_path, flags, published
+):
+    home = tmp_path / "home"
+    given = {k: v.format(home=home, tmp=tmp_path) for k, v in flags.items()}
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"home": str(home), **given}, environ={}, cwd=tmp_path)
+    assert published in str(caught.value)
+    assert "would be published" in str(caught.value)
+
+
+def test_a_repository_inside_the_staging_area_is_refused(tmp_path):
+    home = tmp_path / "home"
+    flags = {"home": str(home), "repo": f"file://{home}/staging/public"}
+    with pytest.raises(ConfigError, match=r"is inside the staging area .*home/staging"):
+        load_settings(flags, environ={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("prefix", ["staging", "staging/apt", "ops/staging"])
+def test_an_s3_repository_under_the_staging_prefix_is_refused(tmp_path, prefix):
+    staging = "s3://bucket/ops" if prefix.startswith("ops/") else "s3://bucket"
+    flags = {"home": str(tmp_path), "repo": f"s3://bucket/{prefix}", "staging": staging}
+    with pytest.raises(ConfigError, match=r"inside the private staging area"):
+        load_settings(flags, environ={}, cwd=tmp_path)
+    elsewhere = {**flags, "repo": "s3://bucket/apt-staging"}
+    assert load_settings(elsewhere, environ={}, cwd=tmp_path).repo == "s3://bucket/apt-staging"
+
+
+@pytest.mark.parametrize("name", ["repo", "staging", "store"])
+def test_a_url_without_a_path_is_refused(tmp_path, name):
+    scheme = "sqlite" if name == "store" else "file"
+    with pytest.raises(ConfigError, match=rf"'{scheme}://' names no path"):
+        load_settings({"home": str(tmp_path), name: f"{scheme}://"}, environ={}, cwd=tmp_path)
