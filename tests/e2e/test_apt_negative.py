@@ -8,6 +8,7 @@ import hashlib
 import lzma
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,35 @@ def test_replaced_published_key_is_named_by_verify_and_refused_by_apt(
     assert result.returncode != 0, result.describe()
     assert "NO_PUBKEY" in result.output, result.describe()
     assert f"E: The repository '{server.url} stable InRelease' is not signed." in result.lines
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda data: data + b"junk\n", "InRelease holds text after -----END PGP SIGNATURE-----"),
+        (lambda data: b"junk\n" + data, "InRelease does not begin with -----BEGIN PGP SIGNED"),
+    ],
+    ids=["after", "before"],
+)
+def test_text_around_the_signed_inrelease_is_refused_by_apt_and_named_by_verify(
+    tmp_path: Path, published: DebrepoCli, damage: Callable[[bytes], bytes], named: str
+) -> None:
+    """The signature still verifies in an OpenPGP library, which skips the extra text;
+    apt splits the file itself and refuses it, so verify must too."""
+    repo = published.repo_dir
+    in_release = repo / "dists/stable/InRelease"
+    _replace(in_release, damage(in_release.read_bytes()))
+
+    with serve_in_thread(repo) as server:
+        apt = _fresh_apt(tmp_path / "apt", server.url, repo / KEYRING)
+        result = apt.update()
+    assert result.returncode != 0, result.describe()
+    # "Splitting up ... failed" or "Clearsigned file isn't valid, got 'NOSPLIT'": then
+    # apt treats the repository as unsigned.
+    assert f"E: The repository '{server.url} stable InRelease' is not signed." in result.lines
+
+    verified = published.run("verify", check=False)
+    assert verified.returncode == 1, verified.describe()
+    assert any(named in p for p in _problems(verified)), verified.describe()
+    published.run("rebuild")  # mended: a damaged InRelease is no intact tree to re-sign
+    assert published.run("verify").returncode == 0

@@ -230,9 +230,34 @@ def public_part(key: bytes, *, source: str) -> tuple[bytes, str]:
     return signer.public_key_binary(), signer.fingerprint
 
 
+_CLEARSIGN_START = b"-----BEGIN PGP SIGNED MESSAGE-----"
+_SIGNATURE_START = b"-----BEGIN PGP SIGNATURE-----"
+_SIGNATURE_END = b"-----END PGP SIGNATURE-----"
+
+
+def clearsign_framing_problem(signed: bytes) -> str | None:
+    """What apt would refuse in the framing of an InRelease file, or None. apt splits
+    the file itself and takes nothing outside one signed message and its signature
+    ("Clearsigned file isn't valid, got 'NOSPLIT'"); OpenPGP libraries skip such text."""
+    lines = signed.split(b"\n")
+    if lines[0].rstrip(b"\r") != _CLEARSIGN_START:
+        return f"InRelease does not begin with {_CLEARSIGN_START.decode()}"
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines[-1].rstrip(b"\r") != _SIGNATURE_END:
+        return f"InRelease holds text after {_SIGNATURE_END.decode()}"
+    framing = [line.rstrip(b"\r") for line in lines if line.startswith(b"-----")]
+    if framing != [_CLEARSIGN_START, _SIGNATURE_START, _SIGNATURE_END]:
+        return "InRelease holds more than one signed message or signature"
+    return None
+
+
 def verify_clearsigned(signed: bytes, public_key: bytes) -> bytes:
     """The signed text of an InRelease file, if a key of the keyring `public_key` made a
-    valid signature."""
+    valid signature and apt can split the file."""
+    framing = clearsign_framing_problem(signed)
+    if framing is not None:
+        raise VerificationError([framing])
     certs = keyring_certificates(public_key)
     try:
         result = sq.verify(bytes=signed, store=lambda _ids: certs)
