@@ -65,6 +65,13 @@ settings_from_terraform() {
   if [ -n "$public_url" ] && [ -z "${DEBREPO_PUBLIC_URL:-}" ]; then
     export DEBREPO_PUBLIC_URL="$public_url"
   fi
+  # As the Lambda writes: objects' ACLs, the keyring's name, the CDN to invalidate.
+  value="$(terraform_output "$dir" acl_mode optional)"
+  if [ -n "$value" ]; then export DEBREPO_S3_ACL_MODE="$value"; fi
+  value="$(terraform_output "$dir" key_name optional)"
+  if [ -n "$value" ]; then export DEBREPO_KEY_NAME="$value"; fi
+  value="$(terraform_output "$dir" cloudfront_distribution_id optional)"
+  if [ -n "$value" ]; then export DEBREPO_CLOUDFRONT_DISTRIBUTION_ID="$value"; fi
   value="$(terraform_output "$dir" signing_key_secret_arn)"
   export DEBREPO_KEY_SECRET_ID="$value"
   value="$(terraform_output "$dir" topic_arn)"

@@ -53,6 +53,20 @@ resource "aws_s3_bucket_ownership_controls" "repository" {
   }
 }
 
+# A large .deb goes up in parts: the parts of an upload that was cut off (a Lambda's
+# timeout) are billed until aborted.
+resource "aws_s3_bucket_lifecycle_configuration" "repository" {
+  bucket = aws_s3_bucket.repository.id
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
 resource "aws_s3_bucket_public_access_block" "repository" {
   bucket                  = aws_s3_bucket.repository.id
   block_public_acls       = var.acl_mode != "public-read"
@@ -126,7 +140,7 @@ data "aws_iam_policy_document" "lambda" {
   statement {
     sid = "RepositoryObjects"
     actions = concat(
-      ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+      ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
       var.acl_mode == "public-read" ? ["s3:PutObjectAcl"] : [],
     )
     resources = ["${aws_s3_bucket.repository.arn}/*"]

@@ -31,3 +31,18 @@ output "s3_prefix" {
 output "public_url" {
   value = var.public_url
 }
+
+# How the Lambda writes objects and names the keyring, and the CDN it invalidates: a
+# publish from the CLI must do the same (with acl_mode = "public-read" an object
+# written without its ACL stays private, and the Lambda never rewrites unchanged bytes).
+output "acl_mode" {
+  value = var.acl_mode
+}
+
+output "key_name" {
+  value = var.key_name
+}
+
+output "cloudfront_distribution_id" {
+  value = var.cloudfront_distribution_id
+}

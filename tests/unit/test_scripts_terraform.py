@@ -133,11 +133,64 @@ def test_the_cli_publishes_where_and_as_the_lambda_does(
     shown = _settings_from_terraform(tmp_path, terraform, {**OUTPUTS, **extra})
     assert shown.returncode == 0, shown.stderr
     settings = dict(line.split("=", 1) for line in shown.stdout.splitlines())
+    for default in (
+        "DEBREPO_S3_ACL_MODE",
+        "DEBREPO_KEY_NAME",
+        "DEBREPO_CLOUDFRONT_DISTRIBUTION_ID",
+    ):
+        assert default not in settings  # outputs absent or empty: the settings' defaults
     assert settings["DEBREPO_STORE"] == "dynamodb://versions"
     assert settings["DEBREPO_REPO"] == repo
     assert settings["DEBREPO_STAGING"] == "s3://bkt"  # staging/ stays at the root
     assert settings.get("DEBREPO_PUBLIC_URL") == public_url
     assert settings["AWS_REGION"] == "eu-west-1"
+
+
+def test_the_cli_writes_objects_names_the_keyring_and_invalidates_as_the_lambda_does(
+    tmp_path, terraform
+):
+    outputs = {
+        **OUTPUTS,
+        "acl_mode": "public-read",
+        "key_name": "acme",
+        "cloudfront_distribution_id": "E2EXAMPLE",
+    }
+    shown = _settings_from_terraform(tmp_path, terraform, outputs)
+    assert shown.returncode == 0, shown.stderr
+    settings = dict(line.split("=", 1) for line in shown.stdout.splitlines())
+    assert settings["DEBREPO_S3_ACL_MODE"] == "public-read"
+    assert settings["DEBREPO_KEY_NAME"] == "acme"
+    assert settings["DEBREPO_CLOUDFRONT_DISTRIBUTION_ID"] == "E2EXAMPLE"
+
+
+# The Lambda's environment in main.tf -> the setting the scripts export for it.
+LAMBDA_VARIABLE_SETTINGS = {
+    "S3_BUCKET": "DEBREPO_STAGING",
+    "S3_PREFIX": "DEBREPO_REPO",
+    "DYNAMODB_TABLE": "DEBREPO_STORE",
+    "SNS_TOPIC_ARN": "DEBREPO_SNS_TOPIC_ARN",
+    "SIGNING_KEY_SECRET_ID": "DEBREPO_KEY_SECRET_ID",
+    "S3_ACL_MODE": "DEBREPO_S3_ACL_MODE",
+    "PUBLIC_URL": "DEBREPO_PUBLIC_URL",
+    "CLOUDFRONT_DISTRIBUTION_ID": "DEBREPO_CLOUDFRONT_DISTRIBUTION_ID",
+    "DEBREPO_KEY_NAME": "DEBREPO_KEY_NAME",
+}
+
+
+def test_every_setting_of_the_lambda_reaches_the_scripts():
+    """A variable given to the function but not to the CLI makes the build script publish
+    otherwise than the scheduled runs (private objects, another keyring name)."""
+    import re
+
+    main = (PROJECT_ROOT / "infra/terraform/main.tf").read_text(encoding="utf-8")
+    block = re.search(r"environment \{\s*variables = \{(.*?)\n    \}", main, re.S)
+    assert block is not None
+    given = set(re.findall(r"^\s*([A-Z0-9_]+)\s*=", block.group(1), re.M))
+    given = {name for name in given if not name.startswith("POWERTOOLS_")}
+    assert given == set(LAMBDA_VARIABLE_SETTINGS)
+    common = COMMON.read_text(encoding="utf-8")
+    for setting in LAMBDA_VARIABLE_SETTINGS.values():
+        assert f"export {setting}=" in common, setting
 
 
 @pytest.mark.parametrize("outputs", [{}, {**OUTPUTS, "region": ""}])
