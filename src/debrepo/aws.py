@@ -127,9 +127,11 @@ def load_secret_key(secret_id: str, region: str | None = None) -> bytes:
         if code == "ResourceNotFoundException":
             raise SecretUnavailableError(f"signing key secret {secret_id!r} not found") from None
         if code in ("AccessDeniedException", "AccessDenied"):
+            # AWS's own message says which: the secret's policy, or KMS for its key.
             raise SecretUnavailableError(
-                "not allowed to read the signing key: permission "
-                f"secretsmanager:GetSecretValue is missing for {secret_id!r}"
+                f"not allowed to read the signing key secret {secret_id!r}: {message} (the "
+                "role needs secretsmanager:GetSecretValue, and kms:Decrypt if the secret "
+                "uses a customer managed key)"
             ) from None
         # The secret's own state (e.g. marked for deletion): the next publish would fail
         # on it too. Anything else (permissions, KMS's included; credentials; a passing

@@ -102,7 +102,15 @@ def open_signer(settings: Settings) -> OpenPGPSigner:
         from debrepo.aws import load_secret_key
 
         secret = load_secret_key(settings.key_secret_id)
-        return OpenPGPSigner(secret, source=f"secret {settings.key_secret_id}")
+        return OpenPGPSigner(
+            secret,
+            source=f"secret {settings.key_secret_id}",
+            remedy=(
+                "store the armoured secret key itself as the secret's plaintext value: "
+                f"`aws secretsmanager put-secret-value --secret-id {settings.key_secret_id} "
+                "--secret-string file://key.asc` (not the console's key/value form)"
+            ),
+        )
     return load_or_create_signer(settings.key_file, settings.key_user_id)
 
 

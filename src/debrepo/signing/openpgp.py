@@ -63,12 +63,13 @@ class OpenPGPSigner:
         secret_key: bytes,
         *,
         source: str,
-        remedy: str = "run `debrepo key generate` or point DEBREPO_KEY_FILE at one",
+        remedy: str | None = None,
     ) -> None:
         self.source = source
         try:
             self._tsk = sq.Tsk.from_bytes(secret_key)
         except Exception as exc:  # pysequoia raises plain RuntimeError/ValueError
+            remedy = remedy or "run `debrepo key generate` or point DEBREPO_KEY_FILE at one"
             raise SigningError(
                 f"{source} is not an OpenPGP secret key ({_reason(exc)}); {remedy}"
             ) from None
@@ -76,10 +77,12 @@ class OpenPGPSigner:
             self._signer = self._tsk.signer()
         except Exception as exc:
             if not _holds_secret_keys(secret_key):
-                raise SigningError(
-                    f"{source} holds only a public key, not an OpenPGP secret key; point "
-                    "--key-file (DEBREPO_KEY_FILE) at the secret key, or run "
+                remedy = remedy or (
+                    "point --key-file (DEBREPO_KEY_FILE) at the secret key, or run "
                     "`debrepo key generate`"
+                )
+                raise SigningError(
+                    f"{source} holds only a public key, not an OpenPGP secret key; {remedy}"
                 ) from None
             raise SigningError(
                 f"{source}: no usable signing key ({_reason(exc)}); keys protected by a "
