@@ -186,6 +186,21 @@ def version_without_epoch(version: str) -> str:
     return rest if colon else version
 
 
+def _pairwise_distinct_for_dpkg(versions: list[str]) -> bool:
+    from debrepo.versions import version_key
+
+    keys = [version_key(v) for v in versions]
+    return all(a != b for i, a in enumerate(keys) for b in keys[i + 1 :])
+
+
+def distinct_versions(*, min_size: int, max_size: int) -> st.SearchStrategy[list[str]]:
+    """Versions one package can hold together: distinct pool file names (an epoch is not
+    in them) and distinct as dpkg compares (1.0 and 1.00 are one version)."""
+    return st.lists(
+        debian_versions(), min_size=min_size, max_size=max_size, unique_by=version_without_epoch
+    ).filter(_pairwise_distinct_for_dpkg)
+
+
 def deb_filename(name: str, version: str, architecture: str) -> str:
     return f"{name}_{version_without_epoch(version)}_{architecture}.deb"
 

@@ -39,11 +39,10 @@ from tests.property.strategies import (
     CONVENIENCE_PACKAGE,
     PHASES_WITHOUT_EXPLAIN,
     deb_filename,
-    debian_versions,
+    distinct_versions,
     moments,
     package_records,
     record_lists,
-    version_without_epoch,
     with_content,
 )
 from tests.property.workspaces import workspace_in
@@ -222,9 +221,7 @@ def staging_prefix_of_kiro_repo() -> str:
 def kiro_repo_histories(draw: st.DrawFn) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """kiro-repo versions (distinct pool file names) and the order they are built in,
     in batches, with an occasional removal of a built version between batches."""
-    versions = draw(
-        st.lists(debian_versions(), min_size=1, max_size=4, unique_by=version_without_epoch)
-    )
+    versions = draw(distinct_versions(min_size=1, max_size=4))
     steps: list[tuple[str, list[str]]] = []
     present: list[str] = []
     queue = list(versions)

@@ -272,6 +272,45 @@ def test_building_a_removed_kiro_repo_version_again_warns(run, home, caplog):
     assert "was removed before" not in caplog.text
 
 
+def test_versions_dpkg_takes_for_one_are_refused_whether_stored_or_in_the_same_batch(
+    run, tmp_path, home
+):
+    files = {}
+    for version in ("1.0", "1.00", "1.0-0"):
+        files[version] = tmp_path / f"eqv_{version}_amd64.deb"
+        files[version].write_bytes(deb_bytes("eqv", version))
+    together = run("add", str(files["1.0"]), str(files["1.00"]))
+    assert together.code == 1
+    assert together.error_line.endswith(
+        "eqv_1.00_amd64.deb: eqv 1.00 is the same version as eqv 1.0 (already stored or "
+        "added), as dpkg and apt compare versions; apt would see one version with two files; "
+        "nothing was added"
+    )
+    assert json.loads(run("list", "--json").out) == []
+    assert run("add", str(files["1.0"])).code == 0
+    later = run("add", str(files["1.0-0"]))
+    assert later.code == 1 and "eqv 1.0-0 is the same version as eqv 1.0" in later.error_line
+    assert [i["version"] for i in json.loads(run("list", "--json").out)] == ["1.0"]
+
+
+def test_a_second_architecture_of_one_version_says_why_it_is_refused(run, tmp_path):
+    amd64, arm64 = tmp_path / "multi_1.0_amd64.deb", tmp_path / "multi_1.0_arm64.deb"
+    amd64.write_bytes(deb_bytes("multi", "1.0", "amd64"))
+    arm64.write_bytes(deb_bytes("multi", "1.0", "arm64"))
+    both = ("--architectures", "amd64,arm64")
+    together = run(*both, "add", str(amd64), str(arm64))
+    assert together.code == 1
+    assert together.error_line == (
+        f"debrepo: error: {arm64}: multi 1.0 is also in {amd64} for amd64, and a repository "
+        "holds one .deb per package name and version (package_id 'multi#1.0'); give the "
+        "arm64 build a version of its own; nothing was added"
+    )
+    assert run(*both, "add", str(amd64)).code == 0
+    later = run(*both, "add", str(arm64))
+    assert later.code == 1
+    assert f"{arm64}: multi 1.0 is stored for amd64, and a repository holds" in later.error_line
+
+
 def test_adding_other_bytes_for_a_removed_version_warns(run, debs, tmp_path, caplog):
     assert run("add", str(debs)).code == 0
     assert run("remove", "alpha", "1.0", "--yes").code == 0

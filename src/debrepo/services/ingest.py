@@ -299,7 +299,14 @@ def ingest_files(
         # Versions that differ only by epoch share a file name (dpkg drops the epoch):
         # one must never replace the other's published file.
         existing_files = {_without_epoch(package_id): package_id for package_id in existing}
+        # Versions of each name, to find one spelled otherwise but equal as dpkg compares
+        # (1.0, 1.00, 1.0-0): apt would list one version with two files.
+        versions_of: dict[str, list[str]] = {}
+        for package_id in existing:
+            name, _, version = package_id.partition("#")
+            versions_of.setdefault(name, []).append(version)
         seen: dict[str, Path] = {}
+        seen_architecture: dict[str, str] = {}
         seen_files: dict[str, Path] = {}
         skipped: list[tuple[_Outcome, PackageRecord, Path]] = []
         for item, outcome in zip(items, outcomes, strict=True):
@@ -317,9 +324,19 @@ def ingest_files(
                     "architectures setting first"
                 )
             elif record.package_id in existing:
-                stored = store.get(record.package_id) if already_stored is not None else None
-                if stored is None or not _same_file(stored, record):
-                    sha256s = None if stored is None else (stored.sha256_hash, record.sha256_hash)
+                stored = store.get(record.package_id)
+                if stored is not None and stored.architecture != record.architecture:
+                    errors.append(
+                        _one_architecture_per_version(
+                            item.path, record, f"stored for {stored.architecture}"
+                        )
+                    )
+                elif stored is None or already_stored is None or not _same_file(stored, record):
+                    sha256s = (
+                        (stored.sha256_hash, record.sha256_hash)
+                        if stored is not None and not _same_file(stored, record)
+                        else None
+                    )
                     duplicate = DuplicatePackageError(record.package_id, sha256s=sha256s)
                     errors.append(f"{item.path}: {duplicate}")
                 elif record.package_id not in seen:
@@ -331,8 +348,13 @@ def ingest_files(
                         f"is also in {seen[record.package_id]}"
                     )
             elif record.package_id in seen:
+                first = seen_architecture[record.package_id]
                 errors.append(
-                    f"{item.path}: {record.package_name} {record.version} "
+                    _one_architecture_per_version(
+                        item.path, record, f"also in {seen[record.package_id]} for {first}"
+                    )
+                    if first != record.architecture
+                    else f"{item.path}: {record.package_name} {record.version} "
                     f"is also in {seen[record.package_id]}"
                 )
             elif same_file in existing_files or same_file in seen_files:
@@ -342,9 +364,17 @@ def ingest_files(
                     f"as {record.actual_filename}, the file of {other}; versions that differ "
                     "only by epoch cannot share a repository"
                 )
+            elif equal := _equal_version(record.version, versions_of.get(record.package_name)):
+                errors.append(
+                    f"{item.path}: {record.package_name} {record.version} is the same version "
+                    f"as {record.package_name} {equal} (already stored or added), as dpkg and "
+                    "apt compare versions; apt would see one version with two files"
+                )
             else:
                 seen[record.package_id] = item.path
+                seen_architecture[record.package_id] = record.architecture
                 seen_files[same_file] = item.path
+                versions_of.setdefault(record.package_name, []).append(record.version)
         if errors:
             more = len(errors) - MAX_LISTED_ERRORS
             raise InvalidPackageError(
@@ -445,6 +475,24 @@ def _stored_now(store: MetadataStore) -> set[str] | None:
         return store.package_ids()
     except Exception:  # the store that just failed may fail again
         return None
+
+
+def _one_architecture_per_version(path: Path, record: PackageRecord, other: str) -> str:
+    """`other`: where the version is for another architecture ("stored for amd64")."""
+    return (
+        f"{path}: {record.package_name} {record.version} is {other}, and a repository holds "
+        f"one .deb per package name and version (package_id {record.package_id!r}); give "
+        f"the {record.architecture} build a version of its own"
+    )
+
+
+def _equal_version(version: str, others: Sequence[str] | None) -> str | None:
+    """One of `others` that dpkg takes for the same version as `version`, or None."""
+    if not others:
+        return None
+    from debrepo.versions import compare_versions
+
+    return next((o for o in others if o != version and compare_versions(o, version) == 0), None)
 
 
 def _damage(target: ObjectStore, key: str, stored: PackageRecord) -> str | None:
