@@ -998,17 +998,19 @@ def sync(
     def publish(at: datetime, written: Sequence[str]) -> PublishReport:
         return ws.publish(now=at, just_written=written)
 
-    def settings_changed() -> bool:
-        if dry_run and not ws.settings.key_secret_id and not ws.settings.key_file.exists():
-            return False  # a dry run generates no key, so there is none to compare
-        return ws.publisher().settings_changed()
+    def run(store: MetadataStore, *, empty: bool = False) -> SyncReport:
+        def settings_changed() -> bool:
+            if empty:
+                return False  # nothing stored, so nothing published from here either
+            if dry_run and not ws.settings.key_secret_id and not ws.settings.key_file.exists():
+                return False  # a dry run generates no key, so there is none to compare
+            return ws.publisher().settings_changed()
 
-    def run() -> SyncReport:
         return run_sync(
             lock=contextlib.nullcontext if dry_run else lambda: ws.lock(wait_seconds),
             idle=ws.settle_cdn,  # an invalidation an earlier run still owes
             settings_changed=settings_changed,
-            store=ws.store,
+            store=store,
             repo=ws.repo,
             staging=ws.staging,
             configs=ws.configs,
@@ -1023,12 +1025,19 @@ def sync(
             http_settings=http_settings,
         )
 
+    if dry_run and not ws.store_exists():
+        # Nothing stored yet, or a mistyped --home: read as an empty store, and none is
+        # created (a dry run changes nothing).
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="debrepo-dry-run-") as scratch:
+            return run(open_store(f"sqlite://{scratch}/metadata.db"), empty=True)
     if dry_run:
-        return run()
+        return run(ws.store)
     # A missing or unusable key (a secret created without a value) fails now, before
     # anything is downloaded or stored, not at the publish after it.
     ws.signer  # noqa: B018
-    return run()
+    return run(ws.store)
 
 
 def migrate_table(

@@ -236,6 +236,7 @@ def test_flush_syncs_the_file_system_holding_the_root(store, monkeypatch):
     libc = FakeLibc()
     monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: libc)
     monkeypatch.setattr(os, "sync", lambda: pytest.fail("sync instead of syncfs"))
+    store.put("written", b"x", DELIVERY)
     store.flush()
     assert libc.synced == [os.path.realpath(store.root)]
 
@@ -251,6 +252,7 @@ def test_flush_without_syncfs_syncs_everything(store, monkeypatch):
 def test_a_failing_flush_is_an_error_naming_the_root(store, monkeypatch):
     monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: FakeLibc(result=-1))
     monkeypatch.setattr(ctypes, "get_errno", lambda: errno.EIO)
+    store.put("written", b"x", DELIVERY)
     with pytest.raises(ObjectStoreError, match=rf"{re.escape(str(store.root))}: cannot sync: "):
         store.flush()
 
@@ -322,6 +324,7 @@ def test_put_file_copies(tmp_path, store):
 
 
 def test_put_file_moves(tmp_path, store):
+    store.make_root()
     source = tmp_path / "root" / "scratch.deb"
     source.write_bytes(b"moved")
     os.chmod(source, 0o600)
@@ -358,8 +361,25 @@ def test_put_file_missing_source(tmp_path, store):
 def test_root_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
+    store = FilesystemObjectStore(blocker / "root")  # nothing written yet, nothing tried
     with pytest.raises(ObjectStoreError, match=r"cannot create directory"):
-        FilesystemObjectStore(blocker / "root")
+        store.put("dists/stable/Release", b"x", DELIVERY)
+    with pytest.raises(ObjectStoreError, match=r"cannot create directory: Not a directory"):
+        FilesystemObjectStore(blocker)
+
+
+def test_a_store_only_read_leaves_no_folder_behind(tmp_path):
+    """A dry run, `serve` or a mistyped --home must not leave an empty repository."""
+    root = tmp_path / "home" / "repo"
+    store = FilesystemObjectStore(root)
+    assert store.get("dists/stable/Release") is None
+    assert store.stat("pool/main/a/a.deb") is None
+    assert list(store.list("")) == []
+    store.delete("dists/stable/InRelease")
+    store.flush()
+    assert not (tmp_path / "home").exists()
+    store.put("dists/stable/Release", b"x", DELIVERY)
+    assert (root / "dists/stable/Release").read_bytes() == b"x"
 
 
 def test_key_whose_parent_is_a_file_cannot_be_written(store):
@@ -416,3 +436,15 @@ def test_stat_many_gives_sizes_of_the_objects_that_exist(store):
         "pool/main/a/alpha/alpha_1.0_all.deb": 5,
         "pool/main/b/beta/beta_1.0_all.deb": 0,
     }
+
+
+def test_the_root_is_made_readable_by_all_and_the_folders_above_it_as_the_umask_says(tmp_path):
+    store = FilesystemObjectStore(tmp_path / "home" / "repo")
+    previous = os.umask(0o077)
+    try:
+        store.put("dists/stable/Release", b"x", DELIVERY)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700  # the home stays private
+    for folder in ("repo", "repo/dists", "repo/dists/stable"):
+        assert stat.S_IMODE((tmp_path / "home" / folder).stat().st_mode) == 0o755, folder

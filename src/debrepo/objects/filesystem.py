@@ -38,12 +38,10 @@ class FilesystemObjectStore:
         self.description = str(root)
         self._root = str(root)
         self._known_dirs: set[str] = set()
-        try:
-            if not root.is_dir():
-                root.parent.mkdir(parents=True, exist_ok=True)
-                _make_directory(str(root))
-        except OSError as exc:
-            raise ObjectStoreError(f"{root}: cannot create directory: {exc.strerror}") from None
+        # Created by the first write, not here: a command that only reads (a dry run, a
+        # mistyped --home) leaves no empty folder behind.
+        if root.exists() and not root.is_dir():
+            raise ObjectStoreError(f"{root}: cannot create directory: Not a directory")
 
     def _local(self, key: str) -> str:
         """The local path of `key` as text; refuses keys that could leave the root."""
@@ -140,10 +138,25 @@ class FilesystemObjectStore:
             self._known_dirs.add(directory)
         return f"{directory}/{TEMP_PREFIX}{os.urandom(6).hex()}-{name}"
 
+    def make_root(self) -> None:
+        """The root folder, and its missing parents, 0755 whatever the umask (a web
+        server reads them as another user)."""
+        try:
+            self._make_directories(self._root)
+        except OSError as exc:
+            raise ObjectStoreError(
+                f"{self._root}: cannot create directory: {exc.strerror}"
+            ) from None
+
     def _make_directories(self, directory: str) -> None:
-        """`directory` and its missing parents, each created 0755."""
+        """`directory` and its missing parents, each created 0755 up to the root; the
+        folders above the root (the home) as the umask makes them."""
         missing = []
         while not os.path.isdir(directory) and directory != os.path.dirname(directory):
+            if directory == self._root:
+                os.makedirs(os.path.dirname(directory), exist_ok=True)
+                missing.append(directory)
+                break
             missing.append(directory)
             directory = os.path.dirname(directory)
         for path in reversed(missing):
@@ -290,7 +303,10 @@ class FilesystemObjectStore:
         if syncfs is None:
             os.sync()
             return
-        fd = os.open(self._root, os.O_RDONLY)
+        try:
+            fd = os.open(self._root, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # nothing was ever written here
         try:
             if syncfs(fd) != 0:
                 error = ctypes.get_errno()

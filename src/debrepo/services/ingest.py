@@ -282,8 +282,8 @@ def ingest_files(
     if isinstance(target, FilesystemObjectStore):
         local_root = str(target.root)
         _clear_abandoned_batches(local_root)
+        target.make_root()
         try:
-            os.makedirs(local_root, mode=0o755, exist_ok=True)
             incoming = tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=local_root)
         except OSError as exc:
             raise ObjectStoreError(f"{local_root}: cannot write: {exc.strerror}") from None
