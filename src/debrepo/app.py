@@ -296,7 +296,8 @@ def _keys(ws: Workspace, destination: Destination, records: Sequence[PackageReco
 
 
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files as given; a directory stands for the .deb files directly inside it, sorted."""
+    """Files as given, each once; a directory stands for the .deb files directly inside
+    it, sorted."""
     expanded: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -320,7 +321,14 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
             raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
         else:
             expanded.append(path)
-    return expanded
+    # A file named twice (by hand, or inside a folder given too) is added once.
+    seen: set[str] = set()
+    unique = []
+    for path in expanded:
+        if (absolute := os.path.abspath(path)) not in seen:  # noqa: PTH100 - no syscall per file
+            seen.add(absolute)
+            unique.append(path)
+    return unique
 
 
 def file_urls(paths: Sequence[Path]) -> list[str]:
@@ -908,10 +916,10 @@ def generate_next_key(ws: Workspace, *, force: bool = False) -> tuple[OpenPGPSig
     signing = ws.existing_signer().fingerprint.lower()  # so does a missing key to take over from
     path = next_key_file(ws)
     if path.exists():
-        from debrepo.signing.openpgp import public_part
+        from debrepo.signing.openpgp import public_part, read_key_file
 
         try:
-            fingerprint: str | None = public_part(path.read_bytes(), source=str(path))[1]
+            fingerprint: str | None = public_part(read_key_file(path), source=str(path))[1]
         except (OSError, DebrepoError):
             fingerprint = None
         if fingerprint is not None and fingerprint.lower() == signing:
@@ -943,15 +951,11 @@ def announce_key(
     the signing key, so that clients trust it before it takes over; None withdraws the
     announced key. The fingerprint announced, those no longer announced (one key is
     announced at a time), and the publish."""
-    from debrepo.signing.openpgp import public_part
+    from debrepo.signing.openpgp import public_part, read_key_file
 
     announce: tuple[bytes, str] | None = None
     if key_file is not None:
-        try:
-            data = key_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{key_file}: cannot read the key: {exc.strerror}") from None
-        announce = public_part(data, source=str(key_file))
+        announce = public_part(read_key_file(key_file), source=str(key_file))
         if announce[1].lower() == ws.signer.fingerprint.lower():
             raise ConfigError(
                 f"{key_file} holds the signing key {announce[1].upper()} itself; announce "

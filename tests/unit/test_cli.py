@@ -311,6 +311,16 @@ def test_a_second_architecture_of_one_version_says_why_it_is_refused(run, tmp_pa
     assert f"{arm64}: multi 1.0 is stored for amd64, and a repository holds" in later.error_line
 
 
+def test_a_file_named_twice_is_added_once(run, debs):
+    alpha = debs / "alpha_1.0_amd64.deb"
+    result = run("add", str(alpha), str(debs / "." / alpha.name), str(debs))
+    assert result.code == 0, result.err
+    assert sorted(i["package_id"] for i in json.loads(run("list", "--json").out)) == [
+        "alpha#1.0",
+        "beta#2.0-1",
+    ]
+
+
 def test_adding_other_bytes_for_a_removed_version_warns(run, debs, tmp_path, caplog):
     assert run("add", str(debs)).code == 0
     assert run("remove", "alpha", "1.0", "--yes").code == 0

@@ -115,6 +115,16 @@ def test_key_path_that_is_a_directory(tmp_path):
         load_or_create_signer(tmp_path / "keydir", USER_ID)
 
 
+def test_a_device_or_a_huge_file_as_key_file_is_refused_without_reading_it(tmp_path):
+    with pytest.raises(SigningError, match=r"^/dev/zero: not a regular file, so not a key file"):
+        load_or_create_signer(Path("/dev/zero"), USER_ID)  # would never end
+    huge = tmp_path / "huge.asc"
+    with huge.open("wb") as handle:
+        handle.truncate(64 << 30)  # sparse: 64 GiB that no reader must load
+    with pytest.raises(SigningError, match=rf"^{huge}: over 1024 KiB, so not a key file"):
+        load_or_create_signer(huge, USER_ID)
+
+
 def test_key_that_cannot_be_written(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")

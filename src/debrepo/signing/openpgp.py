@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from pathlib import Path
 
 import pysequoia as sq
@@ -164,11 +165,28 @@ def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
             signer = OpenPGPSigner(secret, source=str(path))
             log.warning("generated a new signing key %s at %s", signer.fingerprint.upper(), path)
             return signer
+    return OpenPGPSigner(read_key_file(path), source=str(path))
+
+
+MAX_KEY_FILE_BYTES = 1 << 20  # an armoured RSA-4096 secret key is under 8 KiB
+
+
+def read_key_file(path: Path) -> bytes:
+    """The bytes of a key file: a regular file of at most MAX_KEY_FILE_BYTES (a device or
+    a huge file named by mistake would otherwise exhaust memory)."""
     try:
-        secret = path.read_bytes()
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise SigningError(f"{path}: not a regular file, so not a key file")
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise SigningError(f"{path}: cannot read the signing key: {exc.strerror}") from None
-    return OpenPGPSigner(secret, source=str(path))
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise SigningError(
+            f"{path}: over {MAX_KEY_FILE_BYTES // 1024} KiB, so not a key file; check "
+            "--key-file (DEBREPO_KEY_FILE)"
+        )
+    return data
 
 
 def _link_unless_present(temp: Path, path: Path) -> bool:
