@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -905,6 +906,18 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
     temp = path.with_name(f".tmp-{path.name}")
     temp.touch(mode=0o600)
     temp.write_bytes(secret)
+    if path.exists():
+        # Replaced on purpose, but perhaps the only copy of the key clients trust: kept.
+        stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+        kept = path.with_name(f"{path.name}.replaced-{stamp}")
+        try:
+            shutil.copy2(path, kept)
+        except OSError as exc:
+            temp.unlink()
+            raise ConfigError(
+                f"{kept}: cannot keep a copy of the key being replaced: {exc.strerror}"
+            ) from None
+        log.warning("kept the key being replaced at %s", kept)
     temp.replace(path)
     return OpenPGPSigner(secret, source=str(path))
 

@@ -625,6 +625,9 @@ def key_announce(
     if (key_file is None) == (not withdraw):
         _fail("give either KEY_FILE or --withdraw", 2)
     ws, out = _workspace(ctx, existing_only=True), _output(ctx)
+    if withdraw and not ws.announced_keys():
+        out.say("no key is announced; nothing to withdraw")
+        return
     fingerprint, dropped, report = announce_key(ws, key_file, wait_seconds=wait_seconds)
     _report(out, report, ws)
     for withdrawn in dropped:
@@ -670,6 +673,8 @@ def key_export(ctx: click.Context, armor: bool, output: Path | None) -> None:
         write_output(ws, output, data)
     elif armor:
         click.echo(data.decode(), nl=False)
+    elif sys.stdout.isatty():
+        _fail("--binary writes bytes a terminal cannot show: use --output FILE or redirect", 2)
     else:
         sys.stdout.buffer.write(data)
 
@@ -682,9 +687,16 @@ def key_show(ctx: click.Context) -> None:
     ws = _workspace(ctx)
     secret = ws.settings.key_secret_id
     where = f"secret {secret}" if secret else str(ws.settings.key_file)
-    click.echo(f"{ws.existing_signer().fingerprint.upper()}  {where}")
+    signing = ws.existing_signer().fingerprint.lower()
+    click.echo(f"{signing.upper()}  {where}")
     for fingerprint, announced in sorted(ws.announced_keys().items()):
-        click.echo(f"{fingerprint.upper()}  announced {announced.since}, to take over signing")
+        if fingerprint == signing:  # switched in the file or secret, not yet published
+            click.echo(
+                f"{fingerprint.upper()}  announced {announced.since}, now in {where}: the "
+                "next publish (`debrepo rebuild`) signs with it, once the checks allow"
+            )
+        else:
+            click.echo(f"{fingerprint.upper()}  announced {announced.since}, to take over signing")
 
 
 @cli.command()

@@ -1101,6 +1101,9 @@ def test_key_generate_export_show(run, tmp_path, home):
     old = key_file.read_bytes()
     assert run("key", "generate", "--force").code == 0
     assert key_file.read_bytes() != old
+    [kept] = (home / "keys").glob("signing-key.asc.replaced-*")  # never the only copy lost
+    assert kept.read_bytes() == old
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
 
     shown = run("key", "show")
     fingerprint, path = shown.out.split()
@@ -1580,6 +1583,38 @@ def test_an_announced_key_stays_in_the_keyring_until_withdrawn(run, debs, home, 
     assert f"key {following} is no longer announced" in withdrawn.out
     assert keyring.read_bytes() == single
     assert [line.split()[0] for line in run("key", "show").out.splitlines()] == [signing]
+    release = (home / "repo/dists/stable/InRelease").read_bytes()
+    again = run("key", "announce", "--withdraw")
+    assert (again.code, again.out) == (0, "no key is announced; nothing to withdraw\n")
+    assert (home / "repo/dists/stable/InRelease").read_bytes() == release  # not republished
+
+
+def test_a_binary_key_export_is_not_written_to_a_terminal(tmp_path):
+    import pty
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    home = str(tmp_path / "home")
+    base = [sys.executable, "-m", "debrepo", "--home", home]
+    subprocess.run([*base, "key", "generate"], env=environment, check=True, capture_output=True)
+    controller, terminal = pty.openpty()
+    try:
+        shown = subprocess.run(
+            [*base, "key", "export", "--binary"],
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            env=environment,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert shown.returncode == 2
+    assert b"--binary writes bytes a terminal cannot show" in shown.stderr
+    piped = subprocess.run(
+        [*base, "key", "export", "--binary"], env=environment, capture_output=True, check=True
+    )
+    assert piped.stdout[:1] != b"-" and len(piped.stdout) > 32  # the binary keyring
 
 
 def test_an_announced_key_takes_over_after_key_switch_days(run, debs, home, monkeypatch):
@@ -1588,6 +1623,9 @@ def test_an_announced_key_takes_over_after_key_switch_days(run, debs, home, monk
     keys, keyring = home / "keys", home / "repo/kiro-archive-keyring.gpg"
     [_signing, following] = _keyring_fingerprints(keyring)
     (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+    shown = run("key", "show").out.splitlines()
+    assert [line.split()[0] for line in shown] == [following, following]
+    assert "now in" in shown[1] and "the next publish (`debrepo rebuild`) signs" in shown[1]
 
     early = run("rebuild")  # no kiro-repo here: the announcement alone counts
     assert early.code == 1
