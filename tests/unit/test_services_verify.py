@@ -96,6 +96,20 @@ def test_by_hash_copy_with_other_bytes(published):
     assert "size and checksums" in found
 
 
+def test_a_damaged_by_hash_copy_kept_for_an_older_release_is_named(published, make_deb):
+    older = {info.key for info in published.repo.list(f"{BINARY}/by-hash/")}
+    app.add_packages(published, [make_deb("gamma", "3.0")], now=FIXED_NOW)
+    kept = sorted(k for k in older if published.repo.stat(k) is not None)
+    assert kept  # the generation before is kept for clients holding its Release
+    clean = app.verify(published, now=FIXED_NOW)
+    assert clean.ok, clean.problems
+    damaged = next(k for k in kept if "/SHA512/" in k)
+    replace_object(published, damaged, published.repo.get(damaged) + b"junk\n")
+    (found,) = problems(published)
+    assert found.startswith(f"{damaged} (kept for clients holding an older Release)")
+    assert "does not hash to its name" in found
+
+
 def test_store_changed_behind_the_published_index_names_package_and_field(published):
     sql(
         published,

@@ -226,6 +226,7 @@ def verify_repository(
             problems.append(f"{dists}/Release has an unreadable Valid-Until {valid_until!r}")
 
     listed = release_checksums(release)
+    checked: set[str] = set()
     for path, expected in sorted(listed.items()):
         key = f"{dists}/{path}"
         directory = key.rsplit("/", 1)[0]
@@ -238,6 +239,7 @@ def verify_repository(
             else:
                 problems.append(f"{dists}/Release lists {path} without a {hash_dir} checksum")
         for copy in copies:
+            checked.add(copy)
             try:
                 if repo.stat(copy) is None:
                     where = "listed in Release" if copy == key else f"by-hash copy of {key}"
@@ -289,6 +291,7 @@ def verify_repository(
                 except (OSError, EOFError, lzma.LZMAError, zlib.error):
                     problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
 
+    _verify_kept_by_hash(repo, settings, report, checked)
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
     if accounted_pool_files is not None:
         _report_strays(records, repo, settings, report, indexed.union(accounted_pool_files))
@@ -379,6 +382,39 @@ def _verify_keyring_start(
 
 
 STRAYS_NAMED = 5
+
+
+def _verify_kept_by_hash(
+    repo: ObjectStore, settings: Settings, report: VerifyReport, checked: Collection[str]
+) -> None:
+    """Each by-hash copy kept for clients still holding an older Release (the current
+    ones are checked against Release) must hash to its own name: a damaged one fails
+    those clients with a Hash Sum mismatch, and no publish rewrites it."""
+    for component in settings.components:
+        for architecture in settings.architectures:
+            folder = f"dists/{settings.suite}/{component}/binary-{architecture}/by-hash/"
+            try:
+                kept = [info.key for info in repo.list(folder) if info.key not in checked]
+            except ObjectStoreError as exc:  # a monitoring role may read objects, not list
+                report.warnings.append(f"the older by-hash copies were not checked: {exc}")
+                return
+            for key in sorted(kept):
+                hash_dir, _, name = key.removeprefix(folder).partition("/")
+                algorithm = HASH_DIRECTORIES.get(hash_dir)
+                if algorithm is None or "/" in name:
+                    continue  # not a by-hash copy apt would ask for
+                try:
+                    _, digests = _hash_object(repo, key)
+                except ObjectStoreError as exc:
+                    report.problems.append(f"{key} cannot be checked: {exc}")
+                    continue
+                report.files_checked += 1
+                if digests[algorithm] != name:
+                    report.problems.append(
+                        f"{key} (kept for clients holding an older Release) does not hash to "
+                        "its name; delete it (clients holding that Release recover with "
+                        "their next `apt update`)"
+                    )
 
 
 def _report_strays(
