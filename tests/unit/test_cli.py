@@ -321,6 +321,21 @@ def test_a_file_named_twice_is_added_once(run, debs):
     ]
 
 
+def test_the_component_that_names_the_pool_cannot_change_even_on_purpose(run, debs, home):
+    assert run("--components", "main,extra", "add", str(debs)).code == 0
+    release = (home / "repo/dists/stable/InRelease").read_bytes()
+    for flags in ((), ("--replace",)):
+        moved = run("--components", "extra,main", "rebuild", *flags)
+        assert moved.code == 1, moved.err
+        assert moved.error_line == (
+            "debrepo: error: components: the first component names the pool folder, and this "
+            "repository's is pool/main/; keep main first in components (now extra, main); "
+            "nothing was published"
+        )
+    assert (home / "repo/dists/stable/InRelease").read_bytes() == release
+    assert run("--components", "main", "rebuild", "--replace").code == 0  # dropping one may
+
+
 def test_adding_other_bytes_for_a_removed_version_warns(run, debs, tmp_path, caplog):
     assert run("add", str(debs)).code == 0
     assert run("remove", "alpha", "1.0", "--yes").code == 0

@@ -537,6 +537,15 @@ class Publisher:
                 "architectures (if debrepo.yaml holds them, run from its folder or pass "
                 "--settings), or remove those versions; nothing was published"
             )
+        pool_component = _pool_component(state.fingerprint)
+        if snapshot.records and pool_component not in (None, info.components[0]):
+            # Not even with --replace: every pool file would have to move, and every
+            # client's index names the old paths.
+            raise PublishRefused(
+                f"components: the first component names the pool folder, and this "
+                f"repository's is pool/{pool_component}/; keep {pool_component} first in "
+                f"components (now {', '.join(info.components)}); nothing was published"
+            )
         if (first_here or last_store) and not replace:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
         if first_here and not replace:
@@ -1382,6 +1391,17 @@ def store_changed_since_publish(
     if revision is None:
         return False
     return state.revision != revision
+
+
+def _pool_component(shape: str | None) -> str | None:
+    """The first component a publish recorded in its shape (`Publisher._fingerprint`):
+    the one that names its pool folder; None if unknown."""
+    try:
+        release = json.loads(shape or "null")["release"]
+        component = release[6][0]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    return component if isinstance(component, str) else None
 
 
 def generation_id(generation: Sequence[str]) -> str:
