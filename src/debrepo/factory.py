@@ -49,6 +49,11 @@ def open_store(
     nor when `must_exist` (commands that only read or change what is there)."""
     path = _local_path(url, "sqlite")
     if path is not None:
+        if path.is_dir():
+            raise ConfigError(
+                f"{path}: a folder, not a metadata store; --store (DEBREPO_STORE) names the "
+                "SQLite file, as in sqlite:///path/to/metadata.db"
+            )
         missing = not (path.is_file() and path.stat().st_size > 0)
         if missing and (evidence := published_from()):
             raise StoreError(

@@ -303,10 +303,11 @@ def load_settings(
         if repeated := sorted({item for item in listed if listed.count(item) > 1}):
             raise ConfigError(f"{raw[name][1]}: {', '.join(repeated)} listed twice")
     for arch in architectures:
-        problem = architecture_problem(arch)
-        if problem or arch in ("all", "any", "source"):
-            reason = problem or f"{arch!r} is not a binary architecture"
-            raise ConfigError(f"{raw['architectures'][1]}: {reason}")
+        if architecture_problem(arch) or arch in ("all", "any", "source"):
+            raise ConfigError(
+                f"{raw['architectures'][1]}: {arch!r} is not a binary architecture (such as "
+                "amd64, arm64; packages of Architecture all go into every one listed)"
+            )
     try:
         valid_days = float(text("valid_days"))
     except ValueError:

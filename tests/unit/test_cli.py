@@ -1156,6 +1156,7 @@ def test_garbage_key_file(run, tmp_path):
         (("--architectures", "all", "rebuild"), "'all' is not a binary architecture"),
         (("--store", "dynamodb://x", "list"), "is not a valid DynamoDB table name"),
         (("--store", "postgres://db", "list"), "expected sqlite:///path/to/metadata.db"),
+        (("--store", "sqlite:///tmp", "list"), "/tmp: a folder, not a metadata store"),
         (("--repo", "s3://", "serve"), "repository 's3://': expected s3://bucket/prefix"),
         (("--repo", "ftp://host/x", "serve"), "expected file:///path/to/folder"),
         (("--settings", "absent.yaml", "list"), "settings file not found"),
