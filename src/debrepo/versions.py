@@ -46,3 +46,44 @@ def latest(items: Iterable[T], version_of: Callable[[T], str]) -> T | None:
         if best_key is None or key > best_key:
             best, best_key = item, key
     return best
+
+
+_DIGITS = frozenset("0123456789")
+
+
+_Parts = tuple[tuple[str, int], ...]
+
+
+def dpkg_identity(version: str) -> tuple[int, _Parts, _Parts]:
+    """A key that is equal for two valid versions exactly when dpkg compares them equal
+    (`1.0`, `1.00`, `0:1.0`, `1.0-0`), to find one in a dict instead of comparing with
+    every version of a package.
+
+    dpkg compares epoch, upstream and revision in turn, each as alternating non-digit
+    strings (compared character by character, an injective order) and numbers (so
+    leading zeros do not count), a missing part counting as an empty string and 0.
+    """
+    epoch, colon, rest = version.partition(":")
+    if not colon:
+        epoch, rest = "0", version
+    upstream, dash, revision = rest.rpartition("-")
+    if not dash:
+        upstream, revision = rest, ""
+    return int(epoch), _dpkg_parts(upstream), _dpkg_parts(revision)
+
+
+def _dpkg_parts(text: str) -> _Parts:
+    parts: list[tuple[str, int]] = []
+    start, end = 0, len(text)
+    while start < end:
+        digits = start
+        while digits < end and text[digits] not in _DIGITS:
+            digits += 1
+        stop = digits
+        while stop < end and text[stop] in _DIGITS:
+            stop += 1
+        parts.append((text[start:digits], int(text[digits:stop] or 0)))
+        start = stop
+    while parts and parts[-1] == ("", 0):  # what a shorter version is compared as
+        parts.pop()
+    return tuple(parts)

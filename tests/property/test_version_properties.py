@@ -7,6 +7,7 @@ hundred examples of a handful of comparisons each within a few seconds.
 from __future__ import annotations
 
 import itertools
+import re
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from debrepo.core.indexes import sort_records
 from debrepo.model import PackageRecord
 from debrepo.store.sqlite import SqliteMetadataStore
-from debrepo.versions import compare_versions, latest, version_key
+from debrepo.versions import compare_versions, dpkg_identity, latest, version_key
 from tests.property.oracles import dpkg_compare_many, dpkg_table, highest, scratch_dir
 from tests.property.strategies import (
     deb_filename,
@@ -80,6 +81,42 @@ def test_property_19_version_comparison_matches_dpkg(pairs: list[tuple[str, str]
     for (left, right), expected in zip(pairs, dpkg_compare_many(pairs), strict=True):
         assert compare_versions(left, right) == expected, (left, right)
         assert compare_versions(right, left) == -expected, (right, left)
+
+
+@st.composite
+def respellings(draw: st.DrawFn) -> tuple[str, str]:
+    """A version and the same version as dpkg compares, spelled otherwise: numbers with
+    leading zeros, an explicit epoch 0, a revision 0, a 0 after a trailing letter."""
+    version = draw(any_versions)
+    other = version
+    if draw(st.booleans()):
+        other = re.sub(r"(?<![0-9])(?=[0-9])", "0", other)  # 1.2 -> 01.02, 1:2 -> 01:02
+    if ":" not in other and draw(st.booleans()):
+        other = "0:" + other
+    if "-" not in version and draw(st.booleans()):
+        other += "-0"
+    elif other[-1:].isalpha() and draw(st.booleans()):
+        other += "0"
+    return version, other
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(any_versions, any_versions) | respellings() | neighbours().filter(keeps_revision),
+        min_size=1,
+        max_size=8,
+    )
+)
+@example(pairs=[("1.0", "1.00"), ("1.0", "0:1.0"), ("1.0", "1.0-0"), ("1a", "1a0"), ("1", "1.0")])
+def test_dpkg_identity_is_equal_exactly_when_dpkg_says_eq(pairs: list[tuple[str, str]]) -> None:
+    """Feature: unified-multi-package-repo, Property 18: Version Deduplication
+
+    Two versions get the same dpkg_identity exactly when `dpkg --compare-versions`
+    says they are equal: what lets ingest refuse 1.00 beside 1.0 with one lookup.
+    """
+    for (left, right), order in zip(pairs, dpkg_compare_many(pairs), strict=True):
+        assert (dpkg_identity(left) == dpkg_identity(right)) == (order == 0), (left, right)
 
 
 @settings(max_examples=200, deadline=None)

@@ -177,6 +177,24 @@ def test_add_the_same_file_again_mends_a_lost_or_damaged_pool_file_and_says_so(
     assert run("verify").code == 0
 
 
+def test_the_same_file_again_never_mends_another_repositorys_file(run, tmp_path):
+    """A mistyped --home next to the right --repo: the pool file that differs from this
+    store's record is another store's published file, not a damaged copy."""
+    ours, theirs = tmp_path / "bar_a.deb", tmp_path / "bar_b.deb"
+    ours.write_bytes(deb_bytes("bar", "2.0", description="Ours"))
+    theirs.write_bytes(deb_bytes("bar", "2.0", description="Theirs"))
+    assert run("--home", str(tmp_path / "a"), "add", str(ours)).code == 0
+    assert run("--home", str(tmp_path / "b"), "add", str(theirs)).code == 0
+    mistyped = run(
+        "--home", str(tmp_path / "a"), "--repo", str(tmp_path / "b/repo"), "add", str(ours)
+    )
+    assert mistyped.code == 1
+    assert "already holds other bytes than bar 2.0" in mistyped.error_line
+    pool_file = tmp_path / "b/repo/pool/main/b/bar/bar_2.0_amd64.deb"
+    assert pool_file.read_bytes() == theirs.read_bytes()
+    assert run("--home", str(tmp_path / "b"), "verify").code == 0
+
+
 def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
     broken = tmp_path / "broken.deb"
     broken.write_bytes(b"garbage")

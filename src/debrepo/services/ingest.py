@@ -49,6 +49,7 @@ from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.scratch import drop_scratch, new_scratch
+from debrepo.versions import dpkg_identity
 
 if TYPE_CHECKING:
     from debrepo.settings import Settings
@@ -300,11 +301,14 @@ def ingest_files(
         # one must never replace the other's published file.
         existing_files = {_without_epoch(package_id): package_id for package_id in existing}
         # Versions of each name, to find one spelled otherwise but equal as dpkg compares
-        # (1.0, 1.00, 1.0-0): apt would list one version with two files.
-        versions_of: dict[str, list[str]] = {}
+        # (1.0, 1.00, 1.0-0): apt would list one version with two files. Keyed by
+        # dpkg's identity, and only for the names in this batch.
+        batch_names = {o.record.package_name for o in outcomes if o.record is not None}
+        versions_of: dict[str, dict[object, str]] = {name: {} for name in batch_names}
         for package_id in existing:
             name, _, version = package_id.partition("#")
-            versions_of.setdefault(name, []).append(version)
+            if name in versions_of:
+                versions_of[name][dpkg_identity(version)] = version
         seen: dict[str, Path] = {}
         seen_architecture: dict[str, str] = {}
         seen_files: dict[str, Path] = {}
@@ -364,7 +368,9 @@ def ingest_files(
                     f"as {record.actual_filename}, the file of {other}; versions that differ "
                     "only by epoch cannot share a repository"
                 )
-            elif equal := _equal_version(record.version, versions_of.get(record.package_name)):
+            elif (
+                equal := versions_of[record.package_name].get(dpkg_identity(record.version))
+            ) not in (None, record.version):
                 errors.append(
                     f"{item.path}: {record.package_name} {record.version} is the same version "
                     f"as {record.package_name} {equal} (already stored or added), as dpkg and "
@@ -374,7 +380,7 @@ def ingest_files(
                 seen[record.package_id] = item.path
                 seen_architecture[record.package_id] = record.architecture
                 seen_files[same_file] = item.path
-                versions_of.setdefault(record.package_name, []).append(record.version)
+                versions_of[record.package_name][dpkg_identity(record.version)] = record.version
         if errors:
             more = len(errors) - MAX_LISTED_ERRORS
             raise InvalidPackageError(
@@ -391,17 +397,14 @@ def ingest_files(
         # is gone or holds other bytes (the very bytes the record names; the publish
         # trusts its map of the pool, so nothing else would mend it).
         putting_back: set[int] = set()
+        mending: list[tuple[str, str]] = []  # (key, how it differs), said once allowed
         if skipped and already_stored is not None:
             dropped: list[_Outcome] = []
             for outcome, stored, _path in skipped:
                 already_stored.append(stored)
                 damage = _damage(target, outcome.key, stored)
                 if damage is not None:
-                    log.warning(
-                        "%s %s: put back from the file given (the bytes stored)",
-                        outcome.key,
-                        damage,
-                    )
+                    mending.append((outcome.key, damage))
                     putting_back.add(id(outcome))
                     if put_back is not None:
                         put_back.append(stored)
@@ -413,11 +416,12 @@ def ingest_files(
         to_place = [(outcome, outcome.record) for outcome in outcomes if outcome.record]
         records = [record for outcome, record in to_place if id(outcome) not in putting_back]
         if may_place is not None:
+            # Files put back too: the file in the way may be another store's, published
+            # (a mistyped --home next to the right --repo), not a damaged copy of ours.
             held = [
                 found
                 for outcome, record in to_place
-                if id(outcome) not in putting_back
-                and (
+                if (
                     found := may_place(
                         outcome.key, record.package_id, record.file_size, record.sha256_hash
                     )
@@ -426,6 +430,8 @@ def ingest_files(
             if held:
                 others = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
                 raise InvalidPackageError(f"{held[0]}{others}; nothing was added")
+        for key, damage in mending:
+            log.warning("%s %s: put back from the file given (the bytes stored)", key, damage)
         storing = False
         try:
             for outcome, record in to_place:
@@ -484,15 +490,6 @@ def _one_architecture_per_version(path: Path, record: PackageRecord, other: str)
         f"one .deb per package name and version (package_id {record.package_id!r}); give "
         f"the {record.architecture} build a version of its own"
     )
-
-
-def _equal_version(version: str, others: Sequence[str] | None) -> str | None:
-    """One of `others` that dpkg takes for the same version as `version`, or None."""
-    if not others:
-        return None
-    from debrepo.versions import compare_versions
-
-    return next((o for o in others if o != version and compare_versions(o, version) == 0), None)
 
 
 def _damage(target: ObjectStore, key: str, stored: PackageRecord) -> str | None:
