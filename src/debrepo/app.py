@@ -7,10 +7,10 @@ their results into output. Anything that publishes holds the repository lock.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -907,19 +907,34 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
     temp.touch(mode=0o600)
     temp.write_bytes(secret)
     if path.exists():
-        # Replaced on purpose, but perhaps the only copy of the key clients trust: kept.
-        stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
-        kept = path.with_name(f"{path.name}.replaced-{stamp}")
+        # Replaced on purpose, but perhaps the only copy of the key clients trust: kept,
+        # under a name no other copy has, never readable by others.
         try:
-            shutil.copy2(path, kept)
+            kept = _keep_a_copy(path)
         except OSError as exc:
             temp.unlink()
             raise ConfigError(
-                f"{kept}: cannot keep a copy of the key being replaced: {exc.strerror}"
+                f"{path}: cannot keep a copy of the key being replaced: {exc.strerror}"
             ) from None
         log.warning("kept the key being replaced at %s", kept)
     temp.replace(path)
     return OpenPGPSigner(secret, source=str(path))
+
+
+def _keep_a_copy(path: Path) -> Path:
+    """Copy `path` to a new `<name>.replaced-<UTC time>[-N]` beside it, created 0600."""
+    data = path.read_bytes()
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    for attempt in itertools.count():
+        kept = path.with_name(f"{path.name}.replaced-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return kept
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def generate_next_key(ws: Workspace, *, force: bool = False) -> tuple[OpenPGPSigner, Path]:

@@ -1137,6 +1137,11 @@ def test_key_generate_export_show(run, tmp_path, home):
     [kept] = (home / "keys").glob("signing-key.asc.replaced-*")  # never the only copy lost
     assert kept.read_bytes() == old
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    second = key_file.read_bytes()
+    assert run("key", "generate", "--force").code == 0  # within the same second, likely
+    copies = sorted((home / "keys").glob("signing-key.asc.replaced-*"))
+    assert sorted(c.read_bytes() for c in copies) == sorted([old, second])
+    assert all(oct(c.stat().st_mode & 0o777) == "0o600" for c in copies)
 
     shown = run("key", "show")
     fingerprint, path = shown.out.split()

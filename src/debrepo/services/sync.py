@@ -544,7 +544,10 @@ def _publish_and_notify(
     if undelivered:
         _write_owed(staging, undelivered)
     elif owed or new:
-        staging.delete(OWED_NOTIFICATIONS_KEY)
+        try:
+            staging.delete(OWED_NOTIFICATIONS_KEY)
+        except DebrepoError as exc:  # the publish stands; the next sync sends them again
+            log.error("cannot clear %s (sent already): %s", OWED_NOTIFICATIONS_KEY, exc)
     if report.published is None:
         idle()
     if report.all_failed:

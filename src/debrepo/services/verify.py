@@ -291,7 +291,8 @@ def verify_repository(
                 except (OSError, EOFError, lzma.LZMAError, zlib.error):
                     problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
 
-    _verify_kept_by_hash(repo, settings, report, checked)
+    if check_pool_hashes:  # --quick: what clients of the current Release fetch, only
+        _verify_kept_by_hash(repo, settings, report, checked)
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
     if accounted_pool_files is not None:
         _report_strays(records, repo, settings, report, indexed.union(accounted_pool_files))

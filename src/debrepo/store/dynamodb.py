@@ -30,7 +30,6 @@ import random
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -560,11 +559,10 @@ class DynamoDBMetadataStore(BaseMetadataStore):
                 self._call(
                     "transact_write_items",
                     passthrough=("TransactionCanceledException",),
+                    # botocore fills in ClientRequestToken, the same on its retries: one
+                    # whose first attempt committed but whose answer was lost succeeds
+                    # again instead of failing its own conditions.
                     TransactItems=actions,
-                    # The same token on botocore's retries: one whose first attempt
-                    # committed but whose answer was lost succeeds again instead of
-                    # failing its own conditions (a version "already stored").
-                    ClientRequestToken=uuid.uuid4().hex,
                 )
             except ClientError as exc:
                 reasons = _cancellation_reasons(exc)
