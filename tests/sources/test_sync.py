@@ -27,7 +27,7 @@ from werkzeug import Request, Response
 
 from debrepo import app
 from debrepo.app import Workspace
-from debrepo.errors import ConfigError, PublishError
+from debrepo.errors import ConfigError, PublishError, StoreError
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.services.ingest import Destination
@@ -1065,6 +1065,21 @@ def test_dry_run_reports_and_changes_nothing(
     # a mistyped --home must not leave a home that looks started).
     assert not ws.settings.home.exists()
     assert list(scratch_tmp.iterdir()) == []
+
+
+def test_a_dry_run_reports_a_lost_store_and_reads_no_secret(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.build_kiro_repo(ws, version="1.0.0", now=FIXED_NOW)
+    # A key in a secret that cannot be reached (no credentials): a dry run never asks.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    secret = Workspace(ws.settings._replace(key_secret_id="arn:aws:secretsmanager:x"))
+    quiet = sync(secret, only_package="kiro-repo", dry_run=True)
+    assert quiet.summary() == "dry run: nothing new, nothing to publish; nothing was changed"
+
+    Path(ws.store.path).unlink()  # lost: the dry run must say so, as a real run does
+    with pytest.raises(StoreError, match=r"no metadata store here, but the repository was"):
+        sync(Workspace(ws.settings), only_package="kiro-repo", dry_run=True)
 
 
 def test_only_one_package(ws: Workspace, upstream: Upstream) -> None:
