@@ -390,6 +390,7 @@ def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoR
     right --repo, settings that differ from the published Release): the records, and the
     files just written where no index, current or kept, can name their pool file."""
     from debrepo.core.plan import pool_files_for
+    from debrepo.objects.filesystem import FilesystemObjectStore
     from debrepo.services.publish import never_published
 
     result.taken_back = True
@@ -408,9 +409,16 @@ def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoR
                 (ws.repo if key == pool_file.key else ws.staging).delete(key)
         except (DebrepoError, OSError) as exc:  # no record names it: harmless, but said
             log.warning("could not remove %s, which no record names now: %s", key, exc)
+    for target in (ws.repo, ws.staging):
+        if isinstance(target, FilesystemObjectStore):  # the folders made for them
+            target.remove_empty_folders(result.written_keys)
+    hint = (
+        " (`--no-publish` stores them without publishing, for that rebuild to include)"
+        if refusal.settled_by_rebuild
+        else ""
+    )
     raise PublishRefused(
-        f"{str(refusal).removesuffix('; nothing was published')}; nothing was added "
-        "(`--no-publish` stores them without publishing, for that rebuild to include)"
+        f"{str(refusal).removesuffix('; nothing was published')}; nothing was added{hint}"
     ) from refusal
 
 

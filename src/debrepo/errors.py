@@ -84,6 +84,10 @@ class PublishRefused(PublishError):
     """A safety check refused the publish before it wrote anything: a command that
     changed the store for it can put the change back."""
 
+    # Whether storing without publishing (`add --no-publish`, then a `rebuild` once the
+    # cause is settled) is a way on: not for a refusal that every publish would meet.
+    settled_by_rebuild = True
+
 
 class LockError(DebrepoError):
     """Another publisher holds the repository lock."""

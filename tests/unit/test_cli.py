@@ -351,6 +351,12 @@ def test_the_component_that_names_the_pool_cannot_change_even_on_purpose(run, de
             "nothing was published"
         )
     assert (home / "repo/dists/stable/InRelease").read_bytes() == release
+    gamma = debs / "gamma_3.0_amd64.deb"
+    gamma.write_bytes(deb_bytes("gamma", "3.0"))
+    added = run("--components", "extra,main", "add", str(gamma))
+    assert added.code == 1
+    assert added.error_line.endswith("(now extra, main); nothing was added")  # no --no-publish
+    assert not (home / "repo/pool/main/g").exists() and not (home / "repo/pool/extra").exists()
     assert run("--components", "main", "rebuild", "--replace").code == 0  # dropping one may
 
 

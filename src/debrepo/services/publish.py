@@ -541,11 +541,13 @@ class Publisher:
         if snapshot.records and pool_component not in (None, info.components[0]):
             # Not even with --replace: every pool file would have to move, and every
             # client's index names the old paths.
-            raise PublishRefused(
+            refusal = PublishRefused(
                 f"components: the first component names the pool folder, and this "
                 f"repository's is pool/{pool_component}/; keep {pool_component} first in "
                 f"components (now {', '.join(info.components)}); nothing was published"
             )
+            refusal.settled_by_rebuild = False
+            raise refusal
         if (first_here or last_store) and not replace:
             self._refuse_to_drop_foreign_versions(info, snapshot.records, removed, last_store)
         if first_here and not replace:
