@@ -417,7 +417,9 @@ def load_settings(
         lock_ttl_seconds=lock_ttl,
         key_switch_days=key_switch_days,
     )
-    _refuse_a_repository_over_private_files(settings, raw["repo"][1])
+    _refuse_a_repository_over_private_files(
+        settings, {name: raw[name][1] for name in ("repo", "store", "staging", "key_file")}
+    )
     return settings
 
 
@@ -437,9 +439,11 @@ def _local_folder(url: str, scheme: str) -> Path | None:
     return Path(url[len(scheme) + 3 :]).expanduser().resolve()
 
 
-def _refuse_a_repository_over_private_files(settings: Settings, where: str) -> None:
+def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[str, str]) -> None:
     """Everything under the repository is served to the world: never the signing key,
-    the store or the staging area (`repo` set to the home, or `staging` inside it)."""
+    the store or the staging area (`repo` set to the home, or `staging` inside it).
+    `sources`: where each of repo, store, staging and key_file was set."""
+    where = sources["repo"]
     repo = _local_folder(settings.repo, "file")
     if repo is None:
         bucket = urlparse(settings.repo)
@@ -453,20 +457,20 @@ def _refuse_a_repository_over_private_files(settings: Settings, where: str) -> N
                     f"area (s3://{bucket.netloc}/{area}/); choose another prefix"
                 )
         return
-    private: dict[str, Path] = {}
+    private: dict[str, tuple[str, Path]] = {}
     if not settings.key_secret_id:
-        private["the signing key (key_file)"] = settings.key_file
+        private["key_file"] = ("the signing key (key_file)", settings.key_file)
     store = _local_folder(settings.store, "sqlite")
     if store is not None:
-        private["the metadata store (store)"] = store
+        private["store"] = ("the metadata store (store)", store)
     staging = _local_folder(settings.staging, "file")
     if staging is not None:
-        private["the staging area (staging)"] = staging / "staging"
-    for what, path in private.items():
+        private["staging"] = ("the staging area (staging)", staging / "staging")
+    for name, (what, path) in private.items():
         if path == repo or repo in path.parents:
             raise ConfigError(
-                f"{where}: {repo} holds {what} at {path}, which would be published; the "
-                "repository folder must hold nothing but what apt reads"
+                f"{where}: {repo} holds {what} at {path} ({sources[name]}), which would be "
+                "published; the repository folder must hold nothing but what apt reads"
             )
     if staging is not None and (staging / "staging") in repo.parents:
         raise ConfigError(
