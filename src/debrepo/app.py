@@ -111,7 +111,10 @@ class Workspace:
         """Whether the store is a local file not started yet, where nothing was published
         from one (what the first `add` creates)."""
         path = local_store_file(self.settings.store)
-        return path is not None and not path.exists() and self.published_from() is None
+        if path is None or path.is_dir():  # a folder: opening it says what is wrong
+            return False
+        empty = not path.exists() or path.stat().st_size == 0  # as open_store counts it
+        return empty and self.published_from() is None
 
     @cached_property
     def repo(self) -> ObjectStore:
@@ -1054,14 +1057,17 @@ def sync(
                 return False  # nothing stored, so nothing published from here either
             if not dry_run:
                 return ws.publisher().settings_changed()
-            # A dry run reads no secret (a monitoring role may not) and makes no key.
-            if ws.settings.key_secret_id or not ws.settings.key_file.exists():
-                return False
-            try:
-                return ws.publisher().settings_changed()
-            except DebrepoError as exc:
-                log.warning("the signing key was not compared with the published one: %s", exc)
-                return False
+            # A dry run reads no secret (a monitoring role may not) and makes no key: the
+            # settings are compared, and the key only when it is a readable file here.
+            from debrepo.services.publish import settings_changed as differ
+
+            signer = None
+            if not ws.settings.key_secret_id and ws.settings.key_file.exists():
+                try:
+                    signer = ws.signer
+                except DebrepoError as exc:
+                    log.warning("the signing key was not compared with the published one: %s", exc)
+            return differ(repo=ws.repo, staging=ws.staging, settings=ws.settings, signer=signer)
 
         return run_sync(
             lock=contextlib.nullcontext if dry_run else lambda: ws.lock(wait_seconds),

@@ -454,7 +454,8 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
             if prefix == area or prefix.startswith(f"{area}/"):
                 raise ConfigError(
                     f"{where}: s3://{bucket.netloc}/{prefix} is inside the private staging "
-                    f"area (s3://{bucket.netloc}/{area}/); choose another prefix"
+                    f"area (s3://{bucket.netloc}/{area}/, {sources['staging']}); choose "
+                    "another prefix"
                 )
         return
     private: dict[str, tuple[str, Path]] = {}
@@ -474,6 +475,6 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
             )
     if staging is not None and (staging / "staging") in repo.parents:
         raise ConfigError(
-            f"{where}: {repo} is inside the staging area {staging / 'staging'}; choose "
-            "another folder"
+            f"{where}: {repo} is inside the staging area {staging / 'staging'} "
+            f"({sources['staging']}); choose another folder"
         )

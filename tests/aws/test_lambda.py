@@ -1433,6 +1433,56 @@ def test_a_lock_that_cannot_be_confirmed_before_the_release_stops_the_publish(
         assert not lock.lost  # not taken by another: released as usual
 
 
+def test_a_store_write_retried_by_botocore_carries_the_same_request_token(
+    deployment: Deployment, proxy: AwsProxy, tmp_path: Path
+) -> None:
+    """DynamoDB runs a transaction once per token, which botocore fills in: a retry of one
+    that committed but whose answer was lost must carry the same token, or it fails its
+    own conditions and calls the version a duplicate."""
+    deb = tmp_path / "alpha_1.0_amd64.deb"
+    deb.write_bytes(deb_bytes("alpha", "1.0"))
+    proxy.fail(
+        "dynamodb", "InternalServerError", status=500, operation="TransactWriteItems", times=1
+    )
+    app.add_packages(workspace(), [deb], publish=False)
+    sent = proxy.sent("dynamodb", "TransactWriteItems")
+    tokens = [call.json().get("ClientRequestToken") for call in sent]
+    assert len(sent) >= 2 and sent[0].injected == "InternalServerError"
+    assert tokens[0] and tokens[0] == tokens[1]
+    assert len(set(tokens)) == len(sent) - 1  # each transaction its own token
+    assert workspace().store.get("alpha#1.0") is not None
+
+
+def test_a_secret_that_cannot_be_read_or_holds_no_key_says_what_to_do(
+    deployment: Deployment, proxy: AwsProxy, invoke: Invoke
+) -> None:
+    secrets = deployment.aws["secretsmanager"]
+    secrets.put_secret_value(
+        SecretId=deployment.secret_id, SecretString='{"signing-key": "-----BEGIN PGP"}'
+    )  # the console's key/value form
+    console = invoke({"force_rebuild": True})
+    assert console.status == 500, console.describe()
+    assert f"secret {deployment.secret_id} is not an OpenPGP secret key" in console.body
+    assert "aws secretsmanager put-secret-value" in console.body
+    assert "DEBREPO_KEY_FILE" not in console.body  # no key file is involved
+
+    secrets.put_secret_value(
+        SecretId=deployment.secret_id, SecretString=deployment.secret_key.decode("ascii")
+    )
+    proxy.fail(
+        "secretsmanager",
+        "AccessDeniedException",
+        operation="GetSecretValue",
+        message="Access to KMS is not allowed",
+    )
+    denied = invoke({"force_rebuild": True})
+    assert denied.status == 500, denied.describe()
+    assert (
+        f"not allowed to read the signing key secret '{deployment.secret_id}': Access to KMS "
+        "is not allowed (the role needs secretsmanager:GetSecretValue, and kms:Decrypt"
+    ) in denied.body
+
+
 def test_lock_failures_are_one_line_naming_the_table(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1076,10 +1076,51 @@ def test_a_dry_run_reports_a_lost_store_and_reads_no_secret(
     secret = Workspace(ws.settings._replace(key_secret_id="arn:aws:secretsmanager:x"))
     quiet = sync(secret, only_package="kiro-repo", dry_run=True)
     assert quiet.summary() == "dry run: nothing new, nothing to publish; nothing was changed"
+    longer = Workspace(secret.settings._replace(valid_days=10.0))
+    changed = sync(longer, only_package="kiro-repo", dry_run=True)
+    assert changed.summary() == (  # the settings are compared without the key
+        "dry run: would publish (the settings or the signing key changed since the last "
+        "publish); nothing was changed"
+    )
 
     Path(ws.store.path).unlink()  # lost: the dry run must say so, as a real run does
     with pytest.raises(StoreError, match=r"no metadata store here, but the repository was"):
         sync(Workspace(ws.settings), only_package="kiro-repo", dry_run=True)
+
+
+def test_a_dry_run_on_an_empty_store_file_writes_nothing(ws: Workspace) -> None:
+    ws.settings.home.mkdir()
+    store_file = ws.settings.home / "metadata.db"
+    store_file.touch()  # what `: > metadata.db` leaves; opening it would create the tables
+    report = sync(Workspace(ws.settings), only_package="kiro-repo", dry_run=True)
+    assert report.summary().endswith("; nothing was changed")
+    assert store_file.stat().st_size == 0
+    assert sorted(p.name for p in ws.settings.home.iterdir()) == ["metadata.db"]
+
+
+def test_a_failed_clear_of_owed_notifications_does_not_fail_a_good_publish(
+    ws: Workspace,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from debrepo.errors import ObjectStoreError
+    from debrepo.services.sync import OWED_NOTIFICATIONS_KEY
+
+    upstream.serve_kiro_live(KIRO)
+    delete = FilesystemObjectStore.delete
+
+    def failing(self: FilesystemObjectStore, key: str) -> None:
+        if key == OWED_NOTIFICATIONS_KEY:
+            raise ObjectStoreError(f"{key}: cannot delete: Permission denied")
+        delete(self, key)
+
+    monkeypatch.setattr(FilesystemObjectStore, "delete", failing)
+    notified = _Collect()
+    report = sync(ws, notifier=notified, only_package="kiro")
+    assert report.published is not None
+    assert [r.package_id for r in notified.records] == ["kiro#0.9.2"]
+    assert f"cannot clear {OWED_NOTIFICATIONS_KEY} (sent already)" in caplog.text
 
 
 def test_only_one_package(ws: Workspace, upstream: Upstream) -> None:

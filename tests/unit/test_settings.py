@@ -412,12 +412,15 @@ def test_a_repository_folder_that_would_publish_private_files_is_refused(
         load_settings({"home": str(home), **given}, environ={}, cwd=tmp_path)
     assert published in str(caught.value)
     assert "would be published" in str(caught.value)
+    culprit = next((name for name in ("key_file", "store", "staging") if name in flags), None)
+    if culprit is not None:  # the setting that put it there is named, not only --repo
+        assert f"(option --{culprit.replace('_', '-')})" in str(caught.value)
 
 
 def test_a_repository_inside_the_staging_area_is_refused(tmp_path):
     home = tmp_path / "home"
     flags = {"home": str(home), "repo": f"file://{home}/staging/public"}
-    with pytest.raises(ConfigError, match=r"is inside the staging area .*home/staging"):
+    with pytest.raises(ConfigError, match=r"is inside the staging area .*home/staging \(default"):
         load_settings(flags, environ={}, cwd=tmp_path)
 
 

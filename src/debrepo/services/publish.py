@@ -1035,33 +1035,13 @@ class Publisher:
         return True
 
     def settings_changed(self) -> bool:
-        """Whether a setting that shapes the published bytes, or the signing key,
-        differs from what the last publish here used: a publish is due even with
-        nothing new in the store (a key put into the secret, a changed Valid-Until)."""
-        state = PublishState.from_json(self.staging.get(STATE_KEY))
-        if state.fingerprint is None or state.repo not in (None, self.repo.description):
-            return False  # no account of a publish here to compare with
-        public_key = published_keyring(self.signer, state.announced)
-        return state.fingerprint != self._fingerprint(release_info(self.settings), public_key)
+        """See `settings_changed`, with this publisher's signing key."""
+        return settings_changed(
+            repo=self.repo, staging=self.staging, settings=self.settings, signer=self.signer
+        )
 
     def _fingerprint(self, info: ReleaseInfo, public_key: PublicKey) -> str:
-        """Everything besides the records that shapes the published bytes, as canonical
-        JSON (kept whole rather than hashed: it is short, and readable in the state)."""
-        shape = {
-            "render": RENDER_VERSION,
-            "release": [
-                info.origin, info.label, info.suite, info.codename, info.version,
-                list(info.architectures), list(info.components), info.description,
-                info.valid_for.total_seconds(),
-            ],
-            "public_url": self.settings.public_url,
-            "keyring": self.settings.keyring_name,
-            "key": public_key.fingerprint,
-            "by_hash_keep": self.settings.by_hash_keep,
-        }  # fmt: skip
-        if public_key.announced:  # absent otherwise: the shapes published before stay equal
-            shape["announced"] = list(public_key.announced)
-        return json.dumps(shape, sort_keys=True, separators=(",", ":"))
+        return publication_shape(self.settings, info, public_key)
 
     def _resign_unchanged(
         self, info: ReleaseInfo, state: PublishState, *, now: datetime
@@ -1393,6 +1373,47 @@ def store_changed_since_publish(
     if revision is None:
         return False
     return state.revision != revision
+
+
+def publication_shape(settings: Settings, info: ReleaseInfo, public_key: PublicKey) -> str:
+    """Everything besides the records that shapes the published bytes, as canonical
+    JSON (kept whole rather than hashed: it is short, and readable in the state)."""
+    shape = {
+        "render": RENDER_VERSION,
+        "release": [
+            info.origin, info.label, info.suite, info.codename, info.version,
+            list(info.architectures), list(info.components), info.description,
+            info.valid_for.total_seconds(),
+        ],
+        "public_url": settings.public_url,
+        "keyring": settings.keyring_name,
+        "key": public_key.fingerprint,
+        "by_hash_keep": settings.by_hash_keep,
+    }  # fmt: skip
+    if public_key.announced:  # absent otherwise: the shapes published before stay equal
+        shape["announced"] = list(public_key.announced)
+    return json.dumps(shape, sort_keys=True, separators=(",", ":"))
+
+
+def settings_changed(
+    *, repo: ObjectStore, staging: ObjectStore, settings: Settings, signer: Signer | None
+) -> bool:
+    """Whether a setting that shapes the published bytes, or the signing key (unless
+    `signer` is None: then the settings alone, and no key is loaded), differs from what
+    the last publish here used: a publish is due even with nothing new in the store (a
+    key put into the secret, a changed Valid-Until)."""
+    state = PublishState.from_json(staging.get(STATE_KEY))
+    if state.fingerprint is None or state.repo not in (None, repo.description):
+        return False  # no account of a publish here to compare with
+    if signer is not None:
+        public_key = published_keyring(signer, state.announced)
+    else:  # the key and keyring as last published: only the settings can differ
+        try:
+            last = json.loads(state.fingerprint)
+            public_key = PublicKey(b"", b"", last["key"], tuple(last.get("announced", ())))
+        except (ValueError, TypeError, KeyError):
+            return True  # an unreadable shape: a publish writes a readable one
+    return state.fingerprint != publication_shape(settings, release_info(settings), public_key)
 
 
 def _pool_component(shape: str | None) -> str | None:
