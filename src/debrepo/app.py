@@ -315,11 +315,13 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     expanded: list[Path] = []
     for path in paths:
         if path.is_dir():
-            with os.scandir(path) as entries:  # d_type: no stat per file
-                chosen = sorted(
-                    (e for e in entries if e.name.endswith(".deb") and not e.is_dir()),
-                    key=lambda e: e.name,
-                )
+            with os.scandir(path) as scanned:  # d_type: no stat per file
+                entries = list(scanned)
+            chosen = sorted(
+                (e for e in entries if e.name.endswith(".deb") and not e.is_dir()),
+                key=lambda e: e.name,
+            )
+            _say_what_a_folder_leaves_out(path, entries)
             for entry in chosen:
                 if not entry.is_file():  # said, not skipped: the operator meant it to be added
                     what = (
@@ -343,6 +345,25 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
             seen.add(absolute)
             unique.append(path)
     return unique
+
+
+def _say_what_a_folder_leaves_out(folder: Path, entries: Sequence[os.DirEntry[str]]) -> None:
+    """A folder stands for the .deb files directly in it: say what else looks like one
+    (sub-folders are not searched, `X.DEB` is not a .deb name), rather than skip it
+    unseen."""
+    folders = sum(1 for e in entries if e.is_dir())
+    other_case = sorted(
+        e.name for e in entries if e.name.lower().endswith(".deb") and not e.name.endswith(".deb")
+    )
+    if folders or other_case:
+        left = [f"{folders} sub-folder(s) (not searched)"] if folders else []
+        if other_case:
+            left.append(f"{', '.join(other_case[:3])}{' ...' if len(other_case) > 3 else ''}")
+        log.warning(
+            "%s: not added: %s; only the files named *.deb directly in it are",
+            folder,
+            " and ".join(left),
+        )
 
 
 def file_urls(paths: Sequence[Path]) -> list[str]:

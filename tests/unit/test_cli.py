@@ -360,6 +360,25 @@ def test_the_component_that_names_the_pool_cannot_change_even_on_purpose(run, de
     assert run("--components", "main", "rebuild", "--replace").code == 0  # dropping one may
 
 
+def test_a_folder_says_what_it_leaves_out(run, debs, caplog):
+    (debs / "nested").mkdir()
+    (debs / "nested" / "gamma_3.0_amd64.deb").write_bytes(deb_bytes("gamma", "3.0"))
+    (debs / "DELTA_4.0_AMD64.DEB").write_bytes(deb_bytes("delta", "4.0"))
+    result = run("add", str(debs))
+    assert result.code == 0, result.err
+    assert (
+        f"{debs}: not added: 1 sub-folder(s) (not searched) and DELTA_4.0_AMD64.DEB; only "
+        "the files named *.deb directly in it are"
+    ) in caplog.text
+    assert sorted(i["package_name"] for i in json.loads(run("list", "--json").out)) == [
+        "alpha",
+        "beta",
+    ]
+    caplog.clear()
+    assert run("add", str(debs / "nested")).code == 0
+    assert "not added" not in caplog.text
+
+
 def test_adding_other_bytes_for_a_removed_version_warns(run, debs, tmp_path, caplog):
     assert run("add", str(debs)).code == 0
     assert run("remove", "alpha", "1.0", "--yes").code == 0
