@@ -195,6 +195,23 @@ def test_the_same_file_again_never_mends_another_repositorys_file(run, tmp_path)
     assert run("--home", str(tmp_path / "b"), "verify").code == 0
 
 
+def test_a_damaged_pool_file_without_a_pool_map_is_not_mended_blindly(run, debs, home):
+    alpha = debs / "alpha_1.0_amd64.deb"
+    assert run("add", str(alpha)).code == 0
+    pool_file = home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb"
+    pool_file.write_bytes(pool_file.read_bytes() + b"junk")
+    (home / "staging/.state/publish-pool.json").unlink()  # nothing says the file is ours
+    refused = run("add", str(alpha))
+    assert refused.code == 1
+    assert "as this store records it, and no publisher state of this repository" in (
+        refused.error_line
+    )
+    assert "delete it and add the .deb again" in refused.error_line
+    pool_file.unlink()  # as the message says
+    assert run("add", str(alpha)).code == 0
+    assert pool_file.read_bytes() == alpha.read_bytes()
+
+
 def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
     broken = tmp_path / "broken.deb"
     broken.write_bytes(b"garbage")

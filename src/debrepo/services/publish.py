@@ -1551,6 +1551,15 @@ def pool_file_keeper(
         if same:
             return None
         what = f"{key} already holds other bytes than {package_id.replace('#', ' ')}"
+        stored = store.get(package_id)
+        if stored is not None and (stored.file_size, stored.sha256_hash) == (size, sha256):
+            # Added again to mend it, but nothing here says the file is this repository's.
+            return (
+                f"{what} as this store records it, and no publisher state of this "
+                f"repository ({repo.description}) tells a damaged copy from another store's "
+                "file: check --home and --repo; if the file is this repository's, delete it "
+                "and add the .deb again"
+            )
         if store.withdrawn_at(package_id) is not None:
             return (
                 f"{what}, which the published index still names: its removal is not "
