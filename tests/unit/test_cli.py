@@ -212,6 +212,25 @@ def test_a_damaged_pool_file_without_a_pool_map_is_not_mended_blindly(run, debs,
     assert pool_file.read_bytes() == alpha.read_bytes()
 
 
+@pytest.mark.parametrize("name", ["publish-state.json", "publish-pool.json"])
+def test_a_publisher_state_of_a_newer_debrepo_is_refused_not_overwritten(run, debs, home, name):
+    assert run("add", str(debs)).code == 0
+    path = home / "staging/.state" / name
+    newer = json.loads(path.read_text())
+    newer["version"] = 99
+    path.write_text(json.dumps(newer))
+    gamma = debs / "gamma_3.0_amd64.deb"
+    gamma.write_bytes(deb_bytes("gamma", "3.0"))
+    for command in (("rebuild", "--full"), ("add", str(gamma))):
+        refused = run(*command)
+        assert refused.code == 1, command
+        assert f"{name} was written by a newer debrepo (format 99" in refused.error_line
+    assert json.loads(path.read_text()) == newer
+    assert "gamma#3.0" not in run("list").out  # refused before anything was stored
+    checked = run("verify")  # reads it only for warnings
+    assert f"{name} was written by a newer debrepo" in checked.err
+
+
 def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
     broken = tmp_path / "broken.deb"
     broken.write_bytes(b"garbage")

@@ -252,7 +252,7 @@ def test_corrupt_publisher_state_still_publishes_and_keeps_unknown_by_hash_files
 @pytest.mark.parametrize(
     "raw",
     [
-        b'{"version": 99, "generations": []}',
+        b'{"version": "2", "generations": []}',
         b'{"version": 1, "pool": {"k": [1]}}',
         b'{"version": 1, "generations": 5}',
         b"[1, 2]",
@@ -264,6 +264,13 @@ def test_unreadable_state_starts_afresh(raw, caplog):
         state = PublishState.from_json(raw)
     assert state == PublishState()
     assert "unreadable" in caplog.text
+
+
+def test_a_state_of_a_newer_format_is_refused_not_read_as_unreadable():
+    with pytest.raises(PublishError, match=r"written by a newer debrepo \(format 3; this"):
+        PublishState.from_json(b'{"version": 3, "generations": []}')
+    with pytest.raises(PublishError, match=r"publish-pool.json was written by a newer"):
+        PublishState.pool_from_json(b'{"version": 3, "pool": {}}')
 
 
 def test_state_round_trip():

@@ -241,6 +241,7 @@ class PublishState:
     def parse_pool(raw: bytes) -> PoolMap:
         """`pool_from_json` that raises on bytes it cannot read."""
         data: Any = json.loads(raw)
+        _refuse_a_newer_format(data, POOL_STATE_KEY)
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise ValueError("not a pool map of this version")
         return PoolMap(
@@ -262,6 +263,7 @@ class PublishState:
     def parse(cls, raw: bytes) -> PublishState:
         """`from_json` that raises on bytes it cannot read."""
         data: Any = json.loads(raw)
+        _refuse_a_newer_format(data, STATE_KEY)
         if not isinstance(data, dict) or data.get("version") not in (1, STATE_VERSION):
             raise ValueError("not a publisher state of a known version")
         pool = None
@@ -324,6 +326,17 @@ class PublishState:
 
 
 _UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _refuse_a_newer_format(data: Any, key: str) -> None:
+    """A newer debrepo's state is not unreadable: starting afresh over it would drop what
+    only it records (an announced key, the highest kiro-repo)."""
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+        raise PublishError(
+            f"{key} was written by a newer debrepo (format {version}; this one knows up to "
+            f"{STATE_VERSION}): run the newer debrepo, or upgrade this one; nothing was changed"
+        )
 
 
 def release_info(settings: Settings) -> ReleaseInfo:
