@@ -1806,6 +1806,33 @@ def _edit_state(home: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path.write_text(json.dumps(state))
 
 
+def test_a_state_from_before_the_kiro_repo_mark_needs_the_operators_word_to_switch(
+    run, home, monkeypatch
+):
+    """An older debrepo kept no record of the highest kiro-repo: a removed, higher one may
+    be on clients, which would then fail with NO_PUBKEY after the switch."""
+    monkeypatch.setenv("DEBREPO_KEY_SWITCH_DAYS", "0")
+    assert run("build-repo-package", "--version", "1.0").code == 0
+
+    def forget(state: dict[str, Any]) -> None:  # as the older debrepo wrote it
+        del state["kiro_repo_high"], state["kiro_repo_high_complete"]
+
+    _edit_state(home, forget)
+    keys = home / "keys"
+    old_key = (keys / "signing-key.asc").read_bytes()
+    assert run("key", "generate", "--next").code == 0
+    assert run("build-repo-package", "--version", "1.1").code == 0  # installs both keys
+    refused = _switch_to_the_next_key(run, keys, old_key)
+    assert refused.code == 1
+    assert "debrepo cannot tell the highest kiro-repo ever published here" in refused.error_line
+    assert "(the highest known is 1.1)" in refused.error_line
+    (keys / "signing-key.asc").write_bytes((keys / "next-signing-key.asc").read_bytes())
+    assert run("rebuild", "--replace").code == 0  # the operator's word
+    assert json.loads((home / "staging/.state/publish-state.json").read_text())[
+        "kiro_repo_high_complete"
+    ]
+
+
 def _days_ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
 

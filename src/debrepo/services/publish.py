@@ -189,6 +189,9 @@ class PublishState:
     # it is removed, and apt replaces it only by a higher version, so a key may take
     # over only once a kiro-repo at least as high as this one installs it.
     kiro_repo_high: tuple[str, str] | None = None
+    # False when the mark may miss a kiro-repo published before it was kept (a state
+    # written by an older debrepo, or lost): a switch then needs the operator's word.
+    kiro_repo_high_complete: bool = True
 
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
@@ -198,6 +201,7 @@ class PublishState:
             "convenience_sha256": self.convenience_sha256,
             "convenience_since": self.convenience_since,
             "kiro_repo_high": list(self.kiro_repo_high) if self.kiro_repo_high else None,
+            "kiro_repo_high_complete": self.kiro_repo_high_complete,
             "revision": self.revision,
             "fingerprint": self.fingerprint,
             "skipped": self.skipped,
@@ -283,6 +287,11 @@ class PublishState:
                 (str(data["kiro_repo_high"][0]), str(data["kiro_repo_high"][1]))
                 if isinstance(data.get("kiro_repo_high"), list) and len(data["kiro_repo_high"]) == 2
                 else None
+            ),
+            # Written without the mark (before debrepo kept one): it may miss a removed,
+            # higher kiro-repo that clients still hold.
+            kiro_repo_high_complete=bool(
+                data.get("kiro_repo_high_complete", "kiro_repo_high" in data)
             ),
             revision=data.get("revision"),
             fingerprint=data.get("fingerprint"),
@@ -503,6 +512,12 @@ class Publisher:
             )
             state = PublishState(pool={})
         state.repo = self.repo.description
+        if replace:  # the operator's word: no client holds a kiro-repo above the newest
+            state.kiro_repo_high_complete = True
+        elif raw_state is None and (
+            files.pool is not None or self.repo.stat(CONVENIENCE_COPY) is not None
+        ):  # published here before, but the record of it is lost
+            state.kiro_repo_high_complete = False
         # Published from another store: as for a first publish here, what it lacks is
         # refused below rather than dropped (a state without a store: not yet recorded).
         last_store = state.store if state.store not in (None, self.store.identity) else None
@@ -915,6 +930,14 @@ class Publisher:
         from debrepo.versions import compare_versions
 
         high = state.kiro_repo_high
+        if not state.kiro_repo_high_complete:
+            known = f" (the highest known is {high[0]})" if high else ""
+            return (
+                "debrepo cannot tell the highest kiro-repo ever published here (the publisher "
+                "state was written by an older debrepo, or lost), and clients keep the highest "
+                f"they installed{known}: build a kiro-repo version higher than any ever "
+                "published here, then, once sure, switch with `debrepo rebuild --replace`"
+            )
         if newest is None:
             if high is None:
                 return None  # never one: clients set up by hand fetch the keyring
