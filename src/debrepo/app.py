@@ -1183,17 +1183,15 @@ def migrate_table(
     )
     # Left out on purpose: not fetched by sync, and not something a publish may keep
     # listing (the old deployment's indices name them), even a later scheduled one.
-    for version in report.skipped:
-        ws.store.withdraw(
-            make_package_id(default_package, version), moment.isoformat(timespec="seconds")
-        )
+    for package_id in report.skipped:
+        ws.store.withdraw(package_id, moment.isoformat(timespec="seconds"))
     published = None
     if publish_after:
         # Also when nothing was migrated this time: a run that stored every version but
         # failed to publish is finished by running it again.
         # Versions left out (--skip) or failed may be listed by the old deployment's
         # indices, which this store's first publish replaces: dropping them is meant.
-        left_out = [make_package_id(default_package, v) for v in report.skipped]
+        left_out = [*report.skipped, *report.withdrawn]
         left_out += [package_id for package_id, _ in report.failed]
         with ws.lock(wait_seconds):
             published = ws.publish(now=moment, just_written=written, removed=left_out)

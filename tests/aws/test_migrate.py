@@ -441,21 +441,41 @@ def test_skipped_versions_are_left_out_and_unknown_ones_refused(
     report, published = app.migrate_table(
         ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", skip_versions=["0.10.1"]
     )
-    assert report.skipped == ["0.10.1"] and not report.failed
+    assert report.skipped == ["kiro#0.10.1"] and not report.failed
     assert published is not None and published.packages == 2
     assert sorted(r.version for r in report.migrated) == ["0.11.0", "0.9.2"]
     assert "1 skipped" in report.summary()
     assert not any("/0.10.1/" in path for path in downloads(httpserver_ipv4))
 
 
-def test_a_version_skipped_then_migrated_is_no_longer_withdrawn(ws, old_table, tmp_path):
+def test_a_version_skipped_or_removed_is_not_migrated_again(ws, old_table, tmp_path):
     report, _ = app.migrate_table(
         ws, old_table=old_table, backup_file=tmp_path / "1.jsonl", skip_versions=["0.11.0"]
     )
-    assert report.skipped == ["0.11.0"]
+    assert report.skipped == ["kiro#0.11.0"]
     assert ws.store.withdrawn_at("kiro#0.11.0") is not None
+    migrated = sorted(ws.store.package_ids())
+    app.remove_package(ws, "kiro", migrated[0].partition("#")[2])
     again, _ = app.migrate_table(ws, old_table=old_table, backup_file=tmp_path / "2.jsonl")
-    assert [r.version for r in again.migrated] == ["0.11.0"]
+    assert again.migrated == [] and not again.failed
+    assert sorted(again.withdrawn) == sorted(["kiro#0.11.0", migrated[0]])
+    assert "2 removed on purpose" in again.summary()
+    assert ws.store.withdrawn_at("kiro#0.11.0") is not None
+    assert migrated[0] not in ws.store.package_ids()
+
+
+def test_skip_withdraws_the_items_own_package(ws, old_table, tmp_path, dynamodb_client):
+    dynamodb_client.update_item(
+        TableName=old_table,
+        Key={"version": {"S": "0.11.0"}},
+        UpdateExpression="SET package_name = :name",
+        ExpressionAttributeValues={":name": {"S": "kiro-cli"}},
+    )
+    report, _ = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "1.jsonl", skip_versions=["0.11.0"]
+    )
+    assert report.skipped == ["kiro-cli#0.11.0"]
+    assert ws.store.withdrawn_at("kiro-cli#0.11.0") is not None
     assert ws.store.withdrawn_at("kiro#0.11.0") is None
 
 
@@ -565,7 +585,10 @@ def test_the_script_reads_the_new_table_from_terraform_outputs(ws, old_table, tm
         text=True,
     )
     assert ended.returncode == 0, ended.stderr
-    assert "dry run: 3 old item(s), 2 to migrate, 1 already in the store" in ended.stdout
+    assert (
+        "dry run: 3 old item(s), 0 to migrate, 1 already in the store, 2 removed on purpose"
+        in ended.stdout
+    )
 
 
 def _onto_the_old_deployment(
@@ -602,7 +625,7 @@ def test_a_migration_onto_the_old_deployments_repository_drops_what_it_skipped(
         ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", skip_versions=["0.10.1"]
     )
 
-    assert report.skipped == ["0.10.1"] and published is not None
+    assert report.skipped == ["kiro#0.10.1"] and published is not None
     packages = (old_home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
     assert "Version: 0.10.1\n" not in packages and "Version: 0.11.0\n" in packages
 

@@ -80,7 +80,10 @@ class MigrationReport:
     old_items: int = 0
     backup_file: str | None = None
     already_migrated: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # versions left out on request
+    skipped: list[str] = field(default_factory=list)  # package_ids left out on request
+    # package_ids removed on purpose (`debrepo remove`, or --skip by an earlier run): a
+    # migration run again must not bring them back
+    withdrawn: list[str] = field(default_factory=list)
     to_migrate: list[OldVersion] = field(default_factory=list)
     migrated: list[PackageRecord] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (package_id, error)
@@ -88,9 +91,10 @@ class MigrationReport:
     def summary(self) -> str:
         if self.dry_run:
             skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+            removed = f", {len(self.withdrawn)} removed on purpose" if self.withdrawn else ""
             return (
                 f"dry run: {self.old_items} old item(s), {len(self.to_migrate)} to migrate, "
-                f"{len(self.already_migrated)} already in the store{skipped}; "
+                f"{len(self.already_migrated)} already in the store{skipped}{removed}; "
                 "nothing was changed"
             )
         parts = [
@@ -100,6 +104,8 @@ class MigrationReport:
         ]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
+        if self.withdrawn:
+            parts.append(f"{len(self.withdrawn)} removed on purpose")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         return ", ".join(parts)
@@ -423,11 +429,26 @@ def plan_migration(
             f"--skip {', '.join(unknown)}: no such version in the old table; nothing was migrated"
         )
     existing = store.package_ids()
+    withdrawn = store.withdrawals()
     problems: list[str] = []
     seen: set[str] = set()
     for raw in old_items:
-        if raw.get(OLD_KEY, {}).get("S") in skip:
-            report.skipped.append(str(raw[OLD_KEY]["S"]))
+        version = raw.get(OLD_KEY, {}).get("S")
+        if version in skip:
+            # Named as the item names its package (left unread otherwise: it may be the
+            # broken one), so that sync leaves out that package's version, not kiro's.
+            name = raw.get("package_name", {}).get("S") or default_package
+            package_id = make_package_id(str(name), str(version))
+            if package_id in existing:
+                log.warning(
+                    "--skip %s: %s is in the store already (migrated before); `debrepo "
+                    "remove` takes it out",
+                    version,
+                    package_id.replace("#", " "),
+                )
+                report.already_migrated.append(package_id)
+            else:
+                report.skipped.append(package_id)
             continue
         try:
             old = parse_old_item(
@@ -442,6 +463,8 @@ def plan_migration(
         seen.add(old.package_id)
         if old.package_id in existing:
             report.already_migrated.append(old.package_id)
+        elif old.package_id in withdrawn:
+            report.withdrawn.append(old.package_id)
         else:
             report.to_migrate.append(old)
     if problems:
