@@ -1123,6 +1123,34 @@ def test_a_failed_clear_of_owed_notifications_does_not_fail_a_good_publish(
     assert f"cannot clear {OWED_NOTIFICATIONS_KEY} (sent already)" in caplog.text
 
 
+def test_a_version_upstream_spells_otherwise_is_downloaded_once(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    """A GitHub asset's file name cannot hold the epoch of the .deb inside (`1:1.2.0` in
+    kiro-cli_1.2.0_amd64.deb); Kiro's metadata may write a version dpkg takes for the
+    stored one (0.9.02 for 0.9.2). Neither is a new version to download every run."""
+    upstream.serve_kiro_cli(kiro_cli_deb("1:1.2.0"))
+    first = sync(ws, only_package="kiro-cli")
+    assert outcomes(first) == {"kiro-cli": Outcome.NEW}, first.summary()
+    assert ws.store.package_ids() == {"kiro-cli#1:1.2.0"}
+    again = sync(ws, only_package="kiro-cli", now=FIXED_NOW + timedelta(hours=1))
+    assert outcomes(again) == {"kiro-cli": Outcome.ALREADY_STORED}
+    assert again.packages[0].message == "upstream calls it 1.2.0; stored as 1:1.2.0"
+    assert upstream.count(KIRO_CLI_DEB_PATH) == 1
+
+    upstream.serve_kiro_live(KIRO)
+    assert outcomes(sync(ws, only_package="kiro")) == {"kiro": Outcome.NEW}
+    metadata = json.dumps(upstream.live_metadata()).replace('"0.9.2"', '"0.9.02"')
+    assert '"0.9.02"' in metadata
+    upstream.server.clear()  # the first answer registered for a path would win
+    upstream.serve_json(METADATA_PATH, json.loads(metadata))
+    upstream.serve_bytes(KIRO_DEB_PATH, KIRO)
+    respelled = sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=2))
+    assert outcomes(respelled) == {"kiro": Outcome.ALREADY_STORED}, respelled.summary()
+    assert respelled.packages[0].message == "upstream calls it 0.9.02; stored as 0.9.2"
+    assert upstream.count(KIRO_DEB_PATH) == 0  # not since the log was cleared
+
+
 def test_only_one_package(ws: Workspace, upstream: Upstream) -> None:
     upstream.serve_kiro_cli(KIRO_CLI)
     report = sync(ws, only_package="kiro-cli")

@@ -271,6 +271,9 @@ class _Run:
             return PackageOutcome(
                 name, kind, Outcome.ALREADY_STORED, release.version, release.url, message=note
             )
+        respelled = self._stored_otherwise(config, release)
+        if respelled is not None:
+            return respelled
         withdrawn = self._withdrawn(config, release)
         if withdrawn is not None:
             return withdrawn
@@ -282,6 +285,35 @@ class _Run:
         except BaseException:
             drop_scratch(scratch)
             raise
+
+    def _stored_otherwise(self, config: PackageConfig, release: Release) -> PackageOutcome | None:
+        """The outcome for a version the store holds under another spelling: one dpkg
+        takes for the same (`1:0.9.04` for `1:0.9.4`), or the same file with the epoch
+        its name cannot carry (`kiro-cli_1.2.0_amd64.deb` holding `1:1.2.0`). Without
+        this, every run would download it again only to have it refused."""
+        from debrepo.versions import dpkg_identity
+
+        name, wanted = config.package_name, dpkg_identity(release.version)
+        for stored in self.store.by_name(name):
+            same = dpkg_identity(stored.version) == wanted
+            _epoch, colon, rest = stored.version.partition(":")
+            same_file = (
+                colon
+                and ":" not in release.version
+                and stored.deb_url == release.url
+                and dpkg_identity(rest) == wanted
+            )
+            if same or same_file:
+                note = f"upstream calls it {release.version}; stored as {stored.version}"
+                return PackageOutcome(
+                    name,
+                    config.source.type,
+                    Outcome.ALREADY_STORED,
+                    stored.version,
+                    release.url,
+                    message=note,
+                )
+        return None
 
     def _withdrawn(self, config: PackageConfig, release: Release) -> PackageOutcome | None:
         """The outcome for a version removed on purpose (`remove`, a migration's --skip)."""
