@@ -270,6 +270,28 @@ def test_a_store_written_by_a_newer_debrepo_is_refused(db_path):
         SqliteMetadataStore(db_path)
 
 
+def test_a_store_labelled_schema_2_by_an_earlier_debrepo_is_read_as_it_is(db_path):
+    """A few commits labelled schema 1 plus the `withdrawn` table as 2: the same tables
+    as this schema, so the store opens (it used to be refused as a newer one's)."""
+    store = SqliteMetadataStore(db_path)
+    store.put(make_record("hello", "1.0"))
+    store.delete("hello#1.0", withdrawn_at="2026-11-29T09:00:00+00:00")
+    store.close()
+    connection = sqlite3.connect(db_path)
+    connection.execute("PRAGMA user_version = 2")
+    connection.close()
+    reopened = SqliteMetadataStore(db_path)
+    assert reopened.withdrawn_at("hello#1.0") == "2026-11-29T09:00:00+00:00"
+    reopened.put(make_record("hello", "1.1"))
+    assert reopened.package_ids() == {"hello#1.1"}
+    reopened.close()
+    connection = sqlite3.connect(db_path)
+    connection.execute("DROP TABLE withdrawn")
+    connection.close()
+    with pytest.raises(StoreError, match="written by a newer debrepo"):
+        SqliteMetadataStore(db_path)  # a 2 without that table is not the old label
+
+
 def test_put_many_is_all_or_nothing_against_the_store(store):
     store.put(make_record("hello", "1.0"))
     batch = [make_record("alpha", "1.0"), make_record("hello", "1.0"), make_record("beta", "1.0")]

@@ -80,6 +80,9 @@ _WITHDRAWN = """CREATE TABLE IF NOT EXISTS withdrawn (
 )"""
 # Version 0 counted changes without `change`; its triggers and counter are replaced.
 _SCHEMA_VERSION = 1
+# A debrepo of a few commits labelled schema 1 plus `withdrawn` as 2, which stores it
+# wrote (or merely opened) still carry; the next real schema must be 3 or higher.
+_RETIRED_SCHEMA_2 = 2
 _UPGRADE = """
 DROP TRIGGER IF EXISTS packages_inserted;
 DROP TRIGGER IF EXISTS packages_updated;
@@ -174,6 +177,8 @@ class SqliteMetadataStore(BaseMetadataStore):
 
     def _schema_version(self) -> int:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == _RETIRED_SCHEMA_2 and self._has_withdrawn_table():
+            return 1  # schema 1 with `withdrawn`, as this one creates it
         if version > _SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: the metadata store was written by a newer debrepo "
