@@ -25,6 +25,7 @@ from debrepo.errors import DebrepoError
 
 if TYPE_CHECKING:
     from debrepo.services.publish import PublishReport
+    from debrepo.sources.http import HttpSettings
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "debrepo")
 logger = Logger(service=SERVICE)
@@ -49,6 +50,22 @@ def _flag(event: Any, name: str) -> bool:
     if value in (None, False, "false", "no", "0", ""):
         return False
     raise ValueError(f"event field {name} must be true or false, not {value!r}")
+
+
+# What a run keeps for storing, publishing and notifying once upstream has answered:
+# a slow or failing upstream must not keep a scheduled run from re-signing the Release.
+PUBLISH_RESERVE_SECONDS = 180.0
+
+
+def _http_within(context: Any) -> HttpSettings:
+    """HTTP limits that end every transfer and wait while the function can still publish."""
+    from debrepo.sources.http import HttpSettings
+
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return HttpSettings()
+    budget = max(30.0, remaining() / 1000 - PUBLISH_RESERVE_SECONDS)
+    return HttpSettings(run_deadline=time.monotonic() + budget)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -89,7 +106,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             published, new_count, total = report, 0, report.packages
             body = f"Successfully rebuilt repository with {report.packages} packages"
         else:
-            sync_report = sync(workspace, notifier=notifier)
+            sync_report = sync(workspace, notifier=notifier, http_settings=_http_within(context))
             published = sync_report.published
             new_count = len(sync_report.new_records)
             total = published.packages if published else None

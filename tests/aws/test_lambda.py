@@ -1483,6 +1483,23 @@ def test_a_secret_that_cannot_be_read_or_holds_no_key_says_what_to_do(
     ) in denied.body
 
 
+def test_upstream_gets_the_functions_time_less_what_the_publish_needs() -> None:
+    """A slow upstream (Retry-After, a trickling download) must not run the function into
+    its time limit before it publishes: the Release would then never be re-signed."""
+    from debrepo.aws_lambda import PUBLISH_RESERVE_SECONDS, _http_within
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 900_000
+
+    before = time.monotonic()
+    settings = _http_within(Context())
+    assert settings.run_deadline is not None
+    budget = settings.run_deadline - before
+    assert 900 - PUBLISH_RESERVE_SECONDS <= budget <= 900 - PUBLISH_RESERVE_SECONDS + 5
+    assert _http_within(object()).run_deadline is None  # no context: no limit but its own
+
+
 def test_lock_failures_are_one_line_naming_the_table(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:

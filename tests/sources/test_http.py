@@ -131,6 +131,33 @@ def test_retry_after_is_honoured_up_to_the_configured_maximum(
     assert 0.9 <= waited < 120, waited
 
 
+def test_nothing_is_fetched_once_the_runs_time_for_upstream_is_used_up(
+    upstream: Upstream,
+) -> None:
+    calls, handler = _sequence(Response('{"ok": true}', content_type="application/json"))
+    upstream.server.expect_request("/late.json").respond_with_handler(handler)  # type: ignore[arg-type]
+    late = replace(FAST_HTTP, run_deadline=time.monotonic() - 1)
+    with HttpClient(late) as client, pytest.raises(SourceError) as caught:
+        client.get_json(upstream.url("/late.json"))
+    assert str(caught.value).startswith(f"{upstream.url('/late.json')}: not fetched: this run")
+    assert calls == []
+
+
+def test_retry_waits_are_cut_to_the_runs_time_left(upstream: Upstream) -> None:
+    """A Lambda must publish before its time limit: Retry-After is honoured only within
+    the time left, shared by every attempt."""
+    calls, handler = _sequence(
+        Response("busy", status=503, headers={"Retry-After": "3600"}),
+        Response('{"ok": true}', content_type="application/json"),
+    )
+    upstream.server.expect_request("/busy.json").respond_with_handler(handler)  # type: ignore[arg-type]
+    settings = replace(FAST_HTTP, max_retry_after=3600, run_deadline=time.monotonic() + 8)
+    with HttpClient(settings) as client:
+        assert client.get_json(upstream.url("/busy.json")) == {"ok": True}
+    waited = calls[1] - calls[0]
+    assert waited < 8, waited  # within the run's time, not the hour asked for
+
+
 def test_a_connection_reset_mid_body_restarts_the_download(
     http: HttpClient, tmp_path: Path
 ) -> None:

@@ -71,6 +71,9 @@ class HttpSettings:
     # would otherwise hold the publish lock for days.
     max_transfer_seconds: float = 1800.0
     user_agent: str = f"debrepo/{__version__}"
+    # A monotonic time no transfer or wait may outlast (a Lambda's time limit, less what
+    # the publish needs): upstream being slow must not keep the run from re-signing.
+    run_deadline: float | None = None
 
 
 class HttpStatusError(SourceError):
@@ -203,8 +206,23 @@ class HttpClient:
     def close(self) -> None:
         self._pool.clear()
 
-    def _retry(self) -> Retry:
+    def _time_left(self, url: str) -> float | None:
+        """Seconds left before `run_deadline` (None: no deadline); SourceError when none."""
+        if self.settings.run_deadline is None:
+            return None
+        left = self.settings.run_deadline - time.monotonic()
+        if left <= 1:
+            raise SourceError(
+                f"{url}: not fetched: this run's time for upstream is used up (the rest is "
+                "kept for the publish); the next run tries again"
+            )
+        return left
+
+    def _retry(self, time_left: float | None = None) -> Retry:
         retries = self.settings.retries
+        waits = self.settings.max_retry_after
+        if time_left is not None:  # every wait of every attempt within what is left
+            waits = max(1, min(waits, int(time_left / (retries + 1))))
         return Retry(
             total=None,
             connect=retries,
@@ -215,10 +233,10 @@ class HttpClient:
             allowed_methods=frozenset({"GET"}),
             status_forcelist=RETRY_STATUSES,
             backoff_factor=self.settings.backoff_factor,
-            backoff_max=self.settings.backoff_max,
+            backoff_max=min(self.settings.backoff_max, waits),
             raise_on_status=False,
             respect_retry_after_header=True,
-            retry_after_max=self.settings.max_retry_after,
+            retry_after_max=waits,
         )
 
     def _fetch(
@@ -246,7 +264,7 @@ class HttpClient:
                     f"{url}: the {name} header holds a line break or a character other than "
                     "printable ASCII; refusing to send it"
                 )
-        retry = self._retry()
+        retry = self._retry(self._time_left(url))
         while True:
             try:
                 response = self._pool.request(
@@ -293,6 +311,7 @@ class HttpClient:
                     f"{_attempts(used)} attempt(s): {_describe(broken)}"
                 ) from None
             log.warning("%s: connection broke off (%s); retrying", url, _describe(broken))
+            self._time_left(url)
             retry.sleep()
 
     def _check_response(self, url: str, response: BaseHTTPResponse, attempts: int) -> None:
@@ -310,6 +329,8 @@ class HttpClient:
 
     def _deadline(self) -> tuple[float, float]:
         allowed = self.settings.max_transfer_seconds
+        if self.settings.run_deadline is not None:
+            allowed = max(0.0, min(allowed, self.settings.run_deadline - time.monotonic()))
         return time.monotonic() + allowed, allowed
 
     def get_json(
