@@ -448,6 +448,21 @@ def test_skipped_versions_are_left_out_and_unknown_ones_refused(
     assert not any("/0.10.1/" in path for path in downloads(httpserver_ipv4))
 
 
+def test_a_failure_after_the_download_names_the_url_not_a_scratch_path(
+    ws, old_table, tmp_path, dynamodb_client, httpserver_ipv4, debs
+):
+    url = httpserver_ipv4.url_for("/kiro/0.9.2/kiro_0.9.2_amd64.deb")
+    item = old_item("0.9.2", debs["0.9.2"], url)
+    item["version"] = {"S": "0.9.3"}  # the old table says 0.9.3; the .deb is 0.9.2
+    item["processed_timestamp"] = {"S": "2025-07-20T08:00:00Z"}
+    dynamodb_client.put_item(TableName=old_table, Item=item)
+    report, _ = app.migrate_table(ws, old_table=old_table, backup_file=tmp_path / "b.jsonl")
+    [(package_id, error)] = report.failed
+    assert package_id == "kiro#0.9.3"
+    assert error.startswith(f"{url}: control file says Version '0.9.2'"), error
+    assert str(tmp_path) not in error and "debrepo-" not in error
+
+
 def test_a_version_skipped_or_removed_is_not_migrated_again(ws, old_table, tmp_path):
     report, _ = app.migrate_table(
         ws, old_table=old_table, backup_file=tmp_path / "1.jsonl", skip_versions=["0.11.0"]

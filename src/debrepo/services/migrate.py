@@ -523,6 +523,7 @@ def migrate_versions(
                     architecture=config.architecture if config else None,
                 )
                 scratch = Path(tempfile.mkdtemp(dir=scratch_root))
+                acquired = None
                 try:
                     acquired = download_release(http, release, scratch, additional_files=())
                     with lock():
@@ -542,7 +543,10 @@ def migrate_versions(
                 except LockError:
                     raise  # holds for every version alike: stop, a re-run goes on from here
                 except DebrepoError as exc:
-                    message = str(exc).replace(str(scratch), old.deb_url)
+                    message = str(exc)
+                    if acquired is not None:  # the downloaded file, named by its URL
+                        message = message.replace(str(acquired.deb_path), old.deb_url)
+                    message = message.replace(str(scratch), "(download)")
                     log.error("cannot migrate %s: %s", old.package_id, message)
                     report.failed.append((old.package_id, message))
                 else:
