@@ -188,6 +188,20 @@ def test_unusable_old_items_stop_everything_before_any_download(
     assert ws.store.all() == []
 
 
+def test_every_unusable_old_item_is_named_not_only_the_first_five(
+    ws, old_table, tmp_path, dynamodb_client, caplog
+):
+    for minor in range(12, 19):  # seven broken items
+        dynamodb_client.put_item(
+            TableName=old_table, Item={"version": {"S": f"0.{minor}.0"}, "notes": {"S": "x"}}
+        )
+    with pytest.raises(MigrationError) as caught:
+        app.migrate_table(ws, old_table=old_table, backup_file=None, dry_run=True)
+    assert "(and 2 more, each logged above)" in str(caught.value)
+    for minor in range(12, 19):
+        assert f"old item 0.{minor}.0: field deb_url is missing" in caplog.text
+
+
 def test_the_new_table_is_refused_as_the_old_one(ws, tmp_path):
     new_table = ws.settings.store.removeprefix("dynamodb://")
     with pytest.raises(MigrationError, match=r"keyed by package_id, not by 'version'"):

@@ -468,7 +468,10 @@ def plan_migration(
         else:
             report.to_migrate.append(old)
     if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        if len(problems) > 5:  # every one said, so that one round of fixes is enough
+            for problem in problems:
+                log.error("%s", problem)
+        more = f" (and {len(problems) - 5} more, each logged above)" if len(problems) > 5 else ""
         raise MigrationError("; ".join(problems[:5]) + more + "; nothing was migrated")
     from debrepo.versions import version_key
 
