@@ -751,6 +751,24 @@ def test_github_rate_limit_is_a_clear_message_with_the_reset_time(
     assert upstream.count(RELEASES_PATH) == 1
 
 
+def test_a_refused_github_token_is_named_as_the_cause(
+    ws: Workspace, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_revoked")
+    upstream.server.expect_request(RELEASES_PATH).respond_with_json(
+        {"message": "Bad credentials"}, status=401
+    )
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro-cli")
+    (failure,) = caught.value.report.failures
+    assert failure.message == (
+        f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: HTTP 401 "
+        "UNAUTHORIZED: the token (GITHUB_TOKEN or DEBREPO_GITHUB_TOKEN) was refused: check "
+        "that it is valid and may read kiro-dev/kiro-cli"
+    )
+    assert "ghp_revoked" not in failure.message
+
+
 def test_github_token_goes_to_the_api_only(
     ws: Workspace, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

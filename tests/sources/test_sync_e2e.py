@@ -139,7 +139,7 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
     assert failed.stdout.splitlines()[:2] == [
         f"kiro: failed: {upstream.url(METADATA_PATH)}: HTTP 404 NOT FOUND",
         f"kiro-cli: failed: {upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: "
-        "repository kiro-dev/kiro-cli not found (or private: set GITHUB_TOKEN); check "
+        "repository kiro-dev/kiro-cli not found; check "
         f"source.repository in {config_dir / 'kiro-cli.yaml'}",
     ]
     # Each reason once: the outcome line, not also a log line on stderr.
@@ -196,7 +196,7 @@ def test_sync_exit_codes(tmp_path: Path, upstream: Upstream) -> None:
     assert [line for line in partial.stderr.splitlines() if "debrepo: error: " in line] == [
         "debrepo: error: sync failed for kiro-cli: "
         f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: repository "
-        "kiro-dev/kiro-cli not found (or private: set GITHUB_TOKEN); check source.repository "
+        "kiro-dev/kiro-cli not found; check source.repository "
         f"in {config_dir / 'kiro-cli.yaml'}; the other packages were synced"
     ], partial.describe()
     quiet_partial = run(cli, env, "-q", "sync")

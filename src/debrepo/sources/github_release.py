@@ -248,9 +248,15 @@ class GitHubReleaseSource:
                 raise SourceError(message) from None
             if exc.status == 404:
                 raise SourceError(
-                    f"{url}: repository {self.repository} not found (or private: set "
-                    "GITHUB_TOKEN); check source.repository in "
-                    f"{self.config.origin or self.config.package_name}"
+                    f"{url}: repository {self.repository} not found; check "
+                    f"source.repository in {self.config.origin or self.config.package_name}"
+                ) from None
+            if exc.status in (401, 403):
+                which = "the token (GITHUB_TOKEN or DEBREPO_GITHUB_TOKEN) was refused"
+                if self.token is None:
+                    which = "GitHub refused the request without a token"
+                raise SourceError(
+                    f"{exc}: {which}: check that it is valid and may read {self.repository}"
                 ) from None
             raise
 
