@@ -31,7 +31,13 @@ from debrepo.errors import ConfigError, PublishError, StoreError
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.services.ingest import Destination
-from debrepo.services.sync import Outcome, SyncFailedError, SyncReport, run_sync
+from debrepo.services.sync import (
+    Outcome,
+    PackageOutcome,
+    SyncFailedError,
+    SyncReport,
+    run_sync,
+)
 from debrepo.sources.base import Acquired, Release, source_for
 from tests.conftest import FIXED_NOW, settings_for
 from tests.e2e.aptenv import AptEnv, assert_clean_update, serve_in_thread, wait_until_later_second
@@ -58,6 +64,14 @@ RELEASE = "dists/stable/Release"
 def sync(ws: Workspace, **kwargs: Any) -> SyncReport:
     kwargs.setdefault("now", FIXED_NOW)
     return app.sync(ws, http_settings=FAST_HTTP, **kwargs)
+
+
+def _the_failure(ws: Workspace, package: str) -> PackageOutcome:
+    """The one failure of a sync of `package` alone, which must fail."""
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package=package)
+    (failure,) = caught.value.report.failures
+    return failure
 
 
 def outcomes(report: SyncReport) -> dict[str, Outcome]:
@@ -622,9 +636,7 @@ def test_bad_kiro_input_fails_kiro_only_and_leaves_nothing_behind(
 def test_checksum_mismatch_names_both_digests(ws: Workspace, upstream: Upstream) -> None:
     claimed = sha256(b"the file upstream meant to publish")
     _checksum_mismatch(upstream, ExitStack())
-    with pytest.raises(SyncFailedError) as caught:
-        sync(ws, only_package="kiro")
-    (failure,) = caught.value.report.failures
+    failure = _the_failure(ws, "kiro")
     assert failure.message == (
         f"{upstream.url(KIRO_FLAT_DEB_PATH)}: SHA256 of the download is {sha256(KIRO)}, but "
         f"upstream says {claimed}; refusing the file"
@@ -703,10 +715,7 @@ def test_github_with_only_pre_releases_says_so_after_the_last_page(
         upstream, [_nightly(n) for n in range(40, 10, -1)], [_nightly(n) for n in range(10, 0, -1)]
     )
 
-    with pytest.raises(SyncFailedError) as caught:
-        sync(ws, only_package="kiro-cli")
-
-    (failure,) = caught.value.report.failures
+    failure = _the_failure(ws, "kiro-cli")
     assert failure.message == (
         f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: kiro-dev/kiro-cli "
         "has no published release (drafts, pre-releases and tags that are not versions are "
@@ -720,9 +729,7 @@ def test_github_digest_that_does_not_match_the_download(
 ) -> None:
     upstream.serve_json(RELEASES_PATH, upstream.github_releases())  # digest as recorded
     upstream.serve_bytes(KIRO_CLI_DEB_PATH, KIRO_CLI)
-    with pytest.raises(SyncFailedError) as caught:
-        sync(ws, only_package="kiro-cli")
-    (failure,) = caught.value.report.failures
+    failure = _the_failure(ws, "kiro-cli")
     assert f"downloaded {len(KIRO_CLI)} bytes, but upstream says 18734112" in failure.message
     assert_no_trace_of(ws, scratch_tmp, "kiro-cli")
 
@@ -740,9 +747,7 @@ def test_github_rate_limit_is_a_clear_message_with_the_reset_time(
             "X-RateLimit-Reset": str(reset),
         },
     )
-    with pytest.raises(SyncFailedError) as caught:
-        sync(ws, only_package="kiro-cli")
-    (failure,) = caught.value.report.failures
+    failure = _the_failure(ws, "kiro-cli")
     assert failure.message == (
         f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: GitHub API rate "
         "limit exhausted; it resets at 2026-11-24 12:34:56 UTC; set GITHUB_TOKEN (or "
@@ -758,9 +763,7 @@ def test_a_refused_github_token_is_named_as_the_cause(
     upstream.server.expect_request(RELEASES_PATH).respond_with_json(
         {"message": "Bad credentials"}, status=401
     )
-    with pytest.raises(SyncFailedError) as caught:
-        sync(ws, only_package="kiro-cli")
-    (failure,) = caught.value.report.failures
+    failure = _the_failure(ws, "kiro-cli")
     assert failure.message == (
         f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: HTTP 401 "
         "UNAUTHORIZED: the token (GITHUB_TOKEN or DEBREPO_GITHUB_TOKEN) was refused: check "
@@ -881,9 +884,7 @@ def test_github_rate_limit_reset_beyond_any_date_is_still_one_clear_message(
         status=403,
         headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "99999999999999999"},
     )
-    with pytest.raises(SyncFailedError) as caught:
-        sync(ws, only_package="kiro-cli")
-    (failure,) = caught.value.report.failures
+    failure = _the_failure(ws, "kiro-cli")
     assert failure.message == (
         f"{upstream.base}/api/repos/kiro-dev/kiro-cli/releases?per_page=30: GitHub API rate "
         "limit exhausted; it resets at an unknown time (x-ratelimit-reset 99999999999999999 is "

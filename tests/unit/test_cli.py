@@ -1513,23 +1513,28 @@ def test_binary_key_export_to_standard_output(tmp_path):
     assert not exported.stdout.startswith(b"-----")
 
 
-def test_progress_bars_stay_off_standard_output(tmp_path, debs):
-    """With stderr on a terminal and stdout redirected, stdout holds only the report."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+def _run_with_a_terminal(
+    argv: list[str], *, on: str, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[bytes]:
+    """`argv` with a pseudo-terminal as its stdout or stderr (`on`), the other piped."""
     controller, terminal = pty.openpty()
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, on: terminal}
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home"), "add", str(debs)],
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            cwd=tmp_path,
-            env=environment,
-            check=False,
-            timeout=60,
-        )
+        return subprocess.run(argv, cwd=cwd, env=env, check=False, timeout=60, **streams)
     finally:
         os.close(terminal)
         os.close(controller)
+
+
+def test_progress_bars_stay_off_standard_output(tmp_path, debs):
+    """With stderr on a terminal and stdout redirected, stdout holds only the report."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    completed = _run_with_a_terminal(
+        [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home"), "add", str(debs)],
+        on="stderr",
+        cwd=tmp_path,
+        env=environment,
+    )
     assert completed.returncode == 0
     assert completed.stdout.decode().splitlines()[0] == "added alpha 1.0 (amd64)"
     assert b"\x1b[" not in completed.stdout
@@ -1690,25 +1695,13 @@ def test_an_announced_key_stays_in_the_keyring_until_withdrawn(run, debs, home, 
 
 
 def test_a_binary_key_export_is_not_written_to_a_terminal(tmp_path):
-    import pty
-
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
     home = str(tmp_path / "home")
     base = [sys.executable, "-m", "debrepo", "--home", home]
     subprocess.run([*base, "key", "generate"], env=environment, check=True, capture_output=True)
-    controller, terminal = pty.openpty()
-    try:
-        shown = subprocess.run(
-            [*base, "key", "export", "--binary"],
-            stdout=terminal,
-            stderr=subprocess.PIPE,
-            env=environment,
-            check=False,
-            timeout=60,
-        )
-    finally:
-        os.close(terminal)
-        os.close(controller)
+    shown = _run_with_a_terminal(
+        [*base, "key", "export", "--binary"], on="stdout", cwd=tmp_path, env=environment
+    )
     assert shown.returncode == 2
     assert b"--binary writes bytes a terminal cannot show" in shown.stderr
     piped = subprocess.run(
