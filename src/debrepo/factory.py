@@ -17,7 +17,7 @@ from debrepo.errors import ConfigError, StoreError
 from debrepo.locking import local_lock
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.ports import MetadataStore, ObjectStore
-from debrepo.settings import Settings
+from debrepo.settings import Settings, local_path
 from debrepo.signing.openpgp import OpenPGPSigner, load_or_create_signer
 from debrepo.store.sqlite import SqliteMetadataStore
 
@@ -25,16 +25,6 @@ AclMode = Literal["public-read", "bucket-policy"]
 # Held as a context manager; what it gives, if anything, raises LockError when called
 # once the lock is no longer this process's (an expiry passed while it was paused).
 Lock = Callable[[float], AbstractContextManager[Callable[[], None] | None]]
-
-
-def _local_path(url: str, scheme: str) -> Path | None:
-    """The path of `scheme://PATH` or of a bare path; None for other schemes."""
-    if "://" not in url:
-        return Path(url).expanduser().resolve()
-    parsed = urlparse(url)
-    if parsed.scheme != scheme:
-        return None
-    return Path(url[len(scheme) + 3 :]).expanduser().resolve()
 
 
 def open_store(
@@ -47,7 +37,7 @@ def open_store(
     `published_from()` names evidence that a repository was already published from a
     store (a mistyped path or a lost file would otherwise publish an empty repository),
     nor when `must_exist` (commands that only read or change what is there)."""
-    path = _local_path(url, "sqlite")
+    path = local_path(url, "sqlite")
     if path is not None:
         if path.is_dir():
             raise ConfigError(
@@ -78,16 +68,16 @@ def open_store(
 
 def local_folder(url: str) -> Path | None:
     """The folder a file:// (or plain path) object store URL names; None for others."""
-    return _local_path(url, "file")
+    return local_path(url, "file")
 
 
 def local_store_file(url: str) -> Path | None:
     """The file a sqlite:// (or plain path) store URL names; None for others."""
-    return _local_path(url, "sqlite")
+    return local_path(url, "sqlite")
 
 
 def open_object_store(url: str, role: str, *, acl_mode: AclMode = "bucket-policy") -> ObjectStore:
-    path = _local_path(url, "file")
+    path = local_path(url, "file")
     if path is not None:
         return FilesystemObjectStore(path)
     parsed = urlparse(url)

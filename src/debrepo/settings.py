@@ -430,11 +430,12 @@ def _is_control(character: str) -> bool:
     return code < 0x20 or 0x7F <= code <= 0x9F or character in "\u2028\u2029"
 
 
-def _local_folder(url: str, scheme: str) -> Path | None:
-    """The local path of `url` as the backends open it; None for s3:// and the like."""
+def local_path(url: str, scheme: str) -> Path | None:
+    """The path of `scheme://PATH` or of a bare path, as the backends open it; None for
+    other schemes (s3://, dynamodb://)."""
     if "://" not in url:
         return Path(url).expanduser().resolve()
-    if not url.startswith(f"{scheme}://"):
+    if urlparse(url).scheme != scheme:
         return None
     return Path(url[len(scheme) + 3 :]).expanduser().resolve()
 
@@ -444,7 +445,7 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
     the store or the staging area (`repo` set to the home, or `staging` inside it).
     `sources`: where each of repo, store, staging and key_file was set."""
     where = sources["repo"]
-    repo = _local_folder(settings.repo, "file")
+    repo = local_path(settings.repo, "file")
     if repo is None:
         bucket = urlparse(settings.repo)
         prefix = bucket.path.strip("/")
@@ -461,10 +462,10 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
     private: dict[str, tuple[str, Path]] = {}
     if not settings.key_secret_id:
         private["key_file"] = ("the signing key (key_file)", settings.key_file)
-    store = _local_folder(settings.store, "sqlite")
+    store = local_path(settings.store, "sqlite")
     if store is not None:
         private["store"] = ("the metadata store (store)", store)
-    staging = _local_folder(settings.staging, "file")
+    staging = local_path(settings.staging, "file")
     if staging is not None:
         private["staging"] = ("the staging area (staging)", staging / "staging")
     for name, (what, path) in private.items():
