@@ -383,7 +383,8 @@ def published_keyring(signer: Signer, announced: Mapping[str, AnnouncedKey]) -> 
     return PublicKey(binary, armor_keyring(binary), own, tuple(others))
 
 
-def _sha256_of(store: ObjectStore, key: str) -> tuple[int, str]:
+def sha256_of(store: ObjectStore, key: str) -> tuple[int, str]:
+    """The size and SHA256 of the object at `key`, read whole."""
     import hashlib  # not needed to re-sign only: start-up time is most of a re-sign
 
     digest = hashlib.sha256()
@@ -1011,7 +1012,7 @@ class Publisher:
     ) -> dict[str, dict[str, tuple[bytes, int]]]:
         """The compressed pieces of the published indices, by index path, where the
         index still has the bytes its recorded layout was recorded for."""
-        import hashlib  # see _sha256_of
+        import hashlib  # see sha256_of
 
         from debrepo.core.compression import Piece, reusable_pieces
 
@@ -1057,7 +1058,7 @@ class Publisher:
                 return before.size == digest.size
         if restamp and before is None:
             before = self.repo.stat(key)
-        import hashlib  # see _sha256_of
+        import hashlib  # see sha256_of
 
         data = self.repo.get(key)
         if data is None or hashlib.sha256(data).hexdigest() != digest.sha256:
@@ -1203,7 +1204,7 @@ class Publisher:
                     f"{pool_file.key}: `debrepo add` of that very file does, or remove "
                     f"{record.package_name} {record.version})"
                 )
-            elif staged not in trusted and _sha256_of(self.staging, staged) != (
+            elif staged not in trusted and sha256_of(self.staging, staged) != (
                 record.file_size,
                 record.sha256_hash,
             ):
@@ -1243,7 +1244,7 @@ class Publisher:
         info = self.repo.stat(pool_file.key)
         if info is None or info.size != record.file_size:
             return False
-        return _sha256_of(self.repo, pool_file.key) == (record.file_size, record.sha256_hash)
+        return sha256_of(self.repo, pool_file.key) == (record.file_size, record.sha256_hash)
 
     # -- waves 2 and 3: by-hash, plain indices, root files -------------------------------
     def _put_if_changed(self, key: str, data: bytes, report: PublishReport) -> None:
@@ -1571,7 +1572,7 @@ def pool_file_keeper(
     def problem(key: str, package_id: str, size: int, sha256: str) -> str | None:
         if known is not None and key not in known.pool:
             held = repo.stat(key) if key in known.retired else None
-            if held is not None and (held.size != size or _sha256_of(repo, key)[1] != sha256):
+            if held is not None and (held.size != size or sha256_of(repo, key)[1] != sha256):
                 log.warning(
                     "%s was removed before: these are other bytes under the same file name, "
                     "which a client still holding an index from before cannot download "
@@ -1583,7 +1584,7 @@ def pool_file_keeper(
             same = known.pool[key] == (size, sha256)
         else:
             info = repo.stat(key)
-            same = info is None or (info.size == size and _sha256_of(repo, key) == (size, sha256))
+            same = info is None or (info.size == size and sha256_of(repo, key) == (size, sha256))
         if same:
             return None
         what = f"{key} already holds other bytes than {package_id.replace('#', ' ')}"
