@@ -71,6 +71,51 @@ def test_live_shape_follows_current_release_not_list_order() -> None:
     assert parse(document).url.endswith("/0.9.1/deb/kiro-ide-0.9.1-stable-linux-x64.deb")
 
 
+def _release_of_several_debs(*urls: str) -> dict[str, Any]:
+    return {
+        "currentRelease": "0.9.3",
+        "releases": [{"updateTo": {"version": "0.9.3", "url": url}} for url in urls],
+    }
+
+
+@pytest.mark.parametrize("arm_first", [True, False])
+def test_live_shape_takes_the_deb_named_for_the_configured_architecture(arm_first: bool) -> None:
+    base = "https://prod.download.desktop.kiro.dev/releases/stable"
+    arm = f"{base}/linux-arm64/signed/0.9.3/deb/kiro-ide-0.9.3-stable-linux-arm64.deb"
+    x64 = f"{base}/linux-x64/signed/0.9.3/deb/kiro-ide-0.9.3-stable-linux-x64.deb"
+    document = _release_of_several_debs(*((arm, x64) if arm_first else (x64, arm)))
+    for architecture, url in (("amd64", x64), ("arm64", arm)):
+        release = parse_metadata(
+            document, endpoint=ENDPOINT, package_name="kiro", architecture=architecture
+        )
+        assert release.url == url
+
+
+@pytest.mark.parametrize(
+    ("urls", "architecture", "message"),
+    [
+        # x86_64 is no i386 build, although it contains "x86"
+        (("k_x86_64.deb", "k_aarch64.deb"), "i386", "and none names architecture i386"),
+        (("a/k_amd64.deb", "b/k_amd64.deb"), "amd64", "and 2 name architecture amd64"),
+        (("k_amd64.deb", "k_arm64.deb"), "all", "architecture all does not tell which"),
+        (("k_amd64.deb", "k_arm64.deb"), None, "architecture (none) does not tell which"),
+    ],
+)
+def test_several_debs_without_one_for_the_architecture_are_refused_naming_them(
+    urls: tuple[str, ...], architecture: str | None, message: str
+) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_metadata(
+            _release_of_several_debs(*urls),
+            endpoint=ENDPOINT,
+            package_name="kiro",
+            architecture=architecture,
+        )
+    text = str(caught.value)
+    assert text.startswith(f"{ENDPOINT}: release '0.9.3' lists 2 .deb files ('{urls[0]}'")
+    assert message in text
+
+
 def test_relative_urls_are_resolved_against_the_endpoint() -> None:
     release = parse({"version": "1.0.0", "url": "files/kiro_1.0.0_amd64.deb", "signature": "/s"})
     assert release.url == "https://download.kiro.dev/linux/files/kiro_1.0.0_amd64.deb"

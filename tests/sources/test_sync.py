@@ -243,6 +243,26 @@ def test_a_version_already_stored_is_never_downloaded(
     assert kiro is not None and kiro.package_type == "manual"  # the stored record is untouched
 
 
+def test_of_several_debs_of_a_release_the_one_for_the_architecture_is_downloaded(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    """An arm64 build listed before the amd64 one is neither downloaded nor stored."""
+    document = upstream.live_metadata()
+    deb_entry = document["releases"][1]["updateTo"]
+    arm_path = "/kiro/releases/stable/linux-arm64/signed/0.9.2/deb/kiro-ide-0.9.2-linux-arm64.deb"
+    document["releases"].insert(0, {"updateTo": {**deb_entry, "url": upstream.url(arm_path)}})
+    upstream.serve_json(METADATA_PATH, document)
+    upstream.serve_bytes(arm_path, b"not this one")
+    upstream.serve_bytes(KIRO_DEB_PATH, KIRO)
+
+    report = sync(ws, only_package="kiro")
+
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert upstream.count(arm_path) == 0 and upstream.count(KIRO_DEB_PATH) == 1
+    stored = ws.store.get("kiro#0.9.2")
+    assert stored is not None and stored.deb_url == upstream.url(KIRO_DEB_PATH)
+
+
 def test_a_version_removed_on_purpose_is_not_fetched_again_until_added_by_hand(
     ws: Workspace, upstream: Upstream, tmp_path: Path
 ) -> None:

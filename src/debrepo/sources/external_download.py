@@ -6,7 +6,8 @@ Two shapes of the endpoint's JSON are understood:
 - flat (the seed's): `{"version", "url", "pub_date", "notes", "certificate", "signature"}`;
 - live Kiro: `{"currentRelease": "0.9.2", "releases": [{"updateTo": {"version", "url",
   "pub_date", "notes", ...}}, ...]}`, taking the release whose version is
-  `currentRelease` (its .deb when several files share the version).
+  `currentRelease` (its .deb when several files share the version; when several .debs
+  do, the one whose URL names the configured architecture, e.g. `linux-x64` for amd64).
 
 Either may state the file's `size` and checksums (`md5`, `sha1`, `sha256`, `sha512`, or
 the same names with `_hash`), which the download must then match. A relative `url` is
@@ -15,6 +16,7 @@ resolved against the endpoint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,60 @@ def _names_a_deb(url: Any) -> bool:
     return path.endswith(".deb")
 
 
-def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+# How download URLs name Debian architectures (`kiro-ide-0.9.2-stable-linux-x64.deb`).
+# Not "x86" for i386: it would also match inside "x86_64".
+_ARCHITECTURE_ALIASES = {
+    "amd64": ("amd64", "x86_64", "x86-64", "x64"),
+    "arm64": ("arm64", "aarch64"),
+    "armhf": ("armhf", "armv7l", "armv7"),
+    "i386": ("i386", "i686", "ia32"),
+}
+
+
+def _names_architecture(url: str, architecture: str) -> bool:
+    """Whether `url`'s path names `architecture` (or a usual alias) as a word of its own."""
+    try:
+        path = urlsplit(url).path.lower()
+    except ValueError:
+        return False
+    names = _ARCHITECTURE_ALIASES.get(architecture, (architecture,))
+    pattern = r"(?<![a-z0-9])(?:%s)(?![a-z0-9])" % "|".join(re.escape(n) for n in names)
+    return re.search(pattern, path) is not None
+
+
+def _choose_deb(
+    debs: list[Mapping[str, Any]], architecture: str | None, current: str, where: str
+) -> Mapping[str, Any]:
+    """The one .deb of several for this repository's architecture; SourceError naming the
+    candidates when none or more than one fits (taking the first would download a build
+    for another architecture, refused after the download, on every run)."""
+    if len(debs) == 1:
+        return debs[0]
+    urls = [str(entry.get("url")) for entry in debs]
+    listed = ", ".join(repr(url) for url in urls[:4]) + (", ..." if len(urls) > 4 else "")
+    if not architecture or architecture == "all":
+        raise SourceError(
+            f"{where}: release {current!r} lists {len(debs)} .deb files "
+            f"({listed}) and the package definition's architecture "
+            f"{architecture or '(none)'!s} does not tell which to take"
+        )
+    fitting = [
+        entry
+        for entry, url in zip(debs, urls, strict=True)
+        if _names_architecture(url, architecture)
+    ]
+    if len(fitting) == 1:
+        return fitting[0]
+    how_many = "none names" if not fitting else f"{len(fitting)} name"
+    raise SourceError(
+        f"{where}: release {current!r} lists {len(debs)} .deb files ({listed}) "
+        f"and {how_many} architecture {architecture} in its URL; cannot tell which to take"
+    )
+
+
+def _current_release(
+    data: Mapping[str, Any], where: str, architecture: str | None
+) -> Mapping[str, Any]:
     current = data.get("currentRelease")
     if not isinstance(current, str) or not current.strip():
         raise SourceError(f"{where}: field currentRelease must be a version string")
@@ -124,8 +179,7 @@ def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
         )
     debs = [c for c in candidates if _names_a_deb(c.get("url"))]
     if debs:
-        chosen: Mapping[str, Any] = debs[0]
-        return chosen
+        return _choose_deb(debs, architecture, current, where)
     if len(candidates) == 1:
         only: Mapping[str, Any] = candidates[0]
         return only
@@ -134,12 +188,17 @@ def _current_release(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     )
 
 
-def parse_metadata(data: Any, *, endpoint: str, package_name: str) -> Release:
-    """The release the endpoint's JSON describes; SourceError naming what is wrong."""
+def parse_metadata(
+    data: Any, *, endpoint: str, package_name: str, architecture: str | None = None
+) -> Release:
+    """The release the endpoint's JSON describes; SourceError naming what is wrong.
+
+    `architecture` (the package definition's) picks among several .debs of a release.
+    """
     if not isinstance(data, dict):
         raise SourceError(f"{endpoint}: expected a JSON object, found {json_type(data)}")
     entry: Mapping[str, Any] = (
-        _current_release(data, endpoint) if "currentRelease" in data else data
+        _current_release(data, endpoint, architecture) if "currentRelease" in data else data
     )
     version = entry.get("version")
     if version is None:
@@ -182,7 +241,12 @@ class ExternalDownloadSource:
 
     def latest(self) -> Release:
         data = self.http.get_json(self.endpoint)
-        return parse_metadata(data, endpoint=self.endpoint, package_name=self.config.package_name)
+        return parse_metadata(
+            data,
+            endpoint=self.endpoint,
+            package_name=self.config.package_name,
+            architecture=self.config.architecture,
+        )
 
     def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
         return download_release(
