@@ -458,6 +458,15 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
                     f"area (s3://{bucket.netloc}/{area}/, {sources['staging']}); choose "
                     "another prefix"
                 )
+            # The bucket policy makes everything under dists/ and pool/ readable by all.
+            for public in ("dists", "pool"):
+                folder = "/".join(p for p in (prefix, public) if p)
+                if area == folder or area.startswith(f"{folder}/"):
+                    raise ConfigError(
+                        f"{sources['staging']}: the staging area s3://{bucket.netloc}/{area}/ "
+                        f"is inside the repository's public s3://{bucket.netloc}/{folder}/ "
+                        f"({where}); choose another prefix"
+                    )
         return
     private: dict[str, tuple[str, Path]] = {}
     if not settings.key_secret_id:

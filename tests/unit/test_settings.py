@@ -434,6 +434,18 @@ def test_an_s3_repository_under_the_staging_prefix_is_refused(tmp_path, prefix):
     assert load_settings(elsewhere, environ={}, cwd=tmp_path).repo == "s3://bucket/apt-staging"
 
 
+@pytest.mark.parametrize(
+    ("repo", "staging"),
+    [("s3://bucket", "s3://bucket/pool"), ("s3://bucket/apt", "s3://bucket/apt/dists/x")],
+)
+def test_an_s3_staging_area_under_the_public_folders_is_refused(tmp_path, repo, staging):
+    flags = {"home": str(tmp_path), "repo": repo, "staging": staging}
+    with pytest.raises(ConfigError, match=r"inside the repository's public s3://bucket/"):
+        load_settings(flags, environ={}, cwd=tmp_path)
+    beside = {**flags, "staging": "s3://bucket/apt"}  # apt/staging/: no client may read it
+    assert load_settings(beside, environ={}, cwd=tmp_path).staging == "s3://bucket/apt"
+
+
 @pytest.mark.parametrize("name", ["repo", "staging", "store"])
 def test_a_url_without_a_path_is_refused(tmp_path, name):
     scheme = "sqlite" if name == "store" else "file"

@@ -122,7 +122,8 @@ def _names_architecture(url: str, architecture: str) -> bool:
     except ValueError:
         return False
     names = _ARCHITECTURE_ALIASES.get(architecture, (architecture,))
-    pattern = r"(?<![a-z0-9])(?:%s)(?![a-z0-9])" % "|".join(re.escape(n) for n in names)
+    alternatives = "|".join(re.escape(name) for name in names)
+    pattern = rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])"
     return re.search(pattern, path) is not None
 
 
