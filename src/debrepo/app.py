@@ -335,6 +335,9 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
             expanded.extend(path / entry.name for entry in chosen)
         elif path.exists() and not path.is_file():  # a FIFO or device would block or lie
             raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
+        elif not path.exists():  # said before a first use creates the home and its key
+            what = "a broken symbolic link" if path.is_symlink() else "no such file"
+            raise InvalidPackageError(f"{path}: {what}; nothing was added")
         else:
             expanded.append(path)
     # A file named twice (by hand, or inside a folder given too) is added once.

@@ -240,10 +240,13 @@ def test_add_a_broken_file_fails_with_one_line(run, tmp_path):
     assert "nothing was added" in result.error_line
 
 
-def test_add_a_missing_file(run, tmp_path):
-    result = run("add", str(tmp_path / "absent.deb"))
-    assert result.code == 1
-    assert "absent.deb" in result.error_line
+def test_add_a_missing_file_creates_no_home(run, tmp_path, home, debs):
+    (tmp_path / "dangling.deb").symlink_to(tmp_path / "gone.deb")
+    for name, what in (("absent.deb", "no such file"), ("dangling.deb", "a broken symbolic link")):
+        result = run("add", str(debs), str(tmp_path / name))
+        assert result.code == 1
+        assert result.error_line.endswith(f"{tmp_path / name}: {what}; nothing was added")
+    assert not home.exists()  # no store, and no key generated for nothing
 
 
 def test_add_an_empty_folder_is_a_config_error(run, tmp_path):
