@@ -2151,6 +2151,31 @@ def test_an_architecture_left_out_of_the_settings_is_not_silently_unpublished(
     assert run(*both, "verify").code == 0
 
 
+def test_an_architecture_dropped_from_the_settings_leaves_no_stale_index(
+    run, debs, home, tmp_path
+):
+    both = ("--architectures", "amd64,arm64")
+    assert run(*both, "add", str(debs)).code == 0
+    arm = home / "repo/dists/stable/main/binary-arm64"
+    assert (arm / "Packages").is_file()
+    held_by_older_release = {p for p in arm.rglob("*") if "by-hash" in p.parts and p.is_file()}
+    assert len(held_by_older_release) == 6
+
+    assert run("--architectures", "amd64", "rebuild").code == 0
+
+    # The plain files go with the Release that listed them; the by-hash copies stay for
+    # clients of that Release, as long as its generation is kept.
+    assert {p for p in arm.rglob("*") if p.is_file()} == held_by_older_release
+    assert "arm64" not in (home / "repo/dists/stable/Release").read_text()
+    assert run("--architectures", "amd64", "verify").code == 0
+    for n in range(3):  # each a new generation of the indices
+        new = tmp_path / f"new{n}_1.0_amd64.deb"
+        new.write_bytes(deb_bytes(f"new{n}", "1.0"))
+        assert run("--architectures", "amd64", "add", str(new)).code == 0
+    assert not arm.exists()  # nor any empty folder of it
+    assert (home / "repo/dists/stable/main/binary-amd64/Packages").is_file()
+
+
 def test_showing_the_key_of_a_published_repository_whose_key_is_gone_says_to_restore_it(
     run, home, debs
 ):

@@ -322,6 +322,9 @@ class FilesystemObjectStore:
             return
         except OSError as exc:
             raise ObjectStoreError(f"{path}: cannot delete: {exc.strerror}") from None
+        # A pool folder of a version gone, the by-hash folders of an architecture no
+        # longer published: an empty folder would stay for ever (S3 has none).
+        self.remove_empty_folders([key])
 
 
 def _make_directory(path: str) -> None:

@@ -678,6 +678,10 @@ class Publisher:
         if state.pool_to_json() != pool_before:
             self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
         self._write_indices(plan, report, check_existing=full)
+        # Indices the last publish wrote that the new Release no longer lists (an
+        # architecture or component dropped): a client of an older Release reads its
+        # by-hash copy, kept with its generation, so the plain file goes with the Release.
+        dropped_indices = sorted(state.index_stamps.keys() - set(plan.index_keys))
         state.index_stamps = self._index_stamps(plan)
         state.index_pieces = {
             key: IndexLayout(index.digest.sha256, list(index.pieces))
@@ -689,7 +693,7 @@ class Publisher:
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full, now=now)
-        for key in [*plan.obsolete_by_hash, *expired]:
+        for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
         if expired:
