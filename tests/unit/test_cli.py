@@ -2151,9 +2151,7 @@ def test_an_architecture_left_out_of_the_settings_is_not_silently_unpublished(
     assert run(*both, "verify").code == 0
 
 
-def test_an_architecture_dropped_from_the_settings_leaves_no_stale_index(
-    run, debs, home, tmp_path
-):
+def test_an_architecture_dropped_from_the_settings_leaves_no_stale_index(run, debs, home, tmp_path):
     both = ("--architectures", "amd64,arm64")
     assert run(*both, "add", str(debs)).code == 0
     arm = home / "repo/dists/stable/main/binary-arm64"
