@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn
 
+from debrepo.core.control import canonical_filename
 from debrepo.core.layout import CONVENIENCE_PACKAGE, PublicKey, staging_key
 from debrepo.errors import (
     ConfigError,
@@ -628,7 +629,7 @@ def build_kiro_repo(
     )
     if stored is not None and sha256(data).hexdigest() != stored.sha256_hash:
         raise DuplicatePackageError(package_id)  # other inputs (URL, key, templates)
-    filename = f"{CONVENIENCE_PACKAGE}_{version.split(':', 1)[-1]}_all.deb"
+    filename = canonical_filename(CONVENIENCE_PACKAGE, version, "all")  # as the pool names it
     if output is not None:
         check_output_path(ws, output)  # before anything is stored
     import tempfile

@@ -22,13 +22,12 @@ from typing import Any, TypeVar
 
 from debrepo.errors import ConfigError, LockError, SecretUnavailableError, SigningError
 from debrepo.ports import ObjectStore
-from debrepo.settings import Settings, load_settings, s3_public_url
+from debrepo.settings import Settings, aws_region, load_settings, s3_public_url
+from debrepo.store.dynamodb import LOCK_ID, RETRY_CONFIG  # the lock is an item of the table
 
 log = logging.getLogger("debrepo.aws")
 
 # The seed's 3 retries with exponential backoff: 4 attempts in all.
-RETRIES = {"mode": "standard", "total_max_attempts": 4}
-LOCK_ID = "__debrepo__#lock"
 POLL_SECONDS = 2.0
 T = TypeVar("T")
 
@@ -36,11 +35,9 @@ T = TypeVar("T")
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client with debrepo's retry policy."""
     import boto3  # deferred: the embedded default never needs it
-    from botocore.config import Config
 
-    # boto3 reads AWS_DEFAULT_REGION only; the Lambda runtime and most CLIs set AWS_REGION.
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return boto3.client(service, region_name=region, config=Config(retries=RETRIES))
+    region = region or aws_region(os.environ)
+    return boto3.client(service, region_name=region, config=RETRY_CONFIG)
 
 
 def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -> Settings:
@@ -58,7 +55,7 @@ def lambda_settings(environ: Mapping[str, str], task_root: Path | None = None) -
         )
     bucket, table = environ["S3_BUCKET"], environ["DYNAMODB_TABLE"]
     prefix = environ.get("S3_PREFIX", "").strip("/")
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = aws_region(environ) or "us-east-1"  # the runtime always sets AWS_REGION
     root = task_root or Path(environ.get("LAMBDA_TASK_ROOT") or Path.cwd())
     flags: dict[str, Any] = {
         "home": "/tmp/debrepo",  # noqa: S108 - the only writable place in a Lambda
@@ -517,7 +514,7 @@ def check_access(settings: Settings) -> list[str]:
             code = _code(exc)
             if code in ("404", "NoSuchBucket", "ResourceNotFoundException", "NotFound"):
                 # The clients take their region from the environment, as here.
-                region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                region = aws_region(os.environ)
                 where = f" in region {region}" if region else ""
                 raise ConfigError(f"{what} does not exist{where} (checked with {action})") from None
             if code in ("403", "AccessDenied", "AccessDeniedException", "AuthorizationError"):

@@ -116,8 +116,19 @@ class ObjectStore(Protocol):
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
         """Write a local file's bytes atomically; `move` lets the store take the file."""
 
-    def copy_from(self, source: ObjectStore, source_key: str, key: str, delivery: Delivery) -> None:
-        """Copy an object from `source` (possibly this store) to `key`, atomically."""
+    def copy_from(
+        self,
+        source: ObjectStore,
+        source_key: str,
+        key: str,
+        delivery: Delivery,
+        *,
+        shared: bool = False,
+    ) -> None:
+        """Copy an object from `source` (possibly this store) to `key`, atomically.
+
+        `shared`: the copy may share its storage with the source (a hard link), for
+        content-addressed copies whose bytes nobody has a reason to write over."""
 
     def same_bytes(self, key: str, data: bytes) -> bool:
         """Whether the object at `key` exists and holds exactly `data`."""

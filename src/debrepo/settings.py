@@ -142,6 +142,12 @@ def _defaults(home: Path) -> dict[str, Any]:
     }
 
 
+def aws_region(environ: Mapping[str, str]) -> str | None:
+    """The region AWS clients use here: the Lambda runtime and most tools set AWS_REGION,
+    while boto3 reads only AWS_DEFAULT_REGION."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+
+
 def s3_public_url(bucket: str, prefix: str, region: str | None) -> str:
     """Where clients reach a repository published to s3://bucket/prefix with no CDN in
     front: the bucket's virtual-hosted URL (regional when the region is known), or the
@@ -334,7 +340,7 @@ def load_settings(
     if raw["public_url"][1].startswith("default") and repo_url.scheme == "s3":
         # Not the loopback default: it would go into index.html and, for good, into the
         # APT source of every kiro-repo built without --repo-url.
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        region = aws_region(environ)
         raw["public_url"] = (
             s3_public_url(repo_url.netloc, repo_url.path, region),
             "default public_url (the bucket's URL)",

@@ -194,12 +194,14 @@ class ReadGuard:
     def put_file(self, key: str, path: Path, delivery: Any, *, move: bool = False) -> None:
         self.inner.put_file(key, path, delivery, move=move)
 
-    def copy_from(self, source: Any, source_key: str, key: str, delivery: Any) -> None:
+    def copy_from(
+        self, source: Any, source_key: str, key: str, delivery: Any, *, shared: bool = False
+    ) -> None:
         if isinstance(source, ReadGuard):
             if source is not self:
                 source._check("copy", source_key)
             source = source.inner
-        self.inner.copy_from(source, source_key, key, delivery)
+        self.inner.copy_from(source, source_key, key, delivery, shared=shared)
 
     def delete(self, key: str) -> None:
         self.inner.delete(key)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from debrepo.core.release import rfc1123
+from debrepo.core.validity import ReleaseAge
 from debrepo.errors import ConfigError
 from debrepo.packages_config import SourceConfig, load_package_configs
-from debrepo.services.sync import ReleaseAge
 from debrepo.sources.base import Release, SourceError, source_for
 from debrepo.sources.build_script import BuildScriptSource
 from debrepo.sources.external_download import ExternalDownloadSource, parse_metadata

@@ -2174,6 +2174,30 @@ def test_an_architecture_dropped_from_the_settings_leaves_no_stale_index(run, de
     assert (home / "repo/dists/stable/main/binary-amd64/Packages").is_file()
 
 
+def test_root_files_written_over_by_hand_are_published_again_by_a_plain_rebuild(run, home, debs):
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    repo = home / "repo"
+    pool_file = next((repo / "pool/main/k/kiro-repo").iterdir())
+    staged = next((home / "staging/kiro-repo").iterdir())
+    good = {name: (repo / name).read_bytes() for name in ROOT_FILES}
+    other = next(debs.glob("*.deb")).read_bytes()
+    for name in ROOT_FILES:
+        with (repo / name).open("r+b") as in_place:  # as `cp` over an existing file writes
+            in_place.write(other[:64])
+    assert pool_file.read_bytes() == staged.read_bytes() != (repo / "kiro-repo.deb").read_bytes()
+    assert run("verify").code == 1
+
+    result = run("rebuild")
+
+    assert result.code == 0 and "re-signed" not in result.out  # not only the Release
+    assert {name: (repo / name).read_bytes() for name in ROOT_FILES} == good
+    assert run("verify").code == 0
+    assert "Release re-signed" in run("rebuild").out  # nothing left to publish again
+
+
+ROOT_FILES = ("kiro-repo.deb", "kiro-archive-keyring.gpg", "kiro-archive-keyring.asc", "index.html")
+
+
 def test_showing_the_key_of_a_published_repository_whose_key_is_gone_says_to_restore_it(
     run, home, debs
 ):

@@ -159,23 +159,27 @@ def test_delete_a_directory_is_an_error(store):
         store.delete("a")
 
 
-def test_copy_from_another_store_shares_the_inode(tmp_path, store):
+def test_a_copy_is_a_file_of_its_own_unless_it_may_be_shared(tmp_path, store):
     staging = FilesystemObjectStore(tmp_path / "staging")
     staging.put("staging/hello/hello_1.0_amd64.deb", b"package bytes", DELIVERY)
     store.copy_from(staging, "staging/hello/hello_1.0_amd64.deb", "pool/hello.deb", DELIVERY)
-    assert store.get("pool/hello.deb") == b"package bytes"
-    source = (staging.root / "staging/hello/hello_1.0_amd64.deb").stat()
-    target = (store.root / "pool/hello.deb").stat()
-    assert source.st_ino == target.st_ino
+    store.copy_from(store, "pool/hello.deb", "kiro-repo.deb", DELIVERY)
+    store.copy_from(store, "pool/hello.deb", "by-hash/x", DELIVERY, shared=True)
+    source = staging.root / "staging/hello/hello_1.0_amd64.deb"
+    pool, convenience = store.root / "pool/hello.deb", store.root / "kiro-repo.deb"
+    assert pool.stat().st_ino == (store.root / "by-hash/x").stat().st_ino
+    with convenience.open("r+b") as written_in_place:  # as `cp other.deb kiro-repo.deb` does
+        written_in_place.write(b"PACKAGE")
+    assert pool.read_bytes() == source.read_bytes() == b"package bytes"
     assert temp_files(store.root) == []
 
 
 def test_copying_again_onto_a_link_of_the_same_file_leaves_no_temporary_file(store):
-    # kiro-repo.deb copied from its pool file a second time (rebuild --full): both names
-    # already are one file, and rename(2) then leaves the temporary name in place.
+    # A by-hash name linked to its plain file a second time: both names already are one
+    # file, and rename(2) then leaves the temporary name in place.
     store.put("pool/kiro-repo_1.0_all.deb", b"package bytes", DELIVERY)
     for _ in range(2):
-        store.copy_from(store, "pool/kiro-repo_1.0_all.deb", "kiro-repo.deb", DELIVERY)
+        store.copy_from(store, "pool/kiro-repo_1.0_all.deb", "kiro-repo.deb", DELIVERY, shared=True)
     assert store.get("kiro-repo.deb") == b"package bytes"
     assert temp_files(store.root) == []
 
@@ -186,7 +190,9 @@ def test_a_linked_copy_is_readable_by_all_even_if_its_source_was_not(tmp_path, s
     staging = FilesystemObjectStore(tmp_path / "staging")
     staging.put("staging/hello/hello_1.0_amd64.deb", b"package bytes", DELIVERY)
     (staging.root / "staging/hello/hello_1.0_amd64.deb").chmod(0o600)
-    store.copy_from(staging, "staging/hello/hello_1.0_amd64.deb", "pool/hello.deb", DELIVERY)
+    store.copy_from(
+        staging, "staging/hello/hello_1.0_amd64.deb", "pool/hello.deb", DELIVERY, shared=True
+    )
     assert stat.S_IMODE((store.root / "pool/hello.deb").stat().st_mode) == 0o644
 
 
@@ -205,7 +211,7 @@ def test_a_linked_copy_that_cannot_be_made_readable_leaves_its_source_intact(
 
     monkeypatch.setattr(os, "chmod", refuse)
     with pytest.raises(ObjectStoreError, match="cannot copy"):
-        store.copy_from(staging, "staging/hello.deb", "pool/hello.deb", DELIVERY)
+        store.copy_from(staging, "staging/hello.deb", "pool/hello.deb", DELIVERY, shared=True)
     monkeypatch.undo()
     assert staging.get("staging/hello.deb") == b"package bytes"
     assert store.stat("pool/hello.deb") is None
@@ -265,7 +271,7 @@ def test_copy_from_falls_back_to_copying(tmp_path, store, monkeypatch):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(filesystem.os, "link", no_link)
-    store.copy_from(staging, "s/file.deb", "pool/file.deb", DELIVERY)
+    store.copy_from(staging, "s/file.deb", "pool/file.deb", DELIVERY, shared=True)
     assert store.get("pool/file.deb") == b"bytes to copy"
     target = (store.root / "pool/file.deb").stat()
     assert target.st_ino != (staging.root / "s/file.deb").stat().st_ino

@@ -67,10 +67,10 @@ class RecordingStore:
         self.events.append(("put", key))
         self.inner.put_file(key, path, delivery, move=move)
 
-    def copy_from(self, source, source_key, key, delivery):
+    def copy_from(self, source, source_key, key, delivery, *, shared=False):
         self.events.append(("copy", key))
         origin = source.inner if isinstance(source, RecordingStore) else source
-        self.inner.copy_from(origin, source_key, key, delivery)
+        self.inner.copy_from(origin, source_key, key, delivery, shared=shared)
 
     def delete(self, key):
         self.events.append(("delete", key))

@@ -209,6 +209,17 @@ def test_expired_valid_until(published):
     assert "debrepo rebuild" in found
 
 
+def test_a_release_past_half_its_validity_is_a_warning(published):
+    """sync re-signs from half-way on: verify tells a monitor it has not, before apt fails."""
+    before = app.verify(published, now=FIXED_NOW + timedelta(days=3, hours=11))
+    assert before.ok and before.warnings == []
+    after = app.verify(published, now=FIXED_NOW + timedelta(days=3, hours=12))
+    assert after.ok
+    (warning,) = after.warnings
+    assert warning.startswith(f"{DISTS}/Release is past half its validity and expires at ")
+    assert "is it still running?" in warning
+
+
 def test_a_release_is_expired_from_the_instant_of_its_valid_until(published):
     """A Release has no time left at its Valid-Until: verify calls it expired from that
     very second (never later than apt, which refuses it once now is past Valid-Until),
@@ -338,15 +349,24 @@ def test_convenience_copy_is_not_the_newest_kiro_repo(published):
     replace_object(published, "kiro-repo.deb", older)
     (found,) = problems(published)
     assert (
-        found == "kiro-repo.deb is not kiro-repo 1.1 (pool/main/k/kiro-repo/kiro-repo_1.1_all.deb)"
+        found
+        == "kiro-repo.deb is not kiro-repo 1.1 (pool/main/k/kiro-repo/kiro-repo_1.1_all.deb); "
+        "`debrepo rebuild` puts it back"
     )
+    app.rebuild(published, now=FIXED_NOW)
+    assert app.verify(published, now=FIXED_NOW).ok
 
 
 def test_convenience_copy_missing(published):
     app.build_kiro_repo(published, version="1.0", now=FIXED_NOW)
     published.repo.delete("kiro-repo.deb")
     (found,) = problems(published)
-    assert found == "kiro-repo.deb is missing (newest kiro-repo is 1.0)"
+    assert (
+        found
+        == "kiro-repo.deb is missing (newest kiro-repo is 1.0); `debrepo rebuild` puts it back"
+    )
+    app.rebuild(published, now=FIXED_NOW)
+    assert app.verify(published, now=FIXED_NOW).ok
 
 
 def test_convenience_copy_without_kiro_repo_in_the_store(published):
@@ -484,11 +504,15 @@ def test_armoured_key_replaced_or_missing(published, with_signing_key):
         published.settings.key_file.unlink()  # compared with the binary keyring instead
     other = OpenPGPSigner(generate_secret_key("Other <other@example.com>"), source="other")
     replace_object(published, "kiro-archive-keyring.asc", other.public_key_armored())
-    assert "kiro-archive-keyring.asc is not the same key as kiro-archive-keyring.gpg" in problems(
-        published
-    )
+    assert problems(published) == [
+        "kiro-archive-keyring.asc is not the same key as kiro-archive-keyring.gpg; "
+        "`debrepo rebuild` publishes both again"
+    ]
     published.repo.delete("kiro-archive-keyring.asc")
     assert any(p.startswith("kiro-archive-keyring.asc is missing") for p in problems(published))
+    if with_signing_key:
+        app.rebuild(published, now=FIXED_NOW)
+        assert app.verify(published, now=FIXED_NOW).ok
 
 
 def test_a_new_key_not_yet_published_is_named_once_not_blamed_on_the_armoured_copy(published):

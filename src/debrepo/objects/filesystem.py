@@ -259,7 +259,15 @@ class FilesystemObjectStore:
             raise ObjectStoreError(f"{target}: cannot write from {path}: {exc.strerror}") from None
         self._commit(temp, target)
 
-    def copy_from(self, source: ObjectStore, source_key: str, key: str, delivery: Delivery) -> None:
+    def copy_from(
+        self,
+        source: ObjectStore,
+        source_key: str,
+        key: str,
+        delivery: Delivery,
+        *,
+        shared: bool = False,
+    ) -> None:
         import shutil
 
         target = self._local(key)
@@ -267,18 +275,17 @@ class FilesystemObjectStore:
         try:
             if isinstance(source, FilesystemObjectStore):
                 origin = source._local(source_key)
-                try:
-                    # Pool and staging files are never modified in place (every write is
-                    # a new inode), so sharing the inode is as safe as a copy and free.
-                    os.link(origin, temp)
-                except FileNotFoundError:
-                    raise ObjectStoreError(f"{origin}: no such file") from None
-                except OSError:  # another file system, or no hard links there
-                    shutil.copyfile(origin, temp)
+                # Linked only when asked: a hand-made `cp` over kiro-repo.deb writes into
+                # its inode, and must not also change the pool file and the staged copy
+                # that would restore it.
+                if not (shared and _linked(origin, temp)):
+                    try:
+                        shutil.copyfile(origin, temp)
+                    except FileNotFoundError:
+                        raise ObjectStoreError(f"{origin}: no such file") from None
                     os.chmod(temp, FILE_MODE)
-                else:  # the shared inode keeps its mode: an older debrepo wrote some private
-                    if os.stat(temp).st_mode & 0o777 != FILE_MODE:
-                        os.chmod(temp, FILE_MODE)
+                elif os.stat(temp).st_mode & 0o777 != FILE_MODE:
+                    os.chmod(temp, FILE_MODE)  # the shared inode keeps an older debrepo's mode
             else:
                 with source.open(source_key) as reader, _create_readable(temp) as writer:
                     shutil.copyfileobj(reader, writer, COPY_CHUNK)
@@ -325,6 +332,18 @@ class FilesystemObjectStore:
         # A pool folder of a version gone, the by-hash folders of an architecture no
         # longer published: an empty folder would stay for ever (S3 has none).
         self.remove_empty_folders([key])
+
+
+def _linked(origin: str, link: str) -> bool:
+    """Whether `link` is now a hard link to `origin` (False: not on one file system, or
+    no hard links there)."""
+    try:
+        os.link(origin, link)
+    except FileNotFoundError:
+        raise ObjectStoreError(f"{origin}: no such file") from None
+    except OSError:
+        return False
+    return True
 
 
 def _make_directory(path: str) -> None:

@@ -454,7 +454,15 @@ class S3ObjectStore:
             except OSError as exc:
                 log.warning("uploaded %s but cannot remove %s: %s", full_key, path, exc.strerror)
 
-    def copy_from(self, source: ObjectStore, source_key: str, key: str, delivery: Delivery) -> None:
+    def copy_from(
+        self,
+        source: ObjectStore,
+        source_key: str,
+        key: str,
+        delivery: Delivery,
+        *,
+        shared: bool = False,  # S3 objects share nothing
+    ) -> None:
         full_key = self._key(key)
         args = self._write_args(key, full_key, delivery)
         if isinstance(source, S3ObjectStore) and self._same_bucket(source):

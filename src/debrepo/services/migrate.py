@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from debrepo.errors import ConfigError, DebrepoError, LockError, StoreError
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
+from debrepo.settings import aws_region
 
 if TYPE_CHECKING:
     from debrepo.packages_config import PackageConfig
@@ -128,8 +129,7 @@ class OldTable:
 
     @classmethod
     def from_environment(cls, table_name: str, environ: Mapping[str, str]) -> OldTable:
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
-        return cls(table_name, region=region)
+        return cls(table_name, region=aws_region(environ))
 
     def check_schema(self) -> None:
         """MigrationError unless the table is keyed by `version` alone (the old schema)."""

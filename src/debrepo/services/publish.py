@@ -158,6 +158,9 @@ class PublishState:
     # Index key -> (size, ObjectInfo.version, SHA256) right after it was published: the
     # same size and version mean untouched since, without reading it.
     index_stamps: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # The same for the files at the root (keyring, index.html, kiro-repo.deb): a re-sign
+    # that finds one changed since (written over by hand) publishes it again.
+    root_stamps: dict[str, tuple[int, str]] = field(default_factory=dict)
     # Pool key no index names any more -> the by-hash generation (`generation_id`) that
     # last named it. The file stays while that generation is kept, for clients that
     # still hold the Release it belonged to. Kept with the pool map (one object), so the
@@ -212,6 +215,7 @@ class PublishState:
                 k: {"key": v.armored, "since": v.since} for k, v in sorted(self.announced.items())
             },
             "index_stamps": {k: list(v) for k, v in sorted(self.index_stamps.items())},
+            "root_stamps": {k: list(v) for k, v in sorted(self.root_stamps.items())},
             "index_pieces": {
                 k: {"sha256": v.sha256, "pieces": [list(piece) for piece in v.pieces]}
                 for k, v in sorted(self.index_pieces.items())
@@ -305,6 +309,11 @@ class PublishState:
                 str(k): (int(v[0]), str(v[1]), str(v[2]))
                 for k, v in (data.get("index_stamps") or {}).items()
                 if isinstance(v, list) and len(v) == 3
+            },
+            root_stamps={
+                str(k): (int(v[0]), str(v[1]))
+                for k, v in (data.get("root_stamps") or {}).items()
+                if isinstance(v, list) and len(v) == 2
             },
             index_pieces={
                 str(k): IndexLayout(
@@ -693,6 +702,10 @@ class Publisher:
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full, now=now)
+        state.root_stamps = self._stamps(
+            [u.key for u in plan.root_files]
+            + ([CONVENIENCE_COPY] if state.convenience_sha256 else [])
+        )
         for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
@@ -1035,6 +1048,15 @@ class Publisher:
             found[path] = reusable_pieces(packed, pieces, path[path.rindex(".") :])
         return found
 
+    def _stamps(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """Key -> (size, ObjectInfo.version) of each of `keys` that exists."""
+        stamps = {}
+        for key in keys:
+            info = self.repo.stat(key)
+            if info is not None and info.version is not None:
+                stamps[key] = (info.size, info.version)
+        return stamps
+
     def _index_stamps(self, plan: PublicationPlan) -> dict[str, tuple[int, str, str]]:
         stamps = {}
         for key, index in zip(plan.index_keys, plan.indices, strict=True):
@@ -1116,8 +1138,8 @@ class Publisher:
         ]
         if state.convenience_sha256:
             root_files.append(CONVENIENCE_COPY)
-        if any(self.repo.stat(key) is None for key in root_files):
-            return None
+        if self._stamps(root_files) != state.root_stamps:
+            return None  # one missing, or written since (by hand): published again
         for package_id in state.skipped:
             log.warning(
                 "skipping incomplete package record %s (unchanged since last publish)", package_id
@@ -1277,12 +1299,16 @@ class Publisher:
                 report.unchanged += 1
                 continue
             if by_hash.plain_key in sent:
-                self.repo.copy_from(self.repo, sent[by_hash.plain_key], by_hash.key, delivery)
+                self.repo.copy_from(
+                    self.repo, sent[by_hash.plain_key], by_hash.key, delivery, shared=True
+                )
             elif by_hash.data is not None:
                 self.repo.put(by_hash.key, by_hash.data, delivery)
                 sent[by_hash.plain_key] = by_hash.key
             else:
-                self.repo.copy_from(self.repo, by_hash.plain_key, by_hash.key, delivery)
+                self.repo.copy_from(
+                    self.repo, by_hash.plain_key, by_hash.key, delivery, shared=True
+                )
             report.written.append(by_hash.key)
         for key, index in zip(plan.index_keys, plan.indices, strict=True):
             if index.data is None:
@@ -1354,6 +1380,7 @@ class Publisher:
             and info is not None
             and info.size == record.file_size
             and state.convenience_sha256 == record.sha256_hash
+            and state.root_stamps.get(CONVENIENCE_COPY) == (info.size, info.version)
         ):
             report.unchanged += 1
             return

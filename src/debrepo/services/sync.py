@@ -27,14 +27,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from debrepo.core.layout import delivery_for
 from debrepo.core.release import rfc1123
+from debrepo.core.validity import ReleaseAge
 from debrepo.errors import (
     OUTCOME_REPORTED,
     ConfigError,
@@ -118,41 +118,6 @@ class PackageOutcome:
                 "not fetched again (`debrepo add` of its .deb takes it back)"
             )
         return f"{name}: failed: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseAge:
-    """Date and Valid-Until of a published Release (None where absent or unreadable)."""
-
-    date: datetime | None
-    valid_until: datetime | None
-
-    @classmethod
-    def parse(cls, release: bytes) -> ReleaseAge:
-        found: dict[str, datetime | None] = {"Date": None, "Valid-Until": None}
-        for line in release.decode("utf-8", "replace").splitlines():
-            name, colon, value = line.partition(":")
-            if colon and name in found and value.strip():
-                try:
-                    found[name] = parsedate_to_datetime(value.strip()).astimezone(UTC)
-                except (TypeError, ValueError):
-                    found[name] = None
-        return cls(found["Date"], found["Valid-Until"])
-
-    @property
-    def refresh_after(self) -> datetime | None:
-        """Half-way through the validity window; None if the Release never expires."""
-        if self.valid_until is None:
-            return None
-        if self.date is None:
-            return self.valid_until  # no Date to measure from: treat as due
-        return self.date + (self.valid_until - self.date) / 2
-
-    def stale(self, now: datetime) -> bool:
-        if self.valid_until is not None and self.date is None:
-            return True
-        due = self.refresh_after
-        return due is not None and now >= due
 
 
 @dataclass

@@ -26,6 +26,7 @@ from debrepo.core.indexes import (
 from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
 from debrepo.core.plan import newest_convenience_package, pool_files_for
 from debrepo.core.release import release_checksums
+from debrepo.core.validity import ReleaseAge
 from debrepo.errors import DebrepoError, ObjectStoreError, VerificationError
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
@@ -198,7 +199,10 @@ def verify_repository(
             # Against the published binary keyring (checked against the signing key
             # above): after a key change not yet published, both still hold the old key.
             if armored.strip() != armor_keyring(public_key).strip():
-                problems.append(f"{armored_name} is not the same key as {keyring}")
+                problems.append(
+                    f"{armored_name} is not the same key as {keyring}; `debrepo rebuild` "
+                    "publishes both again"
+                )
         except VerificationError as exc:
             problems.extend(exc.problems)
     if inrelease is not None:
@@ -220,8 +224,17 @@ def verify_repository(
         problems.append(f"{dists}/Release has no Valid-Until")
     else:
         try:
-            if parsedate_to_datetime(valid_until) <= now.astimezone(UTC):
+            expires = parsedate_to_datetime(valid_until)
+            if expires <= now.astimezone(UTC):
                 problems.append(f"{dists}/Release expired at {valid_until}; run `debrepo rebuild`")
+            elif ReleaseAge.parse(release).stale(now):
+                # `sync` re-signs from here on: a monitor running verify learns, before
+                # apt refuses the Release, that the scheduled run has stopped.
+                report.warnings.append(
+                    f"{dists}/Release is past half its validity and expires at {valid_until}: "
+                    "the scheduled `debrepo sync` would have re-signed it (is it still "
+                    "running?); `debrepo rebuild` re-signs it now"
+                )
         except (TypeError, ValueError):
             problems.append(f"{dists}/Release has an unreadable Valid-Until {valid_until!r}")
 
@@ -467,13 +480,15 @@ def _verify_convenience(
         return
     if info is None:
         report.problems.append(
-            f"{CONVENIENCE_COPY} is missing (newest kiro-repo is {newest.record.version})"
+            f"{CONVENIENCE_COPY} is missing (newest kiro-repo is {newest.record.version}); "
+            "`debrepo rebuild` puts it back"
         )
         return
     _, digests = _hash_object(repo, CONVENIENCE_COPY)
     if digests["sha256"] != newest.record.sha256_hash:
         report.problems.append(
-            f"{CONVENIENCE_COPY} is not kiro-repo {newest.record.version} ({newest.key})"
+            f"{CONVENIENCE_COPY} is not kiro-repo {newest.record.version} ({newest.key}); "
+            "`debrepo rebuild` puts it back"
         )
     report.files_checked += 1
     problem, warning = _installed_key_findings(repo.get(newest.key), settings, public_key)

@@ -49,6 +49,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from debrepo.errors import ConfigError, DuplicatePackageError, StoreError
+from debrepo.settings import aws_region
 from debrepo.store.base import BaseMetadataStore
 
 log = logging.getLogger("debrepo.store")
@@ -115,7 +116,7 @@ def _client(region: str | None, endpoint_url: str | None, session: Any, *, table
     """A DynamoDB client: from `session` if given, else as boto3 would make one (profile,
     environment, AWS_ENDPOINT_URL), sharing the parsed service model between stores."""
     if region is None and session is None:
-        region = os.environ.get("AWS_REGION")  # botocore reads only AWS_DEFAULT_REGION
+        region = aws_region(os.environ)
     options = {"region_name": region, "endpoint_url": endpoint_url, "config": RETRY_CONFIG}
     try:
         if session is not None:  # a boto3 Session, or a botocore one
@@ -257,8 +258,7 @@ class DynamoDBMetadataStore(BaseMetadataStore):
         parsed = urlparse(url)
         if parsed.scheme != "dynamodb" or parsed.path not in ("", "/") or not parsed.netloc:
             raise ConfigError(f"store {url!r}: expected dynamodb://TABLE")
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
-        return cls(parsed.netloc, region=region)
+        return cls(parsed.netloc, region=aws_region(environ))
 
     @property
     def region(self) -> str:
