@@ -110,6 +110,29 @@ def test_a_damaged_by_hash_copy_kept_for_an_older_release_is_named(published, ma
     assert "does not hash to its name" in found
 
 
+@pytest.mark.parametrize("damage", ["deleted", "written over"])
+def test_the_pool_file_of_a_removed_version_kept_for_an_older_release_is_checked(
+    published, make_deb, damage
+):
+    beta = "pool/main/b/beta/beta_2.0-1_all.deb"
+    app.remove_package(published, "beta", "2.0-1", now=FIXED_NOW)
+    assert published.repo.stat(beta) is not None  # the generation before names it
+    assert app.verify(published, now=FIXED_NOW).ok
+    assert app.verify(published, now=FIXED_NOW, quick=True).ok
+    if damage == "deleted":
+        published.repo.delete(beta)
+    else:
+        replace_object(published, beta, published.repo.get(beta)[:-1] + b"X")
+    (found,) = problems(published)
+    what = "is missing, though" if damage == "deleted" else "does not match the size and SHA256"
+    assert found.startswith(f"{beta} {what}")
+    assert "an older Release kept for its clients names it" in found
+    assert app.verify(published, now=FIXED_NOW, quick=True).ok  # the current Release only
+    for name in ("gamma", "delta", "epsilon"):  # until that generation goes, with the file
+        app.add_packages(published, [make_deb(name, "1.0")], now=FIXED_NOW)
+    assert app.verify(published, now=FIXED_NOW).ok
+
+
 def test_store_changed_behind_the_published_index_names_package_and_field(published):
     sql(
         published,

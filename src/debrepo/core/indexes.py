@@ -241,3 +241,25 @@ def start_indices(
         return indices
 
     return finish
+
+
+def pool_entries(packages: bytes) -> dict[str, tuple[int | None, str | None]]:
+    """Filename -> (Size, SHA256) of every stanza of a Packages index as debrepo renders
+    it (None for a field missing or unreadable): what a client holding it downloads."""
+    entries: dict[str, tuple[int | None, str | None]] = {}
+    filename: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    for line in [*packages.split(b"\n"), b""]:
+        if not line.strip():
+            if filename is not None:
+                entries[filename] = (size, sha256)
+            filename, size, sha256 = None, None, None
+        elif line.startswith(b"Filename:"):
+            filename = line[9:].strip().decode("utf-8", "replace")
+        elif line.startswith(b"Size:"):
+            digits = line[5:].strip()
+            size = int(digits) if digits.isdigit() and len(digits) < 30 else None
+        elif line.startswith(b"SHA256:"):
+            sha256 = line[7:].strip().decode("ascii", "replace").lower()
+    return entries

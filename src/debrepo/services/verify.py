@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from debrepo.core.indexes import (
+    pool_entries,
     records_for_architecture,
     render_packages,
     sort_records,
@@ -282,7 +283,7 @@ def verify_repository(
                 if component == settings.component
                 else []
             )
-            indexed.update(_filenames(published))
+            indexed.update(pool_entries(published))
             rendered = render_packages(chosen, component)
             if published != rendered:
                 problems.append(_describe_difference(published, rendered, f"{dists}/{base}"))
@@ -304,23 +305,15 @@ def verify_repository(
                 except (OSError, EOFError, lzma.LZMAError, zlib.error):
                     problems.append(f"{dists}/{base}{suffix} cannot be decompressed")
 
+    kept_pool: dict[str, tuple[int | None, str | None]] = {}
     if check_pool_hashes:  # --quick: what clients of the current Release fetch, only
-        _verify_kept_by_hash(repo, settings, report, checked)
+        kept_pool = _verify_kept_by_hash(repo, settings, report, checked)
     _verify_pool(records, repo, settings, report, check_pool_hashes, progress)
+    _verify_kept_pool_files(kept_pool, records, repo, settings, report)
     if accounted_pool_files is not None:
         _report_strays(records, repo, settings, report, indexed.union(accounted_pool_files))
     _verify_convenience(records, repo, settings, report, public_key)
     return report
-
-
-def _filenames(packages: bytes) -> set[str]:
-    """The Filename fields of a Packages index."""
-    prefix = b"Filename: "
-    return {
-        line[len(prefix) :].decode("utf-8", "replace").strip()
-        for line in packages.splitlines()
-        if line.startswith(prefix)
-    }
 
 
 def _release_fields(release: bytes) -> dict[str, str]:
@@ -400,10 +393,12 @@ STRAYS_NAMED = 5
 
 def _verify_kept_by_hash(
     repo: ObjectStore, settings: Settings, report: VerifyReport, checked: Collection[str]
-) -> None:
+) -> dict[str, tuple[int | None, str | None]]:
     """Each by-hash copy kept for clients still holding an older Release (the current
     ones are checked against Release) must hash to its own name: a damaged one fails
-    those clients with a Hash Sum mismatch, and no publish rewrites it."""
+    those clients with a Hash Sum mismatch, and no publish rewrites it. Returns the pool
+    files those older indices name (see `pool_entries`)."""
+    named: dict[str, tuple[int | None, str | None]] = {}
     for component in settings.components:
         for architecture in settings.architectures:
             folder = f"dists/{settings.suite}/{component}/binary-{architecture}/by-hash/"
@@ -411,24 +406,65 @@ def _verify_kept_by_hash(
                 kept = [info.key for info in repo.list(folder) if info.key not in checked]
             except ObjectStoreError as exc:  # a monitoring role may read objects, not list
                 report.warnings.append(f"the older by-hash copies were not checked: {exc}")
-                return
+                return named
             for key in sorted(kept):
                 hash_dir, _, name = key.removeprefix(folder).partition("/")
                 algorithm = HASH_DIRECTORIES.get(hash_dir)
                 if algorithm is None or "/" in name:
                     continue  # not a by-hash copy apt would ask for
                 try:
-                    _, digests = _hash_object(repo, key)
+                    data = repo.get(key)  # an index: a few MiB at most
                 except ObjectStoreError as exc:
                     report.problems.append(f"{key} cannot be checked: {exc}")
                     continue
+                if data is None:
+                    continue  # deleted by a publish since it was listed
                 report.files_checked += 1
-                if digests[algorithm] != name:
+                if hashlib.new(algorithm, data).hexdigest() != name:
                     report.problems.append(
                         f"{key} (kept for clients holding an older Release) does not hash to "
                         "its name; delete it (clients holding that Release recover with "
                         "their next `apt update`)"
                     )
+                elif data.startswith(b"Package:"):  # the uncompressed form
+                    named.update(pool_entries(data))
+    return named
+
+
+def _verify_kept_pool_files(
+    kept: Mapping[str, tuple[int | None, str | None]],
+    records: list[PackageRecord],
+    repo: ObjectStore,
+    settings: Settings,
+    report: VerifyReport,
+) -> None:
+    """The pool files only older indices name (versions removed since): a publish keeps
+    each while its generation is kept, for clients still holding that Release."""
+    try:
+        current = {f.key for f in pool_files_for(records, settings.component)}
+    except DebrepoError:
+        return  # two records claiming one pool file: already reported by _verify_pool
+    for key, (size, sha256) in sorted(kept.items()):
+        if key in current:
+            continue  # checked against its record
+        held_for = "an older Release kept for its clients names it"
+        try:
+            found = repo.stat(key)
+            digests = _hash_object(repo, key)[1] if found is not None else {}
+        except ObjectStoreError as exc:
+            report.problems.append(f"{key} cannot be checked: {exc}")
+            continue
+        report.files_checked += 1
+        if found is None:
+            report.problems.append(
+                f"{key} is missing, though {held_for}: clients holding that Release fail "
+                "to download it until their next `apt update`"
+            )
+        elif found.size != size or digests["sha256"] != sha256:
+            report.problems.append(
+                f"{key} does not match the size and SHA256 with which {held_for}: clients "
+                "holding that Release fail to download it until their next `apt update`"
+            )
 
 
 def _report_strays(
