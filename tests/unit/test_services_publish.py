@@ -1240,12 +1240,12 @@ def test_publish_report_summary():
         pool_placed=["q", "r"],
         written=["a", "b"],
         unchanged=4,
-        deleted=["d"],
+        deleted=["dists/stable/main/binary-amd64/by-hash/SHA256/0a", "pool/main/o/old/o.deb"],
     )
     summary = report.summary()
     assert summary.startswith("2 package(s) published, 3 pool file(s) added, 2 file(s) written")
     assert "4 unchanged" in summary
-    assert "1 old by-hash file(s) removed" in summary
+    assert "1 pool file(s) of removed versions deleted, 1 old index file(s) deleted" in summary
 
 
 def test_published_files_match_the_store(workspace, make_deb):

@@ -98,7 +98,12 @@ class PublishReport:
             f"{self.unchanged} unchanged",
         ]
         if self.deleted:
-            parts.append(f"{len(self.deleted)} old by-hash file(s) removed")
+            pool = sum(1 for key in self.deleted if key.startswith("pool/"))
+            others = len(self.deleted) - pool
+            if pool:
+                parts.append(f"{pool} pool file(s) of removed versions deleted")
+            if others:
+                parts.append(f"{others} old index file(s) deleted")
         if self.requests is not None:
             parts.append(f"{self.requests} storage request(s)")
         if self.skipped_incomplete:
