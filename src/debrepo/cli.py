@@ -1,7 +1,8 @@
 """The `debrepo` command line: parse arguments, call `debrepo.app`, print the result.
 
 Errors are one line on stderr and a non-zero exit status (2 for usage and
-configuration, 1 for everything else); `-v` adds the traceback of unexpected ones.
+configuration, 3 for a sync in which some packages failed, 130 and 143 for Ctrl-C and
+SIGTERM, 1 for everything else); `-v` adds the traceback of unexpected ones.
 """
 
 from __future__ import annotations

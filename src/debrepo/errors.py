@@ -2,7 +2,8 @@
 
 The message of each error is one line that names the file, field, package or URL at
 fault and, where there is one, what to do about it. The CLI prints it as is and exits
-non-zero; nothing catches a DebrepoError to carry on with half a result.
+non-zero. Only where units are independent by design is one caught to carry on with the
+others, and reported: a package in `sync`, a notification.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class SecretUnavailableError(SigningError):
 
 
 class PublishError(DebrepoError):
-    """A publish was refused before anything visible to clients changed."""
+    """A publish failed. Unlike PublishRefused, it may have written files already, in
+    the order that keeps clients whole: fix the cause and publish again."""
 
 
 class PublishRefused(PublishError):

@@ -110,8 +110,10 @@ class ObjectStore(Protocol):
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Stream an object's bytes; ObjectStoreError if it does not exist."""
 
-    def put(self, key: str, data: bytes, delivery: Delivery) -> None:
-        """Write atomically: readers see the old object or the new one, never a part."""
+    def put(self, key: str, data: bytes, delivery: Delivery) -> str | None:
+        """Write atomically: readers see the old object or the new one, never a part.
+        Returns the new object's ObjectInfo.version where the write tells it (saving a
+        stat to a caller that notes it), else None."""
 
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
         """Write a local file's bytes atomically; `move` lets the store take the file."""

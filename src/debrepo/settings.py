@@ -50,19 +50,6 @@ S3_ACL_MODES = ("bucket-policy", "public-read")
 GITHUB_API_URL_VARIABLE = "DEBREPO_GITHUB_API_URL"
 GITHUB_TOKEN_VARIABLES = ("DEBREPO_GITHUB_TOKEN", "GITHUB_TOKEN")
 
-# The Lambda's environment (seed "Updated Main Handler"), mapped onto the settings above
-# by debrepo.aws.lambda_settings.
-LAMBDA_ENVIRONMENT = {
-    "S3_BUCKET": "bucket holding the published repository and the staging/ prefix",
-    "S3_PREFIX": "optional key prefix of the published repository inside the bucket",
-    "DYNAMODB_TABLE": "metadata table, kiro-debian-repo-manager-versions-<env>",
-    "AWS_REGION": "region of the bucket, table, topic and secret",
-    "SNS_TOPIC_ARN": "optional topic for new-package and failure notifications",
-    "SIGNING_KEY_SECRET_ID": "Secrets Manager secret holding the armoured OpenPGP secret key",
-    "S3_ACL_MODE": "public-read (objects get the ACL) or bucket-policy (default; no ACLs)",
-    "CLOUDFRONT_DISTRIBUTION_ID": "optional distribution to invalidate after a publish",
-    "PUBLIC_URL": "URL clients use (default https://<bucket>.s3.<region>.amazonaws.com)",
-}
 DEFAULT_SETTINGS_FILE = "debrepo.yaml"
 MIN_BY_HASH_GENERATIONS = 3
 
@@ -101,7 +88,6 @@ class Settings(NamedTuple):
     # Days an announced key waits, after its announcement and after the kiro-repo that
     # installs it, before it may sign (clients upgrade in the meantime).
     key_switch_days: float = 7.0
-    config_dir_from: str = "default config_dir"  # where config_dir was set, for messages
 
     @property
     def component(self) -> str:
@@ -402,7 +388,6 @@ def load_settings(
         staging=location("staging", "file"),
         key_file=(base(raw["key_file"][1]) / path_text("key_file")).resolve(),
         config_dir=config_dir,
-        config_dir_from=raw["config_dir"][1],
         public_url=public_url,
         origin=text("origin"),
         label=text("label"),

@@ -33,7 +33,7 @@ from pytest_httpserver import HTTPServer
 from debrepo import app
 from debrepo.app import Workspace
 from debrepo.aws import DynamoDBLock, lambda_settings
-from debrepo.core.layout import DEB_CONTENT_TYPE, delivery_for
+from debrepo.core.layout import delivery_for
 from debrepo.errors import LockError
 from debrepo.signing.openpgp import OpenPGPSigner
 from debrepo.store.dynamodb import create_table
@@ -103,6 +103,8 @@ REQUIRED_FIELDS = (
     "processed_timestamp",
     "package_type",
 )
+
+DEB_TYPE = "application/vnd.debian.binary-package"  # what apt and browsers expect
 
 
 @pytest.fixture
@@ -419,9 +421,9 @@ def test_scheduled_runs_and_a_force_rebuild_publish_a_repository_apt_installs_fr
         expected = [] if key.startswith("staging/") else ["READ"]
         assert public_grants(deployment, key) == expected, key
     content_types = {
-        pool_key: DEB_CONTENT_TYPE,
-        "kiro-repo.deb": DEB_CONTENT_TYPE,
-        "pool/main/k/kiro/kiro_0.9.2_amd64.deb": DEB_CONTENT_TYPE,
+        pool_key: DEB_TYPE,
+        "kiro-repo.deb": DEB_TYPE,
+        "pool/main/k/kiro/kiro_0.9.2_amd64.deb": DEB_TYPE,
         PACKAGES: "text/plain",
         "dists/stable/Release": "text/plain",
         "dists/stable/InRelease": "text/plain",

@@ -188,8 +188,8 @@ class ReadGuard:
                 self._check("list", info.key)
             yield info
 
-    def put(self, key: str, data: bytes, delivery: Any) -> None:
-        self.inner.put(key, data, delivery)
+    def put(self, key: str, data: bytes, delivery: Any) -> str | None:
+        return self.inner.put(key, data, delivery)
 
     def put_file(self, key: str, path: Path, delivery: Any, *, move: bool = False) -> None:
         self.inner.put_file(key, path, delivery, move=move)

@@ -65,13 +65,14 @@ def test_unsafe_keys_are_refused_by_every_operation(store, tmp_path, key):
 
 
 def test_put_get_stat_round_trip(store):
-    store.put("dists/stable/Release", b"Origin: Test\n", DELIVERY)
+    written = store.put("dists/stable/Release", b"Origin: Test\n", DELIVERY)
     assert store.get("dists/stable/Release") == b"Origin: Test\n"
     first = store.stat("dists/stable/Release")
     assert first is not None and (first.key, first.size) == ("dists/stable/Release", 13)
     with store.open("dists/stable/Release") as handle:
         assert handle.read() == b"Origin: Test\n"
     assert store.stat("dists/stable/Release") == first  # reading changes nothing
+    assert written == first.version  # what the write answers is what a stat finds
     store.put("dists/stable/Release", b"Origin: Tess\n", DELIVERY)  # same size
     second = store.stat("dists/stable/Release")
     assert second is not None and second.size == 13

@@ -61,7 +61,7 @@ class RecordingStore:
 
     def put(self, key, data, delivery):
         self.events.append(("put", key))
-        self.inner.put(key, data, delivery)
+        return self.inner.put(key, data, delivery)
 
     def put_file(self, key, path, delivery, *, move=False):
         self.events.append(("put", key))

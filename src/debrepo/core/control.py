@@ -8,7 +8,7 @@ not know keep their original order after the known ones.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from debrepo.errors import InvalidPackageError
 
@@ -195,11 +195,6 @@ def field_rank(name: str) -> tuple[int, int]:
     """Sort key placing known fields in apt's order and unknown ones after them."""
     rank = _FIELD_RANK.get(name.lower())
     return (0, rank) if rank is not None else (1, 0)
-
-
-def in_apt_order(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Fields sorted into apt's order; unknown fields keep their relative order (stable sort)."""
-    return sorted(fields, key=lambda item: field_rank(item[0]))
 
 
 # -- values apt and dpkg parse ------------------------------------------------------

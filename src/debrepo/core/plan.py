@@ -45,7 +45,7 @@ class PoolFile:
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """Bytes to put at `key`; `digest` lets the publisher skip unchanged objects."""
+    """Bytes to put at `key` (the publisher skips an object that already holds them)."""
 
     key: str
     data: bytes
@@ -62,7 +62,6 @@ class ByHashFile:
 
 @dataclass(frozen=True, slots=True)
 class PublicationPlan:
-    records: tuple[PackageRecord, ...]
     pool_files: tuple[PoolFile, ...]
     by_hash: tuple[ByHashFile, ...]
     indices: tuple[IndexFile, ...]
@@ -73,9 +72,6 @@ class PublicationPlan:
     convenience_source: PoolFile | None
     generations: tuple[tuple[str, ...], ...]
     obsolete_by_hash: tuple[str, ...]
-
-    def index_changed(self) -> bool:
-        return any(index.data is not None for index in self.indices)
 
 
 def pool_files_for(records: Sequence[PackageRecord], component: str) -> list[PoolFile]:
@@ -173,7 +169,6 @@ def plan_publication(
         Upload(INDEX_HTML, index_html),
     )
     return PublicationPlan(
-        records=tuple(records),
         pool_files=tuple(pool_files),
         by_hash=tuple(by_hash),
         indices=tuple(indices),

@@ -224,16 +224,19 @@ class FilesystemObjectStore:
                 self._known_dirs.discard(directory)
                 directory = os.path.dirname(directory)
 
-    def put(self, key: str, data: bytes, delivery: Delivery) -> None:
+    def put(self, key: str, data: bytes, delivery: Delivery) -> str | None:
         target = self._local(key)
         temp = self._temp_for(target)
         try:
             with _create_readable(temp) as handle:
                 handle.write(data)
+                handle.flush()  # the last write sets the mtime; a rename keeps it
+                written = os.fstat(handle.fileno())
         except OSError as exc:
             self._discard(temp)
             raise ObjectStoreError(f"{target}: cannot write: {exc.strerror}") from None
         self._commit(temp, target)
+        return f"{written.st_mtime_ns}-{written.st_ino}"
 
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
         self._place_file(self._local(key), str(path), move=move)

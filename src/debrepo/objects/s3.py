@@ -422,13 +422,15 @@ class S3ObjectStore:
             raise self._failure(exc, "s3:ListBucket", scan) from None
 
     # -- writing --------------------------------------------------------------------
-    def put(self, key: str, data: bytes, delivery: Delivery) -> None:
+    def put(self, key: str, data: bytes, delivery: Delivery) -> str | None:
         full_key = self._key(key)
         args = self._write_args(key, full_key, delivery)
         try:
-            self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, **args)
+            answer = self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, **args)
         except (ClientError, BotoCoreError) as exc:
             raise self._failure(exc, "s3:PutObject", full_key, acl="ACL" in args) from None
+        etag = answer.get("ETag")
+        return str(etag) if etag else None
 
     def put_file(self, key: str, path: Path, delivery: Delivery, *, move: bool = False) -> None:
         """Managed upload: multipart beyond PART_SIZE, parts read from disk one by one."""

@@ -436,6 +436,9 @@ class Publisher:
         # A callable defers reading config/packages until a staged file is needed.
         self._configs = configs
         self.progress = progress
+        # Key -> (size, ObjectInfo.version) of what this publisher wrote, as the write
+        # answered: the stamps it records then cost no request.
+        self._written: dict[str, tuple[int, str]] = {}
 
     def _requests_sent(self) -> int | None:
         counts = [
@@ -508,6 +511,7 @@ class Publisher:
         it, a different Origin, Label or Codename, a dropped component or another
         signing key.
         """
+        self._written = {}
         if state_files is not None and self.fence is not None:
             # Read before an ingest that may have outlasted a lock lease: still ours?
             self.fence()
@@ -707,10 +711,15 @@ class Publisher:
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
         self._update_convenience_copy(plan, state, report, refresh=full, now=now)
-        state.root_stamps = self._stamps(
-            [u.key for u in plan.root_files]
-            + ([CONVENIENCE_COPY] if state.convenience_sha256 else [])
+        convenience_rewritten = CONVENIENCE_COPY in report.written
+        stamps = self._stamps(
+            [u.key for u in plan.root_files] + ([CONVENIENCE_COPY] if convenience_rewritten else [])
         )
+        if state.convenience_sha256 and not convenience_rewritten:
+            left_alone = state.root_stamps.get(CONVENIENCE_COPY)  # it matched this stamp
+            if left_alone is not None:
+                stamps[CONVENIENCE_COPY] = left_alone
+        state.root_stamps = stamps
         for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
@@ -734,7 +743,7 @@ class Publisher:
         removed: Iterable[str],
         last_store: str | None = None,
     ) -> None:
-        """PublishError if the published indices list any version this store lacks: with
+        """PublishRefused if the published indices list any version this store lacks: with
         no record of publishing there, or a record of publishing from `last_store`, this
         is most likely another store's repository (a mistyped home, table or path, two
         homes on one `repo`, a new table not yet migrated into; the two may share
@@ -779,7 +788,7 @@ class Publisher:
         *,
         map_incomplete: bool,
     ) -> None:
-        """PublishError if a version the last publish listed would disappear although
+        """PublishRefused if a version the last publish listed would disappear although
         nobody removed it: not deleted by this process, not withdrawn since that publish
         (`remove`, a migration's --skip), not an incomplete record the seed says to
         skip. That is a store that lost records (restored from an older backup, edited
@@ -833,7 +842,7 @@ class Publisher:
         return listed
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
-        """PublishError if the settings changed since the last publish in a way apt
+        """PublishRefused if the settings changed since the last publish in a way apt
         refuses or that drops a component (usually a settings file that was not read);
         `rebuild --replace` says it is meant."""
         published = self.repo.get(f"dists/{info.suite}/Release")
@@ -858,7 +867,7 @@ class Publisher:
         state: PublishState | None = None,
         now: datetime | None = None,
     ) -> None:
-        """PublishError if the signing key differs from the one the last publish used
+        """PublishRefused if the signing key differs from the one the last publish used
         (a rotated secret, another key file), unless it was announced long enough ago
         (`taking_over`: its announcement, with the state and the time): every client that
         trusts only the old key would fail `apt update` with NO_PUBKEY. `rebuild
@@ -1057,18 +1066,20 @@ class Publisher:
         """Key -> (size, ObjectInfo.version) of each of `keys` that exists."""
         stamps = {}
         for key in keys:
+            if key in self._written:  # as its write answered: no second request
+                stamps[key] = self._written[key]
+                continue
             info = self.repo.stat(key)
             if info is not None and info.version is not None:
                 stamps[key] = (info.size, info.version)
         return stamps
 
     def _index_stamps(self, plan: PublicationPlan) -> dict[str, tuple[int, str, str]]:
-        stamps = {}
-        for key, index in zip(plan.index_keys, plan.indices, strict=True):
-            info = self.repo.stat(key)
-            if info is not None and info.version is not None:
-                stamps[key] = (info.size, info.version, index.digest.sha256)
-        return stamps
+        return {
+            key: (*stamp, index.digest.sha256)
+            for key, index in zip(plan.index_keys, plan.indices, strict=True)
+            for stamp in self._stamps([key]).values()
+        }
 
     def _index_intact(
         self, key: str, digest: Digest, state: PublishState, *, restamp: bool = False
@@ -1282,7 +1293,9 @@ class Publisher:
         if self.repo.same_bytes(key, data):
             report.unchanged += 1
         else:
-            self.repo.put(key, data, delivery_for(key))
+            version = self.repo.put(key, data, delivery_for(key))
+            if version is not None:
+                self._written[key] = (len(data), version)
             report.written.append(key)
 
     def _write_indices(

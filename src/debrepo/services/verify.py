@@ -24,7 +24,7 @@ from debrepo.core.indexes import (
     sort_records,
     unpublished_by_architecture,
 )
-from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES
+from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES, binary_dir
 from debrepo.core.plan import newest_convenience_package, pool_files_for
 from debrepo.core.release import release_checksums
 from debrepo.core.validity import ReleaseAge
@@ -401,7 +401,7 @@ def _verify_kept_by_hash(
     named: dict[str, tuple[int | None, str | None]] = {}
     for component in settings.components:
         for architecture in settings.architectures:
-            folder = f"dists/{settings.suite}/{component}/binary-{architecture}/by-hash/"
+            folder = f"{binary_dir(settings.suite, component, architecture)}/by-hash/"
             try:
                 kept = [info.key for info in repo.list(folder) if info.key not in checked]
             except ObjectStoreError as exc:  # a monitoring role may read objects, not list

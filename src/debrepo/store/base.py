@@ -1,7 +1,8 @@
 """Logic every metadata store shares, on top of a few backend primitives.
 
-A backend implements `_items`, `_item`, `_insert`, `_delete`; reading whole records,
-skipping incomplete ones with a warning, and choosing the latest version live here once.
+A backend implements `_items`, `_item`, `_insert`, `_delete` and the four withdrawal
+methods; reading whole records, skipping incomplete ones with a warning, and choosing
+the latest version live here once.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class BaseMetadataStore:
         return self._delete(package_id, withdrawn_at)
 
     def incomplete(self) -> list[RecordValidationError]:
-        """Every stored item that would be skipped, with its problems (for `verify`)."""
+        """Every stored item that would be skipped, with its problems."""
         found = []
         for item in self._items():
             problems = item_problems(item)
