@@ -173,10 +173,15 @@ def pool_filename_problem(filename: str) -> str | None:
     return None
 
 
+def without_epoch(version: str) -> str:
+    """`1:2.0-1` -> `2.0-1`: the version as file names (which cannot hold ':') carry it."""
+    _, colon, rest = version.partition(":")
+    return rest if colon else version
+
+
 def canonical_filename(name: str, version: str, architecture: str) -> str:
     """The Debian file name `name_version_arch.deb`, without the epoch as dpkg names it."""
-    _, colon, rest = version.partition(":")
-    return f"{name}_{rest if colon else version}_{architecture}.deb"
+    return f"{name}_{without_epoch(version)}_{architecture}.deb"
 
 
 _CANONICAL_NAMES = {name.lower(): name for name in APT_PACKAGES_FIELD_ORDER}

@@ -16,6 +16,7 @@ from debrepo.core.control import (
     package_name_problem,
     quoted_excerpt,
     version_problem,
+    without_epoch,
 )
 from debrepo.core.layout import default_staging_prefix
 from debrepo.errors import InvalidPackageError, RecordValidationError
@@ -107,12 +108,15 @@ def build_record(
         ),
     )
     for field, actual, claimed, who in claims:
-        if field == "Version" and claimed is not None and ":" not in claimed:
-            # A .deb's file name (where a source may read the version) never holds the
-            # epoch: "1.2.0" names the file of 1:1.2.0.
-            actual_text = actual.partition(":")[2] or actual
-            if actual_text == claimed:
-                continue
+        # A .deb's file name (where a source may read the version) never holds the
+        # epoch: "1.2.0" names the file of 1:1.2.0.
+        if (
+            field == "Version"
+            and claimed is not None
+            and ":" not in claimed
+            and without_epoch(actual) == claimed
+        ):
+            continue
         if claimed is not None and actual != claimed:
             raise InvalidPackageError(
                 f"{source}: control file says {field} {actual!r}, but {who} says {claimed!r}"

@@ -33,6 +33,7 @@ from debrepo.core.control import (
     field_lookup,
     package_name_problem,
     version_problem,
+    without_epoch,
 )
 from debrepo.core.layout import delivery_for, pool_path, staging_key
 from debrepo.core.records import Provenance, build_record, staging_prefix_for
@@ -203,9 +204,9 @@ def _close_all(handles: Sequence[BinaryIO]) -> OSError | None:
     return error
 
 
-def _without_epoch(package_id: str) -> str:
+def _id_without_epoch(package_id: str) -> str:
     name, _, version = package_id.partition("#")
-    return f"{name}#{version.partition(':')[2] or version}"
+    return f"{name}#{without_epoch(version)}"
 
 
 def _discard(path: str | None) -> None:
@@ -298,7 +299,7 @@ def ingest_files(
         existing = store.package_ids()
         # Versions that differ only by epoch share a file name (dpkg drops the epoch):
         # one must never replace the other's published file.
-        existing_files = {_without_epoch(package_id): package_id for package_id in existing}
+        existing_files = {_id_without_epoch(package_id): package_id for package_id in existing}
         # Versions of each name, to find one spelled otherwise but equal as dpkg compares
         # (1.0, 1.00, 1.0-0): apt would list one version with two files. Keyed by
         # dpkg's identity, and only for the names in this batch.
@@ -317,7 +318,7 @@ def ingest_files(
             if record is None:
                 errors.append(outcome.error or f"{item.path}: unreadable")
                 continue
-            same_file = _without_epoch(record.package_id)
+            same_file = _id_without_epoch(record.package_id)
             architectures = destination.architectures
             if record.architecture != "all" and record.architecture not in architectures:
                 errors.append(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from debrepo.core.control import without_epoch
 from debrepo.core.layout import (
     CONVENIENCE_COPY,
     HASH_DIRECTORIES,
@@ -801,13 +802,13 @@ class Publisher:
         names do (two that differ only by epoch cannot share a repository).
         """
         if map_incomplete:
-            listed = {(name, _without_epoch(v)) for name, v in self._listed_in_indices(info)}
+            listed = {(name, without_epoch(v)) for name, v in self._listed_in_indices(info)}
         else:
             live = {f.key for f in plan.pool_files}
             listed = {_version_of_pool_key(k) for k in state.pool or {} if k not in live}
         if not listed:
             return
-        held = {(r.package_name, _without_epoch(r.version)) for r in snapshot.records}
+        held = {(r.package_name, without_epoch(r.version)) for r in snapshot.records}
         held.update(_name_version(exc.package_id) for exc in snapshot.skipped)
         held.update(_name_version(package_id) for package_id in removed)
         lost = listed - held
@@ -1426,13 +1427,9 @@ def _moment(text: str | None) -> datetime | None:
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
-def _without_epoch(version: str) -> str:
-    return version.split(":", 1)[-1]
-
-
 def _name_version(package_id: str) -> tuple[str, str]:
     name, _, version = package_id.partition("#")
-    return name, _without_epoch(version)
+    return name, without_epoch(version)
 
 
 def _version_of_pool_key(key: str) -> tuple[str, str]:

@@ -256,17 +256,17 @@ class _Run:
         takes for the same (`1:0.9.04` for `1:0.9.4`), or the same file with the epoch
         its name cannot carry (`kiro-cli_1.2.0_amd64.deb` holding `1:1.2.0`). Without
         this, every run would download it again only to have it refused."""
+        from debrepo.core.control import without_epoch
         from debrepo.versions import dpkg_identity
 
         name, wanted = config.package_name, dpkg_identity(release.version)
         for stored in self.store.by_name(name):
             same = dpkg_identity(stored.version) == wanted
-            _epoch, colon, rest = stored.version.partition(":")
             same_file = (
-                colon
+                ":" in stored.version
                 and ":" not in release.version
                 and stored.deb_url == release.url
-                and dpkg_identity(rest) == wanted
+                and dpkg_identity(without_epoch(stored.version)) == wanted
             )
             if same or same_file:
                 note = f"upstream calls it {release.version}; stored as {stored.version}"
