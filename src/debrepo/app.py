@@ -45,6 +45,7 @@ from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
     POOL_STATE_KEY,
     STATE_KEY,
+    UNREADABLE,
     AnnouncedKey,
     Publisher,
     PublishReport,
@@ -445,9 +446,7 @@ def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoR
         if refusal.settled_by_rebuild
         else ""
     )
-    raise PublishRefused(
-        f"{str(refusal).removesuffix('; nothing was published')}; nothing was added{hint}"
-    ) from refusal
+    raise PublishRefused(refusal.reason, outcome=f"nothing was added{hint}") from refusal
 
 
 def add_packages(
@@ -856,8 +855,7 @@ def _put_back(
         ) from exc
     where = "stored and published" if published else "stored"
     raise PublishRefused(
-        f"{str(refusal).removesuffix('; nothing was published')}; nothing was removed: "
-        f"{what} is still {where}"
+        refusal.reason, outcome=f"nothing was removed: {what} is still {where}"
     ) from refusal
 
 
@@ -900,13 +898,13 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
     try:
         files = ws.state_files()
         state = PublishState.parse(files.state) if files.state is not None else None
-        if state is not None and state.repo not in (None, ws.repo.description):
+        if state is not None and not state.describes(ws.repo):
             state = None  # describes another repository: nothing it says applies here
         if state is not None:
             announced = state.announced
             if (pool_map := PublishState.pool_from_json(files.pool)) is not None:
                 accounted = {*pool_map.pool, *pool_map.retired}
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except UNREADABLE:
         unreadable = (
             "the publisher state is unreadable: announced keys and stray pool files unchecked"
         )

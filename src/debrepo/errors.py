@@ -9,6 +9,7 @@ others, and reported: a package in `sync`, a notification.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 # Set on a log record of an error that a command also reports in its own output (a
 # package's sync outcome): a terminal, which shows that output, leaves the log line out.
@@ -84,11 +85,23 @@ class PublishError(DebrepoError):
 
 class PublishRefused(PublishError):
     """A safety check refused the publish before it wrote anything: a command that
-    changed the store for it can put the change back."""
+    changed the store for it can put the change back, and say so instead
+    (`outcome`, "nothing was published" by default)."""
 
     # Whether storing without publishing (`add --no-publish`, then a `rebuild` once the
     # cause is settled) is a way on: not for a refusal that every publish would meet.
     settled_by_rebuild = True
+
+    def __init__(self, reason: str, *, outcome: str = "nothing was published") -> None:
+        super().__init__(f"{reason}; {outcome}")
+        self.reason, self.outcome = reason, outcome
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its keyword, not its message
+        return (_refusal, (type(self), self.reason, self.outcome), self.__dict__)
+
+
+def _refusal(cls: type[PublishRefused], reason: str, outcome: str) -> PublishRefused:
+    return cls(reason, outcome=outcome)
 
 
 class LockError(DebrepoError):

@@ -202,6 +202,11 @@ class PublishState:
     # written by an older debrepo, or lost): a switch then needs the operator's word.
     kiro_repo_high_complete: bool = True
 
+    def describes(self, repo: ObjectStore) -> bool:
+        """Whether this account is of `repo` (a state from before debrepo named its
+        repository is taken to be)."""
+        return self.repo in (None, repo.description)
+
     def to_json(self) -> bytes:
         state: dict[str, Any] = {
             "version": STATE_VERSION,
@@ -247,7 +252,7 @@ class PublishState:
             return None
         try:
             return PublishState.parse_pool(raw)
-        except _UNREADABLE:
+        except UNREADABLE:
             log.warning("pool map at %s is unreadable; checking the pool", POOL_STATE_KEY)
             return None
 
@@ -269,7 +274,7 @@ class PublishState:
             return cls()
         try:
             return cls.parse(raw)
-        except _UNREADABLE:
+        except UNREADABLE:
             log.warning("publisher state at %s is unreadable; starting afresh", STATE_KEY)
             return cls()
 
@@ -349,7 +354,8 @@ class PublishState:
         return True
 
 
-_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+# What parsing a damaged state or pool map raises (JSON of the wrong shape).
+UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
 def _refuse_a_newer_format(data: Any, key: str) -> None:
@@ -522,7 +528,7 @@ class Publisher:
         # No account at all of an earlier publish to this repository (a new home, or
         # another `repo`): what is there may be another store's.
         first_here = raw_state is None and files.pool is None
-        if state.repo not in (None, self.repo.description):
+        if not state.describes(self.repo):
             first_here = True
             log.warning(
                 "the publisher state describes %s, not %s: publishing as if for the first "
@@ -583,7 +589,7 @@ class Publisher:
             raise PublishRefused(
                 f"{left_out}: publishing would drop them for every client. Add those "
                 "architectures (if debrepo.yaml holds them, run from its folder or pass "
-                "--settings), or remove those versions; nothing was published"
+                "--settings), or remove those versions"
             )
         pool_component = _pool_component(state.fingerprint)
         if snapshot.records and pool_component not in (None, info.components[0]):
@@ -592,7 +598,7 @@ class Publisher:
             refusal = PublishRefused(
                 f"components: the first component names the pool folder, and this "
                 f"repository's is pool/{pool_component}/; keep {pool_component} first in "
-                f"components (now {', '.join(info.components)}); nothing was published"
+                f"components (now {', '.join(info.components)})"
             )
             refusal.settled_by_rebuild = False
             raise refusal
@@ -776,7 +782,7 @@ class Publisher:
                 f"{self.store.identity} does not hold, and publishing would drop them "
                 f"for every client. {check}. If this store did publish it ({own}), or to "
                 "replace that repository with this store's contents, run `debrepo rebuild "
-                f"--replace` {LAMBDA_REPLACE}; nothing was published"
+                f"--replace` {LAMBDA_REPLACE}"
             )
 
     def _refuse_to_drop_what_nobody_removed(
@@ -827,8 +833,7 @@ class Publisher:
                 f"{self.store.identity} no longer holds those versions, though nobody removed "
                 "them (a store restored from an older backup, a record deleted by hand?). "
                 "Add them back (`debrepo add` of their files; the pool still holds them), or "
-                f"drop them on purpose with `debrepo rebuild --replace` {LAMBDA_REPLACE}; "
-                "nothing was published"
+                f"drop them on purpose with `debrepo rebuild --replace` {LAMBDA_REPLACE}"
             )
 
     def _listed_in_indices(self, info: ReleaseInfo) -> set[tuple[str, str]]:
@@ -855,7 +860,7 @@ class Publisher:
                 "--allow-releaseinfo-change` (or loses that component). If debrepo.yaml "
                 "holds the published values, run from its folder or pass --settings; to "
                 "make the change on purpose, run `debrepo rebuild --replace` "
-                f"{LAMBDA_REPLACE}; nothing was published"
+                f"{LAMBDA_REPLACE}"
             )
 
     def _refuse_a_key_clients_do_not_trust(
@@ -888,7 +893,7 @@ class Publisher:
                     "is no longer recorded (withdrawn, replaced by another, or the publisher "
                     "state is missing or from another home): "
                     f"put the key {last_key.upper()} back, or switch at once with `debrepo "
-                    f"rebuild --replace` {LAMBDA_REPLACE}; nothing was published"
+                    f"rebuild --replace` {LAMBDA_REPLACE}"
                 )
             self._refuse_an_early_switch(public_key, snapshot, taking_over, state, now)
             log.info("signing key %s takes over from %s", signing.upper(), last_key.upper())
@@ -901,7 +906,7 @@ class Publisher:
             "without breaking clients, put the old one back, announce the new one "
             "(`debrepo key announce FILE`) and build a new kiro-repo first; to change it "
             f"at once, run `debrepo rebuild --replace` {LAMBDA_REPLACE}, then "
-            "`debrepo build-repo-package --version NEXT`; nothing was published"
+            "`debrepo build-repo-package --version NEXT`"
         )
 
     def _refuse_an_early_switch(
@@ -927,7 +932,7 @@ class Publisher:
         if problem:
             raise PublishRefused(
                 f"the signing key {signing} was announced, but {problem}; {back}, and "
-                "switch once clients have upgraded; nothing was published"
+                "switch once clients have upgraded"
             )
         clocks: dict[str, str | None] = {"its announcement": taking_over.since}
         if newest is not None:
@@ -940,7 +945,7 @@ class Publisher:
                 f"the signing key {signing} was announced, but when {' and '.join(unknown)} "
                 "came out is not recorded (a state from an earlier debrepo, or edited): "
                 "announce the key again and build a new kiro-repo version, which start the "
-                f"clock; {back}; nothing was published"
+                f"clock; {back}"
             )
         what, start = max(starts.items(), key=lambda item: item[1])
         days = self.settings.key_switch_days
@@ -950,7 +955,7 @@ class Publisher:
                 f"the signing key {signing} was announced, but clients get {days:g} days "
                 f"(key_switch_days) from {what} to trust it before it signs: it may sign "
                 f"from {ready.isoformat(timespec='seconds')}; {back}, or switch at once "
-                f"with `debrepo rebuild --replace` {LAMBDA_REPLACE}; nothing was published"
+                f"with `debrepo rebuild --replace` {LAMBDA_REPLACE}"
             )
 
     def _kiro_repo_problem(
@@ -1259,7 +1264,7 @@ class Publisher:
             raise PublishRefused(
                 "; ".join(problems[:5])
                 + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-                + "; nothing was published"
+                + ""
             )
         for pool_file in in_place:
             pool[pool_file.key] = (pool_file.record.file_size, pool_file.record.sha256_hash)
@@ -1450,7 +1455,7 @@ def store_changed_since_publish(
     repository (two configurations sharing a staging area), so this one is brought up
     to date."""
     state = PublishState.from_json(staging.get(STATE_KEY))
-    if repo is not None and state.repo not in (None, repo.description):
+    if repo is not None and not state.describes(repo):
         return True
     revision = store.revision(seed=not dry_run)  # a dry run writes nothing, not even this
     if revision is None:
@@ -1486,7 +1491,7 @@ def settings_changed(
     the last publish here used: a publish is due even with nothing new in the store (a
     key put into the secret, a changed Valid-Until)."""
     state = PublishState.from_json(staging.get(STATE_KEY))
-    if state.fingerprint is None or state.repo not in (None, repo.description):
+    if state.fingerprint is None or not state.describes(repo):
         return False  # no account of a publish here to compare with
     if signer is not None:
         public_key = published_keyring(signer, state.announced)
@@ -1606,7 +1611,7 @@ def pool_file_keeper(
     the pool.
     """
     state = PublishState.from_json(files.state)
-    ours = state.repo in (None, repo.description)
+    ours = state.describes(repo)
     known = _known_pool_in(files) if ours else None
     if known is None and ours and files.state and state.pool is not None:
         # A version 1 state: its pool map is inline, and it retired nothing (the files
@@ -1673,6 +1678,6 @@ def _known_pool_in(files: StateFiles) -> PoolMap | None:
         if not files.pool:
             return None
         known = PublishState.parse_pool(files.pool)
-    except _UNREADABLE:
+    except UNREADABLE:
         return None
     return known._replace(retired={**state.retired, **known.retired})
