@@ -20,6 +20,7 @@ import click
 
 from debrepo import __version__
 from debrepo.errors import OUTCOME_REPORTED, DebrepoError
+from debrepo.settings import ENVIRONMENT, shown_default
 
 if TYPE_CHECKING:
     from debrepo.app import Workspace
@@ -28,50 +29,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("debrepo")
 
-GLOBAL_OPTIONS = (
-    (
-        "--home",
-        "home",
-        "Working folder for the embedded default [env DEBREPO_HOME; default .debrepo]",
-    ),
-    (
-        "--settings",
-        "settings_file",
-        "Settings file (YAML) [env DEBREPO_SETTINGS; default ./debrepo.yaml]",
-    ),
-    (
-        "--store",
-        "store",
-        "Metadata store URL, e.g. sqlite:///srv/debrepo/metadata.db [env DEBREPO_STORE]",
-    ),
-    ("--repo", "repo", "Published repository URL, e.g. file:///srv/repo [env DEBREPO_REPO]"),
-    ("--staging", "staging", "Staging area URL (never public) [env DEBREPO_STAGING]"),
-    ("--key-file", "key_file", "Signing key file [env DEBREPO_KEY_FILE]"),
-    (
-        "--config-dir",
-        "config_dir",
-        "Package definitions folder [env DEBREPO_CONFIG_DIR; default config/packages]",
-    ),
-    (
-        "--public-url",
-        "public_url",
-        "URL clients use to reach the repository [env DEBREPO_PUBLIC_URL]",
-    ),
-    ("--origin", "origin", "Release Origin [env DEBREPO_ORIGIN]"),
-    ("--label", "label", "Release Label [env DEBREPO_LABEL]"),
-    ("--suite", "suite", "Release Suite [env DEBREPO_SUITE; default stable]"),
-    ("--codename", "codename", "Release Codename [env DEBREPO_CODENAME; default stable]"),
-    (
-        "--components",
-        "components",
-        "Components, comma separated [env DEBREPO_COMPONENTS; default main]",
-    ),
-    (
-        "--architectures",
-        "architectures",
-        "Architectures, comma separated [env DEBREPO_ARCHITECTURES; default amd64]",
-    ),
-    ("--valid-days", "valid_days", "Days until Valid-Until [env DEBREPO_VALID_DAYS; default 7]"),
+GLOBAL_OPTIONS = (  # flag, setting, what it is (the environment variable and default follow)
+    ("--home", "home", "Working folder for the embedded default"),
+    ("--settings", "settings_file", "Settings file (YAML)"),
+    ("--store", "store", "Metadata store URL, e.g. sqlite:///srv/debrepo/metadata.db"),
+    ("--repo", "repo", "Published repository URL, e.g. file:///srv/repo"),
+    ("--staging", "staging", "Staging area URL (never public)"),
+    ("--key-file", "key_file", "Signing key file"),
+    ("--config-dir", "config_dir", "Package definitions folder"),
+    ("--public-url", "public_url", "URL clients use to reach the repository"),
+    ("--origin", "origin", "Release Origin"),
+    ("--label", "label", "Release Label"),
+    ("--suite", "suite", "Release Suite"),
+    ("--codename", "codename", "Release Codename"),
+    ("--components", "components", "Components, comma separated"),
+    ("--architectures", "architectures", "Architectures, comma separated"),
+    ("--valid-days", "valid_days", "Days until Valid-Until"),
 )
 
 
@@ -247,7 +220,9 @@ def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
 
 
 for _flag, _name, _help in GLOBAL_OPTIONS:
-    cli = click.option(_flag, _name, default=None, help=_help)(cli)
+    _default = shown_default(_name)
+    _where = f"env {ENVIRONMENT[_name]}" + (f"; default {_default}" if _default else "")
+    cli = click.option(_flag, _name, default=None, help=f"{_help} [{_where}]")(cli)
 
 
 @cli.command()

@@ -51,6 +51,7 @@ GITHUB_API_URL_VARIABLE = "DEBREPO_GITHUB_API_URL"
 GITHUB_TOKEN_VARIABLES = ("DEBREPO_GITHUB_TOKEN", "GITHUB_TOKEN")
 
 DEFAULT_SETTINGS_FILE = "debrepo.yaml"
+DEFAULT_HOME = ".debrepo"
 MIN_BY_HASH_GENERATIONS = 3
 
 _SUITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -126,6 +127,18 @@ def _defaults(home: Path) -> dict[str, Any]:
         "cloudfront_distribution_id": "",
         "lock_ttl_seconds": "1200",
     }
+
+
+def shown_default(name: str) -> str | None:
+    """A setting's default as `--help` states it; None for one that depends on others
+    (under the home; public_url: the bucket's URL for an S3 repository)."""
+    if name == "home":
+        return DEFAULT_HOME
+    if name == "settings_file":
+        return f"./{DEFAULT_SETTINGS_FILE}"
+    if name in ("store", "repo", "staging", "key_file", "public_url"):
+        return None
+    return _defaults(Path(DEFAULT_HOME)).get(name) or None
 
 
 def aws_region(environ: Mapping[str, str]) -> str | None:
@@ -249,7 +262,7 @@ def load_settings(
         the current directory."""
         return settings_file.parent if settings_file and from_file(where) else cwd
 
-    home_value, home_from = pick("home", {"home": ".debrepo"})
+    home_value, home_from = pick("home", {"home": DEFAULT_HOME})
     if not isinstance(home_value, str) or not home_value.strip() or "\0" in home_value:
         raise ConfigError(f"{home_from} must be the path of a folder, not {home_value!r}")
     home = (base(home_from) / home_value).resolve()

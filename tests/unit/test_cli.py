@@ -87,6 +87,18 @@ def test_version(run):
     assert __version__ in result.out
 
 
+def test_help_states_each_settings_variable_and_default(run):
+    text = " ".join(run("--help", base=False).out.split())
+    for stated in (
+        "--home TEXT Working folder for the embedded default [env DEBREPO_HOME; default .debrepo]",
+        "--suite TEXT Release Suite [env DEBREPO_SUITE; default stable]",
+        "--valid-days TEXT Days until Valid-Until [env DEBREPO_VALID_DAYS; default 7]",
+        "--key-file TEXT Signing key file [env DEBREPO_KEY_FILE]",  # under the home
+        "URL clients use to reach the repository [env DEBREPO_PUBLIC_URL]",  # S3: the bucket's
+    ):
+        assert stated in text
+
+
 def test_help_lists_every_command(run):
     result = run("--help", base=False)
     assert result.code == 0
