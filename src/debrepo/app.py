@@ -89,7 +89,7 @@ class Workspace:
     # (a mistyped --home) instead of a new, empty repository being started.
     existing_only: bool = False
     # While the publish lock is held: what tells whether it still is (see factory.Lock).
-    _fence: Callable[[], None] | None = field(default=None, init=False, repr=False)
+    _fence: Callable[..., None] | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def store(self) -> MetadataStore:

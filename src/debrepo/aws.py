@@ -170,6 +170,9 @@ class DynamoDBLock:
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._client = self._call("connect to DynamoDB", lambda: client("dynamodb", region))
         self.lost = False  # set when a renewal found the lock taken by another
+        # The expiry (wall clock, as every process compares it) our last write of the
+        # lock item set: past it, another process may hold the lock, whatever we know.
+        self._expires_at = 0.0
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         """`call`, with any AWS failure as one LockError line naming the table."""
@@ -199,6 +202,7 @@ class DynamoDBLock:
         from botocore.exceptions import ClientError
 
         now = int(time.time())
+        self._expires_at = now + self.ttl_seconds
 
         def put() -> bool:
             try:
@@ -246,12 +250,13 @@ class DynamoDBLock:
         cannot be told now (throttled, denied, the network)."""
         from botocore.exceptions import ClientError
 
+        until = int(time.time()) + self.ttl_seconds
         try:
             self._client.update_item(
                 TableName=self.table,
                 Key={"package_id": {"S": LOCK_ID}},
                 UpdateExpression="SET expires_at = :until",
-                **self._if_ours({":until": {"N": str(int(time.time()) + self.ttl_seconds)}}),
+                **self._if_ours({":until": {"N": str(until)}}),
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
@@ -261,6 +266,7 @@ class DynamoDBLock:
         except Exception as exc:  # a network hiccup: the next beat tries again
             log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
             return None
+        self._expires_at = until
         return True
 
     def _keep_alive(self, stop: threading.Event) -> None:
@@ -274,10 +280,24 @@ class DynamoDBLock:
                 )
                 return
 
-    def check(self) -> None:
+    def check(self, *, renew: bool = True) -> None:
         """LockError unless the lock is still ours, with its expiry pushed out now. Asked
         before a Release is written: a renewal that cannot be confirmed stops it too (a
-        Release written by two processes at once is worse than a run done again)."""
+        Release written by two processes at once is worse than a run done again).
+
+        `renew=False` asks no one, for a check before every other write that another
+        publisher could overwrite: the lock must not be known lost, nor its expiry near
+        (a process stopped, or a machine suspended, for longer than the lock lives)."""
+        if not renew:
+            margin = min(60.0, self.ttl_seconds / 10)
+            if self.lost or time.time() >= self._expires_at - margin:
+                self.lost = True
+                raise LockError(
+                    f"the publish lock in {self.table} expired while this process ran (it "
+                    "was stopped or too slow to renew it); it stopped before writing more "
+                    "(run it again, then `debrepo verify`)"
+                )
+            return
         renewed = False if self.lost else self._renew()  # botocore has retried already
         if renewed is False:
             self.lost = True

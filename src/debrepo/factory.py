@@ -24,7 +24,9 @@ from debrepo.store.sqlite import SqliteMetadataStore
 AclMode = Literal["public-read", "bucket-policy"]
 # Held as a context manager; what it gives, if anything, raises LockError when called
 # once the lock is no longer this process's (an expiry passed while it was paused).
-Lock = Callable[[float], AbstractContextManager[Callable[[], None] | None]]
+# A lock's hold(wait_seconds): what it yields, if anything, raises LockError once the
+# lock is no longer ours (`renew=False`: without asking the lock's backend).
+Lock = Callable[[float], AbstractContextManager[Callable[..., None] | None]]
 
 
 def open_store(

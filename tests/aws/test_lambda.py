@@ -1401,6 +1401,53 @@ def test_a_publisher_whose_lock_was_taken_over_writes_no_release(
     assert item is not None and item["owner"]["S"] == "other/1/feedface"
 
 
+def test_a_publisher_stopped_past_its_lock_expiry_writes_nothing_more(
+    deployment: Deployment, proxy: AwsProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A laptop suspended mid-publish: when it wakes, another process holds the lock. Its
+    plain indices and pool map must not overwrite what that process published (as they
+    did when only the Release files were guarded)."""
+    import debrepo.aws
+
+    deb = tmp_path / "alpha_1.0_amd64.deb"
+    deb.write_bytes(deb_bytes("alpha", "1.0"))
+    app.add_packages(workspace(), [deb])
+    before = {key: deployment.get(key) for key in deployment.objects()}
+
+    class Clock:  # debrepo.aws's clock, which the stop moves on
+        offset = 0.0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def time(self) -> float:
+            return time.time() + self.offset
+
+    clock = Clock()
+    monkeypatch.setattr(debrepo.aws, "time", clock)
+
+    ws = workspace()
+
+    def stopped_longer_than_the_lock_lives(call: Call) -> None:
+        clock.offset = ws.settings.lock_ttl_seconds + 1
+        put_lock_item(deployment, "other/1/feedface", expires_in=600)
+
+    with ws.lock():
+        # Stopped while it reads the publisher state, before any write.
+        proxy.before(
+            lambda call: call.key.endswith("publish-state.json"), stopped_longer_than_the_lock_lives
+        )
+        sent_before = len(proxy.sent("s3"))
+        with pytest.raises(LockError, match="expired while this process ran"):
+            ws.publish(now=datetime.now(UTC), full=True)
+    assert [
+        c.key
+        for c in proxy.sent("s3")[sent_before:]
+        if c.operation in ("PutObject", "CopyObject", "DeleteObject")
+    ] == []
+    assert {key: deployment.get(key) for key in deployment.objects()} == before
+
+
 def test_a_lock_write_whose_answer_was_lost_is_known_as_ours(
     deployment: Deployment, proxy: AwsProxy
 ) -> None:

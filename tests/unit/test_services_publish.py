@@ -330,7 +330,7 @@ def test_a_publish_handed_state_read_before_an_ingest_first_checks_the_lock(work
     pool_now = workspace.staging.get(POOL_STATE_KEY)
     assert pool_now != files.pool
 
-    def lost() -> None:
+    def lost(*, renew: bool = True) -> None:
         raise LockError("the lock was taken over")
 
     staging = RecordingStore(workspace.staging)

@@ -430,11 +430,13 @@ class Publisher:
         settings: Settings,
         configs: Mapping[str, PackageConfig] | Callable[[], Mapping[str, PackageConfig]],
         progress: Callable[[str, int, int], None] | None = None,
-        fence: Callable[[], None] | None = None,
+        fence: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
-        # Raises if this process no longer holds the publish lock: called before the
-        # signed Release files, the writes that make a publish visible.
+        # Raises if this process no longer holds the publish lock: asked (renewing it)
+        # before the signed Release files, the writes that make a publish visible, and
+        # (from what it knows, `renew=False`) before every other write another
+        # publisher could overwrite.
         self.fence = fence
         self.repo = repo
         self.staging = staging
@@ -687,6 +689,7 @@ class Publisher:
         # published did, the longest any could need it.
         published = {generation_id(g) for g in state.generations}
         state.retired = {k: g if g in published else newest for k, g in state.retired.items()}
+        self._still_ours()
         retired_now = self._place_pool_files(
             plan, pool, report, set(just_written), state.retired, listed
         )
@@ -700,8 +703,10 @@ class Publisher:
         # the map never misses a file an index names (`never_published` relies on it).
         # A file it still lists after a failure is merely retired later; one expiring
         # stays listed until it is deleted, or a failure in between would leak it.
+        self._still_ours()
         if state.pool_to_json() != pool_before:
             self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
+        self._still_ours()
         self._write_indices(plan, report, check_existing=full)
         # Indices the last publish wrote that the new Release no longer lists (an
         # architecture or component dropped): a client of an older Release reads its
@@ -717,6 +722,7 @@ class Publisher:
         }
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
+        self._still_ours()
         self._update_convenience_copy(plan, state, report, refresh=full, now=now)
         convenience_rewritten = CONVENIENCE_COPY in report.written
         stamps = self._stamps(
@@ -727,6 +733,7 @@ class Publisher:
             if left_alone is not None:
                 stamps[CONVENIENCE_COPY] = left_alone
         state.root_stamps = stamps
+        self._still_ours()
         for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
             self.repo.delete(key)
             report.deleted.append(key)
@@ -740,6 +747,7 @@ class Publisher:
         state.skipped = report.skipped_incomplete
         # (An announcement changed the state before state_before was taken.)
         if state.to_json() != state_before or changing_announcement:
+            self._still_ours()
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         return report
 
@@ -1171,6 +1179,7 @@ class Publisher:
         # Stamps refreshed by hashing are kept. (A version 1 state, which carries the pool
         # map inline, is only ever rewritten whole, by a full publish.)
         if state.pool is None and state.to_json() != state_before:
+            self._still_ours()
             self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         report.skipped_incomplete = list(state.skipped)
         report.unchanged = len(indices) + len(root_files)
@@ -1349,6 +1358,13 @@ class Publisher:
                 plain_bytes[by_hash.plain_key] = self.repo.get(by_hash.plain_key)
             expected = plain_bytes[by_hash.plain_key]
         return expected is not None and self.repo.same_bytes(by_hash.key, expected)
+
+    def _still_ours(self) -> None:
+        """Before a write another publisher could overwrite (the state, a plain index, a
+        deletion): LockError if the lock may have gone to another process meanwhile.
+        Asks no one; the Release files ask the lock's backend (`fence()`)."""
+        if self.fence is not None:
+            self.fence(renew=False)
 
     # -- wave 4: the signed Release files, InRelease last ---------------------------------
     def _write_release(self, plan: PublicationPlan, report: PublishReport) -> None:
