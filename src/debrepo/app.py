@@ -829,8 +829,17 @@ def remove_package(
                 except (DebrepoError, OSError) as exc:
                     what = f"{record.package_name} {record.version} was removed from the store"
                     raise publish_failed(exc, f"{what} but is still published") from exc
-                staged = Destination.of("staging", ws.settings)
-                ws.staging.delete(_keys(ws, staged, [record])[0])
+                staged_key = _keys(ws, Destination.of("staging", ws.settings), [record])[0]
+                try:
+                    ws.staging.delete(staged_key)
+                except DebrepoError as exc:  # removed and published: only a leftover
+                    log.warning(
+                        "%s %s is removed and published, but its staged copy %s stays: %s",
+                        record.package_name,
+                        record.version,
+                        staged_key,
+                        exc,
+                    )
         finally:
             if delete_unnamed:
                 try:

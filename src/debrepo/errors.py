@@ -82,6 +82,9 @@ class PublishError(DebrepoError):
     """A publish failed. Unlike PublishRefused, it may have written files already, in
     the order that keeps clients whole: fix the cause and publish again."""
 
+    # Failed after the new Release files were written: clients see the new contents.
+    release_written = False
+
 
 class PublishRefused(PublishError):
     """A safety check refused the publish before it wrote anything: a command that

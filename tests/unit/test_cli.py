@@ -2210,6 +2210,58 @@ def test_root_files_written_over_by_hand_are_published_again_by_a_plain_rebuild(
 ROOT_FILES = ("kiro-repo.deb", "kiro-archive-keyring.gpg", "kiro-archive-keyring.asc", "index.html")
 
 
+def test_a_failure_after_the_release_is_out_says_the_release_is_published(
+    run, debs, home, monkeypatch
+):
+    from debrepo.errors import ObjectStoreError
+    from debrepo.objects.filesystem import FilesystemObjectStore
+    from debrepo.services.publish import STATE_KEY
+
+    put = FilesystemObjectStore.put
+
+    def full_disk_for_the_state(self, key, data, delivery):
+        if key == STATE_KEY:
+            raise ObjectStoreError(f"{key}: cannot write: No space left on device")
+        return put(self, key, data, delivery)
+
+    monkeypatch.setattr(FilesystemObjectStore, "put", full_disk_for_the_state)
+    result = run("add", str(debs))
+    assert result.code == 1
+    assert result.error_line.endswith(
+        "No space left on device; the new Release is published (clients see it), but the "
+        "publish did not finish: fix that, then run `debrepo rebuild`"
+    )
+    assert "alpha" in (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    monkeypatch.undo()
+    assert run("rebuild").code == 0
+    assert run("verify").code == 0
+
+
+def test_a_removal_whose_staged_copy_cannot_be_deleted_is_done_all_the_same(
+    run, home, monkeypatch, caplog
+):
+    from debrepo.errors import ObjectStoreError
+    from debrepo.objects.filesystem import FilesystemObjectStore
+
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    assert run("build-repo-package", "--version", "1.1").code == 0
+    delete = FilesystemObjectStore.delete
+
+    def read_only_staging(self, key):
+        if key.startswith("staging/kiro-repo/"):
+            raise ObjectStoreError(f"{key}: cannot delete: Read-only file system")
+        return delete(self, key)
+
+    monkeypatch.setattr(FilesystemObjectStore, "delete", read_only_staging)
+    result = run("remove", "kiro-repo", "1.0", "--yes")
+    assert result.code == 0
+    assert "kiro-repo 1.0 is removed and published, but its staged copy" in caplog.text
+    assert (
+        "kiro-repo_1.0_all.deb"
+        not in (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    )
+
+
 def test_showing_the_key_of_a_published_repository_whose_key_is_gone_says_to_restore_it(
     run, home, debs
 ):

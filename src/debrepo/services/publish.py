@@ -722,33 +722,39 @@ class Publisher:
         }
         self.repo.flush()  # what the new Release names is on disk before it is
         self._write_release(plan, report)
-        self._still_ours()
-        self._update_convenience_copy(plan, state, report, refresh=full, now=now)
-        convenience_rewritten = CONVENIENCE_COPY in report.written
-        stamps = self._stamps(
-            [u.key for u in plan.root_files] + ([CONVENIENCE_COPY] if convenience_rewritten else [])
-        )
-        if state.convenience_sha256 and not convenience_rewritten:
-            left_alone = state.root_stamps.get(CONVENIENCE_COPY)  # it matched this stamp
-            if left_alone is not None:
-                stamps[CONVENIENCE_COPY] = left_alone
-        state.root_stamps = stamps
-        self._still_ours()
-        for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
-            self.repo.delete(key)
-            report.deleted.append(key)
-        if expired:
-            for key in expired:
-                del state.retired[key]
-            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
-        state.generations = [list(g) for g in plan.generations]
-        state.revision, state.fingerprint = revision, fingerprint
-        state.published_at = now.isoformat(timespec="seconds")
-        state.skipped = report.skipped_incomplete
-        # (An announcement changed the state before state_before was taken.)
-        if state.to_json() != state_before or changing_announcement:
+        # Clients see the new Release from here on: what fails now is the clean-up after
+        # it, which the next publish finishes; said so, not "not published".
+        try:
             self._still_ours()
-            self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
+            self._update_convenience_copy(plan, state, report, refresh=full, now=now)
+            convenience_rewritten = CONVENIENCE_COPY in report.written
+            stamps = self._stamps(
+                [u.key for u in plan.root_files]
+                + ([CONVENIENCE_COPY] if convenience_rewritten else [])
+            )
+            if state.convenience_sha256 and not convenience_rewritten:
+                left_alone = state.root_stamps.get(CONVENIENCE_COPY)  # it matched this stamp
+                if left_alone is not None:
+                    stamps[CONVENIENCE_COPY] = left_alone
+            state.root_stamps = stamps
+            self._still_ours()
+            for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
+                self.repo.delete(key)
+                report.deleted.append(key)
+            if expired:
+                for key in expired:
+                    del state.retired[key]
+                self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
+            state.generations = [list(g) for g in plan.generations]
+            state.revision, state.fingerprint = revision, fingerprint
+            state.published_at = now.isoformat(timespec="seconds")
+            state.skipped = report.skipped_incomplete
+            # (An announcement changed the state before state_before was taken.)
+            if state.to_json() != state_before or changing_announcement:
+                self._still_ours()
+                self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
+        except (DebrepoError, OSError) as exc:
+            raise published_but_unfinished(exc) from exc
         return report
 
     def _refuse_to_drop_foreign_versions(
@@ -1566,11 +1572,29 @@ def never_published(*, repo: ObjectStore, staging: ObjectStore, key: str) -> boo
     return False
 
 
+def published_but_unfinished(exc: DebrepoError | OSError) -> PublishError:
+    """A failure after the new Release went out: the publish is visible to clients, its
+    clean-up (convenience copy, old files, publisher state) is not done."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        exc = PublishError(f"{where}{exc.strerror or exc}")
+    error = PublishError(
+        f"{exc}; the new Release is published (clients see it), but the publish did not "
+        "finish: fix that, then run `debrepo rebuild`"
+    )
+    error.exit_code = exc.exit_code
+    error.release_written = True
+    return error
+
+
 def publish_failed(
     exc: DebrepoError | OSError, outcome: str, *, then: str = "run `debrepo rebuild`"
 ) -> PublishError:
     """The error of a publish that failed after the store changed: what failed, what
-    the store holds now (`outcome`), and how to publish it."""
+    the store holds now (`outcome`), and how to publish it. One that failed after its
+    Release went out (`published_but_unfinished`) says so instead of `outcome`."""
+    if isinstance(exc, PublishError) and exc.release_written:
+        return exc
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         exc = PublishError(f"{where}{exc.strerror or exc}")
