@@ -592,6 +592,16 @@ def build_kiro_repo(
 
     now = now or utc_now()
     check_inputs(version, repo_url or ws.settings.public_url)  # before a key or store is made
+    if repo_url and repo_url.rstrip("/") != ws.settings.public_url.rstrip("/"):
+        # Both ways in stay valid, but new users who follow the page use the other URL.
+        log.warning(
+            "--repo-url %s is not the public URL %s (public_url) that the install page "
+            "(index.html) tells users to fetch from; pass --public-url %s too, or set it in "
+            "the settings",
+            repo_url,
+            ws.settings.public_url,
+            repo_url,
+        )
     config = ws.configs.get(CONVENIENCE_PACKAGE)
     if config is None:
         raise ConfigError(

@@ -9,6 +9,7 @@ dependency between two packages added with `debrepo add`.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -161,3 +162,49 @@ def test_new_user_installs_kiro_repo_then_packages_with_dependencies(
 
     verified = cli.run("verify")
     assert verified.stdout.startswith("OK: 3 package(s)"), verified.describe()
+
+
+def _source_written_by_hand(page: str) -> str:
+    """The APT source the install page's "Set up by hand" block writes."""
+    import html
+    import re
+
+    found = re.search(rf"sudo tee {SOURCES_PATH} &lt;&lt;'EOF'\n(.*?)\nEOF</pre>", page, re.S)
+    assert found is not None, page
+    return html.unescape(found.group(1)) + "\n"
+
+
+@pytest.mark.parametrize("templates_readable", [True, False])
+def test_kiro_repo_installs_over_the_source_the_page_sets_up_by_hand(
+    cli: DebrepoCli, tmp_path: Path, templates_readable: bool
+) -> None:
+    """dpkg asks before replacing a configuration file that differs from the package's,
+    and without a terminal fails: the page must write the very bytes kiro-repo ships."""
+    from debian.debfile import DebFile
+
+    cli.run("build-repo-package", "--version", "1.0.0")
+    if not templates_readable:  # published where only the definitions are (the default text)
+        elsewhere = tmp_path / "elsewhere" / "config" / "packages"
+        elsewhere.mkdir(parents=True)
+        for definition in cli.config_dir.glob("*.yaml"):
+            (elsewhere / definition.name).write_bytes(definition.read_bytes())
+        DebrepoCli(home=cli.home, cwd=cli.cwd, config_dir=elsewhere).run("rebuild", "--full")
+    page = (cli.repo_dir / "index.html").read_text()
+    deb = cli.repo_dir / "kiro-repo.deb"
+    shipped = DebFile(str(deb)).data.get_content(SOURCES_PATH.lstrip("/")).decode()
+    assert _source_written_by_hand(page) == shipped
+
+    root = tmp_path / "root"
+    for folder in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "etc/apt/sources.list.d"):
+        (root / folder).mkdir(parents=True)
+    (root / "var/lib/dpkg/status").touch()
+    (root / SOURCES_PATH.lstrip("/")).write_text(_source_written_by_hand(page))
+    done = subprocess.run(
+        ["dpkg", f"--root={root}", "--force-not-root", "--force-script-chrootless", "-i", deb],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "conffile" not in done.stdout + done.stderr

@@ -276,7 +276,7 @@ def test_add_while_another_process_publishes(run, debs, home):
     assert not (home / "metadata.db").exists()  # nothing stored, not even an empty store
 
 
-def test_build_repo_package(run, tmp_path, home):
+def test_build_repo_package(run, tmp_path, home, caplog):
     output = tmp_path / "kiro-repo.deb"
     result = run(
         "build-repo-package",
@@ -291,6 +291,17 @@ def test_build_repo_package(run, tmp_path, home):
     assert "built kiro-repo_1.0_all.deb" in result.out
     assert "kiro-repo.deb is kiro-repo 1.0" in result.out
     assert (home / "repo/kiro-repo.deb").read_bytes() == output.read_bytes()
+    # The page tells new users the default public URL, not the package's.
+    assert (
+        "--repo-url https://apt.example.com is not the public URL http://127.0.0.1:8080 "
+        "(public_url) that the install page (index.html) tells users to fetch from"
+    ) in caplog.text
+    caplog.clear()
+    public = ("--public-url", "https://apt.example.com/")
+    same = run(
+        *public, "build-repo-package", "--version", "1.1", "--repo-url", "https://apt.example.com"
+    )
+    assert same.code == 0 and "is not the public URL" not in caplog.text
 
 
 def test_output_never_overwrites_what_debrepo_keeps(run, tmp_path, home):

@@ -7,7 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from debrepo.core.site import render_index_html
+from debrepo.core.site import DEFAULT_SOURCES_TEMPLATE, render_index_html
+from tests.conftest import PROJECT_ROOT
 from tests.unit.helpers import make_record
 
 
@@ -83,3 +84,24 @@ def test_the_page_is_well_formed_and_lists_every_package():
     Cells().feed(page)
     assert "kiro" in cells and "kiro-repo" in cells
     assert "ABABABAB" in page  # the fingerprint, as gpg shows it
+
+
+def test_the_default_source_is_the_template_kiro_repo_ships():
+    """Where a publish cannot read templates/, the page still gives the file kiro-repo
+    installs from an unchanged checkout."""
+    shipped = (PROJECT_ROOT / "templates/kiro-repo/kiro.sources").read_text(encoding="utf-8")
+    assert shipped == DEFAULT_SOURCES_TEMPLATE
+
+
+def test_the_page_names_the_architectures_it_serves():
+    page = render_index_html(
+        public_url="https://apt.example.com/",
+        label="Kiro",
+        suite="stable",
+        component="main",
+        keyring_name="kiro-archive-keyring",
+        fingerprint="ab" * 20,
+        latest=[make_record("kiro", "1.0")],
+        architectures=("amd64", "arm64"),
+    ).decode("utf-8")
+    assert "For amd64, arm64 machines only: apt on another architecture finds none" in page

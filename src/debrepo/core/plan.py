@@ -125,6 +125,7 @@ def plan_publication(
     public_key: PublicKey,
     public_url: str,
     keyring_name: str,
+    sources_file: str | None = None,
 ) -> PublicationPlan:
     """Everything to publish for `records` (one consistent snapshot of the store)."""
     from concurrent.futures import ThreadPoolExecutor  # not needed to re-sign only
@@ -143,6 +144,8 @@ def plan_publication(
             fingerprint=public_key.fingerprint,
             latest=newest_per_package(records),
             announced=public_key.announced,
+            sources_file=sources_file,
+            architectures=info.architectures,
         )
         indices = finish_indices()
     dists = dist_dir(info.suite)

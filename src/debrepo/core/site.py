@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from string import Template
 
 from debrepo.core.layout import CONVENIENCE_COPY, CONVENIENCE_PACKAGE
 from debrepo.model import PackageRecord
+
+# templates/kiro-repo/kiro.sources as shipped (a test holds them equal): the page gives
+# this APT source when the templates cannot be read where the publish runs.
+DEFAULT_SOURCES_TEMPLATE = """\
+# Kiro APT repository, installed by the kiro-repo package.
+# Updates to kiro-repo keep this file and the signing key current.
+Types: deb
+URIs: ${repo_url}
+Suites: ${suite}
+Components: ${component}
+Signed-By: ${keyring_path}
+"""
 
 # What the page tells a new user to install once apt knows the repository, in order of
 # preference; any other single package is named too.
@@ -32,9 +45,12 @@ def render_index_html(
     fingerprint: str,
     latest: Sequence[PackageRecord],
     announced: Sequence[str] = (),
+    sources_file: str | None = None,
+    architectures: Sequence[str] = (),
 ) -> bytes:
     """Install instructions: get kiro-repo.deb, install it, apt update, then apt install
-    the product published here (kiro, else kiro-cli, else the only other package)."""
+    the product published here (kiro, else kiro-cli, else the only other package).
+    `sources_file`: the APT source kiro-repo installs, given for a set-up by hand."""
     url = escape(public_url.rstrip("/"))
     product = _product([r.package_name for r in latest])
     if product is None:
@@ -71,15 +87,25 @@ sudo apt update{install}</pre>
         f"<td>{escape(r.architecture)}</td><td>{escape(r.description.splitlines()[0])}</td></tr>"
         for r in latest
     )
-    manual = (
-        f"Types: deb\nURIs: {url}\nSuites: {escape(suite)}\nComponents: {escape(component)}\n"
-        f"Signed-By: /usr/share/keyrings/{escape(keyring_name)}.gpg"
-    )
+    if sources_file is None:
+        sources_file = Template(DEFAULT_SOURCES_TEMPLATE).substitute(
+            repo_url=public_url.rstrip("/"),
+            suite=suite,
+            component=component,
+            keyring_path=f"/usr/share/keyrings/{keyring_name}.gpg",
+        )
+    manual = escape(sources_file.rstrip("\n"))
     next_keys = "".join(
         f"\n  <p>Next signing key (in the keyring already): <code>{escape(fpr.upper())}</code>. "
         f"If you set the key up by hand, fetch <code>{keyring}.gpg</code> again (as above) "
         "before it takes over.</p>"
         for fpr in announced
+    )
+    machines = (
+        f"\n  <p>For {escape(', '.join(architectures))} machines only: apt on another "
+        "architecture finds none of these packages.</p>"
+        if architectures
+        else ""
     )
     page = f"""<!DOCTYPE html>
 <html lang="en">
@@ -100,7 +126,7 @@ sudo tee {sources} &lt;&lt;'EOF'
 {manual}
 EOF</pre>{after_manual}
   <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>{next_keys}
-  <h2>Packages</h2>
+  <h2>Packages</h2>{machines}
   <table>
     <tr><th>Package</th><th>Latest version</th><th>Architecture</th><th>Description</th></tr>
 {rows}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from debrepo.core.control import without_epoch
 from debrepo.core.layout import (
     CONVENIENCE_COPY,
+    CONVENIENCE_PACKAGE,
     HASH_DIRECTORIES,
     INDEX_HTML,
     PublicKey,
@@ -664,6 +665,7 @@ class Publisher:
             public_key=public_key,
             public_url=self.settings.public_url,
             keyring_name=self.settings.keyring_name,
+            sources_file=self._sources_file(info),
         )
         if not replace and not first_here:
             self._refuse_to_drop_what_nobody_removed(
@@ -1364,6 +1366,37 @@ class Publisher:
                 plain_bytes[by_hash.plain_key] = self.repo.get(by_hash.plain_key)
             expected = plain_bytes[by_hash.plain_key]
         return expected is not None and self.repo.same_bytes(by_hash.key, expected)
+
+    def _sources_file(self, info: ReleaseInfo) -> str | None:
+        """The APT source kiro-repo installs, from its templates, for the install page;
+        None when they cannot be read (then the page renders the default template, the
+        same file for an unchanged checkout)."""
+        from debrepo.services.repo_package import (
+            RepoPackageTemplates,
+            sources_file,
+            template_dir_for,
+        )
+
+        # The definitions only if read already: loading them here would warn, in every
+        # rebuild run outside the project, of definitions that a rebuild does not use.
+        configs = {} if callable(self._configs) else self._configs
+        config = configs.get(CONVENIENCE_PACKAGE)
+        folder = (
+            template_dir_for(config, self.settings.config_dir)
+            if config is not None
+            else self.settings.config_dir.parent.parent / "templates" / CONVENIENCE_PACKAGE
+        )
+        try:
+            return sources_file(
+                RepoPackageTemplates.load(folder),
+                repo_url=self.settings.public_url,
+                suite=info.suite,
+                component=info.components[0],
+                key_name=self.settings.key_name,
+            )
+        except DebrepoError as exc:
+            log.debug("the install page renders the default APT source: %s", exc)
+            return None
 
     def _still_ours(self) -> None:
         """Before a write another publisher could overwrite (the state, a plain index, a

@@ -73,6 +73,22 @@ def _fill(template: str, values: dict[str, str], name: str) -> str:
         ) from None
 
 
+def sources_file(
+    templates: RepoPackageTemplates, *, repo_url: str, suite: str, component: str, key_name: str
+) -> str:
+    """The APT source kiro-repo installs, which the install page also gives for a set-up
+    by hand: the same bytes, or dpkg would ask about the file when kiro-repo is installed
+    over it. ConfigError if the template needs what only a build knows (${version})."""
+    values = {
+        "repo_url": repo_url.rstrip("/"),
+        "suite": suite,
+        "component": component,
+        "keyring_path": f"/usr/share/keyrings/{key_name}-archive-keyring.gpg",
+        "key_name": key_name,
+    }
+    return _fill(templates.sources, values, "kiro.sources")
+
+
 def check_inputs(version: str, repo_url: str) -> None:
     """ConfigError naming --version or --repo-url if the package cannot be built from them."""
     if problem := version_problem(version):
@@ -117,11 +133,14 @@ def build_repo_package(
     }
     doc = f"usr/share/doc/{CONVENIENCE_PACKAGE}"
     changelog = _fill(templates.changelog, values, "changelog").encode("utf-8")
+    try:  # as the install page gives it, when the template allows
+        sources = sources_file(
+            templates, repo_url=repo_url, suite=suite, component=component, key_name=key_name
+        )
+    except ConfigError:
+        sources = _fill(templates.sources, values, "kiro.sources")
     members = [
-        DebMember(
-            f"etc/apt/sources.list.d/{key_name}.sources",
-            _fill(templates.sources, values, "kiro.sources").encode(),
-        ),
+        DebMember(f"etc/apt/sources.list.d/{key_name}.sources", sources.encode()),
         DebMember(keyring_path.lstrip("/"), public_key),
         DebMember(f"{doc}/copyright", _fill(templates.copyright, values, "copyright").encode()),
         DebMember(f"{doc}/changelog.gz", gzip.compress(changelog, compresslevel=9, mtime=0)),
