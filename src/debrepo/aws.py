@@ -223,10 +223,10 @@ class DynamoDBLock:
                 raise
             return True
 
-        if self._call("write", put):
+        if self._call("write (dynamodb:PutItem)", put):
             return None
         holder = self._call(
-            "read",
+            "read (dynamodb:GetItem)",
             lambda: self._client.get_item(
                 TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, ConsistentRead=True
             ),
@@ -261,10 +261,18 @@ class DynamoDBLock:
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 return False
-            log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
+            log.warning(
+                "cannot renew (dynamodb:UpdateItem) the publish lock in %s (will retry): %s",
+                self.table,
+                exc,
+            )
             return None
         except Exception as exc:  # a network hiccup: the next beat tries again
-            log.warning("cannot renew the publish lock in %s (will retry): %s", self.table, exc)
+            log.warning(
+                "cannot renew (dynamodb:UpdateItem) the publish lock in %s (will retry): %s",
+                self.table,
+                exc,
+            )
             return None
         self._expires_at = until
         return True

@@ -1558,7 +1558,9 @@ def test_lock_failures_are_one_line_naming_the_table(
     with pytest.raises(LockError) as caught, lock.hold():
         pass
     message = str(caught.value)
-    assert message.startswith(f"cannot write for the publish lock in table {deployment.table}: ")
+    assert message.startswith(
+        f"cannot write (dynamodb:PutItem) for the publish lock in table {deployment.table}: "
+    )
     assert "Could not connect to the endpoint URL" in message and "\n" not in message
 
 
