@@ -39,6 +39,7 @@ from debrepo.factory import (
     open_object_store,
     open_signer,
     open_store,
+    publish_in_progress,
 )
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
@@ -931,6 +932,7 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
     except (OSError, DebrepoError) as exc:
         state_unread = f"the publisher state could not be read: {exc}"
         unavailable = f"{unavailable}; {state_unread}" if unavailable else state_unread
+    publishing = publish_in_progress(ws.settings)
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,
@@ -942,6 +944,15 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
         check_pool_hashes=not quick,
         progress=ws.progress,
     )
+    publishing = publishing or publish_in_progress(ws.settings)
+    if publishing:
+        # Between its waves the files and the Release in place disagree, by design.
+        report.warnings.insert(
+            0,
+            f"a publish ran during this check ({publishing}): a file that differs from "
+            "the Release may be that publish's, half done; run `debrepo verify` again once "
+            "it has finished",
+        )
     if unavailable:
         report.warnings.insert(0, unavailable)
     if broken_key:

@@ -320,6 +320,18 @@ class DynamoDBLock:
                 "(run it again)"
             )
 
+    def holder(self) -> str | None:
+        """Who holds the lock now (its owner, until when), None if nobody does."""
+        item = self._call(
+            "read (dynamodb:GetItem)",
+            lambda: self._client.get_item(
+                TableName=self.table, Key={"package_id": {"S": LOCK_ID}}, ConsistentRead=True
+            ),
+        ).get("Item")
+        if not item or int(item.get("expires_at", {}).get("N", "0")) < time.time():
+            return None
+        return f"{item.get('owner', {}).get('S', 'unknown')}, lock expiring {_expiry(item)}"
+
     @contextmanager
     def hold(self, wait_seconds: float = 0.0) -> Iterator[Callable[[], None]]:
         deadline = time.monotonic() + wait_seconds

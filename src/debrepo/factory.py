@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from debrepo.errors import ConfigError, StoreError
+from debrepo.errors import ConfigError, DebrepoError, StoreError
 from debrepo.locking import local_lock
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.ports import MetadataStore, ObjectStore
@@ -109,6 +109,21 @@ def open_signer(settings: Settings) -> OpenPGPSigner:
             ),
         )
     return load_or_create_signer(settings.key_file, settings.key_user_id)
+
+
+def publish_in_progress(settings: Settings) -> str | None:
+    """Who is publishing now (None: nobody, or it cannot be told), without taking the lock."""
+    if urlparse(settings.store).scheme == "dynamodb":
+        from debrepo.aws import DynamoDBLock
+
+        table = settings.store.removeprefix("dynamodb://")
+        try:
+            return DynamoDBLock(table, ttl_seconds=settings.lock_ttl_seconds).holder()
+        except DebrepoError:  # a monitoring role may not read the lock item
+            return None
+    from debrepo.locking import local_holder
+
+    return local_holder(settings.home / "publish.lock")
 
 
 def open_lock(settings: Settings) -> Lock:

@@ -66,3 +66,24 @@ def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def local_holder(path: Path) -> str | None:
+    """Who holds the lock at `path` now (as it recorded itself), None if nobody does.
+    Takes nothing: a shared lock tried and dropped, on a descriptor opened to read (a
+    monitoring account may not write there)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # never locked here, or not readable: nothing to tell
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

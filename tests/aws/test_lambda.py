@@ -1448,6 +1448,18 @@ def test_a_publisher_stopped_past_its_lock_expiry_writes_nothing_more(
     assert {key: deployment.get(key) for key in deployment.objects()} == before
 
 
+def test_verify_says_a_publish_holds_the_lock(deployment: Deployment, tmp_path: Path) -> None:
+    deb = tmp_path / "alpha_1.0_amd64.deb"
+    deb.write_bytes(deb_bytes("alpha", "1.0"))
+    app.add_packages(workspace(), [deb])
+    assert app.verify(workspace()).warnings == []
+    put_lock_item(deployment, "other/1/feedface", expires_in=600)
+    (warning,) = app.verify(workspace()).warnings
+    assert warning.startswith("a publish ran during this check (other/1/feedface, lock expiring")
+    put_lock_item(deployment, "crashed/2/deadbeef", expires_in=-5)  # expired: nobody
+    assert app.verify(workspace()).warnings == []
+
+
 def test_a_lock_write_whose_answer_was_lost_is_known_as_ours(
     deployment: Deployment, proxy: AwsProxy
 ) -> None:

@@ -597,3 +597,17 @@ def test_compressed_index_damaged_inside_is_a_problem_not_a_crash(published, suf
     replace_object(published, f"{BINARY}/Packages{suffix}", bytes(packed))
     found = problems(published)
     assert f"{BINARY}/Packages{suffix} cannot be decompressed" in found
+
+
+def test_a_publish_running_during_the_check_is_said(published):
+    """Between a publish's waves the files and the Release disagree, by design: a monitor
+    running verify then learns why, instead of only that something differs."""
+    from debrepo.locking import local_lock
+
+    assert app.verify(published, now=FIXED_NOW).warnings == []
+    with local_lock(published.settings.home / "publish.lock"):
+        report = app.verify(published, now=FIXED_NOW)
+    (warning,) = report.warnings
+    assert warning.startswith("a publish ran during this check (pid ")
+    assert "run `debrepo verify` again once it has finished" in warning
+    assert app.verify(published, now=FIXED_NOW).warnings == []  # and the lock is free again
