@@ -52,6 +52,7 @@ from debrepo.services.publish import (
     PublishReport,
     PublishState,
     StateFiles,
+    pool_folder_change,
     publish_failed,
     published_keyring,
     store_changed_since_publish,
@@ -509,6 +510,12 @@ def _store_then_publish(
     restored: list[PackageRecord] = []
     # Read once, for the check of the pool files and for the publish (under the lock).
     state_files = StateFiles.read(ws.staging) if target is ws.repo else None
+    if state_files is not None:
+        # Before a file goes under the other folder (a put-back needs no publish).
+        state = PublishState.from_json(state_files.state)
+        moved = pool_folder_change(state, ws.settings.components)
+        if moved and state.describes(ws.repo):
+            raise PublishRefused(moved, outcome="nothing was added")
     records = ingest_files(
         items,
         store=ws.store,

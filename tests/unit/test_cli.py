@@ -419,6 +419,14 @@ def test_the_component_that_names_the_pool_cannot_change_even_on_purpose(run, de
     assert added.code == 1
     assert added.error_line.endswith("(now extra, main); nothing was added")  # no --no-publish
     assert not (home / "repo/pool/main/g").exists() and not (home / "repo/pool/extra").exists()
+    # A file already stored, whose pool file went missing: not put back under the other
+    # folder (a put-back publishes nothing, so no publish would refuse it).
+    (home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb").unlink()
+    again = run("--components", "extra,main", "add", str(debs / "alpha_1.0_amd64.deb"))
+    assert again.code == 1 and again.error_line.endswith("nothing was added")
+    assert not (home / "repo/pool/extra").exists()
+    assert run("--components", "main,extra", "add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    assert (home / "repo/pool/main/a/alpha/alpha_1.0_amd64.deb").is_file()
     assert run("--components", "main", "rebuild", "--replace").code == 0  # dropping one may
 
 

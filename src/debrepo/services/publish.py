@@ -594,15 +594,11 @@ class Publisher:
                 "architectures (if debrepo.yaml holds them, run from its folder or pass "
                 "--settings), or remove those versions"
             )
-        pool_component = _pool_component(state.fingerprint)
-        if snapshot.records and pool_component not in (None, info.components[0]):
+        moved = pool_folder_change(state, info.components) if snapshot.records else None
+        if moved:
             # Not even with --replace: every pool file would have to move, and every
             # client's index names the old paths.
-            refusal = PublishRefused(
-                f"components: the first component names the pool folder, and this "
-                f"repository's is pool/{pool_component}/; keep {pool_component} first in "
-                f"components (now {', '.join(info.components)})"
-            )
+            refusal = PublishRefused(moved)
             refusal.settled_by_rebuild = False
             raise refusal
         if (first_here or last_store) and not replace:
@@ -1557,6 +1553,19 @@ def settings_changed(
         except (ValueError, TypeError, KeyError):
             return True  # an unreadable shape: a publish writes a readable one
     return state.fingerprint != publication_shape(settings, release_info(settings), public_key)
+
+
+def pool_folder_change(state: PublishState, components: Sequence[str]) -> str | None:
+    """Why `components` cannot be published where `state` published: the first one names
+    the pool folder of every published file. None if it is the same (or unknown)."""
+    published = _pool_component(state.fingerprint)
+    if published in (None, components[0]):
+        return None
+    return (
+        f"components: the first component names the pool folder, and this repository's "
+        f"is pool/{published}/; keep {published} first in components (now "
+        f"{', '.join(components)})"
+    )
 
 
 def _pool_component(shape: str | None) -> str | None:
