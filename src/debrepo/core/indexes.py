@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 
 from debrepo.core.compression import Reusable, start_compression
 from debrepo.core.control import field_rank
-from debrepo.core.layout import pool_path
+from debrepo.core.layout import pool_folder, pool_path
 from debrepo.core.release import Digest, IndexFile, ReleaseInfo, digest_of, format_paragraph
 from debrepo.model import PackageRecord
 from debrepo.versions import version_key
@@ -84,7 +84,7 @@ def _render_plain_stanza(r: PackageRecord, component: str) -> str:
     if r.depends:
         parts.append(f"Depends: {r.depends}\n")
     parts.append(
-        f"Filename: pool/{component}/{name[0]}/{name}/{r.actual_filename}\nSize: {r.file_size}\n"
+        f"Filename: {pool_folder(component, name)}/{r.actual_filename}\nSize: {r.file_size}\n"
         f"MD5sum: {r.md5_hash}\nSHA1: {r.sha1_hash}\nSHA256: {r.sha256_hash}\n"
     )
     if r.sha512_hash:

@@ -25,7 +25,13 @@ def pool_path(component: str, package_name: str, filename: str) -> str:
     for problem in (package_name_problem(package_name), pool_filename_problem(filename)):
         if problem:
             raise ValueError(problem)
-    return f"pool/{component}/{package_name[0]}/{package_name}/{filename}"
+    return f"{pool_folder(component, package_name)}/{filename}"
+
+
+def pool_folder(component: str, package_name: str) -> str:
+    """The folder of a package's files in the pool (Property 7), for a name already
+    checked: the one layout rule, which the inner loop of rendering uses as is."""
+    return f"pool/{component}/{package_name[0]}/{package_name}"
 
 
 def dist_dir(suite: str) -> str:
