@@ -2205,6 +2205,17 @@ def test_an_architecture_dropped_from_the_settings_leaves_no_stale_index(run, de
     assert (home / "repo/dists/stable/main/binary-amd64/Packages").is_file()
 
 
+def test_a_new_suite_leaves_the_old_one_whole(run, debs, home):
+    """README: changing `suite` publishes a new dists/<suite>/ and leaves the old one as
+    it is, for the clients not yet pointed at the new one."""
+    assert run("add", str(debs)).code == 0
+    old = home / "repo/dists/stable"
+    before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    assert run("--suite", "kiro", "--codename", "kiro", "rebuild").code == 0
+    assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    assert (home / "repo/dists/kiro/main/binary-amd64/Packages").is_file()
+
+
 def test_root_files_written_over_by_hand_are_published_again_by_a_plain_rebuild(run, home, debs):
     assert run("build-repo-package", "--version", "1.0").code == 0
     repo = home / "repo"

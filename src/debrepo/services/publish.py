@@ -709,7 +709,13 @@ class Publisher:
         # Indices the last publish wrote that the new Release no longer lists (an
         # architecture or component dropped): a client of an older Release reads its
         # by-hash copy, kept with its generation, so the plain file goes with the Release.
-        dropped_indices = sorted(state.index_stamps.keys() - set(plan.index_keys))
+        # Not those of another suite: its Release stays, for clients not yet moved.
+        suite_folder = f"{dist_dir(info.suite)}/"
+        dropped_indices = sorted(
+            key
+            for key in state.index_stamps.keys() - set(plan.index_keys)
+            if key.startswith(suite_folder)
+        )
         state.index_stamps = self._index_stamps(plan)
         state.index_pieces = {
             key: IndexLayout(index.digest.sha256, list(index.pieces))
