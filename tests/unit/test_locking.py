@@ -187,3 +187,28 @@ def test_a_forked_child_outliving_its_parent_does_not_keep_the_lock(tmp_path: Pa
             except ProcessLookupError:
                 break
             threading.Event().wait(0.05)
+
+
+def test_telling_who_holds_the_lock_never_keeps_a_publisher_from_it(tmp_path):
+    """`verify` asks who publishes: asking must not take the lock, even for a moment."""
+    from debrepo.locking import local_holder
+
+    path = tmp_path / "publish.lock"
+    with local_lock(path):
+        assert local_holder(path).startswith(f"pid {os.getpid()} on ")
+    assert local_holder(path) is None
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            local_holder(path)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        for _ in range(300):
+            with local_lock(path):  # no wait: refused if the asker held it then
+                pass
+    finally:
+        stop.set()
+        asker.join()
