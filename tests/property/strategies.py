@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -114,15 +115,64 @@ _NAME_REST = _NAME_START + "+.-"
 _VERSION_CHARS = string.ascii_letters + string.digits + ".+~"
 
 
+# Names where a pool layout is easy to get wrong: Debian's own archive puts `lib*`
+# packages under a four-letter directory (pool/main/libf/libfoo/), the seed (Property 7)
+# and DESIGN under the first letter alone; two characters is the shortest valid name;
+# '+', '.' and '-' are the punctuation policy allows.
+NOTABLE_NAMES = (
+    "libfoo",
+    "lib2",
+    "lib",
+    "libc6",
+    "libstdc++6",
+    "lib-x",
+    "lib.so",
+    "ab",
+    "a0",
+    "0a",
+    "g+",
+    "c-",
+    "x.",
+    "g++",
+    "a.b",
+    "a+b-c.d",
+    "python3.11",
+    "0ad",
+)
+
+
+@functools.cache
+def notable_package_names(*, allow_double_dot: bool = False) -> st.SearchStrategy[str]:
+    """Valid names starting with `lib`, of two characters, or holding '+', '.' or '-'."""
+    lib = st.builds(str.__add__, st.just("lib"), st.text(_NAME_REST, max_size=8))
+    two = st.builds(str.__add__, st.sampled_from(_NAME_START), st.sampled_from(_NAME_REST))
+    punctuated = st.builds(
+        lambda first, left, mark, right: first + left + mark + right,
+        st.sampled_from(_NAME_START),
+        st.text(_NAME_REST, max_size=6),
+        st.sampled_from("+.-"),
+        st.text(_NAME_REST, max_size=6),
+    )
+    generated = st.one_of(lib, two, punctuated)
+    if not allow_double_dot:
+        generated = generated.filter(lambda name: ".." not in name)
+    return st.sampled_from(NOTABLE_NAMES) | generated
+
+
 @functools.cache
 def package_names(*, allow_double_dot: bool = False) -> st.SearchStrategy[str]:
-    """Binary package names `[a-z0-9][a-z0-9+.-]+`, often the seed's own packages."""
+    """Binary package names `[a-z0-9][a-z0-9+.-]+`, often the seed's own packages, often
+    a notable one (see notable_package_names)."""
     generated = st.builds(
         str.__add__, st.sampled_from(_NAME_START), st.text(_NAME_REST, min_size=1, max_size=20)
     )
     if not allow_double_dot:
         generated = generated.filter(lambda name: ".." not in name)
-    return st.one_of(st.sampled_from(KNOWN_PACKAGES), generated)
+    return st.one_of(
+        st.sampled_from(KNOWN_PACKAGES),
+        generated,
+        notable_package_names(allow_double_dot=allow_double_dot),
+    )
 
 
 @functools.cache
@@ -178,6 +228,23 @@ def debian_versions(
     if not allow_double_dot:
         strategy = strategy.filter(lambda version: ".." not in version)
     return strategy
+
+
+@st.composite
+def respellings_of(draw: st.DrawFn, version: str) -> str:
+    """`version` spelled otherwise but equal as dpkg compares: numbers with leading
+    zeros, an explicit epoch 0, a revision 0, a 0 after a trailing letter (possibly
+    none of these: then the same spelling)."""
+    other = version
+    if draw(st.booleans()):
+        other = re.sub(r"(?<![0-9])(?=[0-9])", "0", other)  # 1.2 -> 01.02, 1:2 -> 01:02
+    if ":" not in other and draw(st.booleans()):
+        other = "0:" + other
+    if "-" not in version and draw(st.booleans()):
+        other += "-0"
+    elif other[-1:].isalpha() and draw(st.booleans()):
+        other += "0"
+    return other
 
 
 def version_without_epoch(version: str) -> str:

@@ -39,8 +39,10 @@ from tests.property.strategies import (
     component_names,
     debian_versions,
     descriptions,
+    extra_control_fields,
     field_lists,
     moments,
+    notable_package_names,
     package_names,
     package_records,
     record_lists,
@@ -87,6 +89,41 @@ def test_property_7_pool_directory_structure(record: PackageRecord, component: s
     assert pool_file.key == expected
     (paragraph,) = packages_paragraphs(render_packages([record], component))
     assert paragraph["Filename"] == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    record=package_records(names=notable_package_names()),
+    extra=extra_control_fields().filter(bool),
+    component=st.just("main") | component_names,
+)
+def test_property_7_8_filename_of_lib_short_and_punctuated_names(
+    record: PackageRecord, extra: tuple[tuple[str, str], ...], component: str
+) -> None:
+    """Feature: unified-multi-package-repo, Property 7: Pool Directory Structure
+    Feature: unified-multi-package-repo, Property 8: Packages File Entry Completeness
+
+    For names starting with `lib` (which Debian's own archive files under `libf/`, not
+    under the first letter), two-character names and names holding '+', '.' or '-': the
+    Filename of the Packages entry is `pool/<component>/<first letter>/<name>/<file>`,
+    the key the publication plan puts the file at, for a record without extra control
+    fields and for one with some (two different renderers), and the entry is complete.
+    """
+    name = record.package_name
+    layout = f"pool/{component}/{name[0]}/{name}/{record.actual_filename}"
+    (pool_file,) = pool_files_for([record], component)
+    assert pool_file.key == layout
+    for variant in (
+        record.with_changes(control_fields=()),
+        record.with_changes(control_fields=extra),
+    ):
+        data = render_packages([variant], component)
+        (paragraph,) = packages_paragraphs(data)
+        assert paragraph["Filename"] == layout, (variant.control_fields, paragraph["Filename"])
+        assert paragraph["Filename"] == pool_file.key
+        assert f"\nFilename: {layout}\n".encode() in data
+        assert set(SEED_STANZA_FIELDS) <= set(paragraph)
+        assert paragraph == expected_stanza(variant, component)
 
 
 @settings(max_examples=100, deadline=None)

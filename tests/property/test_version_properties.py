@@ -7,7 +7,6 @@ hundred examples of a handful of comparisons each within a few seconds.
 from __future__ import annotations
 
 import itertools
-import re
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -23,6 +22,7 @@ from tests.property.strategies import (
     package_names,
     package_records,
     record_lists,
+    respellings_of,
 )
 
 # Comparisons may use the whole Debian grammar; nothing here becomes a file name.
@@ -88,16 +88,7 @@ def respellings(draw: st.DrawFn) -> tuple[str, str]:
     """A version and the same version as dpkg compares, spelled otherwise: numbers with
     leading zeros, an explicit epoch 0, a revision 0, a 0 after a trailing letter."""
     version = draw(any_versions)
-    other = version
-    if draw(st.booleans()):
-        other = re.sub(r"(?<![0-9])(?=[0-9])", "0", other)  # 1.2 -> 01.02, 1:2 -> 01:02
-    if ":" not in other and draw(st.booleans()):
-        other = "0:" + other
-    if "-" not in version and draw(st.booleans()):
-        other += "-0"
-    elif other[-1:].isalpha() and draw(st.booleans()):
-        other += "0"
-    return version, other
+    return version, draw(respellings_of(version))
 
 
 @settings(max_examples=100, deadline=None)
