@@ -210,6 +210,43 @@ class ReadGuard:
         self.inner.flush()
 
 
+class WriteRecorder:
+    """An object store that records, in order, every write and delete made through it:
+    (operation, key, Delivery) with operation "put", "copy", "delete" or "flush" (the
+    Delivery is None for the last two). Everything else passes through."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.events: list[tuple[str, str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(self, key: str, data: bytes, delivery: Any) -> str | None:
+        self.events.append(("put", key, delivery))
+        version: str | None = self.inner.put(key, data, delivery)
+        return version
+
+    def put_file(self, key: str, path: Path, delivery: Any, *, move: bool = False) -> None:
+        self.events.append(("put", key, delivery))
+        self.inner.put_file(key, path, delivery, move=move)
+
+    def copy_from(
+        self, source: Any, source_key: str, key: str, delivery: Any, *, shared: bool = False
+    ) -> None:
+        self.events.append(("copy", key, delivery))
+        origin = source.inner if isinstance(source, WriteRecorder) else source
+        self.inner.copy_from(origin, source_key, key, delivery, shared=shared)
+
+    def delete(self, key: str) -> None:
+        self.events.append(("delete", key, None))
+        self.inner.delete(key)
+
+    def flush(self) -> None:
+        self.events.append(("flush", "", None))
+        self.inner.flush()
+
+
 def is_package_file(key: str) -> bool:
     return key.endswith(".deb")
 

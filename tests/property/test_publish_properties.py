@@ -7,12 +7,15 @@ uses), deb822 and hashlib, never by debrepo's own verify command.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import lzma
 import stat
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hypothesis import given, settings
@@ -21,9 +24,10 @@ from hypothesis import strategies as st
 from debrepo import app
 from debrepo.model import PackageRecord
 from debrepo.signing.openpgp import OpenPGPSigner
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, deb_bytes
 from tests.property.oracles import (
     ReadGuard,
+    WriteRecorder,
     dpkg_table,
     expected_stanza,
     gpgv,
@@ -326,3 +330,240 @@ def test_property_10_11_12_convenience_copy(
             assert hashlib.sha256(published).hexdigest() in {
                 builds[v].sha256_hash for v in matching
             }
+
+
+# -- successive publishes ----------------------------------------------------------------
+
+HISTORY_NAMES = ("kiro", "libfoo", "g++", "ab")
+# Distinct pool file names (the epoch is not in them) and distinct for dpkg.
+HISTORY_VERSIONS = ("1.0", "1.0-1", "2.0~rc1", "1:0.9", "10")
+HISTORY_ARCHITECTURES = ("amd64", "arm64")
+DISTS = f"dists/{SUITE}"
+RELEASE_HASHES = (
+    ("MD5Sum", "md5sum", "md5"),
+    ("SHA1", "sha1", "sha1"),
+    ("SHA256", "sha256", "sha256"),
+    ("SHA512", "sha512", "sha512"),
+)
+# Acquire-By-Hash: apt fetches an index under the directory of the strongest hash the
+# Release lists for it.
+BY_HASH_DIRECTORIES = (("SHA256", "sha256"), ("SHA512", "sha512"))
+
+# What a .deb's control file says besides its identity (all of them are in its entry).
+FIELDS = (("Section", "misc"), ("Priority", "optional"), ("Homepage", "https://kiro.dev"))
+Package = tuple[str, str, str]  # name, version, architecture
+Step = tuple[str, tuple[Package, ...]]
+
+
+@st.composite
+def publish_histories(draw: st.DrawFn) -> list[Step]:
+    """Two to four publishes: a first add, then adds (some of amd64 packages only, which
+    leave arm64's Packages as it was), removals and publishes with nothing changed."""
+    present: dict[tuple[str, str], str] = {}
+    versions = st.sampled_from(HISTORY_VERSIONS)
+
+    def new_packages(architectures: tuple[str, ...], most: int) -> tuple[Package, ...]:
+        batch: dict[tuple[str, str], str] = {}
+        for _ in range(draw(st.integers(1, most))):
+            identity = (draw(st.sampled_from(HISTORY_NAMES)), draw(versions))
+            if identity not in present and identity not in batch:
+                batch[identity] = draw(st.sampled_from(architectures))
+        present.update(batch)
+        return tuple((name, version, arch) for (name, version), arch in batch.items())
+
+    steps: list[Step] = [("add", new_packages((*HISTORY_ARCHITECTURES, "all"), 3))]
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(("add", "add-amd64", "remove", "again")))
+        if kind == "remove" and present:
+            identity = draw(st.sampled_from(sorted(present)))
+            steps.append(("remove", ((*identity, present.pop(identity)),)))
+        elif kind in ("add", "add-amd64"):
+            architectures = ("amd64",) if kind == "add-amd64" else (*HISTORY_ARCHITECTURES, "all")
+            batch = new_packages(architectures, 2)
+            steps.append(("add", batch) if batch else ("again", ()))
+        else:
+            steps.append(("again", ()))
+    return steps
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def check_release_indices(root: Path, release: bytes) -> dict[str, bytes]:
+    """Every index the Release lists is at its plain path and under by-hash/SHA256 and
+    by-hash/SHA512 with exactly the size and the four digests the Release gives; the
+    .gz and .xz forms decompress to the Packages file. Returns the indices by name."""
+    parsed = release_fields(release)
+    listed: dict[str, dict[str, str]] = {}
+    sizes: dict[str, int] = {}
+    for field, key, algorithm in RELEASE_HASHES:
+        assert field in parsed, field
+        for entry in parsed[field]:
+            listed.setdefault(entry["name"], {})[algorithm] = entry[key]
+            assert sizes.setdefault(entry["name"], int(entry["size"])) == int(entry["size"])
+    assert set(listed) == {
+        f"main/binary-{architecture}/Packages{suffix}"
+        for architecture in HISTORY_ARCHITECTURES
+        for suffix in ("", ".gz", ".xz")
+    }
+    dists = root / DISTS
+    indices = {}
+    for name, digests in listed.items():
+        assert set(digests) == {algorithm for _, _, algorithm in RELEASE_HASHES}, name
+        directory = (dists / name).parent
+        places = [dists / name] + [
+            directory / "by-hash" / hash_dir / digests[algorithm]
+            for hash_dir, algorithm in BY_HASH_DIRECTORIES
+        ]
+        for place in places:
+            data = place.read_bytes()
+            assert len(data) == sizes[name], place
+            for algorithm, digest in digests.items():
+                assert hashlib.new(algorithm, data).hexdigest() == digest, (place, algorithm)
+        indices[name] = (dists / name).read_bytes()
+    for architecture in HISTORY_ARCHITECTURES:
+        plain = indices[f"main/binary-{architecture}/Packages"]
+        assert gzip.decompress(indices[f"main/binary-{architecture}/Packages.gz"]) == plain
+        assert lzma.decompress(indices[f"main/binary-{architecture}/Packages.xz"]) == plain
+    return indices
+
+
+def write_rank(key: str) -> int | None:
+    """Where a write belongs in a publish (DESIGN "No Hash Sum mismatch"): pool files,
+    then by-hash indices, then plain indices, then Release.gpg, Release, InRelease.
+    None for the root files (keyring, page, convenience copy), which no Release names."""
+    if key.startswith("pool/"):
+        return 0
+    if key.startswith(f"{DISTS}/") and "/by-hash/" in key:
+        return 1
+    if key == f"{DISTS}/Release.gpg":
+        return 3
+    if key == f"{DISTS}/Release":
+        return 4
+    if key == f"{DISTS}/InRelease":
+        return 5
+    if key.startswith(f"{DISTS}/"):
+        return 2
+    return None
+
+
+def check_write_order(
+    events: list[tuple[str, str, Any]], existed: set[str], indices: dict[str, bytes], release: bytes
+) -> None:
+    """InRelease is written once, and everything it names (indices at their plain and
+    by-hash paths, the pool files they list, Release and Release.gpg) was written before
+    it or was there before the publish and is left alone; nothing is deleted before it;
+    the writes before it come in the order pool, by-hash, plain, Release.gpg, Release."""
+    writes = [
+        (i, key) for i, (operation, key, _) in enumerate(events) if operation in ("put", "copy")
+    ]
+    (inrelease_at,) = [i for i, key in writes if key == f"{DISTS}/InRelease"]
+    before = {key for i, key in writes if i < inrelease_at}
+    after = {key for i, key in writes if i > inrelease_at}
+    parsed = release_fields(release)
+    digests = {
+        (entry["name"], algorithm): entry[key]
+        for field, key, algorithm in RELEASE_HASHES
+        for entry in parsed[field]
+    }
+    named = {f"{DISTS}/Release", f"{DISTS}/Release.gpg"}
+    for name, data in indices.items():
+        directory = f"{DISTS}/{name}".rsplit("/", 1)[0]
+        named.add(f"{DISTS}/{name}")
+        for hash_dir, algorithm in BY_HASH_DIRECTORIES:
+            named.add(f"{directory}/by-hash/{hash_dir}/{digests[name, algorithm]}")
+        if name.endswith("/Packages"):
+            named.update(p["Filename"] for p in packages_paragraphs(data))
+    assert {f"{DISTS}/Release", f"{DISTS}/Release.gpg"} <= before
+    for key in named:
+        assert key in before or key in existed, f"{key} is named by InRelease but not there"
+        assert key not in after, f"{key} written after InRelease"
+    for i, (operation, key, _) in enumerate(events):
+        if operation == "delete":
+            assert i > inrelease_at, f"{key} deleted before InRelease was written"
+            assert key not in named, f"{key} is named by InRelease but deleted"
+    ranks = [
+        rank for i, key in writes if i <= inrelease_at if (rank := write_rank(key)) is not None
+    ]
+    assert ranks == sorted(ranks), [key for i, key in writes if i <= inrelease_at]
+
+
+@settings(max_examples=100, deadline=None, phases=PHASES_WITHOUT_EXPLAIN)
+@given(history=publish_histories())
+def test_property_4_9_13_successive_publishes(signer: OpenPGPSigner, history: list[Step]) -> None:
+    """Feature: unified-multi-package-repo, Property 4: Repository Metadata Generation from DynamoDB Alone
+    Feature: unified-multi-package-repo, Property 9: All Packages Included in Packages File
+    Feature: unified-multi-package-repo, Property 13: Release File Contains Packages Checksums
+
+    Packages added (`add`) and removed (`remove`) over several publishes to an amd64 and
+    arm64 repository, some changing amd64 alone, some changing nothing (`rebuild`, which
+    only re-signs). After every publish: InRelease and Release.gpg verify with gpgv;
+    every index the Release lists is at its plain and by-hash paths with the size and
+    MD5, SHA1, SHA256 and SHA512 the Release gives, and its compressed forms decompress
+    to it; each Packages file lists exactly the stored packages of its architecture
+    (and `all`), with their stored fields, and is byte for byte what rendering from the
+    store alone gives. The publish wrote everything InRelease names before InRelease
+    (pool, by-hash, plain indices, Release.gpg, Release, in that order), deleted
+    nothing before it, and left untouched the indices of an architecture whose Packages
+    did not change (DESIGN "Incremental publish").
+    """  # noqa: E501
+    from debrepo.core.indexes import build_indices
+    from debrepo.services.publish import release_info
+
+    architectures = ",".join(HISTORY_ARCHITECTURES)
+    with (
+        scratch_dir() as directory,
+        workspace_in(directory, signer, architectures=architectures) as ws,
+    ):
+        recorder = WriteRecorder(ws.repo)
+        ws.__dict__["repo"] = recorder
+        root = Path(recorder.root)
+        present: set[Package] = set()
+        previous: dict[str, bytes] = {}
+        for number, (kind, packages) in enumerate(history):
+            now = datetime(2026, 11, 24, 12, tzinfo=UTC) + timedelta(hours=number)
+            existed = files_under(root)
+            mark = len(recorder.events)
+            if kind == "add":
+                paths = []
+                for name, version, architecture in packages:
+                    path = directory / "incoming" / deb_filename(name, version, architecture)
+                    path.parent.mkdir(exist_ok=True)
+                    path.write_bytes(deb_bytes(name, version, architecture, extra_fields=FIELDS))
+                    paths.append(path)
+                app.add_packages(ws, paths, now=now)
+                present.update(packages)
+            elif kind == "remove":
+                ((name, version, architecture),) = packages
+                app.remove_package(ws, name, version, now=now)
+                present.remove((name, version, architecture))
+            else:
+                report = app.rebuild(ws, now=now)
+                assert report.resigned_only
+            events = recorder.events[mark:]
+
+            release = check_signed_release(root, signer)
+            assert release_fields(release)["Date"] == format_datetime(now)
+            indices = check_release_indices(root, release)
+            records = ws.store.all()
+            assert {(r.package_name, r.version, r.architecture) for r in records} == present
+            rebuilt = {i.path: i.data for i in build_indices(records, release_info(ws.settings))}
+            assert rebuilt == indices
+            for architecture in HISTORY_ARCHITECTURES:
+                paragraphs = packages_paragraphs(indices[f"main/binary-{architecture}/Packages"])
+                wanted = [r for r in records if r.architecture in (architecture, "all")]
+                assert sorted(sorted(p.items()) for p in paragraphs) == sorted(
+                    sorted(expected_stanza(r, "main").items()) for r in wanted
+                )
+            check_write_order(events, existed, indices, release)
+            written = {key for operation, key, _ in events if operation in ("put", "copy")}
+            for name, data in indices.items():
+                if previous.get(name) == data:
+                    directory_key = f"{DISTS}/{name}".rsplit("/", 1)[0]
+                    assert f"{DISTS}/{name}" not in written, f"unchanged {name} written again"
+                    assert not any(k.startswith(f"{directory_key}/by-hash/") for k in written)
+            if kind == "again":
+                assert previous == indices
+                assert written == {f"{DISTS}/{n}" for n in ("Release.gpg", "Release", "InRelease")}
+            previous = indices
