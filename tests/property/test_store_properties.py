@@ -34,6 +34,7 @@ from tests.property.strategies import (
     package_names,
     package_records,
     record_lists,
+    respellings_of,
 )
 from tests.property.workspaces import workspace_in
 
@@ -381,17 +382,25 @@ def test_property_18_lookup_key_agrees_with_stored_identity(
     # Distinct pool file names too: versions differing only by epoch cannot share a pool.
     versions=distinct_versions(min_size=2, max_size=2),
     architecture=st.sampled_from(ARCHITECTURES),
+    data=st.data(),
 )
 def test_property_18_adding_a_known_version_changes_nothing(
-    known: PackageRecord, name: str, versions: list[str], architecture: str
+    known: PackageRecord,
+    name: str,
+    versions: list[str],
+    architecture: str,
+    data: st.DataObject,
 ) -> None:
     """Feature: unified-multi-package-repo, Property 18: Version Deduplication
 
     A .deb whose `P#V` is already in the store is neither placed nor stored again, and a
     batch containing it adds nothing (not even its new companion); the companion alone
-    is then accepted, so the refusal was about the duplicate.
+    is then accepted, so the refusal was about the duplicate. The same holds for a .deb
+    whose version is spelled otherwise but equal as dpkg compares (1.00 for 1.0, 0:1.0,
+    1.0-0): dpkg and apt take it for the stored version.
     """
     old_version, new_version = versions
+    respelled = data.draw(respellings_of(old_version), label="respelled")
     known = known.with_changes(
         package_name=name,
         version=old_version,
@@ -404,12 +413,15 @@ def test_property_18_adding_a_known_version_changes_nothing(
         ws.store.put(known)
         duplicate = directory / "duplicate.deb"
         duplicate.write_bytes(deb_bytes(name, old_version, architecture))
+        respelling = directory / "respelled.deb"
+        respelling.write_bytes(deb_bytes(name, respelled, architecture))
         fresh = directory / "fresh.deb"
         fresh.write_bytes(deb_bytes(name, new_version, architecture))
 
-        for batch in ([duplicate], [fresh, duplicate]):
-            with pytest.raises(DebrepoError):
+        for batch in ([duplicate], [fresh, duplicate], [respelling], [fresh, respelling]):
+            with pytest.raises(DebrepoError) as refused:
                 app.add_packages(ws, batch, publish=False, now=FIXED_NOW)
+            assert old_version in str(refused.value), str(refused.value)
             assert ws.store.all() == [known]
             assert list(ws.repo.list("")) == []
             assert [info.key for info in ws.staging.list("") if info.key.endswith(".deb")] == []

@@ -22,14 +22,16 @@ def workspace_in(
     signer: OpenPGPSigner | None = None,
     *,
     with_package_configs: bool = False,
+    config_dir: Path | None = None,
     **settings: Any,
 ) -> Iterator[Workspace]:
     """A workspace under `directory` that signs with `signer` (if it needs to sign).
 
     Without `with_package_configs` no package is defined in config/packages/, so every
-    package is treated alike, whatever its name.
+    package is treated alike, whatever its name; with it, the project's definitions are
+    read, or those in `config_dir` if given.
     """
-    config_dir = CONFIG_DIR
+    config_dir = config_dir or CONFIG_DIR
     if not with_package_configs:
         config_dir = directory / "no-package-configs"
         config_dir.mkdir(exist_ok=True)
