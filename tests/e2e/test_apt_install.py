@@ -174,16 +174,30 @@ def _source_written_by_hand(page: str) -> str:
     return html.unescape(found.group(1)) + "\n"
 
 
-@pytest.mark.parametrize("templates_readable", [True, False])
+@pytest.mark.parametrize("templates", ["shipped", "unreadable", "own"])
 def test_kiro_repo_installs_over_the_source_the_page_sets_up_by_hand(
-    cli: DebrepoCli, tmp_path: Path, templates_readable: bool
+    cli: DebrepoCli, tmp_path: Path, templates: str
 ) -> None:
     """dpkg asks before replacing a configuration file that differs from the package's,
     and without a terminal fails: the page must write the very bytes kiro-repo ships."""
+    import shutil
+
     from debian.debfile import DebFile
 
+    if templates == "own":  # kiro-repo.yaml names templates of its own (build.template_dir)
+        checkout = tmp_path / "checkout"
+        shutil.copytree(cli.config_dir, checkout / "config" / "packages")
+        shutil.copytree(cli.config_dir.parent.parent / "templates", checkout / "templates")
+        shutil.copytree(checkout / "templates" / "kiro-repo", checkout / "own-templates")
+        with (checkout / "own-templates" / "kiro.sources").open("a") as sources:
+            sources.write("Architectures: amd64\n")
+        definition = checkout / "config" / "packages" / "kiro-repo.yaml"
+        text = definition.read_text()
+        assert 'template_dir: "templates/kiro-repo/"' in text
+        definition.write_text(text.replace("templates/kiro-repo/", "own-templates/"))
+        cli = DebrepoCli(home=cli.home, cwd=cli.cwd, config_dir=checkout / "config" / "packages")
     cli.run("build-repo-package", "--version", "1.0.0")
-    if not templates_readable:  # published where only the definitions are (the default text)
+    if templates == "unreadable":  # published where only the definitions are (the default text)
         elsewhere = tmp_path / "elsewhere" / "config" / "packages"
         elsewhere.mkdir(parents=True)
         for definition in cli.config_dir.glob("*.yaml"):
@@ -193,6 +207,7 @@ def test_kiro_repo_installs_over_the_source_the_page_sets_up_by_hand(
     deb = cli.repo_dir / "kiro-repo.deb"
     shipped = DebFile(str(deb)).data.get_content(SOURCES_PATH.lstrip("/")).decode()
     assert _source_written_by_hand(page) == shipped
+    assert ("Architectures: amd64" in shipped) == (templates == "own")
 
     root = tmp_path / "root"
     for folder in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "etc/apt/sources.list.d"):

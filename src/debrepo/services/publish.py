@@ -1373,22 +1373,28 @@ class Publisher:
         """The APT source kiro-repo installs, from its templates, for the install page;
         None when they cannot be read (then the page renders the default template, the
         same file for an unchanged checkout)."""
+        from debrepo.packages_config import load_package_config
         from debrepo.services.repo_package import (
             RepoPackageTemplates,
             sources_file,
             template_dir_for,
         )
 
-        # The definitions only if read already: loading them here would warn, in every
-        # rebuild run outside the project, of definitions that a rebuild does not use.
-        configs = {} if callable(self._configs) else self._configs
-        config = configs.get(CONVENIENCE_PACKAGE)
-        folder = (
-            template_dir_for(config, self.settings.config_dir)
-            if config is not None
-            else self.settings.config_dir.parent.parent / "templates" / CONVENIENCE_PACKAGE
-        )
         try:
+            # kiro-repo's definition alone (it may name its own templates): loading every
+            # definition would warn, in a rebuild run outside the project, of definitions
+            # a rebuild does not use.
+            definition = self.settings.config_dir / f"{CONVENIENCE_PACKAGE}.yaml"
+            config: PackageConfig | None = None
+            if not callable(self._configs):
+                config = self._configs.get(CONVENIENCE_PACKAGE)
+            elif definition.is_file():
+                config = load_package_config(definition)
+            folder = (
+                template_dir_for(config, self.settings.config_dir)
+                if config is not None
+                else self.settings.config_dir.parent.parent / "templates" / CONVENIENCE_PACKAGE
+            )
             return sources_file(
                 RepoPackageTemplates.load(folder),
                 repo_url=self.settings.public_url,
