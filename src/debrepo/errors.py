@@ -9,7 +9,6 @@ others, and reported: a package in `sync`, a notification.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 # Set on a log record of an error that a command also reports in its own output (a
 # package's sync outcome): a terminal, which shows that output, leaves the log line out.
@@ -98,13 +97,6 @@ class PublishRefused(PublishError):
     def __init__(self, reason: str, *, outcome: str = "nothing was published") -> None:
         super().__init__(f"{reason}; {outcome}")
         self.reason, self.outcome = reason, outcome
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its keyword, not its message
-        return (_refusal, (type(self), self.reason, self.outcome), self.__dict__)
-
-
-def _refusal(cls: type[PublishRefused], reason: str, outcome: str) -> PublishRefused:
-    return cls(reason, outcome=outcome)
 
 
 class LockError(DebrepoError):

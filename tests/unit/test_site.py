@@ -12,7 +12,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.unit.helpers import make_record
 
 
-def page_for(*names: str) -> str:
+def page_for(*names: str, architectures: tuple[str, ...] = ()) -> str:
     return render_index_html(
         public_url="https://apt.example.com/",
         label="Kiro",
@@ -21,6 +21,7 @@ def page_for(*names: str) -> str:
         keyring_name="kiro-archive-keyring",
         fingerprint="ab" * 20,
         latest=[make_record(name, "1.0") for name in names],
+        architectures=architectures,
     ).decode("utf-8")
 
 
@@ -94,14 +95,5 @@ def test_the_default_source_is_the_template_kiro_repo_ships():
 
 
 def test_the_page_names_the_architectures_it_serves():
-    page = render_index_html(
-        public_url="https://apt.example.com/",
-        label="Kiro",
-        suite="stable",
-        component="main",
-        keyring_name="kiro-archive-keyring",
-        fingerprint="ab" * 20,
-        latest=[make_record("kiro", "1.0")],
-        architectures=("amd64", "arm64"),
-    ).decode("utf-8")
+    page = page_for("kiro", architectures=("amd64", "arm64"))
     assert "For amd64, arm64 machines only: apt on another architecture finds none" in page

@@ -21,6 +21,21 @@ Components: ${component}
 Signed-By: ${keyring_path}
 """
 
+
+def apt_source_values(
+    *, repo_url: str, suite: str, component: str, key_name: str
+) -> dict[str, str]:
+    """The placeholders a repository's APT source is filled from, for kiro-repo and the
+    install page alike."""
+    return {
+        "repo_url": repo_url.rstrip("/"),
+        "suite": suite,
+        "component": component,
+        "keyring_path": f"/usr/share/keyrings/{key_name}-archive-keyring.gpg",
+        "key_name": key_name,
+    }
+
+
 # What the page tells a new user to install once apt knows the repository, in order of
 # preference; any other single package is named too.
 _PRODUCTS = ("kiro", "kiro-cli")
@@ -89,10 +104,12 @@ sudo apt update{install}</pre>
     )
     if sources_file is None:
         sources_file = Template(DEFAULT_SOURCES_TEMPLATE).substitute(
-            repo_url=public_url.rstrip("/"),
-            suite=suite,
-            component=component,
-            keyring_path=f"/usr/share/keyrings/{keyring_name}.gpg",
+            apt_source_values(
+                repo_url=public_url,
+                suite=suite,
+                component=component,
+                key_name=keyring_name.removesuffix("-archive-keyring"),
+            )
         )
     manual = escape(sources_file.rstrip("\n"))
     next_keys = "".join(

@@ -18,6 +18,7 @@ from string import Template
 from debrepo.core.control import version_problem
 from debrepo.core.debwriter import DebMember, build_deb, installed_size_kib
 from debrepo.core.layout import CONVENIENCE_PACKAGE
+from debrepo.core.site import apt_source_values
 from debrepo.errors import ConfigError
 from debrepo.packages_config import PackageConfig
 from debrepo.settings import url_parts
@@ -79,13 +80,9 @@ def sources_file(
     """The APT source kiro-repo installs, which the install page also gives for a set-up
     by hand: the same bytes, or dpkg would ask about the file when kiro-repo is installed
     over it. ConfigError if the template needs what only a build knows (${version})."""
-    values = {
-        "repo_url": repo_url.rstrip("/"),
-        "suite": suite,
-        "component": component,
-        "keyring_path": f"/usr/share/keyrings/{key_name}-archive-keyring.gpg",
-        "key_name": key_name,
-    }
+    values = apt_source_values(
+        repo_url=repo_url, suite=suite, component=component, key_name=key_name
+    )
     return _fill(templates.sources, values, "kiro.sources")
 
 
@@ -117,28 +114,22 @@ def build_repo_package(
 ) -> bytes:
     """The kiro-repo .deb (pure: same arguments, same bytes)."""
     check_inputs(version, repo_url)
-    keyring_path = f"/usr/share/keyrings/{key_name}-archive-keyring.gpg"
-    values = {
+    # The APT source's placeholders as the install page fills them: the same file.
+    values = apt_source_values(
+        repo_url=repo_url, suite=suite, component=component, key_name=key_name
+    )
+    keyring_path = values["keyring_path"]
+    values |= {
         "version": version,
-        "repo_url": repo_url.rstrip("/"),
-        "suite": suite,
-        "component": component,
-        "keyring_path": keyring_path,
         "maintainer": config.maintainer,
         "homepage": config.homepage,
         "fingerprint": fingerprint.upper(),
         "date": format_datetime(built_at.astimezone(UTC)),
         "year": str(built_at.astimezone(UTC).year),
-        "key_name": key_name,
     }
     doc = f"usr/share/doc/{CONVENIENCE_PACKAGE}"
     changelog = _fill(templates.changelog, values, "changelog").encode("utf-8")
-    try:  # as the install page gives it, when the template allows
-        sources = sources_file(
-            templates, repo_url=repo_url, suite=suite, component=component, key_name=key_name
-        )
-    except ConfigError:
-        sources = _fill(templates.sources, values, "kiro.sources")
+    sources = _fill(templates.sources, values, "kiro.sources")
     members = [
         DebMember(f"etc/apt/sources.list.d/{key_name}.sources", sources.encode()),
         DebMember(keyring_path.lstrip("/"), public_key),
