@@ -1088,6 +1088,7 @@ def sync(
     wait_seconds: float = 0.0,
     notifier: PackageNotifier | None = None,
     http_settings: HttpSettings | None = None,
+    retry_refused: bool = False,
 ) -> SyncReport:
     """Fetch what is new from every package's source, store it and publish (the seed's
     Normal Workflow); re-sign an unchanged repository past half its Valid-Until window.
@@ -1146,6 +1147,7 @@ def sync(
             only_package=only_package,
             environ=os.environ,
             http_settings=http_settings,
+            retry_refused=retry_refused,
         )
 
     if dry_run and ws.store_to_be_started():

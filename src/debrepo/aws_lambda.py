@@ -3,7 +3,9 @@
 A scheduled event runs the normal workflow (`sync`: new versions in, publish, keep the
 Release fresh); `{"force_rebuild": true}` regenerates the repository from the store
 alone, and `{"replace": true}` does so even where that drops published versions the
-store lacks or changes the Release's identity (`debrepo rebuild --replace`). Logs are
+store lacks or changes the Release's identity (`debrepo rebuild --replace`);
+`{"retry_refused": true}` runs a sync that downloads again a version refused for what
+its file held (`debrepo sync --retry-refused`). Logs are
 structured JSON for CloudWatch (request id, operation, durations, counts) through
 Powertools' Logger, which debrepo's own loggers are routed into; metrics are
 CloudWatch embedded metrics through Powertools' Metrics. No credential or key material
@@ -40,8 +42,8 @@ def _response(status: int, body: str) -> dict[str, Any]:
 
 
 def _flag(event: Any, name: str) -> bool:
-    """The event's flag `name` (`force_rebuild`, `replace`); ValueError for a value that
-    is neither yes nor no (`bool("false")` would read as yes and rebuild)."""
+    """The event's flag `name` (`force_rebuild`, `replace`, `retry_refused`); ValueError
+    for a value that is neither yes nor no (`bool("false")` would read as yes and rebuild)."""
     value = event.get(name) if isinstance(event, dict) else None
     if isinstance(value, str):
         value = value.strip().lower()
@@ -75,6 +77,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         replace = _flag(event, "replace")  # a force rebuild that may drop or change
         force_rebuild = replace or _flag(event, "force_rebuild")
+        retry_refused = _flag(event, "retry_refused")
     except ValueError as exc:
         logger.error("bad event", extra={"error": str(exc)})
         metrics.add_metric(name="operations_failed", unit=MetricUnit.Count, value=1)
@@ -106,7 +109,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             published, new_count, total = report, 0, report.packages
             body = f"Successfully rebuilt repository with {report.packages} packages"
         else:
-            sync_report = sync(workspace, notifier=notifier, http_settings=_http_within(context))
+            sync_report = sync(
+                workspace,
+                notifier=notifier,
+                http_settings=_http_within(context),
+                retry_refused=retry_refused,
+            )
             published = sync_report.published
             new_count = len(sync_report.new_records)
             total = published.packages if published else None

@@ -682,14 +682,27 @@ def key_show(ctx: click.Context) -> None:
     help="Ask the sources and say what would be fetched and published; change nothing.",
 )
 @click.option("--package", "package_name", default=None, callback=_text, help="Only this package.")
+@click.option(
+    "--retry-refused",
+    is_flag=True,
+    help="Download again a version refused for what its file held, even if upstream still "
+    "serves that file unchanged.",
+)
 @wait_option
 @click.pass_context
-def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_seconds: float) -> None:
+def sync(
+    ctx: click.Context,
+    dry_run: bool,
+    package_name: str | None,
+    retry_refused: bool,
+    wait_seconds: float,
+) -> None:
     """Fetch new versions from every package's source, store and publish them.
 
     With nothing new, publishes only to re-sign a Release past half its Valid-Until
-    window. Exits 1 when every package checked failed, 3 when some did (the others
-    were stored and published).
+    window. A version refused for what its file held is not downloaded again while
+    upstream serves that file unchanged. Exits 1 when every package checked failed, 3
+    when some did (the others were stored and published).
     """
     from debrepo.app import sync as sync_packages
     from debrepo.services.sync import SyncFailedError
@@ -697,7 +710,11 @@ def sync(ctx: click.Context, dry_run: bool, package_name: str | None, wait_secon
     ws, out = _workspace(ctx), _output(ctx)
     try:
         report = sync_packages(
-            ws, dry_run=dry_run, only_package=package_name, wait_seconds=wait_seconds
+            ws,
+            dry_run=dry_run,
+            only_package=package_name,
+            wait_seconds=wait_seconds,
+            retry_refused=retry_refused,
         )
     except SyncFailedError as exc:
         if out.quiet:

@@ -31,6 +31,12 @@ class InvalidPackageError(DebrepoError):
     """A file offered as a .deb is not one, is truncated, or contradicts its metadata."""
 
 
+class PackageContentError(InvalidPackageError):
+    """Refused for what the file holds, whatever the store or the repository hold: not a
+    .deb, truncated, or a control file contradicting its source or its definition. The
+    same bytes offered the same way are refused again."""
+
+
 class RecordValidationError(DebrepoError):
     """A package record lacks required fields or carries malformed ones."""
 

@@ -54,6 +54,7 @@ from tests.aws.lambda_harness import (
 from tests.conftest import PROJECT_ROOT, deb_bytes
 from tests.e2e.aptenv import AptEnv, assert_clean_update, debrepo_executable, serve_in_thread
 from tests.sources.conftest import (
+    KIRO_DEB_PATH,
     METADATA_PATH,
     RELEASES_PATH,
     Upstream,
@@ -586,6 +587,27 @@ def test_a_package_that_fails_alone_is_notified_and_the_others_are_published(
     errors = [r for r in run.records if r["level"] == "ERROR"]
     assert [r.get("package") for r in errors] == ["kiro-cli"], run.describe()
     assert errors[0]["message"].startswith("kiro-cli: sync failed: "), errors
+
+
+def test_a_refused_kiro_is_not_downloaded_by_every_scheduled_run(
+    deployment: Deployment, upstream: Upstream, invoke: Invoke
+) -> None:
+    """The refusal is remembered in the staging bucket; `retry_refused` fetches again."""
+    upstream.serve_json(METADATA_PATH, upstream.live_metadata())
+    upstream.serve_file(KIRO_DEB_PATH, kiro_deb("0.9.1"))  # 0.9.2 offered, 0.9.1 inside
+    upstream.serve_kiro_cli(KIRO_CLI)
+    stage_kiro_repo()
+
+    runs = [invoke(SCHEDULED_EVENT), invoke(SCHEDULED_EVENT), invoke({"retry_refused": True})]
+
+    assert upstream.statuses(KIRO_DEB_PATH) == [200, 304, 200]
+    assert [run.result["statusCode"] for run in runs] == [200, 200, 200], runs[-1].describe()
+    errors = [n.message["error"] for n in deployment.notifications() if "kiro " in n.subject]
+    assert len(errors) == 3, errors
+    assert "control file says Version '0.9.1', but the source says '0.9.2'" in errors[0]
+    assert "not downloaded again (its server says the file has not changed)" in errors[1]
+    assert errors[2] == errors[0]  # judged again: the same verdict
+    assert packages_in(deployment.get(PACKAGES)) == {"kiro-cli": "1.2.0", "kiro-repo": "1.0.0"}
 
 
 # -- up-front validation ---------------------------------------------------------------

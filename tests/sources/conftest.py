@@ -18,12 +18,15 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from debrepo.app import Workspace
 from debrepo.core.debwriter import DebMember
@@ -145,6 +148,31 @@ class Upstream:
 
     def serve_bytes(self, path: str, data: bytes, content_type: str = DEB_TYPE) -> None:
         self.server.expect_request(path).respond_with_data(data, content_type=content_type)
+
+    def serve_file(self, path: str, data: bytes) -> Callable[[bytes], None]:
+        """Serve `path` as a static web server or CDN does: with an ETag and a
+        Last-Modified, answering a conditional request for the same bytes with 304.
+        Returns a function that replaces the bytes served (a new ETag, a later date)."""
+        served = {"data": data, "modified": datetime(2026, 11, 1, tzinfo=UTC)}
+
+        def answer(request: Request) -> Response:
+            response = Response(served["data"], content_type=DEB_TYPE)
+            response.set_etag(sha256(served["data"])[:20])
+            response.last_modified = served["modified"]
+            return response.make_conditional(request)
+
+        def replace(new: bytes) -> None:
+            served["data"] = new
+            served["modified"] += timedelta(days=1)
+
+        self.server.expect_request(path).respond_with_handler(answer)
+        return replace
+
+    def statuses(self, path: str) -> list[int]:
+        """The status of every answer the server gave for `path`, in order."""
+        return [
+            response.status_code for request, response in self.server.log if request.path == path
+        ]
 
     def live_metadata(self) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(self.localize(KIRO_LIVE_RECORDING.read_text()))

@@ -13,7 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from debrepo.sources.base import SourceError
+from debrepo.sources.base import NotModified, SourceError
 from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
 from tests.sources.conftest import FAST_HTTP, FlakyServer, Upstream, free_port, kiro_deb
 
@@ -52,6 +52,34 @@ def test_download_streams_to_the_file_with_all_four_checksums(
     assert facts.sha512 == hashlib.sha512(DEB).hexdigest()
     user_agent = upstream.headers_of("/kiro.deb")[0]["User-Agent"]
     assert user_agent.startswith("debrepo/")
+
+
+def test_a_conditional_download_of_an_unchanged_file_transfers_and_writes_nothing(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    replace_file = upstream.serve_file("/kiro.deb", DEB)
+    first = http.download_file(upstream.url("/kiro.deb"), tmp_path / "first.deb")
+    assert first.validators is not None and first.validators.etag and first.validators.last_modified
+
+    dest = tmp_path / "again.deb"
+    with pytest.raises(NotModified, match=r"/kiro\.deb: not modified since it was last fetched"):
+        http.download_file(upstream.url("/kiro.deb"), dest, unchanged_since=first.validators)
+    assert not dest.exists()
+
+    replace_file(b"other bytes")
+    changed = http.download_file(upstream.url("/kiro.deb"), dest, unchanged_since=first.validators)
+    assert dest.read_bytes() == b"other bytes" and changed.facts.size == 11
+    assert changed.validators != first.validators
+    assert upstream.statuses("/kiro.deb") == [200, 304, 200]
+
+
+def test_a_304_to_a_request_that_was_not_conditional_is_an_error(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    upstream.server.expect_request("/odd.deb").respond_with_data(b"", status=304)
+    with pytest.raises(HttpStatusError, match="HTTP 304"):
+        http.download_file(upstream.url("/odd.deb"), tmp_path / "odd.deb")
+    assert not (tmp_path / "odd.deb").exists()
 
 
 def test_declared_size_over_the_limit_is_refused_before_the_body(

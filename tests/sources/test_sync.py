@@ -27,10 +27,13 @@ from werkzeug import Request, Response
 
 from debrepo import app
 from debrepo.app import Workspace
+from debrepo.core.layout import delivery_for
+from debrepo.core.records import iso_timestamp
 from debrepo.errors import ConfigError, PublishError, StoreError
 from debrepo.model import PackageRecord
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.services.ingest import Destination
+from debrepo.services.refused import REFUSED_KEY
 from debrepo.services.sync import (
     Outcome,
     PackageOutcome,
@@ -651,6 +654,138 @@ def test_bad_kiro_input_fails_kiro_only_and_leaves_nothing_behind(
             sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=1))
         assert str(caught.value).startswith("sync failed for every package checked: kiro: ")
         assert state(ws, scratch_tmp) == before
+
+
+# -- downloads refused for what they hold are not downloaded again ------------------------
+
+
+def _kiro_holding_the_wrong_version(upstream: Upstream) -> Callable[[bytes], None]:
+    """kiro 0.9.2 offered, its file holding 0.9.1 (a release published by mistake),
+    served with validators; returns what replaces the file upstream."""
+    _metadata(upstream)
+    return upstream.serve_file(KIRO_FLAT_DEB_PATH, kiro_deb("0.9.1"))
+
+
+WRONG_VERSION = "control file says Version '0.9.1', but the source says '0.9.2'"
+
+
+def test_a_refused_download_is_not_transferred_again_while_its_server_says_unchanged(
+    ws: Workspace, upstream: Upstream, scratch_tmp: Path
+) -> None:
+    replace = _kiro_holding_the_wrong_version(upstream)
+    first = _the_failure(ws, "kiro")
+    assert WRONG_VERSION in first.message
+    stored_before = state(ws, scratch_tmp)
+
+    later = FIXED_NOW + timedelta(hours=1)
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro", now=later)
+
+    (again,) = caught.value.report.failures
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 304]  # asked; nothing transferred
+    assert "If-None-Match" in upstream.headers_of(KIRO_FLAT_DEB_PATH)[1]
+    assert again.message.startswith(
+        f"0.9.2 was refused on {iso_timestamp(FIXED_NOW)} and is not downloaded again (its "
+        f"server says the file has not changed): {first.message}; "
+    )
+    assert "`debrepo sync --retry-refused`" in again.message
+    assert state(ws, scratch_tmp) == stored_before  # the refusal, its first date, unchanged
+
+    # Upstream mends the file: fetched, stored, and the refusal forgotten.
+    replace(KIRO)
+    report = sync(ws, only_package="kiro", now=later + timedelta(hours=1))
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 304, 200]
+    assert ws.staging.get(REFUSED_KEY) is None
+
+
+def test_retry_refused_downloads_and_judges_the_unchanged_file_again(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    _kiro_holding_the_wrong_version(upstream)
+    first = _the_failure(ws, "kiro")
+    remembered = ws.staging.get(REFUSED_KEY)
+
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro", retry_refused=True, now=FIXED_NOW + timedelta(hours=1))
+
+    assert [f.message for f in caught.value.report.failures] == [first.message]
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 200]
+    assert "If-None-Match" not in upstream.headers_of(KIRO_FLAT_DEB_PATH)[1]
+    assert ws.staging.get(REFUSED_KEY) == remembered  # refused since its first date
+
+
+def test_a_refused_file_whose_checksum_upstream_states_is_not_even_asked_for(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    """A server without validators: upstream's own SHA256 says it is the same file."""
+    wrong = kiro_deb("0.9.1")
+    _metadata(upstream, sha256=sha256(wrong), size=len(wrong))
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, wrong)
+    _the_failure(ws, "kiro")
+
+    again = _the_failure(ws, "kiro")
+
+    assert "(upstream states the SHA256 of the file refused)" in again.message
+    assert WRONG_VERSION in again.message
+    assert upstream.count(KIRO_FLAT_DEB_PATH) == 1
+
+
+def test_a_refused_file_is_judged_again_once_its_package_definition_changes(
+    ws: Workspace, upstream: Upstream, config_dir: Path, tmp_path: Path
+) -> None:
+    _kiro_holding_the_wrong_version(upstream)
+    _the_failure(ws, "kiro")
+    definition = config_dir / "kiro.yaml"
+    definition.write_text(definition.read_text().replace("priority: optional", "priority: extra"))
+    edited = Workspace(settings_for(tmp_path / "home", config_dir=str(config_dir)))
+
+    again = _the_failure(edited, "kiro")
+
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 200]
+    assert again.message.startswith(f"{upstream.url(KIRO_FLAT_DEB_PATH)}: ")  # judged again
+
+
+@pytest.mark.parametrize("setup", [_checksum_mismatch, _deb_500], ids=["checksum", "server"])
+def test_failures_not_about_what_a_file_holds_are_not_remembered(
+    ws: Workspace, upstream: Upstream, setup: Callable[[Upstream, ExitStack], None]
+) -> None:
+    """A wrong checksum may be a download gone wrong, a 500 a passing outage: the next
+    run fetches the file again."""
+    setup(upstream, ExitStack())
+    _the_failure(ws, "kiro")
+    assert ws.staging.get(REFUSED_KEY) is None
+
+
+def test_an_unreadable_record_of_refusals_means_downloading_again(
+    ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    _kiro_holding_the_wrong_version(upstream)
+    _the_failure(ws, "kiro")
+    ws.staging.put(REFUSED_KEY, b'{"kiro": {"version": 3}}', delivery_for(REFUSED_KEY))
+
+    again = _the_failure(ws, "kiro")
+
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 200]
+    assert again.message.startswith(f"{upstream.url(KIRO_FLAT_DEB_PATH)}: ")
+    assert f"{REFUSED_KEY} is unreadable; downloads refused before are fetched again" in (
+        caplog.text
+    )
+    assert json.loads(ws.staging.get(REFUSED_KEY) or b"")["kiro"]["version"] == "0.9.2"
+
+
+def test_a_dry_run_says_a_version_was_refused_before(ws: Workspace, upstream: Upstream) -> None:
+    _kiro_holding_the_wrong_version(upstream)
+    _the_failure(ws, "kiro")
+
+    (kiro,) = sync(ws, only_package="kiro", dry_run=True).packages
+
+    assert kiro.outcome is Outcome.WOULD_FETCH
+    assert kiro.line() == (
+        f"kiro: would fetch 0.9.2 from {upstream.url(KIRO_FLAT_DEB_PATH)} (refused on "
+        f"{iso_timestamp(FIXED_NOW)}; fetched only if upstream changed the file)"
+    )
+    assert upstream.count(KIRO_FLAT_DEB_PATH) == 1
 
 
 def test_checksum_mismatch_names_both_digests(ws: Workspace, upstream: Upstream) -> None:

@@ -42,6 +42,7 @@ from debrepo.errors import (
     DuplicatePackageError,
     InvalidPackageError,
     ObjectStoreError,
+    PackageContentError,
     StoreError,
 )
 from debrepo.model import PackageRecord
@@ -104,6 +105,7 @@ class _Outcome:
     error: str | None
     key: str = ""
     copy: str = ""
+    refused: bool = False  # for what the file holds (not a failure to read or copy it)
 
 
 _worker_context: _Context | None = None
@@ -165,7 +167,7 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         )
     except InvalidPackageError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, str(exc), placed.get("key", ""))
+        return _Outcome(None, str(exc), placed.get("key", ""), refused=True)
     except ObjectStoreError as exc:
         _discard(placed.get("copy"))
         return _Outcome(None, f"{item.path}: cannot copy: {exc}", placed.get("key", ""))
@@ -189,7 +191,7 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         )
     except InvalidPackageError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, str(exc), placed["key"])
+        return _Outcome(None, str(exc), placed["key"], refused=True)
     return _Outcome(record, None, placed["key"], placed["copy"])
 
 
@@ -313,10 +315,12 @@ def ingest_files(
         seen_architecture: dict[str, str] = {}
         seen_files: dict[str, Path] = {}
         skipped: list[tuple[_Outcome, PackageRecord, Path]] = []
+        refused = 0  # for a file's own bytes, not for the store, the settings or the disk
         for item, outcome in zip(items, outcomes, strict=True):
             record = outcome.record
             if record is None:
                 errors.append(outcome.error or f"{item.path}: unreadable")
+                refused += outcome.refused
                 continue
             same_file = _id_without_epoch(record.package_id)
             architectures = destination.architectures
@@ -383,7 +387,8 @@ def ingest_files(
                 versions_of[record.package_name][dpkg_identity(record.version)] = record.version
         if errors:
             more = len(errors) - MAX_LISTED_ERRORS
-            raise InvalidPackageError(
+            refusal = PackageContentError if refused == len(errors) else InvalidPackageError
+            raise refusal(
                 "; ".join(errors[:MAX_LISTED_ERRORS])
                 + (f" (and {more} more)" if more > 0 else "")
                 + "; nothing was added"

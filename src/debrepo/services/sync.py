@@ -20,6 +20,7 @@ and re-signs the Release. A repository without new releases never expires.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from debrepo.core.layout import delivery_for
+from debrepo.core.records import iso_timestamp
 from debrepo.core.release import rfc1123
 from debrepo.core.validity import ReleaseAge
 from debrepo.errors import (
@@ -40,6 +42,7 @@ from debrepo.errors import (
     ConfigError,
     DebrepoError,
     InvalidPackageError,
+    PackageContentError,
     RecordValidationError,
 )
 from debrepo.model import PackageRecord, make_package_id
@@ -54,8 +57,10 @@ from debrepo.services.publish import (
     publish_failed,
     store_changed_since_publish,
 )
+from debrepo.services.refused import Refusal, judged_by, read_refusals, write_refusals
 from debrepo.sources.base import (
     Acquired,
+    NotModified,
     PackageSource,
     Release,
     source_for,
@@ -109,7 +114,8 @@ class PackageOutcome:
             note = f" ({self.message})" if self.message else ""
             return f"{name}: {self.version} is already stored; nothing to fetch{note}"
         if self.outcome is Outcome.WOULD_FETCH:
-            return f"{name}: would fetch {self.version} from {self.url}"
+            note = f" ({self.message})" if self.message else ""
+            return f"{name}: would fetch {self.version} from {self.url}{note}"
         if self.outcome is Outcome.NOTHING_UPSTREAM:
             return f"{name}: nothing to fetch ({self.message})"
         if self.outcome is Outcome.WITHDRAWN:
@@ -206,6 +212,8 @@ class _Run:
     written: list[str] = field(default_factory=list)
     # Under the lock: whether a download may replace what the pool holds at its path.
     may_place: Callable[[str, str, int, str], str | None] | None = None
+    refused_before: Mapping[str, Refusal] = field(default_factory=dict)
+    refused_now: dict[str, Refusal] = field(default_factory=dict)
 
     def fetch(self, config: PackageConfig, source: PackageSource) -> PackageOutcome | _Fetched:
         """Ask the source; download a version the store lacks (not under the lock)."""
@@ -242,11 +250,27 @@ class _Run:
         withdrawn = self._withdrawn(config, release)
         if withdrawn is not None:
             return withdrawn
+        refused = self.refused_before.get(name)
+        if refused is not None and not refused.applies_to(release, config):
+            refused = None
         if self.dry_run:
-            return PackageOutcome(name, kind, Outcome.WOULD_FETCH, release.version, release.url)
+            note = refused.note() if refused else ""
+            return PackageOutcome(
+                name, kind, Outcome.WOULD_FETCH, release.version, release.url, message=note
+            )
+        if refused is not None and refused.stated_unchanged(release):
+            raise refused.again("upstream states the SHA256 of the file refused")
         scratch = new_scratch(SCRATCH_FAMILY, self.scratch_root, label=f"{name}-")
         try:
-            return _Fetched(config, release, source.acquire(release, scratch), scratch)
+            if refused is None or refused.validators is None:
+                acquired = source.acquire(release, scratch)
+            else:
+                acquired = source.acquire(release, scratch, unchanged_since=refused.validators)
+            return _Fetched(config, release, acquired, scratch)
+        except NotModified:
+            drop_scratch(scratch)
+            assert refused is not None
+            raise refused.again("its server says the file has not changed") from None
         except BaseException:
             drop_scratch(scratch)
             raise
@@ -323,9 +347,10 @@ class _Run:
             )
         except InvalidPackageError as exc:
             # Name the download, not the scratch file nobody will find again.
-            raise InvalidPackageError(
-                str(exc).replace(str(fetched.acquired.deb_path), release.url)
-            ) from None
+            reason = str(exc).replace(str(fetched.acquired.deb_path), release.url)
+            if isinstance(exc, PackageContentError):  # refused again if offered again
+                self.refused_now[name] = _refusal(fetched, reason, self.now)
+            raise type(exc)(reason) from None
         finally:
             drop_scratch(fetched.scratch)
         if not records:  # stored meanwhile, with these very bytes, by another run
@@ -335,6 +360,38 @@ class _Run:
             self.destination.key_for(record.package_name, record.actual_filename, config)
         )
         return PackageOutcome(name, kind, Outcome.NEW, record.version, release.url, record=record)
+
+
+def _refusal(fetched: _Fetched, reason: str, now: datetime) -> Refusal:
+    facts, validators = fetched.acquired.facts, fetched.acquired.validators
+    return Refusal(
+        version=fetched.release.version,
+        url=fetched.release.url,
+        judged_by=judged_by(fetched.config),
+        reason=reason,
+        refused_at=iso_timestamp(now),
+        size=facts.size,
+        sha256=facts.sha256,
+        etag=validators.etag if validators else None,
+        last_modified=validators.last_modified if validators else None,
+    )
+
+
+def _remember_refusals(staging: ObjectStore, run: _Run, outcomes: Sequence[PackageOutcome]) -> None:
+    """Record this run's refusals, and forget those of packages that got past them."""
+    known = read_refusals(staging)
+    kept = {name: refusal for name, refusal in known.items() if name in run.configs}
+    for outcome in outcomes:
+        name = outcome.package_name
+        if name in run.refused_now:
+            refusal = run.refused_now[name]
+            if name in known and known[name].same_verdict(refusal):  # refused since then
+                refusal = dataclasses.replace(refusal, refused_at=known[name].refused_at)
+            kept[name] = refusal
+        elif outcome.outcome not in (Outcome.FAILED, Outcome.NOTHING_UPSTREAM):
+            kept.pop(name, None)
+    if kept != known:
+        write_refusals(staging, kept)
 
 
 def _reported(package_name: str) -> dict[str, object]:
@@ -392,6 +449,7 @@ def run_sync(
     lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     idle: Callable[[], None] = lambda: None,
     settings_changed: Callable[[], bool] = lambda: False,
+    retry_refused: bool = False,
 ) -> SyncReport:
     """Check every configured package (or `only_package`), store what is new, publish.
 
@@ -407,11 +465,16 @@ def run_sync(
     another `add` or `sync` waiting, and nothing can change between the store and the
     publish. `idle` runs under the lock when nothing was published (a CDN invalidation
     an earlier run still owes).
+
+    A download refused for what it holds is not fetched again while upstream serves
+    it unchanged (services/refused.py), unless `retry_refused`.
     """
     selected = select_configs(configs, only_package)
     environ = os.environ if environ is None else environ
     report = SyncReport(dry_run=dry_run)
     run = _Run(store, repo, configs, now, destination, dry_run, scratch_root)
+    if not retry_refused:
+        run.refused_before = read_refusals(staging)
     results: list[PackageOutcome | _Fetched] = []
     try:
         with HttpClient(http_settings) as http:
@@ -435,6 +498,8 @@ def run_sync(
                         result.config, functools.partial(run.store_fetched, result)
                     )
             report.packages = [r for r in results if isinstance(r, PackageOutcome)]
+            if not dry_run:
+                _remember_refusals(staging, run, report.packages)
             return _publish_and_notify(
                 report,
                 run,

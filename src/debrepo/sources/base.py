@@ -34,6 +34,27 @@ class SourceError(DebrepoError):
     """An upstream source could not be read, or what it served is not what it promised."""
 
 
+class NotModified(SourceError):
+    """The server says the file is unchanged since the validators it was asked with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What an HTTP server said identifies the file it served (RFC 9110 validators)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def conditional_headers(self) -> dict[str, str]:
+        """Headers asking for the body only if the file changed since."""
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
 @dataclass(frozen=True, slots=True)
 class Release:
     """The newest version a source offers, as described upstream (nothing downloaded)."""
@@ -84,6 +105,7 @@ class Acquired:
     facts: FileFacts
     certificate_path: Path | None = None
     signature_path: Path | None = None
+    validators: Validators | None = None  # of the .deb, as its server gave them
 
 
 class PackageSource(Protocol):
@@ -94,8 +116,11 @@ class PackageSource(Protocol):
     def latest(self) -> Release | None:
         """The newest upstream version, or None when this source offers nothing to fetch."""
 
-    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
-        """Download `release` into `scratch_dir` and check it against what upstream said."""
+    def acquire(
+        self, release: Release, scratch_dir: Path, *, unchanged_since: Validators | None = None
+    ) -> Acquired:
+        """Download `release` into `scratch_dir` and check it against what upstream said;
+        NotModified if the server says its .deb is unchanged since `unchanged_since`."""
 
 
 SourceFactory = Callable[..., PackageSource]
@@ -171,15 +196,22 @@ def stated_differences(release: Release, size: int, hashes: Mapping[str, str | N
 
 
 def download_release(
-    http: HttpClient, release: Release, scratch_dir: Path, *, additional_files: tuple[str, ...]
+    http: HttpClient,
+    release: Release,
+    scratch_dir: Path,
+    *,
+    additional_files: tuple[str, ...],
+    unchanged_since: Validators | None = None,
 ) -> Acquired:
     """Fetch the .deb (and the certificate and signature the config asks for) into scratch.
 
     The .deb goes to a fixed name; its size and checksums are computed while it streams
-    and compared with whatever upstream stated.
+    and compared with whatever upstream stated. With `unchanged_since`, a server saying
+    the .deb has not changed since raises NotModified and nothing is downloaded.
     """
     deb = scratch_dir / DEB_FILE
-    facts = http.download(release.url, deb)
+    fetched = http.download_file(release.url, deb, unchanged_since=unchanged_since)
+    facts = fetched.facts
     check_expected(release, facts)
     extra: dict[str, Path | None] = {"certificate": None, "signature": None}
     for kind, url in (
@@ -193,4 +225,6 @@ def download_release(
         if size == 0:
             raise SourceError(f"{url}: the {kind} file is empty")
         extra[kind] = path
-    return Acquired(release, deb, facts, extra["certificate"], extra["signature"])
+    return Acquired(
+        release, deb, facts, extra["certificate"], extra["signature"], fetched.validators
+    )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from debrepo.packages_config import PackageConfig
-from debrepo.sources.base import Acquired, Release, SourceError
+from debrepo.sources.base import Acquired, Release, SourceError, Validators
 from debrepo.sources.http import HttpClient
 
 
@@ -29,7 +29,9 @@ class BuildScriptSource:
     def latest(self) -> Release | None:
         return None
 
-    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+    def acquire(
+        self, release: Release, scratch_dir: Path, *, unchanged_since: Validators | None = None
+    ) -> Acquired:
         raise SourceError(
             f"{self.config.package_name} is built by the build script, not downloaded; run "
             "`debrepo build-repo-package --version V`"

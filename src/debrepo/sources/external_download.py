@@ -32,6 +32,7 @@ from debrepo.sources.base import (
     Acquired,
     Release,
     SourceError,
+    Validators,
     download_release,
     json_type,
 )
@@ -249,7 +250,13 @@ class ExternalDownloadSource:
             architecture=self.config.architecture,
         )
 
-    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+    def acquire(
+        self, release: Release, scratch_dir: Path, *, unchanged_since: Validators | None = None
+    ) -> Acquired:
         return download_release(
-            self.http, release, scratch_dir, additional_files=self.config.additional_files
+            self.http,
+            release,
+            scratch_dir,
+            additional_files=self.config.additional_files,
+            unchanged_since=unchanged_since,
         )

@@ -27,7 +27,14 @@ from debrepo.core.control import version_problem
 from debrepo.errors import ConfigError
 from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
 from debrepo.settings import GITHUB_API_URL_VARIABLE, GITHUB_TOKEN_VARIABLES
-from debrepo.sources.base import Acquired, Release, SourceError, download_release, json_type
+from debrepo.sources.base import (
+    Acquired,
+    Release,
+    SourceError,
+    Validators,
+    download_release,
+    json_type,
+)
 from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
 from debrepo.versions import version_key
 
@@ -260,7 +267,13 @@ class GitHubReleaseSource:
                 ) from None
             raise
 
-    def acquire(self, release: Release, scratch_dir: Path) -> Acquired:
+    def acquire(
+        self, release: Release, scratch_dir: Path, *, unchanged_since: Validators | None = None
+    ) -> Acquired:
         return download_release(
-            self.http, release, scratch_dir, additional_files=self.config.additional_files
+            self.http,
+            release,
+            scratch_dir,
+            additional_files=self.config.additional_files,
+            unchanged_since=unchanged_since,
         )

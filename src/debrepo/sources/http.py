@@ -44,7 +44,7 @@ from urllib3.util import Retry, Timeout
 from debrepo import __version__
 from debrepo.core.records import FileFacts
 from debrepo.packages_config import LONE_SURROGATE, is_unicode_text
-from debrepo.sources.base import SourceError
+from debrepo.sources.base import NotModified, SourceError, Validators
 
 log = logging.getLogger("debrepo.sources")
 
@@ -74,6 +74,26 @@ class HttpSettings:
     # A monotonic time no transfer or wait may outlast (a Lambda's time limit, less what
     # the publish needs): upstream being slow must not keep the run from re-signing.
     run_deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A file streamed to disk: its size and checksums, and the server's validators."""
+
+    facts: FileFacts
+    validators: Validators | None
+
+
+def _validators(response: BaseHTTPResponse) -> Validators | None:
+    """The response's ETag and Last-Modified, kept only if they can be sent back as
+    they are (printable ASCII)."""
+
+    def usable(name: str) -> str | None:
+        value = response.headers.get(name)
+        return value if value and value.isascii() and value.isprintable() else None
+
+    found = Validators(usable("ETag"), usable("Last-Modified"))
+    return found if found.etag or found.last_modified else None
 
 
 class HttpStatusError(SourceError):
@@ -374,9 +394,24 @@ class HttpClient:
 
         `dest` is removed again if the download fails.
         """
-        limit = self.settings.max_download_bytes if max_bytes is None else max_bytes
+        return self.download_file(url, dest, headers=headers, max_bytes=max_bytes).facts
 
-        def consume(response: BaseHTTPResponse) -> FileFacts:
+    def download_file(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
+        unchanged_since: Validators | None = None,
+    ) -> Downloaded:
+        """As `download`, also returning the server's validators. With `unchanged_since`,
+        the request is conditional: NotModified (nothing written) when the server
+        answers 304 Not Modified."""
+        limit = self.settings.max_download_bytes if max_bytes is None else max_bytes
+        conditional = unchanged_since.conditional_headers() if unchanged_since else {}
+
+        def consume(response: BaseHTTPResponse) -> Downloaded:
             declared = _declared_length(response)
             if declared is not None and declared > limit:
                 raise _too_large(url, limit)
@@ -388,10 +423,15 @@ class HttpClient:
                 raise SourceError(
                     f"{url}: cannot write the download to {dest}: {exc.strerror or exc}"
                 ) from None
-            return checksums.facts()
+            return Downloaded(checksums.facts(), _validators(response))
 
         try:
-            return self._fetch(url, headers, consume)
+            return self._fetch(url, {**(headers or {}), **conditional}, consume)
+        except HttpStatusError as exc:
+            dest.unlink(missing_ok=True)
+            if exc.status == 304 and conditional:
+                raise NotModified(f"{url}: not modified since it was last fetched") from None
+            raise
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
