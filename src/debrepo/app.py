@@ -1193,6 +1193,7 @@ def migrate_table(
         plan_migration,
         write_backup,
     )
+    from debrepo.services.publish import pool_file_keeper
 
     if backup_file is None and not dry_run:
         raise ConfigError("--backup-file is required to migrate (a dry run may go without)")
@@ -1221,6 +1222,7 @@ def migrate_table(
         lock=lambda: ws.lock(wait_seconds),
         http_settings=http_settings,
         progress=ws.progress,
+        pool_check=lambda: pool_file_keeper(ws.repo, StateFiles.read(ws.staging), ws.store),
     )
     # Left out on purpose: not fetched by sync, and not something a publish may keep
     # listing (the old deployment's indices name them), even a later scheduled one.

@@ -682,3 +682,22 @@ def test_a_migration_with_no_publish_leaves_the_skipped_versions_to_the_next_run
         assert report.published is not None
     packages = (old_home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
     assert "Version: 0.10.1\n" not in packages and "Version: 0.11.0\n" in packages
+
+
+def test_a_migration_never_replaces_a_published_pool_file_holding_other_bytes(
+    old_table, tmp_path, unique_name, debs
+):
+    """The old deployment published a 0.11.0 whose file upstream has since replaced:
+    its indices name those bytes, so the download is refused, not put in their place."""
+    published_then = {**debs, "0.11.0": kiro_deb("0.11.0", depends="libc6")}
+    ws, old_home = _onto_the_old_deployment(tmp_path, f"{unique_name}-other-bytes", published_then)
+    pool_file = old_home / "repo/pool/main/k/kiro/kiro_0.11.0_amd64.deb"
+
+    report, _published = app.migrate_table(
+        ws, old_table=old_table, backup_file=tmp_path / "b.jsonl", publish_after=False
+    )
+
+    assert [package_id for package_id, _ in report.failed] == ["kiro#0.11.0"]
+    assert "already holds other bytes" in report.failed[0][1]
+    assert pool_file.read_bytes() == published_then["0.11.0"]
+    assert sorted(r.version for r in report.migrated) == ["0.10.1", "0.9.2"]

@@ -490,9 +490,14 @@ def migrate_versions(
     lock: Callable[[], AbstractContextManager[None]],
     http_settings: HttpSettings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    pool_check: Callable[[], Callable[[str, str, int, str], str | None]] | None = None,
 ) -> list[str]:
     """Download, check and ingest every planned version, one at a time; returns the
     keys written. A version that fails is reported and the others go on.
+
+    `pool_check()`, called under the lock, gives ingest's `may_place`: a download never
+    replaces a pool file an index may name with other bytes (the old deployment's own
+    file of that version, if upstream changed it since), as `add` and `sync` never do.
 
     Downloads (the long part) run outside the repository lock; each version is stored
     under it, so a scheduled publish can run in between and no lock outlives its lease.
@@ -540,6 +545,7 @@ def migrate_versions(
                             destination=destination,
                             configs=dict(configs),
                             now=old.processed_at or now,
+                            may_place=pool_check() if pool_check else None,
                         )
                         # Skipped by an earlier run, wanted now: no longer withdrawn.
                         store.clear_withdrawals([record.package_id])
