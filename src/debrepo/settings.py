@@ -344,6 +344,9 @@ def load_settings(
             s3_public_url(repo_url.netloc, repo_url.path, region),
             "default public_url (the bucket's URL)",
         )
+    for name in ("public_url", "origin", "label", "description", "release_version", "key_user_id"):
+        if _not_utf8(text(name)):  # it goes into the signed Release or the install page
+            raise ConfigError(f"{raw[name][1]} is not UTF-8 text")
     public_url = text("public_url").rstrip("/")
     parsed_url = url_parts(public_url)
     if (
@@ -370,6 +373,8 @@ def load_settings(
             or value != value.strip()
         ):
             raise ConfigError(f"{where} must be one line of text without surrounding spaces")
+        if _not_utf8(value):
+            raise ConfigError(f"{where} is not UTF-8 text")
         return value
 
     acl_mode = text("s3_acl_mode")
@@ -432,6 +437,12 @@ def _is_control(character: str) -> bool:
     some reader of a Release or a log takes for the end of a line."""
     code = ord(character)
     return code < 0x20 or 0x7F <= code <= 0x9F or character in "\u2028\u2029"
+
+
+def _not_utf8(value: str) -> bool:
+    """Whether `value` holds bytes that are not UTF-8, which an argument or environment
+    variable brings in as lone surrogates: no Release, page or request can carry them."""
+    return any("\ud800" <= c <= "\udfff" for c in value)
 
 
 def local_path(url: str, scheme: str) -> Path | None:

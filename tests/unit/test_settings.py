@@ -451,3 +451,20 @@ def test_a_url_without_a_path_is_refused(tmp_path, name):
     scheme = "sqlite" if name == "store" else "file"
     with pytest.raises(ConfigError, match=rf"'{scheme}://' names no path"):
         load_settings({"home": str(tmp_path), name: f"{scheme}://"}, environ={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("origin", "label", "description", "release_version", "key_user_id", "public_url"),
+        *("key_secret_id", "sns_topic_arn", "cloudfront_distribution_id"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_a_setting_error(tmp_path, name):
+    """A shell passes such bytes as lone surrogates, which no Release, page or request
+    can carry: refused up front, not a traceback when the file is written."""
+    value = "http://a\udc85b" if name == "public_url" else "a\udc85b"
+    for flags, environ, where in _sources(tmp_path, name, value)[:2]:
+        with pytest.raises(ConfigError, match="is not UTF-8 text") as caught:
+            load_settings(flags, environ=environ, cwd=tmp_path)
+        assert where in str(caught.value)
