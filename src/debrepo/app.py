@@ -1062,6 +1062,7 @@ def announce_key(
     announced at a time), and the publish."""
     from debrepo.signing.openpgp import public_part, read_key_file
 
+    ws.store  # noqa: B018 - a missing store fails before a signing key is made
     announce: tuple[bytes, str] | None = None
     if key_file is not None:
         announce = public_part(read_key_file(key_file), source=str(key_file))

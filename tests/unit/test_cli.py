@@ -2085,6 +2085,19 @@ def test_a_home_with_no_store_is_an_error_not_a_new_repository(run, home, comman
     assert not home.exists()
 
 
+def test_announcing_into_a_home_with_no_store_makes_no_signing_key(run, home, tmp_path):
+    """A mistyped --home is refused before anything is created there, a key included."""
+    from debrepo.signing.openpgp import generate_secret_key
+
+    next_key = tmp_path / "next.asc"
+    next_key.write_bytes(generate_secret_key("Next <next@example.com>"))
+    result = run("key", "announce", str(next_key))
+    assert result.code == 2, result.err
+    assert f"{home / 'metadata.db'}: no metadata store here" in result.error_line
+    assert "generated" not in result.err
+    assert not home.exists()
+
+
 @pytest.mark.parametrize("command", [["key", "show"], ["key", "export"]])
 def test_showing_a_key_that_does_not_exist_does_not_generate_one(run, home, command):
     result = run(*command)
