@@ -228,7 +228,9 @@ for _flag, _name, _help in GLOBAL_OPTIONS:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--no-publish", is_flag=True, help="Only stage and record; publish later with `rebuild`."
+    "--no-publish",
+    is_flag=True,
+    help="Only record them (their files go into the pool, unlisted); publish later with `rebuild`.",
 )
 @wait_option
 @click.pass_context
