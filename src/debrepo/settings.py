@@ -15,6 +15,7 @@ from urllib.parse import ParseResult, urlparse
 
 from debrepo.core.control import architecture_problem
 from debrepo.errors import ConfigError
+from debrepo.packages_config import is_unicode_text
 
 ENVIRONMENT: dict[str, str] = {
     "home": "DEBREPO_HOME",
@@ -345,7 +346,9 @@ def load_settings(
             "default public_url (the bucket's URL)",
         )
     for name in ("public_url", "origin", "label", "description", "release_version", "key_user_id"):
-        if _not_utf8(text(name)):  # it goes into the signed Release or the install page
+        # Bytes that are not UTF-8 in an argument or variable arrive as lone surrogates,
+        # which no Release, page or request can carry.
+        if not is_unicode_text(text(name)):
             raise ConfigError(f"{raw[name][1]} is not UTF-8 text")
     public_url = text("public_url").rstrip("/")
     parsed_url = url_parts(public_url)
@@ -373,7 +376,7 @@ def load_settings(
             or value != value.strip()
         ):
             raise ConfigError(f"{where} must be one line of text without surrounding spaces")
-        if _not_utf8(value):
+        if not is_unicode_text(value):
             raise ConfigError(f"{where} is not UTF-8 text")
         return value
 
@@ -437,12 +440,6 @@ def _is_control(character: str) -> bool:
     some reader of a Release or a log takes for the end of a line."""
     code = ord(character)
     return code < 0x20 or 0x7F <= code <= 0x9F or character in "\u2028\u2029"
-
-
-def _not_utf8(value: str) -> bool:
-    """Whether `value` holds bytes that are not UTF-8, which an argument or environment
-    variable brings in as lone surrogates: no Release, page or request can carry them."""
-    return any("\ud800" <= c <= "\udfff" for c in value)
 
 
 def local_path(url: str, scheme: str) -> Path | None:
