@@ -370,21 +370,6 @@ class AptEnv:
         }
 
 
-def wait_until_later_second(path: Path, timeout: float = 5.0) -> None:
-    """Return once the clock has left the whole second `path` was last modified in.
-
-    `debrepo serve` answers If-Modified-Since from whole-second modification times, so a
-    file rewritten within the second apt last fetched it in is reported as unchanged
-    (test_serve.py shows this). Tests that are about something else wait it out here.
-    """
-    boundary = int(path.stat().st_mtime) + 1
-    deadline = time.monotonic() + timeout
-    while time.time() < boundary:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the clock did not pass {boundary} within {timeout} s")
-        time.sleep(0.01)
-
-
 def assert_clean_update(result: AptResult) -> None:
     """`apt-get update` succeeded with no warning, no error and no ignored InRelease."""
     assert result.returncode == 0, result.describe()

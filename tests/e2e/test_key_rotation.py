@@ -20,7 +20,6 @@ from tests.e2e.aptenv import (
     DebrepoCli,
     assert_clean_update,
     serve_cli,
-    wait_until_later_second,
 )
 
 pytestmark = pytest.mark.e2e
@@ -68,7 +67,6 @@ def test_announced_key_takes_over_for_clients_that_upgraded_kiro_repo(tmp_path: 
 
         # 1. The next key is generated and announced: the keyring holds both, the old
         #    key still signs, and a client given the armoured keyring accepts it.
-        wait_until_later_second(inrelease)
         announced = cli.run("key", "generate", "--next")
         next_file = keys / "next-signing-key.asc"
         new_fpr = str(sq.Tsk.from_bytes(next_file.read_bytes()).extract_certificate().fingerprint)
@@ -101,7 +99,6 @@ def test_announced_key_takes_over_for_clients_that_upgraded_kiro_repo(tmp_path: 
         shutil.copyfile(tmp_path / "old-signing-key.asc", old_file)
 
         # 3. kiro-repo 1.1.0 carries both keys; one client upgrades to it.
-        wait_until_later_second(inrelease)
         cli.run("build-repo-package", "--version", "1.1.0")
         assert_clean_update(upgrading.update())
         upgrade = upgrading.install("kiro-repo")
@@ -123,7 +120,6 @@ def test_announced_key_takes_over_for_clients_that_upgraded_kiro_repo(tmp_path: 
         # 5. ...then the new key takes over: the keyring holds it alone, and the publish
         #    needs no --replace.
         (cwd / "debrepo.yaml").write_text("key_switch_days: 0\n")
-        wait_until_later_second(inrelease)
         shutil.copyfile(next_file, old_file)
         switched = cli.run("rebuild")
         assert switched.returncode == 0, switched.describe()

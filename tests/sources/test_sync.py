@@ -43,7 +43,7 @@ from debrepo.services.sync import (
 )
 from debrepo.sources.base import Acquired, Release, source_for
 from tests.conftest import FIXED_NOW, settings_for
-from tests.e2e.aptenv import AptEnv, assert_clean_update, serve_in_thread, wait_until_later_second
+from tests.e2e.aptenv import AptEnv, assert_clean_update, serve_in_thread
 from tests.sources.conftest import (
     FAST_HTTP,
     KIRO_CLI_DEB_PATH,
@@ -1549,7 +1549,6 @@ def test_apt_accepts_the_re_signed_repository_after_refusing_the_expired_one(
         expired = apt.update()
         assert any("is expired" in line for line in expired.lines), expired.describe()
 
-        wait_until_later_second(root / "dists/stable/InRelease")
         report = sync(ws, only_package="kiro-repo", now=now)
         assert report.refreshed
 
