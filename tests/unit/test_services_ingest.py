@@ -187,6 +187,24 @@ def test_defined_package_takes_its_fields_from_the_definition(workspace, tmp_pat
     assert record.processed_timestamp == "2026-11-24T12:00:00Z"
 
 
+@pytest.mark.parametrize(
+    ("control", "kept"),
+    [
+        ("Kiro IDE - AI-powered development environment\n Extended text.", True),
+        ("Kiro\n Agentic IDE.", False),  # another synopsis: the definition's alone
+        ("Kiro IDE - AI-powered development environment", False),
+    ],
+)
+def test_a_definitions_one_line_description_keeps_the_extended_text_it_heads(
+    workspace, tmp_path, control, kept
+):
+    path = tmp_path / "kiro.deb"
+    path.write_bytes(deb_bytes("kiro", "1.2.3", description=control))
+    (record,) = app.add_packages(workspace, [path], publish=False, now=FIXED_NOW).records
+    synopsis = workspace.configs["kiro"].description
+    assert record.description == (control if kept else synopsis)
+
+
 def test_added_files_are_recorded_by_their_resolved_file_url(workspace, tmp_path, monkeypatch):
     odd = tmp_path / "odd folder %20" / "ü"
     odd.mkdir(parents=True)

@@ -197,6 +197,23 @@ def test_build_kiro_repo_records_stages_and_writes_output(workspace, tmp_path):
     assert result.report is None
 
 
+def test_kiro_repo_is_described_in_the_index_as_in_its_control_file(workspace, tmp_path):
+    """The definition gives the synopsis, the templates the extended text: the index
+    keeps both, so that `apt show` says what `dpkg -s` says once it is installed."""
+    output = tmp_path / "out.deb"
+    (record,) = app.build_kiro_repo(
+        workspace, version="1.0.0", publish_after=False, output=output, now=FIXED_NOW
+    ).records
+    shown = subprocess.run(
+        ["dpkg-deb", "--field", str(output), "Description"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert record.description == shown.rstrip("\n")
+    assert record.description.startswith(workspace.configs["kiro-repo"].description + "\n ")
+
+
 def test_build_kiro_repo_is_refused_without_its_configuration(tmp_path):
     config_dir = tmp_path / "config" / "packages"
     config_dir.mkdir(parents=True)

@@ -84,7 +84,10 @@ def build_record(
 
     For packages defined in config/packages/, the config's section, priority,
     maintainer, homepage and description replace the control file's (the seed
-    stores them from config); otherwise the control file is the truth.
+    stores them from config); otherwise the control file is the truth. A config
+    description of one line that is the control file's synopsis keeps the control
+    file's extended description (kiro-repo's, built from its templates): `apt show`
+    and `dpkg -s` then say the same.
     """
     name = field_lookup(control, "Package") or ""
     version = field_lookup(control, "Version") or ""
@@ -126,6 +129,9 @@ def build_record(
         section, priority = config.section, config.priority
         maintainer, homepage = config.maintainer, config.homepage
         description = config.stanza_description
+        synopsis, _, extended = (field_lookup(control, "Description") or "").partition("\n")
+        if extended.strip() and "\n" not in description and synopsis.strip() == description:
+            description = f"{description}\n{extended}"
     else:
         section = field_lookup(control, "Section") or ""
         priority = field_lookup(control, "Priority") or ""
