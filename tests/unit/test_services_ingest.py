@@ -581,3 +581,29 @@ def test_a_record_the_store_kept_after_a_failure_keeps_its_file(workspace, make_
     assert "nothing was added" not in str(caught.value)
     assert workspace.store.package_ids() == {"alpha#1.0"}
     assert pool_files(workspace) == ["main/a/alpha/alpha_1.0_amd64.deb"]  # beta's went
+
+
+class BlindStore(FailingRecordStore):
+    """Fails to write, then cannot even say what it holds (its connection is gone)."""
+
+    def package_ids(self):
+        if getattr(self, "failed", False):
+            raise StoreError("metadata.db: cannot read the metadata store: disk I/O error")
+        return self.inner.package_ids()
+
+    def put_many(self, records):
+        self.failed = True
+        super().put_many(records)
+
+
+def test_files_kept_because_the_store_cannot_say_what_it_holds_are_named(
+    workspace, make_deb, caplog
+):
+    with pytest.raises(StoreError, match=r"disk I/O error$"):
+        ingest_alpha_and_beta(make_deb, BlindStore(workspace.store), workspace.repo)
+    placed = ["main/a/alpha/alpha_1.0_amd64.deb", "main/b/beta/beta_1.0_amd64.deb"]
+    assert pool_files(workspace) == placed  # a record may name them: they stay
+    assert (
+        "the store cannot say which records it holds now, so the files this batch placed "
+        "stay: pool/main/a/alpha/alpha_1.0_amd64.deb (and 1 more)"
+    ) in caplog.text

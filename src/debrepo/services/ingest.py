@@ -459,6 +459,15 @@ def ingest_files(
                 _take_back(
                     target, [k for k, package_id in placed.items() if package_id not in kept]
                 )
+            elif placed:
+                first, more = next(iter(placed)), len(placed) - 1
+                log.warning(
+                    "the store cannot say which records it holds now, so the files this "
+                    "batch placed stay: %s%s; `debrepo verify` names any that no record "
+                    "names, and an add of the same .deb adopts it",
+                    first,
+                    f" (and {more} more)" if more else "",
+                )
             added = None if kept is None else kept & set(placed.values())
             if isinstance(exc, ObjectStoreError | StoreError) and added == set():
                 raise type(exc)(f"{exc}; nothing was added") from None
