@@ -53,10 +53,20 @@ def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
                         "retry when it has finished, or pass --wait SECONDS"
                     ) from None
                 time.sleep(POLL_SECONDS)
+            except OSError as exc:
+                # Publishing without the lock could interleave two publishers: refuse.
+                raise LockError(
+                    f"{path}: cannot lock it ({exc.strerror}): its file system does not "
+                    "support flock (NFS without a lock daemon, some FUSE mounts); keep the "
+                    "home (--home) on a local file system"
+                ) from None
         since = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
         owner = f"pid {os.getpid()} on {os.uname().nodename} since {since}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, owner.encode(), 0)
+        # Who holds it is for the message of a second publisher only: a full disk fails
+        # the publish itself where it writes, naming that file, not here.
+        with suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, owner.encode(), 0)
         _held.add(fd)
         try:
             yield

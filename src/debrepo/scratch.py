@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from debrepo.errors import DebrepoError
+
 log = logging.getLogger("debrepo.scratch")
 
 OWNER = ".owner"
@@ -36,9 +38,21 @@ def new_scratch(family: str, parent: Path | None = None, *, label: str = "") -> 
     path = Path(tempfile.mkdtemp(prefix=f"{family}{label}", dir=root))
     # Locked before it gets its name: a sweep never sees an owner file not yet locked.
     pending = path / f"{OWNER}.new"
-    descriptor = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    pending.rename(path / OWNER)
+    try:
+        descriptor = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            pending.rename(path / OWNER)
+        except OSError:
+            os.close(descriptor)
+            raise
+    except OSError as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        # Unlocked, the folder would pass for abandoned and go from under this run.
+        raise DebrepoError(
+            f"{root}: cannot lock a temporary folder there ({exc.strerror}); point TMPDIR "
+            "at a folder on a local file system"
+        ) from None
     _held[path] = descriptor
     return path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import signal
 import subprocess
@@ -212,3 +214,27 @@ def test_telling_who_holds_the_lock_never_keeps_a_publisher_from_it(tmp_path):
     finally:
         stop.set()
         asker.join()
+
+
+def _no_flock(fd: int, operation: int) -> None:
+    """flock as NFS without a lock daemon answers it."""
+    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+
+def test_a_file_system_without_flock_is_a_lock_error_naming_the_file(lock_path, monkeypatch):
+    monkeypatch.setattr(fcntl, "flock", _no_flock)
+    with pytest.raises(LockError) as caught, local_lock(lock_path):
+        pytest.fail("locked without a lock")
+    message = str(caught.value)
+    assert message.startswith(f"{lock_path}: cannot lock it (No locks available)")
+    assert "local file system" in message
+
+
+def test_a_full_disk_does_not_keep_the_lock_from_being_taken(lock_path, monkeypatch):
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    # Held, by this process (the record it could not write names no one).
+    with local_lock(lock_path), pytest.raises(LockError, match="unknown"), local_lock(lock_path):
+        pass

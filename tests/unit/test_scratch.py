@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import signal
 import subprocess
@@ -9,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from debrepo.errors import DebrepoError
 from debrepo.scratch import OWNER, drop_scratch, new_scratch, sweep
 
 FAMILY = "debrepo-test-"
@@ -92,3 +97,15 @@ def test_other_names_files_and_links_are_never_touched(tmp_path: Path) -> None:
     assert sweep(FAMILY, tmp_path) == []
     assert (target / "precious").read_text() == "keep"
     assert other.is_dir() and (tmp_path / f"{FAMILY}file").exists()
+
+
+def test_a_folder_that_cannot_be_locked_is_an_error_and_goes(tmp_path: Path, monkeypatch) -> None:
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.raises(DebrepoError) as caught:
+        new_scratch(FAMILY, tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path}: cannot lock a temporary folder there")
+    assert "TMPDIR" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

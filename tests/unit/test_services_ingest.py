@@ -275,6 +275,19 @@ def test_a_copy_that_cannot_be_placed_adds_nothing_and_leaves_no_temporary_file(
     assert pool_files(workspace) == ["main/h"]
 
 
+def test_no_scratch_folder_leaves_no_copy_folder_at_the_repository_root(
+    workspace, make_deb, monkeypatch
+):
+    def unusable(family: str) -> Path:
+        raise DebrepoError("/mnt/nfs: cannot lock a temporary folder there (No locks available)")
+
+    monkeypatch.setattr(ingest, "new_scratch", unusable)
+    with pytest.raises(DebrepoError, match="cannot lock a temporary folder"):
+        app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    assert [p.name for p in workspace.repo.root.iterdir()] == []
+    assert workspace.store.package_ids() == set()
+
+
 def test_source_claims_are_checked_against_the_control_file(workspace, tmp_path):
     path = tmp_path / "hello.deb"
     path.write_bytes(deb_bytes("hello", "1.0"))

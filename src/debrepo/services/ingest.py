@@ -290,7 +290,12 @@ def ingest_files(
             incoming = tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=local_root)
         except OSError as exc:
             raise ObjectStoreError(f"{local_root}: cannot write: {exc.strerror}") from None
-    scratch = str(new_scratch("debrepo-ingest-"))
+    try:
+        scratch = str(new_scratch("debrepo-ingest-"))
+    except BaseException:
+        if incoming:  # not left at the repository root for the next ingest to clear
+            shutil.rmtree(incoming, ignore_errors=True)
+        raise
     outcomes: list[_Outcome] = []
     committed = False
     try:
