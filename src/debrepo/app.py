@@ -847,6 +847,14 @@ def remove_package(
                 except (DebrepoError, OSError) as exc:
                     what = f"{record.package_name} {record.version} was removed from the store"
                     raise publish_failed(exc, f"{what} but is still published") from exc
+                except BaseException:  # interrupted: the record is gone all the same
+                    log.error(
+                        "%s %s was removed from the store but is still published: run "
+                        "`debrepo rebuild`",
+                        record.package_name,
+                        record.version,
+                    )
+                    raise
                 staged_key = _keys(ws, Destination.of("staging", ws.settings), [record])[0]
                 try:
                     ws.staging.delete(staged_key)

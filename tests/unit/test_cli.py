@@ -701,6 +701,28 @@ def test_add_interrupted_while_publishing_says_what_is_stored(run, debs, monkeyp
     assert "alpha 1.0, beta 2.0-1 stored but not published: run `debrepo rebuild`" in caplog.text
 
 
+def test_remove_interrupted_while_publishing_says_it_is_still_published(
+    run, debs, home, monkeypatch, caplog
+):
+    assert run("add", str(debs)).code == 0
+
+    def interrupted(self, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr("debrepo.app.Workspace.publish", interrupted)
+        result = run("remove", "alpha", "1.0", "--yes")
+    assert result.code == 130
+    assert result.error_line == "debrepo: error: interrupted"
+    assert (
+        "alpha 1.0 was removed from the store but is still published: run `debrepo rebuild`"
+        in caplog.text
+    )
+    assert run("rebuild").code == 0
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" not in packages
+
+
 def test_add_whose_publish_fails_with_a_system_error_says_what_is_stored(run, debs, monkeypatch):
     def read_only(self, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", "/srv/apt/dists/stable/Release")
