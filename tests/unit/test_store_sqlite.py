@@ -11,6 +11,8 @@ import contextlib
 import json
 import logging
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -441,6 +443,36 @@ def test_path_that_cannot_be_created(tmp_path):
     with pytest.raises(StoreError) as caught:
         SqliteMetadataStore(blocker / "metadata.db")
     assert str(blocker / "metadata.db") in str(caught.value)
+
+
+_OPEN_WITH_NO_ROOM = """
+import resource, signal, sys
+from pathlib import Path
+from debrepo.errors import StoreError
+from debrepo.store.sqlite import SqliteMetadataStore
+
+# No file may grow past 16 KiB: as a full disk, SQLite cannot make its -shm file.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+try:
+    SqliteMetadataStore(Path(sys.argv[1]))
+except StoreError as exc:
+    print(exc)
+"""
+
+
+def test_a_full_disk_at_opening_is_named_not_a_disk_io_error(db_path):
+    SqliteMetadataStore(db_path).close()
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_WITH_NO_ROOM, str(db_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == (
+        f"{db_path}: cannot open the SQLite metadata store: no room for metadata.db-shm "
+        "beside it (is its disk full?)"
+    )
 
 
 def test_table_gone_after_opening_is_a_store_error(db_path):

@@ -120,7 +120,11 @@ class SqliteMetadataStore(BaseMetadataStore):
             if not self._has_withdrawn_table():
                 self._db.execute(_WITHDRAWN)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{path}: cannot open the SQLite metadata store: {exc}") from None
+            reason = str(exc)
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
+                # SQLite says only "disk I/O error" when the disk is full.
+                reason = f"no room for {path.name}-shm beside it (is its disk full?)"
+            raise StoreError(f"{path}: cannot open the SQLite metadata store: {reason}") from None
 
     def _open_read_only(self) -> None:
         """For a user who may only read the home (a monitoring account running `verify`,
