@@ -225,7 +225,15 @@ def load_settings(
     """Resolve settings; ConfigError names the flag, variable or file key at fault."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
     environ = os.environ if environ is None else environ
-    cwd = cwd or Path.cwd()
+    if cwd is None:
+        try:
+            cwd = Path.cwd()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot tell the current folder ({exc.strerror}; deleted since the shell "
+                "entered it?): change to an existing folder, where debrepo.yaml and relative "
+                "paths are read from"
+            ) from None
 
     def pick_raw(name: str) -> tuple[Any, str] | None:
         if name in flags:

@@ -468,3 +468,12 @@ def test_bytes_that_are_not_utf8_are_a_setting_error(tmp_path, name):
         with pytest.raises(ConfigError, match="is not UTF-8 text") as caught:
             load_settings(flags, environ=environ, cwd=tmp_path)
         assert where in str(caught.value)
+
+
+def test_a_deleted_current_folder_is_a_config_error(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(ConfigError, match="cannot tell the current folder"):
+        load_settings({"home": str(tmp_path / "home")}, environ={})
