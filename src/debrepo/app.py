@@ -826,6 +826,8 @@ def remove_package(
                     f"{left_out}; nothing was removed (remove each with --no-publish, then "
                     "run `debrepo rebuild`)"
                 )
+        if publish_after:  # a publish that cannot write must fail before the deletion
+            _refuse_unwritable(ws)
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
         # On purpose: `sync` must not fetch it again while upstream still offers it.
@@ -875,6 +877,16 @@ def remove_package(
                         "could not remove %s, which no record names now: %s", pool_file.key, exc
                     )
     return record, report
+
+
+def _refuse_unwritable(ws: Workspace) -> None:
+    """PublishError, changing nothing, when a local folder the publish writes is not
+    writable (S3 tells only when asked to write)."""
+    from debrepo.objects.filesystem import FilesystemObjectStore
+
+    for store, inside in ((ws.repo, f"dists/{ws.settings.suite}"), (ws.staging, "staging/.state")):
+        if isinstance(store, FilesystemObjectStore) and (problem := store.unwritable([inside])):
+            raise PublishError(f"{problem}; nothing was removed")
 
 
 def _put_back(

@@ -1026,6 +1026,42 @@ def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, re
     }
 
 
+def test_remove_changes_nothing_when_its_publish_could_not_write(run, debs):
+    """A repository folder this user may not write (read-only, another owner's): refused
+    before the record goes, as `add` is, not after with the version still published."""
+    shared = Path(tempfile.mkdtemp(prefix="debrepo-home-"))
+    try:
+        home = shared / "home"
+        at = ["--home", str(home), "--config-dir", str(CONFIG_DIR)]
+        assert run(*at, "add", str(debs), base=False).code == 0
+        gc.collect()  # its store closed, as at the end of a process
+        suite = home / "repo/dists/stable"
+        for path in [shared, *shared.rglob("*")]:  # all this user's but the Release folder
+            path.chmod(0o777 if path.is_dir() else 0o666)
+        as_root = os.geteuid() == 0
+        suite.chmod(0o755 if as_root else 0o555)
+        store, release = home / "metadata.db", (suite / "InRelease").read_bytes()
+        before = store.read_bytes()
+        os.chdir(shared)
+        if as_root:
+            os.seteuid(65534)  # root may write anything
+        try:
+            refused = run(*at, "remove", "alpha", "1.0", "--yes", base=False)
+        finally:
+            if as_root:
+                os.seteuid(0)
+            suite.chmod(0o755)
+        assert refused.code == 1, refused.err
+        assert refused.error_line == (
+            f"debrepo: error: {suite}: cannot write there (read-only, or not permitted); "
+            "nothing was removed"
+        )
+        gc.collect()
+        assert store.read_bytes() == before and (suite / "InRelease").read_bytes() == release
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_another_programs_sqlite_database_is_not_taken_for_a_store(run, debs, tmp_path):
     other = tmp_path / "customers.db"
     with sqlite3.connect(other) as connection:

@@ -61,6 +61,16 @@ class FilesystemObjectStore:
         """The local path of `key`; refuses keys that could leave the root."""
         return Path(self._local(key))
 
+    def unwritable(self, folders: Sequence[str]) -> str | None:
+        """Which of these existing folders under the root (and the root itself) a write
+        would fail in (read-only, another owner's), or None: for a command that must not
+        change the store when its publish cannot write."""
+        for folder in ("", *folders):
+            path = f"{self._root}/{folder}".rstrip("/")
+            if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK, effective_ids=True):
+                return f"{path}: cannot write there (read-only, or not permitted)"
+        return None
+
     # -- reading --------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         path = self._local(key)
