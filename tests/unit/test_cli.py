@@ -1062,6 +1062,37 @@ def test_remove_changes_nothing_when_its_publish_could_not_write(run, debs):
         shutil.rmtree(shared)
 
 
+KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+from debrepo.store.sqlite import SqliteMetadataStore
+
+store = SqliteMetadataStore(Path(sys.argv[1]))
+store.withdraw("gamma#1", "2026-11-24T12:00:00+00:00")
+os._exit(0)  # killed before folding its write-ahead log into the database
+"""
+
+
+def test_a_reader_that_cannot_see_a_left_over_write_ahead_log_says_so(
+    run, debs, readable_only, caplog
+):
+    home, reading = readable_only
+    at = ["--home", str(home), "--config-dir", str(CONFIG_DIR)]
+    assert run(*at, "add", str(debs), base=False).code == 0
+    gc.collect()
+    store = home / "metadata.db"
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(store)], check=True)
+    wal = store.with_name("metadata.db-wal")
+    assert wal.stat().st_size > 0
+    store.with_name("metadata.db-shm").unlink()  # as a reboot leaves a shared-memory file
+    with reading():
+        listed = run(*at, "list", "--withdrawn", base=False)
+    assert listed.code == 0, listed.err
+    assert "gamma" not in listed.out  # the withdrawal is in the log, unread
+    assert f"{wal} holds changes this user cannot read without write access" in caplog.text
+    assert "gamma  1  removed" in run(*at, "list", "--withdrawn", base=False).out  # the owner
+
+
 def test_another_programs_sqlite_database_is_not_taken_for_a_store(run, debs, tmp_path):
     other = tmp_path / "customers.db"
     with sqlite3.connect(other) as connection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,6 +20,8 @@ from debrepo.errors import DuplicatePackageError, RecordValidationError, StoreEr
 from debrepo.model import PackageRecord, item_problems
 from debrepo.ports import Snapshot
 from debrepo.store.base import BaseMetadataStore, warn_skipped
+
+log = logging.getLogger("debrepo.store")
 
 COLUMNS: tuple[str, ...] = (
     "package_id",
@@ -141,6 +144,17 @@ class SqliteMetadataStore(BaseMetadataStore):
             self._db = sqlite3.connect(
                 f"{self.path.as_uri()}?immutable=1", uri=True, isolation_level=None
             )
+            wal = self.path.with_name(f"{self.path.name}-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                # Changes committed there are not read this way (a writer killed before
+                # it folded them in): what is listed or verified may be out of date.
+                log.warning(
+                    "%s holds changes this user cannot read without write access to %s; "
+                    "the store may look older than it is (any command that writes, run by "
+                    "its owner, folds them in)",
+                    wal,
+                    self.path.parent,
+                )
         self._check_tables()
         if self._schema_version() != _SCHEMA_VERSION:
             raise StoreError(
