@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -118,6 +119,10 @@ def test_key_path_that_is_a_directory(tmp_path):
 def test_a_device_or_a_huge_file_as_key_file_is_refused_without_reading_it(tmp_path):
     with pytest.raises(SigningError, match=r"^/dev/zero: not a regular file, so not a key file"):
         load_or_create_signer(Path("/dev/zero"), USER_ID)  # would never end
+    fifo = tmp_path / "fifo.asc"
+    os.mkfifo(fifo)
+    with pytest.raises(SigningError, match=rf"^{fifo}: not a regular file, so not a key file"):
+        load_or_create_signer(fifo, USER_ID)  # opening would wait for a writer
     huge = tmp_path / "huge.asc"
     with huge.open("wb") as handle:
         handle.truncate(64 << 30)  # sparse: 64 GiB that no reader must load

@@ -175,7 +175,8 @@ def read_key_file(path: Path) -> bytes:
     """The bytes of a key file: a regular file of at most MAX_KEY_FILE_BYTES (a device or
     a huge file named by mistake would otherwise exhaust memory)."""
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO named by mistake would wait for a writer for ever.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise SigningError(f"{path}: not a regular file, so not a key file")
             data = handle.read(MAX_KEY_FILE_BYTES + 1)
