@@ -301,182 +301,32 @@ def ingest_files(
     try:
         context = _Context(configs, now, destination, local_root, incoming, scratch)
         outcomes = _examine_all(items, context, progress)
+        checked = _check_batch(
+            items,
+            outcomes,
+            existing=store.package_ids(),
+            stored_record=store.get,
+            architectures=destination.architectures,
+            skip_stored=already_stored is not None,
+        )
+        if checked.errors:
+            raise checked.refusal()
 
-        errors: list[str] = []
-        existing = store.package_ids()
-        # Versions that differ only by epoch share a file name (dpkg drops the epoch):
-        # one must never replace the other's published file.
-        existing_files = {_id_without_epoch(package_id): package_id for package_id in existing}
-        # Versions of each name, to find one spelled otherwise but equal as dpkg compares
-        # (1.0, 1.00, 1.0-0): apt would list one version with two files. Keyed by
-        # dpkg's identity, and only for the names in this batch.
-        batch_names = {o.record.package_name for o in outcomes if o.record is not None}
-        versions_of: dict[str, dict[object, str]] = {name: {} for name in batch_names}
-        for package_id in existing:
-            name, _, version = package_id.partition("#")
-            if name in versions_of:
-                versions_of[name][dpkg_identity(version)] = version
-        seen: dict[str, Path] = {}
-        seen_architecture: dict[str, str] = {}
-        seen_files: dict[str, Path] = {}
-        skipped: list[tuple[_Outcome, PackageRecord, Path]] = []
-        refused = 0  # for a file's own bytes, not for the store, the settings or the disk
-        for item, outcome in zip(items, outcomes, strict=True):
-            record = outcome.record
-            if record is None:
-                errors.append(outcome.error or f"{item.path}: unreadable")
-                refused += outcome.refused
-                continue
-            same_file = _id_without_epoch(record.package_id)
-            architectures = destination.architectures
-            if record.architecture != "all" and record.architecture not in architectures:
-                errors.append(
-                    f"{item.path}: {record.package_name} {record.version} is built for "
-                    f"{record.architecture}, which this repository does not publish "
-                    f"(architectures: {', '.join(architectures)}); add it to the "
-                    "architectures setting first"
-                )
-            elif record.package_id in existing:
-                stored = store.get(record.package_id)
-                if stored is not None and stored.architecture != record.architecture:
-                    errors.append(
-                        _one_architecture_per_version(
-                            item.path, record, f"stored for {stored.architecture}"
-                        )
-                    )
-                elif stored is None or already_stored is None or not _same_file(stored, record):
-                    sha256s = (
-                        (stored.sha256_hash, record.sha256_hash)
-                        if stored is not None and not _same_file(stored, record)
-                        else None
-                    )
-                    duplicate = DuplicatePackageError(record.package_id, sha256s=sha256s)
-                    errors.append(f"{item.path}: {duplicate}")
-                elif record.package_id not in seen:
-                    seen[record.package_id] = item.path
-                    skipped.append((outcome, stored, item.path))
-                else:
-                    errors.append(
-                        f"{item.path}: {record.package_name} {record.version} "
-                        f"is also in {seen[record.package_id]}"
-                    )
-            elif record.package_id in seen:
-                first = seen_architecture[record.package_id]
-                errors.append(
-                    _one_architecture_per_version(
-                        item.path, record, f"also in {seen[record.package_id]} for {first}"
-                    )
-                    if first != record.architecture
-                    else f"{item.path}: {record.package_name} {record.version} "
-                    f"is also in {seen[record.package_id]}"
-                )
-            elif same_file in existing_files or same_file in seen_files:
-                other = existing_files.get(same_file) or str(seen_files[same_file])
-                errors.append(
-                    f"{item.path}: {record.package_name} {record.version} would be published "
-                    f"as {record.actual_filename}, the file of {other}; versions that differ "
-                    "only by epoch cannot share a repository"
-                )
-            elif (
-                equal := versions_of[record.package_name].get(dpkg_identity(record.version))
-            ) not in (None, record.version):
-                errors.append(
-                    f"{item.path}: {record.package_name} {record.version} is the same version "
-                    f"as {record.package_name} {equal} (already stored or added), as dpkg and "
-                    "apt compare versions; apt would see one version with two files"
-                )
-            else:
-                seen[record.package_id] = item.path
-                seen_architecture[record.package_id] = record.architecture
-                seen_files[same_file] = item.path
-                versions_of[record.package_name][dpkg_identity(record.version)] = record.version
-        if errors:
-            more = len(errors) - MAX_LISTED_ERRORS
-            refusal = PackageContentError if refused == len(errors) else InvalidPackageError
-            raise refusal(
-                "; ".join(errors[:MAX_LISTED_ERRORS])
-                + (f" (and {more} more)" if more > 0 else "")
-                + "; nothing was added"
-            )
-
-        # Files first, then records: a crash in between leaves an unreferenced file
-        # (invisible to apt, replaced by a retry), never a record without its file. A
-        # failure in between takes back the files already placed.
-        placed: dict[str, str] = {}  # pool or staging key -> package_id
-        # Already stored with these bytes: not stored again, but put back if its file
-        # is gone or holds other bytes (the very bytes the record names; the publish
-        # trusts its map of the pool, so nothing else would mend it).
-        putting_back: set[int] = set()
-        mending: list[tuple[str, str]] = []  # (key, how it differs), said once allowed
-        if skipped and already_stored is not None:
-            dropped: list[_Outcome] = []
-            for outcome, stored, _path in skipped:
-                already_stored.append(stored)
-                damage = _damage(target, outcome.key, stored)
-                if damage is not None:
-                    mending.append((outcome.key, damage))
-                    putting_back.add(id(outcome))
-                    if put_back is not None:
-                        put_back.append(stored)
-                else:
-                    _discard(outcome.copy)
-                    dropped.append(outcome)
-            left_out = {id(outcome) for outcome in dropped}
-            outcomes = [outcome for outcome in outcomes if id(outcome) not in left_out]
+        mending: list[tuple[_Outcome, str]] = []  # (file, how it differs), said once allowed
+        if already_stored is not None:
+            mending = _mend_or_drop(checked.skipped, target, already_stored, put_back)
+        putting_back = {id(outcome) for outcome, _how in mending}
+        left_out = {id(outcome) for outcome, _stored in checked.skipped} - putting_back
+        outcomes = [outcome for outcome in outcomes if id(outcome) not in left_out]
         to_place = [(outcome, outcome.record) for outcome in outcomes if outcome.record]
         records = [record for outcome, record in to_place if id(outcome) not in putting_back]
         if may_place is not None:
-            # Files put back too: the file in the way may be another store's, published
-            # (a mistyped --home next to the right --repo), not a damaged copy of ours.
-            held = [
-                found
-                for outcome, record in to_place
-                if (
-                    found := may_place(
-                        outcome.key, record.package_id, record.file_size, record.sha256_hash
-                    )
-                )
-            ]
-            if held:
-                others = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
-                raise InvalidPackageError(f"{held[0]}{others}; nothing was added")
-        for key, damage in mending:
-            log.warning("%s %s: put back from the file given (the bytes stored)", key, damage)
-        storing = False
-        try:
-            for outcome, record in to_place:
-                if isinstance(target, FilesystemObjectStore):
-                    target.commit_reserved(outcome.copy, outcome.key)
-                else:
-                    target.put_file(
-                        outcome.key, Path(outcome.copy), delivery_for(outcome.key), move=True
-                    )
-                placed[outcome.key] = record.package_id
-            storing = True
-            if records:
-                store.put_many(records)
-        except BaseException as exc:
-            # Records that made it into the store anyway (a batch written in parts whose
-            # clean-up failed too; a write that succeeded but whose answer was lost) keep
-            # their files; if the store cannot tell, every file stays.
-            kept = _stored_now(store) if storing else set()
-            if kept is not None:
-                _take_back(
-                    target, [k for k, package_id in placed.items() if package_id not in kept]
-                )
-            elif placed:
-                first, more = next(iter(placed)), len(placed) - 1
-                log.warning(
-                    "the store cannot say which records it holds now, so the files this "
-                    "batch placed stay: %s%s; `debrepo verify` names any that no record "
-                    "names, and an add of the same .deb adopts it",
-                    first,
-                    f" (and {more} more)" if more else "",
-                )
-            added = None if kept is None else kept & set(placed.values())
-            if isinstance(exc, ObjectStoreError | StoreError) and added == set():
-                raise type(exc)(f"{exc}; nothing was added") from None
-            raise
+            _refuse_what_may_not_be_placed(to_place, may_place)
+        for outcome, damage in mending:
+            log.warning(
+                "%s %s: put back from the file given (the bytes stored)", outcome.key, damage
+            )
+        _place_and_store(to_place, records, store=store, target=target)
         committed = True
         return records
     finally:
@@ -489,6 +339,213 @@ def ingest_files(
         if incoming:
             shutil.rmtree(incoming, ignore_errors=True)
         drop_scratch(Path(scratch))
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchCheck:
+    errors: list[str]
+    refused: int  # errors for a file's own bytes, not for the store, the settings or the disk
+    skipped: list[tuple[_Outcome, PackageRecord]]  # stored already with these very bytes
+
+    def refusal(self) -> InvalidPackageError:
+        """PackageContentError only when every error is for a file's own bytes: those
+        bytes offered again are refused again, so a source need not offer them again."""
+        more = len(self.errors) - MAX_LISTED_ERRORS
+        refusal = PackageContentError if self.refused == len(self.errors) else InvalidPackageError
+        return refusal(
+            "; ".join(self.errors[:MAX_LISTED_ERRORS])
+            + (f" (and {more} more)" if more > 0 else "")
+            + "; nothing was added"
+        )
+
+
+def _check_batch(
+    items: Sequence[IngestItem],
+    outcomes: Sequence[_Outcome],
+    *,
+    existing: set[str],
+    stored_record: Callable[[str], PackageRecord | None],
+    architectures: Sequence[str],
+    skip_stored: bool,
+) -> _BatchCheck:
+    """Every reason to refuse the batch, against what is stored (`existing`, read with
+    `stored_record`) and within the batch, found before anything is placed. With
+    `skip_stored`, a version stored with these very bytes is skipped, not refused."""
+    errors: list[str] = []
+    # Versions that differ only by epoch share a file name (dpkg drops the epoch):
+    # one must never replace the other's published file.
+    existing_files = {_id_without_epoch(package_id): package_id for package_id in existing}
+    # Versions of each name, to find one spelled otherwise but equal as dpkg compares
+    # (1.0, 1.00, 1.0-0): apt would list one version with two files. Keyed by
+    # dpkg's identity, and only for the names in this batch.
+    batch_names = {o.record.package_name for o in outcomes if o.record is not None}
+    versions_of: dict[str, dict[object, str]] = {name: {} for name in batch_names}
+    for package_id in existing:
+        name, _, version = package_id.partition("#")
+        if name in versions_of:
+            versions_of[name][dpkg_identity(version)] = version
+    seen: dict[str, Path] = {}
+    seen_architecture: dict[str, str] = {}
+    seen_files: dict[str, Path] = {}
+    skipped: list[tuple[_Outcome, PackageRecord]] = []
+    refused = 0
+    for item, outcome in zip(items, outcomes, strict=True):
+        record = outcome.record
+        if record is None:
+            errors.append(outcome.error or f"{item.path}: unreadable")
+            refused += outcome.refused
+            continue
+        same_file = _id_without_epoch(record.package_id)
+        if record.architecture != "all" and record.architecture not in architectures:
+            errors.append(
+                f"{item.path}: {record.package_name} {record.version} is built for "
+                f"{record.architecture}, which this repository does not publish "
+                f"(architectures: {', '.join(architectures)}); add it to the "
+                "architectures setting first"
+            )
+        elif record.package_id in existing:
+            stored = stored_record(record.package_id)
+            if stored is not None and stored.architecture != record.architecture:
+                errors.append(
+                    _one_architecture_per_version(
+                        item.path, record, f"stored for {stored.architecture}"
+                    )
+                )
+            elif stored is None or not skip_stored or not _same_file(stored, record):
+                sha256s = (
+                    (stored.sha256_hash, record.sha256_hash)
+                    if stored is not None and not _same_file(stored, record)
+                    else None
+                )
+                duplicate = DuplicatePackageError(record.package_id, sha256s=sha256s)
+                errors.append(f"{item.path}: {duplicate}")
+            elif record.package_id not in seen:
+                seen[record.package_id] = item.path
+                skipped.append((outcome, stored))
+            else:
+                errors.append(_also_in(item.path, record, seen[record.package_id]))
+        elif record.package_id in seen:
+            first = seen_architecture[record.package_id]
+            errors.append(
+                _one_architecture_per_version(
+                    item.path, record, f"also in {seen[record.package_id]} for {first}"
+                )
+                if first != record.architecture
+                else _also_in(item.path, record, seen[record.package_id])
+            )
+        elif same_file in existing_files or same_file in seen_files:
+            other = existing_files.get(same_file) or str(seen_files[same_file])
+            errors.append(
+                f"{item.path}: {record.package_name} {record.version} would be published "
+                f"as {record.actual_filename}, the file of {other}; versions that differ "
+                "only by epoch cannot share a repository"
+            )
+        elif (equal := versions_of[record.package_name].get(dpkg_identity(record.version))) not in (
+            None,
+            record.version,
+        ):
+            errors.append(
+                f"{item.path}: {record.package_name} {record.version} is the same version "
+                f"as {record.package_name} {equal} (already stored or added), as dpkg and "
+                "apt compare versions; apt would see one version with two files"
+            )
+        else:
+            seen[record.package_id] = item.path
+            seen_architecture[record.package_id] = record.architecture
+            seen_files[same_file] = item.path
+            versions_of[record.package_name][dpkg_identity(record.version)] = record.version
+    return _BatchCheck(errors, refused, skipped)
+
+
+def _also_in(path: Path, record: PackageRecord, first: Path) -> str:
+    return f"{path}: {record.package_name} {record.version} is also in {first}"
+
+
+def _mend_or_drop(
+    skipped: Sequence[tuple[_Outcome, PackageRecord]],
+    target: ObjectStore,
+    already_stored: list[PackageRecord],
+    put_back: list[PackageRecord] | None,
+) -> list[tuple[_Outcome, str]]:
+    """The files stored already to put back, with how `target`'s copy differs; the
+    copies of the others are dropped. Put back when gone or holding other bytes than
+    the record names: the publish trusts its map of the pool, so nothing else would
+    mend it."""
+    mending: list[tuple[_Outcome, str]] = []
+    for outcome, stored in skipped:
+        already_stored.append(stored)
+        damage = _damage(target, outcome.key, stored)
+        if damage is not None:
+            mending.append((outcome, damage))
+            if put_back is not None:
+                put_back.append(stored)
+        else:
+            _discard(outcome.copy)
+    return mending
+
+
+def _refuse_what_may_not_be_placed(
+    to_place: Sequence[tuple[_Outcome, PackageRecord]],
+    may_place: Callable[[str, str, int, str], str | None],
+) -> None:
+    """Files put back are asked about too: the file in the way may be another store's,
+    published (a mistyped --home next to the right --repo), not a damaged copy of ours."""
+    held = [
+        found
+        for outcome, record in to_place
+        if (
+            found := may_place(outcome.key, record.package_id, record.file_size, record.sha256_hash)
+        )
+    ]
+    if held:
+        others = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
+        raise InvalidPackageError(f"{held[0]}{others}; nothing was added")
+
+
+def _place_and_store(
+    to_place: Sequence[tuple[_Outcome, PackageRecord]],
+    records: list[PackageRecord],
+    *,
+    store: MetadataStore,
+    target: ObjectStore,
+) -> None:
+    """Files first, then records: a crash in between leaves an unreferenced file
+    (invisible to apt, replaced by a retry), never a record without its file. A
+    failure in between takes back the files already placed."""
+    placed: dict[str, str] = {}  # pool or staging key -> package_id
+    storing = False
+    try:
+        for outcome, record in to_place:
+            if isinstance(target, FilesystemObjectStore):
+                target.commit_reserved(outcome.copy, outcome.key)
+            else:
+                target.put_file(
+                    outcome.key, Path(outcome.copy), delivery_for(outcome.key), move=True
+                )
+            placed[outcome.key] = record.package_id
+        storing = True
+        if records:
+            store.put_many(records)
+    except BaseException as exc:
+        # Records that made it into the store anyway (a batch written in parts whose
+        # clean-up failed too; a write that succeeded but whose answer was lost) keep
+        # their files; if the store cannot tell, every file stays.
+        kept = _stored_now(store) if storing else set()
+        if kept is not None:
+            _take_back(target, [k for k, package_id in placed.items() if package_id not in kept])
+        elif placed:
+            first, more = next(iter(placed)), len(placed) - 1
+            log.warning(
+                "the store cannot say which records it holds now, so the files this batch "
+                "placed stay: %s%s; `debrepo verify` names any that no record names, and an "
+                "add of the same .deb adopts it",
+                first,
+                f" (and {more} more)" if more else "",
+            )
+        added = None if kept is None else kept & set(placed.values())
+        if isinstance(exc, ObjectStoreError | StoreError) and added == set():
+            raise type(exc)(f"{exc}; nothing was added") from None
+        raise
 
 
 def _same_file(stored: PackageRecord, record: PackageRecord) -> bool:
