@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import ParseResult, urlparse
 
 from debrepo.core.control import architecture_problem
@@ -58,6 +58,8 @@ MIN_BY_HASH_GENERATIONS = 3
 _SUITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _COMPONENT_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _KEY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]*")
+
+_Number = TypeVar("_Number", int, float)
 
 
 class Settings(NamedTuple):
@@ -234,148 +236,154 @@ def load_settings(
                 "entered it?): change to an existing folder, where debrepo.yaml and relative "
                 "paths are read from"
             ) from None
+    sources = _Sources(flags, environ, cwd)
+    home = _home(sources)
+    values = _Values(sources, _defaults(home))
+    suite, codename = _suite_and_codename(values)
+    components, architectures = _components_and_architectures(values)
+    valid_days = _valid_days(values)
+    by_hash_keep = _by_hash_keep(values)
+    key_switch_days = _key_switch_days(values)
+    _default_public_url_to_the_bucket(values, environ)
+    public_url, key_name = _public_url_and_key_name(values)
+    acl_mode = _s3_acl_mode(values)
+    lock_ttl = _lock_ttl_seconds(values)
+    config_dir = _config_dir(values)
+    settings = Settings(
+        home=home,
+        store=values.location("store", "sqlite"),
+        repo=values.location("repo", "file"),
+        staging=values.location("staging", "file"),
+        key_file=values.local_path("key_file"),
+        config_dir=config_dir,
+        public_url=public_url,
+        origin=values.text("origin"),
+        label=values.text("label"),
+        suite=suite,
+        codename=codename,
+        components=components,
+        architectures=architectures,
+        description=values.text("description"),
+        release_version=values.text("release_version"),
+        valid_days=valid_days,
+        by_hash_keep=by_hash_keep,
+        key_name=key_name,
+        key_user_id=values.text("key_user_id"),
+        key_secret_id=values.optional("key_secret_id"),
+        s3_acl_mode=acl_mode,
+        sns_topic_arn=values.optional("sns_topic_arn"),
+        cloudfront_distribution_id=values.optional("cloudfront_distribution_id"),
+        lock_ttl_seconds=lock_ttl,
+        key_switch_days=key_switch_days,
+    )
+    _refuse_a_repository_over_private_files(
+        settings, {name: values.where(name) for name in ("repo", "store", "staging", "key_file")}
+    )
+    return settings
 
-    def pick_raw(name: str) -> tuple[Any, str] | None:
-        if name in flags:
-            return flags[name], f"option --{_OPTION_NAMES.get(name, name).replace('_', '-')}"
+
+class _Sources:
+    """A setting's value from the first that gives it: a flag, an environment variable,
+    the settings file; with the words an error uses to name where it came from."""
+
+    def __init__(self, flags: Mapping[str, Any], environ: Mapping[str, str], cwd: Path) -> None:
+        self.flags = flags
+        self.environ = environ
+        self.cwd = cwd
+        self.settings_file = self._find_settings_file()
+        self.file_values = _read_settings_file(self.settings_file) if self.settings_file else {}
+
+    def given(self, name: str) -> tuple[Any, str] | None:
+        """From a flag or a variable: they may name the settings file, so they come first."""
+        if name in self.flags:
+            return self.flags[name], f"option --{_OPTION_NAMES.get(name, name).replace('_', '-')}"
         variable = ENVIRONMENT.get(name)
-        if variable and environ.get(variable):
-            return environ[variable], f"environment variable {variable}"
+        if variable and self.environ.get(variable):
+            return self.environ[variable], f"environment variable {variable}"
         return None
 
-    settings_file: Path | None = None
-    chosen = pick_raw("settings_file")
-    if chosen:
-        settings_file = (cwd / str(chosen[0])).resolve()
-        if not settings_file.is_file():
-            what = "is not a file" if settings_file.exists() else "not found"
-            raise ConfigError(f"{settings_file}: settings file {what} ({chosen[1]})")
-    elif (cwd / DEFAULT_SETTINGS_FILE).is_file():
-        settings_file = cwd / DEFAULT_SETTINGS_FILE
-    file_values = _read_settings_file(settings_file) if settings_file else {}
+    def _find_settings_file(self) -> Path | None:
+        """One named must exist; without a name, ./debrepo.yaml is read if there is one."""
+        chosen = self.given("settings_file")
+        if chosen:
+            settings_file = (self.cwd / str(chosen[0])).resolve()
+            if not settings_file.is_file():
+                what = "is not a file" if settings_file.exists() else "not found"
+                raise ConfigError(f"{settings_file}: settings file {what} ({chosen[1]})")
+            return settings_file
+        if (self.cwd / DEFAULT_SETTINGS_FILE).is_file():
+            return self.cwd / DEFAULT_SETTINGS_FILE
+        return None
 
-    def pick(name: str, defaults: Mapping[str, Any]) -> tuple[Any, str]:
-        chosen = pick_raw(name)
+    def pick(self, name: str, defaults: Mapping[str, Any]) -> tuple[Any, str]:
+        chosen = self.given(name)
         if chosen:
             return chosen
-        if name in file_values and file_values[name] is not None:
-            return file_values[name], f"{settings_file}: {name}"
+        if name in self.file_values and self.file_values[name] is not None:
+            return self.file_values[name], f"{self.settings_file}: {name}"
         return defaults.get(name), f"default {name}"
 
-    def from_file(where: str) -> bool:
-        return settings_file is not None and where.startswith(f"{settings_file}: ")
+    def from_file(self, where: str) -> bool:
+        return self.settings_file is not None and where.startswith(f"{self.settings_file}: ")
 
-    def base(where: str) -> Path:
+    def base(self, where: str) -> Path:
         """A relative path written in the settings file is taken from the file's folder
         (it must not depend on where the command runs); in a flag or variable, from
         the current directory."""
-        return settings_file.parent if settings_file and from_file(where) else cwd
+        if self.settings_file and self.from_file(where):
+            return self.settings_file.parent
+        return self.cwd
 
-    home_value, home_from = pick("home", {"home": DEFAULT_HOME})
-    if not isinstance(home_value, str) or not home_value.strip() or "\0" in home_value:
-        raise ConfigError(f"{home_from} must be the path of a folder, not {home_value!r}")
-    home = (base(home_from) / home_value).resolve()
-    if home.exists() and not home.is_dir():
-        raise ConfigError(f"{home}: not a folder ({home_from} must name the home folder)")
-    defaults = _defaults(home)
-    raw = {name: pick(name, defaults) for name in defaults}
 
-    def text(name: str) -> str:
-        value, where = raw[name]
+class _Values:
+    """Every setting as picked and where from, read as the kind of value it must be."""
+
+    def __init__(self, sources: _Sources, defaults: Mapping[str, Any]) -> None:
+        self.sources = sources
+        self.raw = {name: sources.pick(name, defaults) for name in defaults}
+
+    def where(self, name: str) -> str:
+        return self.raw[name][1]
+
+    def text(self, name: str) -> str:
+        value, where = self.raw[name]
         if not isinstance(value, str | int | float) or not str(value).strip():
             raise ConfigError(f"{where} must be non-empty text")
         return str(value).strip()
 
-    def path_text(name: str) -> str:
-        value = text(name)
+    def path_text(self, name: str) -> str:
+        value = self.text(name)
         if "\0" in value:  # the OS would refuse it with a traceback later
-            raise ConfigError(f"{raw[name][1]} holds a NUL character")
+            raise ConfigError(f"{self.where(name)} holds a NUL character")
         return value
 
-    def location(name: str, scheme: str) -> str:
+    def local_path(self, name: str) -> Path:
+        return (self.sources.base(self.where(name)) / self.path_text(name)).resolve()
+
+    def location(self, name: str, scheme: str) -> str:
         """A store or folder URL, a relative local path in it anchored as `base` says."""
-        value, where = path_text(name), raw[name][1]
+        value, where = self.path_text(name), self.where(name)
         prefix = f"{scheme}://" if value.startswith(f"{scheme}://") else ""
         path = value[len(prefix) :]
         if not path:  # `file://` alone would be the current directory, wherever that is
             raise ConfigError(f"{where}: {value!r} names no path")
-        if not from_file(where) or "://" in path or not path or path.startswith(("/", "~")):
+        if (
+            not self.sources.from_file(where)
+            or "://" in path
+            or not path
+            or path.startswith(("/", "~"))
+        ):
             return value  # s3://, dynamodb://: nothing local; a flag: from cwd when opened
-        return f"{prefix}{base(where) / path}"
+        return f"{prefix}{self.sources.base(where) / path}"
 
-    suite, codename = text("suite"), text("codename")
-    for name, value in (("suite", suite), ("codename", codename)):
-        if not _SUITE_RE.fullmatch(value):
-            raise ConfigError(f"{raw[name][1]}: {value!r} is not a valid {name} name")
-    components = _split_list(raw["components"][0])
-    if not components or not all(_COMPONENT_RE.fullmatch(c) for c in components):
-        raise ConfigError(f"{raw['components'][1]}: components must be names such as 'main'")
-    architectures = _split_list(raw["architectures"][0])
-    if not architectures:
-        raise ConfigError(f"{raw['architectures'][1]}: list at least one architecture")
-    for name, listed in (("components", components), ("architectures", architectures)):
-        if repeated := sorted({item for item in listed if listed.count(item) > 1}):
-            raise ConfigError(f"{raw[name][1]}: {', '.join(repeated)} listed twice")
-    for arch in architectures:
-        if architecture_problem(arch) or arch in ("all", "any", "source"):
-            raise ConfigError(
-                f"{raw['architectures'][1]}: {arch!r} is not a binary architecture (such as "
-                "amd64, arm64; packages of Architecture all go into every one listed)"
-            )
-    try:
-        valid_days = float(text("valid_days"))
-    except ValueError:
-        raise ConfigError(f"{raw['valid_days'][1]} must be a number of days") from None
-    # At least an hour: a Release must outlive its own publication and the clients'
-    # clocks being a little off.
-    if not 1 / 24 <= valid_days <= 3650:
-        raise ConfigError(f"{raw['valid_days'][1]} must be between 1/24 (an hour) and 3650 days")
-    try:
-        by_hash_keep = int(text("by_hash_keep"))
-    except ValueError:
-        raise ConfigError(f"{raw['by_hash_keep'][1]} must be a whole number") from None
-    if by_hash_keep < MIN_BY_HASH_GENERATIONS:
-        raise ConfigError(
-            f"{raw['by_hash_keep'][1]} must keep at least {MIN_BY_HASH_GENERATIONS} generations"
-        )
-    try:
-        key_switch_days = float(text("key_switch_days"))
-    except ValueError:
-        raise ConfigError(f"{raw['key_switch_days'][1]} must be a number of days") from None
-    if not 0 <= key_switch_days <= 3650:
-        raise ConfigError(f"{raw['key_switch_days'][1]} must be between 0 and 3650 days")
-    repo_url = url_parts(path_text("repo"))
-    if raw["public_url"][1].startswith("default") and repo_url.scheme == "s3":
-        # Not the loopback default: it would go into index.html and, for good, into the
-        # APT source of every kiro-repo built without --repo-url.
-        region = aws_region(environ)
-        raw["public_url"] = (
-            s3_public_url(repo_url.netloc, repo_url.path, region),
-            "default public_url (the bucket's URL)",
-        )
-    for name in ("public_url", "origin", "label", "description", "release_version", "key_user_id"):
-        # Bytes that are not UTF-8 in an argument or variable arrive as lone surrogates,
-        # which no Release, page or request can carry.
-        if not is_unicode_text(text(name)):
-            raise ConfigError(f"{raw[name][1]} is not UTF-8 text")
-    public_url = text("public_url").rstrip("/")
-    parsed_url = url_parts(public_url)
-    if (
-        parsed_url.scheme not in ("http", "https")
-        or not parsed_url.netloc
-        or any(c.isspace() for c in public_url)
-    ):
-        raise ConfigError(f"{raw['public_url'][1]}: {public_url!r} is not an http(s) URL")
-    key_name = text("key_name")
-    if not _KEY_NAME_RE.fullmatch(key_name):
-        raise ConfigError(f"{raw['key_name'][1]}: {key_name!r} is not a valid keyring name")
-    for name in ("origin", "label", "description", "release_version", "key_user_id"):
-        # Any control character (a carriage return too) would corrupt the signed Release.
-        if any(_is_control(c) for c in text(name)):
-            raise ConfigError(f"{raw[name][1]} must be a single line without control characters")
+    def number(self, name: str, kind: Callable[[str], _Number], what: str) -> _Number:
+        try:
+            return kind(self.text(name))
+        except ValueError:
+            raise ConfigError(f"{self.where(name)} must be {what}") from None
 
-    def optional(name: str) -> str:
-        value, where = raw[name]
+    def optional(self, name: str) -> str:
+        value, where = self.raw[name]
         if value is None or value == "":
             return ""
         if (
@@ -388,59 +396,139 @@ def load_settings(
             raise ConfigError(f"{where} is not UTF-8 text")
         return value
 
-    acl_mode = text("s3_acl_mode")
-    if acl_mode not in S3_ACL_MODES:
-        raise ConfigError(f"{raw['s3_acl_mode'][1]} must be one of {', '.join(S3_ACL_MODES)}")
-    try:
-        lock_ttl = int(text("lock_ttl_seconds"))
-    except ValueError:
-        raise ConfigError(
-            f"{raw['lock_ttl_seconds'][1]} must be a whole number of seconds"
-        ) from None
-    if lock_ttl < 60:
-        raise ConfigError(f"{raw['lock_ttl_seconds'][1]} must be at least 60 seconds")
 
-    config_dir = (base(raw["config_dir"][1]) / path_text("config_dir")).resolve()
-    if not raw["config_dir"][1].startswith("default") and not config_dir.is_dir():
-        # Named on purpose, so a typo must not pass for "no definitions" (only the
-        # default may be missing: any .deb can be published without a definition).
-        what = "not a folder" if config_dir.exists() else "no such folder"
+def _home(sources: _Sources) -> Path:
+    """Read before the others: the defaults of the store, repository, staging area and
+    key are under it."""
+    home_value, home_from = sources.pick("home", {"home": DEFAULT_HOME})
+    if not isinstance(home_value, str) or not home_value.strip() or "\0" in home_value:
+        raise ConfigError(f"{home_from} must be the path of a folder, not {home_value!r}")
+    home = (sources.base(home_from) / home_value).resolve()
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"{home}: not a folder ({home_from} must name the home folder)")
+    return home
+
+
+def _suite_and_codename(values: _Values) -> tuple[str, str]:
+    suite, codename = values.text("suite"), values.text("codename")
+    for name, value in (("suite", suite), ("codename", codename)):
+        if not _SUITE_RE.fullmatch(value):
+            raise ConfigError(f"{values.where(name)}: {value!r} is not a valid {name} name")
+    return suite, codename
+
+
+def _components_and_architectures(values: _Values) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    components = _split_list(values.raw["components"][0])
+    if not components or not all(_COMPONENT_RE.fullmatch(c) for c in components):
+        raise ConfigError(f"{values.where('components')}: components must be names such as 'main'")
+    architectures = _split_list(values.raw["architectures"][0])
+    if not architectures:
+        raise ConfigError(f"{values.where('architectures')}: list at least one architecture")
+    for name, listed in (("components", components), ("architectures", architectures)):
+        if repeated := sorted({item for item in listed if listed.count(item) > 1}):
+            raise ConfigError(f"{values.where(name)}: {', '.join(repeated)} listed twice")
+    for arch in architectures:
+        if architecture_problem(arch) or arch in ("all", "any", "source"):
+            raise ConfigError(
+                f"{values.where('architectures')}: {arch!r} is not a binary architecture (such "
+                "as amd64, arm64; packages of Architecture all go into every one listed)"
+            )
+    return components, architectures
+
+
+def _valid_days(values: _Values) -> float:
+    """At least an hour: a Release must outlive its own publication and the clients'
+    clocks being a little off."""
+    valid_days = values.number("valid_days", float, "a number of days")
+    if not 1 / 24 <= valid_days <= 3650:
         raise ConfigError(
-            f"{config_dir}: {what} ({raw['config_dir'][1]} names the package definitions "
-            "folder, config/packages in this repository)"
+            f"{values.where('valid_days')} must be between 1/24 (an hour) and 3650 days"
+        )
+    return valid_days
+
+
+def _by_hash_keep(values: _Values) -> int:
+    by_hash_keep = values.number("by_hash_keep", int, "a whole number")
+    if by_hash_keep < MIN_BY_HASH_GENERATIONS:
+        raise ConfigError(
+            f"{values.where('by_hash_keep')} must keep at least {MIN_BY_HASH_GENERATIONS} "
+            "generations"
+        )
+    return by_hash_keep
+
+
+def _key_switch_days(values: _Values) -> float:
+    key_switch_days = values.number("key_switch_days", float, "a number of days")
+    if not 0 <= key_switch_days <= 3650:
+        raise ConfigError(f"{values.where('key_switch_days')} must be between 0 and 3650 days")
+    return key_switch_days
+
+
+def _default_public_url_to_the_bucket(values: _Values, environ: Mapping[str, str]) -> None:
+    """For an S3 repository, not the loopback default: it would go into index.html and,
+    for good, into the APT source of every kiro-repo built without --repo-url."""
+    repo_url = url_parts(values.path_text("repo"))
+    if values.where("public_url").startswith("default") and repo_url.scheme == "s3":
+        region = aws_region(environ)
+        values.raw["public_url"] = (
+            s3_public_url(repo_url.netloc, repo_url.path, region),
+            "default public_url (the bucket's URL)",
         )
 
-    settings = Settings(
-        home=home,
-        store=location("store", "sqlite"),
-        repo=location("repo", "file"),
-        staging=location("staging", "file"),
-        key_file=(base(raw["key_file"][1]) / path_text("key_file")).resolve(),
-        config_dir=config_dir,
-        public_url=public_url,
-        origin=text("origin"),
-        label=text("label"),
-        suite=suite,
-        codename=codename,
-        components=components,
-        architectures=architectures,
-        description=text("description"),
-        release_version=text("release_version"),
-        valid_days=valid_days,
-        by_hash_keep=by_hash_keep,
-        key_name=key_name,
-        key_user_id=text("key_user_id"),
-        key_secret_id=optional("key_secret_id"),
-        s3_acl_mode=acl_mode,
-        sns_topic_arn=optional("sns_topic_arn"),
-        cloudfront_distribution_id=optional("cloudfront_distribution_id"),
-        lock_ttl_seconds=lock_ttl,
-        key_switch_days=key_switch_days,
-    )
-    _refuse_a_repository_over_private_files(
-        settings, {name: raw[name][1] for name in ("repo", "store", "staging", "key_file")}
-    )
-    return settings
+
+def _public_url_and_key_name(values: _Values) -> tuple[str, str]:
+    """What the repository says of itself, in its Release, its pages and its keyring,
+    must be text every reader takes as written."""
+    for name in ("public_url", "origin", "label", "description", "release_version", "key_user_id"):
+        # Bytes that are not UTF-8 in an argument or variable arrive as lone surrogates,
+        # which no Release, page or request can carry.
+        if not is_unicode_text(values.text(name)):
+            raise ConfigError(f"{values.where(name)} is not UTF-8 text")
+    public_url = values.text("public_url").rstrip("/")
+    parsed_url = url_parts(public_url)
+    if (
+        parsed_url.scheme not in ("http", "https")
+        or not parsed_url.netloc
+        or any(c.isspace() for c in public_url)
+    ):
+        raise ConfigError(f"{values.where('public_url')}: {public_url!r} is not an http(s) URL")
+    key_name = values.text("key_name")
+    if not _KEY_NAME_RE.fullmatch(key_name):
+        raise ConfigError(f"{values.where('key_name')}: {key_name!r} is not a valid keyring name")
+    for name in ("origin", "label", "description", "release_version", "key_user_id"):
+        # Any control character (a carriage return too) would corrupt the signed Release.
+        if any(_is_control(c) for c in values.text(name)):
+            raise ConfigError(
+                f"{values.where(name)} must be a single line without control characters"
+            )
+    return public_url, key_name
+
+
+def _s3_acl_mode(values: _Values) -> str:
+    acl_mode = values.text("s3_acl_mode")
+    if acl_mode not in S3_ACL_MODES:
+        raise ConfigError(f"{values.where('s3_acl_mode')} must be one of {', '.join(S3_ACL_MODES)}")
+    return acl_mode
+
+
+def _lock_ttl_seconds(values: _Values) -> int:
+    lock_ttl = values.number("lock_ttl_seconds", int, "a whole number of seconds")
+    if lock_ttl < 60:
+        raise ConfigError(f"{values.where('lock_ttl_seconds')} must be at least 60 seconds")
+    return lock_ttl
+
+
+def _config_dir(values: _Values) -> Path:
+    """Only the default may be missing: any .deb can be published without a definition,
+    but a folder named on purpose must not, by a typo, pass for "no definitions"."""
+    config_dir = values.local_path("config_dir")
+    if not values.where("config_dir").startswith("default") and not config_dir.is_dir():
+        what = "not a folder" if config_dir.exists() else "no such folder"
+        raise ConfigError(
+            f"{config_dir}: {what} ({values.where('config_dir')} names the package definitions "
+            "folder, config/packages in this repository)"
+        )
+    return config_dir
 
 
 def _is_control(character: str) -> bool:
