@@ -418,6 +418,17 @@ def sha256_of(store: ObjectStore, key: str) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+class _Start(NamedTuple):
+    """The publisher state a publish goes on from, and what it tells of earlier ones."""
+
+    state: PublishState
+    first_here: bool  # no account of an earlier publish to this repository
+    last_store: str | None  # another store, that the last publish came from
+    changing_announcement: bool
+    taking_over: AnnouncedKey | None  # the key announced before, that signs now
+    public_key: PublicKey
+
+
 class Publisher:
     """Executes a publication plan against a repository and a staging area."""
 
@@ -526,6 +537,101 @@ class Publisher:
             # Read before an ingest that may have outlasted a lock lease: still ours?
             self.fence()
         files = state_files or StateFiles.read(self.staging)
+        start = self._take_up_state(
+            files,
+            replace=replace,
+            announce=announce,
+            withdraw_announced=withdraw_announced,
+            now=now,
+        )
+        state = start.state
+        info = release_info(self.settings)
+        revision = self.store.revision()
+        fingerprint = self._fingerprint(info, start.public_key)
+        if (
+            not full
+            and not start.changing_announcement  # the state must be written, even if alike
+            and start.last_store is None
+            and revision is not None
+            and state.revision == revision
+            and state.fingerprint == fingerprint
+        ):
+            resigned = self._resign_unchanged(info, state, now=now)
+            if resigned is not None:
+                return resigned
+
+        report = PublishReport()
+        snapshot = self.store.snapshot()
+        self._refuse_what_clients_would_lose(
+            info, snapshot, start, fingerprint, removed=removed, replace=replace, now=now
+        )
+        report.packages = len(snapshot.records)
+        report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
+        state_before = state.to_json()
+        state.store = self.store.identity  # after state_before: a new record is written
+        pool_before: bytes | None = None  # a version 1 state carried the pool map inline
+        # A version 1 state kept no retired files (their files stayed in the pool): like
+        # a lost pool map, it is completed from a listing of the pool below.
+        map_incomplete = state.pool is not None
+        if state.pool is None:
+            pool_before = files.pool
+            map_incomplete = not state.load_pool(pool_before)
+        pool = state.pool
+        assert pool is not None
+        plan = self._plan(info, state, snapshot, start.public_key, fingerprint, full=full, now=now)
+        if not replace and not start.first_here:
+            self._refuse_to_drop_what_nobody_removed(
+                info, state, plan, snapshot, removed, map_incomplete=map_incomplete
+            )
+        if full:
+            present = self.repo.stat_many(list(pool))
+            pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
+        listed = self._settle_retired(plan, state, map_incomplete=map_incomplete)
+        self._still_ours()
+        expired = self._update_pool(plan, pool, state, report, set(just_written), listed)
+        # Recorded before any index can name the new pool files: whatever happens after,
+        # the map never misses a file an index names (`never_published` relies on it).
+        # A file it still lists after a failure is merely retired later; one expiring
+        # stays listed until it is deleted, or a failure in between would leak it.
+        self._still_ours()
+        if state.pool_to_json() != pool_before:
+            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
+        self._still_ours()
+        self._write_indices(plan, report, check_existing=full)
+        dropped_indices = self._record_indices(plan, state, info)
+        self.repo.flush()  # what the new Release names is on disk before it is
+        self._write_release(plan, report)
+        # Clients see the new Release from here on: what fails now is the clean-up after
+        # it, which the next publish finishes; said so, not "not published".
+        try:
+            self._still_ours()
+            self._update_convenience_copy(plan, state, report, refresh=full, now=now)
+            self._record_root_stamps(plan, state, report)
+            self._still_ours()
+            self._delete_what_no_release_names(plan, dropped_indices, expired, state, report)
+            state.generations = [list(g) for g in plan.generations]
+            state.revision, state.fingerprint = revision, fingerprint
+            state.published_at = now.isoformat(timespec="seconds")
+            state.skipped = report.skipped_incomplete
+            # (An announcement changed the state before state_before was taken.)
+            if state.to_json() != state_before or start.changing_announcement:
+                self._still_ours()
+                self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
+        except (DebrepoError, OSError) as exc:
+            raise published_but_unfinished(exc) from exc
+        return report
+
+    def _take_up_state(
+        self,
+        files: StateFiles,
+        *,
+        replace: bool,
+        announce: tuple[bytes, str] | None,
+        withdraw_announced: bool,
+        now: datetime,
+    ) -> _Start:
+        """The publisher state this publish goes on from, as far as it describes this
+        repository, with the announced key changed as asked."""
         raw_state = files.state
         state = PublishState.from_json(raw_state)
         # No account at all of an earlier publish to this repository (a new home, or
@@ -551,9 +657,21 @@ class Publisher:
         # refused below rather than dropped (a state without a store: not yet recorded).
         last_store = state.store if state.store not in (None, self.store.identity) else None
         changing_announcement = announce is not None or withdraw_announced
+        if changing_announcement:
+            self._change_announced_key(state, announce, now=now)
+        # The announced key that signs now takes over: the keyring drops the old one.
+        taking_over = state.announced.pop(self.signer.fingerprint.lower(), None)
+        public_key = published_keyring(self.signer, state.announced)
+        return _Start(state, first_here, last_store, changing_announcement, taking_over, public_key)
+
+    @staticmethod
+    def _change_announced_key(
+        state: PublishState, announce: tuple[bytes, str] | None, *, now: datetime
+    ) -> None:
+        """One key announced at a time: `announce` replaces the one announced, None
+        withdraws it."""
         before = state.announced
-        if changing_announcement:  # one key announced at a time
-            state.announced = {}
+        state.announced = {}
         if announce is not None:
             from debrepo.signing.openpgp import armor_keyring
 
@@ -564,29 +682,24 @@ class Publisher:
             state.announced[announced_fingerprint.lower()] = AnnouncedKey(
                 armor_keyring(binary).decode("ascii"), since or now.isoformat(timespec="seconds")
             )
-        # The announced key that signs now takes over: the keyring drops the old one.
-        taking_over = state.announced.pop(self.signer.fingerprint.lower(), None)
-        public_key = published_keyring(self.signer, state.announced)
-        info = release_info(self.settings)
-        revision = self.store.revision()
-        fingerprint = self._fingerprint(info, public_key)
-        if (
-            not full
-            and not changing_announcement  # the state must be written, even if alike
-            and last_store is None
-            and revision is not None
-            and state.revision == revision
-            and state.fingerprint == fingerprint
-        ):
-            resigned = self._resign_unchanged(info, state, now=now)
-            if resigned is not None:
-                return resigned
 
+    def _refuse_what_clients_would_lose(
+        self,
+        info: ReleaseInfo,
+        snapshot: Snapshot,
+        start: _Start,
+        fingerprint: str,
+        *,
+        removed: Iterable[str],
+        replace: bool,
+        now: datetime,
+    ) -> None:
+        """Refused before the first write: versions clients would lose, and, unless
+        `replace`, a repository that changes under the clients of another store or of
+        another shape."""
         from debrepo.core.indexes import unpublished_by_architecture  # the full path only
-        from debrepo.core.plan import plan_publication
 
-        report = PublishReport()
-        snapshot = self.store.snapshot()
+        state, first_here, last_store = start.state, start.first_here, start.last_store
         left_out = unpublished_by_architecture(snapshot.records, self.settings.architectures)
         if left_out:  # a settings file not read (another folder) must not unpublish them
             raise PublishRefused(
@@ -606,39 +719,40 @@ class Publisher:
         if first_here and not replace:
             # No record of what was published: what clients hold is read from the tree.
             self._refuse_to_change_what_clients_hold_to(info)
-            self._refuse_a_key_other_than_the_published_one(public_key, snapshot)
+            self._refuse_a_key_other_than_the_published_one(start.public_key, snapshot)
         elif not replace and state.fingerprint is None:
             # A record of the publishing without the shape it had (the state object lost,
             # the pool map kept): held to the published tree, as above.
             self._refuse_to_change_what_clients_hold_to(info)
-            self._refuse_a_key_other_than_the_published_one(public_key, snapshot)
+            self._refuse_a_key_other_than_the_published_one(start.public_key, snapshot)
         elif not replace and state.fingerprint != fingerprint:
             self._refuse_to_change_what_clients_hold_to(info)
             self._refuse_a_key_clients_do_not_trust(
                 state.fingerprint,
-                public_key,
+                start.public_key,
                 snapshot,
-                taking_over=taking_over,
+                taking_over=start.taking_over,
                 state=state,
                 now=now,
             )
-        report.packages = len(snapshot.records)
-        report.skipped_incomplete = [exc.package_id for exc in snapshot.skipped]
-        state_before = state.to_json()
-        state.store = self.store.identity  # after state_before: a new record is written
-        pool_before: bytes | None = None  # a version 1 state carried the pool map inline
-        # A version 1 state kept no retired files (their files stayed in the pool): like
-        # a lost pool map, it is completed from a listing of the pool below.
-        map_incomplete = state.pool is not None
-        if state.pool is None:
-            pool_before = files.pool
-            map_incomplete = not state.load_pool(pool_before)
-        pool = state.pool
-        assert pool is not None
-        # What was published before is reused (whole indices whose Packages did not
-        # change, unchanged pieces of the others) only if it was rendered the same way:
-        # not by `full`, which renders everything from nothing, nor after a change of
-        # the settings or of the rendering (RENDER_VERSION) since.
+
+    def _plan(
+        self,
+        info: ReleaseInfo,
+        state: PublishState,
+        snapshot: Snapshot,
+        public_key: PublicKey,
+        fingerprint: str,
+        *,
+        full: bool,
+        now: datetime,
+    ) -> PublicationPlan:
+        """What to write. What was published before is reused (whole indices whose
+        Packages did not change, unchanged pieces of the others) only if it was rendered
+        the same way: not by `full`, which renders everything from nothing, nor after a
+        change of the settings or of the rendering (RENDER_VERSION) since."""
+        from debrepo.core.plan import plan_publication  # the full path only
+
         reuse = not full and state.fingerprint == fingerprint
         previous_digests = self._published_digests(state) if reuse else {}
         previous_generations = state.generations
@@ -650,7 +764,7 @@ class Publisher:
             orphans = self._unaccounted_by_hash(info.suite, state.generations)
             if orphans:
                 previous_generations = [orphans, *state.generations]
-        plan = plan_publication(
+        return plan_publication(
             snapshot.records,
             info,
             now=now,
@@ -663,15 +777,14 @@ class Publisher:
             keyring_name=self.settings.keyring_name,
             sources_file=self._sources_file(info),
         )
-        if not replace and not first_here:
-            self._refuse_to_drop_what_nobody_removed(
-                info, state, plan, snapshot, removed, map_incomplete=map_incomplete
-            )
-        if full:
-            present = self.repo.stat_many(list(pool))
-            pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
+
+    def _settle_retired(
+        self, plan: PublicationPlan, state: PublishState, *, map_incomplete: bool
+    ) -> dict[str, int] | None:
+        """Tag every retired pool file with a generation the state lists, so that it goes
+        with that generation; the pool's sizes when it had to be listed, else None."""
         newest = generation_id(plan.generations[0])
-        listed: dict[str, int] | None = None  # the pool's sizes, when it had to be listed
+        listed: dict[str, int] | None = None
         if map_incomplete and (state.generations or _any_release(self.repo)):
             # Any file in the pool that the plan does not name may be one a kept
             # generation names: retired as if the newest did, the longest any could
@@ -687,79 +800,7 @@ class Publisher:
         # published did, the longest any could need it.
         published = {generation_id(g) for g in state.generations}
         state.retired = {k: g if g in published else newest for k, g in state.retired.items()}
-        self._still_ours()
-        retired_now = self._place_pool_files(
-            plan, pool, report, set(just_written), state.retired, listed
-        )
-        for key in {f.key for f in plan.pool_files} & state.retired.keys():
-            del state.retired[key]  # named again (its file replaced above): to be kept
-        last_named_by = generation_id(state.generations[0]) if state.generations else newest
-        state.retired.update(dict.fromkeys(retired_now, last_named_by))
-        kept = {generation_id(g) for g in plan.generations}
-        expired = sorted(k for k, generation in state.retired.items() if generation not in kept)
-        # Recorded before any index can name the new pool files: whatever happens after,
-        # the map never misses a file an index names (`never_published` relies on it).
-        # A file it still lists after a failure is merely retired later; one expiring
-        # stays listed until it is deleted, or a failure in between would leak it.
-        self._still_ours()
-        if state.pool_to_json() != pool_before:
-            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
-        self._still_ours()
-        self._write_indices(plan, report, check_existing=full)
-        # Indices the last publish wrote that the new Release no longer lists (an
-        # architecture or component dropped): a client of an older Release reads its
-        # by-hash copy, kept with its generation, so the plain file goes with the Release.
-        # Not those of another suite: its Release stays, for clients not yet moved.
-        suite_folder = f"{dist_dir(info.suite)}/"
-        dropped_indices = sorted(
-            key
-            for key in state.index_stamps.keys() - set(plan.index_keys)
-            if key.startswith(suite_folder)
-        )
-        state.index_stamps = self._index_stamps(plan)
-        state.index_pieces = {
-            key: IndexLayout(index.digest.sha256, list(index.pieces))
-            if index.pieces is not None
-            else state.index_pieces[key]
-            for key, index in zip(plan.index_keys, plan.indices, strict=True)
-            if index.pieces is not None or key in state.index_pieces
-        }
-        self.repo.flush()  # what the new Release names is on disk before it is
-        self._write_release(plan, report)
-        # Clients see the new Release from here on: what fails now is the clean-up after
-        # it, which the next publish finishes; said so, not "not published".
-        try:
-            self._still_ours()
-            self._update_convenience_copy(plan, state, report, refresh=full, now=now)
-            convenience_rewritten = CONVENIENCE_COPY in report.written
-            stamps = self._stamps(
-                [u.key for u in plan.root_files]
-                + ([CONVENIENCE_COPY] if convenience_rewritten else [])
-            )
-            if state.convenience_sha256 and not convenience_rewritten:
-                left_alone = state.root_stamps.get(CONVENIENCE_COPY)  # it matched this stamp
-                if left_alone is not None:
-                    stamps[CONVENIENCE_COPY] = left_alone
-            state.root_stamps = stamps
-            self._still_ours()
-            for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
-                self.repo.delete(key)
-                report.deleted.append(key)
-            if expired:
-                for key in expired:
-                    del state.retired[key]
-                self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
-            state.generations = [list(g) for g in plan.generations]
-            state.revision, state.fingerprint = revision, fingerprint
-            state.published_at = now.isoformat(timespec="seconds")
-            state.skipped = report.skipped_incomplete
-            # (An announcement changed the state before state_before was taken.)
-            if state.to_json() != state_before or changing_announcement:
-                self._still_ours()
-                self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
-        except (DebrepoError, OSError) as exc:
-            raise published_but_unfinished(exc) from exc
-        return report
+        return listed
 
     def _refuse_to_drop_foreign_versions(
         self,
@@ -1197,6 +1238,26 @@ class Publisher:
         return report
 
     # -- wave 1: pool ------------------------------------------------------------------
+    def _update_pool(
+        self,
+        plan: PublicationPlan,
+        pool: dict[str, tuple[int, str]],
+        state: PublishState,
+        report: PublishReport,
+        trusted: set[str],
+        listed: dict[str, int] | None,
+    ) -> list[str]:
+        """Make the plan's pool files present and retire the others; returns the retired
+        files no kept generation names any more, deleted once the new Release is out."""
+        newest = generation_id(plan.generations[0])
+        retired_now = self._place_pool_files(plan, pool, report, trusted, state.retired, listed)
+        for key in {f.key for f in plan.pool_files} & state.retired.keys():
+            del state.retired[key]  # named again (its file replaced above): to be kept
+        last_named_by = generation_id(state.generations[0]) if state.generations else newest
+        state.retired.update(dict.fromkeys(retired_now, last_named_by))
+        kept = {generation_id(g) for g in plan.generations}
+        return sorted(k for k, generation in state.retired.items() if generation not in kept)
+
     def _staged_key(self, pool_file: PoolFile) -> str:
         record = pool_file.record
         from debrepo.core.records import staging_prefix_for
@@ -1361,6 +1422,30 @@ class Publisher:
         for upload in plan.root_files:
             self._put_if_changed(upload.key, upload.data, report)
 
+    def _record_indices(
+        self, plan: PublicationPlan, state: PublishState, info: ReleaseInfo
+    ) -> list[str]:
+        """Record the indices just written, for the next publish to check and reuse;
+        returns those the last publish wrote that the new Release no longer lists (an
+        architecture or component dropped). A client of an older Release reads its
+        by-hash copy, kept with its generation, so the plain file goes with the Release.
+        Not those of another suite: its Release stays, for clients not yet moved."""
+        suite_folder = f"{dist_dir(info.suite)}/"
+        dropped_indices = sorted(
+            key
+            for key in state.index_stamps.keys() - set(plan.index_keys)
+            if key.startswith(suite_folder)
+        )
+        state.index_stamps = self._index_stamps(plan)
+        state.index_pieces = {
+            key: IndexLayout(index.digest.sha256, list(index.pieces))
+            if index.pieces is not None
+            else state.index_pieces[key]
+            for key, index in zip(plan.index_keys, plan.indices, strict=True)
+            if index.pieces is not None or key in state.index_pieces
+        }
+        return dropped_indices
+
     def _by_hash_intact(self, by_hash: ByHashFile, plain_bytes: dict[str, bytes | None]) -> bool:
         expected = by_hash.data
         if expected is None:  # reused: the plain index was found intact
@@ -1484,6 +1569,39 @@ class Publisher:
             state.convenience_since = now.isoformat(timespec="seconds")
         state.convenience_sha256 = record.sha256_hash
         report.written.append(CONVENIENCE_COPY)
+
+    def _record_root_stamps(
+        self, plan: PublicationPlan, state: PublishState, report: PublishReport
+    ) -> None:
+        """So that a re-sign can tell a root file lost or written since (by hand)."""
+        convenience_rewritten = CONVENIENCE_COPY in report.written
+        stamps = self._stamps(
+            [u.key for u in plan.root_files] + ([CONVENIENCE_COPY] if convenience_rewritten else [])
+        )
+        if state.convenience_sha256 and not convenience_rewritten:
+            left_alone = state.root_stamps.get(CONVENIENCE_COPY)  # it matched this stamp
+            if left_alone is not None:
+                stamps[CONVENIENCE_COPY] = left_alone
+        state.root_stamps = stamps
+
+    # -- wave 5: deletions, once the new Release is out --------------------------------
+    def _delete_what_no_release_names(
+        self,
+        plan: PublicationPlan,
+        dropped_indices: Sequence[str],
+        expired: Sequence[str],
+        state: PublishState,
+        report: PublishReport,
+    ) -> None:
+        """By-hash generations past those kept, plain indices the Release no longer lists,
+        pool files only past generations named; the pool map lists a file until it is gone."""
+        for key in [*plan.obsolete_by_hash, *dropped_indices, *expired]:
+            self.repo.delete(key)
+            report.deleted.append(key)
+        if expired:
+            for key in expired:
+                del state.retired[key]
+            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
 
 
 def _moment(text: str | None) -> datetime | None:
