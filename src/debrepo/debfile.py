@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from debrepo.core.control import parse_control
 from debrepo.core.records import FileFacts
-from debrepo.errors import InvalidPackageError
+from debrepo.errors import InvalidPackageError, PackageReadError
 
 CHUNK = 1 << 20
 PARALLEL_FROM = 4 * CHUNK  # below this, thread hand-offs cost more than they save
@@ -429,7 +429,8 @@ def inspect_deb(
     `direct_copy`: the copy of a large file may bypass the page cache; for a copy that
     stays on disk, not one read back at once (an upload's scratch file).
     Raises InvalidPackageError naming the file for anything that is not a complete,
-    well-formed binary package; an OSError when the copy cannot be made.
+    well-formed binary package (PackageReadError when `path` cannot be read); an
+    OSError when the copy cannot be made.
     """
     if copy_to is not None and open_copy is not None:
         raise ValueError("inspect_deb takes copy_to or open_copy, not both")
@@ -438,7 +439,7 @@ def inspect_deb(
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise InvalidPackageError(f"{path}: cannot read: {exc.strerror}") from None
+        raise PackageReadError(f"{path}: cannot read: {exc.strerror}") from None
     with handle:
         try:
             parallel = os.fstat(handle.fileno()).st_size >= PARALLEL_FROM
@@ -467,7 +468,7 @@ def inspect_deb(
             except _CopyFailed:
                 raise
             except OSError as exc:
-                raise InvalidPackageError(f"{path}: cannot read: {exc.strerror}") from None
+                raise PackageReadError(f"{path}: cannot read: {exc.strerror}") from None
             finally:
                 fanout.close()
             fanout.check()

@@ -37,6 +37,11 @@ class PackageContentError(InvalidPackageError):
     same bytes offered the same way are refused again."""
 
 
+class PackageReadError(InvalidPackageError):
+    """A file offered as a .deb could not be read (an I/O error): nothing is known of
+    what it holds, so another attempt may well succeed."""
+
+
 class RecordValidationError(DebrepoError):
     """A package record lacks required fields or carries malformed ones."""
 

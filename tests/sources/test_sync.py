@@ -10,6 +10,7 @@ temporary folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 from werkzeug import Request, Response
 
-from debrepo import app
+from debrepo import app, debfile
 from debrepo.app import Workspace
 from debrepo.core.layout import delivery_for
 from debrepo.core.records import iso_timestamp
@@ -754,6 +755,29 @@ def test_failures_not_about_what_a_file_holds_are_not_remembered(
     run fetches the file again."""
     setup(upstream, ExitStack())
     _the_failure(ws, "kiro")
+    assert ws.staging.get(REFUSED_KEY) is None
+
+
+def test_a_download_that_could_not_be_read_back_is_not_remembered(
+    ws: Workspace, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error reading the scratch copy says nothing of the file upstream serves:
+    the next run fetches it again rather than ask whether it changed."""
+    _metadata(upstream)
+    upstream.serve_file(KIRO_FLAT_DEB_PATH, KIRO)
+    walk_ar = debfile._walk_ar
+
+    def unreadable(*args: Any, **kwargs: Any) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(debfile, "_walk_ar", unreadable)
+    assert "cannot read: Input/output error" in _the_failure(ws, "kiro").message
+    monkeypatch.setattr(debfile, "_walk_ar", walk_ar)
+
+    report = sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=1))
+
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 200]
     assert ws.staging.get(REFUSED_KEY) is None
 
 

@@ -43,6 +43,7 @@ from debrepo.errors import (
     InvalidPackageError,
     ObjectStoreError,
     PackageContentError,
+    PackageReadError,
     StoreError,
 )
 from debrepo.model import PackageRecord
@@ -165,9 +166,10 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         inspection = inspect_deb(
             item.path, open_copy=open_copy, name=str(item.path), direct_copy=local is not None
         )
-    except InvalidPackageError as exc:
+    except InvalidPackageError as exc:  # a read failure says nothing of the bytes
         _discard(placed.get("copy"))
-        return _Outcome(None, str(exc), placed.get("key", ""), refused=True)
+        refused = not isinstance(exc, PackageReadError)
+        return _Outcome(None, str(exc), placed.get("key", ""), refused=refused)
     except ObjectStoreError as exc:
         _discard(placed.get("copy"))
         return _Outcome(None, f"{item.path}: cannot copy: {exc}", placed.get("key", ""))
