@@ -732,6 +732,26 @@ def test_a_refused_file_whose_checksum_upstream_states_is_not_even_asked_for(
     assert upstream.count(KIRO_FLAT_DEB_PATH) == 1
 
 
+def test_a_dry_run_says_a_refused_file_whose_checksum_upstream_states_is_not_fetched(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    """The real run would send no request and fail: the dry run says so, and counts
+    no new version to publish."""
+    wrong = kiro_deb("0.9.1")
+    _metadata(upstream, sha256=sha256(wrong), size=len(wrong))
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, wrong)
+    _the_failure(ws, "kiro")
+
+    with pytest.raises(SyncFailedError) as caught:
+        sync(ws, only_package="kiro", dry_run=True)
+
+    (kiro,) = caught.value.report.packages
+    assert kiro.outcome is Outcome.FAILED
+    assert "(upstream states the SHA256 of the file refused)" in kiro.message
+    assert "new version" not in (caught.value.report.publish_reason or "")
+    assert upstream.count(KIRO_FLAT_DEB_PATH) == 1
+
+
 def test_a_refused_file_is_judged_again_once_its_package_definition_changes(
     ws: Workspace, upstream: Upstream, config_dir: Path, tmp_path: Path
 ) -> None:

@@ -253,13 +253,14 @@ class _Run:
         refused = self.refused_before.get(name)
         if refused is not None and not refused.applies_to(release, config):
             refused = None
+        if refused is not None and refused.stated_unchanged(release):
+            # Known without a request, so a dry run says it too rather than "would fetch".
+            raise refused.again("upstream states the SHA256 of the file refused")
         if self.dry_run:
             note = refused.note() if refused else ""
             return PackageOutcome(
                 name, kind, Outcome.WOULD_FETCH, release.version, release.url, message=note
             )
-        if refused is not None and refused.stated_unchanged(release):
-            raise refused.again("upstream states the SHA256 of the file refused")
         scratch = new_scratch(SCRATCH_FAMILY, self.scratch_root, label=f"{name}-")
         try:
             if refused is None or refused.validators is None:
