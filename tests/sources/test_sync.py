@@ -778,6 +778,26 @@ def test_failures_not_about_what_a_file_holds_are_not_remembered(
     assert ws.staging.get(REFUSED_KEY) is None
 
 
+def test_a_download_refused_for_the_settings_is_not_remembered(
+    ws: Workspace, upstream: Upstream, config_dir: Path, tmp_path: Path
+) -> None:
+    """Not for the file's bytes but for what this repository publishes: once the
+    settings are mended, the next run fetches the file again."""
+    _metadata(upstream)
+    upstream.serve_file(KIRO_FLAT_DEB_PATH, KIRO)
+    arm_only = Workspace(
+        settings_for(tmp_path / "home", config_dir=str(config_dir), architectures="arm64")
+    )
+    failure = _the_failure(arm_only, "kiro")
+    assert "which this repository does not publish" in failure.message
+    assert ws.staging.get(REFUSED_KEY) is None
+
+    report = sync(ws, only_package="kiro", now=FIXED_NOW + timedelta(hours=1))
+
+    assert outcomes(report) == {"kiro": Outcome.NEW}
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 200]
+
+
 def test_a_download_that_could_not_be_read_back_is_not_remembered(
     ws: Workspace, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
