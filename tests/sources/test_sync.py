@@ -838,6 +838,29 @@ def test_an_unreadable_record_of_refusals_means_downloading_again(
     assert json.loads(ws.staging.get(REFUSED_KEY) or b"")["kiro"]["version"] == "0.9.2"
 
 
+def test_retry_refused_through_the_command_line(
+    tmp_path: Path,
+    config_dir: Path,
+    sync_env: None,
+    upstream: Upstream,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from debrepo.cli import main
+
+    _kiro_holding_the_wrong_version(upstream)
+    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
+
+    def run(*options: str) -> tuple[int | str | None, str]:
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--package", "kiro", *options])
+        return exited.value.code, capsys.readouterr().out
+
+    assert run() == run("--retry-refused")  # judged again, with the same verdict
+    code, out = run()
+    assert code == 1 and "is not downloaded again (its server says" in out
+    assert upstream.statuses(KIRO_FLAT_DEB_PATH) == [200, 200, 304]
+
+
 def test_a_dry_run_says_a_version_was_refused_before(ws: Workspace, upstream: Upstream) -> None:
     _kiro_holding_the_wrong_version(upstream)
     _the_failure(ws, "kiro")
