@@ -689,7 +689,9 @@ def test_a_refused_download_is_not_transferred_again_while_its_server_says_uncha
         f"0.9.2 was refused on {iso_timestamp(FIXED_NOW)} and is not downloaded again (its "
         f"server says the file has not changed): {first.message}; "
     )
-    assert "`debrepo sync --retry-refused`" in again.message
+    assert again.message.endswith(
+        '`debrepo sync --retry-refused` (the Lambda: {"retry_refused": true})'
+    )
     assert state(ws, scratch_tmp) == stored_before  # the refusal, its first date, unchanged
 
     # Upstream mends the file: fetched, stored, and the refusal forgotten.

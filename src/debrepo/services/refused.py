@@ -30,6 +30,8 @@ from debrepo.sources.base import Release, Validators
 log = logging.getLogger("debrepo.sync")
 
 REFUSED_KEY = "staging/.state/refused-downloads.json"
+# Where the message reaches the Lambda's operator (SNS, CloudWatch), its own way.
+LAMBDA_RETRY_REFUSED = '(the Lambda: {"retry_refused": true})'
 
 
 class StillRefusedError(DebrepoError):
@@ -91,7 +93,7 @@ class Refusal:
             f"{self.version} was refused on {self.refused_at} and is not downloaded again "
             f"({why}): {self.reason}; it is fetched again once upstream changes the file "
             "or its URL, or the package definition or debrepo changes, or with "
-            "`debrepo sync --retry-refused`"
+            f"`debrepo sync --retry-refused` {LAMBDA_RETRY_REFUSED}"
         )
 
     def note(self) -> str:
