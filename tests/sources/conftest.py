@@ -259,11 +259,17 @@ def ws(tmp_path: Path, config_dir: Path, sync_env: None, scratch_tmp: Path) -> W
 
 class FlakyServer:
     """HTTP/1.1 by hand on 127.0.0.1: the first `resets` connections get the headers and
-    half the body, then a TCP reset; later ones get the whole file."""
+    half the body, then a TCP reset; later ones get the whole file. Without
+    `declare_length` the body ends where the connection closes, as HTTP allows: a body
+    cut short then looks whole."""
 
-    def __init__(self, body: bytes, resets: int) -> None:
+    def __init__(
+        self, body: bytes, resets: int, *, declare_length: bool = True, etag: str = ""
+    ) -> None:
         self.body = body
         self.resets = resets
+        self.declare_length = declare_length
+        self.etag = etag
         self.requests = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -302,8 +308,10 @@ class FlakyServer:
                 return
             request += chunk
         self.requests += 1
+        length = f"Content-Length: {len(self.body)}\r\n" if self.declare_length else ""
+        etag = f'ETag: "{self.etag}"\r\n' if self.etag else ""
         head = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: {DEB_TYPE}\r\nContent-Length: {len(self.body)}\r\n"
+            f"HTTP/1.1 200 OK\r\nContent-Type: {DEB_TYPE}\r\n{length}{etag}"
             "Connection: close\r\n\r\n"
         ).encode()
         if self.requests <= self.resets:

@@ -823,6 +823,20 @@ def test_a_download_that_could_not_be_read_back_is_not_remembered(
     assert ws.staging.get(REFUSED_KEY) is None
 
 
+def test_a_body_that_may_have_been_cut_short_is_not_remembered_as_refused(
+    ws: Workspace, upstream: Upstream
+) -> None:
+    """No Content-Length, no chunked coding: the body ends where the connection closes,
+    so a truncated .deb may be a transfer cut short. The next run fetches it again."""
+    with FlakyServer(KIRO[: len(KIRO) // 2], resets=0, declare_length=False, etag="half") as server:
+        _metadata(upstream, url=server.url)
+        failure = _the_failure(ws, "kiro")
+        assert failure.message.startswith(f"{server.url}: ")
+        assert ws.staging.get(REFUSED_KEY) is None
+        _the_failure(ws, "kiro")
+        assert server.requests == 2
+
+
 def test_an_unreadable_record_of_refusals_means_downloading_again(
     ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:

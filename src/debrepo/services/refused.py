@@ -25,7 +25,7 @@ from debrepo.core.layout import delivery_for
 from debrepo.errors import DebrepoError
 from debrepo.packages_config import PackageConfig
 from debrepo.ports import ObjectStore
-from debrepo.sources.base import Release, Validators
+from debrepo.sources.base import Release, Validators, sendable_header
 
 log = logging.getLogger("debrepo.sync")
 
@@ -128,7 +128,7 @@ def _checked(fields: dict[str, object]) -> Refusal:
         not all(isinstance(text, str) for text in (*texts, refusal.sha256))
         or type(refusal.size) is not int
         # sent back as they are: header values must be printable ASCII
-        or not all(isinstance(v, str) and v.isascii() and v.isprintable() for v in headers)
+        or not all(isinstance(v, str) and sendable_header(v) for v in headers)
     ):
         raise TypeError(fields)
     return refusal

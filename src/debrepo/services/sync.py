@@ -263,11 +263,10 @@ class _Run:
             )
         scratch = new_scratch(SCRATCH_FAMILY, self.scratch_root, label=f"{name}-")
         try:
-            if refused is None or refused.validators is None:
-                acquired = source.acquire(release, scratch)
-            else:
-                acquired = source.acquire(release, scratch, unchanged_since=refused.validators)
-            return _Fetched(config, release, acquired, scratch)
+            # Asked without the keyword when there is nothing to ask: any source will do.
+            validators = refused.validators if refused else None
+            since = {"unchanged_since": validators} if validators else {}
+            return _Fetched(config, release, source.acquire(release, scratch, **since), scratch)
         except NotModified:
             drop_scratch(scratch)
             assert refused is not None
@@ -349,7 +348,8 @@ class _Run:
         except InvalidPackageError as exc:
             # Name the download, not the scratch file nobody will find again.
             reason = str(exc).replace(str(fetched.acquired.deb_path), release.url)
-            if isinstance(exc, PackageContentError):  # refused again if offered again
+            # Refused again if offered again; not so a body that may have been cut short.
+            if isinstance(exc, PackageContentError) and fetched.acquired.whole:
                 self.refused_now[name] = _refusal(fetched, reason, self.now)
             raise type(exc)(reason) from None
         finally:

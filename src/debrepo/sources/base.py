@@ -38,6 +38,11 @@ class NotModified(SourceError):
     """The server says the file is unchanged since the validators it was asked with."""
 
 
+def sendable_header(value: str) -> bool:
+    """Whether `value` can go into a request header as it is (printable ASCII)."""
+    return value.isascii() and value.isprintable()
+
+
 @dataclass(frozen=True, slots=True)
 class Validators:
     """What an HTTP server said identifies the file it served (RFC 9110 validators)."""
@@ -106,6 +111,7 @@ class Acquired:
     certificate_path: Path | None = None
     signature_path: Path | None = None
     validators: Validators | None = None  # of the .deb, as its server gave them
+    whole: bool = True  # False: only the connection closing ended the .deb's body
 
 
 class PackageSource(Protocol):
@@ -226,5 +232,12 @@ def download_release(
             raise SourceError(f"{url}: the {kind} file is empty")
         extra[kind] = path
     return Acquired(
-        release, deb, facts, extra["certificate"], extra["signature"], fetched.validators
+        release,
+        deb,
+        facts,
+        extra["certificate"],
+        extra["signature"],
+        fetched.validators,
+        # What upstream states was checked: the size, or a checksum naming the very file.
+        fetched.whole or release.expected_size is not None or bool(release.expected_hashes),
     )

@@ -44,7 +44,7 @@ from urllib3.util import Retry, Timeout
 from debrepo import __version__
 from debrepo.core.records import FileFacts
 from debrepo.packages_config import LONE_SURROGATE, is_unicode_text
-from debrepo.sources.base import NotModified, SourceError, Validators
+from debrepo.sources.base import NotModified, SourceError, Validators, sendable_header
 
 log = logging.getLogger("debrepo.sources")
 
@@ -82,6 +82,9 @@ class Downloaded:
 
     facts: FileFacts
     validators: Validators | None
+    # Whether the body is known to be whole: a declared length (urllib3 holds the body
+    # to it) or chunked coding ends it; otherwise only the connection closing did.
+    whole: bool = True
 
 
 def _validators(response: BaseHTTPResponse) -> Validators | None:
@@ -90,7 +93,7 @@ def _validators(response: BaseHTTPResponse) -> Validators | None:
 
     def usable(name: str) -> str | None:
         value = response.headers.get(name)
-        return value if value and value.isascii() and value.isprintable() else None
+        return value if value and sendable_header(value) else None
 
     found = Validators(usable("ETag"), usable("Last-Modified"))
     return found if found.etag or found.last_modified else None
@@ -278,7 +281,7 @@ class HttpClient:
             )
         sent = {"User-Agent": self.settings.user_agent, **(headers or {})}
         for name, value in sent.items():
-            if not (value.isascii() and value.isprintable()):
+            if not sendable_header(value):
                 # http.client would refuse it with the value in the message (a token).
                 raise SourceError(
                     f"{url}: the {name} header holds a line break or a character other than "
@@ -423,7 +426,9 @@ class HttpClient:
                 raise SourceError(
                     f"{url}: cannot write the download to {dest}: {exc.strerror or exc}"
                 ) from None
-            return Downloaded(checksums.facts(), _validators(response))
+            coding = response.headers.get("Transfer-Encoding", "").lower()
+            whole = declared is not None or "chunked" in coding
+            return Downloaded(checksums.facts(), _validators(response), whole)
 
         try:
             return self._fetch(url, {**(headers or {}), **conditional}, consume)
