@@ -78,6 +78,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         replace = _flag(event, "replace")  # a force rebuild that may drop or change
         force_rebuild = replace or _flag(event, "force_rebuild")
         retry_refused = _flag(event, "retry_refused")
+        if retry_refused and force_rebuild:  # a rebuild downloads nothing to retry
+            raise ValueError("event field retry_refused is for a sync, not a force rebuild")
     except ValueError as exc:
         logger.error("bad event", extra={"error": str(exc)})
         metrics.add_metric(name="operations_failed", unit=MetricUnit.Count, value=1)

@@ -1850,6 +1850,12 @@ def test_a_force_rebuild_value_that_is_neither_yes_nor_no_is_a_bad_request(
         "body": "Bad request: event field force_rebuild must be true or false, not 'maybe'",
     }
     assert deployment.objects() == {}  # nothing was run
+    both = invoke({"force_rebuild": True, "retry_refused": "yes"})
+    assert both.result == {
+        "statusCode": 400,
+        "body": "Bad request: event field retry_refused is for a sync, not a force rebuild",
+    }
+    assert deployment.objects() == {}
 
 
 @pytest.mark.parametrize(
