@@ -112,8 +112,11 @@ def test_public_key_is_not_a_signing_key(tmp_path, signer):
 
 def test_key_path_that_is_a_directory(tmp_path):
     (tmp_path / "keydir").mkdir()
-    with pytest.raises(SigningError, match=r"cannot read the signing key"):
-        load_or_create_signer(tmp_path / "keydir", USER_ID)
+    open_before = len(list(Path("/proc/self/fd").iterdir()))
+    for _ in range(3):
+        with pytest.raises(SigningError, match=r"keydir: not a regular file, so not a key file"):
+            load_or_create_signer(tmp_path / "keydir", USER_ID)
+    assert len(list(Path("/proc/self/fd").iterdir())) == open_before  # nothing left open
 
 
 def test_a_device_or_a_huge_file_as_key_file_is_refused_without_reading_it(tmp_path):

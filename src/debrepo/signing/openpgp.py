@@ -176,10 +176,14 @@ def read_key_file(path: Path) -> bytes:
     a huge file named by mistake would otherwise exhaust memory)."""
     try:
         # O_NONBLOCK: opening a FIFO named by mistake would wait for a writer for ever.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
                 raise SigningError(f"{path}: not a regular file, so not a key file")
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+            with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                data = handle.read(MAX_KEY_FILE_BYTES + 1)
+        finally:
+            os.close(descriptor)
     except OSError as exc:
         raise SigningError(f"{path}: cannot read the signing key: {exc.strerror}") from None
     if len(data) > MAX_KEY_FILE_BYTES:
