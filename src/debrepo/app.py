@@ -814,11 +814,10 @@ def remove_package(
                     "`debrepo rebuild` publishes them"
                 ) from None
             raise
-        if publish_after:  # only then is the signing key needed: a bad one fails now
-            ws.signer  # noqa: B018
-        if publish_after:  # a publish that would be refused must not follow a deletion
+        if publish_after:  # a publish that would fail must not follow a deletion
             from debrepo.core.indexes import unpublished_by_architecture
 
+            ws.signer  # noqa: B018 - only a publish needs it: a bad one fails now
             others = [r for r in ws.store.snapshot().records if r.package_id != record.package_id]
             left_out = unpublished_by_architecture(others, ws.settings.architectures)
             if left_out:
@@ -826,7 +825,6 @@ def remove_package(
                     f"{left_out}; nothing was removed (remove each with --no-publish, then "
                     "run `debrepo rebuild`)"
                 )
-        if publish_after:  # a publish that cannot write must fail before the deletion
             _refuse_unwritable(ws)
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)

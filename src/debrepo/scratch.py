@@ -10,6 +10,7 @@ still runs, as with two syncs at once, stays locked and is left alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -49,9 +50,13 @@ def new_scratch(family: str, parent: Path | None = None, *, label: str = "") -> 
     except OSError as exc:
         shutil.rmtree(path, ignore_errors=True)
         # Unlocked, the folder would pass for abandoned and go from under this run.
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise DebrepoError(
+                f"{root}: cannot lock a temporary folder there ({exc.strerror}); point "
+                "TMPDIR at a folder on a local file system"
+            ) from None
         raise DebrepoError(
-            f"{root}: cannot lock a temporary folder there ({exc.strerror}); point TMPDIR "
-            "at a folder on a local file system"
+            f"{root}: cannot make a temporary folder there: {exc.strerror}"
         ) from None
     _held[path] = descriptor
     return path

@@ -109,3 +109,16 @@ def test_a_folder_that_cannot_be_locked_is_an_error_and_goes(tmp_path: Path, mon
     assert str(caught.value).startswith(f"{tmp_path}: cannot lock a temporary folder there")
     assert "TMPDIR" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_not_blamed_on_the_file_system(tmp_path: Path, monkeypatch) -> None:
+    def full(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fcntl, "flock", full)
+    with pytest.raises(DebrepoError) as caught:
+        new_scratch(FAMILY, tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path}: cannot make a temporary folder there: No space left on device"
+    )
+    assert list(tmp_path.iterdir()) == []
