@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from debrepo.core.control import architecture_problem, field_value_problem, package_name_problem
+from debrepo.core.control import (
+    LONE_SURROGATE,
+    architecture_problem,
+    field_value_problem,
+    is_unicode_text,
+    package_name_problem,
+)
 from debrepo.errors import ConfigError
 
 SOURCE_TYPES: dict[str, tuple[str, ...]] = {
@@ -109,19 +115,6 @@ def _text(
         problems.append(f"{origin}: field {prefix}{key} {LONE_SURROGATE}")
         return ""
     return value.strip() if key != "description" else value
-
-
-LONE_SURROGATE = "holds a lone surrogate (such as a \\ud800 escape), which is not Unicode text"
-
-
-def is_unicode_text(value: str) -> bool:
-    """Whether `value` can be written as UTF-8: no lone surrogate, which YAML's and
-    JSON's `\\u` escapes can make but SQLite, file names and terminals refuse."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _key_name(key: object) -> str:

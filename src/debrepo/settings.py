@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import ParseResult, urlparse
 
-from debrepo.core.control import architecture_problem
+from debrepo.core.control import architecture_problem, is_unicode_text
 from debrepo.errors import ConfigError
-from debrepo.packages_config import is_unicode_text
 
 ENVIRONMENT: dict[str, str] = {
     "home": "DEBREPO_HOME",

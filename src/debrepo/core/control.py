@@ -399,3 +399,16 @@ def field_lookup(fields: Sequence[tuple[str, str]], name: str) -> str | None:
         if key.lower() == wanted:
             return value
     return None
+
+
+LONE_SURROGATE = "holds a lone surrogate (such as a \\ud800 escape), which is not Unicode text"
+
+
+def is_unicode_text(value: str) -> bool:
+    """Whether `value` can be written as UTF-8: no lone surrogate, which YAML's and
+    JSON's `\\u` escapes can make but SQLite, file names and terminals refuse."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

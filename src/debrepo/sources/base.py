@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from debrepo.core.control import LONE_SURROGATE, is_unicode_text
 from debrepo.core.records import FileFacts, Provenance
 from debrepo.errors import ConfigError, DebrepoError
-from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
+from debrepo.packages_config import PackageConfig
 
 if TYPE_CHECKING:
     from debrepo.sources.http import HttpClient

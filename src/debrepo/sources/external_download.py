@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from debrepo.core.control import version_problem
+from debrepo.core.control import LONE_SURROGATE, is_unicode_text, version_problem
 from debrepo.errors import ConfigError
 from debrepo.model import is_one_line
-from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
+from debrepo.packages_config import PackageConfig
 from debrepo.sources.base import (
     HASH_NAMES,
     HEX_LENGTHS,

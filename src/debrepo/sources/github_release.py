@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from debrepo.core.control import version_problem
+from debrepo.core.control import LONE_SURROGATE, is_unicode_text, version_problem
 from debrepo.errors import ConfigError
-from debrepo.packages_config import LONE_SURROGATE, PackageConfig, is_unicode_text
+from debrepo.packages_config import PackageConfig
 from debrepo.settings import GITHUB_API_URL_VARIABLE, GITHUB_TOKEN_VARIABLES
 from debrepo.sources.base import (
     Acquired,

@@ -42,8 +42,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry, Timeout
 
 from debrepo import __version__
+from debrepo.core.control import LONE_SURROGATE, is_unicode_text
 from debrepo.core.records import FileFacts
-from debrepo.packages_config import LONE_SURROGATE, is_unicode_text
 from debrepo.sources.base import NotModified, SourceError, Validators, sendable_header
 
 log = logging.getLogger("debrepo.sources")
