@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 from debrepo.core.control import (
     ARCH_RE,
     FIELD_NAME_RE,
-    FIELD_RULES,
     FIELD_VALUE_RE,
     NAME_RE,
     POOL_FILENAME_RE,
     VERSION_RE,
     architecture_problem,
+    field_rules,
     field_value_problem,
     package_name_problem,
     pool_filename_problem,
@@ -81,7 +81,6 @@ _ONE_LINE_FIELDS = (
 )
 # (U+0085, U+2028 and U+2029 end a line for Python's str.splitlines, and so for deb822.)
 _LINE_BREAK_OR_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
-_DEPENDS_RE = FIELD_RULES["depends"]
 _CHECKSUMS_RE = re.compile(r"[0-9a-f]{32} [0-9a-f]{40} [0-9a-f]{64} (?:[0-9a-f]{128})?")
 
 
@@ -227,7 +226,7 @@ class PackageRecord(NamedTuple):
         if depends is not None and (
             type(depends) is not str
             or not FIELD_VALUE_RE.fullmatch(depends)
-            or not _DEPENDS_RE.fullmatch(depends)
+            or not field_rules()["depends"].fullmatch(depends)
         ):
             return False
         version, filename = self.version, self.actual_filename
@@ -263,7 +262,7 @@ class PackageRecord(NamedTuple):
                 return False
             if not (FIELD_NAME_RE.fullmatch(key) and FIELD_VALUE_RE.fullmatch(value)):
                 return False
-            rule = FIELD_RULES.get(key.lower())
+            rule = field_rules().get(key.lower())
             if rule is not None and not rule.fullmatch(value):
                 return False
         return True

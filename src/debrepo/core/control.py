@@ -7,6 +7,7 @@ not know keep their original order after the known ones.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -225,12 +226,21 @@ def _relation_re(operators: str) -> str:
 
 
 class _Relations:
+    # Compiled when first used: a few ms of every command's start-up otherwise, also of
+    # those that check no control field (a re-sign, list, show).
     def __init__(self, operators: str, *, alternatives: bool) -> None:
+        self.operators = operators
         self.alternatives = alternatives
-        self.entry = re.compile(_relation_re(operators))
-        group = rf"{self.entry.pattern}(?:\|{self.entry.pattern})*" if alternatives else None
-        entries = group or self.entry.pattern
-        self.value = re.compile(rf"{_SPACE}|{entries}(?:,{entries})*")
+
+    @functools.cached_property
+    def entry(self) -> re.Pattern[str]:
+        return re.compile(_relation_re(self.operators))
+
+    @functools.cached_property
+    def value(self) -> re.Pattern[str]:
+        entry = self.entry.pattern
+        entries = rf"{entry}(?:\|{entry})*" if self.alternatives else entry
+        return re.compile(rf"{_SPACE}|{entries}(?:,{entries})*")
 
     def problem(self, name: str, value: str) -> str | None:
         if self.value.fullmatch(value):
@@ -269,12 +279,16 @@ _RELATIONS: dict[str, _Relations] = {
 # yes/no flags in any case.
 _CHOICES = {"multi-arch": ("no", "same", "foreign", "allowed")}
 _FLAGS = ("essential", "protected", "important", "build-essential")
-# Each rule as one pattern for the whole value, for quick checks of many records.
-FIELD_RULES: dict[str, re.Pattern[str]] = {
-    **{name: rule.value for name, rule in _RELATIONS.items()},
-    **{name: re.compile("|".join(choices)) for name, choices in _CHOICES.items()},
-    **dict.fromkeys(_FLAGS, re.compile("yes|no", re.IGNORECASE)),
-}
+
+
+@functools.cache
+def field_rules() -> dict[str, re.Pattern[str]]:
+    """Each rule as one pattern for the whole value, for quick checks of many records."""
+    return {
+        **{name: rule.value for name, rule in _RELATIONS.items()},
+        **{name: re.compile("|".join(choices)) for name, choices in _CHOICES.items()},
+        **dict.fromkeys(_FLAGS, re.compile("yes|no", re.IGNORECASE)),
+    }
 
 
 def field_value_problem(name: str, value: str) -> str | None:
