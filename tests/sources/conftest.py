@@ -261,15 +261,23 @@ class FlakyServer:
     """HTTP/1.1 by hand on 127.0.0.1: the first `resets` connections get the headers and
     half the body, then a TCP reset; later ones get the whole file. Without
     `declare_length` the body ends where the connection closes, as HTTP allows: a body
-    cut short then looks whole."""
+    cut short then looks whole. `transfer_encoding` is sent as it is, and `body` with it
+    (chunked framing included)."""
 
     def __init__(
-        self, body: bytes, resets: int, *, declare_length: bool = True, etag: str = ""
+        self,
+        body: bytes,
+        resets: int,
+        *,
+        declare_length: bool = True,
+        etag: str = "",
+        transfer_encoding: str = "",
     ) -> None:
         self.body = body
         self.resets = resets
         self.declare_length = declare_length
         self.etag = etag
+        self.transfer_encoding = transfer_encoding
         self.requests = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -310,8 +318,9 @@ class FlakyServer:
         self.requests += 1
         length = f"Content-Length: {len(self.body)}\r\n" if self.declare_length else ""
         etag = f'ETag: "{self.etag}"\r\n' if self.etag else ""
+        coding = self.transfer_encoding and f"Transfer-Encoding: {self.transfer_encoding}\r\n"
         head = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: {DEB_TYPE}\r\n{length}{etag}"
+            f"HTTP/1.1 200 OK\r\nContent-Type: {DEB_TYPE}\r\n{length}{etag}{coding}"
             "Connection: close\r\n\r\n"
         ).encode()
         if self.requests <= self.resets:

@@ -186,6 +186,36 @@ def test_retry_waits_are_cut_to_the_runs_time_left(upstream: Upstream) -> None:
     assert waited < 8, waited  # within the run's time, not the hour asked for
 
 
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("declare_length", "coding", "body", "whole"),
+    [
+        (True, "", DEB, True),  # held to its Content-Length
+        (False, "chunked", _chunk(DEB[:1000]) + _chunk(DEB[1000:]) + b"0\r\n\r\n", True),
+        (False, "", DEB[:1000], False),  # only the connection closing ended it
+        (False, "identity", DEB[:1000], False),
+        (False, "xchunked", DEB[:1000], False),
+        # http.client takes no list apart: read to the connection's end, framing and all;
+        # urllib3 ignores the Content-Length then.
+        (False, "gzip, chunked", _chunk(DEB[:1000]), False),
+        (True, "gzip, chunked", _chunk(DEB[:1000]), False),
+    ],
+)
+def test_a_download_is_whole_only_if_the_message_ends_the_body(
+    http: HttpClient, tmp_path: Path, declare_length: bool, coding: str, body: bytes, whole: bool
+) -> None:
+    with FlakyServer(
+        body, resets=0, declare_length=declare_length, transfer_encoding=coding
+    ) as server:
+        fetched = http.download_file(server.url, tmp_path / "package.deb")
+    assert fetched.whole is whole
+    if coding == "chunked":
+        assert (tmp_path / "package.deb").read_bytes() == DEB
+
+
 def test_a_connection_reset_mid_body_restarts_the_download(
     http: HttpClient, tmp_path: Path
 ) -> None:

@@ -83,7 +83,8 @@ class Downloaded:
     facts: FileFacts
     validators: Validators | None
     # Whether the body is known to be whole: a declared length (urllib3 holds the body
-    # to it) or chunked coding ends it; otherwise only the connection closing did.
+    # to it) or chunked coding ends it; otherwise only the connection closing did
+    # (_delimited).
     whole: bool = True
 
 
@@ -169,6 +170,18 @@ def _declared_length(response: BaseHTTPResponse) -> int | None:
     if raw is None or not raw.strip().isdigit():
         return None
     return int(raw)
+
+
+def _delimited(response: BaseHTTPResponse) -> bool:
+    """Whether the message, not only the connection closing, ends the body: chunked
+    coding, if it is the only transfer coding (http.client takes apart no other list, and
+    reads "gzip, chunked" to the connection's end, while urllib3 then ignores any
+    Content-Length), or else a Content-Length urllib3 holds the body to."""
+    coding = response.headers.get("Transfer-Encoding", "").lower()
+    codings = [name.strip() for name in coding.split(",")]
+    if "chunked" in codings:
+        return codings == ["chunked"]
+    return _declared_length(response) is not None
 
 
 def _describe(error: BaseException | None) -> str:
@@ -426,9 +439,7 @@ class HttpClient:
                 raise SourceError(
                     f"{url}: cannot write the download to {dest}: {exc.strerror or exc}"
                 ) from None
-            coding = response.headers.get("Transfer-Encoding", "").lower()
-            whole = declared is not None or "chunked" in coding
-            return Downloaded(checksums.facts(), _validators(response), whole)
+            return Downloaded(checksums.facts(), _validators(response), _delimited(response))
 
         try:
             return self._fetch(url, {**(headers or {}), **conditional}, consume)
