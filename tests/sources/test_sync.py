@@ -837,6 +837,20 @@ def test_a_body_that_may_have_been_cut_short_is_not_remembered_as_refused(
         assert server.requests == 2
 
 
+@pytest.mark.parametrize("stated", ["size", "md5"])
+def test_a_body_ended_by_the_connection_is_remembered_as_refused_if_upstream_vouches_for_it(
+    ws: Workspace, upstream: Upstream, stated: str
+) -> None:
+    """What upstream states about the file (its size, or any checksum) was checked: the
+    download is that file, however its body ended."""
+    half = KIRO[: len(KIRO) // 2]
+    vouched = {"size": len(half), "md5": hashlib.md5(half).hexdigest()}[stated]
+    with FlakyServer(half, resets=0, declare_length=False, etag="half") as server:
+        _metadata(upstream, url=server.url, **{stated: vouched})
+        _the_failure(ws, "kiro")
+        assert ws.staging.get(REFUSED_KEY) is not None
+
+
 def test_an_unreadable_record_of_refusals_means_downloading_again(
     ws: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
