@@ -222,11 +222,12 @@ class PackageRecord(NamedTuple):
             f"{self.certificate_url or ''}\t{self.signature_url or ''}"
         ):
             return False
+        rules = field_rules()  # once a record: a call per field is a few % of this check
         depends = self.depends
         if depends is not None and (
             type(depends) is not str
             or not FIELD_VALUE_RE.fullmatch(depends)
-            or not field_rules()["depends"].fullmatch(depends)
+            or not rules["depends"].fullmatch(depends)
         ):
             return False
         version, filename = self.version, self.actual_filename
@@ -262,7 +263,7 @@ class PackageRecord(NamedTuple):
                 return False
             if not (FIELD_NAME_RE.fullmatch(key) and FIELD_VALUE_RE.fullmatch(value)):
                 return False
-            rule = field_rules().get(key.lower())
+            rule = rules.get(key.lower())
             if rule is not None and not rule.fullmatch(value):
                 return False
         return True
