@@ -216,6 +216,18 @@ def test_a_download_is_whole_only_if_the_message_ends_the_body(
         assert (tmp_path / "package.deb").read_bytes() == DEB
 
 
+@pytest.mark.parametrize(
+    ("value", "length"),
+    [("5008", 5008), (" 12 ", 12), ("\xb2", None), ("12, 12", None), ("-1", None)],
+)
+def test_a_content_length_is_digits_or_none(value: str, length: int | None) -> None:
+    from urllib3 import HTTPResponse
+
+    from debrepo.sources.http import _declared_length
+
+    assert _declared_length(HTTPResponse(body=b"", headers={"Content-Length": value})) == length
+
+
 def test_a_connection_reset_mid_body_restarts_the_download(
     http: HttpClient, tmp_path: Path
 ) -> None:

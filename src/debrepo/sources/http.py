@@ -166,8 +166,9 @@ class _Checksums:
 
 
 def _declared_length(response: BaseHTTPResponse) -> int | None:
-    raw = response.headers.get("Content-Length")
-    if raw is None or not raw.strip().isdigit():
+    raw = (response.headers.get("Content-Length") or "").strip()
+    # isdigit alone takes "²" (a Latin-1 header byte), which int refuses.
+    if not (raw.isascii() and raw.isdigit()):
         return None
     return int(raw)
 
