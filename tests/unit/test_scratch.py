@@ -99,26 +99,28 @@ def test_other_names_files_and_links_are_never_touched(tmp_path: Path) -> None:
     assert other.is_dir() and (tmp_path / f"{FAMILY}file").exists()
 
 
-def test_a_folder_that_cannot_be_locked_is_an_error_and_goes(tmp_path: Path, monkeypatch) -> None:
-    def no_flock(fd: int, operation: int) -> None:
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+def _scratch_failing_to_lock(tmp_path: Path, monkeypatch, code: int) -> DebrepoError:
+    """The error of a new scratch folder whose owner file cannot be locked (`code`)."""
 
-    monkeypatch.setattr(fcntl, "flock", no_flock)
+    def failing(fd: int, operation: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", failing)
     with pytest.raises(DebrepoError) as caught:
         new_scratch(FAMILY, tmp_path)
-    assert str(caught.value).startswith(f"{tmp_path}: cannot lock a temporary folder there")
-    assert "TMPDIR" in str(caught.value)
+    return caught.value
+
+
+def test_a_folder_that_cannot_be_locked_is_an_error_and_goes(tmp_path: Path, monkeypatch) -> None:
+    caught = _scratch_failing_to_lock(tmp_path, monkeypatch, errno.ENOLCK)
+    assert str(caught).startswith(f"{tmp_path}: cannot lock a temporary folder there")
+    assert "TMPDIR" in str(caught)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_full_disk_is_not_blamed_on_the_file_system(tmp_path: Path, monkeypatch) -> None:
-    def full(fd: int, operation: int) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(fcntl, "flock", full)
-    with pytest.raises(DebrepoError) as caught:
-        new_scratch(FAMILY, tmp_path)
-    assert str(caught.value) == (
+    caught = _scratch_failing_to_lock(tmp_path, monkeypatch, errno.ENOSPC)
+    assert str(caught) == (
         f"{tmp_path}: cannot make a temporary folder there: No space left on device"
     )
     assert list(tmp_path.iterdir()) == []
