@@ -164,7 +164,8 @@ def test_property_8_packages_file_entry_completeness(record: PackageRecord) -> N
     (paragraph,) = packages_paragraphs(data)
     assert set(SEED_STANZA_FIELDS) <= set(paragraph)
     assert paragraph == expected_stanza(record, "main")
-    assert data.endswith(b"\n") and not data.endswith(b"\n\n")
+    # One blank line after the stanza, as dpkg-scanpackages and apt-ftparchive end it.
+    assert data.endswith(b"\n\n") and not data.endswith(b"\n\n\n")
     # apt-sortpkgs rewrites a Packages file with apt's own parser, in apt's field order
     # (unknown fields last, as they came): the entry is already in that form.
     # Field names are case-insensitive; apt may respell one it knows.

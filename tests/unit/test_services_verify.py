@@ -185,8 +185,9 @@ def test_versions_missing_and_extra_are_both_named(published, make_deb):
 
 def test_reordered_packages_file(published):
     packages = published.repo.get(f"{BINARY}/Packages")
-    first, second = packages.split(b"\n\n")
-    replace_object(published, f"{BINARY}/Packages", second.rstrip(b"\n") + b"\n\n" + first)
+    first, second, end = packages.split(b"\n\n")
+    assert end == b""
+    replace_object(published, f"{BINARY}/Packages", second + b"\n\n" + first + b"\n\n")
     found = problems(published)
     assert any(
         "differs from what the store renders to (ordering or formatting)" in p for p in found
@@ -611,3 +612,33 @@ def test_a_publish_running_during_the_check_is_said(published):
     assert warning.startswith("a publish ran during this check (pid ")
     assert "run `debrepo verify` again once it has finished" in warning
     assert app.verify(published, now=FIXED_NOW).warnings == []  # and the lock is free again
+
+
+def test_a_packages_file_rendered_before_its_closing_blank_line_passes_until_republished(
+    workspace, make_deb, monkeypatch
+):
+    """debrepo before RENDER_VERSION 3 ended a Packages file right after its last stanza."""
+    import debrepo.core.indexes as indexes
+    import debrepo.services.publish as publish
+
+    current = indexes.render_pieces
+
+    def as_before(records, component):
+        pieces = current(records, component)
+        return [*pieces[:-1], pieces[-1][:-1]] if pieces else pieces
+
+    with monkeypatch.context() as patched:
+        patched.setattr(indexes, "render_pieces", as_before)
+        patched.setattr(publish, "RENDER_VERSION", "2")
+        app.add_packages(workspace, [make_deb("alpha", "1.0")], now=FIXED_NOW)
+    before = workspace.repo.get(f"{BINARY}/Packages")
+    assert before.endswith(b"\n") and not before.endswith(b"\n\n")
+    assert app.verify(workspace, now=FIXED_NOW).ok
+
+    # Nothing changed in the store, but the rendering did: not a re-sign only.
+    report = app.rebuild(workspace, now=FIXED_NOW + timedelta(minutes=1))
+    assert not report.resigned_only
+    assert workspace.repo.get(f"{BINARY}/Packages") == before + b"\n"
+    assert gzip.decompress(workspace.repo.get(f"{BINARY}/Packages.gz")) == before + b"\n"
+    assert lzma.decompress(workspace.repo.get(f"{BINARY}/Packages.xz")) == before + b"\n"
+    assert app.verify(workspace, now=FIXED_NOW + timedelta(minutes=1)).ok

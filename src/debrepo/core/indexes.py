@@ -145,23 +145,27 @@ def unpublished_by_architecture(
 
 
 def render_pieces(sorted_records: Sequence[PackageRecord], component: str) -> list[bytes]:
-    """A Packages file (stanzas separated by one blank line, in the given order) in the
-    pieces it is compressed in; joined, they are the file."""
+    """A Packages file (each stanza followed by a blank line, in the given order) in the
+    pieces it is compressed in; joined, they are the file.
+
+    The blank line after the last stanza too, as dpkg-scanpackages, apt-ftparchive,
+    reprepro and aptly write it: files concatenated by other tools stay separate."""
     pieces: list[bytes] = []
     stanzas: list[str] = []
     for record in sorted_records:
         if stanzas and record.sha256_hash.startswith(PIECE_START):
-            stanzas.append("")  # the blank line between this piece and the next
+            stanzas.append("")  # the blank line after the piece's last stanza
             pieces.append("\n".join(stanzas).encode("utf-8"))
             stanzas = []
         stanzas.append(render_stanza(record, component))
     if stanzas:
+        stanzas.append("")
         pieces.append("\n".join(stanzas).encode("utf-8"))
     return pieces
 
 
 def render_packages(sorted_records: Sequence[PackageRecord], component: str) -> bytes:
-    """A Packages file: stanzas separated by one blank line, in the given order."""
+    """A Packages file: each stanza followed by a blank line, in the given order."""
     return b"".join(render_pieces(sorted_records, component))
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # Bump whenever the bytes rendered for the same records change (field order, format,
 # compression settings): published indices made by another version are then redone.
-RENDER_VERSION = "2"
+RENDER_VERSION = "3"
 HASH_FIELDS = (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256"), ("SHA512", "sha512"))
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
