@@ -55,6 +55,7 @@ from debrepo.services.publish import (
     pool_folder_change,
     publish_failed,
     published_keyring,
+    release_went_out,
     store_changed_since_publish,
 )
 from debrepo.settings import Settings
@@ -411,9 +412,20 @@ def _publish_stored(
         _take_back(ws, result, exc)
     except (DebrepoError, OSError) as exc:
         raise publish_failed(exc, outcome) from exc
-    except BaseException:  # interrupted: the records are in the store all the same
-        log.error("%s: run `debrepo rebuild`", outcome)
+    except BaseException as exc:  # interrupted: the records are in the store all the same
+        _say_interrupted(exc, outcome)
         raise
+
+
+def _say_interrupted(exc: BaseException, outcome: str) -> None:
+    """What an interrupted publish leaves: `outcome` of the store's change, unless the
+    new Release already went out (then only the publish's clean-up is owed)."""
+    if release_went_out(exc):
+        outcome = (
+            "the new Release is published (clients see it), but the publish was "
+            "interrupted before it finished"
+        )
+    log.error("%s: run `debrepo rebuild`", outcome)
 
 
 def _take_back(ws: Workspace, result: AddResult, refusal: PublishRefused) -> NoReturn:
@@ -847,12 +859,11 @@ def remove_package(
                 except (DebrepoError, OSError) as exc:
                     what = f"{record.package_name} {record.version} was removed from the store"
                     raise publish_failed(exc, f"{what} but is still published") from exc
-                except BaseException:  # interrupted: the record is gone all the same
-                    log.error(
-                        "%s %s was removed from the store but is still published: run "
-                        "`debrepo rebuild`",
-                        record.package_name,
-                        record.version,
+                except BaseException as exc:  # interrupted: the record is gone all the same
+                    _say_interrupted(
+                        exc,
+                        f"{record.package_name} {record.version} was removed from the "
+                        "store but is still published",
                     )
                     raise
                 staged_key = _keys(ws, Destination.of("staging", ws.settings), [record])[0]

@@ -701,6 +701,45 @@ def test_add_interrupted_while_publishing_says_what_is_stored(run, debs, monkeyp
     assert "alpha 1.0, beta 2.0-1 stored but not published: run `debrepo rebuild`" in caplog.text
 
 
+def interrupt_after_the_release(monkeypatch) -> None:
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("debrepo.services.publish.Publisher._update_convenience_copy", interrupted)
+
+
+def test_add_interrupted_after_its_release_went_out_says_it_is_published(
+    run, debs, home, monkeypatch, caplog
+):
+    with monkeypatch.context() as patched:
+        interrupt_after_the_release(patched)
+        result = run("add", str(debs))
+    assert result.code == 130
+    assert result.error_line == "debrepo: error: interrupted"
+    assert "not published" not in caplog.text
+    assert (
+        "the new Release is published (clients see it), but the publish was interrupted "
+        "before it finished: run `debrepo rebuild`" in caplog.text
+    )
+    assert run("verify").code == 0  # what clients see is whole
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" in packages and "Package: beta\n" in packages
+
+
+def test_remove_interrupted_after_its_release_went_out_says_it_is_published(
+    run, debs, home, monkeypatch, caplog
+):
+    assert run("add", str(debs)).code == 0
+    with monkeypatch.context() as patched:
+        interrupt_after_the_release(patched)
+        result = run("remove", "alpha", "1.0", "--yes")
+    assert result.code == 130
+    assert "still published" not in caplog.text
+    assert "the new Release is published (clients see it)" in caplog.text
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "Package: alpha\n" not in packages
+
+
 def test_remove_interrupted_while_publishing_says_it_is_still_published(
     run, debs, home, monkeypatch, caplog
 ):

@@ -619,6 +619,9 @@ class Publisher:
                 self.staging.put(STATE_KEY, state.to_json(), delivery_for(STATE_KEY))
         except (DebrepoError, OSError) as exc:
             raise published_but_unfinished(exc) from exc
+        except BaseException as exc:  # interrupted now: callers must not say "not published"
+            exc.release_written = True  # type: ignore[attr-defined]
+            raise
         return report
 
     def _take_up_state(
@@ -1757,6 +1760,12 @@ def published_but_unfinished(exc: DebrepoError | OSError) -> PublishError:
     error.exit_code = exc.exit_code
     error.release_written = True
     return error
+
+
+def release_went_out(exc: BaseException) -> bool:
+    """Whether `exc` (an error, or an interruption) stopped a publish after its new
+    Release was written: clients see that publish, only its clean-up is owed."""
+    return getattr(exc, "release_written", False) is True
 
 
 def publish_failed(
