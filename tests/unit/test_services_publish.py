@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import json
@@ -27,6 +28,7 @@ from debrepo.services.publish import (
     Publisher,
     PublishReport,
     PublishState,
+    collector_paused,
     release_info,
 )
 from tests.conftest import FIXED_NOW, piece_cutting_deb, settings_for
@@ -104,6 +106,43 @@ def test_second_publish_with_nothing_changed_rewrites_only_the_release_files(wor
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     changed = {k for k, v in tree(workspace.repo.root).items() if contents.get(k) != v}
     assert changed == set(RELEASE_FILES)
+
+
+def test_a_publish_runs_without_the_cyclic_collector_and_turns_it_back_on(
+    workspace, make_deb, monkeypatch
+):
+    seen: list[bool] = []
+    snapshot = type(workspace.store).snapshot
+
+    def watched(store):
+        seen.append(gc.isenabled())
+        return snapshot(store)
+
+    monkeypatch.setattr(type(workspace.store), "snapshot", watched)
+    add(workspace, make_deb, "alpha")
+    assert seen == [False]
+    assert gc.isenabled()
+
+    def failing(store):
+        raise ObjectStoreError("no store today")
+
+    monkeypatch.setattr(type(workspace.store), "snapshot", failing)
+    with pytest.raises(ObjectStoreError):
+        app.rebuild(workspace, now=at(1), full=True)
+    assert gc.isenabled()
+
+
+def test_collector_paused_leaves_a_collector_that_was_off_off():
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
 
 
 def test_the_published_tree_is_readable_by_all_whatever_the_umask(workspace, make_deb):
