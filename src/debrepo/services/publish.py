@@ -243,7 +243,7 @@ class PublishState:
         pool = self.pool or {}
         data = {
             "version": STATE_VERSION,
-            "pool": {k: list(v) for k, v in sorted(pool.items())},
+            "pool": dict(sorted(pool.items())),  # (size, SHA256) tuples: JSON arrays
             "retired": dict(sorted(self.retired.items())),
         }
         return json.dumps(data, separators=(",", ":")).encode()
@@ -615,8 +615,9 @@ class Publisher:
         # A file it still lists after a failure is merely retired later; one expiring
         # stays listed until it is deleted, or a failure in between would leak it.
         self._still_ours()
-        if state.pool_to_json() != pool_before:
-            self.staging.put(POOL_STATE_KEY, state.pool_to_json(), delivery_for(POOL_STATE_KEY))
+        pool_after = state.pool_to_json()  # once: 1.2 MB of JSON at 10,000 versions
+        if pool_after != pool_before:
+            self.staging.put(POOL_STATE_KEY, pool_after, delivery_for(POOL_STATE_KEY))
         self._still_ours()
         self._write_indices(plan, report, check_existing=full)
         dropped_indices = self._record_indices(plan, state, info)
