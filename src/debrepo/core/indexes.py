@@ -217,9 +217,14 @@ def start_indices(
     for path, pieces in plain:
         data = b"".join(pieces)
         digest = pool.submit(digest_of, data)
-        # Reuse needs the digest first; with nothing to reuse, compression starts at once.
+        # Reuse needs the digest first; with nothing to reuse, or a size that already
+        # tells the bytes changed (a package added or removed), compression starts at
+        # once and the digest is waited for only at the end.
+        before = previous.get(path)
         whole = previous.get(path + ".gz") is not None and previous.get(path + ".xz") is not None
-        reused = whole and previous.get(path) == digest.result()
+        reused = (
+            whole and before is not None and before.size == len(data) and before == digest.result()
+        )
         compressed = (
             {}
             if reused
