@@ -68,3 +68,44 @@ def test_checksums_must_be_lowercase_hex_of_their_length(
 )
 def test_is_lower_hex(text: str, hex_only: bool) -> None:
     assert is_lower_hex(text) is hex_only
+
+
+# Every character that ends a line or is a control character (tab aside), and a few
+# that are neither.
+LINE_ENDING_OR_CONTROL = [chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F)] + [
+    "\x85",
+    "\u2028",
+    "\u2029",
+]
+
+
+@pytest.mark.parametrize("field", ["section", "maintainer", "homepage", "deb_url", "pub_date"])
+def test_one_line_fields_refuse_line_ends_and_control_characters(field: str) -> None:
+    for character in LINE_ENDING_OR_CONTROL:
+        value = f"a{character}b"
+        assert make_record(**{field: value}).plainly_valid() is False, repr(value)
+    for value in ("a\tb", "caf\xe9 \u00a0 \u3000", "a b"):  # tab, unusual spaces: allowed
+        assert make_record(**{field: value}).plainly_valid() is True, repr(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("libc6 (>= 2.34),\n libfoo", True),  # a continuation line
+        ("libc6 (>= 2.34),\n\tlibfoo", True),
+        ("libc6 (>= 2.34),\nlibfoo", False),  # a line break that is no continuation
+        ("libc6 (>= 2.34),\n\n libfoo", False),  # an empty continuation line
+        ("libc6 (>= 2.34)\n", False),
+        ("libc6 (>= 2.34)\n ", True),  # ends with a continuation line of one space
+    ],
+)
+def test_depends_over_several_lines(value: str, valid: bool) -> None:
+    assert make_record(depends=value).plainly_valid() is valid
+
+
+def test_depends_refuses_every_character_that_ends_a_line_or_value() -> None:
+    for character in ["\x00", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x85"]:
+        for value in (f"libc6{character}", f"libc6,{character} libfoo", f"a (>= 1{character})"):
+            assert make_record(depends=value).plainly_valid() is False, repr(value)
+    for character in ["\u2028", "\u2029"]:
+        assert make_record(depends=f"libc6,{character} libfoo").plainly_valid() is False
