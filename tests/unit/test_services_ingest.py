@@ -373,6 +373,21 @@ def test_epoch_version_does_not_overwrite_a_published_pool_file(workspace, make_
     assert workspace.store.package_ids() == {"hello#1.0"}
 
 
+def test_a_version_is_refused_when_a_stored_one_differs_only_by_its_epoch(
+    workspace, make_deb, tmp_path
+):
+    epoch = tmp_path / "hello-epoch.deb"
+    epoch.write_bytes(deb_bytes("hello", "2:1.0"))
+    app.add_packages(workspace, [epoch, make_deb("other", "1.0")], now=FIXED_NOW)
+    for name in ("hello", "other"):
+        app.add_packages(workspace, [make_deb(name, "3.0")], now=FIXED_NOW)
+    with pytest.raises(
+        InvalidPackageError, match=r"the file of hello#2:1\.0; versions that differ"
+    ):
+        app.add_packages(workspace, [make_deb("hello", "1.0")], now=FIXED_NOW)
+    assert workspace.store.package_ids() == {"hello#2:1.0", "hello#3.0", "other#1.0", "other#3.0"}
+
+
 def test_epoch_versions_in_one_batch_are_refused(workspace, make_deb, tmp_path):
     epoch = tmp_path / "hello-epoch.deb"
     epoch.write_bytes(deb_bytes("hello", "1:1.0"))
