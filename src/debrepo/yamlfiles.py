@@ -31,4 +31,22 @@ def strict_loader() -> Any:
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+        def flatten_mapping(self, node: Any) -> None:
+            # SafeLoader keeps every entry a merge (`<<:`) brings in, repeated keys too, so
+            # merging a merge ten times over, level upon level, multiplies them: a few
+            # lines would take gigabytes and minutes. Only a key's last entry counts (the
+            # mapping's own, then the first mapping merged): keep that one alone.
+            super().flatten_mapping(node)
+            last: dict[tuple[str, Any], int] = {}
+            for index, (key_node, _value) in enumerate(node.value):
+                if isinstance(key_node, yaml.ScalarNode):
+                    last[(key_node.tag, key_node.value)] = index
+            if len(last) < len(node.value):
+                node.value = [
+                    (key_node, value)
+                    for index, (key_node, value) in enumerate(node.value)
+                    if not isinstance(key_node, yaml.ScalarNode)
+                    or last[(key_node.tag, key_node.value)] == index
+                ]
+
     return StrictLoader

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from debrepo.packages_config import (
     load_package_configs,
     parse_package_config,
 )
+from debrepo.yamlfiles import strict_loader
 from tests.conftest import CONFIG_DIR
 
 ORIGIN = "config/packages/demo.yaml"
@@ -232,6 +234,22 @@ def test_a_key_written_twice_is_refused_at_any_depth():
     nested = "package_name: demo\nsource:\n  type: build_script\n  type: github_release\n"
     with pytest.raises(ConfigError, match=r"the key 'type' is written twice"):
         parse_package_config(nested, ORIGIN)
+
+
+def test_merges_of_merges_do_not_multiply_the_keys_they_repeat():
+    # Each level merges the one before ten times: 10**7 copies of the first mapping's
+    # keys (gigabytes, for minutes) if every repeated key were kept.
+    lines = ["l0: &l0 {" + ", ".join(f"k{n}: {n}" for n in range(10)) + "}"]
+    for level in range(1, 8):
+        lines.append(f"l{level}: &l{level} {{<<: [{', '.join([f'*l{level - 1}'] * 10)}]}}")
+    text = config_text() + "\n".join(lines) + "\nextra: {<<: *l7, k3: mine}\n"
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"unknown field\(s\): extra, l0, l1, "):
+        parse_package_config(text, ORIGIN)
+    assert time.monotonic() - started < 2
+    data = yaml.load(text, Loader=strict_loader())  # noqa: S506 - a SafeLoader
+    assert data["extra"] == {**{f"k{n}": n for n in range(10)}, "k3": "mine"}
+    assert data["l2"] == data["l0"]
 
 
 def test_not_a_mapping():
