@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -581,3 +584,73 @@ def test_a_server_that_trickles_is_refused_at_the_transfer_deadline(
     assert str(caught.value).startswith(f"{upstream.url('/slow')}: still transferring after 1 ")
     assert "refusing so slow a server" in str(caught.value)
     assert not (tmp_path / "slow.deb").exists()
+
+
+class _EndlessServer:
+    """HTTP/1.1 by hand on 127.0.0.1: every connection gets `head`, then a byte of
+    `filler` every 0.2 s, for 40 seconds at most."""
+
+    def __init__(self, head: bytes, filler: bytes) -> None:
+        self.head, self.filler = head, filler
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/metadata.json"
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> _EndlessServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(self.head)
+            for _ in range(200):
+                if self._stopped.wait(0.2):
+                    return
+                conn.sendall(self.filler)
+
+
+@pytest.mark.parametrize(
+    ("head", "filler"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"),  # headers that never end
+        # Bodies urllib3 reads to their end before following or retrying the response.
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: /next\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"1\r\nx\r\n",
+        ),
+        (
+            b"HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"1\r\nx\r\n",
+        ),
+    ],
+    ids=["headers", "redirect-body", "retried-body"],
+)
+def test_a_response_that_never_ends_is_refused_at_the_transfer_deadline(
+    head: bytes, filler: bytes
+) -> None:
+    started = time.monotonic()
+    with (
+        _EndlessServer(head, filler) as server,
+        HttpClient(replace(FAST_HTTP, max_transfer_seconds=1.0)) as client,
+        pytest.raises(SourceError) as caught,
+    ):
+        client.get_json(server.url)
+    assert time.monotonic() - started < 25
+    assert str(caught.value).startswith(f"{server.url}: still transferring after 1 seconds")
+    assert "refusing so slow a server" in str(caught.value)

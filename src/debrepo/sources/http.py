@@ -1,6 +1,7 @@
 """One HTTP client for every package source: timeouts, retries, size limits, streaming.
 
-- Connect and read timeouts on every request.
+- Connect and read timeouts on every request, and a deadline for each transfer as a
+  whole (its headers, and the redirects and retried answers urllib3 reads through).
 - Retries with exponential backoff on connection errors, on a connection broken while
   the body streams (the download restarts from the beginning), and on 429, 500, 502,
   503 and 504, honouring Retry-After up to `max_retry_after` seconds. All of them share
@@ -18,10 +19,13 @@ Every failure is a SourceError whose message starts with the URL.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +34,8 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -223,6 +229,88 @@ def _too_large(url: str, limit: int) -> SourceError:
     return SourceError(f"{url}: larger than the limit of {limit} bytes; refusing to download it")
 
 
+class _Expired(Exception):
+    """A request started after its transfer's deadline (not an error urllib3 retries)."""
+
+
+_watching = threading.local()  # the _Watch of the transfer this thread is making
+
+
+class _Watch:
+    """Ends a transfer at its deadline whatever it waits for. The read timeout counts
+    from the last byte received, so headers sent a byte at a time, or the body of a
+    redirect or of a retried error (which urllib3 reads to its end before going on),
+    would go on for ever: at the deadline the transfer's sockets are shut down, and the
+    transfer is a SourceError, however it ended."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        self._url, self._seconds = url, seconds
+        self._expired = False
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watch:
+        _watching.current = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _watching.current = None
+        with self._lock:
+            expired, self._connections = self._expired, []
+        if expired:
+            raise SourceError(
+                f"{self._url}: still transferring after {self._seconds:g} seconds; refusing so "
+                "slow a server"
+            ) from None
+
+    def add(self, connection: HTTPConnection) -> None:
+        """Shut `connection` down at the deadline; _Expired if it has passed."""
+        with self._lock:
+            if self._expired:
+                raise _Expired
+            self._connections.append(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            connections = self._connections
+        for connection in connections:
+            if (sock := connection.sock) is not None:
+                with contextlib.suppress(OSError):  # already closed
+                    # socket.socket's: an SSLSocket's own would unwrap TLS first
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedConnection(HTTPConnection):
+    """A connection the transfer's _Watch can shut down at its deadline."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if watch := getattr(_watching, "current", None):
+            watch.add(self)
+        super().request(*args, **kwargs)
+
+    def connect(self) -> None:
+        super().connect()
+        if watch := getattr(_watching, "current", None):
+            watch.add(self)  # connected after the deadline passed: _Expired
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 class HttpClient:
     """A urllib3 PoolManager with debrepo's timeouts, retries and limits."""
 
@@ -231,6 +319,7 @@ class HttpClient:
         self._pool = urllib3.PoolManager(
             timeout=Timeout(connect=self.settings.connect_timeout, read=self.settings.read_timeout)
         )
+        self._pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
         # (scheme, host, port) -> why it could not be reached
         self._unreachable: dict[tuple[str, str, int | None], str] = {}
 
@@ -280,7 +369,7 @@ class HttpClient:
         self,
         url: str,
         headers: Mapping[str, str] | None,
-        consume: Callable[[BaseHTTPResponse], T],
+        consume: Callable[[BaseHTTPResponse, tuple[float, float]], T],
     ) -> T:
         """GET `url` and hand a 200 response to `consume`; a body broken off is fetched again."""
         problem = url_problem(url)
@@ -303,43 +392,50 @@ class HttpClient:
                 )
         retry = self._retry(self._time_left(url))
         while True:
-            try:
-                response = self._pool.request(
-                    "GET", url, headers=sent, retries=retry, preload_content=False
-                )
-            except MaxRetryError as exc:
-                reason = _describe(exc.reason)
-                # Not connecting at all (name, refusal, timeout; NewConnectionError is a
-                # ConnectTimeoutError): the host is the problem, not this file. The pool
-                # is the host that failed, which after a redirect is not the one asked.
-                if isinstance(exc.reason, ConnectTimeoutError):
-                    pool = exc.pool
-                    failed = origin if pool is None else (pool.scheme or "", pool.host, pool.port)
-                    self._unreachable[_normal(failed)] = reason
-                raise SourceError(
-                    f"{url}: cannot fetch it, after {self.settings.retries + 1} attempts: {reason}"
-                ) from None
-            except HTTPError as exc:
-                raise SourceError(f"{url}: {exc}") from None
-            except ValueError as exc:  # urllib3 joining a redirect's Location, e.g. '//[::1'
-                raise SourceError(
-                    f"{url}: redirected to a Location that is not a URL: {exc}"
-                ) from None
-            used = response.retries or retry
-            done = False
-            try:
-                self._check_response(url, response, _attempts(used))
-                result = consume(response)
-                done = True
-                return result
-            except (ProtocolError, ReadTimeoutError) as exc:
-                broken: HTTPError = exc
-            except HTTPError as exc:  # e.g. a body its Content-Encoding does not describe
-                raise SourceError(f"{url}: cannot read the response: {_describe(exc)}") from None
-            finally:
-                if not done:
-                    response.close()
-                response.release_conn()
+            deadline = self._deadline()
+            with _Watch(url, deadline[1]):
+                try:
+                    response = self._pool.request(
+                        "GET", url, headers=sent, retries=retry, preload_content=False
+                    )
+                except MaxRetryError as exc:
+                    reason = _describe(exc.reason)
+                    # Not connecting at all (name, refusal, timeout; NewConnectionError is a
+                    # ConnectTimeoutError): the host is the problem, not this file. The pool
+                    # is the host that failed, which after a redirect is not the one asked.
+                    if isinstance(exc.reason, ConnectTimeoutError):
+                        pool = exc.pool
+                        failed = (
+                            origin if pool is None else (pool.scheme or "", pool.host, pool.port)
+                        )
+                        self._unreachable[_normal(failed)] = reason
+                    raise SourceError(
+                        f"{url}: cannot fetch it, after {self.settings.retries + 1} attempts: "
+                        f"{reason}"
+                    ) from None
+                except HTTPError as exc:
+                    raise SourceError(f"{url}: {exc}") from None
+                except ValueError as exc:  # urllib3 joining a redirect's Location, e.g. '//[::1'
+                    raise SourceError(
+                        f"{url}: redirected to a Location that is not a URL: {exc}"
+                    ) from None
+                used = response.retries or retry
+                done = False
+                try:
+                    self._check_response(url, response, _attempts(used))
+                    result = consume(response, deadline)
+                    done = True
+                    return result
+                except (ProtocolError, ReadTimeoutError) as exc:
+                    broken: HTTPError = exc
+                except HTTPError as exc:  # e.g. a body its Content-Encoding does not describe
+                    raise SourceError(
+                        f"{url}: cannot read the response: {_describe(exc)}"
+                    ) from None
+                finally:
+                    if not done:
+                        response.close()
+                    response.release_conn()
             try:
                 retry = used.increment("GET", url, error=broken)
             except MaxRetryError:
@@ -376,12 +472,12 @@ class HttpClient:
         """The decoded JSON document at `url`; SourceError for HTML, bad JSON or a bad status."""
         limit = self.settings.max_metadata_bytes if max_bytes is None else max_bytes
 
-        def consume(response: BaseHTTPResponse) -> bytes:
+        def consume(response: BaseHTTPResponse, deadline: tuple[float, float]) -> bytes:
             declared = _declared_length(response)
             if declared is not None and declared > limit:
                 raise _too_large(url, limit)
             buffer = io.BytesIO()
-            _stream(response, buffer, None, url, limit, self._deadline())
+            _stream(response, buffer, None, url, limit, deadline)
             body = buffer.getvalue()
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if "html" in content_type or body.lstrip()[:1] == b"<":
@@ -428,14 +524,14 @@ class HttpClient:
         limit = self.settings.max_download_bytes if max_bytes is None else max_bytes
         conditional = unchanged_since.conditional_headers() if unchanged_since else {}
 
-        def consume(response: BaseHTTPResponse) -> Downloaded:
+        def consume(response: BaseHTTPResponse, deadline: tuple[float, float]) -> Downloaded:
             declared = _declared_length(response)
             if declared is not None and declared > limit:
                 raise _too_large(url, limit)
             checksums = _Checksums()
             try:
                 with dest.open("wb") as sink:
-                    _stream(response, sink, checksums, url, limit, self._deadline())
+                    _stream(response, sink, checksums, url, limit, deadline)
             except OSError as exc:
                 raise SourceError(
                     f"{url}: cannot write the download to {dest}: {exc.strerror or exc}"
