@@ -57,7 +57,7 @@ class Output:
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            click.echo(message)
+            click.echo(_shown_lines(message))
 
     @contextmanager
     def progress(
@@ -123,6 +123,19 @@ def _shown(text: str) -> str:
     """`text` with every character that is not printable (line breaks, terminal escapes,
     NUL; a tab stays) shown as its escape: a file name or upstream text may hold any."""
     return "".join(c if c == "\t" or c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _shown_lines(text: str) -> str:
+    """`_shown` line by line: what a package or upstream says (a description, a URL,
+    an asset name) may drive the terminal otherwise, and dpkg takes ESC in a field."""
+    return "\n".join(_shown(line) for line in text.split("\n"))
+
+
+class _ShownFormatter(logging.Formatter):
+    """Log lines as `_shown_lines` shows them: warnings name files and upstream text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _shown_lines(super().format(record))
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -209,7 +222,7 @@ def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
     root = logging.getLogger()
     if not root.handlers:  # as logging.basicConfig, plus the filter
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("debrepo: %(levelname)s: %(message)s"))
+        handler.setFormatter(_ShownFormatter("debrepo: %(levelname)s: %(message)s"))
         # A package's sync failure is said once, by its outcome line or the error.
         handler.addFilter(lambda record: not getattr(record, OUTCOME_REPORTED, False))
         root.addHandler(handler)
@@ -412,7 +425,7 @@ def show(ctx: click.Context, package: str, version: str | None, as_json: bool) -
     if as_json:
         click.echo(json.dumps(_record_json(record), indent=2))
         return
-    click.echo(render_stanza(record, ws.settings.component), nl=False)
+    click.echo(_shown_lines(render_stanza(record, ws.settings.component)), nl=False)
     extras = {
         "Origin-URL": record.deb_url,
         "Package-Type": record.package_type,
@@ -477,9 +490,9 @@ def verify(ctx: click.Context, quick: bool, as_json: bool) -> None:
         click.echo(json.dumps(asdict(report) | {"ok": report.ok}, indent=2))
     else:
         for warning in report.warnings:
-            click.echo(f"debrepo: warning: {warning}", err=True)
+            click.echo(f"debrepo: warning: {_shown(warning)}", err=True)
         for problem in report.problems:
-            click.echo(f"problem: {problem}", err=True)
+            click.echo(f"problem: {_shown(problem)}", err=True)
         _output(ctx).say(
             f"{'OK' if report.ok else 'FAILED'}: {report.packages_checked} package(s), "
             f"{report.files_checked} index file(s) checked in {ws.settings.repo}"
@@ -814,7 +827,7 @@ def migrate_table(
     for record in report.migrated:
         out.say(f"migrated {record.package_name} {record.version}")
     for package_id, error in report.failed:
-        click.echo(f"debrepo: error: {package_id}: {error}", err=True)
+        click.echo(f"debrepo: error: {_shown(f'{package_id}: {error}')}", err=True)
     out.say(report.summary())
     _report(out, published, ws)
     if report.failed:

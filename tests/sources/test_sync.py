@@ -1772,6 +1772,37 @@ def test_a_lock_held_by_another_run_after_the_download_stores_nothing(
     assert upstream.count(KIRO_DEB_PATH) == 1
 
 
+def test_upstream_text_reaches_the_terminal_escaped(
+    tmp_path: Path,
+    config_dir: Path,
+    sync_env: None,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A URL or asset name upstream gives, said in an outcome line, cannot drive the
+    terminal (set its title, clear it)."""
+    from debrepo.cli import main
+
+    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
+        if variable != "DEBREPO_GITHUB_API_URL":
+            monkeypatch.delenv(variable)
+    _metadata(upstream, url=upstream.url("/kiro-flat/\x1b]0;owned\x07kiro_0.9.2_amd64.deb"))
+    releases = upstream.github_releases()
+    for release in releases:
+        for asset in release["assets"]:
+            asset["name"] = f"\x1b[2J{asset['name']}"
+    upstream.serve_json(RELEASES_PATH, releases)
+    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
+    with pytest.raises(SystemExit):
+        main(argv)
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    kiro, kiro_cli = out.splitlines()[:2]
+    assert kiro.startswith("kiro: failed: ") and "/kiro-flat/\\x1b]0;owned\\x07kiro_" in kiro
+    assert kiro_cli.startswith("kiro-cli: failed: ") and "\\x1b[2Jkiro-cli_" in kiro_cli
+
+
 def test_bad_upstream_data_through_the_command_line_is_one_line_each_and_the_exit_status(
     tmp_path: Path,
     config_dir: Path,

@@ -2492,3 +2492,32 @@ def test_a_settings_file_not_read_does_not_change_what_clients_hold_the_release_
     assert run("rebuild", "--replace").code == 0  # the change, on purpose
     assert b"Origin: Kiro\n" in (home / "repo/dists/stable/Release").read_bytes()
     assert run("rebuild").code == 0  # and from then on, the new values are the published ones
+
+
+def test_terminal_escapes_in_a_package_are_shown_escaped(run, tmp_path):
+    # dpkg and apt pass ESC and BEL through, and so does the index; a terminal must not
+    # get them from `show`.
+    deb = tmp_path / "esc_1.0_amd64.deb"
+    description = "title \x1b]0;owned\x07\n \x1b[2J cleared"
+    deb.write_bytes(deb_bytes("esc", "1.0", description=description))
+    assert run("add", str(deb)).code == 0
+    shown = run("show", "esc")
+    assert shown.code == 0, shown.err
+    assert "\x1b" not in shown.out and "\x07" not in shown.out
+    assert "Description: title \\x1b]0;owned\\x07\n \\x1b[2J cleared\n" in shown.out
+
+
+def test_a_warning_naming_a_hostile_file_shows_it_escaped(tmp_path, debs):
+    (debs / "\x1b]0;owned\x07.DEB").write_bytes(b"not a package")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEBREPO_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "debrepo", "--home", str(tmp_path / "home"), "add", str(debs)],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert b"\x1b" not in completed.stderr and b"\x07" not in completed.stderr
+    assert b"not added: \\x1b]0;owned\\x07.DEB; only the files" in completed.stderr
