@@ -368,3 +368,39 @@ def test_release_age_with_an_unreadable_date_is_stale() -> None:
     age = ReleaseAge.parse(broken)
     assert age.date is None
     assert age.stale(NOW)
+
+
+@pytest.mark.parametrize("key", ["url", "certificate", "signature"])
+def test_metadata_read_over_https_may_not_send_a_download_over_http(key: str) -> None:
+    # As a redirect from https to http is refused: anyone on the path could swap the file.
+    document = {"version": "0.9.2", "url": "kiro.deb", key: "http://download.kiro.dev/k"}
+    with pytest.raises(SourceError) as caught:
+        parse(document)
+    assert str(caught.value) == (
+        f"{ENDPOINT}: field {key}: 'http://download.kiro.dev/k' is not https, as the metadata "
+        "that names it is; refusing it"
+    )
+    plain = "http://download.kiro.dev/linux/metadata.json"
+    release = parse_metadata(document, endpoint=plain, package_name="kiro")
+    assert "http://download.kiro.dev/k" in (
+        release.url,
+        release.certificate_url,
+        release.signature_url,
+    )
+
+
+def test_a_release_listed_over_https_may_not_send_its_asset_over_http() -> None:
+    releases = _recorded_releases()
+    for release in releases:
+        for asset in release["assets"]:
+            asset["browser_download_url"] = asset["browser_download_url"].replace(
+                "https://", "http://"
+            )
+    with pytest.raises(SourceError) as caught:
+        choose(releases)
+    assert str(caught.value) == (
+        "https://api.github.com/repos/kiro-dev/kiro-cli/releases: asset "
+        "kiro-cli_1.2.0_amd64.deb of release v1.2.0: 'http://github.com/kiro-dev/kiro-cli/"
+        "releases/download/v1.2.0/kiro-cli_1.2.0_amd64.deb' is not https, as the release "
+        "list that names it is; refusing it"
+    )

@@ -36,7 +36,12 @@ from debrepo.sources.base import (
     download_release,
     json_type,
 )
-from debrepo.sources.http import HttpClient, traversal_problem, url_problem
+from debrepo.sources.http import (
+    HttpClient,
+    downgrade_problem,
+    traversal_problem,
+    url_problem,
+)
 
 
 def _optional_text(
@@ -63,7 +68,11 @@ def _optional_url(entry: Mapping[str, Any], key: str, where: str, base: str) -> 
         url = urljoin(base, value.strip())
     except ValueError as exc:  # an unclosed IPv6 bracket
         raise SourceError(f"{where}: field {key}: {value.strip()!r} is not a URL: {exc}") from None
-    problem = traversal_problem(value.strip()) or url_problem(url)
+    problem = (
+        traversal_problem(value.strip())
+        or url_problem(url)
+        or downgrade_problem(url, base, "metadata")
+    )
     if problem:
         raise SourceError(f"{where}: field {key}: {problem}")
     return url

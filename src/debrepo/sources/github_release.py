@@ -35,7 +35,7 @@ from debrepo.sources.base import (
     download_release,
     json_type,
 )
-from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
+from debrepo.sources.http import HttpClient, HttpStatusError, downgrade_problem, url_problem
 from debrepo.versions import version_key
 
 API_URL_VARIABLE = GITHUB_API_URL_VARIABLE
@@ -135,7 +135,7 @@ def choose_release(
     url = _checked_text(asset, "browser_download_url", f"{where}: asset {name} of release {tag}")
     if url is None:
         raise SourceError(f"{where}: asset {name} of release {tag} has no browser_download_url")
-    problem = url_problem(url)
+    problem = url_problem(url) or downgrade_problem(url, where, "release list")
     if problem:
         raise SourceError(f"{where}: asset {name} of release {tag}: {problem}")
     size = asset.get("size")

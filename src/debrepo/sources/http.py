@@ -140,6 +140,15 @@ def url_problem(url: str) -> str | None:
     return traversal_problem(url)
 
 
+def downgrade_problem(url: str, named_by: str, what: str) -> str | None:
+    """Why `url` may not be fetched for a document read from `named_by` (`what` it is),
+    or None: a document read over https names https URLs only. Refused for the same
+    reason as a redirect from https to http: anyone on the path could swap the file."""
+    if urlsplit(named_by).scheme == "https" and urlsplit(url).scheme != "https":
+        return f"{url!r} is not https, as the {what} that names it is; refusing it"
+    return None
+
+
 def traversal_problem(reference: str) -> str | None:
     """Why the path of `reference` (a URL or a relative one) climbs directories, or None."""
     for segment in urlsplit(reference).path.split("/"):
