@@ -92,7 +92,9 @@ def sweep(family: str, root: Path) -> list[Path]:
 
 def _abandoned(folder: Path) -> bool:
     try:
-        descriptor = os.open(folder / OWNER, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # Not waiting: in the shared /tmp, anyone can plant a FIFO that no one writes to.
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        descriptor = os.open(folder / OWNER, flags)
     except FileNotFoundError:
         return time.time() - folder.stat().st_mtime > _UNOWNED_GRACE_SECONDS
     try:

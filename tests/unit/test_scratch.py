@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,6 +98,25 @@ def test_other_names_files_and_links_are_never_touched(tmp_path: Path) -> None:
     assert sweep(FAMILY, tmp_path) == []
     assert (target / "precious").read_text() == "keep"
     assert other.is_dir() and (tmp_path / f"{FAMILY}file").exists()
+
+
+def test_an_owner_file_that_is_a_fifo_does_not_hold_the_sweep(tmp_path: Path) -> None:
+    # Anyone may make folders in the shared /tmp: opening a FIFO to read waits for a
+    # writer, which would hold every later run at its first download.
+    planted = tmp_path / f"{FAMILY}planted"
+    planted.mkdir()
+    os.mkfifo(planted / OWNER)
+    swept: list[list[Path]] = []
+    sweeping = threading.Thread(target=lambda: swept.append(sweep(FAMILY, tmp_path)))
+    sweeping.start()
+    sweeping.join(timeout=10)
+    held = sweeping.is_alive()
+    if held:  # let it go: a writer opening the FIFO ends the wait
+        os.close(os.open(planted / OWNER, os.O_WRONLY | os.O_NONBLOCK))
+        sweeping.join()
+    assert not held
+    assert swept == [[planted]]
+    assert not planted.exists()
 
 
 def _scratch_failing_to_lock(tmp_path: Path, monkeypatch, code: int) -> DebrepoError:
