@@ -6,6 +6,7 @@ the repository locked. The file records who holds the lock, for the error messag
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -38,7 +39,13 @@ os.register_at_fork(after_in_child=_close_inherited_locks)
 def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on `path`; LockError after `wait_seconds` of waiting."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # Taking the lock truncates the file: never through a link planted in the home.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise LockError(f"{path}: is a symbolic link; refusing to lock through it") from None
     try:
         deadline = time.monotonic() + wait_seconds
         while True:

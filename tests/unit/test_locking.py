@@ -238,3 +238,17 @@ def test_a_full_disk_does_not_keep_the_lock_from_being_taken(lock_path, monkeypa
     # Held, by this process (the record it could not write names no one).
     with local_lock(lock_path), pytest.raises(LockError, match="unknown"), local_lock(lock_path):
         pass
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path):
+    # Taking the lock truncates the file: through a link planted in the home, that would
+    # be any file the publisher may write.
+    target = tmp_path / "precious"
+    target.write_text("keep", encoding="utf-8")
+    link = tmp_path / "home" / "publish.lock"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    with pytest.raises(LockError) as caught, local_lock(link):
+        pass
+    assert str(caught.value) == f"{link}: is a symbolic link; refusing to lock through it"
+    assert target.read_text(encoding="utf-8") == "keep"
