@@ -42,6 +42,7 @@ SOURCE_KEYS = ("type", "metadata_endpoint", "staging_prefix", "repository", "ass
 BUILD_KEYS = ("script_path", "template_dir")
 ADDITIONAL_FILES = ("certificate", "signature")
 PRIORITIES = ("required", "important", "standard", "optional", "extra")
+DEFINITION_FIELD_LIMIT = 64 << 10  # a long Debian description is a few KiB
 
 # No control character (C1 and the Unicode line separators too: dpkg and apt would
 # read the field as ending there).
@@ -198,6 +199,17 @@ def parse_package_config(text: str, origin: str) -> PackageConfig:
     elif depends is not None and (problem := field_value_problem("Depends", depends.strip())):
         problems.append(f"{origin}: field depends: {problem}")
         depends = None
+
+    for key, value in (*values.items(), ("depends", depends)):
+        # These replace the control file's fields in the package's index entry, which
+        # apt cannot read over 1 MiB: one such entry would break `apt update` for every
+        # client (a control file is held to 512 KiB when a .deb is read).
+        size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else 0
+        if size > DEFINITION_FIELD_LIMIT:
+            problems.append(
+                f"{origin}: field {key} is {size} bytes long, over the limit of "
+                f"{DEFINITION_FIELD_LIMIT} (apt cannot read a package entry over 1 MiB)"
+            )
 
     additional = data.get("additional_files") or []
     if not isinstance(additional, list) or not all(a in ADDITIONAL_FILES for a in additional):

@@ -142,6 +142,25 @@ def test_description_with_carriage_return_is_refused():
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("description", "Demo tool\n" + "more text " * 7000),
+        ("depends", "libc6 (>= 2.17), " * 4000 + "libc6"),
+    ],
+)
+def test_a_field_too_long_for_an_index_entry_is_refused(field, value):
+    # It would replace the control file's in the index entry: over apt's 1 MiB, every
+    # client's `apt update` would fail.
+    assert f"{ORIGIN}: field {field} is " in problem(**{field: value})
+    assert "apt cannot read a package entry over 1 MiB" in problem(**{field: value})
+
+
+def test_a_long_description_within_the_limit_is_kept():
+    text = "Demo tool\n" + "\n".join(["A line of the long description."] * 1500)
+    assert parse_package_config(config_text(description=text), ORIGIN).description == text
+
+
+@pytest.mark.parametrize(
     ("source", "fragment"),
     [
         ({"metadata_endpoint": "https://x"}, "missing required field source.type"),
