@@ -97,3 +97,29 @@ def test_the_default_source_is_the_template_kiro_repo_ships():
 def test_the_page_names_the_architectures_it_serves():
     page = page_for("kiro", architectures=("amd64", "arm64"))
     assert "For amd64, arm64 machines only: apt on another architecture finds none" in page
+
+
+@pytest.mark.parametrize("template", [DEFAULT_SOURCES_TEMPLATE, "Types: deb\nEOF\nEOF1\n"])
+def test_the_hand_setup_command_writes_the_sources_file_whole(template, tmp_path):
+    """The copied command, run by a shell, writes exactly the file kiro-repo installs,
+    even from a template with a line reading EOF."""
+    import html
+    import subprocess
+
+    page = render_index_html(
+        public_url="https://apt.example.com/",
+        label="Kiro",
+        suite="stable",
+        component="main",
+        keyring_name="kiro-archive-keyring",
+        fingerprint="ab" * 20,
+        latest=[make_record("kiro", "1.0"), make_record("kiro-repo", "1.0")],
+        sources_file=template,
+    ).decode("utf-8")
+    (pre,) = [p for p in re.findall(r"<pre>(.*?)</pre>", page, re.S) if "sources.list.d" in p]
+    pre = html.unescape(pre)
+    command = pre[pre.index("sudo tee /etc/apt/sources.list.d/") :]
+    target = tmp_path / "kiro.sources"
+    command = re.sub(r"^sudo tee \S+", f"cat > {target}", command)
+    subprocess.run(["sh", "-c", command], check=True, timeout=10)
+    assert target.read_text(encoding="utf-8") == template.rstrip("\n") + "\n"

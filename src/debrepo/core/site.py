@@ -112,6 +112,7 @@ sudo apt update{install}</pre>
             )
         )
     manual = escape(sources_file.rstrip("\n"))
+    end = _heredoc_end(sources_file)
     next_keys = "".join(
         f"\n  <p>Next signing key (in the keyring already): <code>{escape(fpr.upper())}</code>. "
         f"If you set the key up by hand, fetch <code>{keyring}.gpg</code> again (as above) "
@@ -139,9 +140,9 @@ sudo apt update{install}</pre>
   <h1>{escape(label)} APT repository</h1>
 {quick}
   <pre>curl -fsSL {url}/{keyring}.gpg | sudo tee /usr/share/keyrings/{keyring}.gpg &gt;/dev/null
-sudo tee {sources} &lt;&lt;'EOF'
+sudo tee {sources} &lt;&lt;'{end}'
 {manual}
-EOF</pre>{after_manual}
+{end}</pre>{after_manual}
   <p>Signing key fingerprint: <code>{escape(fingerprint.upper())}</code></p>{next_keys}
   <h2>Packages</h2>{machines}
   <table>
@@ -152,3 +153,13 @@ EOF</pre>{after_manual}
 </html>
 """
     return page.encode("utf-8")
+
+
+def _heredoc_end(text: str) -> str:
+    """A here-document delimiter no line of `text` is: a template line reading `EOF`
+    would otherwise end the copied command early."""
+    lines = set(text.split("\n"))
+    end, number = "EOF", 1
+    while end in lines:
+        end, number = f"EOF{number}", number + 1
+    return end
