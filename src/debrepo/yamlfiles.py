@@ -14,22 +14,24 @@ def strict_loader() -> Any:
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        def compose_mapping_node(self, anchor: Any) -> Any:
+            # Checked as written, before any merge: merging a mapping rewrites its
+            # entries in place, and it may be merged before it is itself constructed.
+            node = super().compose_mapping_node(anchor)
             seen: set[Any] = set()
             for key_node, _value in node.value:
+                # A list or a mapping as a key: SafeLoader's own error names it.
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    hash(key)
-                except TypeError:  # a list as a key: SafeLoader's own error names it
-                    continue
+                key = self.construct_object(key_node)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"the key {key!r} is written twice", key_node.start_mark
                     )
                 seen.add(key)
-            return super().construct_mapping(node, deep=deep)
+            return node
 
         def flatten_mapping(self, node: Any) -> None:
             # SafeLoader keeps every entry a merge (`<<:`) brings in, repeated keys too, so

@@ -271,6 +271,23 @@ def test_merges_of_merges_do_not_multiply_the_keys_they_repeat():
     assert data["l2"] == data["l0"]
 
 
+def test_a_key_written_twice_is_refused_also_in_a_mapping_merged_before_it_is_read():
+    # `build` is read before `common`, and merging `common` into it must not hide the
+    # key `common` repeats.
+    repeated = "defaults:\n  common: &c\n    section: misc\n    section: devel\nbuild:\n  <<: *c\n"
+    text = config_text() + repeated
+    line = config_text().count("\n") + 4
+    with pytest.raises(ConfigError) as caught:
+        parse_package_config(text, ORIGIN)
+    assert str(caught.value) == (
+        f"{ORIGIN}: not valid YAML at line {line}, column 5: the key 'section' is written twice"
+    )
+    # A key of its own next to a merge repeats nothing, wherever the mapping is read.
+    merged = "defaults:\n  base: &b {k: 0}\n  common: &c\n    <<: *b\n    k: 2\nbuild:\n  <<: *c\n"
+    data = yaml.load(merged, Loader=strict_loader())  # noqa: S506 - a SafeLoader
+    assert data["build"] == data["defaults"]["common"] == {"k": 2}
+
+
 def test_not_a_mapping():
     with pytest.raises(ConfigError, match=r"expected a mapping of fields, found list"):
         parse_package_config("- a\n- b\n", ORIGIN)
