@@ -1143,9 +1143,9 @@ def sync(
         return ws.publish(now=at, just_written=written)
 
     def run(store: MetadataStore, *, empty: bool = False) -> SyncReport:
-        def settings_changed() -> bool:
+        def settings_changed() -> str | None:
             if empty:
-                return False  # nothing stored, so nothing published from here either
+                return None  # nothing stored, so nothing published from here either
             if not dry_run:
                 return ws.publisher().settings_changed()
             # A dry run reads no secret (a monitoring role may not) and makes no key: the

@@ -1653,6 +1653,26 @@ def test_a_changed_setting_is_published_by_a_sync_with_nothing_new(ws: Workspace
     assert sync(longer, only_package="kiro-repo", now=moment).published is None
 
 
+def test_a_sync_after_an_upgrade_that_renders_the_indices_otherwise_says_so(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indices are rendered again, and nobody is sent looking for a changed setting
+    or key."""
+    with monkeypatch.context() as patched:
+        patched.setattr("debrepo.services.publish.RENDER_VERSION", "2")  # the last publish's
+        app.build_kiro_repo(ws, version="1.0.0", now=FIXED_NOW)
+    moment = FIXED_NOW + timedelta(hours=1)
+    reason = "this debrepo renders the indices otherwise than the last publish did"
+
+    planned = sync(ws, only_package="kiro-repo", now=moment, dry_run=True)
+    assert planned.summary() == f"dry run: would publish ({reason}); nothing was changed"
+    report = sync(ws, only_package="kiro-repo", now=moment)
+
+    assert report.published is not None and not report.published.resigned_only
+    assert report.summary() == f"{reason}; published"
+    assert sync(ws, only_package="kiro-repo", now=moment).published is None
+
+
 @pytest.mark.e2e
 def test_apt_accepts_the_re_signed_repository_after_refusing_the_expired_one(
     ws: Workspace, tmp_path: Path

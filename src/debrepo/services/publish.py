@@ -1203,7 +1203,7 @@ class Publisher:
                 state.index_stamps[key] = (len(data), version, digest.sha256)
         return True
 
-    def settings_changed(self) -> bool:
+    def settings_changed(self) -> str | None:
         """See `settings_changed`, with this publisher's signing key."""
         return settings_changed(
             repo=self.repo, staging=self.staging, settings=self.settings, signer=self.signer
@@ -1689,16 +1689,21 @@ def publication_shape(settings: Settings, info: ReleaseInfo, public_key: PublicK
     return json.dumps(shape, sort_keys=True, separators=(",", ":"))
 
 
+SETTINGS_CHANGED = "the settings or the signing key changed since the last publish"
+RENDERING_CHANGED = "this debrepo renders the indices otherwise than the last publish did"
+
+
 def settings_changed(
     *, repo: ObjectStore, staging: ObjectStore, settings: Settings, signer: Signer | None
-) -> bool:
-    """Whether a setting that shapes the published bytes, or the signing key (unless
-    `signer` is None: then the settings alone, and no key is loaded), differs from what
-    the last publish here used: a publish is due even with nothing new in the store (a
-    key put into the secret, a changed Valid-Until)."""
+) -> str | None:
+    """Why a publish is due even with nothing new in the store, or None: a setting that
+    shapes the published bytes (a changed Valid-Until), the signing key (one put into
+    the secret; unless `signer` is None: then the settings alone, and no key is loaded)
+    or the rendering (RENDER_VERSION, after an upgrade) differs from what the last
+    publish here used."""
     state = PublishState.from_json(staging.get(STATE_KEY))
     if state.fingerprint is None or not state.describes(repo):
-        return False  # no account of a publish here to compare with
+        return None  # no account of a publish here to compare with
     if signer is not None:
         public_key = published_keyring(signer, state.announced)
     else:  # the key and keyring as last published: only the settings can differ
@@ -1706,8 +1711,17 @@ def settings_changed(
             last = json.loads(state.fingerprint)
             public_key = PublicKey(b"", b"", last["key"], tuple(last.get("announced", ())))
         except (ValueError, TypeError, KeyError):
-            return True  # an unreadable shape: a publish writes a readable one
-    return state.fingerprint != publication_shape(settings, release_info(settings), public_key)
+            return SETTINGS_CHANGED  # an unreadable shape: a publish writes a readable one
+    shape = publication_shape(settings, release_info(settings), public_key)
+    if state.fingerprint == shape:
+        return None
+    # Only the rendering (a debrepo upgrade): say so, rather than send anyone looking
+    # for a changed setting or key.
+    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+        before, after = json.loads(state.fingerprint), json.loads(shape)
+        if before.pop("render") != after.pop("render") and before == after:
+            return RENDERING_CHANGED
+    return SETTINGS_CHANGED
 
 
 def pool_folder_change(state: PublishState, components: Sequence[str]) -> str | None:

@@ -449,17 +449,18 @@ def run_sync(
     make_source: MakeSource | None = None,
     lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     idle: Callable[[], None] = lambda: None,
-    settings_changed: Callable[[], bool] = lambda: False,
+    settings_changed: Callable[[], str | None] = lambda: None,
     retry_refused: bool = False,
 ) -> SyncReport:
     """Check every configured package (or `only_package`), store what is new, publish.
 
     `publish(now, just_written_keys)` is called at most once, and only when something
     new was stored, the store holds changes no publish has seen, `settings_changed()`
-    (the signing key or a setting that shapes the published bytes), or the published
-    Release is missing or past half of its validity; never to publish a first, empty
-    repository when every package failed. Raises SyncFailedError (after publishing
-    what needed it) when every package that was checked failed.
+    says why (the signing key, a setting that shapes the published bytes, or how they
+    are rendered), or the published Release is missing or past half of its validity;
+    never to publish a first, empty repository when every package failed. Raises
+    SyncFailedError (after publishing what needed it) when every package that was
+    checked failed.
 
     Sources are asked and downloads made before `lock` (the repository lock) is taken,
     once, to store them, decide, publish and notify: a slow upstream never keeps
@@ -533,7 +534,7 @@ def _publish_and_notify(
     suite: str,
     dry_run: bool,
     idle: Callable[[], None],
-    settings_changed: Callable[[], bool],
+    settings_changed: Callable[[], str | None],
 ) -> SyncReport:
     raw_release = repo.get(f"dists/{suite}/Release")
     report.release_before = ReleaseAge.parse(raw_release) if raw_release is not None else None
@@ -545,8 +546,8 @@ def _publish_and_notify(
         report.publish_reason = "the store changed since the last publish"
     elif report.release_before is None:
         report.publish_reason = "nothing is published yet"
-    elif settings_changed():
-        report.publish_reason = "the settings or the signing key changed since the last publish"
+    elif changed := settings_changed():
+        report.publish_reason = changed
     elif report.release_before.stale(now):
         report.refreshed = True
         due = report.release_before.refresh_after
