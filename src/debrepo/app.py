@@ -806,7 +806,8 @@ def remove_package(
     now: datetime | None = None,
     wait_seconds: float = 0.0,
 ) -> tuple[PackageRecord, PublishReport | None]:
-    """Delete a version from the store, republish, then delete its staged file.
+    """Delete a version from the store, republish (unless not `publish_after`), then
+    delete its staged file.
 
     Its pool file stays as long as a kept by-hash generation of the indices names it
     (a client may hold a Release from before): the publish that drops the last of those
@@ -866,17 +867,20 @@ def remove_package(
                         "store but is still published",
                     )
                     raise
-                staged_key = _keys(ws, Destination.of("staging", ws.settings), [record])[0]
-                try:
-                    ws.staging.delete(staged_key)
-                except DebrepoError as exc:  # removed and published: only a leftover
-                    log.warning(
-                        "%s %s is removed and published, but its staged copy %s stays: %s",
-                        record.package_name,
-                        record.version,
-                        staged_key,
-                        exc,
-                    )
+            # Not needed any more, published or not: the pool keeps the copy clients
+            # may still fetch, and no publish would ever delete this one.
+            staged_key = _keys(ws, Destination.of("staging", ws.settings), [record])[0]
+            try:
+                ws.staging.delete(staged_key)
+            except DebrepoError as exc:  # the removal is done: only a leftover
+                log.warning(
+                    "%s %s is removed%s, but its staged copy %s stays: %s",
+                    record.package_name,
+                    record.version,
+                    " and published" if publish_after else "",
+                    staged_key,
+                    exc,
+                )
         finally:
             if delete_unnamed:
                 try:

@@ -2408,6 +2408,22 @@ def test_a_failure_after_the_release_is_out_says_the_release_is_published(
     assert run("verify").code == 0
 
 
+def test_remove_without_publishing_deletes_the_staged_copy_and_keeps_the_pool_file(run, home):
+    # No later publish would delete the staged copy: a kiro .deb left in staging for ever.
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    assert run("build-repo-package", "--version", "1.1").code == 0
+    [staged] = home.glob("staging/**/kiro-repo_1.0_all.deb")
+    pool = home / "repo/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
+    assert pool.is_file()
+    assert run("remove", "kiro-repo", "1.0", "--yes", "--no-publish").code == 0
+    assert not staged.exists()
+    assert pool.is_file()  # the published indices still name it
+    assert run("rebuild").code == 0
+    assert run("verify").code == 0
+    packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
+    assert "kiro-repo_1.0_all.deb" not in packages and "kiro-repo_1.1_all.deb" in packages
+
+
 def test_a_removal_whose_staged_copy_cannot_be_deleted_is_done_all_the_same(
     run, home, monkeypatch, caplog
 ):
