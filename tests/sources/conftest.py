@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -257,39 +257,23 @@ def ws(tmp_path: Path, config_dir: Path, sync_env: None, scratch_tmp: Path) -> W
     return Workspace(settings_for(tmp_path / "home", config_dir=str(config_dir)))
 
 
-class FlakyServer:
-    """HTTP/1.1 by hand on 127.0.0.1: the first `resets` connections get the headers and
-    half the body, then a TCP reset; later ones get the whole file. Without
-    `declare_length` the body ends where the connection closes, as HTTP allows: a body
-    cut short then looks whole. `transfer_encoding` is sent as it is, and `body` with it
-    (chunked framing included)."""
+class RawHttpServer:
+    """HTTP by hand on 127.0.0.1, for answers no ordinary server gives: a subclass
+    writes each connection's answer in `_answer` (on its own thread if `threaded`)."""
 
-    def __init__(
-        self,
-        body: bytes,
-        resets: int,
-        *,
-        declare_length: bool = True,
-        etag: str = "",
-        transfer_encoding: str = "",
-    ) -> None:
-        self.body = body
-        self.resets = resets
-        self.declare_length = declare_length
-        self.etag = etag
-        self.transfer_encoding = transfer_encoding
-        self.requests = 0
+    threaded = False
+
+    def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="flaky-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="raw-http", daemon=True)
 
     @property
-    def url(self) -> str:
-        port = self._listener.getsockname()[1]
-        return f"http://127.0.0.1:{port}/releases/kiro_0.9.2_amd64.deb"
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
 
-    def __enter__(self) -> FlakyServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -304,8 +288,45 @@ class FlakyServer:
                 conn, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            with conn:
-                self._answer(conn)
+            if self.threaded:
+                threading.Thread(target=self._answer_and_close, args=(conn,), daemon=True).start()
+            else:
+                self._answer_and_close(conn)
+
+    def _answer_and_close(self, conn: socket.socket) -> None:
+        with conn:
+            self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class FlakyServer(RawHttpServer):
+    """The first `resets` connections get the headers and half the body, then a TCP
+    reset; later ones get the whole file. Without `declare_length` the body ends where
+    the connection closes, as HTTP allows: a body cut short then looks whole.
+    `transfer_encoding` is sent as it is, and `body` with it (chunked framing included)."""
+
+    def __init__(
+        self,
+        body: bytes,
+        resets: int,
+        *,
+        declare_length: bool = True,
+        etag: str = "",
+        transfer_encoding: str = "",
+    ) -> None:
+        super().__init__()
+        self.body = body
+        self.resets = resets
+        self.declare_length = declare_length
+        self.etag = etag
+        self.transfer_encoding = transfer_encoding
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/releases/kiro_0.9.2_amd64.deb"
 
     def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,7 +17,14 @@ from werkzeug import Request, Response
 
 from debrepo.sources.base import NotModified, SourceError
 from debrepo.sources.http import HttpClient, HttpStatusError, url_problem
-from tests.sources.conftest import FAST_HTTP, FlakyServer, Upstream, free_port, kiro_deb
+from tests.sources.conftest import (
+    FAST_HTTP,
+    FlakyServer,
+    RawHttpServer,
+    Upstream,
+    free_port,
+    kiro_deb,
+)
 
 DEB = kiro_deb()
 
@@ -586,37 +592,19 @@ def test_a_server_that_trickles_is_refused_at_the_transfer_deadline(
     assert not (tmp_path / "slow.deb").exists()
 
 
-class _EndlessServer:
-    """HTTP/1.1 by hand on 127.0.0.1: every connection gets `head`, then a byte of
-    `filler` every 0.2 s, for 40 seconds at most."""
+class _EndlessServer(RawHttpServer):
+    """Every connection gets `head`, then a byte of `filler` every 0.2 s, for 40 seconds
+    at most."""
+
+    threaded = True
 
     def __init__(self, head: bytes, filler: bytes) -> None:
+        super().__init__()
         self.head, self.filler = head, filler
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/metadata.json"
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> _EndlessServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.port}/metadata.json"
 
     def _answer(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
             conn.recv(65536)
             conn.sendall(self.head)
             for _ in range(200):
