@@ -1792,6 +1792,13 @@ def test_a_lock_held_by_another_run_after_the_download_stores_nothing(
     assert upstream.count(KIRO_DEB_PATH) == 1
 
 
+def _only_the_api_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line as cron runs it: no DEBREPO_ setting but the local GitHub API."""
+    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
+        if variable != "DEBREPO_GITHUB_API_URL":
+            monkeypatch.delenv(variable)
+
+
 def test_upstream_text_reaches_the_terminal_escaped(
     tmp_path: Path,
     config_dir: Path,
@@ -1804,9 +1811,7 @@ def test_upstream_text_reaches_the_terminal_escaped(
     terminal (set its title, clear it)."""
     from debrepo.cli import main
 
-    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
-        if variable != "DEBREPO_GITHUB_API_URL":
-            monkeypatch.delenv(variable)
+    _only_the_api_url_from_the_environment(monkeypatch)
     _metadata(upstream, url=upstream.url("/kiro-flat/\x1b]0;owned\x07kiro_0.9.2_amd64.deb"))
     releases = upstream.github_releases()
     for release in releases:
@@ -1835,9 +1840,7 @@ def test_bad_upstream_data_through_the_command_line_is_one_line_each_and_the_exi
     some did."""
     from debrepo.cli import main
 
-    for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
-        if variable != "DEBREPO_GITHUB_API_URL":
-            monkeypatch.delenv(variable)
+    _only_the_api_url_from_the_environment(monkeypatch)
     monkeypatch.setenv("GITHUB_TOKEN", "a\nb")
     _raw_metadata(upstream, notes="Faster \ud800 indexing")
     argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
