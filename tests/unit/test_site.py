@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
+import subprocess
 from html.parser import HTMLParser
 
 import pytest
@@ -12,7 +14,9 @@ from tests.conftest import PROJECT_ROOT
 from tests.unit.helpers import make_record
 
 
-def page_for(*names: str, architectures: tuple[str, ...] = ()) -> str:
+def page_for(
+    *names: str, architectures: tuple[str, ...] = (), sources_file: str | None = None
+) -> str:
     return render_index_html(
         public_url="https://apt.example.com/",
         label="Kiro",
@@ -22,6 +26,7 @@ def page_for(*names: str, architectures: tuple[str, ...] = ()) -> str:
         fingerprint="ab" * 20,
         latest=[make_record(name, "1.0") for name in names],
         architectures=architectures,
+        sources_file=sources_file,
     ).decode("utf-8")
 
 
@@ -103,19 +108,7 @@ def test_the_page_names_the_architectures_it_serves():
 def test_the_hand_setup_command_writes_the_sources_file_whole(template, tmp_path):
     """The copied command, run by a shell, writes exactly the file kiro-repo installs,
     even from a template with a line reading EOF."""
-    import html
-    import subprocess
-
-    page = render_index_html(
-        public_url="https://apt.example.com/",
-        label="Kiro",
-        suite="stable",
-        component="main",
-        keyring_name="kiro-archive-keyring",
-        fingerprint="ab" * 20,
-        latest=[make_record("kiro", "1.0"), make_record("kiro-repo", "1.0")],
-        sources_file=template,
-    ).decode("utf-8")
+    page = page_for("kiro", "kiro-repo", sources_file=template)
     (pre,) = [p for p in re.findall(r"<pre>(.*?)</pre>", page, re.S) if "sources.list.d" in p]
     pre = html.unescape(pre)
     command = pre[pre.index("sudo tee /etc/apt/sources.list.d/") :]
