@@ -54,6 +54,7 @@ from tests.aws.lambda_harness import (
 from tests.conftest import PROJECT_ROOT, deb_bytes
 from tests.e2e.aptenv import AptEnv, assert_clean_update, debrepo_executable, serve_in_thread
 from tests.sources.conftest import (
+    KIRO_CLI_DEB_PATH,
     KIRO_DEB_PATH,
     METADATA_PATH,
     RELEASES_PATH,
@@ -587,6 +588,30 @@ def test_a_package_that_fails_alone_is_notified_and_the_others_are_published(
     errors = [r for r in run.records if r["level"] == "ERROR"]
     assert [r.get("package") for r in errors] == ["kiro-cli"], run.describe()
     assert errors[0]["message"].startswith("kiro-cli: sync failed: "), errors
+
+
+def test_release_notes_too_long_for_a_dynamodb_item_are_shortened_and_the_package_published(
+    deployment: Deployment, upstream: Upstream, invoke: Invoke
+) -> None:
+    # Upstreams set no size for release notes; a DynamoDB item holds 400 KB in all.
+    body = "Kiro CLI 1.2.0 ✓ " + "ü✓ notes " * 50_000
+    releases = upstream.github_releases(KIRO_CLI)
+    for release in releases:
+        release["body"] = body
+    upstream.server.expect_request(RELEASES_PATH).respond_with_json(releases)
+    upstream.serve_bytes(KIRO_CLI_DEB_PATH, KIRO_CLI)
+    upstream.serve_kiro_live(KIRO)
+    run = invoke(SCHEDULED_EVENT)
+    assert run.status == 200, run.describe()
+    assert packages_in(deployment.get(PACKAGES))["kiro-cli"] == "1.2.0"
+    stored = workspace().store.get("kiro-cli#1.2.0")
+    assert stored is not None and stored.notes is not None
+    assert len(stored.notes.encode()) <= 64 * 1024
+    assert stored.notes.startswith("Kiro CLI 1.2.0 ✓ ü✓ notes")
+    upstream_size = len(body.strip().encode())  # GitHub bodies are taken stripped
+    assert stored.notes.endswith(f"\n[shortened by debrepo: {upstream_size} bytes upstream]")
+    warnings = [r["message"] for r in run.records if r["level"] == "WARNING"]
+    assert any("release notes" in m and "shortened" in m for m in warnings), run.describe()
 
 
 def test_a_refused_kiro_is_not_downloaded_by_every_scheduled_run(

@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from debrepo.core.release import rfc1123
 from debrepo.core.validity import ReleaseAge
 from debrepo.errors import ConfigError
 from debrepo.packages_config import SourceConfig, load_package_configs
-from debrepo.sources.base import Release, SourceError, source_for
+from debrepo.sources.base import NOTES_LIMIT, Release, SourceError, shortened_notes, source_for
 from debrepo.sources.build_script import BuildScriptSource
 from debrepo.sources.external_download import ExternalDownloadSource, parse_metadata
 from debrepo.sources.github_release import (
@@ -404,3 +406,24 @@ def test_a_release_listed_over_https_may_not_send_its_asset_over_http() -> None:
         "releases/download/v1.2.0/kiro-cli_1.2.0_amd64.deb' is not https, as the release "
         "list that names it is; refusing it"
     )
+
+
+@settings(max_examples=100)
+@given(
+    head=st.text(min_size=1, max_size=50),
+    filler=st.sampled_from(["a", "ü", "✓", "𝄞"]),
+    extra=st.integers(min_value=-3, max_value=5),
+)
+def test_release_notes_are_kept_whole_up_to_the_limit_and_cut_on_a_character_beyond(
+    head: str, filler: str, extra: int
+) -> None:
+    notes = head + filler * ((NOTES_LIMIT - len(head.encode())) // len(filler.encode()) + extra)
+    kept = shortened_notes(notes)
+    size = len(notes.encode())
+    if size <= NOTES_LIMIT:
+        assert kept == notes
+    else:
+        assert len(kept.encode()) <= NOTES_LIMIT
+        body, _, marker = kept.rpartition("\n")
+        assert marker == f"[shortened by debrepo: {size} bytes upstream]"
+        assert notes.startswith(body) and len(body.encode()) > NOTES_LIMIT - 100

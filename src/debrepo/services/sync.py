@@ -59,6 +59,7 @@ from debrepo.services.publish import (
 )
 from debrepo.services.refused import Refusal, judged_by, read_refusals, write_refusals
 from debrepo.sources.base import (
+    NOTES_LIMIT,
     Acquired,
     NotModified,
     PackageSource,
@@ -328,6 +329,15 @@ class _Run:
                 withdrawn = self._withdrawn(config, release)  # removed while it downloaded
                 if withdrawn is not None:
                     return withdrawn
+            if release.notes is not None and len(release.notes.encode()) > NOTES_LIMIT:
+                log.warning(
+                    "%s %s: the release notes upstream are %d bytes; stored shortened to %d KiB",
+                    name,
+                    release.version,
+                    len(release.notes.encode()),
+                    NOTES_LIMIT >> 10,
+                    extra=_reported(name),
+                )
             records = ingest_files(
                 [
                     IngestItem(

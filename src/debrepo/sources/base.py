@@ -29,6 +29,9 @@ HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 DEB_FILE = "package.deb"
 ADDITIONAL_FILE_LIMIT = 1 << 20  # certificates and signatures are a few KiB
 _RELEASE_TEXT = ("version", "url", "pub_date", "notes", "certificate_url", "signature_url")
+# Release notes are kept for `show` and the notifications, never published. An upstream
+# sets no size for them, and a DynamoDB item holds 400 KB with every other field.
+NOTES_LIMIT = 64 << 10  # bytes of UTF-8
 
 
 class SourceError(DebrepoError):
@@ -42,6 +45,16 @@ class NotModified(SourceError):
 def sendable_header(value: str) -> bool:
     """Whether `value` can go into a request header as it is (printable ASCII)."""
     return value.isascii() and value.isprintable()
+
+
+def shortened_notes(notes: str) -> str:
+    """`notes` as they are if they fit NOTES_LIMIT, else their start and a line saying so."""
+    encoded = notes.encode()
+    if len(encoded) <= NOTES_LIMIT:
+        return notes
+    marker = f"\n[shortened by debrepo: {len(encoded)} bytes upstream]"
+    kept = encoded[: NOTES_LIMIT - len(marker.encode())].decode("utf-8", "ignore")
+    return kept.rstrip() + marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +111,7 @@ class Release:
             expected_architecture=architecture,
             certificate_url=self.certificate_url,
             signature_url=self.signature_url,
-            notes=self.notes,
+            notes=shortened_notes(self.notes) if self.notes is not None else None,
         )
 
 
