@@ -439,8 +439,14 @@ class Debrepo(Tool):
     def base(self) -> list[str]:
         # The `debrepo` script pip installs next to the interpreter, as users run it
         # (PYTHONPATH still selects the code of --debrepo-rev); `python -m` without one.
+        # The script calls debrepo.entry, which code before 2026-11-29 (--debrepo-rev)
+        # lacks: that code is run as a module.
         script = Path(sys.executable).with_name("debrepo")
-        launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "debrepo"]
+        source = Path(self.env.get("PYTHONPATH") or ROOT / "src")
+        if script.is_file() and (source / "debrepo" / "entry.py").is_file():
+            launcher = [str(script)]
+        else:
+            launcher = [sys.executable, "-m", "debrepo"]
         return [*launcher, "--home", self.rel(self.state)]
 
     def step(self, *args: str) -> Step:

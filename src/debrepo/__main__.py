@@ -1,3 +1,3 @@
-from debrepo.cli import main
+from debrepo.entry import main
 
 main()

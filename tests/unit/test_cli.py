@@ -2537,3 +2537,31 @@ def test_a_warning_naming_a_hostile_file_shows_it_escaped(tmp_path, debs):
     assert completed.returncode == 0, completed.stderr
     assert b"\x1b" not in completed.stderr and b"\x07" not in completed.stderr
     assert b"not added: \\x1b]0;owned\\x07.DEB; only the files" in completed.stderr
+
+
+# Ctrl-C while `debrepo` is still importing click (~0.1-0.25 s): the same KeyboardInterrupt
+# a signal raises, but at a set point, through the console script's entry point.
+_INTERRUPTED_WHILE_LOADING = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "click":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from debrepo.entry import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_WHILE_LOADING, "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (130, "debrepo: error: interrupted\n")
