@@ -605,6 +605,34 @@ def test_verify_warns_of_pool_files_nobody_accounts_for(run, debs, home, tmp_pat
     assert adopted.code == 0 and adopted.err == "", adopted.err
 
 
+def test_verify_warns_of_a_staged_file_a_stopped_remove_left(run, home, monkeypatch):
+    assert run("build-repo-package", "--version", "1.0").code == 0
+    assert run("build-repo-package", "--version", "1.1").code == 0
+    clean = run("verify")  # staged files of stored versions, and the publisher's state
+    assert clean.code == 0 and clean.err == "", clean.err
+
+    from debrepo.objects.filesystem import FilesystemObjectStore
+
+    delete = FilesystemObjectStore.delete
+
+    def stopped_before_the_staged_copy(self: FilesystemObjectStore, key: str) -> None:
+        if key.startswith("staging/kiro-repo/"):
+            raise KeyboardInterrupt  # Ctrl-C (or a kill) after the publish, before this
+        delete(self, key)
+
+    monkeypatch.setattr(FilesystemObjectStore, "delete", stopped_before_the_staged_copy)
+    assert run("remove", "kiro-repo", "1.0", "--yes").code == 130
+    monkeypatch.setattr(FilesystemObjectStore, "delete", delete)
+    assert (home / "staging/kiro-repo/kiro-repo_1.0_all.deb").is_file()
+    warned = run("verify")
+    assert warned.code == 0, warned.err  # a warning: nothing a client reads is wrong
+    assert (
+        "1 staged file(s) that no stored version names: "
+        "staging/kiro-repo/kiro-repo_1.0_all.deb (left by a `remove` stopped" in warned.err
+    )
+    assert "1.1" not in warned.err
+
+
 def test_verify_takes_no_file_a_published_index_names_for_a_stray(run, debs, tmp_path):
     """Another home published over this one's repository: its files are not strays."""
     repo = (tmp_path / "shared").as_uri()

@@ -66,8 +66,9 @@ log = logging.getLogger("debrepo.publish")
 
 # How the Lambda is told what `rebuild --replace` says, named where the CLI's way is.
 LAMBDA_REPLACE = '(the Lambda: {"replace": true})'
-STATE_KEY = "staging/.state/publish-state.json"
-POOL_STATE_KEY = "staging/.state/publish-pool.json"
+STATE_PREFIX = "staging/.state/"
+STATE_KEY = f"{STATE_PREFIX}publish-state.json"
+POOL_STATE_KEY = f"{STATE_PREFIX}publish-pool.json"
 STATE_VERSION = 2
 VERIFY_CHUNK = 1 << 20
 

@@ -8,6 +8,7 @@ renders to, every pool file, and the convenience copy.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import lzma
@@ -28,10 +29,15 @@ from debrepo.core.layout import CONVENIENCE_COPY, HASH_DIRECTORIES, binary_dir
 from debrepo.core.plan import newest_convenience_package, pool_files_for
 from debrepo.core.release import release_checksums
 from debrepo.core.validity import ReleaseAge
-from debrepo.errors import DebrepoError, ObjectStoreError, VerificationError
+from debrepo.errors import (
+    DebrepoError,
+    ObjectStoreError,
+    RecordValidationError,
+    VerificationError,
+)
 from debrepo.model import PackageRecord
 from debrepo.ports import MetadataStore, ObjectStore, Signer
-from debrepo.services.publish import AnnouncedKey, published_keyring
+from debrepo.services.publish import STATE_PREFIX, AnnouncedKey, published_keyring
 from debrepo.services.repo_package import installed_keyring
 from debrepo.settings import Settings
 from debrepo.signing.openpgp import (
@@ -131,6 +137,7 @@ def verify_repository(
     now: datetime,
     announced: Mapping[str, AnnouncedKey] | None = None,
     accounted_pool_files: Collection[str] | None = None,
+    staging: StagingArea | None = None,
     check_pool_hashes: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
@@ -138,7 +145,8 @@ def verify_repository(
     `announced`: the keys announced to take over signing (the publisher state's; None
     if it is unknown: then the keyring must begin with the signing key).
     `accounted_pool_files`: the pool files the publisher knows of, published or kept
-    for an older index (its pool map); any other file in the pool is a warning."""
+    for an older index (its pool map); any other file in the pool is a warning.
+    `staging`: the staging area, where a .deb no stored version names is a warning."""
     report = VerifyReport()
     problems = report.problems
     dists = f"dists/{settings.suite}"
@@ -314,6 +322,8 @@ def verify_repository(
     _verify_kept_pool_files(kept_pool, records, repo, settings, report)
     if accounted_pool_files is not None:
         _report_strays(records, repo, settings, report, indexed.union(accounted_pool_files))
+    if staging is not None:
+        _report_staged_strays(records, snapshot.skipped, staging, report)
     _verify_convenience(records, repo, settings, report, public_key)
     return report
 
@@ -497,6 +507,56 @@ def _report_strays(
             f"publish placed: {shown}{more} (copied by hand, or left by an interrupted or "
             "refused `add`; an `add`, `sync` or publish running now also explains them). "
             "`debrepo add` of the .deb adopts one; otherwise, once nothing runs, delete them"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StagingArea:
+    """The staging area as verify sees it: its store, the folders packages are staged
+    in, and the key a stored version's staged file has."""
+
+    store: ObjectStore
+    prefixes: Collection[str]
+    key_for: Callable[[PackageRecord], str]
+
+
+def _report_staged_strays(
+    records: list[PackageRecord],
+    skipped: Collection[RecordValidationError],
+    staging: StagingArea,
+    report: VerifyReport,
+) -> None:
+    """Warn of .deb files in the staging area that no stored version names: left by a
+    `remove` killed between its publish and deleting the staged copy, or put there by
+    hand. No publish reads or deletes them, and on S3 they are paid for."""
+    known = set()
+    for record in records:
+        with contextlib.suppress(ValueError):  # a name no pool takes: reported elsewhere
+            known.add(staging.key_for(record))
+    # An incomplete item is not published, but it is stored: its file is not a stray.
+    incomplete = tuple(f"{e.package_id.replace('#', '_')}_" for e in skipped)
+    folders = sorted({prefix.rstrip("/") + "/" for prefix in staging.prefixes})
+    try:
+        found = {info.key for folder in folders for info in staging.store.list(folder)}
+    except ObjectStoreError as exc:
+        report.warnings.append(f"the staging area was not checked for stray files: {exc}")
+        return
+    strays = sorted(
+        key
+        for key in found
+        if key.endswith(".deb")
+        and key not in known
+        and not key.startswith(STATE_PREFIX)
+        and not (incomplete and key.rpartition("/")[2].startswith(incomplete))
+    )
+    if strays:
+        shown = ", ".join(strays[:STRAYS_NAMED])
+        more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
+        report.warnings.append(
+            f"{len(strays)} staged file(s) that no stored version names: {shown}{more} "
+            "(left by a `remove` stopped before its last step, or copied by hand; a `sync`, "
+            "`add` or `build-repo-package` running now also explains them). No publish "
+            "uses them: once nothing runs, delete them"
         )
 
 
