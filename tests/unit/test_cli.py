@@ -632,6 +632,19 @@ def test_verify_warns_of_a_staged_file_a_stopped_remove_left(run, home, monkeypa
     )
     assert "1.1" not in warned.err
 
+    # An incomplete item is stored, if not published: its staged file is not a stray.
+    connection = sqlite3.connect(home / "metadata.db")
+    with connection:
+        connection.execute(
+            "INSERT INTO packages (package_id, package_name, version) "
+            "VALUES ('kiro-repo#1:0.9', 'kiro-repo', '1:0.9')"
+        )
+    connection.close()
+    (home / "staging/kiro-repo/kiro-repo_0.9_all.deb").write_bytes(b"an incomplete item's")
+    again = run("verify")
+    assert "1 staged file(s) that no stored version names" in again.err, again.err
+    assert "kiro-repo_0.9_all.deb" not in again.err
+
 
 def test_verify_takes_no_file_a_published_index_names_for_a_stray(run, debs, tmp_path):
     """Another home published over this one's repository: its files are not strays."""

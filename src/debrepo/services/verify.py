@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from debrepo.core.control import without_epoch
 from debrepo.core.indexes import (
     pool_entries,
     records_for_architecture,
@@ -534,7 +535,10 @@ def _report_staged_strays(
         with contextlib.suppress(ValueError):  # a name no pool takes: reported elsewhere
             known.add(staging.key_for(record))
     # An incomplete item is not published, but it is stored: its file is not a stray.
-    incomplete = tuple(f"{e.package_id.replace('#', '_')}_" for e in skipped)
+    incomplete = tuple(
+        f"{name}_{without_epoch(version)}_"
+        for name, _, version in (e.package_id.partition("#") for e in skipped)
+    )
     folders = sorted({prefix.rstrip("/") + "/" for prefix in staging.prefixes})
     try:
         found = {info.key for folder in folders for info in staging.store.list(folder)}
