@@ -494,13 +494,16 @@ def test_a_transaction_cancelled_for_another_reason_names_it(table, proxy):
 
 
 def test_an_item_larger_than_dynamodb_allows_is_a_clear_error(table):
+    # debrepo takes control files of up to 512 KiB (apt reads stanzas of up to 1 MiB);
+    # a DynamoDB item holds 400 KiB, names and values together. DynamoDB itself would
+    # refuse the whole transaction without naming the package.
     text = "an enormous description\n" + "\n".join(" " + "y" * 80 for _ in range(6000))
     store = DynamoDBMetadataStore(table)
     with pytest.raises(StoreError) as caught:
-        store.put(make_record("kiro", "1.0", description=text))
+        store.put_many([make_record("small", "1.0"), make_record("kiro", "1.0", description=text)])
     message = str(caught.value)
-    assert f"dynamodb:TransactWriteItems on table {table} in region {REGION} failed" in message
-    assert "Item size has exceeded the maximum allowed size" in message
+    assert message.startswith("kiro#1.0: its record is 48"), message
+    assert f"and a DynamoDB item (table {table}) holds at most 400 KiB" in message
     assert store.package_ids() == set()
 
 

@@ -65,6 +65,7 @@ NAME_INDEX = "package_name-index"
 MAX_TRANSACTION_ACTIONS = 100
 RECORDS_PER_TRANSACTION = MAX_TRANSACTION_ACTIONS - 1  # one action counts the revision
 _TRANSACTION_BYTES = 3_500_000  # below 4 MB, with room for the request's own overhead
+ITEM_BYTES = 400 << 10  # DynamoDB's item size limit, attribute names included
 # The seed's 3 retries: 4 attempts in all, exponential backoff with jitter (botocore).
 # (botocore's `max_attempts` counts retries only; `total_max_attempts` counts them all.)
 RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 4})
@@ -404,6 +405,15 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             if package_id in seen:
                 raise DuplicatePackageError(package_id)
             seen.add(package_id)
+            # Said by name before anything is written: DynamoDB would refuse the whole
+            # transaction without saying which item is too large.
+            if (size := _size(item)) > ITEM_BYTES:
+                raise StoreError(
+                    f"{package_id}: its record is {size >> 10} KiB, and a DynamoDB item "
+                    f"(table {self.table_name}) holds at most {ITEM_BYTES >> 10} KiB; "
+                    "nothing was stored. Its control file makes most of it: shorten the "
+                    "package's description or other fields"
+                )
         chunks = _chunks(items)
         written: list[str] = []
         for chunk in chunks:
