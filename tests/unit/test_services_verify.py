@@ -203,6 +203,16 @@ def test_a_packages_file_listing_a_version_twice_says_which(published):
     assert has_problem(found, f"{BINARY}/Packages lists alpha#1.0 more than once")
 
 
+def test_a_packages_entry_that_is_no_package_is_quoted_not_named_none(published):
+    packages = published.repo.get(f"{BINARY}/Packages")
+    replace_object(published, f"{BINARY}/Packages", packages + b"X-Injected: yes\n\n")
+    found = problems(published)
+    assert has_problem(
+        found, f"{BINARY}/Packages holds 1 entry with no Package or Version: 'X-Injected: yes'"
+    )
+    assert not any("None" in p for p in found), found
+
+
 def test_compressed_index_with_other_content(published):
     replace_object(published, f"{BINARY}/Packages.gz", gzip.compress(b"Package: other\n"))
     found = problems(published)

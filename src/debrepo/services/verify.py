@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from debrepo.core.control import without_epoch
+from debrepo.core.control import quoted_excerpt, without_epoch
 from debrepo.core.indexes import (
     pool_entries,
     records_for_architecture,
@@ -79,19 +79,30 @@ def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
     from debian import deb822  # deferred: only needed to explain a mismatch
 
     twice: list[str] = []
+    nameless: list[str] = []  # entries without Package or Version: their first lines
 
     def stanzas(data: bytes) -> dict[str, dict[str, str]]:
         found = {}
         for paragraph in deb822.Packages.iter_paragraphs(
             data.decode("utf-8", "replace"), use_apt_pkg=False
         ):
-            package_id = f"{paragraph.get('Package')}#{paragraph.get('Version')}"
+            if not (paragraph.get("Package") and paragraph.get("Version")):
+                nameless.append(next(iter(paragraph.dump().splitlines()), ""))
+                continue
+            package_id = f"{paragraph['Package']}#{paragraph['Version']}"
             if package_id in found:
                 twice.append(package_id)
             found[package_id] = dict(paragraph)
         return found
 
     have, want = stanzas(published), stanzas(expected)
+    if nameless:  # only the published file can: every record has both
+        shown = ", ".join(quoted_excerpt(line) for line in nameless[:3])
+        more = f" and {len(nameless) - 3} more" if len(nameless) > 3 else ""
+        return (
+            f"{where} holds {len(nameless)} entr{'y' if len(nameless) == 1 else 'ies'} "
+            f"with no Package or Version: {shown}{more}"
+        )
     if twice:  # only the published file can: the store holds each version once
         return f"{where} lists {', '.join(sorted(set(twice))[:5])} more than once"
 
