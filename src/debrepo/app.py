@@ -920,9 +920,7 @@ def _put_back(
 
 
 def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -> VerifyReport:
-    from debrepo.core.records import staging_prefix_for
-    from debrepo.services.ingest import Destination
-    from debrepo.services.verify import StagingArea, verify_repository
+    from debrepo.services.verify import verify_repository
 
     # The key to compare the published one with: from Secrets Manager when configured
     # (the AWS deployment), else the key file if there is one (none generated here).
@@ -975,10 +973,6 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
         state_unread = f"the publisher state could not be read: {exc}"
         unavailable = f"{unavailable}; {state_unread}" if unavailable else state_unread
     publishing = publish_in_progress(ws.settings)
-    staged = Destination.of("staging", ws.settings)
-    # Packages without a definition are staged under staging/<name>/; a definition may
-    # name another folder.
-    staging_folders = {"staging/", *(staging_prefix_for(n, c) for n, c in ws.configs.items())}
     report = verify_repository(
         store=ws.store,
         repo=ws.repo,
@@ -986,13 +980,7 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
         signer=signer,
         announced=announced,
         accounted_pool_files=accounted,
-        staging=StagingArea(
-            ws.staging,
-            staging_folders,
-            lambda r: staged.key_for(
-                r.package_name, r.actual_filename, ws.configs.get(r.package_name)
-            ),
-        ),
+        staging=ws.staging,
         now=now or utc_now(),
         check_pool_hashes=not quick,
         progress=ws.progress,

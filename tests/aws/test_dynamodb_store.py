@@ -504,6 +504,8 @@ def test_an_item_larger_than_dynamodb_allows_is_a_clear_error(table):
     message = str(caught.value)
     assert message.startswith("kiro#1.0: its record is 48"), message
     assert f"and a DynamoDB item (table {table}) holds at most 400 KiB" in message
+    kib = -(-len(text.encode()) // 1024)
+    assert message.endswith(f"The largest part is description ({kib} KiB)"), message
     assert store.package_ids() == set()
 
 

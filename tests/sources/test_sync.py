@@ -1868,3 +1868,30 @@ def test_bad_upstream_data_through_the_command_line_is_one_line_each_and_the_exi
     assert code == 3
     assert out.startswith("kiro: stored 0.9.2 from ")
     assert "debrepo: error: sync failed for kiro-cli: GITHUB_TOKEN: not a GitHub token" in err
+
+
+def test_release_notes_too_long_to_keep_are_said_on_the_terminal(
+    tmp_path: Path,
+    config_dir: Path,
+    sync_env: None,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from debrepo.cli import main
+    from debrepo.errors import OUTCOME_REPORTED
+
+    _only_the_api_url_from_the_environment(monkeypatch)
+    _metadata(upstream, notes="Faster indexing. " * 10_000)  # 170,000 bytes
+    upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
+    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
+    main([*argv, "--package", "kiro"])
+    assert capsys.readouterr().out.startswith("kiro: stored 0.9.2 from ")
+    (said,) = [r for r in caplog.records if "release notes" in r.getMessage()]
+    assert said.levelno == logging.WARNING
+    assert said.getMessage() == (
+        "kiro 0.9.2: stored the first 64 KiB of its release notes (167 KiB upstream)"
+    )
+    # The outcome line says nothing of the notes: the terminal's handler must not drop it.
+    assert not getattr(said, OUTCOME_REPORTED, False)

@@ -627,7 +627,7 @@ def test_verify_warns_of_a_staged_file_a_stopped_remove_left(run, home, monkeypa
     warned = run("verify")
     assert warned.code == 0, warned.err  # a warning: nothing a client reads is wrong
     assert (
-        "1 staged file(s) that no stored version names: "
+        f"1 staged file(s) in {home} that no stored version has: "
         "staging/kiro-repo/kiro-repo_1.0_all.deb (left by a `remove` stopped" in warned.err
     )
     assert "1.1" not in warned.err
@@ -642,8 +642,27 @@ def test_verify_warns_of_a_staged_file_a_stopped_remove_left(run, home, monkeypa
     connection.close()
     (home / "staging/kiro-repo/kiro-repo_0.9_all.deb").write_bytes(b"an incomplete item's")
     again = run("verify")
-    assert "1 staged file(s) that no stored version names" in again.err, again.err
+    assert f"1 staged file(s) in {home} that no stored version has" in again.err, again.err
     assert "kiro-repo_0.9_all.deb" not in again.err
+
+
+def test_verify_knows_a_staged_file_by_name_without_the_package_definitions(run, home, tmp_path):
+    """verify run elsewhere (cron, a monitoring account) may not find config/packages."""
+    custom = tmp_path / "project/config/packages"  # its templates are the project's
+    shutil.copytree(CONFIG_DIR, custom)
+    shutil.copytree(CONFIG_DIR.parent.parent / "templates", tmp_path / "project/templates")
+    definition = custom / "kiro-repo.yaml"
+    definition.write_text(
+        definition.read_text().replace('"staging/kiro-repo/"', '"staging/builds/kiro-repo/"')
+    )
+    built = run("--home", str(home), "--config-dir", str(custom), "build-repo-package",
+                "--version", "1.0", base=False)  # fmt: skip
+    assert built.code == 0, built.err
+    assert (home / "staging/builds/kiro-repo/kiro-repo_1.0_all.deb").is_file()
+    (tmp_path / "none").mkdir()
+    verified = run("--home", str(home), "--config-dir", str(tmp_path / "none"), "verify",
+                   base=False)  # fmt: skip
+    assert verified.code == 0 and verified.err == "", verified.err
 
 
 def test_verify_takes_no_file_a_published_index_names_for_a_stray(run, debs, tmp_path):

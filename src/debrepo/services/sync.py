@@ -329,15 +329,6 @@ class _Run:
                 withdrawn = self._withdrawn(config, release)  # removed while it downloaded
                 if withdrawn is not None:
                     return withdrawn
-            if release.notes is not None and len(release.notes.encode()) > NOTES_LIMIT:
-                log.warning(
-                    "%s %s: the release notes upstream are %d bytes; stored shortened to %d KiB",
-                    name,
-                    release.version,
-                    len(release.notes.encode()),
-                    NOTES_LIMIT >> 10,
-                    extra=_reported(name),
-                )
             records = ingest_files(
                 [
                     IngestItem(
@@ -370,6 +361,15 @@ class _Run:
         self.written.append(
             self.destination.key_for(record.package_name, record.actual_filename, config)
         )
+        if release.notes is not None and record.notes != release.notes:
+            log.warning(  # not in the outcome line: said on the terminal too
+                "%s %s: stored the first %d KiB of its release notes (%d KiB upstream)",
+                name,
+                record.version,
+                NOTES_LIMIT >> 10,
+                (len(release.notes.encode()) + 1023) >> 10,
+                extra={"package": name},
+            )
         return PackageOutcome(name, kind, Outcome.NEW, record.version, release.url, record=record)
 
 

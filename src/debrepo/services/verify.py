@@ -8,7 +8,6 @@ renders to, every pool file, and the convenience copy.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import lzma
@@ -50,6 +49,7 @@ from debrepo.signing.openpgp import (
 )
 
 CHUNK = 1 << 20
+STAGING_FOLDER = "staging/"  # searched for stray staged files (not a definition's own folder)
 
 
 @dataclass
@@ -149,7 +149,7 @@ def verify_repository(
     now: datetime,
     announced: Mapping[str, AnnouncedKey] | None = None,
     accounted_pool_files: Collection[str] | None = None,
-    staging: StagingArea | None = None,
+    staging: ObjectStore | None = None,
     check_pool_hashes: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
@@ -158,7 +158,7 @@ def verify_repository(
     if it is unknown: then the keyring must begin with the signing key).
     `accounted_pool_files`: the pool files the publisher knows of, published or kept
     for an older index (its pool map); any other file in the pool is a warning.
-    `staging`: the staging area, where a .deb no stored version names is a warning."""
+    `staging`: the staging area, where a .deb no stored version has is a warning."""
     report = VerifyReport()
     problems = report.problems
     dists = f"dists/{settings.suite}"
@@ -522,56 +522,46 @@ def _report_strays(
         )
 
 
-@dataclass(frozen=True, slots=True)
-class StagingArea:
-    """The staging area as verify sees it: its store, the folders packages are staged
-    in, and the key a stored version's staged file has."""
-
-    store: ObjectStore
-    prefixes: Collection[str]
-    key_for: Callable[[PackageRecord], str]
-
-
 def _report_staged_strays(
     records: list[PackageRecord],
     skipped: Collection[RecordValidationError],
-    staging: StagingArea,
+    staging: ObjectStore,
     report: VerifyReport,
 ) -> None:
-    """Warn of .deb files in the staging area that no stored version names: left by a
+    """Warn of .deb files in the staging area that no stored version has: left by a
     `remove` killed between its publish and deleting the staged copy, or put there by
-    hand. No publish reads or deletes them, and on S3 they are paid for."""
-    known = set()
-    for record in records:
-        with contextlib.suppress(ValueError):  # a name no pool takes: reported elsewhere
-            known.add(staging.key_for(record))
+    hand. No publish reads or deletes them, and on S3 they are paid for.
+
+    A staged file is known by its name alone, whatever folder a package definition puts
+    it in: verify may run without the definitions, or after one's folder changed."""
+    known = {record.actual_filename for record in records}
     # An incomplete item is not published, but it is stored: its file is not a stray.
     incomplete = tuple(
         f"{name}_{without_epoch(version)}_"
         for name, _, version in (e.package_id.partition("#") for e in skipped)
     )
-    folders = sorted({prefix.rstrip("/") + "/" for prefix in staging.prefixes})
     try:
-        found = {info.key for folder in folders for info in staging.store.list(folder)}
+        found = [info.key for info in staging.list(STAGING_FOLDER)]
     except ObjectStoreError as exc:
         report.warnings.append(f"the staging area was not checked for stray files: {exc}")
         return
-    strays = sorted(
-        key
-        for key in found
-        if key.endswith(".deb")
-        and key not in known
-        and not key.startswith(STATE_PREFIX)
-        and not (incomplete and key.rpartition("/")[2].startswith(incomplete))
-    )
+    strays = []
+    for key in found:
+        name = key.rpartition("/")[2]
+        if not name.endswith(".deb") or key.startswith(STATE_PREFIX) or name in known:
+            continue
+        if incomplete and name.startswith(incomplete):
+            continue
+        strays.append(key)
     if strays:
+        strays.sort()
         shown = ", ".join(strays[:STRAYS_NAMED])
         more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
         report.warnings.append(
-            f"{len(strays)} staged file(s) that no stored version names: {shown}{more} "
-            "(left by a `remove` stopped before its last step, or copied by hand; a `sync`, "
-            "`add` or `build-repo-package` running now also explains them). No publish "
-            "uses them: once nothing runs, delete them"
+            f"{len(strays)} staged file(s) in {staging.description} that no stored version "
+            f"has: {shown}{more} (left by a `remove` stopped before its last step, or copied "
+            "by hand; a `sync`, `add` or `build-repo-package` running now also explains "
+            "them). No publish uses them: once nothing runs, delete them"
         )
 
 

@@ -408,11 +408,12 @@ class DynamoDBMetadataStore(BaseMetadataStore):
             # Said by name before anything is written: DynamoDB would refuse the whole
             # transaction without saying which item is too large.
             if (size := _size(item)) > ITEM_BYTES:
+                largest = max(item, key=lambda name: _size(item[name]))
+                shown = "its other control fields" if largest == "control_fields" else largest
                 raise StoreError(
-                    f"{package_id}: its record is {size >> 10} KiB, and a DynamoDB item "
-                    f"(table {self.table_name}) holds at most {ITEM_BYTES >> 10} KiB; "
-                    "nothing was stored. Its control file makes most of it: shorten the "
-                    "package's description or other fields"
+                    f"{package_id}: its record is {_kib(size)} KiB, and a DynamoDB item "
+                    f"(table {self.table_name}) holds at most {ITEM_BYTES >> 10} KiB; nothing "
+                    f"was stored. The largest part is {shown} ({_kib(_size(item[largest]))} KiB)"
                 )
         chunks = _chunks(items)
         written: list[str] = []
@@ -622,6 +623,11 @@ def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     if current:
         chunks.append(current)
     return chunks
+
+
+def _kib(size: int) -> int:
+    """`size` bytes in KiB, rounded up: 400 KiB and one byte is not "400 KiB"."""
+    return (size + 1023) >> 10
 
 
 def _size(value: Any) -> int:
