@@ -1,6 +1,6 @@
 """The `debrepo` command's entry point.
 
-Loading the command takes a noticeable moment (click, rich, python-debian); Ctrl-C
+Loading the command (click and debrepo's own modules) takes a noticeable moment; Ctrl-C
 then ends it as Ctrl-C during a command does, with one line and exit code 130, not a
 traceback. This module imports nothing of its own for that reason.
 """

@@ -593,7 +593,7 @@ def test_a_package_that_fails_alone_is_notified_and_the_others_are_published(
 def test_release_notes_too_long_for_a_dynamodb_item_are_shortened_and_the_package_published(
     deployment: Deployment, upstream: Upstream, invoke: Invoke
 ) -> None:
-    # Upstreams set no size for release notes; a DynamoDB item holds 400 KB in all.
+    # Upstreams set no size for release notes; a DynamoDB item holds 400 KiB in all.
     body = "Kiro CLI 1.2.0 ✓ " + "ü✓ notes " * 50_000
     releases = upstream.github_releases(KIRO_CLI)
     for release in releases:

@@ -30,7 +30,7 @@ DEB_FILE = "package.deb"
 ADDITIONAL_FILE_LIMIT = 1 << 20  # certificates and signatures are a few KiB
 _RELEASE_TEXT = ("version", "url", "pub_date", "notes", "certificate_url", "signature_url")
 # Release notes are kept for `show` and the notifications, never published. An upstream
-# sets no size for them, and a DynamoDB item holds 400 KB with every other field.
+# sets no size for them, and a DynamoDB item holds 400 KiB with every other field.
 NOTES_LIMIT = 64 << 10  # bytes of UTF-8
 
 
