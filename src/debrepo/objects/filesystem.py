@@ -161,6 +161,11 @@ class FilesystemObjectStore:
     def _make_directories(self, directory: str) -> None:
         """`directory` and its missing parents, each created 0755 up to the root; the
         folders above the root (the home) as the umask makes them."""
+        try:  # the usual case: only the last folder is new
+            _make_directory(directory)
+            return
+        except FileNotFoundError:
+            pass
         missing = []
         while not os.path.isdir(directory) and directory != os.path.dirname(directory):
             if directory == self._root:
