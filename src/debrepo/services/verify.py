@@ -12,7 +12,7 @@ import gzip
 import hashlib
 import lzma
 import zlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -97,11 +97,9 @@ def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
 
     have, want = stanzas(published), stanzas(expected)
     if nameless:  # only the published file can: every record has both
-        shown = ", ".join(quoted_excerpt(line) for line in nameless[:3])
-        more = f" and {len(nameless) - 3} more" if len(nameless) > 3 else ""
         return (
             f"{where} holds {len(nameless)} entr{'y' if len(nameless) == 1 else 'ies'} "
-            f"with no Package or Version: {shown}{more}"
+            f"with no Package or Version: {_first_few(map(quoted_excerpt, nameless), 3)}"
         )
     if twice:  # only the published file can: the store holds each version once
         return f"{where} lists {', '.join(sorted(set(twice))[:5])} more than once"
@@ -491,6 +489,13 @@ def _verify_kept_pool_files(
             )
 
 
+def _first_few(items: Iterable[str], count: int) -> str:
+    """The first `count` of `items`, and how many more there are."""
+    listed = list(items)
+    more = f" and {len(listed) - count} more" if len(listed) > count else ""
+    return ", ".join(listed[:count]) + more
+
+
 def _report_strays(
     records: list[PackageRecord],
     repo: ObjectStore,
@@ -512,12 +517,11 @@ def _report_strays(
         report.warnings.append(f"the pool was not checked for stray files: {exc}")
         return
     if strays:
-        shown = ", ".join(strays[:STRAYS_NAMED])
-        more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
         report.warnings.append(
             f"{len(strays)} file(s) in pool/ that no stored version names and no "
-            f"publish placed: {shown}{more} (copied by hand, or left by an interrupted or "
-            "refused `add`; an `add`, `sync` or publish running now also explains them). "
+            f"publish placed: {_first_few(strays, STRAYS_NAMED)} (copied by hand, or left "
+            "by an interrupted or refused `add`; an `add`, `sync` or publish running now "
+            "also explains them). "
             "`debrepo add` of the .deb adopts one; otherwise, once nothing runs, delete them"
         )
 
@@ -554,14 +558,12 @@ def _report_staged_strays(
             continue
         strays.append(key)
     if strays:
-        strays.sort()
-        shown = ", ".join(strays[:STRAYS_NAMED])
-        more = f" and {len(strays) - STRAYS_NAMED} more" if len(strays) > STRAYS_NAMED else ""
         report.warnings.append(
             f"{len(strays)} staged file(s) in {staging.description} that no stored version "
-            f"has: {shown}{more} (left by a `remove` stopped before its last step, or copied "
-            "by hand; a `sync`, `add` or `build-repo-package` running now also explains "
-            "them). No publish uses them: once nothing runs, delete them"
+            f"has: {_first_few(sorted(strays), STRAYS_NAMED)} (left by a `remove` stopped "
+            "before its last step, or copied by hand; a `sync`, `add` or `build-repo-package` "
+            "running now also explains them). No publish uses them: once nothing runs, "
+            "delete them"
         )
 
 
