@@ -1792,11 +1792,15 @@ def test_a_lock_held_by_another_run_after_the_download_stores_nothing(
     assert upstream.count(KIRO_DEB_PATH) == 1
 
 
-def _only_the_api_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command line as cron runs it: no DEBREPO_ setting but the local GitHub API."""
+def _sync_as_cron_runs_it(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """The arguments of `debrepo sync` as cron runs it, with no DEBREPO_ setting in the
+    environment but the local GitHub API."""
     for variable in [v for v in os.environ if v.startswith("DEBREPO_")]:
         if variable != "DEBREPO_GITHUB_API_URL":
             monkeypatch.delenv(variable)
+    return ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
 
 
 def test_upstream_text_reaches_the_terminal_escaped(
@@ -1811,14 +1815,13 @@ def test_upstream_text_reaches_the_terminal_escaped(
     terminal (set its title, clear it)."""
     from debrepo.cli import main
 
-    _only_the_api_url_from_the_environment(monkeypatch)
+    argv = _sync_as_cron_runs_it(tmp_path, config_dir, monkeypatch)
     _metadata(upstream, url=upstream.url("/kiro-flat/\x1b]0;owned\x07kiro_0.9.2_amd64.deb"))
     releases = upstream.github_releases()
     for release in releases:
         for asset in release["assets"]:
             asset["name"] = f"\x1b[2J{asset['name']}"
     upstream.serve_json(RELEASES_PATH, releases)
-    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
     with pytest.raises(SystemExit):
         main(argv)
     out, err = capsys.readouterr()
@@ -1840,10 +1843,9 @@ def test_bad_upstream_data_through_the_command_line_is_one_line_each_and_the_exi
     some did."""
     from debrepo.cli import main
 
-    _only_the_api_url_from_the_environment(monkeypatch)
+    argv = _sync_as_cron_runs_it(tmp_path, config_dir, monkeypatch)
     monkeypatch.setenv("GITHUB_TOKEN", "a\nb")
     _raw_metadata(upstream, notes="Faster \ud800 indexing")
-    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
 
     def run() -> tuple[int, str, str]:
         with pytest.raises(SystemExit) as exited:
@@ -1882,10 +1884,9 @@ def test_release_notes_too_long_to_keep_are_said_on_the_terminal(
     from debrepo.cli import main
     from debrepo.errors import OUTCOME_REPORTED
 
-    _only_the_api_url_from_the_environment(monkeypatch)
+    argv = _sync_as_cron_runs_it(tmp_path, config_dir, monkeypatch)
     _metadata(upstream, notes="Faster indexing. " * 10_000)  # 170,000 bytes
     upstream.serve_bytes(KIRO_FLAT_DEB_PATH, KIRO)
-    argv = ["--home", str(tmp_path / "home"), "--config-dir", str(config_dir), "sync"]
     main([*argv, "--package", "kiro"])
     assert capsys.readouterr().out.startswith("kiro: stored 0.9.2 from ")
     (said,) = [r for r in caplog.records if "release notes" in r.getMessage()]
