@@ -31,23 +31,20 @@ import os
 import sys
 from pathlib import Path
 
+from floors import ALGORITHMS, BINARY, sync_and_sign
+
 # The child imports only what its work needs: argparse and the rest are main()'s.
 
 ROOT = Path(__file__).resolve().parent
-BINARY = "dists/stable/main/binary-amd64"
-ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 
 
 def child(scratch: Path, deb: Path) -> None:
     """The measured work (see the module's docstring)."""
-    import ctypes
     import hashlib
     import lzma
     import sqlite3
     import threading
     import zlib
-
-    import pysequoia as sq
 
     data = deb.read_bytes()
     digests = {name: hashlib.new(name, data).hexdigest() for name in ALGORITHMS}
@@ -114,29 +111,7 @@ def child(scratch: Path, deb: Path) -> None:
             by_hash.mkdir(parents=True, exist_ok=True)
             os.link(binary / index, by_hash / f".{sums[index, algorithm]}.tmp")
             os.replace(by_hash / f".{sums[index, algorithm]}.tmp", by_hash / sums[index, algorithm])
-    fd = os.open(scratch / "repo", os.O_RDONLY)
-    ctypes.CDLL(None, use_errno=True).syncfs(fd)
-    os.close(fd)
-
-    lines = ["Origin: Bench", "Suite: stable", "Codename: stable", "Components: main"]
-    for field, algorithm in (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
-        lines.append(f"{field}:")
-        for index, content in indices.items():
-            lines.append(f" {sums[index, algorithm]} {len(content)} main/binary-amd64/{index}")
-    lines.append("SHA512:")
-    for index, content in indices.items():
-        lines.append(f" {sums[index, 'sha512']} {len(content)} main/binary-amd64/{index}")
-    release = ("\n".join(lines) + "\n").encode()
-    signer = sq.Tsk.from_bytes((scratch / "keys" / "signing-key.asc").read_bytes()).signer()
-    dists = scratch / "repo" / "dists" / "stable"
-    for file_name, content in (
-        ("Release.gpg", bytes(sq.sign(signer, release, mode=sq.SignatureMode.DETACHED))),
-        ("Release", release),
-        ("InRelease", bytes(sq.sign(signer, release, mode=sq.SignatureMode.CLEAR))),
-    ):
-        temp = dists / f".{file_name}.tmp"
-        temp.write_bytes(content)
-        temp.rename(dists / file_name)
+    sync_and_sign(scratch / "repo", indices, sums, scratch / "keys" / "signing-key.asc")
 
 
 def prepare(home: Path, into: Path) -> Path:

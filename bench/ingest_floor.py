@@ -31,9 +31,9 @@ import os
 import sys
 from pathlib import Path
 
+from floors import ALGORITHMS, BINARY, sync_and_sign
+
 ROOT = Path(__file__).resolve().parent
-ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
-BINARY = "dists/stable/main/binary-amd64"
 
 _pool: Path | None = None
 
@@ -91,7 +91,6 @@ def read_one(path: str) -> tuple[str, list[tuple[str, str]], int, dict[str, str]
 
 def child(debs: Path, home: Path) -> None:
     """The measured work (see the module's docstring); prints when each step ended."""
-    import ctypes
     import hashlib
     import json
     import lzma
@@ -100,8 +99,6 @@ def child(debs: Path, home: Path) -> None:
     import time
     import zlib
     from multiprocessing import Pool
-
-    import pysequoia as sq
 
     steps = {"imports": time.perf_counter()}
     paths = sorted(str(p) for p in debs.iterdir() if p.name.endswith(".deb"))
@@ -164,29 +161,7 @@ def child(debs: Path, home: Path) -> None:
         temp = binary / f".{index}.tmp"
         temp.write_bytes(content)
         temp.rename(binary / index)
-    fd = os.open(repo, os.O_RDONLY)
-    ctypes.CDLL(None, use_errno=True).syncfs(fd)
-    os.close(fd)
-
-    lines = ["Origin: Bench", "Suite: stable", "Codename: stable", "Components: main"]
-    for field, algorithm in (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
-        lines.append(f"{field}:")
-        for index, content in indices.items():
-            lines.append(f" {sums[index, algorithm]} {len(content)} main/binary-amd64/{index}")
-    lines.append("SHA512:")
-    for index, content in indices.items():
-        lines.append(f" {sums[index, 'sha512']} {len(content)} main/binary-amd64/{index}")
-    release = ("\n".join(lines) + "\n").encode()
-    signer = sq.Tsk.from_bytes((home / "signing-key.asc").read_bytes()).signer()
-    dists = repo / "dists" / "stable"
-    for file_name, content in (
-        ("Release.gpg", bytes(sq.sign(signer, release, mode=sq.SignatureMode.DETACHED))),
-        ("Release", release),
-        ("InRelease", bytes(sq.sign(signer, release, mode=sq.SignatureMode.CLEAR))),
-    ):
-        temp = dists / f".{file_name}.tmp"
-        temp.write_bytes(content)
-        temp.rename(dists / file_name)
+    sync_and_sign(repo, indices, sums, home / "signing-key.asc")
     steps["write, sync and sign"] = time.perf_counter()
     print(json.dumps(steps))
 
