@@ -7,10 +7,12 @@ their results into output. Anything that publishes holds the repository lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -314,45 +316,65 @@ def _keys(ws: Workspace, destination: Destination, records: Sequence[PackageReco
     ]
 
 
+class ExpandedPaths(list[Path]):
+    """What `expand_paths` returned: expanding it again would only repeat a `stat` per
+    file (the CLI expands first, to size its progress bar)."""
+
+
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
     """Files as given, each once; a directory stands for the .deb files directly inside
     it, sorted."""
-    expanded: list[Path] = []
+    if isinstance(paths, ExpandedPaths):
+        return paths
+    expanded: list[tuple[str, Path]] = []  # (absolute name, as given)
     for path in paths:
-        if path.is_dir():
-            with os.scandir(path) as scanned:  # d_type: no stat per file
-                entries = list(scanned)
-            chosen = sorted(
-                (e for e in entries if e.name.endswith(".deb") and not e.is_dir()),
-                key=lambda e: e.name,
-            )
-            _say_what_a_folder_leaves_out(path, entries)
-            for entry in chosen:
-                if not entry.is_file():  # said, not skipped: the operator meant it to be added
-                    what = (
-                        "a broken symbolic link"
-                        if entry.is_symlink() and not Path(entry.path).exists()
-                        else "not a regular file"
-                    )
-                    raise InvalidPackageError(f"{entry.path}: {what}; nothing was added")
-            if not chosen:
-                raise ConfigError(f"{path}: directory holds no .deb files")
-            expanded.extend(path / entry.name for entry in chosen)
-        elif path.exists() and not path.is_file():  # a FIFO or device would block or lie
-            raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
-        elif not path.exists():  # said before a first use creates the home and its key
+        try:
+            mode: int | None = path.stat().st_mode
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                raise
+            mode = None
+        if mode is None:  # said before a first use creates the home and its key
             what = "a broken symbolic link" if path.is_symlink() else "no such file"
             raise InvalidPackageError(f"{path}: {what}; nothing was added")
+        if stat.S_ISDIR(mode):
+            folder = os.path.abspath(path)  # noqa: PTH100 - once per folder, not per file
+            names = _debs_in(path)
+            expanded.extend((f"{folder}/{name}", path / name) for name in names)
+        elif not stat.S_ISREG(mode):  # a FIFO or device would block or lie
+            raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
         else:
-            expanded.append(path)
+            expanded.append((os.path.abspath(path), path))  # noqa: PTH100 - no syscall
     # A file named twice (by hand, or inside a folder given too) is added once.
     seen: set[str] = set()
-    unique = []
-    for path in expanded:
-        if (absolute := os.path.abspath(path)) not in seen:  # noqa: PTH100 - no syscall per file
+    unique = ExpandedPaths()
+    for absolute, path in expanded:
+        if absolute not in seen:
             seen.add(absolute)
             unique.append(path)
     return unique
+
+
+def _debs_in(folder: Path) -> list[str]:
+    """Names of the .deb files directly in `folder`, sorted; refuses one that is not a
+    regular file (d_type: no stat per file)."""
+    with os.scandir(folder) as scanned:
+        entries = list(scanned)
+    chosen = sorted(
+        (e for e in entries if e.name.endswith(".deb") and not e.is_dir()), key=lambda e: e.name
+    )
+    _say_what_a_folder_leaves_out(folder, entries)
+    for entry in chosen:
+        if not entry.is_file():  # said, not skipped: the operator meant it to be added
+            what = (
+                "a broken symbolic link"
+                if entry.is_symlink() and not Path(entry.path).exists()
+                else "not a regular file"
+            )
+            raise InvalidPackageError(f"{entry.path}: {what}; nothing was added")
+    if not chosen:
+        raise ConfigError(f"{folder}: directory holds no .deb files")
+    return [entry.name for entry in chosen]
 
 
 def _say_what_a_folder_leaves_out(folder: Path, entries: Sequence[os.DirEntry[str]]) -> None:

@@ -442,10 +442,9 @@ def _check_batch(
                 f"as {record.actual_filename}, the file of {other}; versions that differ "
                 "only by epoch cannot share a repository"
             )
-        elif (equal := versions_of[record.package_name].get(dpkg_identity(record.version))) not in (
-            None,
-            record.version,
-        ):
+        elif (
+            equal := versions_of[record.package_name].get(identity := dpkg_identity(record.version))
+        ) not in (None, record.version):
             errors.append(
                 f"{item.path}: {record.package_name} {record.version} is the same version "
                 f"as {record.package_name} {equal} (already stored or added), as dpkg and "
@@ -455,7 +454,7 @@ def _check_batch(
             seen[record.package_id] = item.path
             seen_architecture[record.package_id] = record.architecture
             seen_files[same_file] = item.path
-            versions_of[record.package_name][dpkg_identity(record.version)] = record.version
+            versions_of[record.package_name][identity] = record.version
     return _BatchCheck(errors, refused, skipped)
 
 
