@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -588,6 +589,34 @@ def test_a_copy_whose_last_bytes_cannot_be_written_is_named(make_deb, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{deb}: cannot copy: File too large"
     assert everything_under(root) == []  # the partial copy is gone
+
+
+READER_STARTS = """
+import os, sys
+from debrepo.services import ingest
+
+ingest._die_with_parent(int(sys.argv[1]) if sys.argv[1] != "own" else os.getppid())
+print("reading")
+"""
+
+
+@pytest.mark.parametrize("forked_from", ["own", "another"])
+def test_a_reader_whose_parent_died_before_it_started_exits(forked_from):
+    """The kernel kills a reader when its parent dies only if the parent was alive when
+    the reader asked for it: a reader that finds another parent (its own was killed
+    during the fork) exits at once rather than wait for work for ever."""
+    import subprocess
+    import sys
+
+    # The child's parent is this process: any other pid stands for a parent gone.
+    parent = "own" if forked_from == "own" else str(os.getpid() + 1)
+    done = subprocess.run(
+        [sys.executable, "-c", READER_STARTS, parent], capture_output=True, text=True, check=False
+    )
+    if forked_from == "own":
+        assert (done.returncode, done.stdout) == (0, "reading\n"), done.stderr
+    else:
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
 
 
 class HalfWritingStore(FailingRecordStore):

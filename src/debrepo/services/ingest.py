@@ -113,12 +113,12 @@ _worker_context: _Context | None = None
 _worker_store: FilesystemObjectStore | None = None
 
 
-def _init_reader_process(context: _Context) -> None:
+def _init_reader_process(context: _Context, parent: int) -> None:
     # Ctrl-C and SIGTERM are the parent's to handle (it stops the batch and clears its
     # folder); a reader whose parent dies, however, goes with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
+    _die_with_parent(parent)
     _init_worker(context)
 
 
@@ -236,7 +236,9 @@ def _examine_all(
 
     outcomes = []
     chunk = 32  # small chunks keep both workers busy to the end; IPC per chunk is cheap
-    pool = ProcessPoolExecutor(workers, initializer=_init_reader_process, initargs=(context,))
+    pool = ProcessPoolExecutor(
+        workers, initializer=_init_reader_process, initargs=(context, os.getpid())
+    )
     try:
         for outcome in pool.map(_examine, jobs, chunksize=chunk):
             outcomes.append(outcome)
@@ -249,13 +251,18 @@ def _examine_all(
     return outcomes
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this process when its parent exits (even by SIGKILL),
-    instead of leaving it blocked on a queue nobody will write to again."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent (`parent`, the pid it
+    was forked from) exits, even by SIGKILL, instead of leaving it blocked on a queue
+    nobody will write to again."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    # The kernel signals only a parent's death after the call: one between the fork and
+    # here (the parent killed while starting its readers) shows as a new parent.
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def ingest_files(
