@@ -60,7 +60,7 @@ from debrepo.services.publish import (
     release_went_out,
     store_changed_since_publish,
 )
-from debrepo.settings import Settings
+from debrepo.settings import Settings, resolved
 from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
 from debrepo.versions import latest
 
@@ -329,14 +329,11 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     expanded: list[tuple[str, Path]] = []  # (absolute name, as given)
     for path in paths:
         try:
-            mode: int | None = path.stat().st_mode
-        except OSError as exc:
+            mode = path.stat().st_mode
+        except OSError as exc:  # said before a first use creates the home and its key
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise
-            mode = None
-        if mode is None:  # said before a first use creates the home and its key
-            what = "a broken symbolic link" if path.is_symlink() else "no such file"
-            raise InvalidPackageError(f"{path}: {what}; nothing was added")
+            raise InvalidPackageError(f"{path}: {_not_a_file(path)}; nothing was added") from None
         if stat.S_ISDIR(mode):
             folder = os.path.abspath(path)  # noqa: PTH100 - once per folder, not per file
             names = _debs_in(path)
@@ -361,27 +358,49 @@ def _debs_in(folder: Path) -> list[str]:
     with os.scandir(folder) as scanned:
         entries = list(scanned)
     chosen = sorted(
-        (e for e in entries if e.name.endswith(".deb") and not e.is_dir()), key=lambda e: e.name
+        (e for e in entries if e.name.endswith(".deb") and not _is_folder(e)), key=lambda e: e.name
     )
     _say_what_a_folder_leaves_out(folder, entries)
     for entry in chosen:
-        if not entry.is_file():  # said, not skipped: the operator meant it to be added
-            what = (
-                "a broken symbolic link"
-                if entry.is_symlink() and not Path(entry.path).exists()
-                else "not a regular file"
-            )
+        if not _is_file(entry):  # said, not skipped: the operator meant it to be added
+            what = _not_a_file(Path(entry.path))
             raise InvalidPackageError(f"{entry.path}: {what}; nothing was added")
     if not chosen:
         raise ConfigError(f"{folder}: directory holds no .deb files")
     return [entry.name for entry in chosen]
 
 
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """`entry.is_dir()`, False for a symbolic link loop (refused as a .deb, not raised)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _not_a_file(path: Path) -> str:
+    """Why `path`, given as a .deb to add, is none."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return "a broken symbolic link" if path.is_symlink() else "no such file"
+    return "not a regular file"
+
+
 def _say_what_a_folder_leaves_out(folder: Path, entries: Sequence[os.DirEntry[str]]) -> None:
     """A folder stands for the .deb files directly in it: say what else looks like one
     (sub-folders are not searched, `X.DEB` is not a .deb name), rather than skip it
     unseen."""
-    folders = sum(1 for e in entries if e.is_dir())
+    folders = sum(1 for e in entries if _is_folder(e))
     other_case = sorted(
         e.name for e in entries if e.name.lower().endswith(".deb") and not e.name.endswith(".deb")
     )
@@ -634,6 +653,8 @@ def build_kiro_repo(
 
     now = now or utc_now()
     check_inputs(version, repo_url or ws.settings.public_url)  # before a key or store is made
+    if output is not None:
+        check_output_path(ws, output)
     if repo_url and repo_url.rstrip("/") != ws.settings.public_url.rstrip("/"):
         # Both ways in stay valid, but new users who follow the page use the other URL.
         log.warning(
@@ -681,8 +702,6 @@ def build_kiro_repo(
     if stored is not None and sha256(data).hexdigest() != stored.sha256_hash:
         raise DuplicatePackageError(package_id)  # other inputs (URL, key, templates)
     filename = canonical_filename(CONVENIENCE_PACKAGE, version, "all")  # as the pool names it
-    if output is not None:
-        check_output_path(ws, output)  # before anything is stored
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="debrepo-build-") as scratch:
@@ -733,7 +752,7 @@ def _refuse_other_published_bytes(
 def check_output_path(ws: Workspace, output: Path) -> None:
     """ConfigError if writing `output` could destroy what debrepo keeps: the signing key,
     the store, or any file of the home, the repository or the staging area."""
-    target = output.expanduser().resolve()
+    target = resolved(output.expanduser(), "--output")
     kept = {ws.settings.key_file.resolve(): "the signing key file"}
     store = local_store_file(ws.settings.store)
     if store is not None:

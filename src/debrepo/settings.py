@@ -305,7 +305,7 @@ class _Sources:
         """One named must exist; without a name, ./debrepo.yaml is read if there is one."""
         chosen = self.given("settings_file")
         if chosen:
-            settings_file = (self.cwd / str(chosen[0])).resolve()
+            settings_file = resolved(self.cwd / str(chosen[0]), chosen[1])
             if not settings_file.is_file():
                 what = "is not a file" if settings_file.exists() else "not found"
                 raise ConfigError(f"{settings_file}: settings file {what} ({chosen[1]})")
@@ -357,7 +357,8 @@ class _Values:
         return value
 
     def local_path(self, name: str) -> Path:
-        return (self.sources.base(self.where(name)) / self.path_text(name)).resolve()
+        where = self.where(name)
+        return resolved(self.sources.base(where) / self.path_text(name), where)
 
     def location(self, name: str, scheme: str) -> str:
         """A store or folder URL, a relative local path in it anchored as `base` says."""
@@ -402,7 +403,7 @@ def _home(sources: _Sources) -> Path:
     home_value, home_from = sources.pick("home", {"home": DEFAULT_HOME})
     if not isinstance(home_value, str) or not home_value.strip() or "\0" in home_value:
         raise ConfigError(f"{home_from} must be the path of a folder, not {home_value!r}")
-    home = (sources.base(home_from) / home_value).resolve()
+    home = resolved(sources.base(home_from) / home_value, home_from)
     if home.exists() and not home.is_dir():
         raise ConfigError(f"{home}: not a folder ({home_from} must name the home folder)")
     return home
@@ -537,14 +538,24 @@ def _is_control(character: str) -> bool:
     return code < 0x20 or 0x7F <= code <= 0x9F or character in "\u2028\u2029"
 
 
-def local_path(url: str, scheme: str) -> Path | None:
+def local_path(url: str, scheme: str, where: str = "") -> Path | None:
     """The path of `scheme://PATH` or of a bare path, as the backends open it; None for
-    other schemes (s3://, dynamodb://)."""
+    other schemes (s3://, dynamodb://). `where` says where `url` was set."""
     if "://" not in url:
-        return Path(url).expanduser().resolve()
+        return resolved(Path(url).expanduser(), where)
     if urlparse(url).scheme != scheme:
         return None
-    return Path(url[len(scheme) + 3 :]).expanduser().resolve()
+    return resolved(Path(url[len(scheme) + 3 :]).expanduser(), where)
+
+
+def resolved(path: Path, where: str = "") -> Path:
+    """`path.resolve()`; a symbolic link loop on the way is a ConfigError naming the
+    path and `where` it was set, not pathlib's RuntimeError."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        setting = f" ({where})" if where else ""
+        raise ConfigError(f"{path}: a symbolic link loop{setting}") from None
 
 
 def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[str, str]) -> None:
@@ -552,7 +563,7 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
     the store or the staging area (`repo` set to the home, or `staging` inside it).
     `sources`: where each of repo, store, staging and key_file was set."""
     where = sources["repo"]
-    repo = local_path(settings.repo, "file")
+    repo = local_path(settings.repo, "file", where)
     if repo is None:
         bucket = urlparse(settings.repo)
         prefix = bucket.path.strip("/")
@@ -578,10 +589,10 @@ def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[st
     private: dict[str, tuple[str, Path]] = {}
     if not settings.key_secret_id:
         private["key_file"] = ("the signing key (key_file)", settings.key_file)
-    store = local_path(settings.store, "sqlite")
+    store = local_path(settings.store, "sqlite", sources["store"])
     if store is not None:
         private["store"] = ("the metadata store (store)", store)
-    staging = local_path(settings.staging, "file")
+    staging = local_path(settings.staging, "file", sources["staging"])
     if staging is not None:
         private["staging"] = ("the staging area (staging)", staging / "staging")
     for name, (what, path) in private.items():

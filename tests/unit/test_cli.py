@@ -261,6 +261,48 @@ def test_add_a_missing_file_creates_no_home(run, tmp_path, home, debs):
     assert not home.exists()  # no store, and no key generated for nothing
 
 
+def symlink_loop(where: Path) -> Path:
+    """`where` made a symbolic link to a link back to it."""
+    other = where.with_name(f"{where.name}-other")
+    other.symlink_to(where)
+    where.symlink_to(other)
+    return where
+
+
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [
+        (("--home", "{loop}", "list"), "option --home"),
+        (("--repo", "{loop}", "list"), "option --repo"),
+        (("--store", "sqlite://{loop}/metadata.db", "list"), "option --store"),
+        (("--config-dir", "{loop}", "list"), "option --config-dir"),
+        (("--key-file", "{loop}", "key", "show"), "option --key-file"),
+        (("--settings", "{loop}", "list"), "option --settings"),
+    ],
+    ids=["home", "repo", "store", "config-dir", "key-file", "settings"],
+)
+def test_a_symbolic_link_loop_in_a_setting_is_named(run, tmp_path, home, args, setting):
+    loop = symlink_loop(tmp_path / "loop")
+    result = run(*(arg.format(loop=loop) for arg in args))
+    assert result.code == 2
+    assert result.error_line.startswith(f"debrepo: error: {loop}")
+    assert result.error_line.endswith(f": a symbolic link loop ({setting})")
+    assert not home.exists()
+
+
+def test_a_symbolic_link_loop_given_to_add_is_named(run, tmp_path, debs, home):
+    loop = symlink_loop(tmp_path / "loop.deb")
+    result = run("add", str(debs), str(loop))
+    assert result.error_line.endswith(f"{loop}: a symbolic link loop; nothing was added")
+    symlink_loop(debs / "gamma_1.0_amd64.deb")
+    result = run("add", str(debs))
+    assert result.code == 1
+    assert result.error_line.endswith(
+        f"{debs / 'gamma_1.0_amd64.deb'}: a symbolic link loop; nothing was added"
+    )
+    assert not home.exists()
+
+
 def test_add_an_empty_folder_is_a_config_error(run, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run("add", str(tmp_path / "empty"))
@@ -326,6 +368,13 @@ def test_output_never_overwrites_what_debrepo_keeps(run, tmp_path, home):
     # The store is still the store (its bytes change as SQLite checkpoints its log).
     assert [i["version"] for i in json.loads(run("list", "--json").out)] == ["1.0"]
     assert run("verify").code == 0
+
+
+def test_a_refused_output_is_refused_before_a_home_or_key_is_made(run, tmp_path, home):
+    built = run("build-repo-package", "--version", "1.0", "--output", str(home / "k.deb"))
+    assert built.code == 2, built.err
+    assert "inside the home folder" in built.error_line
+    assert not home.exists()
 
 
 def test_build_repo_package_writes_output_only_for_a_stored_build(run, tmp_path, home):
