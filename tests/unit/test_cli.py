@@ -189,6 +189,31 @@ def test_add_the_same_file_again_mends_a_lost_or_damaged_pool_file_and_says_so(
     assert run("verify").code == 0
 
 
+def test_a_deleted_repository_folder_is_not_published_again_without_its_pool_files(
+    run, debs, home
+):
+    """A plain publish trusts the pool files it placed, but not once the Release it
+    published is gone with them: it looks each one up and refuses rather than sign
+    indices that name files clients cannot download."""
+    assert run("add", str(debs)).code == 0
+    shutil.rmtree(home / "repo")
+    result = run("rebuild")
+    assert result.code == 1, result.err
+    assert "pool/main/a/alpha/alpha_1.0_amd64.deb is missing" in result.error_line
+    assert "pool/main/b/beta/beta_2.0-1_all.deb is missing" in result.error_line
+    assert result.error_line.endswith("nothing was published")
+    assert not (home / "repo/dists").exists()
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0  # one file given back
+    result = run("rebuild")
+    assert result.code == 1, result.err
+    assert "alpha_1.0_amd64.deb" not in result.error_line
+    assert "pool/main/b/beta/beta_2.0-1_all.deb is missing" in result.error_line
+    assert not (home / "repo/dists").exists()
+    assert run("add", str(debs)).code == 0  # and the other
+    assert run("rebuild").code == 0
+    assert run("verify").code == 0
+
+
 def test_the_same_file_again_never_mends_another_repositorys_file(run, tmp_path):
     """A mistyped --home next to the right --repo: the pool file that differs from this
     store's record is another store's published file, not a damaged copy."""

@@ -481,6 +481,9 @@ class Publisher:
         # Key -> (size, ObjectInfo.version) of what this publisher wrote, as the write
         # answered: the stamps it records then cost no request.
         self._written: dict[str, tuple[int, str]] = {}
+        # The published Release as read by this publish (several steps consult it; one
+        # request). None: not read yet.
+        self._release_read: tuple[bytes | None] | None = None
 
     def _requests_sent(self) -> int | None:
         counts = [
@@ -555,6 +558,7 @@ class Publisher:
         signing key.
         """
         self._written = {}
+        self._release_read = None
         if state_files is not None and self.fence is not None:
             # Read before an ingest that may have outlasted a lock lease: still ours?
             self.fence()
@@ -605,7 +609,9 @@ class Publisher:
             self._refuse_to_drop_what_nobody_removed(
                 info, state, plan, snapshot, removed, map_incomplete=map_incomplete
             )
-        if full:
+        # A Release gone from a repository published to before (its folder deleted, or
+        # replaced from an old backup): the pool files are looked up, not trusted.
+        if full or (not start.first_here and self._published_release() is None):
             present = self.repo.stat_many(list(pool))
             pool = state.pool = {k: v for k, v in pool.items() if present.get(k) == v[0]}
         listed = self._settle_retired(plan, state, map_incomplete=map_incomplete)
@@ -936,7 +942,7 @@ class Publisher:
         """PublishRefused if the settings changed since the last publish in a way apt
         refuses or that drops a component (usually a settings file that was not read);
         `rebuild --replace` says it is meant."""
-        published = self.repo.get(f"dists/{info.suite}/Release")
+        published = self._published_release()
         changes = identity_changes(published, info) if published is not None else []
         if changes:
             raise PublishRefused(
@@ -1116,11 +1122,17 @@ class Publisher:
             if "/by-hash/" in found.key and found.key not in recorded
         )
 
+    def _published_release(self) -> bytes | None:
+        """The Release published before this publish wrote its own (read once)."""
+        if self._release_read is None:
+            self._release_read = (self.repo.get(f"dists/{self.settings.suite}/Release"),)
+        return self._release_read[0]
+
     def _published_digests(self, state: PublishState) -> dict[str, Digest]:
         """Digests of the published indices that still have the bytes Release lists
         (whose compressed forms the plan may then reuse instead of compressing again)."""
         dists = f"dists/{self.settings.suite}"
-        raw = self.repo.get(f"{dists}/Release")
+        raw = self._published_release()
         if raw is None:
             return {}
         return {
@@ -1533,6 +1545,7 @@ class Publisher:
     ) -> None:
         if self.fence is not None:
             self.fence()
+        self._release_read = None  # replaced below
         detached = self.signer.detached_signature(release)
         inline = self.signer.clearsign(release)
         base = release_key.rsplit("/", 1)[0]
