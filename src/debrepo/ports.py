@@ -77,6 +77,10 @@ class MetadataStore(Protocol):
 
     def package_ids(self) -> set[str]: ...
 
+    def damage(self) -> list[str]:
+        """What is wrong with the store's own storage, as its engine checks it (a damaged
+        SQLite file reads some rows and fails on others); [] if nothing or it cannot tell."""
+
     def revision(self, *, seed: bool = True) -> str | None:
         """A token that changes whenever any record changes; None if the backend cannot tell.
 

@@ -189,9 +189,7 @@ def test_add_the_same_file_again_mends_a_lost_or_damaged_pool_file_and_says_so(
     assert run("verify").code == 0
 
 
-def test_a_deleted_repository_folder_is_not_published_again_without_its_pool_files(
-    run, debs, home
-):
+def test_a_deleted_repository_folder_is_not_published_again_without_its_pool_files(run, debs, home):
     """A plain publish trusts the pool files it placed, but not once the Release it
     published is gone with them: it looks each one up and refuses rather than sign
     indices that name files clients cannot download."""
@@ -653,6 +651,20 @@ def test_remove(run, debs, home):
     packages = (home / "repo/dists/stable/main/binary-amd64/Packages").read_text()
     assert "Package: alpha\n" not in packages
     assert [i["package_id"] for i in json.loads(run("list", "--json").out)] == ["beta#2.0-1"]
+
+
+def test_verify_finds_a_damaged_store_that_still_lists_its_records(run, debs, home):
+    from tests.unit.test_store_sqlite import damage_the_name_index
+
+    assert run("add", str(debs)).code == 0
+    assert run("verify").code == 0
+    damage_the_name_index(home / "metadata.db")
+    assert run("list").code == 0  # a scan of the table reads both records
+    result = run("verify")
+    assert result.code == 1
+    assert f"problem: sqlite://{home / 'metadata.db'}: the metadata store is damaged (" in (
+        result.err
+    )
 
 
 def test_verify_warns_of_pool_files_nobody_accounts_for(run, debs, home, tmp_path):

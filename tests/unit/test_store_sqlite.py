@@ -437,6 +437,39 @@ def test_corrupt_database_file_names_the_path(db_path):
     assert "\n" not in str(caught.value)
 
 
+def damage_the_name_index(db_path: Path) -> None:
+    """Overwrite the page of the by-name index: a scan of the table still reads every
+    row, a lookup by name fails, as when a disk loses one block."""
+    with contextlib.closing(sqlite3.connect(db_path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file
+        (root,) = connection.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'packages_by_name'"
+        ).fetchone()
+        (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+    with db_path.open("r+b") as database:
+        database.seek((root - 1) * page_size)
+        database.write(b"\xff" * page_size)
+
+
+def test_a_damaged_store_file_is_found_by_its_check_and_named_when_read(db_path):
+    store = SqliteMetadataStore(db_path)
+    for number in range(50):
+        store.put(make_record("pkg", f"1.{number}"))
+    assert store.damage() == []
+    store.close()
+    damage_the_name_index(db_path)
+    store = SqliteMetadataStore(db_path)
+    assert len(store.all()) == 50  # what a full scan reads looks whole
+    found = store.damage()
+    assert found and all("\n" not in line and not line.startswith("***") for line in found)
+    with pytest.raises(StoreError) as caught:
+        store.by_name("pkg")
+    message = str(caught.value)
+    assert message.startswith(f"{db_path}: cannot read the metadata store: ")
+    assert message.endswith("the file is damaged: restore it from a backup (see Troubleshooting)")
+    store.close()
+
+
 def test_path_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")

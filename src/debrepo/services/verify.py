@@ -160,6 +160,12 @@ def verify_repository(
     report = VerifyReport()
     problems = report.problems
     dists = f"dists/{settings.suite}"
+    damage = store.damage()
+    if damage:  # rows it reads may be whole while others, or its indexes, are lost
+        problems.append(
+            f"{store.description}: the metadata store is damaged ({'; '.join(damage)}): "
+            "restore it from a backup (see Troubleshooting)"
+        )
     snapshot = store.snapshot()
     records = snapshot.records
     left_out = unpublished_by_architecture(records, settings.architectures)

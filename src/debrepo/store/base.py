@@ -52,6 +52,9 @@ class BaseMetadataStore:
     def withdrawals(self) -> dict[str, str]:
         raise NotImplementedError
 
+    def damage(self) -> list[str]:
+        return []  # a managed service (DynamoDB) keeps its own storage whole
+
     # -- shared behaviour -------------------------------------------------------------
     def put(self, record: PackageRecord) -> None:
         self.put_many([record])

@@ -103,6 +103,17 @@ _INSERT_RECORD = (
 )
 
 
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _failure(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
+    """`cannot read/write the metadata store`, saying what to do when the file is damaged."""
+    message = f"{path}: cannot {action} the metadata store: {exc}"
+    if str(getattr(exc, "sqlite_errorname", "")).startswith(_DAMAGED):
+        message += "; the file is damaged: restore it from a backup (see Troubleshooting)"
+    return StoreError(message)
+
+
 class SqliteMetadataStore(BaseMetadataStore):
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -127,6 +138,8 @@ class SqliteMetadataStore(BaseMetadataStore):
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
                 # SQLite says only "disk I/O error" when the disk is full.
                 reason = f"no room for {path.name}-shm beside it (is its disk full?)"
+            if str(getattr(exc, "sqlite_errorname", "")).startswith(_DAMAGED):
+                reason += "; the file is damaged: restore it from a backup (see Troubleshooting)"
             raise StoreError(f"{path}: cannot open the SQLite metadata store: {reason}") from None
 
     def _open_read_only(self) -> None:
@@ -230,8 +243,19 @@ class SqliteMetadataStore(BaseMetadataStore):
                 "SELECT revision, change FROM store_revision WHERE id = 1"
             ).fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
         return None if row is None else f"sqlite:{row[0]}:{row[1]}"
+
+    def damage(self) -> list[str]:
+        try:
+            rows = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        if rows == ["ok"]:
+            return []
+        # A row may hold several lines, under a "*** in database main ***" heading.
+        lines = (line.strip() for row in rows for line in row.splitlines())
+        return [line for line in lines if line and not line.startswith("***")]
 
     def close(self) -> None:
         self._db.close()
@@ -245,7 +269,7 @@ class SqliteMetadataStore(BaseMetadataStore):
                     _SELECT + " WHERE package_name = ? ORDER BY package_id", (package_name,)
                 ).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
         return (self._row_item(row, COLUMNS) for row in rows)
 
     def snapshot(self) -> Snapshot:
@@ -253,7 +277,7 @@ class SqliteMetadataStore(BaseMetadataStore):
         try:
             rows = self._db.execute(_SELECT_RECORDS).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
         records: list[PackageRecord] = []
         skipped: list[RecordValidationError] = []
         make = PackageRecord._make
@@ -291,14 +315,14 @@ class SqliteMetadataStore(BaseMetadataStore):
         try:
             row = self._db.execute(_SELECT + " WHERE package_id = ?", (package_id,)).fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
         return None if row is None else self._row_item(row, COLUMNS)
 
     def package_ids(self) -> set[str]:
         try:
             return {row[0] for row in self._db.execute("SELECT package_id FROM packages")}
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
 
     def put_many(self, records: Iterable[PackageRecord]) -> None:
         """Validate every record, then insert them all in one transaction; rows are built
@@ -336,7 +360,7 @@ class SqliteMetadataStore(BaseMetadataStore):
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+            raise _failure(self.path, "write", exc) from None
 
     def _insert_rows(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         """All rows or none; DuplicatePackageError names a package_id already taken."""
@@ -370,7 +394,7 @@ class SqliteMetadataStore(BaseMetadataStore):
         try:
             rows = self._db.execute("SELECT package_id, withdrawn_at FROM withdrawn").fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
         return {str(package_id): str(at) for package_id, at in rows}
 
     def withdraw(self, package_id: str, withdrawn_at: str) -> None:
@@ -380,7 +404,7 @@ class SqliteMetadataStore(BaseMetadataStore):
                 (package_id, withdrawn_at),
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write the metadata store: {exc}") from None
+            raise _failure(self.path, "write", exc) from None
 
     def clear_withdrawals(self, package_ids: Iterable[str]) -> None:
         with self._writing():
@@ -394,5 +418,5 @@ class SqliteMetadataStore(BaseMetadataStore):
                 "SELECT withdrawn_at FROM withdrawn WHERE package_id = ?", (package_id,)
             ).fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the metadata store: {exc}") from None
+            raise _failure(self.path, "read", exc) from None
         return None if row is None else str(row[0])
