@@ -101,6 +101,41 @@ def test_garbage_key_file_names_the_file_and_the_fix(tmp_path):
     assert "\n" not in message
 
 
+def one_character_changed(armoured: bytes) -> bytes:
+    lines = armoured.split(b"\n")
+    middle = len(lines) // 2  # a line of the base64 body
+    line = bytearray(lines[middle])
+    line[10] = ord("A") if line[10] != ord("A") else ord("B")
+    lines[middle] = bytes(line)
+    return b"\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (
+            lambda key: key[: len(key) // 2],
+            "cut short: no -----END PGP PRIVATE KEY BLOCK----- line",
+        ),
+        (one_character_changed, "its armour checksum does not match what it holds: changed or cut"),
+    ],
+    ids=["truncated", "one-character-changed"],
+)
+def test_a_damaged_key_file_is_called_damaged_not_another_kind_of_key(tmp_path, damage, said):
+    """Sequoia reads these as "additional packets, is this a keyring?" and "no suitable
+    signing subkey" (which debrepo used to explain as a passphrase): the armour's own
+    checksum and END line say what happened, and the fix is the backup, not a new key."""
+    path = tmp_path / "signing-key.asc"
+    path.write_bytes(damage(generate_secret_key(USER_ID)))
+    with pytest.raises(SigningError) as caught:
+        load_or_create_signer(path, USER_ID)
+    message = str(caught.value)
+    assert message == (
+        f"{path} is a damaged secret key ({said}); restore the key file from a backup "
+        "(see Signing in the README)"
+    )
+
+
 def test_public_key_is_not_a_signing_key(tmp_path, signer):
     path = tmp_path / "public.asc"
     path.write_bytes(signer.public_key_armored())

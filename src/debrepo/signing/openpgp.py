@@ -50,6 +50,59 @@ def _holds_secret_keys(key: bytes) -> bool:
         return True
 
 
+_ARMOUR_BEGIN = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
+_ARMOUR_END = "-----END PGP PRIVATE KEY BLOCK-----"
+
+
+def _refuse_if_damaged(key: bytes, source: str) -> None:
+    """SigningError if `key` is an armoured secret key that was cut short or changed
+    (its armour checksum tells, RFC 4880 section 6.1): sequoia reads such a key as
+    "additional packets" or "no suitable signing subkey", which sends an operator
+    after the wrong cause."""
+    damage = _armour_damage(key.decode("ascii", errors="replace"))
+    if damage:
+        raise SigningError(
+            f"{source} is a damaged secret key ({damage}); restore the key file from a "
+            "backup (see Signing in the README)"
+        )
+
+
+def _armour_damage(text: str) -> str | None:
+    import base64
+    import binascii
+
+    start = text.find(_ARMOUR_BEGIN)
+    if start < 0:
+        return None  # not an armoured secret key: not for this check to say
+    end = text.find(_ARMOUR_END, start)
+    if end < 0:
+        return f"cut short: no {_ARMOUR_END} line"
+    lines = [line.strip() for line in text[start + len(_ARMOUR_BEGIN) : end].splitlines()]
+    if "" in lines[1:]:
+        lines = lines[lines.index("", 1) + 1 :]  # past the armour headers (Comment: ...)
+    body = [line for line in lines if line]
+    checksum = body.pop() if body and body[-1].startswith("=") and len(body[-1]) == 5 else None
+    try:
+        data = base64.b64decode("".join(body), validate=True)
+        stated = int.from_bytes(base64.b64decode(checksum[1:], validate=True)) if checksum else None
+    except (binascii.Error, ValueError):
+        return "its armoured text holds characters base64 has not"
+    if stated is not None and _crc24(data) != stated:
+        return "its armour checksum does not match what it holds: changed or cut"
+    return None
+
+
+def _crc24(data: bytes) -> int:
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
 def generate_secret_key(user_id: str) -> bytes:
     """A new ASCII-armoured Ed25519 secret key (OpenPGP v4, readable by gpgv and sqv)."""
     tsk = sq.Tsk.generate(user_id, profile=sq.Profile.RFC4880, cipher_suite=sq.CipherSuite.Cv25519)
@@ -70,13 +123,18 @@ class OpenPGPSigner:
         try:
             self._tsk = sq.Tsk.from_bytes(secret_key)
         except Exception as exc:  # pysequoia raises plain RuntimeError/ValueError
-            remedy = remedy or "run `debrepo key generate` or point DEBREPO_KEY_FILE at one"
+            _refuse_if_damaged(secret_key, source)
+            remedy = remedy or (
+                "point --key-file (DEBREPO_KEY_FILE) at the signing key, or, for a "
+                "repository not yet published, run `debrepo key generate`"
+            )
             raise SigningError(
                 f"{source} is not an OpenPGP secret key ({_reason(exc)}); {remedy}"
             ) from None
         try:
             self._signer = self._tsk.signer()
         except Exception as exc:
+            _refuse_if_damaged(secret_key, source)  # sequoia reads past a changed byte
             if not _holds_secret_keys(secret_key):
                 remedy = remedy or (
                     "point --key-file (DEBREPO_KEY_FILE) at the secret key, or run "
