@@ -41,8 +41,10 @@ CONTROL_FILE_LIMIT = 512 << 10
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
 DEBIAN_BINARY_LIMIT = 64
-# dpkg-deb: the first line is the format version, "2.<minor>"; later lines are ignored.
-_FORMAT_RE = re.compile(rb"2\.[0-9]+\n")
+# dpkg-deb: the first line is the format version, "2.<minor>" (a C int); later lines are
+# ignored.
+_FORMAT_RE = re.compile(rb"2\.([0-9]+)\n")
+_INT_MAX = (1 << 31) - 1
 CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst")
 # The data archives dpkg-deb unpacks, and how each compressed one starts (empty: a tar
 # file, or lzma, has no magic worth checking).
@@ -375,17 +377,32 @@ def _decompress_control(name: str, raw: bytes, source: str) -> bytes:
 
 
 def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
+    """The control file in the control archive, read as dpkg-deb (GNU tar) reads it:
+    anything tar would refuse, or unpack otherwise than tarfile reads it, is refused."""
     import tarfile  # deferred: only reading a .deb needs it
 
     raw: bytes | None = None
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:
-                if member.name.removeprefix("./") != "control":
+                name = _unpacked_name(member.name, member_name, source)
+                if member.offset_data + member.size > len(tar_bytes):
+                    raise InvalidPackageError(f"{source}: {member_name} is truncated (in {name})")
+                if not name:  # the archive's own folder, "./"
+                    continue
+                if "/" in name or not (member.isfile() or member.issym()):
+                    # dpkg unpacks control files into one folder: a folder in it fails
+                    # every installation ("Is a directory").
+                    raise InvalidPackageError(
+                        f"{source}: {member_name} holds {member.name!r}, which is not a file "
+                        "at its top level; dpkg cannot install such a package"
+                    )
+                if name != "control":
                     continue
                 if raw is not None:
-                    # dpkg would unpack the last one over the first: the index must not
-                    # describe one and the package install another.
+                    # GNU tar unpacks the last one over the first (`./control` and
+                    # `././control` are one file to it): the index must not describe one
+                    # and dpkg install the other.
                     raise InvalidPackageError(f"{source}: {member_name} holds two control files")
                 if not member.isfile():
                     raise InvalidPackageError(
@@ -399,6 +416,14 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
                     )
                 extracted = archive.extractfile(member)
                 raw = extracted.read() if extracted is not None else b""
+            # tarfile ends its walk at the first header it cannot read, as if it were the
+            # end; GNU tar, and so dpkg-deb, fails there. Past the last member only the
+            # end-of-archive blocks (zeros) may follow.
+            if tar_bytes[archive.offset :].strip(b"\0"):
+                raise InvalidPackageError(
+                    f"{source}: {member_name} is corrupt (a header tar cannot read after "
+                    f"{archive.offset} bytes)"
+                )
     except tarfile.TarError as exc:
         raise InvalidPackageError(
             f"{source}: {member_name} is not a valid tar archive ({exc})"
@@ -409,6 +434,18 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidPackageError(f"{source}: control file is not valid UTF-8") from None
+
+
+def _unpacked_name(name: str, member_name: str, source: str) -> str:
+    """Where GNU tar unpacks a member named `name`, relative to the folder it unpacks
+    into: without leading `/`, `.` segments and doubled slashes ("" for the folder
+    itself). A `..` segment, which tar refuses to unpack, is refused."""
+    segments = [segment for segment in name.split("/") if segment not in ("", ".")]
+    if ".." in segments:
+        raise InvalidPackageError(
+            f"{source}: {member_name} holds {name!r}, which climbs out of its folder"
+        )
+    return "/".join(segments)
 
 
 CopyOpener = Callable[[list[tuple[str, str]]], BinaryIO | None]
@@ -490,6 +527,24 @@ def inspect_deb(
     )
 
 
+def _member_name(field: bytes) -> str:
+    """An ar member's name as dpkg reads it: trailing spaces and one trailing `/` (GNU
+    ar's terminator) dropped, nothing else (a name with a tab or a leading space is not
+    `data.tar.xz` to dpkg)."""
+    name = field.rstrip(b" ")
+    return name.removesuffix(b"/").decode("ascii", "replace")
+
+
+def _member_size(field: bytes) -> int | None:
+    """An ar member's size as dpkg reads it: leading spaces, then decimal digits up to
+    the next space (what follows is ignored); None for any other character, which dpkg
+    refuses. (int() would also take "-60", a walk that rewinds for ever, or "1_0".)"""
+    digits = field.lstrip(b" ").partition(b" ")[0]
+    if digits and not digits.isdigit():  # bytes.isdigit: ASCII digits only
+        return None
+    return int(digits or b"0")
+
+
 def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], None]) -> bool:
     """Walk the ar members, handing the control member to `on_control`; True if data seen.
 
@@ -511,14 +566,12 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
                 f"{source}: truncated or corrupt .deb "
                 f"(bad ar header after {stream.consumed - len(header)} bytes)"
             )
-        member = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        size_field = header[48:58].strip()
-        # Digits only: int() would also take "-60" (a walk that rewinds forever) or "1_0".
-        if not size_field.isdigit():
+        member = _member_name(header[:16])
+        size = _member_size(header[48:58])
+        if size is None:
             raise InvalidPackageError(
                 f"{source}: corrupt .deb (bad size in ar header of {member!r})"
             )
-        size = int(size_field)
         read = 0  # of the member's bytes, before skipping the rest
         if index == 0:
             if member != "debian-binary":
@@ -534,7 +587,8 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
             read = len(body)
             if len(body) < size:
                 raise InvalidPackageError(f"{source}: truncated .deb (in debian-binary)")
-            if not _FORMAT_RE.match(body):
+            version = _FORMAT_RE.match(body)
+            if not version or int(version.group(1)) > _INT_MAX:
                 raise InvalidPackageError(
                     f"{source}: unsupported .deb format {body.strip()[:10]!r}"
                 )

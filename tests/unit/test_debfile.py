@@ -10,6 +10,7 @@ import io
 import os
 import random
 import subprocess
+import tarfile
 import threading
 from pathlib import Path
 
@@ -191,7 +192,185 @@ def test_a_control_archive_with_two_control_files_is_refused(tmp_path):
     assert "control.tar.gz holds two control files" in str(caught.value)
 
 
-@pytest.mark.parametrize("version", [b"2.0junk\n", b"2.\n", b"3.0\n", b"2.0"])
+def dpkg_refuses_to_install(deb: Path, scratch: Path) -> str | None:
+    """What dpkg's own parser (the one `dpkg -i` runs) says against `deb`; None if it
+    takes it. `--record-avail` into an empty database of its own changes nothing else."""
+    admin = scratch / "dpkg-admin"
+    admin.mkdir(exist_ok=True)
+    for name in ("status", "available"):
+        (admin / name).write_bytes(b"")
+    done = subprocess.run(
+        [require_tool("dpkg"), f"--admindir={admin}", "--record-avail", str(deb)],
+        capture_output=True,
+        text=True,
+    )
+    return done.stderr if done.returncode else None
+
+
+def installable_deb(control: bytes) -> bytes:
+    """A .deb whose data member is a real (gzip) tar, for dpkg to read whole."""
+    return ar_archive(
+        [
+            ("debian-binary", b"2.0\n"),
+            compress_control(tar_bytes([("./control", control)]), "gz"),
+            ("data.tar.gz", _data_tar_gz()),
+        ]
+    )
+
+
+def control_tar(*entries: tuple[str, bytes | None]) -> bytes:
+    """A control archive; None for a folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+            else:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def with_a_bad_header_after_the_control_file() -> bytes:
+    tar = bytearray(control_tar(("./control", control_text()), ("./md5sums", b"x" * 40)))
+    tar[tar.find(b"./md5sums") + 148] ^= 1  # its header checksum
+    return bytes(tar)
+
+
+@pytest.mark.parametrize(
+    ("tar", "message"),
+    [
+        (
+            control_tar(("./control", control_text()), ("././control", control_text("other"))),
+            "holds two control files",
+        ),
+        (
+            control_tar(("./control", control_text()), (".//control", control_text("other"))),
+            "holds two control files",
+        ),
+        (
+            control_tar(("./control", control_text()), ("/control", control_text("other"))),
+            "holds two control files",
+        ),
+        (with_a_bad_header_after_the_control_file(), "a header tar cannot read after 1024 bytes"),
+        (
+            control_tar(("./", None), ("./control", control_text()), ("./sub/", None)),
+            "holds './sub', which is not a file at its top level",
+        ),
+        (
+            control_tar(("./control", control_text()), ("../x", b"x")),
+            "holds '../x', which climbs out of its folder",
+        ),
+    ],
+    ids=[
+        "dot-slash-alias",
+        "double-slash-alias",
+        "absolute-alias",
+        "bad-header",
+        "sub-folder",
+        "dot-dot",
+    ],
+)
+def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, message):
+    """tarfile reads these as one clean control file; GNU tar, which dpkg-deb runs,
+    unpacks another one over it or fails: the index would describe a package no client
+    installs, or one it installs otherwise."""
+    deb = write(
+        tmp_path,
+        ar_archive(
+            [
+                ("debian-binary", b"2.0\n"),
+                ("control.tar.gz", gzip.compress(tar)),
+                ("data.tar.gz", _data_tar_gz()),
+            ]
+        ),
+    )
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert message in str(caught.value)
+    field = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
+    )
+    assert field.stdout == b"other\n" or dpkg_refuses_to_install(deb, tmp_path) is not None, (
+        "dpkg reads it as debrepo would have"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"# built by ci\n", "line 7 starts with '#': a binary package's control file"),
+        ("Multi-Arch: foreign\u00a0\n".encode(), "line 7 ends with '\\xa0'"),
+        (b"X-Note: no final newline", "control file does not end with a newline"),
+        (b"Homepage:\n", "field Homepage has no value and ends the control file"),
+        (b"Status: install ok installed\n", "holds Status, which dpkg keeps for installed"),
+        (b"Triggers-Awaited: foo\n", "holds Triggers-Awaited, which dpkg keeps"),
+    ],
+    ids=["comment", "trailing-nbsp", "no-final-newline", "empty-last", "status", "triggers"],
+)
+def test_a_control_file_dpkg_refuses_to_install_is_refused(tmp_path, tail, message):
+    deb = write(tmp_path, installable_deb(control_text() + tail))
+    assert message in refused(tmp_path, deb.read_bytes())
+    assert dpkg_refuses_to_install(deb, tmp_path) is not None, "dpkg takes it"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("X-Note: \u00a0spaced", "field X-Note starts with '\\xa0'"),
+        ("X-Note: spaced\u00a0", "line 7 ends with '\\xa0'"),
+    ],
+    ids=["leading", "trailing"],
+)
+def test_a_space_dpkg_keeps_around_a_value_is_refused(tmp_path, line, message):
+    """dpkg keeps a U+00A0 at either end of a value; deb822 would drop it unseen."""
+    deb = write(tmp_path, installable_deb(control_text() + f"{line}\n".encode()))
+    assert message in refused(tmp_path, deb.read_bytes())
+    kept = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "X-Note"], capture_output=True
+    )
+    assert kept.stdout == f"{line.partition(': ')[2]}\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("debian-binary//", "first member is 'debian-binary/'"),
+        ("debian-binary\t", "first member is 'debian-binary\\t'"),
+    ],
+)
+def test_an_ar_member_name_dpkg_reads_otherwise_is_refused(tmp_path, name, message):
+    """dpkg drops trailing spaces and one `/` from a member name, nothing else."""
+    data = installable_deb(control_text())
+    data = data[:8] + name.encode().ljust(16) + data[24:]
+    deb = write(tmp_path, data)
+    assert message in refused(tmp_path, data)
+    info = subprocess.run([require_tool("dpkg-deb"), "--info", str(deb)], capture_output=True)
+    assert info.returncode != 0, "dpkg-deb took it"
+
+
+def test_an_ar_name_or_size_padded_as_dpkg_allows_is_read(tmp_path):
+    data = bytearray(installable_deb(control_text()))
+    data[8:24] = b"debian-binary/".ljust(16)  # GNU ar's terminator
+    assert data[56:58] == b"4 "
+    data[56:66] = b" 4 junk   "  # dpkg: leading spaces, digits, ignored after a space
+    deb = write(tmp_path, bytes(data))
+    assert dict(inspect_deb(deb).control)["Package"] == "hello"
+    assert dpkg_refuses_to_install(deb, tmp_path) is None
+
+
+def test_an_ar_size_with_a_tab_is_refused(tmp_path):
+    data = bytearray(installable_deb(control_text()))
+    data[56:66] = b"4\t".ljust(10)
+    deb = write(tmp_path, bytes(data))
+    assert "bad size in ar header of 'debian-binary'" in refused(tmp_path, bytes(data))
+    info = subprocess.run([require_tool("dpkg-deb"), "--info", str(deb)], capture_output=True)
+    assert info.returncode != 0, "dpkg-deb took it"
+
+
+@pytest.mark.parametrize("version", [b"2.0junk\n", b"2.\n", b"3.0\n", b"2.0", b"2.99999999999\n"])
 def test_a_format_version_dpkg_deb_refuses_is_refused(tmp_path, version):
     deb = write(tmp_path, hand_made_deb(debian_binary=version, data=_data_tar_gz()))
     assert "unsupported .deb format" in refused(tmp_path, hand_made_deb(debian_binary=version))

@@ -323,6 +323,11 @@ def field_value_problem(name: str, value: str) -> str | None:
     return None
 
 
+# What dpkg records of an installed package, refused in a .deb's control file ("value
+# for 'Status' field not allowed in this context").
+_INSTALLED_ONLY = frozenset({"status", "config-version", "triggers-pending", "triggers-awaited"})
+
+
 def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     """Fields of a binary control file, in file order, values as deb822 keeps them.
 
@@ -331,6 +336,8 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     """
     from debian import deb822  # deferred: importing deb822 costs ~30 ms of CLI start-up
 
+    if not text.endswith("\n"):  # dpkg: "end of file during value of field"
+        raise InvalidPackageError(f"{source}: control file does not end with a newline")
     # dpkg ends each line at its trailing whitespace: CR of a file written with CRLF line
     # ends (and VT, FF) there is no part of a value. Anywhere else they are refused below.
     text = "\n".join(line.rstrip("\r\v\f") for line in text.split("\n"))
@@ -349,6 +356,7 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     lines = paragraphs[0].split("\n")
     in_field = False
     field = ""
+    last_value_empty = False
     for number, line in enumerate(lines, 1):
         if found := _CONTROL_CHARACTER_RE.search(line):
             # Even at the end of a value, where deb822 would strip it unseen: dpkg
@@ -360,8 +368,18 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
                 f"{source}: {where} holds the control character {found.group()!r} "
                 f"(control file line {number})"
             )
-        if not line or line.startswith("#"):
+        if not line:
             continue
+        if line.startswith("#"):  # deb822 skips it as a comment; dpkg refuses it
+            raise InvalidPackageError(
+                f"{source}: control file line {number} starts with '#': a binary "
+                "package's control file holds no comments"
+            )
+        if (end := line.rstrip(" \t")) and end[-1].isspace():
+            raise InvalidPackageError(
+                f"{source}: control file line {number} ends with {end[-1]!r}, a space "
+                "dpkg keeps and other readers drop"
+            )
         if line[0] in " \t":
             if not line.strip(" \t"):
                 raise InvalidPackageError(
@@ -372,13 +390,14 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
                 raise InvalidPackageError(
                     f"{source}: control file line {number} continues no field"
                 )
+            last_value_empty = False
             continue
         if line[0].isspace():
             raise InvalidPackageError(
                 f"{source}: control file line {number} starts with {line[0]!r}: a continuation "
                 "line starts with a space or a tab, apt reads no other"
             )
-        name, colon, _ = line.partition(":")
+        name, colon, rest = line.partition(":")
         name = name.rstrip(" \t")  # `Name : value`: dpkg and apt take it as `Name: value`
         if not colon:
             raise InvalidPackageError(
@@ -392,8 +411,21 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
             )
         if name.lower() in seen:
             raise InvalidPackageError(f"{source}: control file repeats the field {name.lower()!r}")
+        if name.lower() in _INSTALLED_ONLY:
+            raise InvalidPackageError(
+                f"{source}: control file holds {name}, which dpkg keeps for installed "
+                "packages and refuses in a .deb"
+            )
+        if (value := rest.lstrip(" \t")) and value[0].isspace():
+            raise InvalidPackageError(
+                f"{source}: field {name} starts with {value[0]!r}, a space dpkg keeps and "
+                "other readers drop"
+            )
         seen.add(name.lower())
         in_field, field = True, name
+        last_value_empty = not value.strip(" \t")
+    if last_value_empty:  # dpkg: "end of file before value of field"
+        raise InvalidPackageError(f"{source}: field {field} has no value and ends the control file")
     try:
         paragraph = deb822.Deb822(lines)
     except ValueError as exc:  # what the checks above let through, deb822 still refuses
