@@ -55,9 +55,14 @@ def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = path.read_text(encoding="utf-8", errors="replace").strip() or "unknown"
+                    advice = (
+                        f"still held after waiting {wait_seconds:g} s; retry when it has "
+                        "finished, or wait longer"
+                        if wait_seconds > 0
+                        else "retry when it has finished, or pass --wait SECONDS"
+                    )
                     raise LockError(
-                        f"another debrepo process is publishing ({holder}); lock {path}; "
-                        "retry when it has finished, or pass --wait SECONDS"
+                        f"another debrepo process is publishing ({holder}); lock {path}; {advice}"
                     ) from None
                 time.sleep(POLL_SECONDS)
             except OSError as exc:

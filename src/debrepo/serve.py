@@ -6,6 +6,7 @@ production the folder (or the S3 bucket) sits behind a real web server or CDN.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from debrepo.core.layout import delivery_for
-from debrepo.errors import ConfigError
+from debrepo.errors import ConfigError, DebrepoError
 
 log = logging.getLogger("debrepo.serve")
 
@@ -86,4 +87,9 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> Thread
     try:
         return server_class((host, port), handler)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        message = f"cannot listen on {host}:{port}: {exc.strerror}"
+        if exc.errno == errno.EADDRINUSE:  # another program's, for now: not a setting
+            raise DebrepoError(
+                f"{message} (another program listens there: stop it, or choose another --port)"
+            ) from None
+        raise ConfigError(message) from None

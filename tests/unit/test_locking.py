@@ -88,8 +88,12 @@ def test_second_holder_gets_lock_error_naming_the_holder(holder, lock_path):
 
 
 def test_short_wait_still_fails_while_held(holder, lock_path):
-    with pytest.raises(LockError), local_lock(lock_path, wait_seconds=0.3):
+    with pytest.raises(LockError) as caught, local_lock(lock_path, wait_seconds=0.3):
         pass
+    # Not "pass --wait": it was passed.
+    assert str(caught.value).endswith(
+        "still held after waiting 0.3 s; retry when it has finished, or wait longer"
+    )
 
 
 def test_wait_blocks_until_the_holder_releases(holder, lock_path):

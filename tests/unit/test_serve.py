@@ -14,7 +14,7 @@ import pytest
 
 from debrepo import app
 from debrepo.app import Workspace
-from debrepo.errors import ConfigError
+from debrepo.errors import ConfigError, DebrepoError
 from debrepo.serve import make_server
 from tests.conftest import FIXED_NOW, deb_bytes, settings_for
 
@@ -176,8 +176,14 @@ def test_port_in_use(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(ConfigError, match=rf"cannot listen on 127.0.0.1:{port}"):
+        with pytest.raises(DebrepoError) as caught:
             make_server(tmp_path, "127.0.0.1", port)
+    # A runtime failure (exit 1), not a configuration error (exit 2).
+    assert not isinstance(caught.value, ConfigError)
+    assert str(caught.value) == (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use (another program "
+        "listens there: stop it, or choose another --port)"
+    )
 
 
 @pytest.mark.parametrize(
