@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import ParseResult, urlparse
 
-from debrepo.core.control import architecture_problem, is_unicode_text
+from debrepo.core.control import architecture_problem, is_unicode_text, quoted_excerpt
 from debrepo.errors import ConfigError
 
 ENVIRONMENT: dict[str, str] = {
@@ -212,10 +212,17 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _split_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    return tuple(part for part in re.split(r"[\s,]+", str(value)) if part)
+def _split_list(value: Any, where: str) -> tuple[str, ...]:
+    """Names from a YAML list of texts, or from one text separated by spaces or commas;
+    anything else (a number, a mapping) is refused rather than read as a name."""
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    if isinstance(value, str):
+        return tuple(part for part in re.split(r"[\s,]+", value) if part)
+    raise ConfigError(
+        f"{where} must be a list of names or a text of names separated by spaces or commas, "
+        f"not {quoted_excerpt(str(value))}"
+    )
 
 
 def load_settings(
@@ -418,10 +425,10 @@ def _suite_and_codename(values: _Values) -> tuple[str, str]:
 
 
 def _components_and_architectures(values: _Values) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    components = _split_list(values.raw["components"][0])
+    components = _split_list(values.raw["components"][0], values.where("components"))
     if not components or not all(_COMPONENT_RE.fullmatch(c) for c in components):
         raise ConfigError(f"{values.where('components')}: components must be names such as 'main'")
-    architectures = _split_list(values.raw["architectures"][0])
+    architectures = _split_list(values.raw["architectures"][0], values.where("architectures"))
     if not architectures:
         raise ConfigError(f"{values.where('architectures')}: list at least one architecture")
     for name, listed in (("components", components), ("architectures", architectures)):

@@ -345,6 +345,17 @@ def test_file_value_of_wrong_type_names_the_key(tmp_path):
     assert f"{path}: origin must be non-empty text" in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["components", "architectures"])
+def test_a_list_given_as_a_mapping_names_the_key(tmp_path, name):
+    path = write_settings(tmp_path, {name: {"amd64": 1}})
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert str(caught.value).startswith(
+        f"{path}: {name} must be a list of names or a text of names separated by spaces "
+        "or commas, not "
+    )
+
+
 def test_lists_from_file_and_text(tmp_path):
     write_settings(tmp_path, {"components": ["main", "contrib"], "architectures": "amd64 arm64"})
     settings = load_settings({}, environ={}, cwd=tmp_path)
