@@ -587,7 +587,7 @@ def test_a_copy_whose_last_bytes_cannot_be_written_is_named(make_deb, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{deb}: cannot copy: File too large"
+    assert done.stdout.strip() == f"{deb}: cannot copy it into {root}: File too large"
     assert everything_under(root) == []  # the partial copy is gone
 
 

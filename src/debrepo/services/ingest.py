@@ -175,12 +175,12 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         return _Outcome(None, f"{item.path}: cannot copy: {exc}", placed.get("key", ""))
     except OSError as exc:
         _discard(placed.get("copy"))
-        return _Outcome(None, f"{item.path}: cannot copy: {exc.strerror}", placed.get("key", ""))
+        return _Outcome(None, _copy_failed(item, context, exc), placed.get("key", ""))
     finally:
         closed = _close_all(handles)
     if closed is not None:  # the copy's last bytes could not be written (a full disk)
         _discard(placed.get("copy"))
-        return _Outcome(None, f"{item.path}: cannot copy: {closed.strerror}", placed["key"])
+        return _Outcome(None, _copy_failed(item, context, closed), placed["key"])
     name = field_lookup(inspection.control, "Package") or ""
     try:
         record = build_record(
@@ -195,6 +195,12 @@ def _examine(job: tuple[int, IngestItem]) -> _Outcome:
         _discard(placed.get("copy"))
         return _Outcome(None, str(exc), placed["key"], refused=True)
     return _Outcome(record, None, placed["key"], placed["copy"])
+
+
+def _copy_failed(item: IngestItem, context: _Context, error: OSError) -> str:
+    """The copy's error, naming where it was written: a full disk is that one's."""
+    into = context.local_root or context.scratch
+    return f"{item.path}: cannot copy it into {into}: {error.strerror}"
 
 
 def _close_all(handles: Sequence[BinaryIO]) -> OSError | None:
