@@ -527,13 +527,21 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     # that looks like a repository nobody published.
     server = make_server(root, host, port)
     if not (root / "dists" / ws.settings.suite / "InRelease").is_file():
-        # Serving first is how one learns the URL to build kiro-repo with (--port 0).
-        missing = "" if root.is_dir() else " (the folder does not exist: check --home)"
-        click.echo(
-            f"debrepo: warning: nothing is published in {root} yet{missing}; files appear "
-            "as soon as you publish (debrepo add / build-repo-package)",
-            err=True,
-        )
+        if state := ws.published_from():  # it was: the folder went, or --repo is wrong
+            click.echo(
+                f"debrepo: warning: nothing is published in {root}, though {state} records "
+                "a publish there; check --repo, or restore the folder (`debrepo rebuild` "
+                "publishes it again, and says which pool files it lacks)",
+                err=True,
+            )
+        else:
+            # Serving first is how one learns the URL to build kiro-repo with (--port 0).
+            missing = "" if root.is_dir() else " (the folder does not exist: check --home)"
+            click.echo(
+                f"debrepo: warning: nothing is published in {root} yet{missing}; files "
+                "appear as soon as you publish (debrepo add / build-repo-package)",
+                err=True,
+            )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     try:

@@ -1679,6 +1679,18 @@ def test_serve_before_anything_is_published_warns_and_serves(run, home, stop_ser
     assert not home.exists()  # a mistyped --home leaves no empty repository behind
 
 
+def test_serve_of_a_folder_published_before_and_gone_says_so(run, debs, home, stop_serving):
+    assert run("add", str(debs)).code == 0
+    shutil.rmtree(home / "repo")
+    result = run("serve", "--port", "0")
+    assert result.code == 0, result.err
+    assert (
+        f"debrepo: warning: nothing is published in {home / 'repo'}, though "
+        f"staging/.state/publish-state.json in {home} records a publish there"
+    ) in result.err
+    assert "yet" not in result.err
+
+
 def test_serve_answers_files_published_after_it_started(run, debs, home, tmp_path):
     """Started before the folder exists, the server still serves what is published
     afterwards: the URL learnt with --port 0 stays good."""
