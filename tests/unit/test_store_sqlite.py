@@ -435,6 +435,11 @@ def test_corrupt_database_file_names_the_path(db_path):
         SqliteMetadataStore(db_path)
     assert str(db_path) in str(caught.value)
     assert "\n" not in str(caught.value)
+    # Another file named by mistake, as often as a damaged store: both are said.
+    assert str(caught.value).endswith(
+        "file is not a database; check --store (DEBREPO_STORE) and --home, or, if this was "
+        "the store, restore it from a backup (see Troubleshooting)"
+    )
 
 
 def damage_the_name_index(db_path: Path) -> None:

@@ -103,15 +103,22 @@ _INSERT_RECORD = (
 )
 
 
-_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-
-
 def _failure(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
-    """`cannot read/write the metadata store`, saying what to do when the file is damaged."""
-    message = f"{path}: cannot {action} the metadata store: {exc}"
-    if str(getattr(exc, "sqlite_errorname", "")).startswith(_DAMAGED):
-        message += "; the file is damaged: restore it from a backup (see Troubleshooting)"
-    return StoreError(message)
+    return StoreError(f"{path}: cannot {action} the metadata store: {exc}{_advice(exc)}")
+
+
+def _advice(exc: BaseException) -> str:
+    """What to do when SQLite's error says the file is damaged, or no database (another
+    file named by mistake, or a store damaged from its first page); "" for any other."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith("SQLITE_CORRUPT"):
+        return "; the file is damaged: restore it from a backup (see Troubleshooting)"
+    if name == "SQLITE_NOTADB":
+        return (
+            "; check --store (DEBREPO_STORE) and --home, or, if this was the store, restore "
+            "it from a backup (see Troubleshooting)"
+        )
+    return ""
 
 
 class SqliteMetadataStore(BaseMetadataStore):
@@ -138,9 +145,9 @@ class SqliteMetadataStore(BaseMetadataStore):
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
                 # SQLite says only "disk I/O error" when the disk is full.
                 reason = f"no room for {path.name}-shm beside it (is its disk full?)"
-            if str(getattr(exc, "sqlite_errorname", "")).startswith(_DAMAGED):
-                reason += "; the file is damaged: restore it from a backup (see Troubleshooting)"
-            raise StoreError(f"{path}: cannot open the SQLite metadata store: {reason}") from None
+            raise StoreError(
+                f"{path}: cannot open the SQLite metadata store: {reason}{_advice(exc)}"
+            ) from None
 
     def _open_read_only(self) -> None:
         """For a user who may only read the home (a monitoring account running `verify`,
