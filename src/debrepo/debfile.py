@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from debrepo.core.control import parse_control
+from debrepo.core.control import parse_control, quoted_excerpt
 from debrepo.core.records import FileFacts
 from debrepo.errors import InvalidPackageError, PackageReadError
 
@@ -382,21 +382,26 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
     import tarfile  # deferred: only reading a .deb needs it
 
     raw: bytes | None = None
+    files: set[str] = set()  # regular files so far, by where they unpack
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:
-                name = _unpacked_name(member.name, member_name, source)
+                name = _unpacked_name(member, member_name, source)
                 if member.offset_data + member.size > len(tar_bytes):
                     raise InvalidPackageError(f"{source}: {member_name} is truncated (in {name})")
                 if not name:  # the archive's own folder, "./"
                     continue
-                if "/" in name or not (member.isfile() or member.issym()):
+                if "/" in name or not (
+                    member.isfile() or member.issym() or _links_to(member, files)
+                ):
                     # dpkg unpacks control files into one folder: a folder in it fails
                     # every installation ("Is a directory").
                     raise InvalidPackageError(
                         f"{source}: {member_name} holds {member.name!r}, which is not a file "
                         "at its top level; dpkg cannot install such a package"
                     )
+                if member.isfile():
+                    files.add(name)
                 if name != "control":
                     continue
                 if raw is not None:
@@ -417,9 +422,9 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
                 extracted = archive.extractfile(member)
                 raw = extracted.read() if extracted is not None else b""
             # tarfile ends its walk at the first header it cannot read, as if it were the
-            # end; GNU tar, and so dpkg-deb, fails there. Past the last member only the
-            # end-of-archive blocks (zeros) may follow.
-            if tar_bytes[archive.offset :].strip(b"\0"):
+            # end; GNU tar, and so dpkg-deb, fails there. Where the walk ended, only an
+            # end-of-archive block (zeros) may be, or nothing.
+            if tar_bytes[archive.offset : archive.offset + BLOCK].strip(b"\0"):
                 raise InvalidPackageError(
                     f"{source}: {member_name} is corrupt (a header tar cannot read after "
                     f"{archive.offset} bytes)"
@@ -436,16 +441,56 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         raise InvalidPackageError(f"{source}: control file is not valid UTF-8") from None
 
 
-def _unpacked_name(name: str, member_name: str, source: str) -> str:
-    """Where GNU tar unpacks a member named `name`, relative to the folder it unpacks
+BLOCK = 512  # a tar block
+NAME_MAX = 255  # bytes in one file name, as Linux (and so tar) takes it
+PATH_MAX = 4095
+# PAX records tarfile takes as numbers without checking them; GNU tar refuses the archive.
+_PAX_NUMBERS = {"mtime", "atime", "ctime", "uid", "gid", "size"}
+_PAX_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _unpacked_name(member: Any, member_name: str, source: str) -> str:
+    """Where GNU tar unpacks `member` (a TarInfo), relative to the folder it unpacks
     into: without leading `/`, `.` segments and doubled slashes ("" for the folder
-    itself). A `..` segment, which tar refuses to unpack, is refused."""
+    itself). What tar refuses to unpack, or unpacks as something else than tarfile
+    reads it, is refused: a `..` segment, a file named like a folder (`x/`, `x/.`), a
+    name or link target too long for the file system, a malformed PAX number."""
+    name = member.name
     segments = [segment for segment in name.split("/") if segment not in ("", ".")]
     if ".." in segments:
         raise InvalidPackageError(
             f"{source}: {member_name} holds {name!r}, which climbs out of its folder"
         )
+    why = None
+    if not member.isdir() and name.rsplit("/", 1)[-1] in ("", "."):
+        why = "a file named as a folder"
+    elif any(len(segment.encode("utf-8", "surrogateescape")) > NAME_MAX for segment in segments):
+        why = f"a name longer than {NAME_MAX} bytes"
+    elif len(member.linkname.encode("utf-8", "surrogateescape")) > PATH_MAX:
+        why = f"a link target longer than {PATH_MAX} bytes"
+    elif member.issym() and member.linkname.rstrip("/").rsplit("/", 1)[-1] in ("", ".", ".."):
+        why = "a link to a folder"
+    elif bad := sorted(
+        key
+        for key, value in member.pax_headers.items()
+        if key in _PAX_NUMBERS and not _PAX_NUMBER_RE.fullmatch(value)
+    ):
+        why = f"a PAX {bad[0]} that is not a number"
+    if why:
+        raise InvalidPackageError(
+            f"{source}: {member_name} holds {quoted_excerpt(name)}, {why}; dpkg cannot "
+            "install such a package"
+        )
     return "/".join(segments)
+
+
+def _links_to(member: Any, files: set[str]) -> bool:
+    """Whether `member` is a hard link to a regular file unpacked before it (how tar
+    stores one maintainer script linked to another)."""
+    if not member.islnk():
+        return False
+    target = [segment for segment in member.linkname.split("/") if segment not in ("", ".")]
+    return "/".join(target) in files
 
 
 CopyOpener = Callable[[list[tuple[str, str]]], BinaryIO | None]
@@ -592,8 +637,14 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
                 raise InvalidPackageError(
                     f"{source}: unsupported .deb format {body.strip()[:10]!r}"
                 )
-        elif has_data or member.startswith("_"):
-            pass  # dpkg ignores these
+        elif member.startswith("_"):
+            pass  # dpkg ignores these (signatures such as _gpgorigin)
+        elif has_data:
+            # dpkg ignores it too, but apt-ftparchive reads a control.tar after the data
+            # and would index another package from the same file.
+            raise InvalidPackageError(
+                f"{source}: not a valid .deb (member {member!r} after data.tar)"
+            )
         elif control_member is None:
             if member.startswith("data.tar"):
                 raise InvalidPackageError(f"{source}: data.tar comes before control.tar")

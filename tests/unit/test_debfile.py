@@ -7,6 +7,7 @@ import fcntl
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import random
 import subprocess
@@ -102,6 +103,46 @@ def test_packages_built_by_dpkg_deb(tmp_path, compressor):
     assert dict(inspection.control)["Depends"] == "libc6 (>= 2.31)"
     assert dict(inspection.control)["Package"] == "tool"
     assert facts_of(inspection) == expected_facts(output.read_bytes())
+
+
+def test_maintainer_scripts_linked_to_each_other_as_dpkg_deb_stores_them(tmp_path):
+    """One script hard-linked under two names is stored by tar as a link to the first;
+    one symbolically linked to another, or to a program, as a symbolic link."""
+    dpkg_deb = require_tool("dpkg-deb")
+    root = tmp_path / "root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_bytes(control_text("linked", "1.0", "all"))
+    script = root / "DEBIAN/postinst"
+    script.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    script.chmod(0o755)
+    os.link(script, root / "DEBIAN/postrm")
+    (root / "DEBIAN/prerm").symlink_to("postinst")
+    (root / "DEBIAN/preinst").symlink_to("/bin/true")
+    output = tmp_path / "linked.deb"
+    subprocess.run(
+        [dpkg_deb, "--root-owner-group", "--build", str(root), str(output)],
+        check=True,
+        capture_output=True,
+    )
+    kinds = {m.name: m.type for m in control_members(output.read_bytes())}
+    assert kinds["./postrm"] == tarfile.LNKTYPE and kinds["./prerm"] == tarfile.SYMTYPE
+    assert dict(inspect_deb(output).control)["Package"] == "linked"
+    assert dpkg_refuses_to_install(output, tmp_path) is None
+
+
+def control_members(deb: bytes) -> list[tarfile.TarInfo]:
+    """The members of a .deb's control archive (gzip, xz or none), read with tarfile."""
+    offset = 8
+    while offset < len(deb):
+        name = deb[offset : offset + 16].rstrip(b" /").decode()
+        size = int(deb[offset + 48 : offset + 58])
+        body = deb[offset + 60 : offset + 60 + size]
+        if name.startswith("control.tar"):
+            opened = {".gz": gzip.decompress, ".xz": lzma.decompress}
+            tar = opened.get(name[len("control.tar") :], lambda data: data)(body)
+            return tarfile.open(fileobj=io.BytesIO(tar)).getmembers()
+        offset += 60 + size + size % 2
+    raise AssertionError("no control archive")
 
 
 def test_control_file_without_leading_dot_slash(tmp_path):
@@ -218,12 +259,17 @@ def installable_deb(control: bytes) -> bytes:
     )
 
 
-def control_tar(*entries: tuple[str, bytes | None]) -> bytes:
-    """A control archive; None for a folder."""
+def control_tar(*entries: tuple[str, bytes | None] | tuple[str, bytes | None, dict]) -> bytes:
+    """A control archive; None for a folder; a third item sets more of the header
+    (type, linkname, pax_headers: then the archive is in PAX format)."""
+    pax = any(len(entry) > 2 and "pax_headers" in entry[2] for entry in entries)
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
-        for name, data in entries:
+    form = tarfile.PAX_FORMAT if pax else tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w", format=form) as archive:
+        for name, data, *more in entries:
             info = tarfile.TarInfo(name)
+            for attribute, value in (more[0] if more else {}).items():
+                setattr(info, attribute, value)
             if data is None:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 archive.addfile(info)
@@ -263,6 +309,29 @@ def with_a_bad_header_after_the_control_file() -> bytes:
             control_tar(("./control", control_text()), ("../x", b"x")),
             "holds '../x', which climbs out of its folder",
         ),
+        (
+            control_tar(("./", None), ("./control", control_text()), (".", b"")),
+            "holds '.', a file named as a folder",
+        ),
+        (
+            control_tar(("./control", control_text()), ("./md5sums/", b"x" * 58)),
+            "holds './md5sums/', a file named as a folder",
+        ),
+        (
+            control_tar(("./control", control_text()), ("./" + "f" * 256, b"x")),
+            "a name longer than 255 bytes",
+        ),
+        (
+            control_tar(("./control", control_text(), {"pax_headers": {"mtime": "xyz"}})),
+            "holds './control', a PAX mtime that is not a number",
+        ),
+        (
+            control_tar(
+                ("./control", control_text()),
+                ("./up", b"", {"type": tarfile.SYMTYPE, "linkname": ".."}),
+            ),
+            "holds './up', a link to a folder",
+        ),
     ],
     ids=[
         "dot-slash-alias",
@@ -271,6 +340,11 @@ def with_a_bad_header_after_the_control_file() -> bytes:
         "bad-header",
         "sub-folder",
         "dot-dot",
+        "dot-as-a-file",
+        "file-named-as-a-folder",
+        "name-too-long",
+        "pax-mtime",
+        "link-to-a-folder",
     ],
 )
 def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, message):
@@ -307,11 +381,21 @@ def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, messag
         (b"Homepage:\n", "field Homepage has no value and ends the control file"),
         (b"Status: install ok installed\n", "holds Status, which dpkg keeps for installed"),
         (b"Triggers-Awaited: foo\n", "holds Triggers-Awaited, which dpkg keeps"),
+        (b"\r\n", "line 1 holds only '\\r', which dpkg reads as a field without a name"),
     ],
-    ids=["comment", "trailing-nbsp", "no-final-newline", "empty-last", "status", "triggers"],
+    ids=[
+        "comment",
+        "trailing-nbsp",
+        "no-final-newline",
+        "empty-last",
+        "status",
+        "triggers",
+        "carriage-return-line",
+    ],
 )
 def test_a_control_file_dpkg_refuses_to_install_is_refused(tmp_path, tail, message):
-    deb = write(tmp_path, installable_deb(control_text() + tail))
+    text = tail + control_text() if tail == b"\r\n" else control_text() + tail
+    deb = write(tmp_path, installable_deb(text))
     assert message in refused(tmp_path, deb.read_bytes())
     assert dpkg_refuses_to_install(deb, tmp_path) is not None, "dpkg takes it"
 
@@ -361,6 +445,27 @@ def test_an_ar_name_or_size_padded_as_dpkg_allows_is_read(tmp_path):
     assert dpkg_refuses_to_install(deb, tmp_path) is None
 
 
+def test_a_member_after_the_data_is_refused(tmp_path):
+    """dpkg ignores it; apt-ftparchive reads a control archive there, and would index
+    another package from the same file. (Members named `_...`, such as signatures,
+    are ignored.)"""
+    deb = write(
+        tmp_path,
+        installable_deb(control_text())
+        + ar_member(*compress_control(tar_bytes([("./control", control_text("other"))]), "gz"))
+        + ar_member("_gpgorigin", b"signature"),
+    )
+    assert "member 'control.tar.gz' after data.tar" in refused(tmp_path, deb.read_bytes())
+    indexed = subprocess.run(
+        [require_tool("apt-ftparchive"), "packages", str(deb)], capture_output=True, text=True
+    )
+    assert "Package: other" in indexed.stdout
+    signed_only = write(
+        tmp_path, installable_deb(control_text()) + ar_member("_gpgorigin", b"x"), "signed.deb"
+    )
+    assert dict(inspect_deb(signed_only).control)["Package"] == "hello"
+
+
 def test_an_ar_size_with_a_tab_is_refused(tmp_path):
     data = bytearray(installable_deb(control_text()))
     data[56:66] = b"4\t".ljust(10)
@@ -400,7 +505,7 @@ def test_members_dpkg_deb_ignores_are_ignored(tmp_path):
         compress_control(tar, "gz"),
         ("_before_data", b"y"),
         ("data.tar.gz", _data_tar_gz()),
-        ("after-data", b"z"),
+        ("_after_data", b"z"),  # any other name there is refused: see below
     ]
     deb = write(tmp_path, ar_archive(members))
     assert dict(inspect_deb(deb).control)["Package"] == "hello"
