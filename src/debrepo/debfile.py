@@ -24,11 +24,14 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from debrepo.core.control import parse_control, quoted_excerpt
 from debrepo.core.records import FileFacts
 from debrepo.errors import InvalidPackageError, PackageReadError
+
+if TYPE_CHECKING:
+    from tarfile import TarInfo
 
 CHUNK = 1 << 20
 PARALLEL_FROM = 4 * CHUNK  # below this, thread hand-offs cost more than they save
@@ -45,6 +48,12 @@ DEBIAN_BINARY_LIMIT = 64
 # ignored.
 _FORMAT_RE = re.compile(rb"2\.([0-9]+)\n")
 _INT_MAX = (1 << 31) - 1
+TAR_BLOCK = 512
+NAME_MAX = 255  # bytes in one file name, as Linux (and so tar) takes it
+PATH_MAX = 4095
+# PAX records tarfile takes as numbers without checking them; GNU tar refuses the archive.
+_PAX_NUMBERS = {"mtime", "atime", "ctime", "uid", "gid", "size"}
+_PAX_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst")
 # The data archives dpkg-deb unpacks, and how each compressed one starts (empty: a tar
 # file, or lzma, has no magic worth checking).
@@ -424,7 +433,7 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
             # tarfile ends its walk at the first header it cannot read, as if it were the
             # end; GNU tar, and so dpkg-deb, fails there. Where the walk ended, only an
             # end-of-archive block (zeros) may be, or nothing.
-            if tar_bytes[archive.offset : archive.offset + BLOCK].strip(b"\0"):
+            if tar_bytes[archive.offset : archive.offset + TAR_BLOCK].strip(b"\0"):
                 raise InvalidPackageError(
                     f"{source}: {member_name} is corrupt (a header tar cannot read after "
                     f"{archive.offset} bytes)"
@@ -441,16 +450,8 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         raise InvalidPackageError(f"{source}: control file is not valid UTF-8") from None
 
 
-BLOCK = 512  # a tar block
-NAME_MAX = 255  # bytes in one file name, as Linux (and so tar) takes it
-PATH_MAX = 4095
-# PAX records tarfile takes as numbers without checking them; GNU tar refuses the archive.
-_PAX_NUMBERS = {"mtime", "atime", "ctime", "uid", "gid", "size"}
-_PAX_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-
-
-def _unpacked_name(member: Any, member_name: str, source: str) -> str:
-    """Where GNU tar unpacks `member` (a TarInfo), relative to the folder it unpacks
+def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
+    """Where GNU tar unpacks `member`, relative to the folder it unpacks
     into: without leading `/`, `.` segments and doubled slashes ("" for the folder
     itself). What tar refuses to unpack, or unpacks as something else than tarfile
     reads it, is refused: a `..` segment, a file named like a folder (`x/`, `x/.`), a
@@ -484,7 +485,7 @@ def _unpacked_name(member: Any, member_name: str, source: str) -> str:
     return "/".join(segments)
 
 
-def _links_to(member: Any, files: set[str]) -> bool:
+def _links_to(member: TarInfo, files: set[str]) -> bool:
     """Whether `member` is a hard link to a regular file unpacked before it (how tar
     stores one maintainer script linked to another)."""
     if not member.islnk():
