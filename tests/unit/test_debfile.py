@@ -241,7 +241,14 @@ def dpkg_refuses_to_install(deb: Path, scratch: Path) -> str | None:
     for name in ("status", "available"):
         (admin / name).write_bytes(b"")
     done = subprocess.run(
-        [require_tool("dpkg"), f"--admindir={admin}", "--record-avail", str(deb)],
+        [
+            require_tool("dpkg"),
+            f"--admindir={admin}",
+            "--force-not-root",  # the database is this test's own
+            "--log=/dev/null",
+            "--record-avail",
+            str(deb),
+        ],
         capture_output=True,
         text=True,
     )
