@@ -341,14 +341,16 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
     # dpkg ends each line at its trailing whitespace: CR of a file written with CRLF line
     # ends (and VT, FF) there is no part of a value. Anywhere else they are refused below,
     # and so is a line of nothing else, which dpkg reads as a field with no name.
-    stripped = [line.rstrip("\r\v\f") for line in text.split("\n")]
-    for number, (line, kept) in enumerate(zip(text.split("\n"), stripped, strict=True), 1):
-        if line and not kept:
-            raise InvalidPackageError(
-                f"{source}: control file line {number} holds only {line[0]!r}, which dpkg "
-                "reads as a field without a name"
-            )
-    text = "\n".join(stripped)
+    if "\r" in text or "\v" in text or "\f" in text:  # rare: most files need none of this
+        given = text.split("\n")
+        stripped = [line.rstrip("\r\v\f") for line in given]
+        for number, (line, kept) in enumerate(zip(given, stripped, strict=True), 1):
+            if line and not kept:
+                raise InvalidPackageError(
+                    f"{source}: control file line {number} holds only {line[0]!r}, which "
+                    "dpkg reads as a field without a name"
+                )
+        text = "\n".join(stripped)
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
     if len(paragraphs) != 1:
         raise InvalidPackageError(
