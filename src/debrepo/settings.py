@@ -6,6 +6,7 @@ file is YAML with the same flat keys as `Settings` (see README, "Configuration")
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -557,12 +558,21 @@ def local_path(url: str, scheme: str, where: str = "") -> Path | None:
 
 def resolved(path: Path, where: str = "") -> Path:
     """`path.resolve()`; a symbolic link loop on the way is a ConfigError naming the
-    path and `where` it was set, not pathlib's RuntimeError."""
+    path and `where` it was set. (Python 3.11 and 3.12 raise RuntimeError for one; from
+    3.13 only a strict resolve notices it, as ELOOP.)"""
     try:
-        return path.resolve()
+        return path.resolve(strict=True)
     except RuntimeError:
-        setting = f" ({where})" if where else ""
-        raise ConfigError(f"{path}: a symbolic link loop{setting}") from None
+        loop = True
+    except OSError as exc:  # a missing part is fine: what is missing is said later
+        loop = exc.errno == errno.ELOOP
+    if not loop:
+        try:
+            return path.resolve()
+        except RuntimeError:
+            pass
+    setting = f" ({where})" if where else ""
+    raise ConfigError(f"{path}: a symbolic link loop{setting}")
 
 
 def _refuse_a_repository_over_private_files(settings: Settings, sources: dict[str, str]) -> None:

@@ -619,6 +619,30 @@ def test_a_reader_whose_parent_died_before_it_started_exits(forked_from):
         assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
 
 
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_readers_started_otherwise_than_by_fork_read_the_batch(tmp_path, start_method):
+    """With forkserver (Linux's default from Python 3.14) or spawn, a reader's parent is
+    not the process that started the batch: that must not look like an orphan's."""
+    import subprocess
+    import sys
+
+    folder = many_debs(tmp_path / "incoming", ingest.PARALLEL_FROM)
+    script = (  # run again by each spawned reader, up to the __main__ guard
+        "import multiprocessing\n"
+        "from debrepo.cli import main\n"
+        "if __name__ == '__main__':\n"
+        f"    multiprocessing.set_start_method({start_method!r})\n"
+        f"    main(['--home', {str(tmp_path / 'home')!r}, 'add', '--no-publish', "
+        f"{str(folder)!r}])\n"
+    )
+    (tmp_path / "run.py").write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"added {ingest.PARALLEL_FROM - 20} more" in done.stdout
+
+
 class HalfWritingStore(FailingRecordStore):
     """Stores the first record, then fails, and cannot take it back (a batch written in
     parts whose clean-up failed too)."""

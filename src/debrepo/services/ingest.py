@@ -113,7 +113,7 @@ _worker_context: _Context | None = None
 _worker_store: FilesystemObjectStore | None = None
 
 
-def _init_reader_process(context: _Context, parent: int) -> None:
+def _init_reader_process(context: _Context, parent: int | None) -> None:
     # Ctrl-C and SIGTERM are the parent's to handle (it stops the batch and clears its
     # folder); a reader whose parent dies, however, goes with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -242,8 +242,13 @@ def _examine_all(
 
     outcomes = []
     chunk = 32  # small chunks keep both workers busy to the end; IPC per chunk is cheap
+    import multiprocessing
+
+    # Only a forked reader's parent is this process (with forkserver, the default from
+    # Python 3.14, it is the server).
+    parent = os.getpid() if multiprocessing.get_start_method() == "fork" else None
     pool = ProcessPoolExecutor(
-        workers, initializer=_init_reader_process, initargs=(context, os.getpid())
+        workers, initializer=_init_reader_process, initargs=(context, parent)
     )
     try:
         for outcome in pool.map(_examine, jobs, chunksize=chunk):
@@ -257,17 +262,17 @@ def _examine_all(
     return outcomes
 
 
-def _die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int | None) -> None:
     """Linux: have the kernel kill this process when its parent (`parent`, the pid it
-    was forked from) exits, even by SIGKILL, instead of leaving it blocked on a queue
-    nobody will write to again."""
+    was forked from; None: not known) exits, even by SIGKILL, instead of leaving it
+    blocked on a queue nobody will write to again."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     # The kernel signals only a parent's death after the call: one between the fork and
     # here (the parent killed while starting its readers) shows as a new parent.
-    if os.getppid() != parent:
+    if parent is not None and os.getppid() != parent:
         os._exit(1)
 
 
