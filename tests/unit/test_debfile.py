@@ -388,7 +388,7 @@ def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, messag
         (b"Homepage:\n", "field Homepage has no value and ends the control file"),
         (b"Status: install ok installed\n", "holds Status, which dpkg keeps for installed"),
         (b"Triggers-Awaited: foo\n", "holds Triggers-Awaited, which dpkg keeps"),
-        (b"\r\n", "line 1 holds only '\\r', which dpkg reads as a field without a name"),
+        (b"\r\n", "line 1 holds only '\\r' where a field must start, which dpkg reads"),
     ],
     ids=[
         "comment",
@@ -407,6 +407,14 @@ def test_a_control_file_dpkg_refuses_to_install_is_refused(tmp_path, tail, messa
     assert dpkg_refuses_to_install(deb, tmp_path) is not None, "dpkg takes it"
 
 
+def test_a_crlf_control_file_ending_with_a_blank_crlf_line_is_read(tmp_path):
+    """The CR-only line ends the file rather than starting a field: dpkg takes it."""
+    text = control_text().replace(b"\n", b"\r\n") + b"\r\n"
+    deb = write(tmp_path, installable_deb(text))
+    assert dict(inspect_deb(deb).control)["Package"] == "hello"
+    assert dpkg_refuses_to_install(deb, tmp_path) is None
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -416,7 +424,7 @@ def test_a_control_file_dpkg_refuses_to_install_is_refused(tmp_path, tail, messa
     ids=["leading", "trailing"],
 )
 def test_a_space_dpkg_keeps_around_a_value_is_refused(tmp_path, line, message):
-    """dpkg keeps a U+00A0 at either end of a value; deb822 would drop it unseen."""
+    """dpkg keeps a U+00A0 at either end of a value; python-debian would drop it unseen."""
     deb = write(tmp_path, installable_deb(control_text() + f"{line}\n".encode()))
     assert message in refused(tmp_path, deb.read_bytes())
     kept = subprocess.run(

@@ -340,15 +340,17 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
         raise InvalidPackageError(f"{source}: control file does not end with a newline")
     # dpkg ends each line at its trailing whitespace: CR of a file written with CRLF line
     # ends (and VT, FF) there is no part of a value. Anywhere else they are refused below,
-    # and so is a line of nothing else, which dpkg reads as a field with no name.
+    # and so is a line of nothing else where a field must start (the first line, or one
+    # after an empty line) with fields after it: dpkg reads a field with no name there.
     if "\r" in text or "\v" in text or "\f" in text:  # rare: most files need none of this
         given = text.split("\n")
         stripped = [line.rstrip("\r\v\f") for line in given]
         for number, (line, kept) in enumerate(zip(given, stripped, strict=True), 1):
-            if line and not kept:
+            starts_a_field = number == 1 or not given[number - 2]
+            if line and not kept and starts_a_field and any(stripped[number:]):
                 raise InvalidPackageError(
-                    f"{source}: control file line {number} holds only {line[0]!r}, which "
-                    "dpkg reads as a field without a name"
+                    f"{source}: control file line {number} holds only {line[0]!r} where a "
+                    "field must start, which dpkg reads as a field without a name"
                 )
         text = "\n".join(stripped)
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
@@ -388,7 +390,7 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
         if (end := line.rstrip(" \t")) and end[-1].isspace():
             raise InvalidPackageError(
                 f"{source}: control file line {number} ends with {end[-1]!r}, a space "
-                "dpkg keeps and other readers drop"
+                "dpkg keeps and debrepo's reader (python-debian) would drop"
             )
         if line[0] in " \t":
             if not line.strip(" \t"):
@@ -429,7 +431,7 @@ def parse_control(text: str, *, source: str) -> list[tuple[str, str]]:
         if (value := rest.lstrip(" \t")) and value[0].isspace():
             raise InvalidPackageError(
                 f"{source}: field {name} starts with {value[0]!r}, a space dpkg keeps and "
-                "other readers drop"
+                "debrepo's reader (python-debian) would drop"
             )
         seen.add(name.lower())
         in_field, field = True, name
