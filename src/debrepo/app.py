@@ -337,7 +337,7 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
         if stat.S_ISDIR(mode):
             folder = os.path.abspath(path)  # noqa: PTH100 - once per folder, not per file
             names = _debs_in(path)
-            expanded.extend((f"{folder}/{name}", path / name) for name in names)
+            expanded.extend((os.path.join(folder, name), path / name) for name in names)  # noqa: PTH118
         elif not stat.S_ISREG(mode):  # a FIFO or device would block or lie
             raise InvalidPackageError(f"{path}: not a regular file; nothing was added")
         else:

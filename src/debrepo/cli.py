@@ -530,8 +530,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         if state := ws.published_from():  # it was: the folder went, or --repo is wrong
             click.echo(
                 f"debrepo: warning: nothing is published in {root}, though {state} records "
-                "a publish there; check --repo, or restore the folder (`debrepo rebuild` "
-                "publishes it again, and says which pool files it lacks)",
+                "a publish from this home; check --repo, or restore the folder (`debrepo "
+                "rebuild` publishes it again, and says which pool files it lacks)",
                 err=True,
             )
         else:

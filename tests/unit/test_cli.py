@@ -654,17 +654,29 @@ def test_remove(run, debs, home):
 
 
 def test_verify_finds_a_damaged_store_that_still_lists_its_records(run, debs, home):
-    from tests.unit.test_store_sqlite import damage_the_name_index
+    from tests.unit.test_store_sqlite import damage_the_first_page
 
     assert run("add", str(debs)).code == 0
     assert run("verify").code == 0
-    damage_the_name_index(home / "metadata.db")
+    damage_the_first_page(home / "metadata.db")
     assert run("list").code == 0  # a scan of the table reads both records
     result = run("verify")
     assert result.code == 1
     assert f"problem: sqlite://{home / 'metadata.db'}: the metadata store is damaged (" in (
         result.err
     )
+
+
+def test_verify_of_a_store_whose_records_cannot_be_read_names_the_damage(run, debs, home):
+    from tests.unit.test_store_sqlite import damage_the_first_page
+
+    assert run("add", str(debs)).code == 0
+    damage_the_first_page(home / "metadata.db", of="packages")
+    result = run("verify")
+    assert result.code == 1
+    lines = result.err.splitlines()
+    assert any("the metadata store is damaged (" in line for line in lines), result.err
+    assert any("cannot read the metadata store" in line for line in lines), result.err
 
 
 def test_verify_warns_of_pool_files_nobody_accounts_for(run, debs, home, tmp_path):
@@ -1686,7 +1698,7 @@ def test_serve_of_a_folder_published_before_and_gone_says_so(run, debs, home, st
     assert result.code == 0, result.err
     assert (
         f"debrepo: warning: nothing is published in {home / 'repo'}, though "
-        f"staging/.state/publish-state.json in {home} records a publish there"
+        f"staging/.state/publish-state.json in {home} records a publish from this home"
     ) in result.err
     assert "yet" not in result.err
 

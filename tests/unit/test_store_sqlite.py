@@ -442,13 +442,14 @@ def test_corrupt_database_file_names_the_path(db_path):
     )
 
 
-def damage_the_name_index(db_path: Path) -> None:
-    """Overwrite the page of the by-name index: a scan of the table still reads every
-    row, a lookup by name fails, as when a disk loses one block."""
+def damage_the_first_page(db_path: Path, of: str = "packages_by_name") -> None:
+    """Overwrite the first page of the by-name index (or of the table `of`), as when a
+    disk loses one block: with the index's, a scan of the table still reads every row
+    and a lookup by name fails."""
     with contextlib.closing(sqlite3.connect(db_path)) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file
         (root,) = connection.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'packages_by_name'"
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (of,)
         ).fetchone()
         (page_size,) = connection.execute("PRAGMA page_size").fetchone()
     with db_path.open("r+b") as database:
@@ -462,7 +463,7 @@ def test_a_damaged_store_file_is_found_by_its_check_and_named_when_read(db_path)
         store.put(make_record("pkg", f"1.{number}"))
     assert store.damage() == []
     store.close()
-    damage_the_name_index(db_path)
+    damage_the_first_page(db_path)
     store = SqliteMetadataStore(db_path)
     assert len(store.all()) == 50  # what a full scan reads looks whole
     found = store.damage()

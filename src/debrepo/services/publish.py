@@ -1231,7 +1231,7 @@ class Publisher:
         """Re-date and re-sign the Release over intact, unchanged indices; None if the
         published tree is not intact and a full publish is needed."""
         dists = f"dists/{info.suite}"
-        release = self.repo.get(f"{dists}/Release")
+        release = self._published_release()
         if release is None:
             return None
         state_before = state.to_json()

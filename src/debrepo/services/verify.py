@@ -33,6 +33,7 @@ from debrepo.errors import (
     DebrepoError,
     ObjectStoreError,
     RecordValidationError,
+    StoreError,
     VerificationError,
 )
 from debrepo.model import PackageRecord
@@ -166,7 +167,13 @@ def verify_repository(
             f"{store.description}: the metadata store is damaged ({'; '.join(damage)}): "
             "restore it from a backup (see Troubleshooting)"
         )
-    snapshot = store.snapshot()
+    try:
+        snapshot = store.snapshot()
+    except StoreError as exc:
+        if not damage:
+            raise
+        problems.append(str(exc))  # nothing to compare the repository with
+        return report
     records = snapshot.records
     left_out = unpublished_by_architecture(records, settings.architectures)
     if left_out:

@@ -256,8 +256,10 @@ class SqliteMetadataStore(BaseMetadataStore):
     def damage(self) -> list[str]:
         try:
             rows = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(5)")]
-        except sqlite3.DatabaseError as exc:
-            return [str(exc)]
+        except sqlite3.Error as exc:
+            if _advice(exc):  # corrupt, or no database at all
+                return [str(exc)]
+            raise _failure(self.path, "check", exc) from None
         if rows == ["ok"]:
             return []
         # A row may hold several lines, under a "*** in database main ***" heading.
