@@ -54,6 +54,7 @@ PATH_MAX = 4095
 # PAX records tarfile takes as numbers without checking them; GNU tar refuses the archive.
 _PAX_NUMBERS = {"mtime", "atime", "ctime", "uid", "gid", "size"}
 _PAX_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_VOLUME_LABEL = b"V"  # a GNU tar member type
 CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst")
 # The data archives dpkg-deb unpacks, and how each compressed one starts (empty: a tar
 # file, or lzma, has no magic worth checking).
@@ -395,13 +396,18 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:
+                if member.type == _VOLUME_LABEL:
+                    continue  # GNU tar unpacks nothing for it
                 name = _unpacked_name(member, member_name, source)
                 if member.offset_data + member.size > len(tar_bytes):
                     raise InvalidPackageError(f"{source}: {member_name} is truncated (in {name})")
-                if not name:  # the archive's own folder, "./"
+                folder = member.isdir() or (member.isfile() and member.name.endswith("/"))
+                if not name and folder:  # the archive's own folder, "./"
                     continue
-                if "/" in name or not (
-                    member.isfile() or member.issym() or _links_to(member, files)
+                if (
+                    "/" in name
+                    or folder
+                    or not (member.isfile() or member.issym() or _links_to(member, files))
                 ):
                     # dpkg unpacks control files into one folder: a folder in it fails
                     # every installation ("Is a directory").
@@ -454,8 +460,9 @@ def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
     """Where GNU tar unpacks `member`, relative to the folder it unpacks
     into: without leading `/`, `.` segments and doubled slashes ("" for the folder
     itself). What tar refuses to unpack, or unpacks as something else than tarfile
-    reads it, is refused: a `..` segment, a file named like a folder (`x/`, `x/.`), a
-    name or link target too long for the file system, a malformed PAX number."""
+    reads it, is refused: a `..` segment, a file named like a folder (`x/.`, or `x/`
+    with data), a name or link target too long for the file system, a malformed PAX
+    number."""
     name = member.name
     segments = [segment for segment in name.split("/") if segment not in ("", ".")]
     if ".." in segments:
@@ -463,8 +470,10 @@ def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
             f"{source}: {member_name} holds {name!r}, which climbs out of its folder"
         )
     why = None
-    if not member.isdir() and name.rsplit("/", 1)[-1] in ("", "."):
-        why = "a file named as a folder"
+    if member.isfile() and name.endswith("/") and member.size:
+        why = "a file named as a folder"  # tar takes it for one, and its data for headers
+    elif not (member.isdir() or member.issym()) and name.rsplit("/", 1)[-1] == ".":
+        why = "a file named as a folder"  # tar: "Cannot open: File exists"
     elif any(len(segment.encode("utf-8", "surrogateescape")) > NAME_MAX for segment in segments):
         why = f"a name longer than {NAME_MAX} bytes"
     elif len(member.linkname.encode("utf-8", "surrogateescape")) > PATH_MAX:
@@ -641,11 +650,12 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
         elif member.startswith("_"):
             pass  # dpkg ignores these (signatures such as _gpgorigin)
         elif has_data:
-            # dpkg ignores it too, but apt-ftparchive reads a control.tar after the data
-            # and would index another package from the same file.
-            raise InvalidPackageError(
-                f"{source}: not a valid .deb (member {member!r} after data.tar)"
-            )
+            # dpkg ignores what follows the data, but apt-ftparchive reads a control.tar
+            # there and would index another package from the same file.
+            if member.startswith(("control.tar", "data.tar")):
+                raise InvalidPackageError(
+                    f"{source}: not a valid .deb (member {member!r} after data.tar)"
+                )
         elif control_member is None:
             if member.startswith("data.tar"):
                 raise InvalidPackageError(f"{source}: data.tar comes before control.tar")

@@ -460,10 +460,32 @@ def test_an_ar_name_or_size_padded_as_dpkg_allows_is_read(tmp_path):
     assert dpkg_refuses_to_install(deb, tmp_path) is None
 
 
-def test_a_member_after_the_data_is_refused(tmp_path):
+def test_control_archive_entries_tar_takes_as_dpkg_expects_are_read(tmp_path):
+    """A GNU volume label (unpacked as nothing) and a symbolic link named with a
+    trailing slash (unpacked as the link) are no folders: dpkg installs such packages."""
+    tar = control_tar(
+        (".", None),
+        ("./.", b"", {"type": b"V"}),
+        ("./control", control_text()),
+        ("./triggers/", b"", {"type": tarfile.SYMTYPE, "linkname": "./control"}),
+    )
+    deb = write(
+        tmp_path,
+        ar_archive(
+            [
+                ("debian-binary", b"2.0\n"),
+                ("control.tar.gz", gzip.compress(tar)),
+                ("data.tar.gz", _data_tar_gz()),
+            ]
+        ),
+    )
+    assert dict(inspect_deb(deb).control)["Package"] == "hello"
+    assert dpkg_refuses_to_install(deb, tmp_path) is None
+
+
+def test_a_control_archive_after_the_data_is_refused(tmp_path):
     """dpkg ignores it; apt-ftparchive reads a control archive there, and would index
-    another package from the same file. (Members named `_...`, such as signatures,
-    are ignored.)"""
+    another package from the same file. (Other members there are ignored.)"""
     deb = write(
         tmp_path,
         installable_deb(control_text())
@@ -520,7 +542,7 @@ def test_members_dpkg_deb_ignores_are_ignored(tmp_path):
         compress_control(tar, "gz"),
         ("_before_data", b"y"),
         ("data.tar.gz", _data_tar_gz()),
-        ("_after_data", b"z"),  # any other name there is refused: see below
+        ("after-data", b"z"),  # a control.tar or data.tar there is refused: see below
     ]
     deb = write(tmp_path, ar_archive(members))
     assert dict(inspect_deb(deb).control)["Package"] == "hello"
