@@ -652,7 +652,7 @@ def _walk_ar(stream: _Source, source: str, on_control: Callable[[str, bytes], No
         elif has_data:
             # dpkg ignores what follows the data, but apt-ftparchive reads a control.tar
             # there and would index another package from the same file.
-            if member.startswith(("control.tar", "data.tar")):
+            if member.startswith("control.tar"):
                 raise InvalidPackageError(
                     f"{source}: not a valid .deb (member {member!r} after data.tar)"
                 )

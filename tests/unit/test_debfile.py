@@ -542,7 +542,8 @@ def test_members_dpkg_deb_ignores_are_ignored(tmp_path):
         compress_control(tar, "gz"),
         ("_before_data", b"y"),
         ("data.tar.gz", _data_tar_gz()),
-        ("after-data", b"z"),  # a control.tar or data.tar there is refused: see below
+        ("after-data", b"z"),  # a control.tar there is refused: see below
+        ("data.tar.gz", _data_tar_gz()),  # a second data member too is ignored
     ]
     deb = write(tmp_path, ar_archive(members))
     assert dict(inspect_deb(deb).control)["Package"] == "hello"
