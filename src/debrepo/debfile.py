@@ -461,8 +461,8 @@ def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
     into: without leading `/`, `.` segments and doubled slashes ("" for the folder
     itself). What tar refuses to unpack, or unpacks as something else than tarfile
     reads it, is refused: a `..` segment, a file named like a folder (`x/.`, or `x/`
-    with data), a name or link target too long for the file system, a malformed PAX
-    number."""
+    with data), a name or link target too long for the file system, a link to a folder
+    or out of the archive's, a malformed PAX number."""
     name = member.name
     segments = [segment for segment in name.split("/") if segment not in ("", ".")]
     if ".." in segments:
@@ -478,7 +478,9 @@ def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
         why = f"a name longer than {NAME_MAX} bytes"
     elif len(member.linkname.encode("utf-8", "surrogateescape")) > PATH_MAX:
         why = f"a link target longer than {PATH_MAX} bytes"
-    elif member.issym() and member.linkname.rstrip("/").rsplit("/", 1)[-1] in ("", ".", ".."):
+    elif member.issym() and ".." in member.linkname.split("/"):
+        why = "a link out of its folder"  # dpkg opens it from a folder of its own
+    elif member.issym() and member.linkname.rstrip("/").rsplit("/", 1)[-1] in ("", "."):
         why = "a link to a folder"
     elif bad := sorted(
         key

@@ -335,9 +335,16 @@ def with_a_bad_header_after_the_control_file() -> bytes:
         (
             control_tar(
                 ("./control", control_text()),
-                ("./up", b"", {"type": tarfile.SYMTYPE, "linkname": ".."}),
+                ("./here", b"", {"type": tarfile.SYMTYPE, "linkname": "."}),
             ),
-            "holds './up', a link to a folder",
+            "holds './here', a link to a folder",
+        ),
+        (
+            control_tar(
+                ("./control", control_text()),
+                ("./up", b"", {"type": tarfile.SYMTYPE, "linkname": "../../../../tmp"}),
+            ),
+            "holds './up', a link out of its folder",
         ),
     ],
     ids=[
@@ -352,6 +359,7 @@ def with_a_bad_header_after_the_control_file() -> bytes:
         "name-too-long",
         "pax-mtime",
         "link-to-a-folder",
+        "link-out",
     ],
 )
 def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, message):
