@@ -257,10 +257,15 @@ def dpkg_refuses_to_install(deb: Path, scratch: Path) -> str | None:
 
 def installable_deb(control: bytes) -> bytes:
     """A .deb whose data member is a real (gzip) tar, for dpkg to read whole."""
+    return deb_of_control_archive(tar_bytes([("./control", control)]))
+
+
+def deb_of_control_archive(tar: bytes) -> bytes:
+    """The same, around a control archive made by hand."""
     return ar_archive(
         [
             ("debian-binary", b"2.0\n"),
-            compress_control(tar_bytes([("./control", control)]), "gz"),
+            compress_control(tar, "gz"),
             ("data.tar.gz", _data_tar_gz()),
         ]
     )
@@ -366,16 +371,7 @@ def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, messag
     """tarfile reads these as one clean control file; GNU tar, which dpkg-deb runs,
     unpacks another one over it or fails: the index would describe a package no client
     installs, or one it installs otherwise."""
-    deb = write(
-        tmp_path,
-        ar_archive(
-            [
-                ("debian-binary", b"2.0\n"),
-                ("control.tar.gz", gzip.compress(tar)),
-                ("data.tar.gz", _data_tar_gz()),
-            ]
-        ),
-    )
+    deb = write(tmp_path, deb_of_control_archive(tar))
     with pytest.raises(InvalidPackageError) as caught:
         inspect_deb(deb)
     assert message in str(caught.value)
@@ -477,16 +473,7 @@ def test_control_archive_entries_tar_takes_as_dpkg_expects_are_read(tmp_path):
         ("./control", control_text()),
         ("./triggers/", b"", {"type": tarfile.SYMTYPE, "linkname": "./control"}),
     )
-    deb = write(
-        tmp_path,
-        ar_archive(
-            [
-                ("debian-binary", b"2.0\n"),
-                ("control.tar.gz", gzip.compress(tar)),
-                ("data.tar.gz", _data_tar_gz()),
-            ]
-        ),
-    )
+    deb = write(tmp_path, deb_of_control_archive(tar))
     assert dict(inspect_deb(deb).control)["Package"] == "hello"
     assert dpkg_refuses_to_install(deb, tmp_path) is None
 
