@@ -1769,6 +1769,21 @@ def test_entry_point_in_a_subprocess(tmp_path):
     assert completed.stdout == ""
 
 
+def test_entry_point_turns_the_collector_back_on_before_the_command():
+    # Collection is off while the command loads; a command running without it would
+    # keep every cycle of a 10,000-package add until it exits.
+    script = (
+        "import gc, debrepo.cli\n"
+        "debrepo.cli.main = lambda: print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "from debrepo.entry import main\n"
+        "main()\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout == "True True\n"
+
+
 class Terminal(io.StringIO):
     """Standard input that claims to be a terminal, with the operator's answers."""
 
