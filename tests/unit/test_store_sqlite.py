@@ -489,25 +489,47 @@ import resource, signal, sys
 from pathlib import Path
 from debrepo.errors import StoreError
 from debrepo.store.sqlite import SqliteMetadataStore
+from tests.unit.helpers import make_record
 
 # No file may grow past 16 KiB: as a full disk, SQLite cannot make its -shm file.
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
 try:
-    SqliteMetadataStore(Path(sys.argv[1]))
+    store = SqliteMetadataStore(Path(sys.argv[1]))
+    print(sorted(store.package_ids()))
+    store.put(make_record("second", "2.0"))
 except StoreError as exc:
     print(exc)
 """
 
 
-def test_a_full_disk_at_opening_is_named_not_a_disk_io_error(db_path):
-    SqliteMetadataStore(db_path).close()
-    done = subprocess.run(
+def _open_with_no_room(db_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", _OPEN_WITH_NO_ROOM, str(db_path)],
         capture_output=True,
         text=True,
         check=True,
+        cwd=Path(__file__).parents[2],
     )
+
+
+def test_a_full_disk_leaves_the_store_readable_and_refuses_changes(db_path):
+    # An operator whose disk filled up still needs `list`, `show` and `verify`.
+    store = SqliteMetadataStore(db_path)
+    store.put(make_record("first", "1.0"))
+    store.close()
+    done = _open_with_no_room(db_path)
+    assert done.stdout.splitlines() == [
+        "['first#1.0']",
+        f"{db_path}: cannot write the metadata store: no room for metadata.db-shm beside "
+        "it (is its disk full?); nothing was changed",
+    ]
+    assert "open for reading only" in done.stderr
+    assert SqliteMetadataStore(db_path).package_ids() == {"first#1.0"}
+
+
+def test_a_full_disk_at_creating_the_store_is_named_not_a_disk_io_error(db_path):
+    done = _open_with_no_room(db_path)  # a new store: nothing to read
     assert done.stdout.strip() == (
         f"{db_path}: cannot open the SQLite metadata store: no room for metadata.db-shm "
         "beside it (is its disk full?)"

@@ -103,6 +103,10 @@ _INSERT_RECORD = (
 )
 
 
+# How SQLite reports a full disk when it opens a store in WAL mode.
+_NO_ROOM = {"SQLITE_IOERR_SHMSIZE", "SQLITE_FULL"}
+
+
 def _failure(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"{path}: cannot {action} the metadata store: {exc}{_advice(exc)}")
 
@@ -122,6 +126,10 @@ def _advice(exc: BaseException) -> str:
 
 
 class SqliteMetadataStore(BaseMetadataStore):
+    # Why the store was opened for reading only, where a change would otherwise fail as
+    # SQLite's "attempt to write a readonly database".
+    _read_only_because: str | None = None
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"sqlite://{path}"
@@ -142,12 +150,33 @@ class SqliteMetadataStore(BaseMetadataStore):
                 self._db.execute(_WITHDRAWN)
         except (sqlite3.Error, OSError) as exc:
             reason = str(exc)
-            if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE":
+            if getattr(exc, "sqlite_errorname", "") in _NO_ROOM:
                 # SQLite says only "disk I/O error" when the disk is full.
                 reason = f"no room for {path.name}-shm beside it (is its disk full?)"
+                if self._open_on_full_disk(reason):
+                    return
             raise StoreError(
                 f"{path}: cannot open the SQLite metadata store: {reason}{_advice(exc)}"
             ) from None
+
+    def _open_on_full_disk(self, reason: str) -> bool:
+        """Open for reading only when the disk is full, so that `list`, `show` and
+        `verify` still tell the operator what is there; a change then fails naming the
+        reason. False when even that fails."""
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self._db.close()
+        try:
+            self._open_read_only()
+        except (sqlite3.Error, OSError, StoreError):
+            return False
+        self._read_only_because = reason
+        log.warning(
+            "%s: %s; the metadata store is open for reading only (make room for a "
+            "command that changes it)",
+            self.path,
+            reason,
+        )
+        return True
 
     def _open_read_only(self) -> None:
         """For a user who may only read the home (a monitoring account running `verify`,
@@ -369,7 +398,15 @@ class SqliteMetadataStore(BaseMetadataStore):
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:
-            raise _failure(self.path, "write", exc) from None
+            raise self._write_failure(exc) from None
+
+    def _write_failure(self, exc: sqlite3.Error) -> StoreError:
+        if self._read_only_because:
+            return StoreError(
+                f"{self.path}: cannot write the metadata store: {self._read_only_because}; "
+                "nothing was changed"
+            )
+        return _failure(self.path, "write", exc)
 
     def _insert_rows(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         """All rows or none; DuplicatePackageError names a package_id already taken."""
@@ -413,7 +450,7 @@ class SqliteMetadataStore(BaseMetadataStore):
                 (package_id, withdrawn_at),
             )
         except sqlite3.Error as exc:
-            raise _failure(self.path, "write", exc) from None
+            raise self._write_failure(exc) from None
 
     def clear_withdrawals(self, package_ids: Iterable[str]) -> None:
         with self._writing():
