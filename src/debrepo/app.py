@@ -530,6 +530,8 @@ def add_packages(
     configs = ws.configs  # broken or missing definitions fail before anything is created
     if publish:
         ws.signer  # noqa: B018 - a missing or unreadable key fails now, before anything is stored
+        # Stored records whose publish could not be written would wait for a `rebuild`.
+        _refuse_unwritable(ws, "nothing was added")
     with ws.lock(wait_seconds):
         return _store_then_publish(
             ws,
@@ -879,7 +881,7 @@ def remove_package(
                     f"{left_out}; nothing was removed (remove each with --no-publish, then "
                     "run `debrepo rebuild`)"
                 )
-            _refuse_unwritable(ws)
+            _refuse_unwritable(ws, "nothing was removed")
         (pool_file,) = pool_files_for([record], ws.settings.component)
         unnamed = never_published(repo=ws.repo, staging=ws.staging, key=pool_file.key)
         # On purpose: `sync` must not fetch it again while upstream still offers it.
@@ -933,14 +935,14 @@ def remove_package(
     return record, report
 
 
-def _refuse_unwritable(ws: Workspace) -> None:
+def _refuse_unwritable(ws: Workspace, outcome: str) -> None:
     """PublishError, changing nothing, when a local folder the publish writes is not
     writable (S3 tells only when asked to write)."""
     from debrepo.objects.filesystem import FilesystemObjectStore
 
     for store, inside in ((ws.repo, f"dists/{ws.settings.suite}"), (ws.staging, "staging/.state")):
         if isinstance(store, FilesystemObjectStore) and (problem := store.unwritable([inside])):
-            raise PublishError(f"{problem}; nothing was removed")
+            raise PublishError(f"{problem}; {outcome}")
 
 
 def _put_back(

@@ -1223,14 +1223,22 @@ def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, re
     }
 
 
-def test_remove_changes_nothing_when_its_publish_could_not_write(run, debs):
+@pytest.mark.parametrize(
+    ("command", "outcome"),
+    [
+        (("remove", "alpha", "1.0", "--yes"), "nothing was removed"),
+        (("add", "gamma_3.0_all.deb"), "nothing was added"),
+    ],
+)
+def test_a_change_whose_publish_could_not_write_changes_nothing(run, debs, command, outcome):
     """A repository folder this user may not write (read-only, another owner's): refused
-    before the record goes, as `add` is, not after with the version still published."""
+    before the store changes, not after with the store and the repository apart."""
     shared = Path(tempfile.mkdtemp(prefix="debrepo-home-"))
     try:
         home = shared / "home"
         at = ["--home", str(home), "--config-dir", str(CONFIG_DIR)]
         assert run(*at, "add", str(debs), base=False).code == 0
+        (shared / "gamma_3.0_all.deb").write_bytes(deb_bytes("gamma", "3.0", "all"))
         gc.collect()  # its store closed, as at the end of a process
         suite = home / "repo/dists/stable"
         for path in [shared, *shared.rglob("*")]:  # all this user's but the Release folder
@@ -1243,18 +1251,18 @@ def test_remove_changes_nothing_when_its_publish_could_not_write(run, debs):
         if as_root:
             os.seteuid(65534)  # root may write anything
         try:
-            refused = run(*at, "remove", "alpha", "1.0", "--yes", base=False)
+            refused = run(*at, *command, base=False)
         finally:
             if as_root:
                 os.seteuid(0)
             suite.chmod(0o755)
         assert refused.code == 1, refused.err
         assert refused.error_line == (
-            f"debrepo: error: {suite}: cannot write there (read-only, or not permitted); "
-            "nothing was removed"
+            f"debrepo: error: {suite}: cannot write there (read-only, or not permitted); {outcome}"
         )
         gc.collect()
         assert store.read_bytes() == before and (suite / "InRelease").read_bytes() == release
+        assert not list((home / "repo/pool").rglob("gamma*"))
     finally:
         shutil.rmtree(shared)
 

@@ -309,7 +309,9 @@ def ingest_files(
         try:
             incoming = tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=local_root)
         except OSError as exc:
-            raise ObjectStoreError(f"{local_root}: cannot write: {exc.strerror}") from None
+            raise ObjectStoreError(
+                f"{local_root}: cannot write: {exc.strerror}; nothing was added"
+            ) from None
     try:
         scratch = str(new_scratch("debrepo-ingest-"))
     except BaseException:
