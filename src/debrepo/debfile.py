@@ -51,10 +51,48 @@ _INT_MAX = (1 << 31) - 1
 TAR_BLOCK = 512
 NAME_MAX = 255  # bytes in one file name, as Linux (and so tar) takes it
 PATH_MAX = 4095
-# PAX records tarfile takes as numbers without checking them; GNU tar refuses the archive.
-_PAX_NUMBERS = {"mtime", "atime", "ctime", "uid", "gid", "size"}
-_PAX_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _VOLUME_LABEL = b"V"  # a GNU tar member type
+# How GNU tar reads a header (list.c) and its PAX records (xheader.c), where it differs
+# from tarfile: tar fails on numbers tarfile reads past, and reads some records on
+# where tarfile stops.
+_INT64_MAX = (1 << 63) - 1  # the largest off_t or time_t
+_UINT32_MAX = (1 << 32) - 1  # the largest uid_t or gid_t
+# The numbers in a file's header: offset, width, and the range tar takes.
+_HEADER_NUMBERS = {
+    "mode": (100, 8, -(1 << 63), (1 << 64) - 1),
+    "uid": (108, 8, 0, _UINT32_MAX),
+    "gid": (116, 8, 0, _UINT32_MAX),
+    "mtime": (136, 12, -(1 << 63), _INT64_MAX),
+}
+_BLANKS = b" \t\n\v\f\r"  # what C's isspace() takes, and so tar around a number
+_OCTAL = b"01234567"
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_HIGH_BYTES = bytes(range(128, 256))
+# Header types describing the file after them: GNU long name (L) and link (K), PAX
+# extended (x; X as Solaris wrote it) and global (g) headers.
+_EXTENSIONS = b"LKxXg"
+_NO_DATA = b"123456"  # links, devices, folders, FIFOs: tarfile skips no data after them
+# A PAX record's start as tar reads it: blanks, the length, blanks, a keyword, "="; and
+# as tarfile reads it: the length, one space, a keyword, "=".
+_PAX_RECORD_TAR = re.compile(rb"[ \t]*([0-9]+)[ \t]+([^=\0]*)=")
+_PAX_RECORD_TARFILE = re.compile(rb"([0-9]+) ([^=]+)=")
+_PAX_RECORDS_END = re.compile(rb"[ \t]*(\0|\Z)")  # where tar stops reading records
+# The PAX records that decide which file tar unpacks, where, and how large: tar and
+# tarfile must read the same ones.
+_PAX_PLACING = {b"path", b"linkpath", b"size"}
+# PAX records tar reads as whole numbers, and the range it takes (tarfile takes any
+# value, as 0 if it is not a number); tar fails the archive on any other value.
+_PAX_INTEGERS = {
+    b"uid": (0, _UINT32_MAX),
+    b"gid": (0, _UINT32_MAX),
+    b"size": (0, _INT64_MAX),
+    b"GNU.volume.size": (0, (1 << 64) - 1),
+    b"GNU.volume.offset": (0, (1 << 64) - 1),
+}
+_PAX_INTEGER_RE = re.compile(rb"-?[0-9]+")
+# PAX times: tar reads seconds (a time_t) and a fraction, and ignores what follows.
+_PAX_TIMES = {b"mtime", b"atime", b"ctime"}
+_PAX_TIME_RE = re.compile(rb"(-?[0-9]+)(\.[0-9]*[1-9])?")
 CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst")
 # The data archives dpkg-deb unpacks, and how each compressed one starts (empty: a tar
 # file, or lzma, has no magic worth checking).
@@ -391,6 +429,17 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
     anything tar would refuse, or unpack otherwise than tarfile reads it, is refused."""
     import tarfile  # deferred: only reading a .deb needs it
 
+    if fault := _header_fault(tar_bytes):
+        offset, why, tar_fails = fault
+        if tar_fails:
+            raise InvalidPackageError(
+                f"{source}: {member_name} is corrupt (a header tar cannot read after "
+                f"{offset} bytes: {why}); dpkg cannot install such a package"
+            )
+        raise InvalidPackageError(
+            f"{source}: {member_name} holds {why} (after {offset} bytes), which tar "
+            "unpacks otherwise than debrepo reads it"
+        )
     raw: bytes | None = None
     files: set[str] = set()  # regular files so far, by where they unpack
     try:
@@ -401,7 +450,7 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
                 name = _unpacked_name(member, member_name, source)
                 if member.offset_data + member.size > len(tar_bytes):
                     raise InvalidPackageError(f"{source}: {member_name} is truncated (in {name})")
-                folder = member.isdir() or (member.isfile() and member.name.endswith("/"))
+                folder = member.isdir() or (member.isfile() and _tar_name(member).endswith("/"))
                 if not name and folder:  # the archive's own folder, "./"
                     continue
                 if (
@@ -412,7 +461,7 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
                     # dpkg unpacks control files into one folder: a folder in it fails
                     # every installation ("Is a directory").
                     raise InvalidPackageError(
-                        f"{source}: {member_name} holds {member.name!r}, which is not a file "
+                        f"{source}: {member_name} holds {_tar_name(member)!r}, which is not a file "
                         "at its top level; dpkg cannot install such a package"
                     )
                 if member.isfile():
@@ -456,14 +505,184 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         raise InvalidPackageError(f"{source}: control file is not valid UTF-8") from None
 
 
+def _header_number(field: bytes, low: int, high: int, *, octal_only: bool = False) -> int | None:
+    """A number in a tar header as GNU tar reads it (list.c, from_header), or None where
+    tar fails the archive: after one NUL and blanks, octal digits, or (but in a checksum)
+    base-64 after a sign (tar test releases of 1999 wrote it) or base-256 (a first byte
+    0x80, or 0xff for a negative number); then the end, a NUL or a blank; in range."""
+    rest = (field[1:] if field[:1] == b"\0" else field).lstrip(_BLANKS)
+    if not rest:
+        return None  # "Blanks in header where numeric value expected"
+    digits = rest[: len(rest) - len(rest.lstrip(_OCTAL))]
+    value = 0
+    if digits:
+        value, rest = int(digits, 8), rest[len(digits) :]
+    elif octal_only:
+        pass
+    elif rest[:1] in (b"+", b"-"):
+        digits = rest[1 : len(rest) - len(rest[1:].lstrip(_BASE64))]
+        for digit in digits:
+            value = value * 64 + _BASE64.index(digit)
+        value, rest = -value if rest[:1] == b"-" else value, rest[1 + len(digits) :]
+    elif rest[0] in (0x80, 0xFF) and len(rest) > 1:
+        value = int.from_bytes(rest[1:], "big") - (rest[0] == 0xFF) * 256 ** (len(rest) - 1)
+        rest = b""
+    if rest[:1].strip(_BLANKS + b"\0"):
+        return None  # "Archive contains ... where numeric value expected"
+    return value if low <= value <= high else None
+
+
+def _checksum_tar_takes(block: bytes) -> bool:
+    """Whether GNU tar takes a header's checksum: an octal number equal to the sum of its
+    bytes, counted unsigned or signed, with the checksum's own as blanks."""
+    recorded = _header_number(block[148:156], 0, _INT_MAX, octal_only=True)
+    counted = block[:148] + b" " * 8 + block[156:]
+    unsigned = sum(counted)
+    high = len(counted) - len(counted.translate(None, _HIGH_BYTES))
+    return recorded in (unsigned, unsigned - 256 * high)
+
+
+def _pax_records(data: bytes, size: int) -> dict[bytes, bytes] | str:
+    """The records of a PAX header (`size` bytes, then padding) as GNU tar reads them
+    (xheader.c, decode_record); or "malformed" where tar fails on them, or "read
+    otherwise" where tarfile reads other records placing a file: it stops at a blank or
+    an empty keyword, where tar reads on, and reads on into the padding, where tar
+    stops."""
+    records: dict[bytes, bytes] = {}
+    start = 0
+    while not _PAX_RECORDS_END.match(data, start, size):
+        match = _PAX_RECORD_TAR.match(data, start, size)
+        end = start + _decimal(match[1]) if match else 0
+        if not match or not match.end() <= end <= size or data[end - 1 : end] != b"\n":
+            return "malformed"
+        records[match[2]] = data[match.end() : end - 1]
+        start = end
+    read: dict[bytes, bytes] = {}
+    start = 0
+    while start < len(data) and (match := _PAX_RECORD_TARFILE.match(data, start)):
+        end = start + _decimal(match[1])
+        read[match[2]] = data[match.end() : end - 1]
+        start = end if end > start else len(data)
+    return records if _placing(read) == _placing(records) else "read otherwise"
+
+
+def _decimal(text: bytes) -> int:
+    """A decimal number ("-?[0-9]+"); past 20 digits, +-10**20, beyond any range tar
+    takes (and int() refuses 4,300 digits)."""
+    if len(text.lstrip(b"-").lstrip(b"0")) > 20:
+        return -(10**20) if text[:1] == b"-" else 10**20
+    return int(text)
+
+
+def _placing(records: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """The records deciding which file tar unpacks, where, how large, or sparse."""
+    return {
+        key: value
+        for key, value in records.items()
+        if key in _PAX_PLACING or key.startswith(b"GNU.sparse.")
+    }
+
+
+def _header_fault(tar: bytes) -> tuple[int, str, bool] | None:
+    """Where GNU tar fails on the archive, or reads it otherwise than tarfile: (the
+    header's offset, why, whether tar fails), or None. The headers are walked where
+    tarfile finds them, each read as tar reads it (list.c, xheader.c): its checksum and
+    numbers, its PAX records, and the headers naming the file after them (tarfile takes
+    the first long name, tar the last; tar forgets an earlier PAX header, tarfile keeps
+    it). A sparse file is refused: dpkg-deb never writes one, and tar checks its map by
+    rules of its own. After the first zero block, where tarfile stops, tar reads one
+    more header, and still fails on its size or on a global header's records."""
+    offset, ended = 0, False
+    shared: dict[bytes, bytes] = {}  # the global (g) header's records: for every later file
+    local: dict[bytes, bytes] = {}  # the extended (x) header's records: for the next file
+    chain = b""  # the long name (L) and link (K) headers before the next file
+    while len(block := tar[offset : offset + TAR_BLOCK]) == TAR_BLOCK:
+        if not block.strip(b"\0"):
+            if ended:
+                return None
+            offset, ended = offset + TAR_BLOCK, True
+            continue
+        if not _checksum_tar_takes(block):
+            return None if ended else (offset, "bad checksum", True)
+        kind = block[156:157].replace(b"X", b"x")  # X: a PAX header, as Solaris named it
+        size = 0 if kind == b"1" else _header_number(block[124:136], 0, _INT64_MAX)
+        if size is None:
+            return offset, "bad size", True
+        if size and (block[124] == 0 or block[124:136].lstrip(_BLANKS)[:1] in (b"+", b"-")):
+            return offset, "a size field tar reads as another number", False
+        blocks = TAR_BLOCK * -(-size // TAR_BLOCK)
+        if kind in _EXTENSIONS:
+            data = tar[offset + TAR_BLOCK : offset + TAR_BLOCK + blocks]
+            if len(data) < size:
+                return offset, "truncated", True
+            if kind in b"xg" and not (ended and kind == b"x"):  # x is read but not decoded
+                records = _pax_records(data, size)
+                if records == "malformed":
+                    return offset, "bad PAX record", True
+                if isinstance(records, str):
+                    if not ended:
+                        return offset, "PAX records tar reads otherwise", False
+                elif kind == b"g":
+                    if _placing(shared | records) != _placing(records):
+                        return offset, "a global PAX header replacing another", False
+                    shared = records  # tar forgets the earlier one's, tarfile keeps them
+                elif (b"L" in chain and b"path" in records) or (
+                    b"K" in chain and b"linkpath" in records
+                ):
+                    return offset, "a long name and a PAX one after it", False
+                elif _placing(records | local) != _placing(records):
+                    return offset, "two PAX headers for one file", False
+                else:
+                    local = records  # tar forgets an earlier one's, tarfile keeps them
+            if kind in b"LK":
+                chain += kind
+            offset += TAR_BLOCK + blocks
+            continue
+        if ended:
+            return None
+        pax = shared | local
+        if why := _member_header_fault(block) or _pax_number_fault(pax):
+            return offset, why, True
+        if kind == b"S" or any(key.startswith(b"GNU.sparse.") for key in pax):
+            return offset, "a sparse file", False
+        if chain.count(b"L") > 1 or chain.count(b"K") > 1:
+            return offset, "two long names for one file", False
+        if (b"L" in chain and b"path" in shared) or (b"K" in chain and b"linkpath" in shared):
+            return offset, "a long name and a global PAX one", False
+        if b"size" in pax:
+            if not _PAX_INTEGER_RE.fullmatch(pax[b"size"]):  # tar reads on to a NUL
+                return offset, "a PAX size tar reads as another number", False
+            if b"size" not in local and _decimal(pax[b"size"]) != size:
+                return offset, "a global PAX size", False  # tarfile skips the header's
+            size = _decimal(pax[b"size"])
+            blocks = TAR_BLOCK * -(-size // TAR_BLOCK)
+        local, chain = {}, b""
+        offset += TAR_BLOCK + (0 if kind in _NO_DATA else blocks)
+    return None
+
+
+def _member_header_fault(block: bytes) -> str | None:
+    """Why GNU tar fails on a number in a file's header (list.c, decode_header). tar
+    reads the uid and gid only where the installing system does not know the user and
+    group named: every system knows root, and any other name may be unknown to it."""
+    ustar = block[257:263] == b"ustar\0" or block[257:265] == b"ustar  \0"
+    owners = {"uid": block[265:297], "gid": block[297:329]}  # user and group names
+    for field, (start, width, low, high) in _HEADER_NUMBERS.items():
+        if ustar and owners.get(field, b"").split(b"\0", 1)[0] == b"root":
+            continue
+        if _header_number(block[start : start + width], low, high) is None:
+            return f"bad {field}"
+    return None
+
+
 def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
     """Where GNU tar unpacks `member`, relative to the folder it unpacks
     into: without leading `/`, `.` segments and doubled slashes ("" for the folder
     itself). What tar refuses to unpack, or unpacks as something else than tarfile
     reads it, is refused: a `..` segment, a file named like a folder (`x/.`, or `x/`
-    with data), a name or link target too long for the file system, a link to a folder
-    or out of the archive's, a malformed PAX number."""
-    name = member.name
+    with data), an empty name, a name or link target too long for the file system, a
+    link to a folder or out of the archive's."""
+    name, link = _tar_name(member), _tar_link(member)
     segments = [segment for segment in name.split("/") if segment not in ("", ".")]
     if ".." in segments:
         raise InvalidPackageError(
@@ -474,20 +693,16 @@ def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
         why = "a file named as a folder"  # tar takes it for one, and its data for headers
     elif not (member.isdir() or member.issym()) and name.rsplit("/", 1)[-1] == ".":
         why = "a file named as a folder"  # tar: "Cannot open: File exists"
+    elif not name.strip("/") and not member.isdir():
+        why = "an empty name"  # tar unpacks it as "." ("File exists")
     elif any(len(segment.encode("utf-8", "surrogateescape")) > NAME_MAX for segment in segments):
         why = f"a name longer than {NAME_MAX} bytes"
-    elif len(member.linkname.encode("utf-8", "surrogateescape")) > PATH_MAX:
+    elif len(link.encode("utf-8", "surrogateescape")) > PATH_MAX:
         why = f"a link target longer than {PATH_MAX} bytes"
-    elif member.issym() and ".." in member.linkname.split("/"):
+    elif member.issym() and ".." in link.split("/"):
         why = "a link out of its folder"  # dpkg opens it from a folder of its own
-    elif member.issym() and member.linkname.rstrip("/").rsplit("/", 1)[-1] in ("", "."):
+    elif member.issym() and link.rstrip("/").rsplit("/", 1)[-1] in ("", "."):
         why = "a link to a folder"
-    elif bad := sorted(
-        key
-        for key, value in member.pax_headers.items()
-        if key in _PAX_NUMBERS and not _PAX_NUMBER_RE.fullmatch(value)
-    ):
-        why = f"a PAX {bad[0]} that is not a number"
     if why:
         raise InvalidPackageError(
             f"{source}: {member_name} holds {quoted_excerpt(name)}, {why}; dpkg cannot "
@@ -496,12 +711,44 @@ def _unpacked_name(member: TarInfo, member_name: str, source: str) -> str:
     return "/".join(segments)
 
 
+def _tar_name(member: TarInfo) -> str:
+    """`member`'s name as tar reads it: a PAX path ends at a NUL, and keeps the trailing
+    slashes tarfile drops."""
+    return member.pax_headers.get("path", member.name).split("\0", 1)[0]
+
+
+def _tar_link(member: TarInfo) -> str:
+    """`member`'s link target as tar reads it: a PAX one ends at a NUL."""
+    return member.linkname.split("\0", 1)[0]
+
+
+def _pax_number_fault(records: dict[bytes, bytes]) -> str | None:
+    """Why GNU tar fails on a PAX number (tarfile reads anything, as 0 or as a float)."""
+    for key, record in sorted(records.items()):
+        value = record.split(b"\0", 1)[0]  # tar reads a C string
+        if key in _PAX_TIMES:
+            match = _PAX_TIME_RE.match(value)
+            negative = bool(match and match[1][:1] == b"-" and match[2])
+            low, high = -(1 << 63) + negative, _INT64_MAX  # tar rounds down, below it
+        elif key in _PAX_INTEGERS:
+            match = _PAX_INTEGER_RE.fullmatch(value)
+            low, high = _PAX_INTEGERS[key]
+        else:
+            continue
+        name = key.decode("ascii")
+        if not match:
+            return f"a PAX {name} that is not a number"
+        if not low <= _decimal(match[1] if key in _PAX_TIMES else match[0]) <= high:
+            return f"a PAX {name} out of range"
+    return None
+
+
 def _links_to(member: TarInfo, files: set[str]) -> bool:
     """Whether `member` is a hard link to a regular file unpacked before it (how tar
     stores one maintainer script linked to another)."""
     if not member.islnk():
         return False
-    target = [segment for segment in member.linkname.split("/") if segment not in ("", ".")]
+    target = [segment for segment in _tar_link(member).split("/") if segment not in ("", ".")]
     return "/".join(target) in files
 
 

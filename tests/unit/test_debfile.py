@@ -335,7 +335,7 @@ def with_a_bad_header_after_the_control_file() -> bytes:
         ),
         (
             control_tar(("./control", control_text(), {"pax_headers": {"mtime": "xyz"}})),
-            "holds './control', a PAX mtime that is not a number",
+            "after 1024 bytes: a PAX mtime that is not a number); dpkg cannot install",
         ),
         (
             control_tar(
@@ -473,6 +473,341 @@ def test_control_archive_entries_tar_takes_as_dpkg_expects_are_read(tmp_path):
         ("./control", control_text()),
         ("./triggers/", b"", {"type": tarfile.SYMTYPE, "linkname": "./control"}),
     )
+    deb = write(tmp_path, deb_of_control_archive(tar))
+    assert dict(inspect_deb(deb).control)["Package"] == "hello"
+    assert dpkg_refuses_to_install(deb, tmp_path) is None
+
+
+# Hand-made headers: tarfile reads past each of these where GNU tar (which dpkg-deb
+# runs) fails, or reads another archive.
+def header_at(tar: bytes, name: str) -> int:
+    """Where the header of the entry named `name` starts in `tar`."""
+    raw = name.encode()
+    return next(at for at in range(0, len(tar), 512) if tar[at : at + 100].rstrip(b"\0") == raw)
+
+
+def octal_checksum(total: int) -> bytes:
+    return b"%06o\0 " % total
+
+
+def with_field(tar: bytes, name: str, start: int, value: bytes, checksum=octal_checksum):
+    """`tar` with `value` written at `start` in the header of `name`, its checksum
+    redone (written by `checksum` from the sum of the header's bytes)."""
+    data = bytearray(tar)
+    at = header_at(tar, name)
+    data[at + start : at + start + len(value)] = value
+    data[at + 148 : at + 156] = b" " * 8
+    data[at + 148 : at + 156] = checksum(sum(data[at : at + 512])).ljust(8, b"\0")
+    return bytes(data)
+
+
+def pax_record(key: str, value: str) -> bytes:
+    """One PAX record, "<length> <key>=<value>\\n", its length counting its own digits."""
+    body = f" {key}={value}\n".encode()
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def pax_header(records: bytes, kind: bytes = tarfile.XHDTYPE) -> tuple[str, bytes, dict]:
+    """A control_tar entry: a PAX extended (x) or global (g) header holding `records`."""
+    return ("PaxHeader", records, {"type": kind})
+
+
+def long_name(name: str) -> tuple[str, bytes, dict]:
+    """A control_tar entry: a GNU long name header for the entry after it."""
+    return ("././@LongLink", name.encode() + b"\0", {"type": tarfile.GNUTYPE_LONGNAME})
+
+
+def after_a_lone_zero_block(tar: bytes, header: bytes) -> tuple[bytes, int]:
+    """`tar` ended by one zero block, then `header`: tar reads it before it stops. Also
+    where `header` starts."""
+    end = -(-len(tar.rstrip(b"\0")) // 512) * 512
+    return tar[:end] + bytes(512) + header + bytes(1024), end + 512
+
+
+ONE_CONTROL = control_tar(("./control", control_text()))
+EMPTY_ENTRY = control_tar(("./x", b""))[:512]
+LONE_ZERO_BAD_SIZE = after_a_lone_zero_block(
+    ONE_CONTROL, with_field(EMPTY_ENTRY, "./x", 124, b"zz\0")
+)
+LONE_ZERO_BAD_GLOBAL = after_a_lone_zero_block(
+    ONE_CONTROL, control_tar(pax_header(b"garbage", tarfile.XGLTYPE))[:1024]
+)
+
+
+@pytest.mark.parametrize(
+    ("tar", "message"),
+    [
+        (
+            with_field(ONE_CONTROL, "./control", 0, b"", lambda total: b"\x80" + total.to_bytes(7)),
+            "a header tar cannot read after 0 bytes: bad checksum",
+        ),
+        (with_field(ONE_CONTROL, "./control", 100, b" " * 8), "after 0 bytes: bad mode"),
+        (
+            with_field(ONE_CONTROL, "./control", 108, b"\x80" + (1 << 32).to_bytes(7)),
+            "after 0 bytes: bad uid",
+        ),
+        (with_field(ONE_CONTROL, "./control", 116, b"\xff" * 8), "after 0 bytes: bad gid"),
+        (
+            with_field(ONE_CONTROL, "./control", 136, b"\x80" + b"\xff" * 11),
+            "after 0 bytes: bad mtime",
+        ),
+        (
+            with_field(ONE_CONTROL, "./control", 124, b"0_%o\0" % len(control_text())),
+            "after 0 bytes: bad size",
+        ),
+        (
+            control_tar(pax_header(b"20 =value\n"), ("./control", control_text())),
+            "after 0 bytes: bad PAX record",
+        ),
+        (
+            control_tar(pax_header(b"garbage", tarfile.XGLTYPE), ("./control", control_text())),
+            "after 0 bytes: bad PAX record",
+        ),
+        (
+            control_tar(("./control", control_text(), {"pax_headers": {"uid": "4294967296"}})),
+            "after 1024 bytes: a PAX uid out of range",
+        ),
+        (
+            control_tar(("./control", control_text(), {"pax_headers": {"mtime": "9" * 20}})),
+            "after 1024 bytes: a PAX mtime out of range",
+        ),
+        (LONE_ZERO_BAD_SIZE[0], f"after {LONE_ZERO_BAD_SIZE[1]} bytes: bad size"),
+        (LONE_ZERO_BAD_GLOBAL[0], f"after {LONE_ZERO_BAD_GLOBAL[1]} bytes: bad PAX record"),
+        (
+            control_tar(("./control", control_text()), ("", b"x")),
+            "holds '', an empty name",
+        ),
+        (
+            control_tar(
+                ("./control", control_text()),
+                ("./junk", b"", {"pax_headers": {"path": "./md5sums/"}}),
+            ),
+            "holds './md5sums/', which is not a file at its top level",
+        ),
+        (
+            control_tar(
+                ("./control", control_text()),
+                (
+                    "./config",
+                    b"",
+                    {"type": tarfile.SYMTYPE, "linkname": "y", "pax_headers": {"linkpath": ".\0x"}},
+                ),
+            ),
+            "holds './config', a link to a folder",
+        ),
+    ],
+    ids=[
+        "checksum-in-base-256",
+        "mode-of-blanks",
+        "uid-beyond-uid_t",
+        "negative-gid",
+        "mtime-beyond-time_t",
+        "size-with-an-underscore",
+        "pax-record-of-a-wrong-length",
+        "global-header-of-garbage",
+        "pax-uid-beyond-uid_t",
+        "pax-mtime-beyond-time_t",
+        "bad-size-after-a-lone-zero-block",
+        "bad-global-header-after-a-lone-zero-block",
+        "empty-name",
+        "pax-path-named-as-a-folder",
+        "pax-link-to-a-folder-before-a-nul",
+    ],
+)
+def test_a_control_archive_header_tar_fails_on_is_refused(tmp_path, tar, message):
+    """tarfile reads past these headers (as 0, a float, the end of the archive...); GNU
+    tar fails on them, and so does every installation of the package."""
+    deb = write(tmp_path, deb_of_control_archive(tar))
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert message in str(caught.value)
+    assert "dpkg cannot install such a package" in str(caught.value)
+    assert dpkg_refuses_to_install(deb, tmp_path) is not None, "dpkg takes it"
+
+
+def hello_then(*entries) -> bytes:
+    """A control archive holding the control file of `hello`, then `entries`."""
+    return control_tar(("./control", control_text()), *entries)
+
+
+OTHER = ("./x", control_text("other"))
+
+
+@pytest.mark.parametrize(
+    ("tar", "message"),
+    [
+        (
+            with_field(
+                control_tar(("./junk", b""), ("./control", control_text())),
+                "./junk",
+                124,
+                b"\0" + b"%010o" % 1024,  # tar skips the control file, as ./junk's data
+            ),
+            "holds a size field tar reads as another number (after 0 bytes)",
+        ),
+        (
+            hello_then(pax_header(b"19  path=./control\n"), OTHER),
+            "holds PAX records tar reads otherwise (after 1024 bytes)",
+        ),
+        (
+            hello_then(long_name("./junk"), long_name("./control"), OTHER),
+            "holds two long names for one file",
+        ),
+        (
+            hello_then(long_name("./junk"), pax_header(pax_record("path", "./control")), OTHER),
+            "holds a long name and a PAX one after it",
+        ),
+        (
+            hello_then(
+                pax_header(pax_record("path", "./control"), tarfile.XGLTYPE),
+                long_name("./junk"),
+                OTHER,
+            ),
+            "holds a long name and a global PAX one",
+        ),
+        (
+            hello_then(
+                pax_header(pax_record("path", "./junk")),
+                pax_header(pax_record("path", "./control")),
+                OTHER,
+            ),
+            "holds two PAX headers for one file",
+        ),
+        (
+            hello_then(
+                pax_header(pax_record("path", "./junk"), tarfile.XGLTYPE),
+                pax_header(pax_record("comment", "x"), tarfile.XGLTYPE),
+                ("./control", control_text("other")),
+            ),
+            "holds a global PAX header replacing another",
+        ),
+        (
+            control_tar(pax_header(pax_record("size", "0"), tarfile.XGLTYPE), OTHER),
+            "holds a global PAX size",
+        ),
+        (
+            control_tar(
+                pax_header(pax_record("size", "1024\0")),
+                ("./junk", b""),
+                ("./control", control_text()),
+            ),
+            "holds a PAX size tar reads as another number",
+        ),
+        (
+            control_tar(
+                pax_header(pax_record("GNU.sparse.size", "abc")), ("./control", control_text())
+            ),
+            "holds a sparse file",
+        ),
+    ],
+    ids=[
+        "size-after-a-nul",
+        "pax-record-with-two-spaces",
+        "two-long-names",
+        "long-name-then-pax-path",
+        "long-name-and-global-path",
+        "two-pax-headers",
+        "global-header-replacing-another",
+        "global-size",
+        "pax-size-before-a-nul",
+        "sparse-file",
+    ],
+)
+def test_a_control_archive_tar_unpacks_otherwise_is_refused(tmp_path, tar, message):
+    """tarfile reads one control file (or one archive) here, GNU tar another (tarfile
+    takes the first long name, tar the last; tar reads on where tarfile stops...): the
+    index would describe a package no client installs, or another one than it installs."""
+    deb = write(tmp_path, deb_of_control_archive(tar))
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert message in str(caught.value)
+    field = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
+    )
+    assert field.stdout == b"other\n" or dpkg_refuses_to_install(deb, tmp_path) is not None, (
+        "dpkg reads it as debrepo would have"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tar", "package"),
+    [
+        (control_tar(("./control", control_text(), {"pax_headers": {"mtime": "1."}})), "hello"),
+        (control_tar(("./control", control_text(), {"pax_headers": {"mtime": "1e3"}})), "hello"),
+        (control_tar(("./control", control_text(), {"pax_headers": {"uid": "1\0"}})), "hello"),
+        (
+            control_tar(("./x", control_text("other"), {"pax_headers": {"path": "./control\0x"}})),
+            "other",
+        ),
+        (
+            hello_then(
+                ("./postinst", b"#!/bin/sh\n"),
+                (
+                    "./postrm",
+                    b"",
+                    {"type": tarfile.LNKTYPE, "pax_headers": {"linkpath": "./postinst\0x"}},
+                ),
+            ),
+            "hello",
+        ),
+    ],
+    ids=[
+        "pax-mtime-with-a-trailing-dot",
+        "pax-mtime-with-an-exponent",
+        "pax-uid-before-a-nul",
+        "pax-path-before-a-nul",
+        "pax-hard-link-before-a-nul",
+    ],
+)
+def test_pax_records_are_read_as_tar_reads_them(tmp_path, tar, package):
+    """tar reads a PAX time's leading seconds, and a value up to a NUL: dpkg installs
+    these packages, and debrepo reads the control file dpkg-deb unpacks."""
+    deb = write(tmp_path, deb_of_control_archive(tar))
+    assert dict(inspect_deb(deb).control)["Package"] == package
+    field = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
+    )
+    assert field.stdout == f"{package}\n".encode()
+    assert dpkg_refuses_to_install(deb, tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--format=gnu", "--owner=builder:3000000", "--group=builders:4000000000"],
+        ["--format=gnu", "--mtime=@10413792000"],
+        ["--format=gnu", "--mtime=@-100000000000"],
+        ["--format=oldgnu", "--owner=:3000000", "--mtime=@10413792000"],
+        ["--format=posix", "--owner=builder:3000000", "--mtime=@10413792000.25"],
+        ["--format=ustar"],
+        ["--format=v7"],
+    ],
+    ids=[
+        "gnu-base-256-owner",
+        "gnu-base-256-mtime",
+        "gnu-negative-mtime",
+        "oldgnu",
+        "posix",
+        "ustar",
+        "v7",
+    ],
+)
+def test_control_archives_gnu_tar_writes_are_read(tmp_path, options):
+    """Numbers too large for octal (base-256, or PAX records), in every format tar writes."""
+    root = tmp_path / "control"
+    root.mkdir()
+    (root / "control").write_bytes(control_text())
+    (root / "postinst").write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    (root / "prerm").symlink_to("postinst")
+    entries = ["./", "./control", "./postinst", "./prerm"]
+    tar = subprocess.run(
+        [require_tool("tar"), "-cf", "-", "-C", str(root), "--no-recursion", *options, *entries],
+        check=True,
+        capture_output=True,
+    ).stdout
     deb = write(tmp_path, deb_of_control_archive(tar))
     assert dict(inspect_deb(deb).control)["Package"] == "hello"
     assert dpkg_refuses_to_install(deb, tmp_path) is None
