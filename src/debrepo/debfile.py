@@ -448,6 +448,8 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         )
     raw: bytes | None = None
     files: set[str] = set()  # regular files so far, by where they unpack
+    # Everything unpacked, by where: a symbolic link's target, or None for a file.
+    unpacked: dict[str, str | None] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             for member in archive:
@@ -472,6 +474,7 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
                     )
                 if member.isfile():
                     files.add(name)
+                unpacked[name] = _tar_link(member) if member.issym() else None
                 if name != "control":
                     continue
                 if raw is not None:
@@ -505,6 +508,12 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
         ) from None
     if raw is None:
         raise InvalidPackageError(f"{source}: {member_name} holds no control file")
+    if dangling := _dangling_link(unpacked):
+        # dpkg opens every control file, through its link ("unable to open file").
+        raise InvalidPackageError(
+            f"{source}: {member_name} holds {quoted_excerpt(dangling)}, a symbolic link to "
+            "no file in it; dpkg cannot install such a package"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -767,6 +776,21 @@ def _pax_number_fault(records: dict[bytes, bytes]) -> str | None:
             return f"a PAX {name} that is not a number"
         if not low <= _decimal(match[1] if key in _PAX_TIMES else match[0]) <= high:
             return f"a PAX {name} out of range"
+    return None
+
+
+def _dangling_link(unpacked: dict[str, str | None]) -> str | None:
+    """The first symbolic link (in `unpacked`: where each member unpacks, and its link
+    target or None) that leads to no file of the archive, or round in a loop; None if
+    none does. A target from `/` is a file of the installing system: not judged."""
+    for name, target in unpacked.items():
+        seen = {name}
+        while target is not None and not target.startswith("/"):
+            step = "/".join(segment for segment in target.split("/") if segment not in ("", "."))
+            if step in seen or step not in unpacked:
+                return name
+            seen.add(step)
+            target = unpacked[step]
     return None
 
 

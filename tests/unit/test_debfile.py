@@ -130,6 +130,34 @@ def test_maintainer_scripts_linked_to_each_other_as_dpkg_deb_stores_them(tmp_pat
     assert dpkg_refuses_to_install(output, tmp_path) is None
 
 
+@pytest.mark.parametrize(
+    ("links", "dangling"),
+    [
+        ({"prerm": "postinst"}, "prerm"),  # dpkg-deb builds it; no postinst beside it
+        ({"prerm": "postrm", "postrm": "prerm"}, "postrm"),  # named first in the archive
+        ({"prerm": "./postrm", "postrm": "config"}, "postrm"),
+    ],
+    ids=["to-a-missing-script", "in-a-loop", "through-a-link-to-a-missing-script"],
+)
+def test_a_symbolic_link_to_no_control_file_is_refused(tmp_path, links, dangling):
+    dpkg_deb = require_tool("dpkg-deb")
+    root = tmp_path / "root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_bytes(control_text("linked", "1.0", "all"))
+    for name, target in links.items():
+        (root / "DEBIAN" / name).symlink_to(target)
+    output = tmp_path / "linked.deb"
+    subprocess.run(
+        [dpkg_deb, "--root-owner-group", "--build", str(root), str(output)],
+        check=True,
+        capture_output=True,
+    )
+    assert "unable to open file" in (dpkg_refuses_to_install(output, tmp_path) or "")
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(output)
+    assert f"holds '{dangling}', a symbolic link to no file in it" in str(caught.value)
+
+
 def control_members(deb: bytes) -> list[tarfile.TarInfo]:
     """The members of a .deb's control archive (gzip, xz or none), read with tarfile."""
     offset = 8
