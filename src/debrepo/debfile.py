@@ -693,7 +693,10 @@ def _header_fault(tar: bytes) -> tuple[int, str, bool] | None:
                 blocks = TAR_BLOCK * -(-size // TAR_BLOCK)
             local = {}
         chain = b""
-        offset += TAR_BLOCK + (0 if kind in _NO_DATA else blocks)
+        # tarfile (and tar) take an old-style file whose name ends in "/" for a folder,
+        # and read what its size would cover as the headers after it.
+        folder = kind == b"\0" and block[:100].split(b"\0", 1)[0].endswith(b"/")
+        offset += TAR_BLOCK + (0 if kind in _NO_DATA or folder else blocks)
     return None
 
 
@@ -787,7 +790,9 @@ def _dangling_link(unpacked: dict[str, str | None]) -> str | None:
         seen = {name}
         while target is not None and not target.startswith("/"):
             step = "/".join(segment for segment in target.split("/") if segment not in ("", "."))
-            if step in seen or step not in unpacked:
+            # "postinst/": every member is a file or a link, never a folder ("Not a
+            # directory").
+            if step in seen or step not in unpacked or target.endswith("/"):
                 return name
             seen.add(step)
             target = unpacked[step]

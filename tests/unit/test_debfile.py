@@ -1381,3 +1381,33 @@ def test_copy_opener_refusing_the_package_stops_the_read(tmp_path):
 
     with pytest.raises(InvalidPackageError, match=r"not wanted here"):
         inspect_deb(write(tmp_path, hand_made_deb()), open_copy=refuse)
+
+
+def test_headers_inside_an_old_style_folder_entry_are_checked(tmp_path):
+    """An old-style (type "\\0") entry named "./" is a folder to tarfile and to tar, which
+    both read what its size covers as headers: the header check must walk them too."""
+    hidden = control_tar(long_name("./control"), long_name("./junk"), ("./x", control_text()))
+    hidden += control_tar(long_name("./junk2"), long_name("./control"), OTHER)
+    hidden = hidden.replace(bytes(1024), b"")  # the entries alone, no end blocks
+    hidden = hidden[: -(-len(hidden.rstrip(b"\0")) // 512) * 512]
+    folder = bytearray(control_tar(("./", b"x" * len(hidden)))[:512])
+    folder[156:157] = b"\0"
+    folder[148:156] = b" " * 8
+    folder[148:156] = octal_checksum(sum(folder)).ljust(8, b"\0")
+    deb = write(tmp_path, deb_of_control_archive(bytes(folder) + hidden + bytes(1024)))
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert "two long names for one file" in str(caught.value)
+
+
+def test_a_symbolic_link_to_a_file_named_as_a_folder_is_refused(tmp_path):
+    """dpkg opens `postrm` through `postinst/`: "Not a directory"."""
+    tar = hello_then(
+        ("./postinst", b"#!/bin/sh\n"),
+        ("./postrm", b"", {"type": tarfile.SYMTYPE, "linkname": "postinst/"}),
+    )
+    deb = write(tmp_path, deb_of_control_archive(tar))
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert "a symbolic link to no file in it" in str(caught.value)
+    assert dpkg_refuses_to_install(deb, tmp_path) is not None
