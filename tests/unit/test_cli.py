@@ -1224,15 +1224,19 @@ def test_a_home_this_user_may_only_read_can_be_listed_and_verified(run, debs, re
 
 
 @pytest.mark.parametrize(
-    ("command", "outcome"),
+    ("command", "outcome", "locked"),
     [
-        (("remove", "alpha", "1.0", "--yes"), "nothing was removed"),
-        (("add", "gamma_3.0_all.deb"), "nothing was added"),
+        (("remove", "alpha", "1.0", "--yes"), "nothing was removed", "."),
+        (("add", "gamma_3.0_all.deb"), "nothing was added", "."),
+        (("add", "gamma_3.0_all.deb"), "nothing was added", "main/binary-amd64/by-hash/SHA256"),
     ],
 )
-def test_a_change_whose_publish_could_not_write_changes_nothing(run, debs, command, outcome):
-    """A repository folder this user may not write (read-only, another owner's): refused
-    before the store changes, not after with the store and the repository apart."""
+def test_a_change_whose_publish_could_not_write_changes_nothing(
+    run, debs, command, outcome, locked
+):
+    """A repository folder this user may not write (read-only, another owner's: left by
+    a run as root, say): refused before the store changes, not after with the store and
+    the repository apart."""
     shared = Path(tempfile.mkdtemp(prefix="debrepo-home-"))
     try:
         home = shared / "home"
@@ -1241,10 +1245,11 @@ def test_a_change_whose_publish_could_not_write_changes_nothing(run, debs, comma
         (shared / "gamma_3.0_all.deb").write_bytes(deb_bytes("gamma", "3.0", "all"))
         gc.collect()  # its store closed, as at the end of a process
         suite = home / "repo/dists/stable"
-        for path in [shared, *shared.rglob("*")]:  # all this user's but the Release folder
+        folder = (suite / locked).resolve()
+        for path in [shared, *shared.rglob("*")]:  # all this user's but that folder
             path.chmod(0o777 if path.is_dir() else 0o666)
         as_root = os.geteuid() == 0
-        suite.chmod(0o755 if as_root else 0o555)
+        folder.chmod(0o755 if as_root else 0o555)
         store, release = home / "metadata.db", (suite / "InRelease").read_bytes()
         before = store.read_bytes()
         os.chdir(shared)
@@ -1255,10 +1260,10 @@ def test_a_change_whose_publish_could_not_write_changes_nothing(run, debs, comma
         finally:
             if as_root:
                 os.seteuid(0)
-            suite.chmod(0o755)
+            folder.chmod(0o755)
         assert refused.code == 1, refused.err
         assert refused.error_line == (
-            f"debrepo: error: {suite}: cannot write there (read-only, or not permitted); {outcome}"
+            f"debrepo: error: {folder}: cannot write there (read-only, or not permitted); {outcome}"
         )
         gc.collect()
         assert store.read_bytes() == before and (suite / "InRelease").read_bytes() == release

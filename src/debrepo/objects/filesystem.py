@@ -62,13 +62,20 @@ class FilesystemObjectStore:
         return Path(self._local(key))
 
     def unwritable(self, folders: Sequence[str]) -> str | None:
-        """Which of these existing folders under the root (and the root itself) a write
-        would fail in (read-only, another owner's), or None: for a command that must not
-        change the store when its publish cannot write."""
+        """Which of these existing folders under the root, the folders inside them (a
+        publish writes down to `by-hash/SHA256`), and the root itself a write would fail
+        in (read-only, another owner's: left by a run as root, say), or None: for a
+        command that must not change the store when its publish cannot write."""
         for folder in ("", *folders):
-            path = f"{self._root}/{folder}".rstrip("/")
-            if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK, effective_ids=True):
-                return f"{path}: cannot write there (read-only, or not permitted)"
+            top = f"{self._root}/{folder}".rstrip("/")
+            if not os.path.isdir(top):
+                continue
+            # The root alone: its pool holds thousands of folders, which a copy that
+            # fails to go in refuses with nothing stored anyway.
+            inside = (path for path, _, _ in os.walk(top)) if folder else iter((top,))
+            for path in inside:
+                if not os.access(path, os.W_OK | os.X_OK, effective_ids=True):
+                    return f"{path}: cannot write there (read-only, or not permitted)"
         return None
 
     # -- reading --------------------------------------------------------------------
