@@ -528,6 +528,39 @@ def test_a_full_disk_leaves_the_store_readable_and_refuses_changes(db_path):
     assert SqliteMetadataStore(db_path).package_ids() == {"first#1.0"}
 
 
+_KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+from debrepo.store.sqlite import SqliteMetadataStore
+from tests.unit.helpers import make_record
+
+SqliteMetadataStore(Path(sys.argv[1])).put(make_record("second", "2.0"))
+os._exit(0)  # killed before folding its write-ahead log into the database
+"""
+
+
+def test_a_full_disk_with_changes_left_in_the_write_ahead_log_is_not_read_stale(db_path):
+    # Without room for the -shm file those changes cannot be read: listing (or
+    # publishing) the store without them would show it older than it is.
+    store = SqliteMetadataStore(db_path)
+    store.put(make_record("first", "1.0"))
+    store.close()
+    subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(db_path)],
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    wal = db_path.with_name("metadata.db-wal")
+    assert wal.stat().st_size > 0
+    db_path.with_name("metadata.db-shm").unlink()
+    done = _open_with_no_room(db_path)
+    assert done.stdout.strip() == (
+        f"{db_path}: cannot open the SQLite metadata store: no room for metadata.db-shm "
+        "beside it (is its disk full?)"
+    )
+    assert SqliteMetadataStore(db_path).package_ids() == {"first#1.0", "second#2.0"}
+
+
 def test_a_full_disk_at_creating_the_store_is_named_not_a_disk_io_error(db_path):
     done = _open_with_no_room(db_path)  # a new store: nothing to read
     assert done.stdout.strip() == (

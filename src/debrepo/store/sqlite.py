@@ -165,6 +165,13 @@ class SqliteMetadataStore(BaseMetadataStore):
         reason. False when even that fails."""
         with contextlib.suppress(AttributeError, sqlite3.Error):
             self._db.close()
+        wal = self.path.with_name(f"{self.path.name}-wal")
+        with contextlib.suppress(OSError):
+            if wal.stat().st_size > 0:
+                # Changes a writer committed there (one killed before folding them in)
+                # cannot be read without the -shm file: the store would look older than
+                # it is, and a publish from it would drop them.
+                return False
         try:
             self._open_read_only()
         except (sqlite3.Error, OSError, StoreError):
