@@ -460,6 +460,13 @@ def _control_text(tar_bytes: bytes, member_name: str, source: str) -> str:
                     raise InvalidPackageError(f"{source}: {member_name} is truncated (in {name})")
                 folder = member.isdir() or (member.isfile() and _tar_name(member).endswith("/"))
                 if not name and folder:  # the archive's own folder, "./"
+                    if tar_bytes[member.offset + 156] == 0 and not _tar_name(member):
+                        # An old-style file named "/" (tarfile takes it for a folder):
+                        # tar unpacks it as a file named "." ("File exists").
+                        raise InvalidPackageError(
+                            f"{source}: {member_name} holds '/', a file named as a folder; "
+                            "dpkg cannot install such a package"
+                        )
                     continue
                 if (
                     "/" in name

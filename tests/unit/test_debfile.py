@@ -1411,3 +1411,14 @@ def test_a_symbolic_link_to_a_file_named_as_a_folder_is_refused(tmp_path):
         inspect_deb(deb)
     assert "a symbolic link to no file in it" in str(caught.value)
     assert dpkg_refuses_to_install(deb, tmp_path) is not None
+
+
+def test_an_old_style_file_named_as_the_root_is_refused(tmp_path):
+    """tarfile takes a type "\\0" entry named "/" for the archive's folder; tar strips the
+    slash and fails to unpack a file named "." ("File exists")."""
+    tar = control_tar(("/", b"", {"type": tarfile.DIRTYPE}), ("./control", control_text()))
+    deb = write(tmp_path, deb_of_control_archive(with_field(tar, "/", 156, b"\0")))
+    assert "File exists" in (dpkg_refuses_to_install(deb, tmp_path) or "")
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert "holds '/', a file named as a folder" in str(caught.value)
