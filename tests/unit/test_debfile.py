@@ -325,6 +325,21 @@ def with_a_bad_header_after_the_control_file() -> bytes:
     return bytes(tar)
 
 
+def assert_refused_and_dpkg_reads_otherwise(tmp_path: Path, tar: bytes, message: str) -> None:
+    """debrepo refuses the .deb holding `tar` with `message`, and dpkg reads it as the
+    package "other" or cannot install it: refusing it loses nothing a client could have."""
+    deb = write(tmp_path, deb_of_control_archive(tar))
+    with pytest.raises(InvalidPackageError) as caught:
+        inspect_deb(deb)
+    assert message in str(caught.value)
+    field = subprocess.run(
+        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
+    )
+    assert field.stdout == b"other\n" or dpkg_refuses_to_install(deb, tmp_path) is not None, (
+        "dpkg reads it as debrepo would have"
+    )
+
+
 @pytest.mark.parametrize(
     ("tar", "message"),
     [
@@ -399,16 +414,7 @@ def test_a_control_archive_dpkg_reads_otherwise_is_refused(tmp_path, tar, messag
     """tarfile reads these as one clean control file; GNU tar, which dpkg-deb runs,
     unpacks another one over it or fails: the index would describe a package no client
     installs, or one it installs otherwise."""
-    deb = write(tmp_path, deb_of_control_archive(tar))
-    with pytest.raises(InvalidPackageError) as caught:
-        inspect_deb(deb)
-    assert message in str(caught.value)
-    field = subprocess.run(
-        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
-    )
-    assert field.stdout == b"other\n" or dpkg_refuses_to_install(deb, tmp_path) is not None, (
-        "dpkg reads it as debrepo would have"
-    )
+    assert_refused_and_dpkg_reads_otherwise(tmp_path, tar, message)
 
 
 @pytest.mark.parametrize(
@@ -748,16 +754,7 @@ def test_a_control_archive_tar_unpacks_otherwise_is_refused(tmp_path, tar, messa
     """tarfile reads one control file (or one archive) here, GNU tar another (tarfile
     takes the first long name, tar the last; tar reads on where tarfile stops...): the
     index would describe a package no client installs, or another one than it installs."""
-    deb = write(tmp_path, deb_of_control_archive(tar))
-    with pytest.raises(InvalidPackageError) as caught:
-        inspect_deb(deb)
-    assert message in str(caught.value)
-    field = subprocess.run(
-        [require_tool("dpkg-deb"), "--field", str(deb), "Package"], capture_output=True
-    )
-    assert field.stdout == b"other\n" or dpkg_refuses_to_install(deb, tmp_path) is not None, (
-        "dpkg reads it as debrepo would have"
-    )
+    assert_refused_and_dpkg_reads_otherwise(tmp_path, tar, message)
 
 
 @pytest.mark.parametrize(
