@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -234,6 +235,14 @@ def test_items_follow_the_seed_attribute_schema(table, dynamodb_client):
     assert store.description == f"dynamodb://{table}"
     # What a publish records: the same name in another region is another table.
     assert store.identity == f"dynamodb://{table} in {REGION}"
+
+
+def test_an_attribute_value_of_no_known_type_is_a_store_error_not_a_traceback():
+    from debrepo.store.dynamodb import _plain
+
+    assert _plain({"L": [{"N": "7"}, {"N": "0.5"}, {"S": "x"}]}) == [7, Decimal("0.5"), "x"]
+    with pytest.raises(StoreError, match="unexpected DynamoDB attribute value"):
+        _plain({"Q": "7"})
 
 
 # -- Property 3 at scale -----------------------------------------------------------------

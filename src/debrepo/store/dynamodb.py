@@ -30,13 +30,14 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
 import botocore.loaders
 import botocore.session
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -641,21 +642,21 @@ def _size(value: Any) -> int:
     return 21
 
 
+class _Deserializer(TypeDeserializer):  # type: ignore[misc]  # boto3 ships no types
+    """boto3's, with integral numbers as `int`: sizes are compared and added as ints."""
+
+    def _deserialize_n(self, value: str) -> int | Decimal:
+        return _number(value)
+
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = _Deserializer()
+
+
 def _attribute(value: Any) -> dict[str, Any]:
     """A plain value (text, integer, list, mapping) as a DynamoDB attribute value."""
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | Decimal):
-        return {"N": str(value)}
-    if isinstance(value, list | tuple):
-        return {"L": [_attribute(v) for v in value]}
-    if isinstance(value, Mapping):
-        return {"M": {str(k): _attribute(v) for k, v in value.items()}}
-    if value is None:
-        return {"NULL": True}
-    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
+    attribute: dict[str, Any] = _SERIALIZER.serialize(value)
+    return attribute
 
 
 def _number(text: str) -> int | Decimal:
@@ -669,25 +670,10 @@ def _number(text: str) -> int | Decimal:
 
 def _plain(value: Mapping[str, Any]) -> Any:
     """A DynamoDB attribute value as a plain Python value."""
-    ((kind, data),) = value.items()
-    decode: Callable[[Any], Any] | None = _DECODERS.get(kind)
-    if decode is None:
-        raise StoreError(f"unexpected DynamoDB attribute type {kind!r}")
-    return decode(data)
-
-
-_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "S": lambda data: data,
-    "N": _number,
-    "B": bytes,
-    "BOOL": bool,
-    "NULL": lambda data: None,
-    "L": lambda data: [_plain(v) for v in data],
-    "M": lambda data: {k: _plain(v) for k, v in data.items()},
-    "SS": set,
-    "NS": lambda data: {_number(n) for n in data},
-    "BS": lambda data: {bytes(b) for b in data},
-}
+    try:
+        return _DESERIALIZER.deserialize(value)
+    except (TypeError, AttributeError) as exc:
+        raise StoreError(f"unexpected DynamoDB attribute value {value!r:.80}") from exc
 
 
 def create_table(
