@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1059,23 +1060,35 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
             "that trust the old key will reject the repository until they get the new one; "
             "`debrepo key generate --next` changes it without that)"
         )
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = generate_secret_key(ws.settings.key_user_id)
-    temp = path.with_name(f".tmp-{path.name}")
-    temp.touch(mode=0o600)
-    temp.write_bytes(secret)
-    if path.exists():
-        # Replaced on purpose, but perhaps the only copy of the key clients trust: kept,
-        # under a name no other copy has, never readable by others.
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A new file of a name nobody could have prepared (mode 0600, O_EXCL): a fixed
+        # temporary name would take over a leftover's mode, or follow its symlink.
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the new signing key: {exc.strerror}") from None
+    temp = Path(temp_name)
+    try:
         try:
-            kept = _keep_a_copy(path)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secret)
         except OSError as exc:
-            temp.unlink()
-            raise ConfigError(
-                f"{path}: cannot keep a copy of the key being replaced: {exc.strerror}"
-            ) from None
-        log.warning("kept the key being replaced at %s", kept)
-    temp.replace(path)
+            raise ConfigError(f"{path}: cannot write the new signing key: {exc.strerror}") from None
+        if path.exists():
+            # Replaced on purpose, but perhaps the only copy of the key clients trust:
+            # kept, under a name no other copy has, never readable by others.
+            try:
+                kept = _keep_a_copy(path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{path}: cannot keep a copy of the key being replaced: {exc.strerror}"
+                ) from None
+            log.warning("kept the key being replaced at %s", kept)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return OpenPGPSigner(secret, source=str(path))
 
 

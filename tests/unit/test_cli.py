@@ -1550,6 +1550,33 @@ def test_key_generate_export_show(run, tmp_path, home):
     assert sq.Cert.from_bytes(binary.read_bytes()).fingerprint.upper() == fingerprint
 
 
+def test_key_generate_ignores_files_left_where_a_temporary_copy_once_went(run, tmp_path, home):
+    """A leftover of a crashed run (or a planted file) at a predictable temporary name
+    must give the new secret key neither its mode nor, as a symlink, its destination."""
+    keys = home / "keys"
+    keys.mkdir(parents=True, mode=0o700)
+    key = keys / "signing-key.asc"
+    leftover = keys / ".tmp-signing-key.asc"
+    leftover.write_bytes(b"old")
+    leftover.chmod(0o644)
+    assert run("key", "generate").code == 0
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert key.read_bytes().startswith(b"-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    assert leftover.read_bytes() == b"old"  # not ours to delete, not used either
+
+    leftover.unlink()
+    elsewhere = tmp_path / "elsewhere.asc"
+    elsewhere.write_bytes(b"untouched")
+    leftover.symlink_to(elsewhere)
+    first = key.read_bytes()
+    assert run("key", "generate", "--force").code == 0
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert key.read_bytes() not in (first, b"untouched")
+    assert elsewhere.read_bytes() == b"untouched"
+    # Nothing else left behind: the key, the copy of the one replaced, the symlink.
+    assert len(list(keys.iterdir())) == 3
+
+
 def test_key_export_to_a_missing_folder(run, tmp_path):
     assert run("key", "generate").code == 0
     result = run("key", "export", "--output", str(tmp_path / "no" / "such" / "key.asc"))
