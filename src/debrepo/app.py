@@ -809,9 +809,13 @@ def write_output(ws: Workspace, output: Path, data: bytes) -> None:
                 stream.write(data)
             return
         target = target.resolve()
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        # A new file (O_EXCL) of a name nobody can guess: a predictable one in a shared
+        # folder such as /tmp could be a planted symlink, and the write would follow it.
+        temporary = target.with_name(f".{target.name}.tmp-{os.urandom(6).hex()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
         try:
-            temporary.write_bytes(data)
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)

@@ -557,6 +557,28 @@ def test_output_writes_through_a_link_or_a_stream(run, tmp_path, home):
     assert (tmp_path / "out").read_bytes() == b"HEADER\n" + armored + b"FOOTER\n"
 
 
+def test_output_does_not_follow_a_link_planted_at_a_temporary_name(run, tmp_path, home):
+    """In a shared folder another user may guess a temporary name and put a symlink
+    there; the export must neither write through it nor leave it as the output."""
+    assert run("key", "generate").code == 0
+    armored = run("key", "export").out.encode()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    output = tmp_path / "key.asc"
+    (tmp_path / f".key.asc.tmp-{os.getpid()}").symlink_to(victim)  # the pid: guessable
+    umask = os.umask(0o022)
+    try:
+        assert run("key", "export", "--output", str(output)).code == 0
+    finally:
+        os.umask(umask)
+    assert victim.read_bytes() == b"precious"
+    assert not output.is_symlink() and output.read_bytes() == armored
+    assert oct(output.stat().st_mode & 0o777) == "0o644"  # an ordinary new file
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".key.asc")) == [
+        f".key.asc.tmp-{os.getpid()}"
+    ]  # only the planted link: the real temporary file is gone
+
+
 def test_a_kiro_repo_whose_record_was_lost_is_not_built_over_its_published_file(run, home):
     assert run("build-repo-package", "--version", "1.0").code == 0
     pool_file = home / "repo/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
