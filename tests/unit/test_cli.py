@@ -8,6 +8,7 @@ import gc
 import http.server
 import io
 import json
+import lzma
 import os
 import pty
 import shlex
@@ -1018,6 +1019,37 @@ def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs,
     assert run(*replace, "rebuild", "--replace").code == 0
     packages = (repo / "dists/stable/main/binary-amd64/Packages").read_text()
     assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
+
+
+def test_a_foreign_repo_publishing_only_xz_indices_is_read_as_any_tool_writes_them(
+    run, debs, tmp_path
+):
+    """Another tool's index: only Packages.xz, fields in another order and case. Its
+    versions still count; one that cannot be read is refused, not taken for empty."""
+    repo = tmp_path / "shared"
+    first, second = tmp_path / "first", tmp_path / "second"
+    alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
+    assert run("--home", str(first), "--repo", repo.as_uri(), "add", str(alpha)).code == 0
+    binary = repo / "dists/stable/main/binary-amd64"
+    stanza = (binary / "Packages").read_text().strip("\n").split("\n")
+    version = next(line for line in stanza if line.startswith("Version:"))
+    reordered = [version.replace("Version:", "version:"), *(x for x in stanza if x != version)]
+    for name in ("Packages", "Packages.gz", "Packages.xz"):
+        (binary / name).unlink()
+    (binary / "Packages.xz").write_bytes(lzma.compress("\n".join(reordered).encode() + b"\n"))
+    key = str(first / "keys/signing-key.asc")
+    second_home = ("--home", str(second), "--repo", repo.as_uri(), "--key-file", key)
+
+    result = run(*second_home, "add", str(beta))
+    assert result.code == 1
+    assert "it lists alpha 1.0, which the store" in result.error_line
+
+    (binary / "Packages.xz").write_bytes(b"\xfd7zXZ\x00 cut short")
+    unreadable = run(*second_home, "rebuild")
+    assert unreadable.code == 1
+    assert "dists/stable/main/binary-amd64/Packages.xz cannot be read" in unreadable.error_line
+    assert "rebuild --replace" in unreadable.error_line
+    assert (binary / "Packages.xz").read_bytes() == b"\xfd7zXZ\x00 cut short"
 
 
 def test_a_second_home_on_a_published_repo_keeps_its_key_and_origin(run, debs, tmp_path):

@@ -932,11 +932,26 @@ class Publisher:
         listed: set[tuple[str, str]] = set()
         for path in index_paths(info):
             if path.endswith("/Packages"):
-                raw = self.repo.get(f"dists/{info.suite}/{path}")
-                if raw is None:  # other tools may publish only compressed indices
-                    raw = _decompressed(self.repo.get(f"dists/{info.suite}/{path}.gz"))
-                listed.update(_listed_versions(raw) if raw is not None else ())
+                listed.update(self._versions_in(f"dists/{info.suite}/{path}"))
         return listed
+
+    def _versions_in(self, key: str) -> set[tuple[str, str]]:
+        """(Package, Version) of every stanza of the index at `key`, or of its `.gz` or
+        `.xz` copy (other tools may publish only compressed indices). An index that
+        cannot be read is refused: read as empty, it would hide what clients would lose."""
+        for suffix, unpack in _UNPACKERS:
+            raw = self.repo.get(key + suffix)
+            if raw is None:
+                continue
+            try:
+                return _listed_versions(unpack(raw))
+            except ValueError as exc:
+                raise PublishRefused(
+                    f"{self.repo.description}: {key}{suffix} cannot be read ({exc}), so "
+                    "what its clients would lose by this publish is unknown. Restore it, "
+                    f"or run `debrepo rebuild --replace` {LAMBDA_REPLACE} to publish over it"
+                ) from None
+        return set()
 
     def _refuse_to_change_what_clients_hold_to(self, info: ReleaseInfo) -> None:
         """PublishRefused if the settings changed since the last publish in a way apt
@@ -1834,28 +1849,42 @@ def publish_failed(
     return error
 
 
-def _decompressed(gz: bytes | None) -> bytes | None:
+def _gunzip(data: bytes) -> bytes:
+    import gzip
     import zlib
 
-    if gz is None:
-        return None
     try:
-        return zlib.decompress(gz, 16 + zlib.MAX_WBITS)
-    except zlib.error:
-        return None
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"not a whole gzip file: {exc}") from None
+
+
+def _unxz(data: bytes) -> bytes:
+    import lzma
+
+    try:
+        return lzma.decompress(data)
+    except (lzma.LZMAError, EOFError) as exc:
+        raise ValueError(f"not a whole xz file: {exc}") from None
+
+
+_UNPACKERS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
+    ("", bytes),
+    (".gz", _gunzip),
+    (".xz", _unxz),
+)
 
 
 def _listed_versions(packages: bytes) -> set[tuple[str, str]]:
-    """(Package, Version) of every stanza of a Packages file."""
-    listed: set[tuple[str, str]] = set()
-    name = None
-    for line in packages.decode("utf-8", "replace").split("\n"):
-        if line.startswith("Package:"):
-            name = line[8:].strip()
-        elif line.startswith("Version:") and name is not None:
-            listed.add((name, line[8:].strip()))
-            name = None
-    return listed
+    """(Package, Version) of every stanza of a Packages file, whoever wrote it."""
+    from debian import deb822
+
+    text = packages.decode("utf-8", "replace").splitlines()
+    return {
+        (stanza["Package"], stanza["Version"])
+        for stanza in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False)
+        if "Package" in stanza and "Version" in stanza
+    }
 
 
 def _any_release(repo: ObjectStore) -> bool:
