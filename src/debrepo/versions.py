@@ -57,7 +57,8 @@ _Parts = tuple[tuple[str, int], ...]
 def dpkg_identity(version: str) -> tuple[int, _Parts, _Parts]:
     """A key that is equal for two valid versions exactly when dpkg compares them equal
     (`1.0`, `1.00`, `0:1.0`, `1.0-0`), to find one in a dict instead of comparing with
-    every version of a package.
+    every version of a package. (python-debian's `Version` cannot be that key: it hashes
+    its text, so `Version("1.0") == Version("1.00")` with different hashes.)
 
     dpkg compares epoch, upstream and revision in turn, each as alternating non-digit
     strings (compared character by character, an injective order) and numbers (so

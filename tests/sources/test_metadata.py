@@ -372,6 +372,12 @@ def test_release_age_with_an_unreadable_date_is_stale() -> None:
     assert age.stale(NOW)
 
 
+def test_release_age_reads_field_names_in_any_case_as_apt_does() -> None:
+    text = _release_text(NOW, NOW + timedelta(days=7))
+    age = ReleaseAge.parse(text.replace(b"Date:", b"date:").replace(b"Valid-Until", b"VALID-UNTIL"))
+    assert age == ReleaseAge(NOW, NOW + timedelta(days=7))
+
+
 @pytest.mark.parametrize("key", ["url", "certificate", "signature"])
 def test_metadata_read_over_https_may_not_send_a_download_over_http(key: str) -> None:
     # As a redirect from https to http is refused: anyone on the path could swap the file.

@@ -114,7 +114,10 @@ def index_paths(info: ReleaseInfo) -> list[str]:
 
 
 def rfc1123(moment: datetime) -> str:
-    """`Tue, 24 Nov 2026 10:00:00 +0000`, independent of the locale."""
+    """`Tue, 24 Nov 2026 10:00:00 +0000`, independent of the locale.
+
+    The same text as `email.utils.format_datetime(moment.astimezone(UTC))`, without
+    importing the email package (~5 ms) into the re-sign of an unchanged repository."""
     moment = moment.astimezone(UTC)
     return (
         f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
@@ -151,7 +154,10 @@ def render_release(info: ReleaseInfo, indices: Sequence[IndexFile], now: datetim
 
 def release_checksums(release: bytes) -> dict[str, dict[str, str]]:
     """Index path -> {"size": as written, hash name: hex, ...}, from a Release file's
-    MD5Sum/SHA1/SHA256/SHA512 lists, as far as it lists each path."""
+    MD5Sum/SHA1/SHA256/SHA512 lists, as far as it lists each path.
+
+    Read by hand, not with deb822, because the re-sign of an unchanged repository reads
+    its own Release here: importing and running deb822 would add ~11 ms to ~70 ms."""
     listed: dict[str, dict[str, str]] = {}
     names = dict(HASH_FIELDS)
     current: str | None = None

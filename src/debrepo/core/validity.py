@@ -20,15 +20,10 @@ class ReleaseAge:
 
     @classmethod
     def parse(cls, release: bytes) -> ReleaseAge:
-        found: dict[str, datetime | None] = {"Date": None, "Valid-Until": None}
-        for line in release.decode("utf-8", "replace").splitlines():
-            name, colon, value = line.partition(":")
-            if colon and name in found and value.strip():
-                try:
-                    found[name] = parsedate_to_datetime(value.strip()).astimezone(UTC)
-                except (TypeError, ValueError):
-                    found[name] = None
-        return cls(found["Date"], found["Valid-Until"])
+        from debian import deb822
+
+        fields = deb822.Release(release)  # field names in any case, as apt reads them
+        return cls(_moment(fields.get("Date")), _moment(fields.get("Valid-Until")))
 
     @property
     def refresh_after(self) -> datetime | None:
@@ -44,3 +39,13 @@ class ReleaseAge:
             return True
         due = self.refresh_after
         return due is not None and now >= due
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An RFC 1123 date of a Release, in UTC; None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None

@@ -167,7 +167,9 @@ class OldTable:
             request["ExclusiveStartKey"] = last
 
     def put_all(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Write `items` as they are, 25 per request, retrying what DynamoDB leaves over."""
+        """Write `items` as they are, 25 per request, retrying what DynamoDB leaves over
+        (botocore does not retry UnprocessedItems; boto3's batch_writer re-sends them at
+        once and without limit, where this waits between attempts and gives up)."""
         for start in range(0, len(items), BATCH_LIMIT):
             batch = items[start : start + BATCH_LIMIT]
             pending = [{"PutRequest": {"Item": dict(item)}} for item in batch]

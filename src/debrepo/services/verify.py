@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from debian import deb822
+
 from debrepo.core.control import quoted_excerpt, without_epoch
 from debrepo.core.indexes import (
     pool_entries,
@@ -77,8 +79,6 @@ def _hash_object(repo: ObjectStore, key: str) -> tuple[int, dict[str, str]]:
 
 
 def _describe_difference(published: bytes, expected: bytes, where: str) -> str:
-    from debian import deb822  # deferred: only needed to explain a mismatch
-
     twice: list[str] = []
     nameless: list[str] = []  # entries without Package or Version: their first lines
 
@@ -250,7 +250,7 @@ def verify_repository(
         except VerificationError as exc:
             problems.extend(f"{dists}/{p}" for p in exc.problems)
 
-    fields = _release_fields(release)
+    fields = deb822.Release(release)  # field names in any case, as apt reads them
     valid_until = fields.get("Valid-Until")
     if not valid_until:
         problems.append(f"{dists}/Release has no Valid-Until")
@@ -349,15 +349,6 @@ def verify_repository(
         _report_staged_strays(records, snapshot.skipped, staging, report)
     _verify_convenience(records, repo, settings, report, public_key)
     return report
-
-
-def _release_fields(release: bytes) -> dict[str, str]:
-    fields = {}
-    for line in release.decode("utf-8", "replace").splitlines():
-        if line and not line[0].isspace() and ":" in line:
-            name, _, value = line.partition(":")
-            fields[name.strip()] = value.strip()
-    return fields
 
 
 def _verify_pool(

@@ -168,7 +168,7 @@ class OpenPGPSigner:
             )
         for packet in sq_packet.PacketPile.from_bytes(bytes(self._cert)):
             if packet.fingerprint == probe.issuer_fingerprint:
-                body = packet.body
+                body = packet.body  # pysequoia does not expose the key size: read it
                 bits = int.from_bytes(body[6:8], "big") if len(body) > 8 else 0
                 if bits < MIN_RSA_BITS:
                     raise SigningError(
