@@ -157,7 +157,7 @@ def release_checksums(release: bytes) -> dict[str, dict[str, str]]:
     MD5Sum/SHA1/SHA256/SHA512 lists, as far as it lists each path.
 
     Read by hand, not with deb822, because the re-sign of an unchanged repository reads
-    its own Release here: importing and running deb822 would add ~11 ms to ~70 ms."""
+    its own Release here: importing deb822 alone takes ~18 ms, of a ~70 ms re-sign."""
     listed: dict[str, dict[str, str]] = {}
     names = dict(HASH_FIELDS)
     current: str | None = None
