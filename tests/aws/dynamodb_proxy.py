@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -71,6 +72,7 @@ class DynamoDBProxy:
         self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self._serialize = threading.Lock() if serialize else None
         self._rules: list[Rule] = []
+        self._edits: list[list[Any]] = []  # [action, change, times left or None]
         self._lock = threading.Lock()
         self.requests: list[str] = []  # every action received, in order
         self.injected: list[str] = []  # the actions answered with an error
@@ -105,6 +107,25 @@ class DynamoDBProxy:
         with self._lock:
             self._rules.append(rule)
         return rule
+
+    def edit(
+        self, action: str, change: Callable[[dict[str, Any]], None], *, times: int | None = None
+    ) -> None:
+        """Let `change` alter the upstream's JSON answers to `action` (`times` of them)."""
+        with self._lock:
+            self._edits.append([action, change, times])
+
+    def _edited(self, action: str, body: bytes) -> bytes:
+        with self._lock:
+            for edit in self._edits:
+                name, change, left = edit
+                if name == action and (left is None or left > 0):
+                    if left is not None:
+                        edit[2] = left - 1
+                    answer = json.loads(body)
+                    change(answer)
+                    return json.dumps(answer).encode()
+        return body
 
     def count(self, action: str) -> int:
         with self._lock:
@@ -165,7 +186,12 @@ class DynamoDBProxy:
                         reply = proxy._forward("POST", self.path, headers, body)
                 else:
                     reply = proxy._forward("POST", self.path, headers, body)
-                self._reply(*reply)
+                status, reply_headers, reply_body = reply
+                if status == 200:
+                    reply_body = proxy._edited(action, reply_body)
+                    # The answer's CRC32 header would no longer match the edited body.
+                    reply_headers = [h for h in reply_headers if h[0].lower() != "x-amz-crc32"]
+                self._reply(status, reply_headers, reply_body)
 
             def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
                 self.send_response(status)

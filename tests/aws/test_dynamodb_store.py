@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import boto3
 import pytest
@@ -31,6 +33,9 @@ from debrepo.store.dynamodb import (
     NAME_INDEX,
     REVISION_ID,
     DynamoDBMetadataStore,
+    _client,
+    _Table,
+    _wait_until_active,
     create_table,
 )
 from tests.aws.conftest import REGION
@@ -127,6 +132,32 @@ def test_create_table_refuses_a_table_of_another_shape(unique_name, dynamodb_cli
         create_table(unique_name)
     assert unique_name in str(caught.value)
     assert "not partition key package_id" in str(caught.value)
+
+
+def _creating(answer: dict[str, Any]) -> None:
+    answer["Table"]["TableStatus"] = "CREATING"
+
+
+def test_create_table_waits_until_the_table_is_active(unique_name, proxy):
+    proxy.edit("DescribeTable", _creating, times=2)
+    started = time.monotonic()
+    create_table(unique_name, endpoint_url=proxy.url)
+    # Two answers CREATING (the check, then the waiter's first poll), then ACTIVE.
+    assert proxy.count("DescribeTable") == 3
+    assert time.monotonic() - started >= 2  # the waiter's delay between polls
+
+
+def test_create_table_gives_up_on_a_table_that_stays_creating(unique_name, proxy):
+    create_table(unique_name)
+    proxy.edit("DescribeTable", _creating)
+    tables = _Table(_client(REGION, proxy.url, None, table_name=unique_name), unique_name)
+    with pytest.raises(StoreError) as caught:
+        _wait_until_active(tables, timeout=2, delay=1)
+    assert f"DynamoDB table {unique_name} in region {REGION} is not ACTIVE after 2 s" in str(
+        caught.value
+    )
+    assert "try again later" in str(caught.value)
+    assert proxy.count("DescribeTable") == 3  # the check, then two polls
 
 
 def test_create_table_without_point_in_time_recovery_warns(unique_name, proxy, caplog):

@@ -46,6 +46,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    WaiterError,
 )
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
@@ -719,26 +720,28 @@ def create_table(
     _enable_point_in_time_recovery(tables)
 
 
-def _wait_until_active(tables: _Table, *, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        table = tables.call("describe_table", TableName=tables.table_name)["Table"]
-        keys = [(k.get("AttributeName"), k.get("KeyType")) for k in table.get("KeySchema", ())]
-        if keys != [("package_id", "HASH")]:
-            raise StoreError(
-                f"DynamoDB table {tables.table_name} in region {tables.region} exists with "
-                f"key schema {keys}, not partition key package_id; use another table name"
-            )
-        if table.get("TableStatus") == "ACTIVE":
-            return
-        if time.monotonic() > deadline:
-            raise StoreError(
-                f"DynamoDB table {tables.table_name} in region {tables.region} is still "
-                f"{table.get('TableStatus')} after {timeout:.0f} s; try again later"
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+def _wait_until_active(tables: _Table, *, timeout: float = 300.0, delay: int = 2) -> None:
+    """Check the key schema, then wait for ACTIVE with botocore's `table_exists` waiter."""
+    table = tables.call("describe_table", TableName=tables.table_name)["Table"]
+    keys = [(k.get("AttributeName"), k.get("KeyType")) for k in table.get("KeySchema", ())]
+    if keys != [("package_id", "HASH")]:
+        raise StoreError(
+            f"DynamoDB table {tables.table_name} in region {tables.region} exists with "
+            f"key schema {keys}, not partition key package_id; use another table name"
+        )
+    if table.get("TableStatus") == "ACTIVE":
+        return
+    waiter = tables.client.get_waiter("table_exists")
+    try:
+        waiter.wait(
+            TableName=tables.table_name,
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(timeout / delay))},
+        )
+    except WaiterError as exc:
+        raise StoreError(
+            f"DynamoDB table {tables.table_name} in region {tables.region} is not ACTIVE "
+            f"after {timeout:.0f} s ({_one_line(str(exc))}); try again later"
+        ) from None
 
 
 def _enable_point_in_time_recovery(tables: _Table) -> None:
