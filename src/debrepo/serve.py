@@ -40,8 +40,12 @@ class RepositoryRequestHandler(SimpleHTTPRequestHandler):
         return super().send_head()
 
     def guess_type(self, path: str | Any) -> str:
-        relative = Path(str(path)).relative_to(Path(self.directory)).as_posix()
-        return delivery_for(relative or "index.html").content_type
+        return delivery_for(self._key_of(str(path))).content_type
+
+    def _key_of(self, path: str) -> str:
+        """The repository key a translated path serves (`..` and %-escapes resolved)."""
+        relative = Path(path).relative_to(Path(self.directory)).as_posix()
+        return "index.html" if relative in ("", ".") else relative
 
     _status = 0
 
@@ -50,9 +54,11 @@ class RepositoryRequestHandler(SimpleHTTPRequestHandler):
         super().send_response(code, message)
 
     def end_headers(self) -> None:
-        relative = self.path.split("?", 1)[0].lstrip("/") or "index.html"
         if self._status == 200:
-            self.send_header("Cache-Control", delivery_for(relative).cache_control)
+            # Of the file served, not of the request's text: `/pool/../dists/stable/
+            # InRelease` must not be cached as a pool file is, for a year.
+            key = self._key_of(self.translate_path(self.path))
+            self.send_header("Cache-Control", delivery_for(key).cache_control)
         else:
             self.send_header("Cache-Control", "no-store")  # a 404 today may be a file tomorrow
         super().end_headers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
 import threading
@@ -103,6 +104,28 @@ def test_inrelease(base_url):
     assert headers["Content-Type"].startswith("text/plain")
     assert is_short_lived(headers["Cache-Control"])
     assert body.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/pool/../dists/stable/InRelease", "/dists/stable/%49nRelease", "/pool/%2E%2E/index.html"],
+)
+def test_headers_follow_the_file_served_not_the_request_text(base_url, path):
+    """A path that reaches InRelease or the page through `..` or %-escapes is still
+    short-lived: a cache in front must not keep it for a year as a pool file."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", path)  # sent as written: no client-side normalising
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 200
+    assert body.startswith((b"-----BEGIN PGP SIGNED MESSAGE-----", b"<!DOCTYPE html>"))
+    assert is_short_lived(response.headers["Cache-Control"])
+    expected = "text/html" if path.endswith(".html") else "text/plain"
+    assert response.headers["Content-Type"].startswith(expected)
 
 
 def test_by_hash_index(base_url, workspace):
