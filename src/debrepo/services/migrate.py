@@ -250,7 +250,7 @@ def parse_old_item(item: Mapping[str, Any], *, default_package: str) -> OldVersi
     processed_at = None
     if processed is not None:
         try:
-            processed_at = datetime.fromisoformat(processed.replace("Z", "+00:00"))
+            processed_at = datetime.fromisoformat(processed)  # 3.11: "Z" too
         except ValueError:
             raise MigrationError(f"{where}: field processed_timestamp is not a date") from None
         if processed_at.tzinfo is None:
