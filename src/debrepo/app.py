@@ -44,6 +44,7 @@ from debrepo.factory import (
     open_store,
     publish_in_progress,
 )
+from debrepo.folders import make_folders, nearest_existing
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
@@ -62,7 +63,11 @@ from debrepo.services.publish import (
     store_changed_since_publish,
 )
 from debrepo.settings import Settings, resolved
-from debrepo.signing.openpgp import OpenPGPSigner, generate_secret_key
+from debrepo.signing.openpgp import (
+    OpenPGPSigner,
+    generate_secret_key,
+    refuse_a_folder_others_control,
+)
 from debrepo.versions import latest
 
 if TYPE_CHECKING:
@@ -1066,7 +1071,8 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
         )
     secret = generate_secret_key(ws.settings.key_user_id)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        refuse_a_folder_others_control(nearest_existing(path.parent), path)
+        make_folders(path.parent, 0o700)
         # A new file of a name nobody could have prepared (mode 0600, O_EXCL): a fixed
         # temporary name would take over a leftover's mode, or follow its symlink.
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")

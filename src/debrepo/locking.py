@@ -9,13 +9,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from debrepo.errors import LockError
+from debrepo.errors import ConfigError, LockError
+from debrepo.folders import make_folders, others_control
 
 POLL_SECONDS = 0.1
 
@@ -38,7 +40,14 @@ os.register_at_fork(after_in_child=_close_inherited_locks)
 @contextmanager
 def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on `path`; LockError after `wait_seconds` of waiting."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
+    problem = others_control(path.parent)
+    if problem:  # the lock is taken to change the store and sign: not someone else's
+        raise ConfigError(
+            f"{problem}: another user could have replaced the store or the signing key "
+            "kept there, so nothing is published from it. Use a home of your own "
+            "(--home, DEBREPO_HOME), or make it yours (chown, chmod o-w)"
+        )
     try:
         # Taking the lock truncates the file: never through a link planted in the home.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -46,6 +55,12 @@ def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
         if exc.errno != errno.ELOOP:
             raise
         raise LockError(f"{path}: is a symbolic link; refusing to lock through it") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)  # a hard link to a file elsewhere would be truncated below
+        raise LockError(
+            f"{path}: not a plain file of its own (a device, or a hard link); remove it"
+        )
     try:
         deadline = time.monotonic() + wait_seconds
         while True:

@@ -83,6 +83,8 @@ def sweep(family: str, root: Path) -> list[Path]:
         with contextlib.suppress(OSError):  # not ours to touch, or gone meanwhile
             if not entry.is_dir(follow_symlinks=False):
                 continue
+            if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue  # another user's, in a shared /tmp: never ours to remove
             if _abandoned(Path(entry.path)):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(Path(entry.path))

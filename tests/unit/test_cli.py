@@ -15,6 +15,7 @@ import shlex
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -1300,10 +1301,13 @@ def test_a_change_whose_publish_could_not_write_changes_nothing(
         gc.collect()  # its store closed, as at the end of a process
         suite = home / "repo/dists/stable"
         folder = (suite / locked).resolve()
-        for path in [shared, *shared.rglob("*")]:  # all this user's but that folder
-            path.chmod(0o777 if path.is_dir() else 0o666)
         as_root = os.geteuid() == 0
+        for path in [shared, *shared.rglob("*")]:  # all this user's but that folder
+            if as_root:  # who runs below is nobody
+                os.chown(path, 65534, 65534, follow_symlinks=False)
         folder.chmod(0o755 if as_root else 0o555)
+        if as_root:
+            os.chown(folder, 0, 0)  # left by a run as root
         store, release = home / "metadata.db", (suite / "InRelease").read_bytes()
         before = store.read_bytes()
         os.chdir(shared)
@@ -1629,6 +1633,88 @@ def test_key_generate_ignores_files_left_where_a_temporary_copy_once_went(run, t
     assert elsewhere.read_bytes() == b"untouched"
     # Nothing else left behind: the key, the copy of the one replaced, the symlink.
     assert len(list(keys.iterdir())) == 3
+
+
+def test_a_home_every_user_may_write_is_not_published_from(run, debs, home):
+    """Anyone could swap its store or key: refused before anything is stored."""
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    release = (home / "repo/dists/stable/InRelease").read_bytes()
+    home.chmod(0o777)
+    refused = run("add", str(debs / "beta_2.0-1_all.deb"))
+    assert refused.code == 2
+    assert refused.error_line == (
+        f"debrepo: error: {home} may be written by every user (mode 0777): another user "
+        "could have replaced the store or the signing key kept there, so nothing is "
+        "published from it. Use a home of your own (--home, DEBREPO_HOME), or make it "
+        "yours (chown, chmod o-w)"
+    )
+    assert [r["package_id"] for r in json.loads(run("list", "--json").out)] == ["alpha#1.0"]
+    assert (home / "repo/dists/stable/InRelease").read_bytes() == release
+    home.chmod(0o755)
+    assert run("add", str(debs / "beta_2.0-1_all.deb")).code == 0
+
+
+def test_no_key_is_made_in_a_home_another_user_made(run, debs, home):
+    """A `.debrepo` someone else made in a shared folder (as root: nobody's; as another
+    user, who cannot give a folder away: one every user may write)."""
+    home.mkdir()
+    if os.geteuid() == 0:
+        os.chown(home, 65534, 65534)
+        why = f"{home} belongs to another user (uid 65534; this is uid 0)"
+    else:
+        home.chmod(0o777)
+        why = f"{home} may be written by every user (mode 0777)"
+    for command in (("key", "generate"), ("add", str(debs / "alpha_1.0_amd64.deb"))):
+        refused = run(*command)
+        assert refused.code == 1, command
+        assert refused.error_line.startswith(f"debrepo: error: {why}: another user could "
+                                             "replace the signing key "), command  # fmt: skip
+    assert sorted(home.iterdir()) == []
+
+
+def test_a_key_file_others_may_write_or_keep_in_their_folder_is_not_used(run, debs, tmp_path, home):
+    assert run("key", "generate").code == 0
+    key = home / "keys/signing-key.asc"
+    key.chmod(0o666)
+    for command in (("key", "show"), ("add", str(debs / "alpha_1.0_amd64.deb"))):
+        refused = run(*command)
+        assert refused.code == 1
+        assert refused.error_line.startswith(
+            f"debrepo: error: {key} may be written by every user (mode 0666): another user "
+            "could have chosen the key the repository is signed with"
+        )
+    assert not (home / "metadata.db").exists()  # refused before anything was stored
+    key.chmod(0o600)
+    assert run("key", "show").code == 0
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone may rename a key file there and put theirs instead
+    elsewhere = ("--key-file", str(shared / "k.asc"))
+    refused = run(*elsewhere, "key", "generate")
+    assert refused.code == 1
+    assert f"{shared} may be written by every user (mode 0777)" in refused.error_line
+    assert list(shared.iterdir()) == []
+    shared.chmod(0o1777)  # sticky, as /tmp: only a file's owner may rename or delete it
+    assert run(*elsewhere, "key", "generate").code == 0
+    assert run(*elsewhere, "key", "show").code == 0
+
+
+def test_a_umask_that_takes_nothing_away_gives_other_users_nothing(run, debs, home):
+    """A service manager's umask 000: no folder of the home others may write."""
+    previous = os.umask(0)
+    try:
+        assert run("add", str(debs)).code == 0
+        assert run("rebuild", "--full").code == 0  # not taken for a home others control
+    finally:
+        os.umask(previous)
+    modes = {
+        str(p.relative_to(home.parent)): stat.S_IMODE(p.stat().st_mode)
+        for p in [home, *home.rglob("*")]
+        if p.is_dir() or p.name in ("metadata.db", "signing-key.asc", "publish.lock")
+    }
+    assert modes.pop("home/keys") == 0o700 and modes.pop("home/keys/signing-key.asc") == 0o600
+    assert {path: mode for path, mode in modes.items() if mode & 0o022} == {}
 
 
 def test_key_export_to_a_missing_folder(run, tmp_path):

@@ -256,3 +256,18 @@ def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_
         pass
     assert str(caught.value) == f"{link}: is a symbolic link; refusing to lock through it"
     assert target.read_text(encoding="utf-8") == "keep"
+
+
+def test_a_lock_file_that_is_a_hard_link_to_another_file_is_refused(tmp_path: Path) -> None:
+    """Taking the lock truncates its file: never another file through a planted link."""
+    precious = tmp_path / "precious"
+    precious.write_text("keep")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.link(precious, home / "publish.lock")
+    with (
+        pytest.raises(LockError, match="not a plain file of its own"),
+        local_lock(home / "publish.lock"),
+    ):
+        pass
+    assert precious.read_text() == "keep"

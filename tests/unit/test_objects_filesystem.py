@@ -219,33 +219,34 @@ def test_a_linked_copy_that_cannot_be_made_readable_leaves_its_source_intact(
     assert temp_files(store.root) == []
 
 
-def test_flush_waits_for_the_file_system_of_the_store(store):
-    store.put("a", b"x", DELIVERY)
-    store.flush()  # the real syncfs on Linux: succeeds on a store's folder
-    assert store.get("a") == b"x"
-
-
 class FakeLibc:
-    """Stands in for libc: what syncfs was given, and what it answers."""
+    """Stands in for a libc without syncfs, or one whose syncfs fails (`result`)."""
 
     def __init__(self, result: int = 0, has_syncfs: bool = True) -> None:
-        self.synced: list[str] = []
         self.result = result
         if has_syncfs:
             self.syncfs = self._syncfs
 
     def _syncfs(self, fd: int) -> int:
-        self.synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
         return self.result
 
 
 def test_flush_syncs_the_file_system_holding_the_root(store, monkeypatch):
-    libc = FakeLibc()
-    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: libc)
+    """With the real syncfs, watched: called once, on the root, and it succeeds."""
+    real = ctypes.CDLL(None, use_errno=True)
+    calls: list[tuple[str, int]] = []
+
+    class Watched:
+        def syncfs(self, fd: int) -> int:
+            result = int(real.syncfs(fd))
+            calls.append((str(Path(f"/proc/self/fd/{fd}").readlink()), result))
+            return result
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: Watched())
     monkeypatch.setattr(os, "sync", lambda: pytest.fail("sync instead of syncfs"))
     store.put("written", b"x", DELIVERY)
     store.flush()
-    assert libc.synced == [os.path.realpath(store.root)]
+    assert calls == [(os.path.realpath(store.root), 0)]
 
 
 def test_flush_without_syncfs_syncs_everything(store, monkeypatch):
@@ -453,5 +454,14 @@ def test_the_root_is_made_readable_by_all_and_the_folders_above_it_as_the_umask_
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700  # the home stays private
+    # A umask that takes nothing away (a service manager's 000) adds nothing either: the
+    # home holds the store and the key, and other users must not write it.
+    previous = os.umask(0)
+    try:
+        FilesystemObjectStore(tmp_path / "open" / "home" / "repo").put("a", b"x", DELIVERY)
+    finally:
+        os.umask(previous)
+    for folder in ("open", "open/home", "open/home/repo"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o755, folder
     for folder in ("repo", "repo/dists", "repo/dists/stable"):
         assert stat.S_IMODE((tmp_path / "home" / folder).stat().st_mode) == 0o755, folder

@@ -144,3 +144,19 @@ def test_a_full_disk_is_not_blamed_on_the_file_system(tmp_path: Path, monkeypatc
         f"{tmp_path}: cannot make a temporary folder there: No space left on device"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_another_users_folder_is_never_swept(tmp_path: Path, monkeypatch) -> None:
+    """In the shared /tmp, a folder of this family's name may be anyone's: only this
+    user's own abandoned ones go, even when run as root."""
+    theirs = tmp_path / f"{FAMILY}theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("keep")
+    os.utime(theirs, (0, 0))  # long abandoned, by the look of it
+    if os.geteuid() == 0:
+        os.chown(theirs, 65534, 65534)
+    else:  # no user can give a folder away: this process pretends to be another
+        other = os.geteuid() + 1
+        monkeypatch.setattr(os, "geteuid", lambda: other)
+    assert sweep(FAMILY, tmp_path) == []
+    assert (theirs / "thesis.tex").read_text() == "keep"

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from debrepo.core.layout import Delivery
 from debrepo.errors import ObjectStoreError
+from debrepo.folders import make_folders
 from debrepo.ports import ObjectInfo, ObjectStore
 
 TEMP_PREFIX = ".tmp-"
@@ -166,8 +167,7 @@ class FilesystemObjectStore:
             ) from None
 
     def _make_directories(self, directory: str) -> None:
-        """`directory` and its missing parents, each created 0755 up to the root; the
-        folders above the root (the home) as the umask makes them."""
+        """`directory` and its missing parents, each created 0755 whatever the umask."""
         try:  # the usual case: only the last folder is new
             _make_directory(directory)
             return
@@ -176,7 +176,7 @@ class FilesystemObjectStore:
         missing = []
         while not os.path.isdir(directory) and directory != os.path.dirname(directory):
             if directory == self._root:
-                os.makedirs(os.path.dirname(directory), exist_ok=True)
+                make_folders(Path(os.path.dirname(directory)))
                 missing.append(directory)
                 break
             missing.append(directory)

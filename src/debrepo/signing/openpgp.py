@@ -19,6 +19,7 @@ import pysequoia as sq
 from pysequoia import packet as sq_packet
 
 from debrepo.errors import SigningError, VerificationError
+from debrepo.folders import make_folders, nearest_existing, others_control
 
 log = logging.getLogger("debrepo.signing")
 
@@ -204,9 +205,10 @@ def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
     over another: two first runs racing end up signing with the one key that won.
     """
     if not path.exists():
+        refuse_a_folder_others_control(nearest_existing(path.parent), path)
         secret = generate_secret_key(user_id)
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_folders(path.parent, 0o700)
             temp = path.with_name(f".tmp-{os.urandom(6).hex()}-{path.name}")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -236,8 +238,17 @@ def read_key_file(path: Path) -> bytes:
         # O_NONBLOCK: opening a FIFO named by mistake would wait for a writer for ever.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode):
                 raise SigningError(f"{path}: not a regular file, so not a key file")
+            problem = others_control(path, info)
+            if problem:
+                raise SigningError(
+                    f"{problem}: another user could have chosen the key the repository is "
+                    "signed with, so it is not used. Make it yours (chown, chmod 600), or use "
+                    "another --key-file"
+                )
+            refuse_a_folder_others_control(Path(os.path.realpath(path)).parent, path)
             with os.fdopen(descriptor, "rb", closefd=False) as handle:
                 data = handle.read(MAX_KEY_FILE_BYTES + 1)
         finally:
@@ -250,6 +261,20 @@ def read_key_file(path: Path) -> bytes:
             "--key-file (DEBREPO_KEY_FILE)"
         )
     return data
+
+
+def refuse_a_folder_others_control(folder: Path, key_file: Path) -> None:
+    """SigningError if another user could replace the key file in `folder`."""
+    try:
+        problem = others_control(folder)
+    except OSError as exc:
+        raise SigningError(f"{folder}: cannot check it: {exc.strerror}") from None
+    if problem:
+        raise SigningError(
+            f"{problem}: another user could replace the signing key {key_file} there, so it "
+            "is not used. Use a folder of your own (--home, --key-file), or make it yours "
+            "(chown, chmod o-w)"
+        )
 
 
 def _link_unless_present(temp: Path, path: Path) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from debrepo.errors import DuplicatePackageError, RecordValidationError, StoreError
+from debrepo.folders import make_folders
 from debrepo.model import PackageRecord, item_problems
 from debrepo.ports import Snapshot
 from debrepo.store.base import BaseMetadataStore, warn_skipped
@@ -139,7 +140,7 @@ class SqliteMetadataStore(BaseMetadataStore):
             ):
                 self._open_read_only()
                 return
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folders(path.parent)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._check_tables()  # before WAL: another program's database stays as it is
             self._db.execute("PRAGMA journal_mode=WAL")
