@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian tools the test suite drives for real: apt-get and gpgv (apt's own verifier),
-# dpkg-deb and dpkg-scanpackages, apt-ftparchive, lintian. Installs only what is missing.
+# dpkg-deb and dpkg-scanpackages, apt-ftparchive, lintian, make. Installs only what is
+# missing.
 set -euo pipefail
 
 declare -A package_for=(
@@ -12,6 +13,7 @@ declare -A package_for=(
   [lintian]=lintian
   [zstd]=zstd
   [xz]=xz-utils
+  [make]=make
 )
 missing=()
 for tool in "${!package_for[@]}"; do

@@ -37,6 +37,7 @@ from debrepo.core.layout import delivery_for
 from debrepo.errors import LockError
 from debrepo.signing.openpgp import OpenPGPSigner
 from debrepo.store.dynamodb import create_table
+from tests.aws import served
 from tests.aws.aws_proxy import AwsProxy, Call, Rule, is_lock_request, lock_intervals
 from tests.aws.lambda_harness import (
     LOCK_ID,
@@ -419,9 +420,9 @@ def test_scheduled_runs_and_a_force_rebuild_publish_a_repository_apt_installs_fr
     } <= set(keys)
     for key in keys:
         head = deployment.s3.head_object(Bucket=deployment.bucket, Key=key)
-        assert head["ContentType"] == delivery_for(key).content_type, key
-        expected = [] if key.startswith("staging/") else ["READ"]
-        assert public_grants(deployment, key) == expected, key
+        assert head["ContentType"] == served.content_type(key), key
+        grants = [] if key.startswith("staging/") else ["READ"]
+        assert public_grants(deployment, key) == grants, key
     content_types = {
         pool_key: DEB_TYPE,
         "kiro-repo.deb": DEB_TYPE,

@@ -27,19 +27,14 @@ import pytest
 
 from debrepo import app
 from debrepo.app import Workspace
-from debrepo.core.layout import (
-    IMMUTABLE,
-    SHORT_LIVED,
-    Delivery,
-    delivery_for,
-    pool_path,
-)
+from debrepo.core.layout import Delivery, delivery_for, pool_path
 from debrepo.errors import ConfigError, ObjectStoreError
 from debrepo.factory import open_object_store
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.objects.s3 import PART_SIZE, TRANSFER_CONCURRENCY, S3ObjectStore
 from debrepo.ports import ObjectInfo
 from debrepo.services.publish import POOL_STATE_KEY, STATE_KEY, PublishState
+from tests.aws import served
 from tests.conftest import FIXED_NOW, settings_for
 from tests.unit.helpers import make_record
 
@@ -312,9 +307,9 @@ def test_copy_within_the_bucket_is_one_server_side_copy(bucket, s3_client):
     )
     assert repo.get("pool/hello.deb") == b"package bytes"
     head = s3_client.head_object(Bucket=bucket, Key="apt/pool/hello.deb")
-    assert head["CacheControl"] == IMMUTABLE
+    assert head["CacheControl"] == served.CACHED_FOR_A_YEAR
     source = s3_client.head_object(Bucket=bucket, Key="staging/hello/hello_1.0_amd64.deb")
-    assert source["CacheControl"] == SHORT_LIVED
+    assert source["CacheControl"] == served.REVALIDATED_EACH_MINUTE
     assert head["ETag"] == source["ETag"]
 
 
@@ -449,7 +444,7 @@ def test_large_file_streams_as_a_multipart_upload_in_bounded_memory(
     assert head["ContentLength"] == size
     assert head["ETag"].endswith('-5"')
     assert head["ContentType"] == DEB_TYPE
-    assert head["CacheControl"] == IMMUTABLE
+    assert head["CacheControl"] == served.CACHED_FOR_A_YEAR
     assert sha256_streamed(store, key) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -466,7 +461,9 @@ def test_public_read_mode_makes_objects_public_except_under_private_prefixes(
         store.put_file(key, local, DELIVERY)
         store.put(f"{key}.put", b"x", DELIVERY)
         store.copy_from(store, key, f"{key}.copy", DELIVERY)
-    for key in bucket_keys(s3_client, bucket):
+    keys = bucket_keys(s3_client, bucket)
+    assert len(keys) == 12  # each of the 4 keys written, put and copied
+    for key in keys:
         private = key.startswith(("staging/", "keep/"))
         assert public_grants(s3_client, bucket, key) == ([] if private else ["READ"]), key
 
@@ -733,7 +730,7 @@ def test_content_type_and_cache_control(tmp_path, bucket, s3_client, make_deb):
     }
     for key, head in heads.items():
         relative = key.removeprefix("apt/")
-        assert head["ContentType"] == delivery_for(relative).content_type, key
+        assert head["ContentType"] == served.content_type(relative), key
     content_types = {
         "pool/main/a/alpha/alpha_1.0_amd64.deb": DEB_TYPE,
         "kiro-repo.deb": DEB_TYPE,
@@ -747,7 +744,7 @@ def test_content_type_and_cache_control(tmp_path, bucket, s3_client, make_deb):
     short = [*RELEASE_FILES, f"{BINARY}/Packages", f"{BINARY}/Packages.gz"]
     short += [f"{BINARY}/Packages.xz", "index.html", "kiro-repo.deb"]
     for key in short:
-        assert heads[f"apt/{key}"]["CacheControl"] == SHORT_LIVED, key
+        assert heads[f"apt/{key}"]["CacheControl"] == served.REVALIDATED_EACH_MINUTE, key
     by_hash = [key for key in heads if "/by-hash/" in key]
     assert by_hash
     # Pool files the publisher copies from the staging area (services/ingest.py writes
@@ -755,7 +752,7 @@ def test_content_type_and_cache_control(tmp_path, bucket, s3_client, make_deb):
     copied = [key for key in heads if key.startswith("apt/pool/main/k/kiro-repo/")]
     assert len(copied) == 3
     for key in by_hash + copied:
-        assert heads[key]["CacheControl"] == IMMUTABLE, key
+        assert heads[key]["CacheControl"] == served.CACHED_FOR_A_YEAR, key
 
 
 def test_public_read_publish_makes_every_published_object_public(

@@ -423,6 +423,8 @@ def test_a_release_listed_over_https_may_not_send_its_asset_over_http() -> None:
 def test_release_notes_are_kept_whole_up_to_the_limit_and_cut_on_a_character_beyond(
     head: str, filler: str, extra: int
 ) -> None:
+    """Generated, but not one of the seed's numbered properties (hence no Feature tag):
+    notes of any length and script, around the store's limit."""
     notes = head + filler * ((NOTES_LIMIT - len(head.encode())) // len(filler.encode()) + extra)
     kept = shortened_notes(notes)
     size = len(notes.encode())

@@ -9,9 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PROJECT_ROOT
+from tests.tools import require_tool
 
 # What `make lambda-package` needs of the project: the build script, the sources of the
 # wheel and what goes into the zip beside it.
@@ -53,8 +52,8 @@ def _names(archive: Path) -> set[str]:
         return set(opened.namelist())
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_lambda_package_writes_the_zip_the_readme_names(tmp_path):
+    require_tool("make")  # a failure, not a skip, where it is missing
     project = _copy_of_the_project(tmp_path)
     # What an earlier build left: a module removed since then.
     (project / "build" / "lib" / "debrepo").mkdir(parents=True)

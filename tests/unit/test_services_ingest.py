@@ -367,7 +367,10 @@ def test_epoch_version_does_not_overwrite_a_published_pool_file(workspace, make_
     epoch = tmp_path / "hello-epoch.deb"
     epoch.write_bytes(deb_bytes("hello", "1:1.0", description="rebuilt\n With an epoch."))
 
-    with pytest.raises(DebrepoError):
+    with pytest.raises(
+        InvalidPackageError,
+        match=r"hello 1:1\.0 would be published as hello_1\.0_amd64\.deb, the file of hello#1\.0",
+    ):
         app.add_packages(workspace, [epoch], now=FIXED_NOW)
 
     assert tree(workspace.repo.root) == published
@@ -392,7 +395,7 @@ def test_a_version_is_refused_when_a_stored_one_differs_only_by_its_epoch(
 def test_epoch_versions_in_one_batch_are_refused(workspace, make_deb, tmp_path):
     epoch = tmp_path / "hello-epoch.deb"
     epoch.write_bytes(deb_bytes("hello", "1:1.0"))
-    with pytest.raises(InvalidPackageError):
+    with pytest.raises(InvalidPackageError, match=r"hello 1:1\.0 would be published as "):
         app.add_packages(workspace, [make_deb("hello", "1.0"), epoch], now=FIXED_NOW)
     assert workspace.store.package_ids() == set()
     assert pool_files(workspace) == []

@@ -143,8 +143,10 @@ def test_trailing_slash_of_the_url_is_dropped(tmp_path, build):
     assert f"URIs: {REPO_URL}\n" in text
 
 
-def test_file_url_is_accepted(build):
-    assert build(repo_url="file:///srv/repo")
+def test_file_url_is_accepted(tmp_path, build):
+    root = extract(tmp_path, build(repo_url="file:///srv/repo"))
+    text = (root / "etc/apt/sources.list.d/kiro.sources").read_text(encoding="utf-8")
+    assert "URIs: file:///srv/repo\n" in text
 
 
 @pytest.mark.parametrize("version", ["", "1.0 beta", "v1.0", "1.0-", "a:1.0", "1.0_2"])

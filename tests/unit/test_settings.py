@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,30 @@ import yaml
 
 from debrepo.errors import ConfigError
 from debrepo.settings import ENVIRONMENT, load_settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _documented_environment() -> dict[str, str]:
+    """Setting -> environment variable, as the README's settings table gives them: the
+    names users were told, which a rename in the code must not change unnoticed."""
+    documented: dict[str, str] = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[2].startswith("`DEBREPO_"):
+            continue
+        settings = re.findall(r"`([a-z0-9_]+)`", cells[0].split("(")[0])  # not the notes
+        variables = re.findall(r"`([A-Z0-9_]+)`", cells[2])
+        documented.update(zip(settings, variables, strict=True))
+    return documented
+
+
+DOCUMENTED = _documented_environment()
+
+
+def test_the_readme_documents_every_setting_s_environment_variable():
+    assert DOCUMENTED["origin"] == "DEBREPO_ORIGIN"  # the table was read at all
+    assert {**DOCUMENTED, "settings_file": "DEBREPO_SETTINGS"} == ENVIRONMENT
 
 
 def write_settings(directory: Path, values: dict[str, object], name: str = "debrepo.yaml") -> Path:
@@ -43,7 +68,7 @@ KINDS = [
 def test_precedence_flag_over_environment_over_file_over_default(tmp_path, name, raw, read):
     flag, env, file = raw
     write_settings(tmp_path, {name: file})
-    environ = {ENVIRONMENT[name]: env}
+    environ = {DOCUMENTED[name]: env}
 
     def value(flags, environ):
         return getattr(load_settings(flags, environ=environ, cwd=tmp_path), name)
@@ -321,7 +346,7 @@ BAD_VALUES = [
 def _sources(tmp_path: Path, name: str, value: str) -> list[tuple[dict, dict, str]]:
     return [
         ({name: value}, {}, f"option --{name.replace('_', '-')}"),
-        ({}, {ENVIRONMENT[name]: value}, f"environment variable {ENVIRONMENT[name]}"),
+        ({}, {DOCUMENTED[name]: value}, f"environment variable {DOCUMENTED[name]}"),
         ({}, {}, f"{tmp_path / 'debrepo.yaml'}: {name}"),
     ]
 

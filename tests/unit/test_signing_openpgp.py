@@ -184,10 +184,14 @@ def test_rsa_2048_key_is_refused():
     assert "3072" in message
 
 
-def test_rsa_3072_key_is_accepted(rsa3072_key):
+def test_rsa_3072_key_is_accepted(tmp_path, rsa3072_key):
     signer = OpenPGPSigner(rsa3072_key, source="rsa.asc")
-    signature = signer.detached_signature(RELEASE)
-    verify_detached(RELEASE, signature, signer.public_key_binary())
+    assert signer.fingerprint.lower() == str(sq.Cert.from_bytes(rsa3072_key).fingerprint).lower()
+    release, signature = tmp_path / "Release", tmp_path / "Release.gpg"
+    release.write_bytes(RELEASE)
+    signature.write_bytes(signer.detached_signature(RELEASE))
+    result = gpgv(tmp_path, signer.public_key_binary(), signature, release)
+    assert result.returncode == 0, result.stderr
 
 
 def test_ecdsa_key_is_refused():

@@ -1,8 +1,8 @@
 """store/sqlite.py and store/base.py: immutable versions, skipped incomplete rows, latest.
 
-The behaviour shared by every backend (store/base.py) runs against SQLite and against a
-minimal in-memory backend built on the same base class; SQLite-only concerns (the file,
-its corruption, raw SQL) run against SQLite alone.
+The behaviour shared by every backend (store/base.py) runs here against SQLite, and in
+tests/contract/ against SQLite and DynamoDB (moto); SQLite's own concerns (the file,
+its corruption, raw SQL) are tested here too.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import logging
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,76 +24,19 @@ from debrepo.store.sqlite import SqliteMetadataStore
 from tests.unit.helpers import make_record
 
 
-class MemoryStore(BaseMetadataStore):
-    """The four primitives over a dict; everything else comes from BaseMetadataStore."""
-
-    description = "memory"
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-        self.withdrawn: dict[str, str] = {}
-
-    def _items(self, package_name: str | None = None) -> Iterator[Mapping[str, Any]]:
-        return iter(
-            [
-                dict(item)
-                for _, item in sorted(self.items.items())
-                if package_name is None or item.get("package_name") == package_name
-            ]
-        )
-
-    def _item(self, package_id: str) -> Mapping[str, Any] | None:
-        return self.items.get(package_id)
-
-    def _insert(self, items: list[dict[str, Any]]) -> None:
-        ids = [item["package_id"] for item in items]
-        for package_id in ids:
-            if package_id in self.items or ids.count(package_id) > 1:
-                raise DuplicatePackageError(package_id)
-        for item in items:
-            self.items[item["package_id"]] = dict(item)
-
-    def _delete(self, package_id: str, withdrawn_at: str | None) -> bool:
-        deleted = self.items.pop(package_id, None) is not None
-        if deleted and withdrawn_at is not None:
-            self.withdrawn[package_id] = withdrawn_at
-        return deleted
-
-    def withdraw(self, package_id: str, withdrawn_at: str) -> None:
-        self.withdrawn[package_id] = withdrawn_at
-
-    def withdrawn_at(self, package_id: str) -> str | None:
-        return self.withdrawn.get(package_id)
-
-    def withdrawals(self) -> dict[str, str]:
-        return dict(self.withdrawn)
-
-
 class Backend:
-    def __init__(self, kind: str, directory: Path) -> None:
-        self.kind = kind
+    def __init__(self, directory: Path) -> None:
         self.path = directory / "store" / "metadata.db"
-        self.store: BaseMetadataStore = (
-            SqliteMetadataStore(self.path) if kind == "sqlite" else MemoryStore()
-        )
+        self.store = SqliteMetadataStore(self.path)
 
     def insert_raw(self, **columns: object) -> None:
         """Store an item behind the store's back, as another tool or an old version might.
 
         `control_fields` is given as the JSON text SQLite keeps."""
-        if isinstance(self.store, SqliteMetadataStore):
-            raw_insert(self.path, **columns)
-            return
-        item = {k: v for k, v in columns.items() if v is not None}
-        if isinstance(item.get("control_fields"), str):
-            with contextlib.suppress(ValueError):
-                item["control_fields"] = json.loads(item["control_fields"])
-        assert isinstance(self.store, MemoryStore)
-        self.store.items[str(item["package_id"])] = item
+        raw_insert(self.path, **columns)
 
     def close(self) -> None:
-        if isinstance(self.store, SqliteMetadataStore):
-            self.store.close()
+        self.store.close()
 
 
 def raw_insert(path: Path, **columns: object) -> None:
@@ -117,9 +59,9 @@ def item_columns(record, **changes: object) -> dict[str, object]:
     return item
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def backend(request, tmp_path: Path) -> Iterator[Backend]:
-    opened = Backend(request.param, tmp_path)
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[Backend]:
+    opened = Backend(tmp_path)
     yield opened
     opened.close()
 
