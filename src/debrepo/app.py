@@ -809,6 +809,12 @@ def write_output(ws: Workspace, output: Path, data: bytes) -> None:
             while view:
                 view = view[os.write(descriptor, view) :]
             return
+        planted = _planted_by_another(target)
+        if planted:
+            raise ConfigError(
+                f"--output {output}: {planted}; refusing to write through it (choose a "
+                "file in a folder of your own)"
+            )
         if target.exists() and not target.is_file():  # a FIFO, a device
             with target.open("ab") as stream:
                 stream.write(data)
@@ -827,6 +833,35 @@ def write_output(ws: Workspace, output: Path, data: bytes) -> None:
     except (OSError, OverflowError) as exc:  # OverflowError: /dev/fd/<no such number>
         strerror = getattr(exc, "strerror", None)
         raise DebrepoError(f"{output}: cannot write: {strerror or exc}") from None
+
+
+def _planted_by_another(path: Path) -> str | None:
+    """What the kernel's protected_symlinks and protected_fifos refuse, whatever those
+    settings say here: in a sticky folder every user may write (/tmp), a symbolic link
+    or FIFO that is neither this user's nor the folder owner's was put there by someone
+    else, who chose where the write would go. Every component of `path` is checked."""
+    absolute = path.absolute()
+    for depth in range(1, len(absolute.parts)):
+        entry = Path(*absolute.parts[: depth + 1])
+        try:
+            info, folder = entry.lstat(), entry.parent.stat()
+        except OSError:  # missing: nothing planted there (or the write will say why)
+            return None
+        kind = (
+            "symbolic link"
+            if stat.S_ISLNK(info.st_mode)
+            else "FIFO"
+            if stat.S_ISFIFO(info.st_mode)
+            else None
+        )
+        if (
+            kind is not None
+            and folder.st_mode & stat.S_ISVTX
+            and folder.st_mode & stat.S_IWOTH
+            and info.st_uid not in (os.geteuid(), folder.st_uid)
+        ):
+            return f"{entry} is a {kind} of another user (uid {info.st_uid}) in {entry.parent}"
+    return None
 
 
 def list_packages(ws: Workspace, package_name: str | None = None) -> list[PackageRecord]:

@@ -581,6 +581,50 @@ def test_output_does_not_follow_a_link_planted_at_a_temporary_name(run, tmp_path
     ]  # only the planted link: the real temporary file is gone
 
 
+@pytest.mark.parametrize("planted", ["link", "folder link", "fifo"])
+def test_output_refuses_what_another_user_planted_in_a_shared_folder(
+    run, tmp_path, home, monkeypatch, planted
+):
+    """In /tmp (sticky, writable by all) a link or FIFO of another user's chose where
+    the write goes, whatever fs.protected_symlinks / protected_fifos say."""
+    assert run("key", "generate").code == 0
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "key.asc").write_bytes(b"precious")
+    shared = Path("/tmp")
+    assert shared.stat().st_mode & 0o1002 == 0o1002, "/tmp is not sticky and open to all"
+    entry = shared / f"debrepo-test-{os.urandom(6).hex()}"
+    try:
+        if planted == "link":
+            entry.symlink_to(victim / "key.asc")
+            output = entry
+        elif planted == "folder link":
+            entry.symlink_to(victim)
+            output = entry / "key.asc"
+        else:
+            os.mkfifo(entry)
+            output = entry
+        with monkeypatch.context() as pretend:
+            if os.geteuid() == 0:  # /tmp is root's: the entry must be another user's
+                os.lchown(entry, 65534, 65534)
+                owner = 65534
+            else:  # no user can give a file away: this process pretends to be another
+                owner = os.geteuid()
+                pretend.setattr(os, "geteuid", lambda: owner + 1)
+            refused = run("key", "export", "--output", str(output))
+        assert refused.code == 2
+        kind = "FIFO" if planted == "fifo" else "symbolic link"
+        assert refused.error_line == (
+            f"debrepo: error: --output {output}: {entry} is a {kind} of another user "
+            f"(uid {owner}) in {shared}; refusing to write through it (choose a file in a "
+            "folder of your own)"
+        )
+        assert (victim / "key.asc").read_bytes() == b"precious"
+        assert sorted(victim.iterdir()) == [victim / "key.asc"]
+    finally:
+        entry.unlink(missing_ok=True)
+
+
 def test_a_kiro_repo_whose_record_was_lost_is_not_built_over_its_published_file(run, home):
     assert run("build-repo-package", "--version", "1.0").code == 0
     pool_file = home / "repo/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
