@@ -6,7 +6,6 @@ import contextlib
 import errno
 import gc
 import http.server
-import io
 import json
 import lzma
 import os
@@ -2008,31 +2007,6 @@ def test_entry_point_turns_the_collector_back_on_before_the_command():
     assert completed.stdout == "True True\n"
 
 
-class Terminal(io.StringIO):
-    """Standard input that claims to be a terminal, with the operator's answers."""
-
-    def isatty(self) -> bool:
-        return True
-
-
-def test_remove_asks_on_a_terminal_and_aborts_on_no(run, debs, monkeypatch):
-    run("add", str(debs))
-    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
-    result = run("remove", "alpha", "1.0")
-    assert result.code == 1
-    assert result.err.strip().splitlines()[-1] == "debrepo: error: aborted"
-    assert "remove alpha 1.0 from the store and the repository?" in result.out
-    assert len(json.loads(run("list", "--json").out)) == 2
-
-
-def test_remove_asks_on_a_terminal_and_proceeds_on_yes(run, debs, monkeypatch):
-    run("add", str(debs))
-    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
-    result = run("remove", "alpha", "1.0")
-    assert result.code == 0, result.err
-    assert "removed alpha 1.0" in result.out
-
-
 def test_remove_without_publishing(run, debs, home):
     run("add", str(debs))
     result = run("remove", "alpha", "1.0", "--yes", "--no-publish")
@@ -2141,6 +2115,11 @@ def test_remove_on_a_terminal_asks_only_about_a_stored_version(tmp_path, debs):
     assert (declined.returncode, declined.stderr) == (1, b"debrepo: error: aborted\n")
     listed = subprocess.run([*base, "list"], cwd=tmp_path, env=environment, capture_output=True)
     assert listed.stdout.split()[:2] == [b"alpha", b"1.0"]
+    accepted = remove_typing("1.0", b"y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert b"removed alpha 1.0" in accepted.stdout
+    listed = subprocess.run([*base, "list"], cwd=tmp_path, env=environment, capture_output=True)
+    assert b"alpha" not in listed.stdout and b"beta" in listed.stdout
 
 
 def test_progress_display_writes_only_to_standard_error(capsys):
