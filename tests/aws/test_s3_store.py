@@ -28,15 +28,19 @@ import pytest
 from debrepo import app
 from debrepo.app import Workspace
 from debrepo.core.layout import Delivery, delivery_for, pool_path
-from debrepo.errors import ConfigError, ObjectStoreError
+from debrepo.core.records import Provenance
+from debrepo.errors import ConfigError, ObjectStoreError, StoreError
 from debrepo.factory import open_object_store
+from debrepo.objects import filesystem
 from debrepo.objects.filesystem import FilesystemObjectStore
 from debrepo.objects.s3 import PART_SIZE, TRANSFER_CONCURRENCY, S3ObjectStore
 from debrepo.ports import ObjectInfo
+from debrepo.services.ingest import Destination, IngestItem, ingest_files
 from debrepo.services.publish import POOL_STATE_KEY, STATE_KEY, PublishState
 from tests.aws import served
 from tests.conftest import FIXED_NOW, settings_for
 from tests.unit.helpers import make_record
+from tests.unit.test_services_ingest import FailingRecordStore, ingest_alpha_and_beta
 
 DELIVERY = delivery_for("pool/main/h/hello/hello_1.0_amd64.deb")
 DISTS = "dists/stable"
@@ -335,10 +339,44 @@ def test_copy_from_another_bucket_streams(store, s3_client, unique_name):
 
 
 def test_a_folder_copies_from_s3(store, tmp_path):
-    store.put("pool/a.deb", b"from s3", DELIVERY)
+    """Streamed in chunks (no folder to link from), and nothing left of a failed copy."""
+    payload = os.urandom(3 * filesystem.COPY_CHUNK + 5)
+    store.put("pool/a.deb", payload, DELIVERY)
     folder = FilesystemObjectStore(tmp_path / "folder")
     folder.copy_from(store, "pool/a.deb", "pool/a.deb", DELIVERY)
-    assert folder.get("pool/a.deb") == b"from s3"
+    assert folder.get("pool/a.deb") == payload
+    with pytest.raises(ObjectStoreError, match=r"s3://.*/apt/pool/absent.deb: no such object"):
+        folder.copy_from(store, "pool/absent.deb", "pool/b.deb", DELIVERY)
+    assert folder.get("pool/b.deb") is None
+    assert [p.name for p in (tmp_path / "folder").rglob("*") if p.is_file()] == ["a.deb"]
+
+
+def test_a_failed_batch_deletes_what_it_uploaded_to_s3(bucket, s3_client, tmp_path, make_deb):
+    """The records cannot be written: the files already uploaded go again."""
+    ws = s3_workspace(tmp_path, bucket)
+    recorder = Recorder(ws.staging)
+    with pytest.raises(StoreError, match="disk I/O error; nothing was added"):
+        ingest_alpha_and_beta(make_deb, FailingRecordStore(ws.store), ws.staging, kind="staging")
+    uploaded = {key for operation, key in recorder.writes() if operation == "PutObject"}
+    assert uploaded == {"staging/alpha/alpha_1.0_amd64.deb", "staging/beta/beta_1.0_amd64.deb"}
+    assert bucket_keys(s3_client, bucket) == {}
+    assert ws.store.package_ids() == set()
+
+
+def test_ingest_writes_the_pool_file_into_s3(bucket, s3_client, tmp_path, make_deb):
+    ws = s3_workspace(tmp_path, bucket)
+    deb = make_deb("alpha", "1.0")
+    records = ingest_files(
+        [IngestItem(deb, Provenance(deb_url="file:///x", package_type="manual"))],
+        store=ws.store,
+        target=ws.staging,
+        destination=Destination("staging", "main", ("amd64",)),
+        configs={},
+        now=FIXED_NOW,
+    )
+    assert [r.package_id for r in records] == ["alpha#1.0"]
+    body = s3_client.get_object(Bucket=bucket, Key="staging/alpha/alpha_1.0_amd64.deb")["Body"]
+    assert body.read() == deb.read_bytes()
 
 
 def test_copy_from_a_missing_source(store, tmp_path):

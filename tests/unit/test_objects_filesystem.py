@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import io
 import os
 import re
 import stat
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -292,35 +290,6 @@ def test_copy_within_the_same_store(store):
     store.put("pool/a.deb", b"A", DELIVERY)
     store.copy_from(store, "pool/a.deb", "kiro-repo.deb", DELIVERY)
     assert store.get("kiro-repo.deb") == b"A"
-
-
-class StreamingStore:
-    """An object store that is not a folder (as S3 would be): only `open` streams bytes."""
-
-    description = "memory"
-
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    @contextmanager
-    def open(self, key: str):
-        if key not in self.objects:
-            raise ObjectStoreError(f"{key}: no such object")
-        yield io.BytesIO(self.objects[key])
-
-
-def test_copy_from_a_non_filesystem_store_streams(store):
-    payload = os.urandom(3 * filesystem.COPY_CHUNK + 5)
-    store.copy_from(StreamingStore({"x.deb": payload}), "x.deb", "pool/x.deb", DELIVERY)
-    assert store.get("pool/x.deb") == payload
-    assert temp_files(store.root) == []
-
-
-def test_copy_from_a_non_filesystem_store_missing_object(store):
-    with pytest.raises(ObjectStoreError, match=r"no such object"):
-        store.copy_from(StreamingStore({}), "x.deb", "pool/x.deb", DELIVERY)
-    assert temp_files(store.root) == []
-    assert store.get("pool/x.deb") is None
 
 
 def test_put_file_copies(tmp_path, store):

@@ -311,40 +311,6 @@ def test_source_claims_are_checked_against_the_control_file(workspace, tmp_path)
     assert workspace.store.package_ids() == set()
 
 
-class ForeignStore:
-    """An object store that is not a local folder (as S3 is): writes go through put_file."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.put_files: list[str] = []
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def put_file(self, key, path, delivery, *, move=False):
-        self.put_files.append(key)
-        self.inner.put_file(key, path, delivery, move=move)
-
-
-def test_files_reach_a_store_that_is_not_a_folder(workspace, make_deb):
-    target = ForeignStore(workspace.staging)
-    provenance = Provenance(deb_url="file:///x", package_type="manual")
-    records = ingest_files(
-        [IngestItem(make_deb("alpha", "1.0"), provenance)],
-        store=workspace.store,
-        target=target,
-        destination=Destination("staging", "main", ("amd64",)),
-        configs={},
-        now=FIXED_NOW,
-    )
-    assert [r.package_id for r in records] == ["alpha#1.0"]
-    assert target.put_files == ["staging/alpha/alpha_1.0_amd64.deb"]
-    assert (
-        workspace.staging.get("staging/alpha/alpha_1.0_amd64.deb")
-        == make_deb("alpha", "1.0").read_bytes()
-    )
-
-
 def test_nothing_to_ingest(workspace):
     assert (
         ingest_files(
@@ -540,19 +506,6 @@ def test_records_that_cannot_be_written_take_back_the_placed_files(workspace, ma
     assert workspace.store.package_ids() == set()
     assert pool_files(workspace) == []
     assert not (workspace.repo.root / "pool").exists()
-
-
-def test_a_failed_batch_on_a_store_that_is_not_a_folder_deletes_what_it_uploaded(
-    workspace, make_deb
-):
-    target = ForeignStore(workspace.staging)
-    with pytest.raises(StoreError):
-        ingest_alpha_and_beta(make_deb, FailingRecordStore(workspace.store), target, kind="staging")
-    assert target.put_files == [
-        "staging/alpha/alpha_1.0_amd64.deb",
-        "staging/beta/beta_1.0_amd64.deb",
-    ]
-    assert list(workspace.staging.list("staging/")) == []
 
 
 CLOSE_FAILS = """
