@@ -167,7 +167,8 @@ class FilesystemObjectStore:
             ) from None
 
     def _make_directories(self, directory: str) -> None:
-        """`directory` and its missing parents, each created 0755 whatever the umask."""
+        """`directory` and its missing parents: 0755 whatever the umask up to the root;
+        above it (the home), at most 0755, less what the umask takes away."""
         try:  # the usual case: only the last folder is new
             _make_directory(directory)
             return
