@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1104,6 +1103,8 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
             "that trust the old key will reject the repository until they get the new one; "
             "`debrepo key generate --next` changes it without that)"
         )
+    import tempfile  # not needed to re-sign only
+
     secret = generate_secret_key(ws.settings.key_user_id)
     try:
         refuse_a_folder_others_control(nearest_existing(path.parent), path)
