@@ -1715,6 +1715,27 @@ def test_no_key_is_made_in_a_home_another_user_made(run, debs, home):
     assert sorted(home.iterdir()) == []
 
 
+def test_under_sudo_the_home_of_the_user_who_ran_it_is_trusted(run, debs, home, monkeypatch):
+    """As git trusts SUDO_UID: `sudo debrepo ...` in one's own home is one's own doing;
+    another user's home stays refused, and so does one every user may write."""
+    home.mkdir()
+    monkeypatch.setenv("SUDO_UID", "65534")
+    if os.geteuid() == 0:
+        os.chown(home, 65534, 65534)
+        assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+        monkeypatch.setenv("SUDO_UID", "4242")
+        refused = run("add", str(debs / "beta_2.0-1_all.deb"))
+        assert refused.code == 2
+        assert f"{home} belongs to another user (uid 65534; this is uid 0)" in refused.err
+    else:  # SUDO_UID counts only for root
+        assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
+    monkeypatch.setenv("SUDO_UID", str(home.stat().st_uid))
+    home.chmod(0o777)
+    refused = run("add", str(debs / "beta_2.0-1_all.deb"))
+    assert refused.code == 2
+    assert f"{home} may be written by every user (mode 0777)" in refused.err
+
+
 def test_a_key_file_others_may_write_or_keep_in_their_folder_is_not_used(run, debs, tmp_path, home):
     assert run("key", "generate").code == 0
     key = home / "keys/signing-key.asc"
