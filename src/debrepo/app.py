@@ -141,10 +141,19 @@ class Workspace:
 
     @cached_property
     def signer(self) -> OpenPGPSigner:
+        """The key that signs: generated on first use, refused if another user could
+        have chosen it."""
         settings = self.settings
         if not settings.key_secret_id and not settings.key_file.exists():
             self._refuse_a_new_key_if_published()
         return open_signer(settings)
+
+    @cached_property
+    def key_to_compare(self) -> OpenPGPSigner:
+        """The key as it is, to show or compare: whoever's file it is, nothing is signed."""
+        if "signer" in self.__dict__:
+            return self.signer
+        return open_signer(self.settings, to_sign=False)
 
     def _refuse_a_new_key_if_published(self) -> None:
         """A new key is generated on first use, but never for a repository already
@@ -220,7 +229,7 @@ class Workspace:
                 "--key-file, or create one with `debrepo key generate` (the first `debrepo "
                 "add` or `build-repo-package` also does)"
             )
-        return self.signer
+        return self.key_to_compare
 
     @cached_property
     def configs(self) -> dict[str, PackageConfig]:
@@ -1030,7 +1039,7 @@ def verify(ws: Workspace, *, quick: bool = False, now: datetime | None = None) -
         )
     elif ws.settings.key_secret_id or present:
         try:
-            signer = ws.signer
+            signer = ws.key_to_compare  # verify compares the key; it signs nothing
         except SecretUnavailableError as exc:
             unavailable = f"the published key was not compared with the signing key: {exc}"
         except DebrepoError as exc:

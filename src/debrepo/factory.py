@@ -92,9 +92,9 @@ def open_object_store(url: str, role: str, *, acl_mode: AclMode = "bucket-policy
     raise ConfigError(f"{role} {url!r}: expected file:///path/to/folder or s3://bucket/prefix")
 
 
-def open_signer(settings: Settings) -> OpenPGPSigner:
+def open_signer(settings: Settings, *, to_sign: bool = True) -> OpenPGPSigner:
     """The key from Secrets Manager when a secret is configured, else the key file
-    (generated on first use)."""
+    (generated on first use; `to_sign`: refused if another user could have chosen it)."""
     if settings.key_secret_id:
         from debrepo.aws import load_secret_key
 
@@ -108,7 +108,7 @@ def open_signer(settings: Settings) -> OpenPGPSigner:
                 "--secret-string file://key.asc` (not the console's key/value form)"
             ),
         )
-    return load_or_create_signer(settings.key_file, settings.key_user_id)
+    return load_or_create_signer(settings.key_file, settings.key_user_id, to_sign=to_sign)
 
 
 def publish_in_progress(settings: Settings) -> str | None:

@@ -3,7 +3,7 @@
 Whoever can write the home can replace its store or its signing key, and so choose
 what the repository publishes and what it is signed with. `mkdir`'s default mode
 (0777 less the umask) under a service manager's umask 000 would make every folder
-writable by every user; debrepo asks for 0755 (0700 for keys). A folder or key file
+writable by every user; debrepo asks for 0775 (0700 for keys). A folder or key file
 it is given is refused, as ssh refuses a key others could have written, when it
 belongs to another user (root aside, and under sudo the user who ran it) or every
 user may write it: a home named `.debrepo` in a shared folder such as /tmp, made
@@ -15,49 +15,88 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pwd
 import stat
 from pathlib import Path
+from typing import NamedTuple
+
+from debrepo.errors import ConfigError
+
+TRUSTED_OWNERS_VARIABLE = "DEBREPO_TRUSTED_OWNERS"
 
 
-def make_folders(path: Path, mode: int = 0o755) -> None:
-    """Make `path` (mode `mode`) and its missing parents (0755). The umask may take
-    permissions away (077 keeps a home private) but cannot add any: no umask makes
-    them writable by other users."""
+class Control(NamedTuple):
+    """Why another user may have chosen what a path holds, and what would settle it."""
+
+    problem: str
+    remedy: str
+
+
+def make_folders(path: Path, mode: int = 0o775) -> None:
+    """Make `path` (mode `mode`) and its missing parents (0775). The umask takes from
+    that as usual (022 gives 0755, 077 a private home, 002 a home the group shares),
+    but no umask makes them writable by every user."""
     missing: list[Path] = []
     current = path
     while not os.path.lexists(current) and current != current.parent:
         missing.append(current)
         current = current.parent
     for folder in reversed(missing):
-        wanted = mode if folder == path else 0o755
+        wanted = mode if folder == path else 0o775
         with contextlib.suppress(FileExistsError):  # made meanwhile by another process
             folder.mkdir(wanted)
     if not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
 
 
-def others_control(path: Path, info: os.stat_result | None = None) -> str | None:
+def others_control(path: Path, *, sticky_ok: bool) -> Control | None:
     """Why another user may have chosen what `path` holds (None: nobody else could): it
-    belongs to another user than this one or root, or every user may write it (a
-    sticky folder such as /tmp aside: there only an entry's owner may replace it)."""
-    info = info if info is not None else path.stat()
-    user = os.geteuid()
-    if info.st_uid not in _trusted_owners(user):
-        return f"{path} belongs to another user (uid {info.st_uid}; this is uid {user})"
-    sticky_folder = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-    if info.st_mode & stat.S_IWOTH and not sticky_folder:
-        return f"{path} may be written by every user (mode {stat.S_IMODE(info.st_mode):04o})"
+    belongs to another user than this one, root or a trusted owner, or every user may
+    write it. `sticky_ok`: a sticky folder such as /tmp passes (only an entry's owner
+    may replace it there), for a file whose owner is checked too; not for a home, where
+    anyone may create the names debrepo would open (the store) before it does."""
+    info = path.stat()
+    user, owner = os.geteuid(), info.st_uid
+    if owner not in _trusted_owners(user):
+        return Control(
+            f"{path} belongs to another user (uid {owner}; this is uid {user})",
+            f"make it yours (chown), or if uid {owner} is trusted (a container's mounted "
+            f"workspace, a shared account) set {TRUSTED_OWNERS_VARIABLE}={owner}",
+        )
+    sticky = sticky_ok and stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+    if info.st_mode & stat.S_IWOTH and not sticky:
+        mode = stat.S_IMODE(info.st_mode)
+        return Control(f"{path} may be written by every user (mode {mode:04o})", "chmod o-w it")
     return None
 
 
-def _trusted_owners(user: int) -> set[int]:
-    """This user, root, and under `sudo` the user who ran it (as git trusts SUDO_UID):
-    `sudo debrepo rebuild` in one's own home is that user's doing."""
+def _trusted_owners(user: int) -> set[int] | _Anyone:
+    """This user, root, under `sudo` the user who ran it (as git trusts SUDO_UID: `sudo
+    debrepo rebuild` in one's own home is that user's doing), and the users named in
+    DEBREPO_TRUSTED_OWNERS (uids or names; `*`: any), as git's safe.directory."""
     owners = {user, 0}
     sudo_uid = os.environ.get("SUDO_UID", "")
     if user == 0 and sudo_uid.isdigit():
         owners.add(int(sudo_uid))
+    for name in os.environ.get(TRUSTED_OWNERS_VARIABLE, "").split(","):
+        name = name.strip()
+        if name == "*":
+            return _Anyone()
+        if name.isdigit():
+            owners.add(int(name))
+        elif name:
+            try:
+                owners.add(pwd.getpwnam(name).pw_uid)
+            except KeyError:
+                raise ConfigError(
+                    f"environment variable {TRUSTED_OWNERS_VARIABLE}: no user {name!r} here"
+                ) from None
     return owners
+
+
+class _Anyone:
+    def __contains__(self, uid: object) -> bool:
+        return True
 
 
 def nearest_existing(path: Path) -> Path:

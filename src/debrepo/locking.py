@@ -41,12 +41,12 @@ os.register_at_fork(after_in_child=_close_inherited_locks)
 def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on `path`; LockError after `wait_seconds` of waiting."""
     make_folders(path.parent)
-    problem = others_control(path.parent)
-    if problem:  # the lock is taken to change the store and sign: not someone else's
+    control = others_control(path.parent, sticky_ok=False)
+    if control:  # the lock is taken to change the store and sign: not someone else's
         raise ConfigError(
-            f"{problem}: another user could have replaced the store or the signing key "
-            "kept there, so nothing is published from it. Use a home of your own "
-            "(--home, DEBREPO_HOME), or make it yours (chown, chmod o-w)"
+            f"{control.problem}: another user could have replaced the store or the signing "
+            "key kept there, so nothing is published from it. Use a home of your own "
+            f"(--home, DEBREPO_HOME), or {control.remedy}"
         )
     try:
         # Taking the lock truncates the file: never through a link planted in the home.

@@ -157,7 +157,19 @@ def test_create_table_gives_up_on_a_table_that_stays_creating(unique_name, proxy
         caught.value
     )
     assert "try again later" in str(caught.value)
-    assert proxy.count("DescribeTable") == 3  # the check, then two polls
+    assert proxy.count("DescribeTable") == 4  # the check, two polls, one to say why
+
+
+def test_a_denial_while_waiting_for_the_table_is_said_as_a_denial(unique_name, proxy):
+    create_table(unique_name)
+    proxy.edit("DescribeTable", _creating, times=1)  # the check sees it CREATING
+    proxy.fail("AccessDeniedException", action="DescribeTable", after=1)  # then denied
+    tables = _Table(_client(REGION, proxy.url, None, table_name=unique_name), unique_name)
+    with pytest.raises(StoreError) as caught:
+        _wait_until_active(tables, timeout=2, delay=1)
+    assert str(caught.value).startswith(
+        f"access denied: dynamodb:DescribeTable on table {unique_name} in region {REGION}"
+    )
 
 
 def test_create_table_without_point_in_time_recovery_warns(unique_name, proxy, caplog):

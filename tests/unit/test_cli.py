@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import errno
 import gc
@@ -10,6 +11,7 @@ import json
 import lzma
 import os
 import pty
+import pwd
 import shlex
 import shutil
 import signal
@@ -26,6 +28,7 @@ from typing import Any
 
 import pysequoia as sq
 import pytest
+import zstandard
 
 from debrepo import __version__
 from debrepo.cli import Output, main
@@ -1065,11 +1068,21 @@ def test_a_second_home_on_a_published_repo_does_not_drop_its_packages(run, debs,
     assert "Package: alpha\n" not in packages and "Package: beta\n" in packages
 
 
-def test_a_foreign_repo_publishing_only_xz_indices_is_read_as_any_tool_writes_them(
-    run, debs, tmp_path
+FOREIGN_COMPRESSIONS = {
+    ".xz": lzma.compress,
+    ".bz2": bz2.compress,
+    ".lzma": lambda data: lzma.compress(data, format=lzma.FORMAT_ALONE),
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
+@pytest.mark.parametrize("suffix", FOREIGN_COMPRESSIONS)
+def test_a_foreign_repo_publishing_only_compressed_indices_is_read_as_any_tool_writes_them(
+    run, debs, tmp_path, suffix
 ):
-    """Another tool's index: only Packages.xz, fields in another order and case. Its
-    versions still count; one that cannot be read is refused, not taken for empty."""
+    """Another tool's index: only one compressed Packages (any compression apt reads),
+    fields in another order and case. Its versions still count; one that cannot be read
+    is refused, not taken for empty."""
     repo = tmp_path / "shared"
     first, second = tmp_path / "first", tmp_path / "second"
     alpha, beta = debs / "alpha_1.0_amd64.deb", debs / "beta_2.0-1_all.deb"
@@ -1080,7 +1093,9 @@ def test_a_foreign_repo_publishing_only_xz_indices_is_read_as_any_tool_writes_th
     reordered = [version.replace("Version:", "version:"), *(x for x in stanza if x != version)]
     for name in ("Packages", "Packages.gz", "Packages.xz"):
         (binary / name).unlink()
-    (binary / "Packages.xz").write_bytes(lzma.compress("\n".join(reordered).encode() + b"\n"))
+    index = binary / f"Packages{suffix}"
+    packed = FOREIGN_COMPRESSIONS[suffix]("\n".join(reordered).encode() + b"\n")
+    index.write_bytes(packed)
     key = str(first / "keys/signing-key.asc")
     second_home = ("--home", str(second), "--repo", repo.as_uri(), "--key-file", key)
 
@@ -1088,12 +1103,14 @@ def test_a_foreign_repo_publishing_only_xz_indices_is_read_as_any_tool_writes_th
     assert result.code == 1
     assert "it lists alpha 1.0, which the store" in result.error_line
 
-    (binary / "Packages.xz").write_bytes(b"\xfd7zXZ\x00 cut short")
+    index.write_bytes(packed[: len(packed) // 2])
     unreadable = run(*second_home, "rebuild")
     assert unreadable.code == 1
-    assert "dists/stable/main/binary-amd64/Packages.xz cannot be read" in unreadable.error_line
+    assert f"dists/stable/main/binary-amd64/Packages{suffix} cannot be read" in (
+        unreadable.error_line
+    )
     assert "rebuild --replace" in unreadable.error_line
-    assert (binary / "Packages.xz").read_bytes() == b"\xfd7zXZ\x00 cut short"
+    assert index.read_bytes() == packed[: len(packed) // 2]
 
 
 def test_a_second_home_on_a_published_repo_keeps_its_key_and_origin(run, debs, tmp_path):
@@ -1678,19 +1695,20 @@ def test_key_generate_ignores_files_left_where_a_temporary_copy_once_went(run, t
     assert len(list(keys.iterdir())) == 3
 
 
-def test_a_home_every_user_may_write_is_not_published_from(run, debs, home):
-    """Anyone could swap its store or key: refused before anything is stored."""
+def test_a_home_every_user_may_write_is_not_published_from(run, debs, home, tmp_path):
+    """Anyone could swap its store or key: refused before anything is stored. Sticky
+    (as /tmp) or not: there anyone may create the store's name before debrepo does."""
     assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
     release = (home / "repo/dists/stable/InRelease").read_bytes()
-    home.chmod(0o777)
-    refused = run("add", str(debs / "beta_2.0-1_all.deb"))
-    assert refused.code == 2
-    assert refused.error_line == (
-        f"debrepo: error: {home} may be written by every user (mode 0777): another user "
-        "could have replaced the store or the signing key kept there, so nothing is "
-        "published from it. Use a home of your own (--home, DEBREPO_HOME), or make it "
-        "yours (chown, chmod o-w)"
-    )
+    for mode in (0o777, 0o1777):
+        home.chmod(mode)
+        refused = run("add", str(debs / "beta_2.0-1_all.deb"))
+        assert refused.code == 2
+        assert refused.error_line == (
+            f"debrepo: error: {home} may be written by every user (mode {mode:04o}): another "
+            "user could have replaced the store or the signing key kept there, so nothing is "
+            "published from it. Use a home of your own (--home, DEBREPO_HOME), or chmod o-w it"
+        )
     assert [r["package_id"] for r in json.loads(run("list", "--json").out)] == ["alpha#1.0"]
     assert (home / "repo/dists/stable/InRelease").read_bytes() == release
     home.chmod(0o755)
@@ -1709,10 +1727,38 @@ def test_no_key_is_made_in_a_home_another_user_made(run, debs, home):
         why = f"{home} may be written by every user (mode 0777)"
     for command in (("key", "generate"), ("add", str(debs / "alpha_1.0_amd64.deb"))):
         refused = run(*command)
-        assert refused.code == 1, command
+        assert refused.code == 2, command
         assert refused.error_line.startswith(f"debrepo: error: {why}: another user could "
                                              "replace the signing key "), command  # fmt: skip
     assert sorted(home.iterdir()) == []
+
+
+def test_owners_named_as_trusted_may_hold_the_home(run, debs, home, monkeypatch):
+    """A container's workspace mounted from the host, a shared account: trusted by name
+    (DEBREPO_TRUSTED_OWNERS, as git's safe.directory), never a home open to all."""
+    home.mkdir()
+    owner = 65534 if os.geteuid() == 0 else os.geteuid()
+    if os.geteuid() == 0:
+        os.chown(home, owner, owner)
+        refused = run("add", str(debs / "alpha_1.0_amd64.deb"))
+        assert refused.code == 2
+        assert refused.error_line.endswith(
+            "make it yours (chown), or if uid 65534 is trusted (a container's mounted "
+            "workspace, a shared account) set DEBREPO_TRUSTED_OWNERS=65534"
+        )
+    for trusted in (str(owner), pwd.getpwuid(owner).pw_name, "*"):
+        monkeypatch.setenv("DEBREPO_TRUSTED_OWNERS", f"4242, {trusted}")
+        assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0, trusted  # the lock
+    home.chmod(0o777)
+    assert run("rebuild").code == 2  # trusting owners trusts nobody else
+    home.chmod(0o755)
+    monkeypatch.setenv("DEBREPO_TRUSTED_OWNERS", "no-such-user-here")
+    unknown = run("rebuild")
+    assert unknown.code == 2
+    assert unknown.error_line == (
+        "debrepo: error: environment variable DEBREPO_TRUSTED_OWNERS: no user "
+        "'no-such-user-here' here"
+    )
 
 
 def test_under_sudo_the_home_of_the_user_who_ran_it_is_trusted(run, debs, home, monkeypatch):
@@ -1727,7 +1773,7 @@ def test_under_sudo_the_home_of_the_user_who_ran_it_is_trusted(run, debs, home, 
         refused = run("add", str(debs / "beta_2.0-1_all.deb"))
         assert refused.code == 2
         assert f"{home} belongs to another user (uid 65534; this is uid 0)" in refused.err
-    else:  # SUDO_UID counts only for root
+    else:  # SUDO_UID counts only for root, and a user's own home needs no trust
         assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
     monkeypatch.setenv("SUDO_UID", str(home.stat().st_uid))
     home.chmod(0o777)
@@ -1736,27 +1782,33 @@ def test_under_sudo_the_home_of_the_user_who_ran_it_is_trusted(run, debs, home, 
     assert f"{home} may be written by every user (mode 0777)" in refused.err
 
 
-def test_a_key_file_others_may_write_or_keep_in_their_folder_is_not_used(run, debs, tmp_path, home):
-    assert run("key", "generate").code == 0
+def test_a_key_others_could_have_chosen_does_not_sign_but_is_shown_and_compared(
+    run, debs, tmp_path, home
+):
+    assert run("add", str(debs / "alpha_1.0_amd64.deb")).code == 0
     key = home / "keys/signing-key.asc"
     key.chmod(0o666)
-    for command in (("key", "show"), ("add", str(debs / "alpha_1.0_amd64.deb"))):
-        refused = run(*command)
-        assert refused.code == 1
-        assert refused.error_line.startswith(
-            f"debrepo: error: {key} may be written by every user (mode 0666): another user "
-            "could have chosen the key the repository is signed with"
-        )
-    assert not (home / "metadata.db").exists()  # refused before anything was stored
-    key.chmod(0o600)
+    refused = run("add", str(debs / "beta_2.0-1_all.deb"))
+    assert refused.code == 2
+    assert refused.error_line == (
+        f"debrepo: error: {key} may be written by every user (mode 0666): another user could "
+        "have chosen the key the repository is signed with, so it does not sign. Use a key "
+        "of your own (--key-file), or chmod o-w it"
+    )
+    assert [r["package_id"] for r in json.loads(run("list", "--json").out)] == ["alpha#1.0"]
+    # Reading it signs nothing: a monitoring user (or root) may show and compare it.
     assert run("key", "show").code == 0
+    assert run("key", "export").out.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert run("verify").code == 0
+    key.chmod(0o600)
+    assert run("add", str(debs / "beta_2.0-1_all.deb")).code == 0
 
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)  # anyone may rename a key file there and put theirs instead
     elsewhere = ("--key-file", str(shared / "k.asc"))
     refused = run(*elsewhere, "key", "generate")
-    assert refused.code == 1
+    assert refused.code == 2
     assert f"{shared} may be written by every user (mode 0777)" in refused.error_line
     assert list(shared.iterdir()) == []
     shared.chmod(0o1777)  # sticky, as /tmp: only a file's owner may rename or delete it
@@ -1778,7 +1830,7 @@ def test_a_umask_that_takes_nothing_away_gives_other_users_nothing(run, debs, ho
         if p.is_dir() or p.name in ("metadata.db", "signing-key.asc", "publish.lock")
     }
     assert modes.pop("home/keys") == 0o700 and modes.pop("home/keys/signing-key.asc") == 0o600
-    assert {path: mode for path, mode in modes.items() if mode & 0o022} == {}
+    assert {path: mode for path, mode in modes.items() if mode & 0o002} == {}
 
 
 def test_key_export_to_a_missing_folder(run, tmp_path):

@@ -430,7 +430,8 @@ def test_the_root_is_made_readable_by_all_and_the_folders_above_it_as_the_umask_
         FilesystemObjectStore(tmp_path / "open" / "home" / "repo").put("a", b"x", DELIVERY)
     finally:
         os.umask(previous)
-    for folder in ("open", "open/home", "open/home/repo"):
-        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o755, folder
+    modes = {f: stat.S_IMODE((tmp_path / f).stat().st_mode) for f in ("open", "open/home")}
+    assert modes == {"open": 0o775, "open/home": 0o775}  # the group may share a home
+    assert stat.S_IMODE((tmp_path / "open/home/repo").stat().st_mode) == 0o755
     for folder in ("repo", "repo/dists", "repo/dists/stable"):
         assert stat.S_IMODE((tmp_path / "home" / folder).stat().st_mode) == 0o755, folder

@@ -1868,10 +1868,45 @@ def _unxz(data: bytes) -> bytes:
         raise ValueError(f"not a whole xz file: {exc}") from None
 
 
+def _unlzma(data: bytes) -> bytes:
+    import lzma
+
+    try:
+        return lzma.decompress(data, format=lzma.FORMAT_ALONE)
+    except (lzma.LZMAError, EOFError) as exc:
+        raise ValueError(f"not a whole lzma file: {exc}") from None
+
+
+def _bunzip2(data: bytes) -> bytes:
+    import bz2
+
+    try:
+        return bz2.decompress(data)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"not a whole bzip2 file: {exc}") from None
+
+
+def _unzstd(data: bytes) -> bytes:
+    import zstandard
+
+    try:
+        reader = zstandard.ZstdDecompressor().decompressobj()
+        unpacked = reader.decompress(data)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"not a zstd file: {exc}") from None
+    if not reader.eof:
+        raise ValueError("not a whole zstd file: cut short")
+    return unpacked
+
+
+# Every compression apt reads a Packages index in, plain first.
 _UNPACKERS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
     ("", bytes),
     (".gz", _gunzip),
     (".xz", _unxz),
+    (".bz2", _bunzip2),
+    (".lzma", _unlzma),
+    (".zst", _unzstd),
 )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pysequoia as sq
 from pysequoia import packet as sq_packet
 
-from debrepo.errors import SigningError, VerificationError
+from debrepo.errors import ConfigError, SigningError, VerificationError
 from debrepo.folders import make_folders, nearest_existing, others_control
 
 log = logging.getLogger("debrepo.signing")
@@ -198,11 +198,13 @@ class OpenPGPSigner:
         return str(self._cert).encode("ascii")
 
 
-def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
+def load_or_create_signer(path: Path, user_id: str, *, to_sign: bool = True) -> OpenPGPSigner:
     """The signer for the key at `path`; a new Ed25519 key is generated there if absent.
 
     The key file is written with mode 0600 in a 0700 directory, atomically, and never
-    over another: two first runs racing end up signing with the one key that won.
+    over another: two first runs racing end up signing with the one key that won. A key
+    `to_sign` with must be one no other user could have chosen (`refuse_a_key_others_
+    control`); one only shown or compared need not.
     """
     if not path.exists():
         refuse_a_folder_others_control(nearest_existing(path.parent), path)
@@ -225,7 +227,10 @@ def load_or_create_signer(path: Path, user_id: str) -> OpenPGPSigner:
             signer = OpenPGPSigner(secret, source=str(path))
             log.warning("generated a new signing key %s at %s", signer.fingerprint.upper(), path)
             return signer
-    return OpenPGPSigner(read_key_file(path), source=str(path))
+    secret = read_key_file(path)
+    if to_sign:
+        refuse_a_key_others_control(path)
+    return OpenPGPSigner(secret, source=str(path))
 
 
 MAX_KEY_FILE_BYTES = 1 << 20  # an armoured RSA-4096 secret key is under 8 KiB
@@ -238,17 +243,8 @@ def read_key_file(path: Path) -> bytes:
         # O_NONBLOCK: opening a FIFO named by mistake would wait for a writer for ever.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            info = os.fstat(descriptor)
-            if not stat.S_ISREG(info.st_mode):
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
                 raise SigningError(f"{path}: not a regular file, so not a key file")
-            problem = others_control(path, info)
-            if problem:
-                raise SigningError(
-                    f"{problem}: another user could have chosen the key the repository is "
-                    "signed with, so it is not used. Make it yours (chown, chmod 600), or use "
-                    "another --key-file"
-                )
-            refuse_a_folder_others_control(Path(os.path.realpath(path)).parent, path)
             with os.fdopen(descriptor, "rb", closefd=False) as handle:
                 data = handle.read(MAX_KEY_FILE_BYTES + 1)
         finally:
@@ -263,17 +259,34 @@ def read_key_file(path: Path) -> bytes:
     return data
 
 
-def refuse_a_folder_others_control(folder: Path, key_file: Path) -> None:
-    """SigningError if another user could replace the key file in `folder`."""
+def refuse_a_key_others_control(path: Path) -> None:
+    """ConfigError if another user could have chosen the key at `path`: the file, or the
+    folder it is in (where it could be replaced), is theirs or writable by everyone."""
     try:
-        problem = others_control(folder)
+        control = others_control(path, sticky_ok=False)
     except OSError as exc:
-        raise SigningError(f"{folder}: cannot check it: {exc.strerror}") from None
-    if problem:
-        raise SigningError(
-            f"{problem}: another user could replace the signing key {key_file} there, so it "
-            "is not used. Use a folder of your own (--home, --key-file), or make it yours "
-            "(chown, chmod o-w)"
+        raise ConfigError(f"{path}: cannot check it: {exc.strerror}") from None
+    if control:
+        raise ConfigError(
+            f"{control.problem}: another user could have chosen the key the repository is "
+            f"signed with, so it does not sign. Use a key of your own (--key-file), or "
+            f"{control.remedy}"
+        )
+    refuse_a_folder_others_control(Path(os.path.realpath(path)).parent, path)
+
+
+def refuse_a_folder_others_control(folder: Path, key_file: Path) -> None:
+    """ConfigError if another user could replace the key file in `folder` (a sticky
+    folder such as /tmp aside: there only the file's owner may)."""
+    try:
+        control = others_control(folder, sticky_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot check it: {exc.strerror}") from None
+    if control:
+        raise ConfigError(
+            f"{control.problem}: another user could replace the signing key {key_file} "
+            f"there, so it does not sign. Use a folder of your own (--home, --key-file), or "
+            f"{control.remedy}"
         )
 
 

@@ -168,7 +168,7 @@ class _Table:
                 raise
             raise self._client_error(operation, exc) from None
         except BotoCoreError as exc:
-            raise self._transport_error(operation, exc) from None
+            raise self.transport_error(operation, exc) from None
 
     def _client_error(self, operation: str, exc: ClientError) -> StoreError:
         code = _code(exc)
@@ -194,7 +194,7 @@ class _Table:
         detail = f"{code}: {message}" if message else code
         return StoreError(f"{action} on table {table} in region {region} failed: {detail}")
 
-    def _transport_error(self, operation: str, exc: BotoCoreError) -> StoreError:
+    def transport_error(self, operation: str, exc: BotoCoreError) -> StoreError:
         table, region, action = self.table_name, self.region, self._action(operation)
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return StoreError(
@@ -738,10 +738,15 @@ def _wait_until_active(tables: _Table, *, timeout: float = 300.0, delay: int = 2
             WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(timeout / delay))},
         )
     except WaiterError as exc:
+        # Asked once more through `call`: a denial or an endpoint gone since is said as
+        # such, not as a table that never became ACTIVE.
+        tables.call("describe_table", TableName=tables.table_name)
         raise StoreError(
             f"DynamoDB table {tables.table_name} in region {tables.region} is not ACTIVE "
             f"after {timeout:.0f} s ({_one_line(str(exc))}); try again later"
         ) from None
+    except BotoCoreError as exc:  # the waiter calls the client itself, not through `call`
+        raise tables.transport_error("describe_table", exc) from None
 
 
 def _enable_point_in_time_recovery(tables: _Table) -> None:
