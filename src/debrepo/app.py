@@ -847,28 +847,39 @@ def _planted_by_another(path: Path) -> str | None:
     """What the kernel's protected_symlinks and protected_fifos refuse, whatever those
     settings say here: in a sticky folder every user may write (/tmp), a symbolic link
     or FIFO that is neither this user's nor the folder owner's was put there by someone
-    else, who chose where the write would go. Every component of `path` is checked."""
-    absolute = path.absolute()
-    for depth in range(1, len(absolute.parts)):
-        entry = Path(*absolute.parts[: depth + 1])
+    else, who chose where the write would go. `path` is walked as the kernel walks it,
+    through every link on the way (40 at most, as Linux)."""
+    pending = list(path.absolute().parts[1:])
+    current, links = Path("/"), 0
+    while pending:
+        name = pending.pop(0)
+        if name == "..":
+            current = current.parent
+            continue
+        entry = current / name
         try:
-            info, folder = entry.lstat(), entry.parent.stat()
+            info, folder = entry.lstat(), current.stat()
         except OSError:  # missing: nothing planted there (or the write will say why)
             return None
-        kind = (
-            "symbolic link"
-            if stat.S_ISLNK(info.st_mode)
-            else "FIFO"
-            if stat.S_ISFIFO(info.st_mode)
-            else None
-        )
+        link = stat.S_ISLNK(info.st_mode)
         if (
-            kind is not None
+            (link or stat.S_ISFIFO(info.st_mode))
             and folder.st_mode & stat.S_ISVTX
             and folder.st_mode & stat.S_IWOTH
             and info.st_uid not in (os.geteuid(), folder.st_uid)
         ):
-            return f"{entry} is a {kind} of another user (uid {info.st_uid}) in {entry.parent}"
+            kind = "symbolic link" if link else "FIFO"
+            return f"{entry} is a {kind} of another user (uid {info.st_uid}) in {current}"
+        if not link:
+            current = entry
+            continue
+        links += 1
+        if links > 40:
+            return None  # a loop: the write fails on it by itself
+        target = entry.readlink()
+        if target.is_absolute():
+            current, target = Path("/"), target.relative_to("/")
+        pending[:0] = [part for part in target.parts if part != "."]
     return None
 
 

@@ -583,7 +583,7 @@ def test_output_does_not_follow_a_link_planted_at_a_temporary_name(run, tmp_path
     ]  # only the planted link: the real temporary file is gone
 
 
-@pytest.mark.parametrize("planted", ["link", "folder link", "fifo"])
+@pytest.mark.parametrize("planted", ["link", "folder link", "fifo", "link to a link"])
 def test_output_refuses_what_another_user_planted_in_a_shared_folder(
     run, tmp_path, home, monkeypatch, planted
 ):
@@ -603,9 +603,13 @@ def test_output_refuses_what_another_user_planted_in_a_shared_folder(
         elif planted == "folder link":
             entry.symlink_to(victim)
             output = entry / "key.asc"
-        else:
+        elif planted == "fifo":
             os.mkfifo(entry)
             output = entry
+        else:  # this user's own link, into the shared folder, where theirs waits
+            entry.symlink_to(victim / "key.asc")
+            output = tmp_path / "mine.asc"
+            output.symlink_to(entry)
         with monkeypatch.context() as pretend:
             if os.geteuid() == 0:  # /tmp is root's: the entry must be another user's
                 os.lchown(entry, 65534, 65534)
