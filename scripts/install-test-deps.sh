@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian tools the test suite drives for real: apt-get and gpgv (apt's own verifier),
-# dpkg-deb and dpkg-scanpackages, apt-ftparchive, lintian, make. Installs only what is
-# missing.
+# dpkg-deb and dpkg-scanpackages, apt-ftparchive, lintian, zstd, xz, make. Installs only
+# what is missing.
 set -euo pipefail
 
 declare -A package_for=(

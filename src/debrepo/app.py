@@ -43,7 +43,7 @@ from debrepo.factory import (
     open_store,
     publish_in_progress,
 )
-from debrepo.folders import make_folders, nearest_existing
+from debrepo.folders import make_folders, nearest_existing, refuse_a_home_others_control
 from debrepo.model import PackageRecord, make_package_id
 from debrepo.ports import MetadataStore, ObjectStore
 from debrepo.services.publish import (
@@ -144,8 +144,11 @@ class Workspace:
         """The key that signs: generated on first use, refused if another user could
         have chosen it."""
         settings = self.settings
-        if not settings.key_secret_id and not settings.key_file.exists():
-            self._refuse_a_new_key_if_published()
+        if not settings.key_secret_id:
+            # Before a key is made there: a home others control is refused at the lock.
+            refuse_a_home_others_control(settings.home)
+            if not settings.key_file.exists():
+                self._refuse_a_new_key_if_published()
         return open_signer(settings)
 
     @cached_property
@@ -767,7 +770,8 @@ def _refuse_other_published_bytes(
 
 def check_output_path(ws: Workspace, output: Path) -> None:
     """ConfigError if writing `output` could destroy what debrepo keeps: the signing key,
-    the store, or any file of the home, the repository or the staging area."""
+    the store, or any file of the home, the repository or the staging area; or if
+    another user planted the way there (`_planted_by_another`)."""
     target = resolved(output.expanduser(), "--output")
     kept = {ws.settings.key_file.resolve(): "the signing key file"}
     store = local_store_file(ws.settings.store)
@@ -793,6 +797,12 @@ def check_output_path(ws: Workspace, output: Path) -> None:
                 f"--output {output}: that is inside {what} ({folder}), which debrepo manages; "
                 "choose a file outside it"
             )
+    planted = _planted_by_another(output.expanduser())
+    if planted:
+        raise ConfigError(
+            f"--output {output}: {planted}; refusing to write through it (choose a file in "
+            "a folder of your own)"
+        )
 
 
 _DESCRIPTORS = {"/dev/stdout": 1, "/dev/stderr": 2}
@@ -817,12 +827,6 @@ def write_output(ws: Workspace, output: Path, data: bytes) -> None:
             while view:
                 view = view[os.write(descriptor, view) :]
             return
-        planted = _planted_by_another(target)
-        if planted:
-            raise ConfigError(
-                f"--output {output}: {planted}; refusing to write through it (choose a "
-                "file in a folder of your own)"
-            )
         if target.exists() and not target.is_file():  # a FIFO, a device
             with target.open("ab") as stream:
                 stream.write(data)
@@ -1125,6 +1129,7 @@ def generate_key(ws: Workspace, *, force: bool = False, path: Path | None = None
         )
     import tempfile  # not needed to re-sign only
 
+    refuse_a_home_others_control(ws.settings.home)
     secret = generate_secret_key(ws.settings.key_user_id)
     try:
         refuse_a_folder_others_control(nearest_existing(path.parent), path)

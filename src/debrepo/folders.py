@@ -70,6 +70,20 @@ def others_control(path: Path, *, sticky_ok: bool) -> Control | None:
     return None
 
 
+def refuse_a_home_others_control(home: Path) -> None:
+    """ConfigError if another user could have filled `home` (its store, its key): no
+    publish from it, and no key made in it. A home that does not exist yet passes."""
+    if not os.path.lexists(home):
+        return
+    control = others_control(home, sticky_ok=False)
+    if control:
+        raise ConfigError(
+            f"{control.problem}: another user could have replaced the store or the signing "
+            "key kept there, so nothing is published from it. Use a home of your own "
+            f"(--home, DEBREPO_HOME), or {control.remedy}"
+        )
+
+
 def _trusted_owners(user: int) -> set[int] | _Anyone:
     """This user, root, under `sudo` the user who ran it (as git trusts SUDO_UID: `sudo
     debrepo rebuild` in one's own home is that user's doing), and the users named in

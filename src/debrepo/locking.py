@@ -16,8 +16,8 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from debrepo.errors import ConfigError, LockError
-from debrepo.folders import make_folders, others_control
+from debrepo.errors import LockError
+from debrepo.folders import make_folders, refuse_a_home_others_control
 
 POLL_SECONDS = 0.1
 
@@ -41,13 +41,7 @@ os.register_at_fork(after_in_child=_close_inherited_locks)
 def local_lock(path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on `path`; LockError after `wait_seconds` of waiting."""
     make_folders(path.parent)
-    control = others_control(path.parent, sticky_ok=False)
-    if control:  # the lock is taken to change the store and sign: not someone else's
-        raise ConfigError(
-            f"{control.problem}: another user could have replaced the store or the signing "
-            "key kept there, so nothing is published from it. Use a home of your own "
-            f"(--home, DEBREPO_HOME), or {control.remedy}"
-        )
+    refuse_a_home_others_control(path.parent)  # the lock is taken to change the store and sign
     try:
         # Taking the lock truncates the file: never through a link planted in the home.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)

@@ -631,6 +631,27 @@ def test_output_refuses_what_another_user_planted_in_a_shared_folder(
         entry.unlink(missing_ok=True)
 
 
+def test_a_planted_output_is_refused_before_a_build_is_stored(run, tmp_path, home, monkeypatch):
+    victim = tmp_path / "victim.deb"
+    victim.write_bytes(b"precious")
+    entry = Path("/tmp") / f"debrepo-test-{os.urandom(6).hex()}"
+    entry.symlink_to(victim)
+    try:
+        with monkeypatch.context() as pretend:
+            if os.geteuid() == 0:
+                os.lchown(entry, 65534, 65534)
+            else:  # no user can give a file away: this process pretends to be another
+                owner = os.geteuid()
+                pretend.setattr(os, "geteuid", lambda: owner + 1)
+            refused = run("build-repo-package", "--version", "1.0", "--output", str(entry))
+        assert refused.code == 2
+        assert f"--output {entry}: {entry} is a symbolic link of another user" in refused.err
+    finally:
+        entry.unlink()
+    assert victim.read_bytes() == b"precious"
+    assert not (home / "metadata.db").exists() and not (home / "repo").exists()
+
+
 def test_a_kiro_repo_whose_record_was_lost_is_not_built_over_its_published_file(run, home):
     assert run("build-repo-package", "--version", "1.0").code == 0
     pool_file = home / "repo/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
@@ -1717,6 +1738,16 @@ def test_a_home_every_user_may_write_is_not_published_from(run, debs, home, tmp_
     assert (home / "repo/dists/stable/InRelease").read_bytes() == release
     home.chmod(0o755)
     assert run("add", str(debs / "beta_2.0-1_all.deb")).code == 0
+    # A new home in such a folder is fine; the folder itself as the home is not, and no
+    # key is made there first.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    assert run("--home", str(shared / "mine"), "key", "generate").code == 0
+    refused = run("--home", str(shared), "add", str(debs / "beta_2.0-1_all.deb"))
+    assert refused.code == 2
+    assert f"{shared} may be written by every user (mode 1777)" in refused.error_line
+    assert sorted(p.name for p in shared.iterdir()) == ["mine"]
 
 
 def test_no_key_is_made_in_a_home_another_user_made(run, debs, home):
@@ -1732,8 +1763,10 @@ def test_no_key_is_made_in_a_home_another_user_made(run, debs, home):
     for command in (("key", "generate"), ("add", str(debs / "alpha_1.0_amd64.deb"))):
         refused = run(*command)
         assert refused.code == 2, command
-        assert refused.error_line.startswith(f"debrepo: error: {why}: another user could "
-                                             "replace the signing key "), command  # fmt: skip
+        assert refused.error_line.startswith(
+            f"debrepo: error: {why}: another user could have replaced the store or the "
+            "signing key kept there, so nothing is published from it."
+        ), command
     assert sorted(home.iterdir()) == []
 
 

@@ -936,8 +936,8 @@ class Publisher:
         return listed
 
     def _versions_in(self, key: str) -> set[tuple[str, str]]:
-        """(Package, Version) of every stanza of the index at `key`, or of its `.gz` or
-        `.xz` copy (other tools may publish only compressed indices). An index that
+        """(Package, Version) of every stanza of the index at `key`, or of the first of
+        its compressed copies there (other tools may publish only those). An index that
         cannot be read is refused: read as empty, it would hide what clients would lose."""
         for suffix, unpack in _UNPACKERS:
             raw = self.repo.get(key + suffix)
