@@ -145,7 +145,7 @@ class Workspace:
         have chosen it."""
         settings = self.settings
         if not settings.key_secret_id:
-            # Before a key is made there: a home others control is refused at the lock.
+            # Refused here, before a key is made in it, and again at the publish lock.
             refuse_a_home_others_control(settings.home)
             if not settings.key_file.exists():
                 self._refuse_a_new_key_if_published()
