@@ -70,17 +70,29 @@ def others_control(path: Path, *, sticky_ok: bool) -> Control | None:
     return None
 
 
+def refuse_if_others_control(path: Path, *, sticky_ok: bool, could: str, own: str) -> None:
+    """ConfigError if another user may have chosen what `path` holds (`others_control`):
+    "<why>: another user could <could>. Use <own>, or <remedy>"."""
+    try:
+        control = others_control(path, sticky_ok=sticky_ok)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot check it: {exc.strerror}") from None
+    if control:
+        raise ConfigError(
+            f"{control.problem}: another user could {could}. Use {own}, or {control.remedy}"
+        )
+
+
 def refuse_a_home_others_control(home: Path) -> None:
     """ConfigError if another user could have filled `home` (its store, its key): no
     publish from it, and no key made in it. A home that does not exist yet passes."""
-    if not os.path.lexists(home):
-        return
-    control = others_control(home, sticky_ok=False)
-    if control:
-        raise ConfigError(
-            f"{control.problem}: another user could have replaced the store or the signing "
-            "key kept there, so nothing is published from it. Use a home of your own "
-            f"(--home, DEBREPO_HOME), or {control.remedy}"
+    if os.path.lexists(home):
+        refuse_if_others_control(
+            home,
+            sticky_ok=False,
+            could="have replaced the store or the signing key kept there, so nothing is "
+            "published from it",
+            own="a home of your own (--home, DEBREPO_HOME)",
         )
 
 

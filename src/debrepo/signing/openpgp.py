@@ -18,8 +18,8 @@ from pathlib import Path
 import pysequoia as sq
 from pysequoia import packet as sq_packet
 
-from debrepo.errors import ConfigError, SigningError, VerificationError
-from debrepo.folders import make_folders, nearest_existing, others_control
+from debrepo.errors import SigningError, VerificationError
+from debrepo.folders import make_folders, nearest_existing, refuse_if_others_control
 
 log = logging.getLogger("debrepo.signing")
 
@@ -262,32 +262,24 @@ def read_key_file(path: Path) -> bytes:
 def refuse_a_key_others_control(path: Path) -> None:
     """ConfigError if another user could have chosen the key at `path`: the file, or the
     folder it is in (where it could be replaced), is theirs or writable by everyone."""
-    try:
-        control = others_control(path, sticky_ok=False)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot check it: {exc.strerror}") from None
-    if control:
-        raise ConfigError(
-            f"{control.problem}: another user could have chosen the key the repository is "
-            f"signed with, so it does not sign. Use a key of your own (--key-file), or "
-            f"{control.remedy}"
-        )
+    refuse_if_others_control(
+        path,
+        sticky_ok=False,
+        could="have chosen the key the repository is signed with, so it does not sign",
+        own="a key of your own (--key-file)",
+    )
     refuse_a_folder_others_control(Path(os.path.realpath(path)).parent, path)
 
 
 def refuse_a_folder_others_control(folder: Path, key_file: Path) -> None:
     """ConfigError if another user could replace the key file in `folder` (a sticky
     folder such as /tmp aside: there only the file's owner may)."""
-    try:
-        control = others_control(folder, sticky_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{folder}: cannot check it: {exc.strerror}") from None
-    if control:
-        raise ConfigError(
-            f"{control.problem}: another user could replace the signing key {key_file} "
-            f"there, so it does not sign. Use a folder of your own (--home, --key-file), or "
-            f"{control.remedy}"
-        )
+    refuse_if_others_control(
+        folder,
+        sticky_ok=True,
+        could=f"replace the signing key {key_file} there, so it does not sign",
+        own="a folder of your own (--home, --key-file)",
+    )
 
 
 def _link_unless_present(temp: Path, path: Path) -> bool:
